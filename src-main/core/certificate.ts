@@ -1,0 +1,91 @@
+import { X509Certificate } from 'node:crypto';
+import { AgentError } from './errors.js';
+import type { LocalKey } from './keys.js';
+
+export const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+/** Kerberos tolerates 5 minutes of clock skew; we allow a certificate that early too. */
+const CLOCK_SKEW_MS = 5 * 60 * 1000;
+
+export interface CertInfo {
+  serialNumber: string;
+  subject: string;
+  issuer: string;
+  issuerCN: string;
+  subjectCN: string;
+  notBefore: string;
+  notAfter: string;
+  sha256: string;
+}
+
+export function parseCertificate(pem: string): X509Certificate {
+  try {
+    return new X509Certificate(pem);
+  } catch (e) {
+    throw new AgentError('bad-answer', 'CERT_UNPARSABLE', `The certificate could not be parsed: ${(e as Error).message}.`);
+  }
+}
+
+function cn(dn: string): string {
+  return /(?:^|\n)CN=([^\n]*)/.exec(dn)?.[1] ?? '';
+}
+
+export function describeCertificate(cert: X509Certificate): CertInfo {
+  return {
+    serialNumber: cert.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''),
+    subject: cert.subject.split('\n').join(', '),
+    issuer: cert.issuer.split('\n').join(', '),
+    issuerCN: cn(cert.issuer),
+    subjectCN: cn(cert.subject),
+    notBefore: new Date(cert.validFrom).toISOString(),
+    notAfter: new Date(cert.validTo).toISOString(),
+    sha256: cert.fingerprint256.replace(/:/g, '').toLowerCase(),
+  };
+}
+
+/** Splits a PEM bundle into its certificates. */
+export function splitPem(bundle: string): string[] {
+  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+/** Walks from `cert` up through `anchors` to a self-signed root, checking every signature. */
+export function chainsTo(cert: X509Certificate, anchors: X509Certificate[]): boolean {
+  let current = cert;
+  for (let depth = 0; depth < 8; depth++) {
+    const issuer = anchors.find((a) => a.ca && current.checkIssued(a) && current.verify(a.publicKey));
+    if (!issuer) return false;
+    if (issuer.checkIssued(issuer) && issuer.verify(issuer.publicKey)) return true;
+    current = issuer;
+  }
+  return false;
+}
+
+export interface CheckOptions {
+  key: LocalKey;
+  /** The CA chain the org published (fetched over verified TLS); the answer's own chain is not trusted. */
+  caChainPem: string[];
+  issuerCN: string;
+  now?: Date;
+}
+
+/**
+ * Refuses an issued certificate unless it is one we can use: our key, the expected issuer, a chain to the
+ * org's CA, clientAuth, and currently valid. Nothing is installed before this passes.
+ */
+export function checkIssuedCertificate(pem: string, opts: CheckOptions): CertInfo {
+  const refuse = (code: string, why: string) =>
+    new AgentError('bad-answer', code, `The org issued a certificate that cannot be used: ${why}. It was not installed and the previous certificate (if any) is unchanged.`,
+      'Try again later; if it repeats, give the --debug output to the identity-provider admin.');
+  const cert = parseCertificate(pem);
+  const info = describeCertificate(cert);
+  if (!cert.checkPrivateKey(opts.key.privateKey)) throw refuse('CERT_KEY_MISMATCH', 'it is for a different key than the one this device generated');
+  if (info.issuerCN !== opts.issuerCN) throw refuse('CERT_WRONG_ISSUER', `it was issued by "${info.issuerCN}", not by "${opts.issuerCN}"`);
+  const anchors = opts.caChainPem.map(parseCertificate);
+  if (!chainsTo(cert, anchors)) throw refuse('CERT_UNTRUSTED_CHAIN', "it does not chain to the org's certificate authority");
+  if (!(cert.keyUsage ?? []).includes(EKU_CLIENT_AUTH)) throw refuse('CERT_NO_CLIENT_AUTH', 'it is not valid for client authentication (no clientAuth extended key usage)');
+  const now = (opts.now ?? new Date()).getTime();
+  if (Date.parse(info.notAfter) <= now) throw refuse('CERT_EXPIRED', `it expired on ${info.notAfter}`);
+  if (Date.parse(info.notBefore) > now + CLOCK_SKEW_MS) {
+    throw refuse('CERT_NOT_YET_VALID', `it is valid only from ${info.notBefore}; check this device's clock`);
+  }
+  return info;
+}

@@ -1,0 +1,227 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { AgentError } from './errors.js';
+import { defaultPaths } from './paths.js';
+
+const httpUrl = z.url({ protocol: /^https?$/ });
+
+/** The agent's settings after merging every source; defaults are filled in by loadConfig. */
+export const ConfigSchema = z.object({
+  orgUrl: z.url({ protocol: /^https$/, error: 'orgUrl must be an https:// URL' }).optional(),
+  httpProxy: httpUrl.optional(),
+  httpProxyPacLocation: z.url({ protocol: /^(https?|file)$/ }).optional(),
+  skipBrowserSetup: z.boolean(),
+  stateDir: z.string().min(1),
+  nssDbDir: z.string().min(1),
+  browserPolicyDirs: z.array(z.string().min(1)),
+  /** Extra trust anchors (PEM file) for TLS to the org and IWA, added to the system roots. */
+  tlsCaFile: z.string().min(1).optional(),
+  keyAlgorithm: z.enum(['P-256', 'RSA-2048']),
+  /** Lab-only sign-in instead of Kerberos; honoured only for a lab org on loopback. */
+  labSignIn: z.boolean(),
+  deviceName: z.string().min(1),
+  /** Machine identity for the device token (Kerberos principal and its keytab). */
+  devicePrincipal: z.string().min(1).optional(),
+  deviceKeytab: z.string().min(1),
+  /** The certificate issuer CN that marks our certificates in the store. */
+  issuerCN: z.string().min(1),
+  requestTimeoutMs: z.number().int().positive(),
+});
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** Where each setting came from, for `status` and `--debug`. */
+export type ConfigSource = 'cli' | 'env' | 'file' | 'managed' | 'default';
+export interface LoadedConfig {
+  config: Config;
+  sources: Partial<Record<keyof Config, ConfigSource>>;
+  files: string[];
+}
+
+type Partial_ = Partial<Record<keyof Config, unknown>>;
+
+/**
+ * Install-time parameter names (OktaURL=…, HttpProxy=…) and the registry value name (OktaOrgUrl) map onto
+ * our settings, so the same words work on a command line, in a managed file and in the registry.
+ */
+const ALIASES: Record<string, keyof Config> = {
+  oktaurl: 'orgUrl',
+  oktaorgurl: 'orgUrl',
+  orgurl: 'orgUrl',
+  httpproxy: 'httpProxy',
+  httpproxypaclocation: 'httpProxyPacLocation',
+  skipbrowsersetup: 'skipBrowserSetup',
+  statedir: 'stateDir',
+  nssdbdir: 'nssDbDir',
+  browserpolicydirs: 'browserPolicyDirs',
+  tlscafile: 'tlsCaFile',
+  keyalgorithm: 'keyAlgorithm',
+  labsignin: 'labSignIn',
+  devicename: 'deviceName',
+  deviceprincipal: 'devicePrincipal',
+  devicekeytab: 'deviceKeytab',
+  issuercn: 'issuerCN',
+  requesttimeoutms: 'requestTimeoutMs',
+};
+
+const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'labSignIn']);
+const NUMBER_KEYS = new Set<keyof Config>(['requestTimeoutMs']);
+const LIST_KEYS = new Set<keyof Config>(['browserPolicyDirs']);
+
+/** Turns `{ "OktaURL": "…", "SkipBrowserSetup": "true" }` into typed settings; unknown keys are an error. */
+export function normalizeSettings(raw: Record<string, unknown>, origin: string): Partial_ {
+  const out: Partial_ = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (k === '$schema' || k.startsWith('//')) continue;
+    const key = ALIASES[k.toLowerCase()];
+    if (!key) {
+      throw new AgentError('config', 'CONFIG_UNKNOWN_KEY', `Unknown setting "${k}" in ${origin}.`,
+        `Remove it or correct its name; known settings: ${Object.values(ALIASES).filter((v, i, a) => a.indexOf(v) === i).join(', ')}.`);
+    }
+    out[key] = coerce(key, v, origin);
+  }
+  return out;
+}
+
+function coerce(key: keyof Config, v: unknown, origin: string): unknown {
+  if (typeof v !== 'string') return v;
+  if (BOOLEAN_KEYS.has(key)) {
+    if (/^(true|1|yes)$/i.test(v)) return true;
+    if (/^(false|0|no)$/i.test(v)) return false;
+    throw new AgentError('config', 'CONFIG_INVALID', `${key} in ${origin} must be true or false, not "${v}".`);
+  }
+  if (NUMBER_KEYS.has(key)) return Number(v);
+  if (LIST_KEYS.has(key)) return v.split(path.delimiter).filter(Boolean);
+  return v;
+}
+
+const ENV_VARS: Record<string, keyof Config> = {
+  DTA_ORG_URL: 'orgUrl',
+  DTA_HTTP_PROXY: 'httpProxy',
+  DTA_PAC_URL: 'httpProxyPacLocation',
+  DTA_SKIP_BROWSER_SETUP: 'skipBrowserSetup',
+  DTA_STATE_DIR: 'stateDir',
+  DTA_NSS_DB: 'nssDbDir',
+  DTA_BROWSER_POLICY_DIRS: 'browserPolicyDirs',
+  DTA_TLS_CA_FILE: 'tlsCaFile',
+  DTA_KEY_ALGORITHM: 'keyAlgorithm',
+  DTA_LAB_SIGN_IN: 'labSignIn',
+  DTA_DEVICE_NAME: 'deviceName',
+  DTA_DEVICE_PRINCIPAL: 'devicePrincipal',
+  DTA_DEVICE_KEYTAB: 'deviceKeytab',
+};
+
+export function settingsFromEnv(env: NodeJS.ProcessEnv): Partial_ {
+  const raw: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV_VARS)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') raw[key] = v;
+  }
+  return normalizeSettings(raw, 'the environment');
+}
+
+function readJsonFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new AgentError('config', 'CONFIG_UNREADABLE', `Cannot read the configuration file ${file}: ${(e as Error).message}.`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new AgentError('config', 'CONFIG_INVALID', `The configuration file ${file} is not valid JSON: ${(e as Error).message}.`,
+      'Fix the file (it must be one JSON object) or remove it.');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new AgentError('config', 'CONFIG_INVALID', `The configuration file ${file} must hold one JSON object.`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Managed configuration (admin-deployed): on Linux every *.json in the managed directory, in name order. */
+export function managedSettings(dir: string): { settings: Partial_; files: string[] } {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.endsWith('.json')).sort();
+  } catch {
+    return { settings: {}, files: [] };
+  }
+  const settings: Partial_ = {};
+  const files: string[] = [];
+  for (const n of names) {
+    const file = path.join(dir, n);
+    Object.assign(settings, normalizeSettings(readJsonFile(file), file));
+    files.push(file);
+  }
+  return { settings, files };
+}
+
+export interface LoadConfigOptions {
+  cli?: Record<string, unknown>;
+  configFile?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Precedence, highest first: command line > environment > config file > managed configuration > defaults. */
+export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
+  const env = opts.env ?? process.env;
+  const paths = defaultPaths(env);
+  const hostname = os.hostname().split('.')[0] || 'workstation';
+  const defaults: Config = {
+    skipBrowserSetup: false,
+    stateDir: paths.stateDir,
+    nssDbDir: paths.nssDbDir,
+    browserPolicyDirs: paths.browserPolicyDirs,
+    keyAlgorithm: 'P-256',
+    labSignIn: false,
+    deviceName: hostname,
+    deviceKeytab: '/etc/krb5.keytab',
+    issuerCN: 'MTLS Certificate Authority',
+    requestTimeoutMs: 15000,
+  };
+  const managed = managedSettings(paths.managedConfigDir);
+  const files = [...managed.files];
+  const configFile = opts.configFile ?? env.DTA_CONFIG_FILE ?? paths.configFile;
+  let fileSettings: Partial_ = {};
+  if (opts.configFile || env.DTA_CONFIG_FILE || fs.existsSync(configFile)) {
+    fileSettings = normalizeSettings(readJsonFile(configFile), configFile);
+    files.push(configFile);
+  }
+  const layers: [ConfigSource, Partial_][] = [
+    ['managed', managed.settings],
+    ['file', fileSettings],
+    ['env', settingsFromEnv(env)],
+    ['cli', opts.cli ? normalizeSettings(opts.cli, 'the command line') : {}],
+  ];
+  const merged: Record<string, unknown> = { ...defaults };
+  const sources: LoadedConfig['sources'] = {};
+  for (const k of Object.keys(defaults) as (keyof Config)[]) sources[k] = 'default';
+  for (const [source, layer] of layers) {
+    for (const [k, v] of Object.entries(layer)) {
+      if (v === undefined) continue;
+      merged[k] = v;
+      sources[k as keyof Config] = source;
+    }
+  }
+  const parsed = ConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => {
+      const key = i.path.join('.');
+      return `${key} (from ${sources[key as keyof Config] ?? 'unknown'}): ${i.message}`;
+    });
+    throw new AgentError('config', 'CONFIG_INVALID', `The configuration is invalid: ${problems.join('; ')}.`,
+      'Correct the setting where it came from (command line, environment, config file or managed configuration).');
+  }
+  return { config: parsed.data, sources, files };
+}
+
+export function requireOrgUrl(config: Config): string {
+  if (!config.orgUrl) {
+    throw new AgentError('config', 'NOT_CONFIGURED', 'No org URL is configured, so the agent does not know where to enroll.',
+      'Set OktaURL= at install time, "orgUrl" in the managed configuration (/etc/device-trust-agent/*.json), DTA_ORG_URL, or --org-url.');
+  }
+  return config.orgUrl.replace(/\/+$/, '');
+}

@@ -1,0 +1,70 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { ensurePrivateDir, writeFileAtomic } from './fsutil.js';
+import { keyFromPem, privateKeyPem, type LocalKey } from './keys.js';
+
+/**
+ * The agent's own copy of each credential, one owner-only directory per key thumbprint:
+ * key.pem (0600, needed to sign renewal tokens and the mTLS check), cert.pem, chain.pem.
+ * A directory with a key but no certificate is a pending enrollment.
+ */
+export class CredentialFiles {
+  readonly root: string;
+
+  constructor(stateDir: string) {
+    this.root = path.join(stateDir, 'credentials');
+  }
+
+  private dir(thumbprint: string): string {
+    if (!/^[\w-]{20,}$/.test(thumbprint)) throw new Error(`invalid thumbprint ${thumbprint}`);
+    return path.join(this.root, thumbprint);
+  }
+
+  writeKey(key: LocalKey): void {
+    ensurePrivateDir(this.root);
+    const dir = ensurePrivateDir(this.dir(key.thumbprint));
+    writeFileAtomic(path.join(dir, 'key.pem'), privateKeyPem(key), 0o600);
+  }
+
+  writeCertificate(thumbprint: string, certPem: string, chainPem: string[]): void {
+    const dir = this.dir(thumbprint);
+    writeFileAtomic(path.join(dir, 'chain.pem'), chainPem.join('\n') + '\n', 0o644);
+    writeFileAtomic(path.join(dir, 'cert.pem'), certPem.trim() + '\n', 0o644);
+  }
+
+  async readKey(thumbprint: string): Promise<LocalKey | undefined> {
+    try {
+      return await keyFromPem(fs.readFileSync(path.join(this.dir(thumbprint), 'key.pem'), 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  readKeyPem(thumbprint: string): string | undefined {
+    try {
+      return fs.readFileSync(path.join(this.dir(thumbprint), 'key.pem'), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  readCertificate(thumbprint: string): string | undefined {
+    try {
+      return fs.readFileSync(path.join(this.dir(thumbprint), 'cert.pem'), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  list(): string[] {
+    try {
+      return fs.readdirSync(this.root).filter((n) => !n.startsWith('.'));
+    } catch {
+      return [];
+    }
+  }
+
+  remove(thumbprint: string): void {
+    fs.rmSync(this.dir(thumbprint), { recursive: true, force: true });
+  }
+}

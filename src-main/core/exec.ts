@@ -1,0 +1,38 @@
+import { execFile } from 'node:child_process';
+
+/** A platform command as data, so unit tests can assert the exact command line without running it. */
+export interface Command {
+  file: string;
+  args: string[];
+  env?: Record<string, string>;
+  /** Written to the command's standard input. */
+  input?: string;
+}
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export type CommandRunner = (cmd: Command) => Promise<CommandResult>;
+
+/** Runs a command without a shell; never rejects for a non-zero exit (callers read `code`). */
+export const runCommand: CommandRunner = (cmd) =>
+  new Promise((resolve, reject) => {
+    const child = execFile(
+      cmd.file,
+      cmd.args,
+      { env: { ...process.env, ...cmd.env }, timeout: 60_000, maxBuffer: 16 * 1024 * 1024, windowsHide: true },
+      (err, stdout, stderr) => {
+        if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
+          reject(err); // ENOENT and friends: the command itself could not run
+          return;
+        }
+        const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+        resolve({ code: typeof code === 'number' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
+    if (cmd.input !== undefined) child.stdin?.end(cmd.input);
+    else child.stdin?.end();
+  });

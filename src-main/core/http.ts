@@ -1,0 +1,194 @@
+import fs from 'node:fs';
+import tls from 'node:tls';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { z } from 'zod';
+import { AgentError } from './errors.js';
+import { ErrorAnswerSchema } from './protocol.js';
+
+/** A hostile or broken server must not be able to make us buffer without bound. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface HttpOptions {
+  /** PEM file of extra trust anchors (added to the system roots, never replacing verification). */
+  tlsCaFile?: string | undefined;
+  timeoutMs: number;
+}
+
+export interface ClientCertificate {
+  certPem: string;
+  keyPem: string;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+export interface RequestSpec {
+  url: string;
+  method?: 'GET' | 'POST';
+  headers?: Record<string, string>;
+  json?: unknown;
+  /** What the server is, for error messages ("the org", "the IWA web app"). */
+  what: string;
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE',
+  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
+]);
+const TLS_CODES = /^(CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|ERR_TLS_CERT|ERR_SSL|HOSTNAME_MISMATCH)/;
+
+function rootCertificates(tlsCaFile: string | undefined): string[] {
+  const roots = [...tls.rootCertificates];
+  if (tlsCaFile) {
+    try {
+      roots.push(fs.readFileSync(tlsCaFile, 'utf8'));
+    } catch (e) {
+      throw new AgentError('config', 'CONFIG_TLS_CA', `Cannot read the trust anchors file ${tlsCaFile}: ${(e as Error).message}.`);
+    }
+  }
+  return roots;
+}
+
+/** Every request the agent makes goes through one HttpClient, so trust, timeouts and limits are uniform. */
+export class HttpClient {
+  private readonly dispatcher: Dispatcher;
+  private readonly roots: string[];
+
+  constructor(private readonly opts: HttpOptions) {
+    this.roots = rootCertificates(opts.tlsCaFile);
+    this.dispatcher = this.makeAgent();
+  }
+
+  private makeAgent(clientCert?: ClientCertificate): Agent {
+    return new Agent({
+      connect: {
+        ca: this.roots,
+        rejectUnauthorized: true,
+        timeout: this.opts.timeoutMs,
+        ...(clientCert ? { cert: clientCert.certPem, key: clientCert.keyPem } : {}),
+      },
+      headersTimeout: this.opts.timeoutMs,
+      bodyTimeout: this.opts.timeoutMs,
+    });
+  }
+
+  async send(spec: RequestSpec, clientCert?: ClientCertificate): Promise<HttpResponse> {
+    const dispatcher = clientCert ? this.makeAgent(clientCert) : this.dispatcher;
+    const headers: Record<string, string> = { accept: 'application/json', ...spec.headers };
+    let body: string | undefined;
+    if (spec.json !== undefined) {
+      body = JSON.stringify(spec.json);
+      headers['content-type'] = 'application/json';
+    }
+    const host = safeHost(spec.url);
+    try {
+      const res = await request(spec.url, { method: spec.method ?? 'GET', headers, body, dispatcher });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > MAX_BODY_BYTES) {
+          res.body.destroy();
+          throw new AgentError('bad-answer', 'ANSWER_TOO_LARGE', `${cap(spec.what)} at ${host} sent an answer larger than ${MAX_BODY_BYTES} bytes; it was refused.`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
+    } catch (e) {
+      throw classifyNetworkError(e, spec.what, host);
+    } finally {
+      if (clientCert) await (dispatcher as Agent).close().catch(() => undefined);
+    }
+  }
+
+  /** Sends and parses a JSON answer; non-2xx answers become AgentErrors with the server's own words. */
+  async json<T extends z.ZodType>(schema: T, spec: RequestSpec, clientCert?: ClientCertificate): Promise<{ data: z.infer<T>; response: HttpResponse }> {
+    const response = await this.send(spec, clientCert);
+    if (response.status < 200 || response.status > 299) throw errorFromAnswer(response, spec.what, safeHost(spec.url));
+    return { data: parseJsonAnswer(schema, response.body, spec.what, safeHost(spec.url)), response };
+  }
+
+  async close(): Promise<void> {
+    await (this.dispatcher as Agent).close().catch(() => undefined);
+  }
+}
+
+export function parseJsonAnswer<T extends z.ZodType>(schema: T, body: Buffer, what: string, host: string): z.infer<T> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new AgentError('bad-answer', 'ANSWER_MALFORMED', `${cap(what)} at ${host} answered with something that is not JSON; it was refused and nothing was changed.`,
+      'This is a server or network-appliance problem: check that nothing rewrites answers between this device and the server, then try again.');
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    const where = first ? `${first.path.join('.') || '(top level)'}: ${first.message}` : 'unexpected shape';
+    throw new AgentError('bad-answer', 'ANSWER_INVALID', `${cap(what)} at ${host} answered with an unexpected shape (${where}); it was refused and nothing was changed.`,
+      'Check that the org URL points at the identity provider and that the server is up to date.');
+  }
+  return parsed.data;
+}
+
+function errorFromAnswer(res: HttpResponse, what: string, host: string): AgentError {
+  let code = `HTTP_${res.status}`;
+  let summary = '';
+  try {
+    const parsed = ErrorAnswerSchema.safeParse(JSON.parse(res.body.toString('utf8')));
+    if (parsed.success) {
+      code = parsed.data.errorCode;
+      summary = parsed.data.errorSummary;
+    }
+  } catch {
+    /* not JSON: the status says enough */
+  }
+  const said = summary ? `: "${summary}"` : '';
+  if (code === 'E0000_READ_ONLY' || (res.status === 503 && /read.?only/i.test(summary))) {
+    return new AgentError('retry-later', 'ORG_READ_ONLY', `The org is in read-only mode, so devices cannot enroll right now${said}.`,
+      'Nothing to do on this device: the agent tries again later on its own.');
+  }
+  if (res.status >= 500 || res.status === 429 || res.status === 408) {
+    return new AgentError('retry-later', 'SERVER_UNAVAILABLE', `${cap(what)} at ${host} is unavailable (HTTP ${res.status})${said}.`,
+      'The agent tries again later; if it persists, ask the identity-provider admin to check the server.');
+  }
+  if (code === 'E0000_USER_NOT_ACTIVE') {
+    return new AgentError('rejected', 'USER_NOT_ACTIVE', `The org refused enrollment because the user is not active${said}.`,
+      'Ask an admin to check that the user is active (not suspended or deactivated) in the org.');
+  }
+  return new AgentError('rejected', code, `${cap(what)} at ${host} refused the request (HTTP ${res.status})${said}.`,
+    'Run with --debug for the step-by-step account and give it to the help desk.');
+}
+
+export function classifyNetworkError(e: unknown, what: string, host: string): AgentError {
+  if (e instanceof AgentError) return e;
+  const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = err.cause?.code ?? err.code ?? '';
+  const message = err.cause?.message ?? err.message ?? String(e);
+  if (TLS_CODES.test(code) || /certificate|self.signed|TLS|SSL/i.test(message)) {
+    return new AgentError('bad-answer', 'TLS_UNTRUSTED',
+      `The TLS certificate presented for ${host} (${what}) could not be verified (${code || message}).`,
+      'If a proxy or security product inspects TLS on this network, exempt the identity provider\'s hosts from inspection; otherwise check the system clock and the trust anchors (tlsCaFile).',
+      { cause: e });
+  }
+  if (NETWORK_CODES.has(code) || /timeout|socket|ECONN|closed/i.test(message)) {
+    return new AgentError('retry-later', 'UNREACHABLE', `Cannot reach ${what} at ${host} (${code || message}).`,
+      'Check the network connection (the corporate network or VPN is needed for enrollment); the agent tries again later.', { cause: e });
+  }
+  return new AgentError('internal', 'HTTP_FAILED', `The request to ${what} at ${host} failed: ${message}.`, undefined, { cause: e });
+}
+
+function safeHost(u: string): string {
+  try {
+    return new URL(u).host;
+  } catch {
+    return u;
+  }
+}
+
+function cap(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}

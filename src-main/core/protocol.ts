@@ -1,0 +1,52 @@
+import { z } from 'zod';
+
+/** Schemas of every server answer the agent uses (docs/PROTOCOL.md). Anything else is refused. */
+const pem = z.string().max(64 * 1024).regex(/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/, 'not a PEM certificate');
+const url = z.url({ protocol: /^https$/ });
+
+export const FailoverModeSchema = z.enum(['REDIRECT_TO_BACKUP', 'PRIMARY_ONLY', 'FIXED_URL']);
+export type FailoverMode = z.infer<typeof FailoverModeSchema>;
+
+export const OrgConfigSchema = z.object({
+  orgId: z.string().min(1).max(200),
+  orgName: z.string().min(1).max(200),
+  lab: z.boolean().optional(),
+  readOnly: z.boolean(),
+  iwa: z.object({
+    primary: url,
+    backups: z.array(url).max(20),
+    failoverMode: FailoverModeSchema,
+  }),
+  mtls: z.object({ url, hostPatterns: z.array(z.string().min(1).max(500)).max(50) }),
+  ca: z.object({ issuerCN: z.string().min(1).max(200), chainPem: z.array(pem).min(1).max(10) }),
+  crlUrl: url.optional(),
+  certificate: z.object({
+    validitySeconds: z.number().int().positive(),
+    renewalWindowSeconds: z.number().int().nonnegative(),
+  }),
+  iwaJwksUrl: url.optional(),
+});
+export type OrgConfig = z.infer<typeof OrgConfigSchema>;
+
+const jwt = z.string().min(10).max(16 * 1024).regex(/^[\w-]+\.[\w-]+\.[\w-]+$/, 'not a JWT');
+export const DeviceTokenAnswerSchema = z.object({ deviceToken: jwt });
+export const UserTokenAnswerSchema = z.object({ userToken: jwt });
+
+export const IssuedAnswerSchema = z.object({
+  certificate: pem,
+  chainPem: z.array(pem).max(10).optional(),
+  deviceId: z.string().max(200).optional(),
+  serialNumber: z.string().max(200).optional(),
+});
+export type IssuedAnswer = z.infer<typeof IssuedAnswerSchema>;
+
+export const ErrorAnswerSchema = z.object({ errorCode: z.string().max(200), errorSummary: z.string().max(2000) });
+
+export const MtlsCheckAnswerSchema = z.object({
+  trusted: z.boolean(),
+  deviceId: z.string().max(200).optional(),
+  serialNumber: z.string().max(200).optional(),
+  subject: z.string().max(1000).optional(),
+  reason: z.string().max(200).optional(),
+});
+export type MtlsCheckAnswer = z.infer<typeof MtlsCheckAnswerSchema>;

@@ -1,0 +1,70 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { writeFileAtomic } from './fsutil.js';
+
+export const STATE_VERSION = 1;
+
+const CurrentSchema = z.object({
+  thumbprint: z.string(),
+  serialNumber: z.string(),
+  storeId: z.string(),
+  subject: z.string(),
+  issuer: z.string(),
+  notBefore: z.string(),
+  notAfter: z.string(),
+  sha256: z.string(),
+  enrolledAt: z.string(),
+  /** Start of the renewal window (from the org's settings at issuance). */
+  renewFrom: z.string().optional(),
+  how: z.enum(['enrolled', 'renewed']),
+});
+
+export const StateSchema = z.object({
+  version: z.literal(STATE_VERSION),
+  deviceId: z.uuid(),
+  createdAt: z.string(),
+  current: CurrentSchema.optional(),
+  lastRun: z
+    .object({ at: z.string(), task: z.string(), outcome: z.string(), code: z.string().optional(), message: z.string() })
+    .optional(),
+});
+export type AgentState = z.infer<typeof StateSchema>;
+export type CurrentCertificate = z.infer<typeof CurrentSchema>;
+
+export interface LoadedState {
+  state: AgentState;
+  /** Set when the file was unreadable and was moved aside: the caller reports it. */
+  recoveredFrom?: string;
+}
+
+export function stateFile(stateDir: string): string {
+  return path.join(stateDir, 'state.json');
+}
+
+/** Reads the state; a corrupt file is moved aside (never deleted) and a fresh state takes its place. */
+export function loadState(stateDir: string): LoadedState {
+  const file = stateFile(stateDir);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return { state: freshState() };
+  }
+  try {
+    return { state: StateSchema.parse(JSON.parse(text)) };
+  } catch {
+    const aside = `${file}.corrupt-${Date.now()}`;
+    fs.renameSync(file, aside);
+    return { state: freshState(), recoveredFrom: aside };
+  }
+}
+
+export function saveState(stateDir: string, state: AgentState): void {
+  writeFileAtomic(stateFile(stateDir), JSON.stringify(StateSchema.parse(state), null, 2) + '\n');
+}
+
+function freshState(): AgentState {
+  return { version: STATE_VERSION, deviceId: crypto.randomUUID(), createdAt: new Date().toISOString() };
+}

@@ -1,0 +1,110 @@
+import { createPlatform, type Platform } from '../platform/index.js';
+import type { CertInfo } from './certificate.js';
+import type { LoadedConfig } from './config.js';
+import { CredentialFiles } from './credentials.js';
+import { isAgentError } from './errors.js';
+import { HttpClient } from './http.js';
+import { discoverOrg } from './discovery.js';
+import { checkMtls } from './mtls.js';
+import { checkRevocation } from './revocation.js';
+import { loadState, type AgentState } from './state.js';
+
+export type DeviceState = 'NOT_CONFIGURED' | 'NOT_ENROLLED' | 'ENROLLED' | 'RENEWAL_DUE' | 'EXPIRED' | 'KEY_MISSING' | 'REVOKED';
+
+export interface StatusReport {
+  state: DeviceState;
+  summary: string;
+  orgUrl?: string;
+  deviceId: string;
+  store: string;
+  stateDir: string;
+  certificate?: CertInfo & { storeId: string; renewFrom?: string };
+  /** Device-trust certificates in the store (more than one means a pass was interrupted). */
+  certificatesInStore: number;
+  lastRun?: AgentState['lastRun'];
+  checks?: {
+    org?: { ok: boolean; detail: string };
+    revocation?: { ok: boolean; detail: string };
+    mtls?: { ok: boolean; trusted?: boolean; detail: string };
+  };
+}
+
+/** What `status` shows: local facts always; with `check`, the org, revocation and the mTLS endpoint too. */
+export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; platform?: Platform } = {}): Promise<StatusReport> {
+  const { config } = loaded;
+  const platform = opts.platform ?? createPlatform(config);
+  const { state } = loadState(config.stateDir);
+  const base = { deviceId: state.deviceId, store: platform.store.description, stateDir: config.stateDir, ...(config.orgUrl ? { orgUrl: config.orgUrl } : {}), ...(state.lastRun ? { lastRun: state.lastRun } : {}) };
+  const ours = (await platform.store.list()).filter((c) => c.info.issuerCN === config.issuerCN);
+  const current = ours.find((c) => c.id === state.current?.storeId) ?? ours[0];
+  if (!config.orgUrl) return { ...base, state: 'NOT_CONFIGURED', summary: 'No org URL is configured.', certificatesInStore: ours.length };
+  if (!current) return { ...base, state: 'NOT_ENROLLED', summary: 'This device has no device-trust certificate yet.', certificatesInStore: 0 };
+
+  const creds = new CredentialFiles(config.stateDir);
+  const tp = state.current?.storeId === current.id ? state.current.thumbprint : undefined;
+  const keyPem = tp ? creds.readKeyPem(tp) : undefined;
+  const now = Date.now();
+  const renewFrom = state.current?.storeId === current.id ? state.current.renewFrom : undefined;
+  let st: DeviceState = 'ENROLLED';
+  if (Date.parse(current.info.notAfter) <= now) st = 'EXPIRED';
+  else if (!keyPem) st = 'KEY_MISSING';
+  else if (renewFrom && Date.parse(renewFrom) <= now) st = 'RENEWAL_DUE';
+  const report: StatusReport = {
+    ...base,
+    deviceId: current.info.subjectCN || state.deviceId,
+    state: st,
+    summary: '',
+    certificate: { ...current.info, storeId: current.id, ...(renewFrom ? { renewFrom } : {}) },
+    certificatesInStore: ours.length,
+  };
+
+  if (opts.check) {
+    const http = new HttpClient({ tlsCaFile: config.tlsCaFile, timeoutMs: config.requestTimeoutMs });
+    report.checks = {};
+    try {
+      const org = await discoverOrg(http, config.orgUrl.replace(/\/+$/, ''));
+      report.checks.org = { ok: true, detail: `${org.orgName}${org.readOnly ? ' (read-only)' : ''}` };
+      if (org.crlUrl) {
+        try {
+          const rev = await checkRevocation(http, org.crlUrl, org.ca.chainPem, current.info.serialNumber);
+          report.checks.revocation = { ok: !rev.revoked, detail: rev.revoked ? `revoked at ${rev.revokedAt}` : `not revoked (CRL of ${rev.crlThisUpdate})` };
+          if (rev.revoked) report.state = 'REVOKED';
+        } catch (e) {
+          report.checks.revocation = { ok: false, detail: (e as Error).message };
+        }
+      }
+      if (keyPem) {
+        try {
+          const answer = await checkMtls(http, org.mtls.url, current.pem, keyPem);
+          report.checks.mtls = { ok: answer.trusted, trusted: answer.trusted, detail: answer.trusted ? `trusted as device ${answer.deviceId}` : `not trusted (${answer.reason ?? 'no reason given'})` };
+        } catch (e) {
+          report.checks.mtls = { ok: false, detail: isAgentError(e) ? e.message : String(e) };
+        }
+      }
+    } catch (e) {
+      report.checks.org = { ok: false, detail: (e as Error).message };
+    } finally {
+      await http.close();
+    }
+  }
+  report.summary = summarize(report);
+  return report;
+}
+
+function summarize(r: StatusReport): string {
+  const c = r.certificate!;
+  switch (r.state) {
+    case 'ENROLLED':
+      return `This device is trusted: certificate ${c.serialNumber} valid until ${c.notAfter}.`;
+    case 'RENEWAL_DUE':
+      return `This device is trusted; its certificate (valid until ${c.notAfter}) is due for renewal.`;
+    case 'EXPIRED':
+      return `The device certificate expired on ${c.notAfter}; the next run enrolls a new one.`;
+    case 'KEY_MISSING':
+      return 'The device certificate is installed but its private key is missing: run device-trust-agent run --forceRenewal.';
+    case 'REVOKED':
+      return 'The device certificate has been revoked: run device-trust-agent run --forceRenewal if the device should be trusted again.';
+    default:
+      return r.summary;
+  }
+}

@@ -1,0 +1,36 @@
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+
+/** Reads an NSS database directly with certutil (independent of the agent's own store code). */
+export function nssUserCerts(db: string): { nickname: string; serial: string; issuer: string; subject: string }[] {
+  let out: string;
+  try {
+    out = execFileSync('certutil', ['-L', '-d', `sql:${db}`], { encoding: 'utf8' });
+  } catch {
+    return [];
+  }
+  const res = [];
+  for (const line of out.split('\n')) {
+    const m = /^(.*\S)\s+(u,u,u)\s*$/.exec(line);
+    if (!m) continue;
+    const pem = execFileSync('certutil', ['-L', '-d', `sql:${db}`, '-n', m[1]!, '-a'], { encoding: 'utf8' });
+    const c = new X509Certificate(pem);
+    res.push({ nickname: m[1]!, serial: c.serialNumber.toLowerCase().replace(/^0+/, ''), issuer: c.issuer, subject: c.subject });
+  }
+  return res;
+}
+
+/** Private keys in the database (`certutil -K`), to prove an old key was removed with its certificate. */
+export function nssKeyCount(db: string): number {
+  try {
+    const out = execFileSync('certutil', ['-K', '-d', `sql:${db}`], { encoding: 'utf8', input: '\n' });
+    return out.split('\n').filter((l) => /^<\s*\d+>/.test(l)).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** Trusts the lab root for TLS in a profile's NSS database (what an admin's managed root would be). */
+export function nssTrustRoot(db: string, rootPemFile: string): void {
+  execFileSync('certutil', ['-A', '-d', `sql:${db}`, '-n', 'Device Trust Lab Root CA', '-t', 'C,,', '-i', rootPemFile]);
+}
