@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { createPlatform, type Platform } from '../platform/index.js';
 import type { PolicyResult } from '../platform/browser-policy.js';
 import type { StoredCertificate } from '../platform/types.js';
-import { checkIssuedCertificate, type CertInfo } from './certificate.js';
+import { checkIssuedCertificate, describeCertificate, parseCertificate, type CertInfo } from './certificate.js';
 import { requireOrgUrl, type LoadedConfig } from './config.js';
 import { CredentialFiles } from './credentials.js';
 import { AgentError, isAgentError, type FailureClass } from './errors.js';
@@ -208,28 +208,49 @@ export class EnrollmentTask {
   }
 
   /**
-   * Converges store, key files and state after any interruption: one of our certificates is current
-   * (the one the state names, else the newest with a key file); the others and stray key files go.
+   * Converges store, key files and state after any interruption, so that exactly one of our certificates is
+   * installed. The owner-only credential files are the agent's record of what it holds; the one kept is the
+   * one the state names, else the newest complete credential, else the newest certificate in the store.
    */
   private async reconcile(ours: StoredCertificate[]): Promise<StoredCertificate | undefined> {
-    if (ours.length === 0) {
-      for (const tp of this.creds.list()) this.creds.remove(tp);
-      return undefined;
-    }
-    const withTp = await Promise.all(ours.map(async (c) => ({ c, tp: await thumbprintOf(c) })));
-    const byState = withTp.find((x) => x.c.info.serialNumber === this.state.current?.serialNumber && x.c.id === this.state.current?.storeId);
-    const withKey = withTp.filter((x) => this.creds.readKeyPem(x.tp) !== undefined).sort((a, b) => Date.parse(b.c.info.notAfter) - Date.parse(a.c.info.notAfter));
-    const keep = byState ?? withKey[0] ?? withTp.sort((a, b) => Date.parse(b.c.info.notAfter) - Date.parse(a.c.info.notAfter))[0]!;
-    const extras = withTp.filter((x) => x !== keep);
+    const now = this.now().getTime();
+    const complete = this.creds.complete().map((c) => ({ ...c, info: describeCertificate(parseCertificate(c.certPem)) }));
+    const newestFirst = <T extends { info: CertInfo }>(xs: T[]) => [...xs].sort((a, b) => Date.parse(b.info.notAfter) - Date.parse(a.info.notAfter));
+    const chosenCred = complete.find((c) => c.thumbprint === this.state.current?.thumbprint)
+      ?? newestFirst(complete.filter((c) => ours.some((o) => o.info.sha256 === c.info.sha256)))[0]
+      ?? newestFirst(complete.filter((c) => Date.parse(c.info.notAfter) > now))[0];
+    const keepSha = chosenCred?.info.sha256 ?? newestFirst(ours)[0]?.info.sha256;
+    const extras = ours.filter((o) => o.info.sha256 !== keepSha);
     if (extras.length) {
       await this.trace.step(`Remove ${extras.length} extra device-trust certificate(s)`, async () => {
-        for (const x of extras) await this.platform.store.remove(x.c.id);
+        for (const x of extras) await this.platform.store.remove(x.id);
       });
-      this.events.record('DUPLICATES_REMOVED', `Kept certificate ${keep.c.info.serialNumber}; removed ${extras.map((x) => x.c.info.serialNumber).join(', ')}.`);
+      this.events.record('DUPLICATES_REMOVED', `Kept one device-trust certificate; removed ${extras.map((x) => x.info.serialNumber).join(', ')}.`);
     }
-    for (const tp of this.creds.list()) if (tp !== keep.tp) this.creds.remove(tp);
-    if (!byState) this.adopt(keep.c, keep.tp);
-    return keep.c;
+    for (const tp of this.creds.list()) if (tp !== chosenCred?.thumbprint) this.creds.remove(tp);
+    if (!keepSha) return undefined;
+
+    let kept = (extras.length ? await this.platform.store.list() : ours).find((o) => o.info.sha256 === keepSha);
+    if (!kept && chosenCred) {
+      // Interrupted between removing the old certificate and installing the new one, or removed by hand.
+      kept = await this.trace.step('Reinstall the device certificate from the agent\'s own copy', () => this.installCredential(chosenCred.thumbprint, chosenCred.certPem, chosenCred.chainPem));
+      this.events.record('CERT_REINSTALLED', `Certificate ${kept.info.serialNumber} was missing from ${this.platform.store.description} and was reinstalled.`);
+    }
+    if (!kept) return undefined;
+    const tp = chosenCred?.thumbprint ?? (await thumbprintOf(kept));
+    if (this.state.current?.sha256 !== kept.info.sha256 || this.state.current.storeId !== kept.id) this.adopt(kept, tp);
+    return kept;
+  }
+
+  private async installCredential(thumbprint: string, certPem: string, chainPem: string[]): Promise<StoredCertificate> {
+    const keyPem = this.creds.readKeyPem(thumbprint);
+    if (!keyPem) throw new AgentError('local', 'KEY_MISSING', 'The private key file of the certificate to install is missing.');
+    const issuingCas = chainPem.filter((p) => {
+      const c = new X509Certificate(p);
+      return c.subject !== c.issuer;
+    });
+    const info = describeCertificate(parseCertificate(certPem));
+    return this.platform.store.install({ certPem, chainPem: issuingCas, keyPem, label: `device-trust-${info.serialNumber.slice(0, 16)}` });
   }
 
   /** Rebuilds the state's record of the current certificate from the store (lost or corrupt state). */
@@ -313,14 +334,23 @@ export class EnrollmentTask {
     const info = await this.trace.step('Check the issued certificate (key, issuer, chain, clientAuth, validity)', async () =>
       checkIssuedCertificate(answer.certificate, { key, caChainPem: org.ca.chainPem, issuerCN: org.ca.issuerCN, now: this.now() }),
       (i) => `serial ${i.serialNumber}, valid until ${i.notAfter}`);
-    const issuingCas = org.ca.chainPem.filter((p) => {
-      const c = new X509Certificate(p);
-      return c.subject !== c.issuer;
-    });
     this.creds.writeCertificate(key.thumbprint, answer.certificate, org.ca.chainPem);
-    const stored = await this.trace.step(`Install into the ${this.platform.store.description}`, () =>
-      this.platform.store.install({ certPem: answer.certificate, chainPem: issuingCas, keyPem: privateKeyPem(key), label: `device-trust-${info.serialNumber.slice(0, 16)}` }),
-      (s) => `as "${s.id}"`);
+    const oldTp = previous ? await thumbprintOf(previous) : undefined;
+    // The previous certificate goes first (NSS files same-subject certificates under one nickname); if
+    // anything below fails it is put back from the agent's own copy, so the device never ends up with none.
+    const restorePrevious = async () => {
+      const cred = oldTp && this.creds.complete().find((c) => c.thumbprint === oldTp);
+      if (cred) await this.installCredential(cred.thumbprint, cred.certPem, cred.chainPem).catch(() => undefined);
+    };
+    if (previous) await this.trace.step(`Remove the previous certificate ${previous.info.serialNumber} from the store`, () => this.platform.store.remove(previous.id));
+    let stored: StoredCertificate;
+    try {
+      stored = await this.trace.step(`Install into the ${this.platform.store.description}`, () => this.installCredential(key.thumbprint, answer.certificate, org.ca.chainPem),
+        (s) => `as "${s.id}"`);
+    } catch (e) {
+      await restorePrevious();
+      throw e;
+    }
     try {
       this.state = {
         ...this.state,
@@ -331,16 +361,11 @@ export class EnrollmentTask {
       saveState(this.config.stateDir, this.state);
     } catch (e) {
       await this.platform.store.remove(stored.id).catch(() => undefined);
+      await restorePrevious();
       throw new AgentError('local', 'STATE_WRITE_FAILED', `The new certificate could not be recorded (${(e as Error).message}); it was removed again and the previous one kept.`,
         'Check free disk space and permissions of the state directory, then run again.', { cause: e });
     }
-    if (previous) {
-      const oldTp = await thumbprintOf(previous);
-      await this.trace.step(`Remove the previous certificate ${previous.info.serialNumber}`, async () => {
-        await this.platform.store.remove(previous.id);
-        if (oldTp !== key.thumbprint) this.creds.remove(oldTp);
-      });
-    }
+    if (oldTp && oldTp !== key.thumbprint) this.creds.remove(oldTp);
     const browserPolicy = this.configureBrowsers(org);
     const event = how === 'enrolled' ? 'ENROLLED' : 'RENEWED';
     this.events.record(event, `Certificate ${info.serialNumber} ${how} for device ${info.subjectCN}, valid until ${info.notAfter}, installed in ${this.platform.store.description}.`,

@@ -56,6 +56,23 @@ export class CredentialFiles {
     }
   }
 
+  /** Credentials with both a key and a certificate, i.e. ones that could be (re)installed. */
+  complete(): { thumbprint: string; certPem: string; chainPem: string[] }[] {
+    const out = [];
+    for (const thumbprint of this.list()) {
+      const certPem = this.readCertificate(thumbprint);
+      if (!certPem || this.readKeyPem(thumbprint) === undefined) continue;
+      let chain = '';
+      try {
+        chain = fs.readFileSync(path.join(this.dir(thumbprint), 'chain.pem'), 'utf8');
+      } catch {
+        /* the chain only helps browsers build the path */
+      }
+      out.push({ thumbprint, certPem, chainPem: chain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [] });
+    }
+    return out;
+  }
+
   list(): string[] {
     try {
       return fs.readdirSync(this.root).filter((n) => !n.startsWith('.'));

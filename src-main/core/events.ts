@@ -20,6 +20,7 @@ export const EVENTS = {
   STATE_RECOVERED: { id: 1104, level: 'warning', title: 'Corrupt state file moved aside and rebuilt' },
   BROWSER_SETUP_SKIPPED: { id: 1105, level: 'warning', title: 'Browser policy could not be written' },
   REVOCATION_UNCHECKED: { id: 1106, level: 'warning', title: 'Revocation could not be checked' },
+  CERT_REINSTALLED: { id: 1107, level: 'warning', title: 'Missing certificate reinstalled from the agent\'s copy' },
   RETRY_LATER: { id: 2000, level: 'warning', title: 'Enrollment postponed; will retry' },
   ORG_READ_ONLY: { id: 2001, level: 'warning', title: 'Org is read-only; will retry' },
   REJECTED: { id: 2002, level: 'error', title: 'Enrollment rejected' },

@@ -121,7 +121,9 @@ export class NssStore implements CertificateStore {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
     this.tightenModes();
-    const installed = (await this.list()).find((c) => c.id === req.label);
+    // Found by fingerprint: NSS may have filed it under an existing nickname of the same subject.
+    const sha256 = describeCertificate(parseCertificate(req.certPem)).sha256;
+    const installed = (await this.list()).find((c) => c.info.sha256 === sha256);
     if (!installed) {
       throw new AgentError('local', 'NSS_FAILED', `The certificate was imported into ${this.dbDir} but is not listed with its private key afterwards.`,
         'Run again with --debug; if it repeats, the NSS database may be damaged (move it aside and run with --forceRenewal).');
@@ -129,14 +131,20 @@ export class NssStore implements CertificateStore {
     return installed;
   }
 
+  /**
+   * NSS gives every certificate with the same subject the same nickname, so a nickname can name an old and a
+   * new certificate at once: removal takes them all (the agent reinstalls the one it keeps).
+   */
   async remove(id: string): Promise<void> {
-    const present = (await this.list()).some((c) => c.id === id);
-    if (!present) return;
-    try {
-      await this.exec(nssCommands.deleteKeyAndCert(this.dbDir, id, this.emptyPasswordFile()), `remove "${id}"`);
-    } catch {
-      // The key may already be gone (a lost key is one reason for --forceRenewal): drop the certificate alone.
-      await this.exec(nssCommands.deleteCert(this.dbDir, id), `remove "${id}"`);
+    for (let i = 0; i < 10; i++) {
+      if (!(await this.list()).some((c) => c.id === id)) return;
+      try {
+        await this.exec(nssCommands.deleteKeyAndCert(this.dbDir, id, this.emptyPasswordFile()), `remove "${id}"`);
+      } catch {
+        // The key may already be gone (a lost key is one reason for --forceRenewal): drop the certificate alone.
+        await this.exec(nssCommands.deleteCert(this.dbDir, id), `remove "${id}"`);
+      }
     }
+    throw new AgentError('local', 'NSS_FAILED', `The certificate "${id}" could not be removed from ${this.dbDir}.`);
   }
 }

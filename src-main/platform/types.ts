@@ -13,7 +13,7 @@ export interface InstallRequest {
   /** Issuing CA certificates (not trust anchors): lets browsers build the chain. */
   chainPem: string[];
   keyPem: string;
-  /** Unique per certificate, so an old and a new one can coexist during a swap. */
+  /** Preferred label; a store may file it under another (NSS shares one nickname per subject). */
   label: string;
 }
 
@@ -24,6 +24,6 @@ export interface CertificateStore {
   /** Certificates that have a private key in the store (personal certificates). */
   list(): Promise<StoredCertificate[]>;
   install(req: InstallRequest): Promise<StoredCertificate>;
-  /** Removes the certificate and its private key. Removing one that is already gone is not an error. */
+  /** Removes every certificate filed under `id`, with its private key. Already gone is not an error. */
   remove(id: string): Promise<void>;
 }

@@ -5,7 +5,7 @@ import { X509Certificate } from 'node:crypto';
 export function nssUserCerts(db: string): { nickname: string; serial: string; issuer: string; subject: string }[] {
   let out: string;
   try {
-    out = execFileSync('certutil', ['-L', '-d', `sql:${db}`], { encoding: 'utf8' });
+    out = execFileSync('certutil', ['-L', '-d', `sql:${db}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   } catch {
     return [];
   }

@@ -1,0 +1,39 @@
+// `npm run lab`: runs the lab org until Ctrl-C. State lives in .demo/lab so a second run keeps the same CA.
+import path from 'node:path';
+import { PKI_FILES } from './ca.js';
+import { startLabOrg } from './org.js';
+
+const dataDir = path.resolve('.demo', 'lab');
+const allowLabSignIn = !process.argv.includes('--no-lab-sign-in');
+
+const org = await startLabOrg({ dataDir, allowLabSignIn });
+
+const admin = (what: string, body: string) =>
+  `curl --cacert ${path.join(dataDir, PKI_FILES.rootCert)} -H 'Authorization: Bearer ${org.adminToken}' -H 'Content-Type: application/json' -d '${body}' ${org.orgUrl}/lab/admin/${what}`;
+
+console.log(`Lab org running (data in ${dataDir})
+
+  Org (discovery)    ${org.orgUrl}/api/v1/device-trust/config
+  IWA primary        ${org.iwaPrimaryUrl}
+  IWA backup         ${org.iwaBackupUrl}
+  mTLS check         ${org.mtlsUrl}
+  CRL                ${org.crlUrl}
+  Root CA (trust it) ${path.join(dataDir, PKI_FILES.rootCert)}
+  Lab-only sign-in   ${allowLabSignIn ? 'enabled (LAB ONLY; --no-lab-sign-in turns it off)' : 'disabled'}
+  Admin token        ${org.adminToken}
+
+Admin examples:
+  ${admin('switches', '{"readOnly":true}')}
+  ${admin('revoke', '{"serialNumber":"<hex>"}')}
+  ${admin('deactivate', '{"principal":"alice@LAB.TEST"}')}
+
+Press Ctrl-C to stop.`);
+
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  void org.close().then(() => process.exit(0));
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);

@@ -1,0 +1,115 @@
+/**
+ * `npm run demo`: starts the lab org, enrolls an isolated demo profile with the real command line, checks
+ * the certificate against the lab's mTLS endpoint and prints a short summary. Everything lives under
+ * .demo/ in the working directory (never the user's own NSS database); run it twice and the second run
+ * finds the device already enrolled.
+ *
+ * With MIT Kerberos installed (krb5-kdc, krb5-admin-server, krb5-user) and the kerberos module built, the demo
+ * starts a throw-away KDC and the agent authenticates with real HTTP Negotiate. Without them it falls back
+ * to the LAB-ONLY sign-in, which the agent accepts only from a lab org on this machine.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { kerberosToolsAvailable, startKdc, type Kdc } from './kdc.js';
+import { startLabOrg } from './org.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const bin = path.join(repo, 'bin', 'device-trust-agent.js');
+
+async function kerberosModuleLoads(): Promise<boolean> {
+  try {
+    await import('kerberos');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function agent(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+async function main(): Promise<number> {
+  const root = path.resolve(process.env.DTA_DEMO_DIR || '.demo');
+  const home = path.join(root, 'profile');
+  fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+
+  const useKerberos = kerberosToolsAvailable() && (await kerberosModuleLoads()) && process.env.DTA_DEMO_LAB_SIGN_IN !== '1';
+  let kdc: Kdc | undefined;
+  const agentEnv: Record<string, string> = {
+    HOME: home,
+    XDG_STATE_HOME: path.join(home, '.local', 'state'),
+    XDG_CONFIG_HOME: path.join(home, '.config'),
+    DTA_MANAGED_CONFIG_DIR: path.join(root, 'managed-config'),
+    USER: 'alice',
+  };
+  if (useKerberos) {
+    const kdcDir = path.join(root, 'kdc');
+    fs.rmSync(kdcDir, { recursive: true, force: true });
+    fs.mkdirSync(kdcDir, { recursive: true });
+    kdc = await startKdc({ dir: kdcDir, users: ['alice'] });
+    Object.assign(process.env, kdc.serverEnv());
+    Object.assign(agentEnv, await kdc.kinit(kdc.users[0]!.principal), { DTA_DEVICE_KEYTAB: kdc.deviceKeytab, DTA_DEVICE_PRINCIPAL: kdc.devicePrincipal });
+    console.log(`Kerberos: throw-away realm ${kdc.realm} on 127.0.0.1:${kdc.kdcPort}; signed in as ${kdc.users[0]!.principal}.`);
+  } else {
+    console.log('Kerberos: MIT Kerberos or the kerberos module is not available here, so the demo uses the');
+    console.log('          LAB-ONLY sign-in (accepted only from a lab org on this machine; never with a real org).');
+    console.log('          For real Negotiate: apt install krb5-kdc krb5-admin-server krb5-user libkrb5-dev && npm rebuild kerberos');
+  }
+
+  const lab = await startLabOrg({ dataDir: path.join(root, 'lab'), allowLabSignIn: !useKerberos });
+  const rootCa = path.join(root, 'lab-root-ca.pem');
+  fs.writeFileSync(rootCa, lab.rootCaPem);
+  // A config file in the profile, so `HOME=.demo/profile device-trust-agent status` works after the demo.
+  const configFile = path.join(home, '.config', 'device-trust-agent', 'config.json');
+  fs.mkdirSync(path.dirname(configFile), { recursive: true });
+  fs.writeFileSync(configFile, JSON.stringify({ orgUrl: lab.orgUrl, tlsCaFile: rootCa, browserPolicyDirs: [path.join(root, 'chromium-policies', 'managed')], labSignIn: !useKerberos }, null, 2) + '\n');
+  console.log(`Lab org:  ${lab.orgUrl} (IWA ${lab.iwaPrimaryUrl}, mTLS ${lab.mtlsUrl})`);
+  console.log(`Profile:  ${home} (isolated: its own NSS database)\n`);
+
+  try {
+    console.log('$ device-trust-agent run --user');
+    const run = await agent(['run', '--user'], agentEnv);
+    process.stdout.write(run.stdout);
+    process.stderr.write(run.stderr);
+    if (run.code !== 0 && run.code !== 10) {
+      console.error(`\nThe agent failed (exit ${run.code}).`);
+      return 1;
+    }
+    if (run.code === 10) console.log('(second run: the device was already enrolled, so nothing was changed)');
+
+    const status = await agent(['status', '--check', '--json'], agentEnv);
+    const s = JSON.parse(status.stdout) as {
+      state: string; deviceId: string; store: string;
+      certificate?: { subject: string; issuer: string; notAfter: string; serialNumber: string; storeId: string };
+      checks?: { mtls?: { ok: boolean; detail: string } };
+    };
+    console.log('\nSummary');
+    console.log(`  state:        ${s.state}`);
+    console.log(`  device:       ${s.deviceId}`);
+    console.log(`  subject:      ${s.certificate?.subject ?? '-'}`);
+    console.log(`  issuer:       ${s.certificate?.issuer ?? '-'}`);
+    console.log(`  serial:       ${s.certificate?.serialNumber ?? '-'}`);
+    console.log(`  valid until:  ${s.certificate?.notAfter ?? '-'}`);
+    console.log(`  stored in:    ${s.store} as "${s.certificate?.storeId ?? '-'}"`);
+    console.log(`  mTLS check:   ${s.checks?.mtls ? `${s.checks.mtls.ok ? 'TRUSTED' : 'NOT TRUSTED'} (${s.checks.mtls.detail})` : 'not run'}`);
+    console.log(`  auth:         ${useKerberos ? 'Kerberos (HTTP Negotiate)' : 'LAB-ONLY sign-in'}`);
+    console.log('\nTry: HOME=.demo/profile node bin/device-trust-agent.js status   ·   rm -rf .demo to start over');
+    return s.checks?.mtls?.ok ? 0 : 1;
+  } finally {
+    await lab.close();
+    await kdc?.stop();
+  }
+}
+
+process.exitCode = await main();

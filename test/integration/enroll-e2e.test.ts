@@ -1,0 +1,246 @@
+/**
+ * The vertical slice, end to end with real parts: a real MIT Kerberos KDC, the lab org speaking HTTP
+ * Negotiate over real TLS on loopback, the agent's real command line, a real NSS database, and headless
+ * Chromium presenting the enrolled certificate to the lab's mTLS endpoint.
+ */
+import assert from 'node:assert/strict';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { kerberosToolsAvailable, startKdc, type Kdc } from '../../lab/kdc.js';
+import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
+import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
+
+const skipReason = kerberosToolsAvailable() ? undefined : 'skipped: MIT Kerberos is not installed (apt install krb5-kdc krb5-admin-server krb5-user)';
+if (skipReason) console.log(`# enroll-e2e ${skipReason}`);
+
+describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: skipReason }, () => {
+  let kdc: Kdc;
+  let lab: LabOrg;
+  let rootCaFile: string;
+  let agentEnv: Record<string, string>;
+  let profile: Profile;
+  const keysSeen: string[] = [];
+
+  const run = (args: string[], p: Profile = profile) => runAgent(args, { ...agentEnv, ...p.env });
+  const stateOf = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const currentKeyPem = (p: Profile = profile) => fs.readFileSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'key.pem'), 'utf8');
+  const events = (p: Profile = profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+  before(async () => {
+    const dir = tempDir('kdc');
+    kdc = await startKdc({ dir, users: ['alice'] });
+    // This process hosts the lab's IWA web app: it accepts with the service keytab.
+    Object.assign(process.env, kdc.serverEnv());
+    lab = await startLabOrg({});
+    rootCaFile = path.join(dir, 'lab-root.pem');
+    fs.writeFileSync(rootCaFile, lab.rootCaPem);
+    const userEnv = await kdc.kinit(kdc.users[0]!.principal);
+    agentEnv = { ...userEnv, DTA_DEVICE_KEYTAB: kdc.deviceKeytab, DTA_DEVICE_PRINCIPAL: kdc.devicePrincipal };
+    profile = makeProfile({ orgUrl: lab.orgUrl, rootCaFile });
+  });
+
+  after(async () => {
+    await lab?.close();
+    await kdc?.stop();
+  });
+
+  test('run --user enrolls: certificate and key in the NSS database, event 1000, browser policy written', async () => {
+    const r = await run(['run', '--user']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /Certificate enrolled/);
+    const certs = nssUserCerts(profile.nssDb);
+    assert.equal(certs.length, 1);
+    assert.match(certs[0]!.issuer, /CN=MTLS Certificate Authority/);
+    assert.equal(nssKeyCount(profile.nssDb), 1);
+    const state = stateOf();
+    assert.equal(state.current.serialNumber, certs[0]!.serial);
+    assert.match(certs[0]!.subject, new RegExp(`CN=${state.deviceId}`));
+    const keyFile = path.join(profile.stateDir, 'credentials', state.current.thumbprint, 'key.pem');
+    assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600, 'key file is owner-only');
+    for (const f of ['cert9.db', 'key4.db']) assert.equal(fs.statSync(path.join(profile.nssDb, f)).mode & 0o077, 0, `${f} is owner-only`);
+    assert.ok(events().some((e) => e.id === 1000), 'event 1000 recorded');
+    const policy = JSON.parse(fs.readFileSync(path.join(profile.policyDir, 'device-trust-agent.json'), 'utf8'));
+    assert.equal(policy.AutoSelectCertificateForUrls.length, 1);
+    const issued = lab.issued().find((i) => i.serialNumber === state.current.serialNumber);
+    assert.ok(issued, 'the lab issued this serial');
+    assert.equal(issued.deviceId, state.deviceId);
+    keysSeen.push(currentKeyPem());
+  });
+
+  test('headless Chromium, with the policy the agent wrote, presents the certificate and the mTLS endpoint trusts this device', async (t) => {
+    const why = chromiumUnavailable();
+    if (why) {
+      t.diagnostic(why);
+      t.skip(why);
+      return;
+    }
+    nssTrustRoot(profile.nssDb, rootCaFile);
+    const text = await chromiumPageText(lab.mtlsUrl, { home: profile.home, chromiumEtc: profile.chromiumEtc });
+    const verdict = JSON.parse(text);
+    assert.equal(verdict.trusted, true, text);
+    assert.equal(verdict.deviceId, stateOf().deviceId);
+    assert.equal(verdict.serialNumber, stateOf().current.serialNumber);
+  });
+
+  test('negative control: without the policy Chromium does not present the certificate', async (t) => {
+    const why = chromiumUnavailable();
+    if (why) {
+      t.skip(why);
+      return;
+    }
+    const emptyEtc = path.join(tempDir('etc'), 'chromium');
+    fs.mkdirSync(emptyEtc, { recursive: true });
+    const text = await chromiumPageText(lab.mtlsUrl, { home: profile.home, chromiumEtc: emptyEtc, timeoutMs: 10_000 }).catch((e: Error) => e.message);
+    assert.ok(!/"trusted":\s*true/.test(text), `certificate was presented without the policy: ${text}`);
+  });
+
+  test('a second run is a no-op and says the device is enrolled', async () => {
+    const before = stateOf().current.serialNumber;
+    const r = await run(['run']);
+    assert.equal(r.code, 10, r.stderr + r.stdout);
+    assert.match(r.stdout, /enrolled/);
+    assert.equal(stateOf().current.serialNumber, before);
+    assert.equal(nssUserCerts(profile.nssDb).length, 1);
+  });
+
+  test('status --check reports the device trusted by the mTLS endpoint', async () => {
+    const r = await run(['status', '--check', '--json']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const s = JSON.parse(r.stdout);
+    assert.equal(s.state, 'ENROLLED');
+    assert.equal(s.checks.mtls.trusted, true);
+    assert.equal(s.checks.revocation.ok, true);
+  });
+
+  test('--forceRenewal replaces the certificate: new serial, the old one and its key are gone', async () => {
+    const old = stateOf().current;
+    const r = await run(['run', '--forceRenewal']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const certs = nssUserCerts(profile.nssDb);
+    assert.equal(certs.length, 1);
+    assert.notEqual(certs[0]!.serial, old.serialNumber);
+    assert.equal(nssKeyCount(profile.nssDb), 1, 'the old private key was removed with its certificate');
+    assert.ok(!fs.existsSync(path.join(profile.stateDir, 'credentials', old.thumbprint)), 'the old key file is gone');
+    keysSeen.push(currentKeyPem());
+  });
+
+  test('a certificate revoked at the lab is reported (not replaced), and --forceRenewal fixes it', async () => {
+    const revoked = stateOf().current.serialNumber;
+    lab.revoke(revoked);
+    const r = await run(['run']);
+    assert.equal(r.code, 30, r.stderr + r.stdout);
+    assert.match(r.stderr, /revoked/);
+    assert.match(r.stderr, /--forceRenewal/);
+    assert.equal(nssUserCerts(profile.nssDb)[0]!.serial, revoked, 'revocation does not remove the certificate');
+    assert.ok(events().some((e) => e.id === 1100));
+    const s = JSON.parse((await run(['status', '--check', '--json'])).stdout);
+    assert.equal(s.state, 'REVOKED');
+
+    const fixed = await run(['run', '--forceRenewal']);
+    assert.equal(fixed.code, 0, fixed.stderr + fixed.stdout);
+    const certs = nssUserCerts(profile.nssDb);
+    assert.equal(certs.length, 1);
+    assert.notEqual(certs[0]!.serial, revoked);
+    assert.equal((await run(['run'])).code, 10);
+    keysSeen.push(currentKeyPem());
+  });
+
+  test('a certificate inside its renewal window is renewed with the renewal token (no IWA), atomically', async () => {
+    lab.switches.validitySeconds = 3600;
+    lab.switches.renewalWindowSeconds = 3600; // in the window from the moment it is issued
+    assert.equal((await run(['run', '--forceRenewal'])).code, 0);
+    keysSeen.push(currentKeyPem());
+    const short = stateOf().current;
+    const mark = lab.received.length;
+    const r = await run(['run', '--debug']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /renewed/);
+    const sent = lab.received.slice(mark).map((q) => `${q.method} ${new URL(q.url, 'https://x').pathname}`);
+    assert.ok(sent.includes('POST /api/v1/device-trust/renew'), sent.join(', '));
+    assert.ok(!sent.some((s) => /device-token|user-token/.test(s)), `renewal must not need IWA: ${sent.join(', ')}`);
+    const certs = nssUserCerts(profile.nssDb);
+    assert.equal(certs.length, 1, 'exactly one certificate after renewal');
+    assert.notEqual(certs[0]!.serial, short.serialNumber);
+    assert.equal(stateOf().current.how, 'renewed');
+    assert.ok(events().some((e) => e.id === 1001));
+    keysSeen.push(currentKeyPem());
+    lab.switches.validitySeconds = 365 * 86400;
+    lab.switches.renewalWindowSeconds = 30 * 86400;
+    assert.equal((await run(['run', '--forceRenewal'])).code, 0);
+    keysSeen.push(currentKeyPem());
+  });
+
+  for (const tamper of ['malformed-json', 'other-key', 'wrong-issuer', 'expired', 'no-client-auth'] as const) {
+    test(`a hostile enrollment answer (${tamper}) is refused and the previous certificate stays installed`, async () => {
+      const before = stateOf().current;
+      lab.switches.tamper = tamper;
+      try {
+        const r = await run(['run', '--forceRenewal']);
+        assert.equal(r.code, 30, r.stderr + r.stdout);
+        const expected: Record<typeof tamper, RegExp> = {
+          'malformed-json': /not JSON/,
+          'other-key': /different key/,
+          'wrong-issuer': /issued by/,
+          expired: /expired/,
+          'no-client-auth': /client authentication/,
+        };
+        assert.match(r.stderr, expected[tamper]);
+      } finally {
+        lab.switches.tamper = null;
+      }
+      const certs = nssUserCerts(profile.nssDb);
+      assert.deepEqual(certs.map((c) => c.serial), [before.serialNumber]);
+      assert.equal(stateOf().current.serialNumber, before.serialNumber);
+      assert.deepEqual(fs.readdirSync(path.join(profile.stateDir, 'credentials')), [before.thumbprint], 'no stray key files');
+      assert.equal((await run(['run'])).code, 10, 'the next run finds the previous certificate valid');
+    });
+  }
+
+  test('read-only org: a clear message, the retry-later exit code, nothing changed on disk', async () => {
+    const snapshot = () => ({
+      certs: nssUserCerts(profile.nssDb),
+      current: stateOf().current,
+      creds: fs.readdirSync(path.join(profile.stateDir, 'credentials')),
+    });
+    const fresh = makeProfile({ orgUrl: lab.orgUrl, rootCaFile });
+    const before = snapshot();
+    lab.switches.readOnly = true;
+    try {
+      const r = await run(['run', '--forceRenewal']);
+      assert.equal(r.code, 20, r.stderr + r.stdout);
+      assert.match(r.stderr, /read-only/);
+      assert.deepEqual(snapshot(), before);
+      const r2 = await run(['run'], fresh);
+      assert.equal(r2.code, 20);
+      assert.deepEqual(nssUserCerts(fresh.nssDb), []);
+      assert.ok(!fs.existsSync(path.join(fresh.stateDir, 'credentials')) || fs.readdirSync(path.join(fresh.stateDir, 'credentials')).length === 0);
+    } finally {
+      lab.switches.readOnly = false;
+    }
+    assert.ok(events().some((e) => e.id === 2001));
+  });
+
+  test('the private key never appears in anything the lab received (PEM, DER/base64, raw key bytes)', () => {
+    assert.ok(keysSeen.length >= 5);
+    const everything = lab.received.map((r) => `${r.url}\n${JSON.stringify(r.headers)}\n${r.body}`).join('\n');
+    const rawBody = Buffer.from(everything, 'utf8');
+    for (const pem of keysSeen) {
+      const key = createPrivateKey(pem);
+      const der = key.export({ format: 'der', type: 'pkcs8' });
+      const d = Buffer.from((key.export({ format: 'jwk' }) as { d: string }).d, 'base64url');
+      assert.ok(!everything.includes(pem.split('\n')[1]!), 'PEM body');
+      assert.ok(!everything.includes(der.toString('base64')), 'DER base64');
+      assert.ok(!everything.includes(d.toString('base64url')) && !everything.includes(d.toString('base64')), 'private scalar (base64)');
+      assert.ok(!everything.includes(d.toString('hex')), 'private scalar (hex)');
+      assert.equal(rawBody.indexOf(d), -1, 'raw private bytes');
+    }
+    // And the lab did receive the public halves: the check above is looking at the right traffic.
+    const lastCert = new X509Certificate(fs.readFileSync(path.join(profile.stateDir, 'credentials', stateOf().current.thumbprint, 'cert.pem')));
+    assert.ok(lab.received.some((r) => r.body.includes('BEGIN CERTIFICATE REQUEST')), 'CSRs were sent');
+    assert.ok(lastCert.serialNumber);
+  });
+});
