@@ -1,0 +1,35 @@
+import type { ParseArgsConfig } from 'node:util';
+import type { LoadedConfig } from '../core/config.js';
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+export type OptionValues = Record<string, string | boolean | string[] | boolean[] | undefined>;
+
+export interface CommandContext {
+  /** Configuration merged from every source (loaded lazily: `help` must work without a valid config). */
+  config(): LoadedConfig;
+  values: OptionValues;
+  /** Positional arguments after the command name, minus Name=Value settings. */
+  args: string[];
+  io: Io;
+  debug: boolean;
+  json: boolean;
+}
+
+/** One sub-command of `device-trust-agent`: registered in commands/index.ts. */
+export interface Command {
+  name: string;
+  /** One line for the command list in `help`. */
+  summary: string;
+  /** Usage lines and option help shown by `help <command>`. */
+  usage: string;
+  options?: OptionSpec;
+  /** Whether the command takes positional arguments (e.g. a file name); others refuse them. */
+  takesArgs?: boolean;
+  run(ctx: CommandContext): Promise<number>;
+}

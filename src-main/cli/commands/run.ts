@@ -1,0 +1,46 @@
+import { runTask, type RunResult, type TaskKind } from '../../core/agent.js';
+import { AgentError, ExitCode } from '../../core/errors.js';
+import { Trace } from '../../core/trace.js';
+import type { Command } from '../command.js';
+
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'one pass of the registration task: enroll, renew, or nothing (the default command)',
+  usage: `device-trust-agent run [--user | --device] [--forceRenewal] [--debug [--show-tokens]] [--json]
+  --user          the user task (default): enrolls the logged-on user's certificate
+  --device        the device task (root/SYSTEM): writes the machine-wide browser policy
+  --forceRenewal  remove the current certificate and enroll afresh (fixes a revoked or corrupted
+                  certificate, or a lost private key)
+  --show-tokens   with --debug, print the device and user tokens (for support only)`,
+  options: {
+    user: { type: 'boolean' },
+    device: { type: 'boolean' },
+    forceRenewal: { type: 'boolean' },
+    'force-renewal': { type: 'boolean' },
+    'show-tokens': { type: 'boolean' },
+  },
+  async run(ctx) {
+    const v = ctx.values;
+    if (v.user && v.device) throw new AgentError('config', 'USAGE', '--user and --device cannot be used together.');
+    const task: TaskKind = v.device ? 'device' : 'user';
+    const trace = new Trace(ctx.debug ? ctx.io.err : undefined, Boolean(v['show-tokens']));
+    const result = await runTask({ loaded: ctx.config(), task, force: Boolean(v.forceRenewal || v['force-renewal']), trace });
+    if (ctx.json) ctx.io.out(JSON.stringify({ ok: true, ...result }, null, 2));
+    else ctx.io.out(describeRun(result));
+    if (ctx.debug) {
+      ctx.io.err('Timings:');
+      for (const s of trace.steps) ctx.io.err(`  ${s.ok ? '✓' : '✗'} ${s.name.padEnd(72)} ${s.ms.toFixed(1).padStart(8)} ms`);
+    }
+    return result.outcome === 'nothing-to-do' ? ExitCode.NOTHING_TO_DO : ExitCode.OK;
+  },
+};
+
+function describeRun(r: RunResult): string {
+  const lines = [r.message];
+  if (r.certificate && r.outcome !== 'nothing-to-do') {
+    lines.push(`  device:      ${r.deviceId}`, `  subject:     ${r.certificate.subject}`, `  issuer:      ${r.certificate.issuer}`,
+      `  valid until: ${r.certificate.notAfter}`, `  stored in:   ${r.certificate.store} as "${r.certificate.storeId}"`);
+  }
+  for (const w of r.warnings) lines.push(`  warning: ${w}`);
+  return lines.join('\n');
+}
