@@ -1,92 +1,16 @@
 /**
- * `npm run bench`: where enrollment time goes. Key generation (Node native vs node-forge), CSR, each
- * network step and the store install, for P-256 and RSA-2048, measured against the lab org on loopback.
- * Prints tables; asserts nothing (timings are not tests).
+ * `npm run bench`: runs every `*.bench.js` section next to this file (or those whose name contains an
+ * argument) and prints their tables. Timings are reported, never asserted.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import forge from 'node-forge';
-import { runTask } from '../../src-main/core/agent.js';
-import { loadConfig } from '../../src-main/core/config.js';
-import { createCsr, generateLocalKey, type KeyAlgorithm } from '../../src-main/core/keys.js';
-import { Trace } from '../../src-main/core/trace.js';
-import { startLabOrg } from '../../lab/org.js';
-import { tempDir } from '../support/agent.js';
+import { fileURLToPath } from 'node:url';
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const only = process.argv.slice(2);
+const sections = fs.readdirSync(here).filter((f) => f.endsWith('.bench.js') && (only.length === 0 || only.some((o) => f.includes(o)))).sort();
+for (const file of sections) {
+  console.log(`\n=== ${file.replace(/\.bench\.js$/, '')} ===`);
+  const mod = (await import(path.join(here, file))) as { default: () => Promise<void> };
+  await mod.default();
 }
-
-async function time(n: number, fn: () => Promise<unknown> | unknown): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await fn();
-    out.push(performance.now() - t0);
-  }
-  return out;
-}
-
-function table(title: string, head: string[], rows: (string | number)[][]): void {
-  const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? (Number.isNaN(c) ? 'n/a' : c.toFixed(2)) : c)))];
-  const widths = head.map((_, i) => Math.max(...cells.map((r) => String(r[i]).length)));
-  console.log(`\n${title}`);
-  cells.forEach((r, k) => {
-    console.log(r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]!) : String(c).padStart(widths[i]!))).join('  '));
-    if (k === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  });
-}
-
-async function keygenTable(): Promise<void> {
-  const nativeEc = await time(50, () => generateLocalKey('P-256'));
-  const nativeRsa = await time(10, () => generateLocalKey('RSA-2048'));
-  const forgeRsa = await time(5, () => new Promise((res, rej) => forge.pki.rsa.generateKeyPair({ bits: 2048, workers: -1 }, (e, k) => (e ? rej(e) : res(k)))));
-  const keyEc = await generateLocalKey('P-256');
-  const keyRsa = await generateLocalKey('RSA-2048');
-  const csrEc = await time(50, () => createCsr(keyEc, 'CN=bench'));
-  const csrRsa = await time(20, () => createCsr(keyRsa, 'CN=bench'));
-  table('Key generation and CSR (median ms; n = samples)', ['operation', 'P-256', 'RSA-2048', 'n'], [
-    ['keygen: Node native crypto (default)', median(nativeEc), median(nativeRsa), '50 / 10'],
-    ['keygen: node-forge (pure JS)', NaN, median(forgeRsa), '- / 5'],
-    ['CSR: @peculiar/x509 over WebCrypto', median(csrEc), median(csrRsa), '50 / 20'],
-  ]);
-  console.log('node-forge has no elliptic-curve key generation; for RSA it is the slower path, so native crypto is the default.');
-}
-
-async function enrollmentTable(): Promise<void> {
-  const lab = await startLabOrg({ allowLabSignIn: true });
-  const dir = tempDir('bench');
-  const rootCa = path.join(dir, 'root.pem');
-  fs.writeFileSync(rootCa, lab.rootCaPem);
-  const runs = 5;
-  const perAlg: Record<KeyAlgorithm, Map<string, number[]>> = { 'P-256': new Map(), 'RSA-2048': new Map() };
-  const totals: Record<KeyAlgorithm, number[]> = { 'P-256': [], 'RSA-2048': [] };
-  try {
-    for (const alg of ['P-256', 'RSA-2048'] as const) {
-      const home = path.join(dir, alg);
-      const env = { HOME: home, DTA_MANAGED_CONFIG_DIR: path.join(home, 'managed'), USER: 'alice' };
-      const loaded = loadConfig({ env, cli: { orgUrl: lab.orgUrl, tlsCaFile: rootCa, keyAlgorithm: alg, labSignIn: 'true', browserPolicyDirs: [path.join(home, 'policy')] } });
-      for (let i = 0; i < runs; i++) {
-        const trace = new Trace(undefined);
-        const t0 = performance.now();
-        await runTask({ loaded, task: 'user', force: true, trace });
-        totals[alg].push(performance.now() - t0);
-        for (const s of trace.steps) {
-          const name = s.name.replace(/ \(P-256\)| \(RSA-2048\)/, '').replace(/certificate [0-9a-f]+/, 'certificate');
-          perAlg[alg].set(name, [...(perAlg[alg].get(name) ?? []), s.ms]);
-        }
-      }
-    }
-  } finally {
-    await lab.close();
-  }
-  const names = [...new Set([...perAlg['P-256'].keys(), ...perAlg['RSA-2048'].keys()])];
-  table(`Enrollment against the lab org on loopback, lab sign-in (median ms over ${runs} forced enrollments)`, ['step', 'P-256', 'RSA-2048'], [
-    ...names.map((n) => [n, median(perAlg['P-256'].get(n) ?? []), median(perAlg['RSA-2048'].get(n) ?? [])]),
-    ['total (one pass)', median(totals['P-256']), median(totals['RSA-2048'])],
-  ]);
-}
-
-await keygenTable();
-await enrollmentTable();
