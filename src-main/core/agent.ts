@@ -25,6 +25,8 @@ export interface RunOptions {
   loaded: LoadedConfig;
   task: TaskKind;
   force: boolean;
+  /** Renew a valid certificate now, before its renewal window (the dashboard's "Renew now"). */
+  renewNow?: boolean;
   trace: Trace;
   platform?: Platform;
   now?: () => Date;
@@ -171,7 +173,7 @@ export class EnrollmentTask {
       return this.enroll(org, deviceId, current);
     }
     const renewFrom = notAfter - org.certificate.renewalWindowSeconds * 1000;
-    if (now >= renewFrom) return this.renew(org, deviceId, current, key);
+    if (now >= renewFrom || this.opts.renewNow) return this.renew(org, deviceId, current, key);
 
     const browserPolicy = this.configureBrowsers(org);
     const msg = `This device is enrolled: certificate ${current.info.serialNumber} is valid until ${current.info.notAfter}; renewal from ${new Date(renewFrom).toISOString()}.`;

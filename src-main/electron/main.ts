@@ -1,0 +1,203 @@
+/**
+ * The tray app's main process: one instance per user, a tray icon that follows the agent's state, the
+ * dashboard window on demand, the scheduler, and the IPC handlers behind the guard. The agent's work is the
+ * core's (src-main/core); this file only wires it to Electron.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { app, clipboard, dialog, Notification, powerMonitor, protocol, session, type WebContents } from 'electron';
+import { loadConfig } from '../core/config.js';
+import { writeFileAtomic } from '../core/fsutil.js';
+import { UI_EVENT_CHANNEL, type UiEvent } from '../ipc/contract.js';
+import { createHandlers } from '../ipc/handlers.js';
+import type { ServiceHost } from '../ipc/host.js';
+import { DashboardService } from '../ipc/service.js';
+import { APP_ORIGIN, APP_SCHEME, resolveAsset } from './app-protocol.js';
+import { linuxAutostartEntry, linuxAutostartFile } from './autostart.js';
+import { InterimScheduler } from './interim-scheduler.js';
+import { registerIpc } from './ipc.js';
+import { launchActions, parseLaunchArgs, type LaunchRequest } from './launch-args.js';
+import { SafeStorageSecretStore } from './secret-store.js';
+import { TrayController } from './tray.js';
+import type { TrayCommand } from './tray-model.js';
+import { DashboardWindow } from './window.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const RENDERER_DIR = path.resolve(here, '..', '..', 'src-renderer');
+const PRELOAD = path.join(here, 'preload.cjs');
+const TRAY_ICON_DIR = path.join(here, 'tray');
+const STATUS_REFRESH_MS = 5 * 60 * 1000;
+
+// Before ready: app:// is a standard, secure origin, so the page gets a real origin and its CSP applies.
+protocol.registerSchemesAsPrivileged([{ scheme: APP_SCHEME, privileges: { standard: true, secure: true } }]);
+
+if (!app.requestSingleInstanceLock()) {
+  // Another instance runs: Electron hands it our command line ('second-instance') and we leave.
+  app.quit();
+} else {
+  void main();
+}
+
+function log(line: string): void {
+  process.stderr.write(`[device-trust-agent] ${line}\n`);
+}
+
+/** Every web contents: no navigation away, no new windows, no webviews. */
+function harden(contents: WebContents): void {
+  contents.on('will-navigate', (e, url) => {
+    if (!url.startsWith(`${APP_ORIGIN}/`)) {
+      e.preventDefault();
+      log(`blocked navigation to ${url.slice(0, 200)}`);
+    }
+  });
+  contents.on('will-redirect', (e, url) => {
+    if (!url.startsWith(`${APP_ORIGIN}/`)) e.preventDefault();
+  });
+  contents.setWindowOpenHandler(({ url }) => {
+    log(`blocked a new window for ${url.slice(0, 200)}`);
+    return { action: 'deny' };
+  });
+  contents.on('will-attach-webview', (e) => e.preventDefault());
+}
+
+async function main(): Promise<void> {
+  const first = parseLaunchArgs(process.argv.slice(1));
+  app.on('web-contents-created', (_e, contents) => harden(contents));
+  // A tray app stays when its window closes; it leaves through the tray's Quit.
+  app.on('window-all-closed', () => undefined);
+  await app.whenReady();
+
+  const ses = session.defaultSession;
+  ses.setPermissionRequestHandler((_wc, permission, callback) => {
+    log(`denied permission "${permission}"`);
+    callback(false);
+  });
+  ses.setPermissionCheckHandler(() => false);
+  // The page has no business on the network: everything comes through the preload API.
+  ses.webRequest.onBeforeRequest({ urls: ['http://*/*', 'https://*/*', 'ws://*/*', 'wss://*/*', 'file://*'] }, (details, callback) => {
+    callback({ cancel: details.webContentsId !== undefined });
+  });
+  protocol.handle(APP_SCHEME, async (request) => {
+    const asset = resolveAsset(RENDERER_DIR, request.url);
+    if (!asset) return new Response('Not found', { status: 404, headers: { 'content-type': 'text/plain' } });
+    return new Response(await fs.promises.readFile(asset.file), { headers: asset.headers });
+  });
+
+  let debug = first.debug;
+  const dashboard = new DashboardWindow({ preload: PRELOAD, icon: path.join(TRAY_ICON_DIR, 'app.png') });
+  const secrets = (() => {
+    try {
+      return new SafeStorageSecretStore(loadConfig().config.stateDir);
+    } catch {
+      return undefined;
+    }
+  })();
+  const host: ServiceHost = {
+    loadConfig: () => loadConfig(),
+    emit: (event: UiEvent) => {
+      dashboard.send(UI_EVENT_CHANNEL, event);
+      if (event.type === 'status-changed') void refreshTray();
+    },
+    saveExport: async (name, content) => {
+      const parent = dashboard.current;
+      const options = { defaultPath: path.join(app.getPath('documents'), name), filters: [{ name: 'Event log', extensions: [path.extname(name).slice(1)] }] };
+      const r = parent ? await dialog.showSaveDialog(parent, options) : await dialog.showSaveDialog(options);
+      if (r.canceled || !r.filePath) return null;
+      writeFileAtomic(r.filePath, content, 0o600);
+      return r.filePath;
+    },
+    systemProxy: { description: 'Electron session.resolveProxy', resolve: (url) => ses.resolveProxy(url) },
+    ...(secrets ? { secrets } : {}),
+    get debugSink() {
+      return debug ? log : undefined;
+    },
+  };
+  const service = new DashboardService(host);
+  const scheduler = new InterimScheduler({ run: () => service.run('scheduled') });
+  host.scheduler = scheduler;
+  registerIpc(createHandlers(service), { allowedOrigins: [APP_ORIGIN], onRefused: (why, channel) => log(`refused IPC call on ${channel}: ${why}`) });
+
+  const notify = (title: string, body: string) => {
+    if (Notification.isSupported()) new Notification({ title, body }).show();
+  };
+  const onCommand = (command: TrayCommand) => {
+    switch (command) {
+      case 'open-dashboard':
+        dashboard.open();
+        break;
+      case 'renew-now':
+        service.run('renew').then((r) => notify('Device Trust Agent', r.message), (e: Error) => notify('Renewal did not succeed', e.message));
+        break;
+      case 'run-diagnostics':
+        dashboard.open(() => {
+          dashboard.send(UI_EVENT_CHANNEL, { type: 'navigate', view: 'overview' } satisfies UiEvent);
+          service.runDiagnostics().catch((e: Error) => log(`diagnostics: ${e.message}`));
+        });
+        break;
+      case 'open-event-log':
+        dashboard.open(() => dashboard.send(UI_EVENT_CHANNEL, { type: 'navigate', view: 'events' } satisfies UiEvent));
+        break;
+      case 'copy-support-bundle':
+        service.supportSummary().then((text) => {
+          clipboard.writeText(text);
+          notify('Support summary copied', 'Paste it into your message to the help desk. Tokens and keys are not included.');
+        }, (e: Error) => notify('Support summary failed', e.message));
+        break;
+      case 'quit':
+        scheduler.stop();
+        app.quit();
+        break;
+    }
+  };
+  const tray = new TrayController(TRAY_ICON_DIR, onCommand);
+  async function refreshTray(): Promise<void> {
+    try {
+      tray.update(await service.status(), service.activity !== null);
+    } catch (e) {
+      tray.update(undefined, service.activity !== null, (e as Error).message);
+    }
+  }
+
+  const handleLaunch = (req: LaunchRequest) => {
+    for (const action of launchActions(req)) {
+      if (action.kind === 'debug-on') debug = true;
+      else if (action.kind === 'open-dashboard') dashboard.open(() => dashboard.send(UI_EVENT_CHANNEL, { type: 'navigate', view: action.view } satisfies UiEvent));
+      else dashboard.open(() => dashboard.send(UI_EVENT_CHANNEL, { type: 'confirm-force-renewal' } satisfies UiEvent));
+    }
+  };
+  // The second launch's argv comes from another process: parsed as untrusted input (launch-args.ts).
+  app.on('second-instance', (_e, argv) => handleLaunch(parseLaunchArgs(argv.slice(1))));
+  app.on('activate', () => dashboard.open());
+  powerMonitor.on('resume', () => void scheduler.tick());
+
+  registerLoginItem();
+  scheduler.start();
+  await refreshTray();
+  setInterval(() => void refreshTray(), STATUS_REFRESH_MS).unref();
+  handleLaunch(first);
+
+  if (process.env.DTA_TEST_HOOKS === '1') {
+    // For the Playwright _electron test: the main process is trusted, and nothing here reaches the page.
+    (globalThis as Record<string, unknown>).__deviceTrustShell = {
+      tray: () => tray.snapshot,
+      refreshTray,
+      trayCommand: onCommand,
+      launch: (argv: string[]) => handleLaunch(parseLaunchArgs(argv)),
+      secretStore: () => secrets?.description,
+    };
+  }
+}
+
+function registerLoginItem(): void {
+  if (!app.isPackaged) return;
+  if (process.platform === 'win32' || process.platform === 'darwin') {
+    app.setLoginItemSettings({ openAtLogin: true, args: ['--hidden'] });
+  } else if (process.platform === 'linux') {
+    try {
+      writeFileAtomic(linuxAutostartFile(), linuxAutostartEntry(process.env.APPIMAGE || process.execPath), 0o644);
+    } catch (e) {
+      log(`could not register the login item: ${(e as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * The one contract between the main process and the dashboard: every channel, its request and answer
+ * schema, and the name the preload gives it on `window.deviceTrust`. Main validates every request against
+ * it (src-main/ipc/guard.ts) and strips every answer to it, so nothing outside these schemas (a private key,
+ * a token, a PEM) can cross; the renderer imports the same file for its types.
+ *
+ * Browser-safe: imports zod only (the renderer bundles this file).
+ */
+import { z } from 'zod';
+
+const iso = z.string().max(40);
+const text = (max = 2000) => z.string().max(max);
+
+// ---- status ------------------------------------------------------------------------------------------
+
+/** What the tray and the header show, at a glance. */
+export const TrustStateSchema = z.enum(['trusted', 'renewing', 'attention', 'not-trusted']);
+export type TrustState = z.infer<typeof TrustStateSchema>;
+
+export const DeviceStateSchema = z.enum(['NOT_CONFIGURED', 'NOT_ENROLLED', 'ENROLLED', 'RENEWAL_DUE', 'EXPIRED', 'KEY_MISSING', 'REVOKED']);
+
+export const ActivitySchema = z.enum(['renew', 'forceRenewal', 'diagnostics', 'scheduled']);
+export type Activity = z.infer<typeof ActivitySchema>;
+
+export const CertificateViewSchema = z.object({
+  subject: text(1000),
+  subjectCN: text(300),
+  issuer: text(1000),
+  issuerCN: text(300),
+  serialNumber: text(200),
+  notBefore: iso,
+  notAfter: iso,
+  sha256: text(100),
+  /** Whole days until notAfter (negative once expired). */
+  daysToExpiry: z.number().int(),
+  store: text(500),
+});
+export type CertificateView = z.infer<typeof CertificateViewSchema>;
+
+export const StatusViewSchema = z.object({
+  trust: TrustStateSchema,
+  /** One sentence answering "is this device trusted?". */
+  headline: text(300),
+  state: DeviceStateSchema,
+  summary: text(),
+  orgUrl: text(500).optional(),
+  deviceId: text(200),
+  deviceName: text(300),
+  certificate: CertificateViewSchema.optional(),
+  certificatesInStore: z.number().int().nonnegative(),
+  /** When renewal is planned (start of the renewal window, or the scheduler's chosen moment). */
+  plannedRenewal: iso.optional(),
+  lastRun: z.object({ at: iso, task: text(50), outcome: text(50), code: text(100).optional(), message: text() }).optional(),
+  /** Work in progress in the main process, if any (one at a time). */
+  busy: ActivitySchema.nullable(),
+  nextRun: z.object({ at: iso, why: text(300) }).optional(),
+});
+export type StatusView = z.infer<typeof StatusViewSchema>;
+
+// ---- running the task ----------------------------------------------------------------------------------
+
+export const RunSummarySchema = z.object({
+  outcome: z.enum(['enrolled', 'renewed', 'nothing-to-do', 'configured']),
+  message: text(),
+  serialNumber: text(200).optional(),
+  notAfter: iso.optional(),
+  warnings: z.array(text()).max(50),
+});
+export type RunSummary = z.infer<typeof RunSummarySchema>;
+
+/** Force renewal deletes the current certificate: the request must say it was confirmed by the user. */
+export const ForceRenewalRequestSchema = z.strictObject({ confirmed: z.literal(true) });
+
+// ---- diagnostics ---------------------------------------------------------------------------------------
+
+export const HealthSchema = z.enum(['ONLINE', 'DEGRADED', 'OFFLINE', 'UNKNOWN']);
+export type Health = z.infer<typeof HealthSchema>;
+
+export const TargetKindSchema = z.enum(['org', 'iwa', 'ad-agents', 'kdc', 'proxy', 'mtls', 'crl', 'gateway']);
+export type TargetKind = z.infer<typeof TargetKindSchema>;
+
+/** One stage of a check (DNS, connect+TLS, HTTP, answer…); ok null means not run. */
+export const StageSchema = z.object({ name: text(100), ok: z.boolean().nullable(), ms: z.number().nonnegative().optional(), detail: text() });
+export type Stage = z.infer<typeof StageSchema>;
+
+export const HistoryPointSchema = z.object({ at: iso, ok: z.boolean(), ms: z.number().nonnegative().optional() });
+export type HistoryPoint = z.infer<typeof HistoryPointSchema>;
+
+export const TargetReportSchema = z.object({
+  id: text(100),
+  kind: TargetKindSchema,
+  name: text(200),
+  url: text(1000).optional(),
+  health: HealthSchema,
+  /** One line: what the check found. */
+  summary: text(),
+  /** What this target is for and, for IWA, what the org's failover mode means. */
+  explanation: text().optional(),
+  lastCheck: iso.optional(),
+  latencyMs: z.number().nonnegative().optional(),
+  stages: z.array(StageSchema).max(50),
+  history: z.array(HistoryPointSchema).max(100),
+});
+export type TargetReport = z.infer<typeof TargetReportSchema>;
+
+export const SeveritySchema = z.enum(['critical', 'warning', 'info']);
+export type Severity = z.infer<typeof SeveritySchema>;
+
+export const FindingSchema = z.object({
+  id: text(100),
+  severity: SeveritySchema,
+  title: text(300),
+  cause: text(),
+  remedy: text(),
+  evidence: text().optional(),
+  targetId: text(100).optional(),
+});
+export type Finding = z.infer<typeof FindingSchema>;
+
+export const DiagnosticsReportSchema = z.object({
+  at: iso,
+  durationMs: z.number().nonnegative(),
+  targets: z.array(TargetReportSchema).max(50),
+  findings: z.array(FindingSchema).max(100),
+});
+export type DiagnosticsReport = z.infer<typeof DiagnosticsReportSchema>;
+
+// ---- event log -----------------------------------------------------------------------------------------
+
+export const LevelSchema = z.enum(['info', 'warning', 'error']);
+export type Level = z.infer<typeof LevelSchema>;
+
+export const EventQuerySchema = z.strictObject({
+  levels: z.array(LevelSchema).max(3).optional(),
+  ids: z.array(z.number().int().min(0).max(99999)).max(100).optional(),
+  since: z.iso.datetime().optional(),
+  until: z.iso.datetime().optional(),
+  text: z.string().max(200).optional(),
+  limit: z.number().int().min(1).max(20000).optional(),
+});
+export type EventQuery = z.infer<typeof EventQuerySchema>;
+
+export const EventViewSchema = z.object({
+  time: iso,
+  id: z.number().int(),
+  level: LevelSchema,
+  title: text(300),
+  message: text(8000),
+  task: text(50).optional(),
+});
+export type EventView = z.infer<typeof EventViewSchema>;
+
+export const EventPageSchema = z.object({
+  /** Newest first. */
+  events: z.array(EventViewSchema).max(20000),
+  matched: z.number().int().nonnegative(),
+  total: z.number().int().nonnegative(),
+  catalogue: z.array(z.object({ id: z.number().int(), level: LevelSchema, title: text(300) })).max(500),
+});
+export type EventPage = z.infer<typeof EventPageSchema>;
+
+export const ExportRequestSchema = z.strictObject({ query: EventQuerySchema, format: z.enum(['jsonl', 'csv']) });
+export const ExportResultSchema = z.object({ savedTo: text(4096).nullable(), count: z.number().int().nonnegative() });
+export type ExportResult = z.infer<typeof ExportResultSchema>;
+
+// ---- main → renderer -----------------------------------------------------------------------------------
+
+export const ViewSchema = z.enum(['overview', 'events']);
+export type View = z.infer<typeof ViewSchema>;
+
+export const UiEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('progress'), activity: ActivitySchema, phase: z.enum(['start', 'step', 'done', 'failed']), step: text(300).optional(), message: text().optional() }),
+  z.object({ type: z.literal('status-changed') }),
+  z.object({ type: z.literal('navigate'), view: ViewSchema }),
+  /** A launch with --forceRenewal: the dashboard asks the user; nothing runs without that confirmation. */
+  z.object({ type: z.literal('confirm-force-renewal') }),
+]);
+export type UiEvent = z.infer<typeof UiEventSchema>;
+
+// ---- the channels ----------------------------------------------------------------------------------------
+
+const Empty = z.strictObject({});
+
+/** Channel name → preload method name, request schema, answer schema. */
+export const CHANNELS = {
+  'status:get': { method: 'getStatus', request: Empty, response: StatusViewSchema },
+  'task:renew': { method: 'renewNow', request: Empty, response: RunSummarySchema },
+  'task:force-renewal': { method: 'forceRenewal', request: ForceRenewalRequestSchema, response: RunSummarySchema },
+  'diagnostics:last': { method: 'getDiagnostics', request: Empty, response: DiagnosticsReportSchema.nullable() },
+  'diagnostics:run': { method: 'runDiagnostics', request: Empty, response: DiagnosticsReportSchema },
+  'events:query': { method: 'queryEvents', request: EventQuerySchema, response: EventPageSchema },
+  'events:export': { method: 'exportEvents', request: ExportRequestSchema, response: ExportResultSchema },
+} as const;
+
+export type Channel = keyof typeof CHANNELS;
+export type Request<C extends Channel> = z.infer<(typeof CHANNELS)[C]['request']>;
+export type Response<C extends Channel> = z.infer<(typeof CHANNELS)[C]['response']>;
+
+/** The main → renderer push channel (UiEvent). */
+export const UI_EVENT_CHANNEL = 'ui:event';
+
+export const IpcErrorSchema = z.object({ code: text(100), message: text(), remedy: text().optional() });
+export type IpcError = z.infer<typeof IpcErrorSchema>;
+/** Every answer is an envelope: AgentErrors keep their code and remedy across the boundary. */
+export type IpcResult<T> = { ok: true; value: T } | { ok: false; error: IpcError };
+
+type MethodOf<C extends Channel> = (typeof CHANNELS)[C]['method'];
+type ChannelOfMethod<M> = { [C in Channel]: MethodOf<C> extends M ? C : never }[Channel];
+type MethodName = MethodOf<Channel>;
+
+/** `window.deviceTrust`: named functions only; each takes its request object and returns the envelope. */
+export type DeviceTrustApi = {
+  [M in MethodName]: (request: Request<ChannelOfMethod<M>>) => Promise<IpcResult<Response<ChannelOfMethod<M>>>>;
+} & {
+  /** Subscribes to main → renderer events; returns the unsubscribe function. */
+  onEvent(listener: (event: UiEvent) => void): () => void;
+};
+
+/** Method name → channel, in a form both the preload and the test bridge can use. */
+export const API_METHODS: { method: MethodName; channel: Channel }[] = (Object.keys(CHANNELS) as Channel[]).map((channel) => ({ method: CHANNELS[channel].method, channel }));
+
+/**
+ * Builds `window.deviceTrust` from the contract, over whatever carries the calls (ipcRenderer in the
+ * preload; a Playwright binding in the Chromium tests). Every function is generated: none is hand-written.
+ */
+export function buildApi(invoke: (channel: Channel, request: unknown) => Promise<unknown>, subscribe: (listener: (event: unknown) => void) => () => void): DeviceTrustApi {
+  const api: Record<string, unknown> = {};
+  for (const { method, channel } of API_METHODS) api[method] = (request: unknown) => invoke(channel, request ?? {});
+  api.onEvent = (listener: (event: UiEvent) => void) =>
+    subscribe((raw) => {
+      const parsed = UiEventSchema.safeParse(raw);
+      if (parsed.success) listener(parsed.data);
+    });
+  return Object.freeze(api) as DeviceTrustApi;
+}

@@ -1,0 +1,83 @@
+import type { StatusView } from '../../../src-main/ipc/contract.js';
+import { formatDate, formatDateTime, relative } from '../format.js';
+import { TrustIcon } from './StateIcon.js';
+
+interface Props {
+  status: StatusView | undefined;
+  busy: boolean;
+  onRenew: () => void;
+  onForceRenewal: () => void;
+}
+
+/** Answers "is this device trusted?" at a glance, with the facts behind the answer and the two actions. */
+export function StatusHeader({ status, busy, onRenew, onForceRenewal }: Props) {
+  if (!status) {
+    return (
+      <section className="status-header loading" aria-labelledby="status-headline" aria-busy="true">
+        <h1 id="status-headline">Checking this device…</h1>
+      </section>
+    );
+  }
+  const c = status.certificate;
+  const expiry = c ? (c.daysToExpiry < 0 ? `expired ${relative(c.notAfter)}` : `in ${c.daysToExpiry} day${c.daysToExpiry === 1 ? '' : 's'}`) : undefined;
+  const renewal = status.plannedRenewal
+    ? Date.parse(status.plannedRenewal) <= Date.now()
+      ? 'due now'
+      : `from ${formatDate(status.plannedRenewal)} (${relative(status.plannedRenewal)})`
+    : undefined;
+  return (
+    <section className={`status-header trust-${status.trust}`} aria-labelledby="status-headline">
+      <div className="status-main">
+        <TrustIcon trust={status.trust} />
+        <div>
+          <h1 id="status-headline">{status.headline}</h1>
+          <p className="summary">{status.state === 'ENROLLED' && !status.busy ? 'Apps that require a trusted device will accept it. The certificate renews on its own before it expires.' : status.summary}</p>
+        </div>
+      </div>
+      <dl className="facts">
+        <div>
+          <dt>Device</dt>
+          <dd>
+            {status.deviceName} <span className="muted mono">{status.deviceId}</span>
+          </dd>
+        </div>
+        <div>
+          <dt>Certificate subject</dt>
+          <dd>{c ? c.subject : 'No certificate'}</dd>
+        </div>
+        <div>
+          <dt>Issuer</dt>
+          <dd>{c ? c.issuerCN || c.issuer : '–'}</dd>
+        </div>
+        <div>
+          <dt>Serial number</dt>
+          <dd className="mono" data-testid="serial">{c ? c.serialNumber : '–'}</dd>
+        </div>
+        <div>
+          <dt>Expires</dt>
+          <dd>{c ? `${formatDate(c.notAfter)} (${expiry})` : '–'}</dd>
+        </div>
+        <div>
+          <dt>Renewal planned</dt>
+          <dd>{renewal ?? '–'}</dd>
+        </div>
+        {status.lastRun && (
+          <div>
+            <dt>Last run</dt>
+            <dd>
+              {formatDateTime(status.lastRun.at)}: {status.lastRun.outcome === 'failed' ? `failed (${status.lastRun.code ?? 'error'})` : status.lastRun.outcome.replace(/-/g, ' ')}
+            </dd>
+          </div>
+        )}
+      </dl>
+      <div className="actions">
+        <button type="button" className="primary" onClick={onRenew} disabled={busy || status.state === 'NOT_CONFIGURED'}>
+          Renew now
+        </button>
+        <button type="button" onClick={onForceRenewal} disabled={busy || status.state === 'NOT_CONFIGURED'}>
+          Force renewal…
+        </button>
+      </div>
+    </section>
+  );
+}
