@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { app, clipboard, dialog, Notification, powerMonitor, protocol, session, type WebContents } from 'electron';
 import { loadConfig } from '../core/config.js';
 import { writeFileAtomic } from '../core/fsutil.js';
-import { UI_EVENT_CHANNEL, type UiEvent } from '../ipc/contract.js';
+import type { UiEvent } from '../ipc/contract.js';
 import { createHandlers } from '../ipc/handlers.js';
 import type { ServiceHost } from '../ipc/host.js';
 import { DashboardService } from '../ipc/service.js';
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   });
   ses.setPermissionCheckHandler(() => false);
   // The page has no business on the network: everything comes through the preload API.
-  ses.webRequest.onBeforeRequest({ urls: ['http://*/*', 'https://*/*', 'ws://*/*', 'wss://*/*', 'file://*'] }, (details, callback) => {
+  ses.webRequest.onBeforeRequest({ urls: ['http://*/*', 'https://*/*', 'ws://*/*', 'wss://*/*', 'file:///*'] }, (details, callback) => {
     callback({ cancel: details.webContentsId !== undefined });
   });
   protocol.handle(APP_SCHEME, async (request) => {
@@ -86,6 +86,11 @@ async function main(): Promise<void> {
 
   let debug = first.debug;
   const dashboard = new DashboardWindow({ preload: PRELOAD, icon: path.join(TRAY_ICON_DIR, 'app.png') });
+  /** Shows the dashboard and gives it something to do once it listens. */
+  const openWith = (event?: UiEvent) => {
+    dashboard.open();
+    if (event) dashboard.send(event);
+  };
   const secrets = (() => {
     try {
       return new SafeStorageSecretStore(loadConfig().config.stateDir);
@@ -96,9 +101,10 @@ async function main(): Promise<void> {
   const host: ServiceHost = {
     loadConfig: () => loadConfig(),
     emit: (event: UiEvent) => {
-      dashboard.send(UI_EVENT_CHANNEL, event);
+      dashboard.send(event);
       if (event.type === 'status-changed') void refreshTray();
     },
+    rendererReady: () => dashboard.markReady(),
     saveExport: async (name, content) => {
       const parent = dashboard.current;
       const options = { defaultPath: path.join(app.getPath('documents'), name), filters: [{ name: 'Event log', extensions: [path.extname(name).slice(1)] }] };
@@ -124,19 +130,17 @@ async function main(): Promise<void> {
   const onCommand = (command: TrayCommand) => {
     switch (command) {
       case 'open-dashboard':
-        dashboard.open();
+        openWith();
         break;
       case 'renew-now':
         service.run('renew').then((r) => notify('Device Trust Agent', r.message), (e: Error) => notify('Renewal did not succeed', e.message));
         break;
       case 'run-diagnostics':
-        dashboard.open(() => {
-          dashboard.send(UI_EVENT_CHANNEL, { type: 'navigate', view: 'overview' } satisfies UiEvent);
-          service.runDiagnostics().catch((e: Error) => log(`diagnostics: ${e.message}`));
-        });
+        openWith({ type: 'navigate', view: 'overview' });
+        service.runDiagnostics().catch((e: Error) => log(`diagnostics: ${e.message}`));
         break;
       case 'open-event-log':
-        dashboard.open(() => dashboard.send(UI_EVENT_CHANNEL, { type: 'navigate', view: 'events' } satisfies UiEvent));
+        openWith({ type: 'navigate', view: 'events' });
         break;
       case 'copy-support-bundle':
         service.supportSummary().then((text) => {
@@ -162,13 +166,13 @@ async function main(): Promise<void> {
   const handleLaunch = (req: LaunchRequest) => {
     for (const action of launchActions(req)) {
       if (action.kind === 'debug-on') debug = true;
-      else if (action.kind === 'open-dashboard') dashboard.open(() => dashboard.send(UI_EVENT_CHANNEL, { type: 'navigate', view: action.view } satisfies UiEvent));
-      else dashboard.open(() => dashboard.send(UI_EVENT_CHANNEL, { type: 'confirm-force-renewal' } satisfies UiEvent));
+      else if (action.kind === 'open-dashboard') openWith({ type: 'navigate', view: action.view });
+      else openWith({ type: 'confirm-force-renewal' });
     }
   };
   // The second launch's argv comes from another process: parsed as untrusted input (launch-args.ts).
   app.on('second-instance', (_e, argv) => handleLaunch(parseLaunchArgs(argv.slice(1))));
-  app.on('activate', () => dashboard.open());
+  app.on('activate', () => openWith());
   powerMonitor.on('resume', () => void scheduler.tick());
 
   registerLoginItem();

@@ -1,9 +1,14 @@
 /**
  * The dashboard window: created when someone opens it and destroyed when they close it, so nothing renders
- * while nobody looks. Hardened: isolated, sandboxed, no Node, served from app://dashboard.
+ * while nobody looks. Hardened: isolated, sandboxed, no Node, served from app://dashboard. Events for it
+ * wait until its page says it listens (the ui:ready call), so "open the event log" is not lost to a page
+ * that is still loading.
  */
 import { BrowserWindow, Menu, type WebPreferences } from 'electron';
+import { UI_EVENT_CHANNEL, type UiEvent } from '../ipc/contract.js';
 import { DASHBOARD_URL } from './app-protocol.js';
+
+const MAX_PENDING = 20;
 
 /** The webPreferences every dashboard window gets (the Electron test reads the live ones back). */
 export function dashboardWebPreferences(preload: string): WebPreferences {
@@ -26,23 +31,22 @@ export function dashboardWebPreferences(preload: string): WebPreferences {
 
 export class DashboardWindow {
   private win: BrowserWindow | undefined;
-  private readyCallbacks: (() => void)[] = [];
-  private loaded = false;
+  private ready = false;
+  private pending: UiEvent[] = [];
 
-  constructor(private readonly opts: { preload: string; icon?: string; onOpened?: () => void }) {}
+  constructor(private readonly opts: { preload: string; icon?: string }) {}
 
   get current(): BrowserWindow | undefined {
     return this.win && !this.win.isDestroyed() ? this.win : undefined;
   }
 
-  /** Shows the window (creating it if needed); `then` runs once its page has loaded. */
-  open(then?: () => void): BrowserWindow {
+  /** Shows the window, creating it if needed. */
+  open(): BrowserWindow {
     const existing = this.current;
     if (existing) {
       if (existing.isMinimized()) existing.restore();
       existing.show();
       existing.focus();
-      if (then) (this.loaded ? then() : this.readyCallbacks.push(then));
       return existing;
     }
     const win = new BrowserWindow({
@@ -58,27 +62,35 @@ export class DashboardWindow {
     });
     Menu.setApplicationMenu(null);
     this.win = win;
-    this.loaded = false;
-    if (then) this.readyCallbacks.push(then);
+    this.ready = false;
     win.once('ready-to-show', () => win.show());
-    win.webContents.on('did-finish-load', () => {
-      this.loaded = true;
-      const cbs = this.readyCallbacks.splice(0);
-      for (const cb of cbs) cb();
+    // A reload starts a new page that must say again that it listens.
+    win.webContents.on('did-start-navigation', (details) => {
+      if (details.isMainFrame && !details.isSameDocument) this.ready = false;
     });
     // Destroyed, not hidden: the renderer process goes away with it.
     win.on('closed', () => {
       this.win = undefined;
-      this.loaded = false;
-      this.readyCallbacks = [];
+      this.ready = false;
+      this.pending = [];
     });
     void win.loadURL(DASHBOARD_URL);
-    this.opts.onOpened?.();
     return win;
   }
 
-  send(channel: string, payload: unknown): void {
+  /** Sends now if the page listens; otherwise keeps what a person asked for (not progress) for ui:ready. */
+  send(event: UiEvent): void {
     const win = this.current;
-    if (win && this.loaded) win.webContents.send(channel, payload);
+    if (!win) return;
+    if (this.ready) win.webContents.send(UI_EVENT_CHANNEL, event);
+    else if (event.type === 'navigate' || event.type === 'confirm-force-renewal') this.pending = [...this.pending, event].slice(-MAX_PENDING);
+  }
+
+  /** The page subscribed: hand over what waited for it. */
+  markReady(): UiEvent[] {
+    this.ready = true;
+    const p = this.pending;
+    this.pending = [];
+    return p;
   }
 }

@@ -190,6 +190,8 @@ export const CHANNELS = {
   'diagnostics:run': { method: 'runDiagnostics', request: Empty, response: DiagnosticsReportSchema },
   'events:query': { method: 'queryEvents', request: EventQuerySchema, response: EventPageSchema },
   'events:export': { method: 'exportEvents', request: ExportRequestSchema, response: ExportResultSchema },
+  /** The dashboard is listening: main hands over what it asked for before (open the event log, confirm…). */
+  'ui:ready': { method: 'ready', request: Empty, response: z.object({ pending: z.array(UiEventSchema).max(20) }) },
 } as const;
 
 export type Channel = keyof typeof CHANNELS;

@@ -16,5 +16,6 @@ export function createHandlers(service: DashboardService): Handlers {
     'diagnostics:run': () => service.runDiagnostics(),
     'events:query': async (q) => service.queryEvents(q),
     'events:export': (r) => service.exportEvents(r.query, r.format),
+    'ui:ready': async () => service.rendererReady(),
   };
 }

@@ -39,6 +39,8 @@ export interface ServiceHost {
   loadConfig(): LoadedConfig;
   /** Pushes an event to the dashboard, if one is open. */
   emit(event: UiEvent): void;
+  /** The dashboard subscribed to events: returns what was queued for it before (none if not queued). */
+  rendererReady?(): UiEvent[];
   /** Lets the user save an export (a save dialog in the app); resolves to the path written, or null if cancelled. */
   saveExport(suggestedName: string, content: string): Promise<string | null>;
   platform?: Platform;

@@ -12,7 +12,7 @@ import { redact } from '../core/redact.js';
 import { loadState } from '../core/state.js';
 import { getStatus } from '../core/status.js';
 import { Trace } from '../core/trace.js';
-import type { Activity, DiagnosticsReport, EventPage, EventQuery, ExportResult, HistoryPoint, RunSummary, StatusView } from './contract.js';
+import type { Activity, DiagnosticsReport, EventPage, EventQuery, ExportResult, HistoryPoint, RunSummary, StatusView, UiEvent } from './contract.js';
 import { deviceCredential, findingsFor, runProbes } from './diagnostics.js';
 import { exportEvents, queryEvents } from './event-query.js';
 import type { ServiceHost } from './host.js';
@@ -82,6 +82,10 @@ export class DashboardService {
       const result = await runTask({ loaded: this.host.loadConfig(), task: 'user', force: kind === 'forceRenewal', renewNow: kind === 'renew', trace, ...(this.host.platform ? { platform: this.host.platform } : {}) });
       return summarize(result);
     });
+  }
+
+  rendererReady(): { pending: UiEvent[] } {
+    return { pending: this.host.rendererReady?.() ?? [] };
   }
 
   lastDiagnostics(): DiagnosticsReport | null {

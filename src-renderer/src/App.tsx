@@ -61,7 +61,7 @@ export function App() {
   useEffect(() => {
     void refresh();
     call(api().getDiagnostics({})).then((last) => (last ? setReport(last) : runDiagnostics()), showError);
-    const off = api().onEvent((e: UiEvent) => {
+    const handle = (e: UiEvent) => {
       switch (e.type) {
         case 'progress':
           if (e.phase === 'start') setProgress({ activity: e.activity });
@@ -82,7 +82,10 @@ export function App() {
           setConfirming(true);
           break;
       }
-    });
+    };
+    const off = api().onEvent(handle);
+    // Listening now: main hands over what was asked for while the page loaded (e.g. a --forceRenewal launch).
+    call(api().ready({})).then(({ pending }) => pending.forEach(handle), showError);
     return off;
   }, [refresh, runDiagnostics]);
 

@@ -54,7 +54,7 @@ export interface DashboardHarness {
 }
 
 /** Opens the dashboard in a new page of `browser`, bridged to the real handlers for the agent in `env`. */
-export async function openDashboard(browser: Browser, env: Record<string, string>, opts: { colorScheme?: 'light' | 'dark' } = {}): Promise<DashboardHarness> {
+export async function openDashboard(browser: Browser, env: Record<string, string>, opts: { colorScheme?: 'light' | 'dark'; pending?: UiEvent[] } = {}): Promise<DashboardHarness> {
   const page = await browser.newPage({ viewport: { width: 1200, height: 860 }, colorScheme: opts.colorScheme ?? 'light', locale: 'en-GB', timezoneId: 'UTC' });
   const exportDir = tempDir('export');
   const emitted: UiEvent[] = [];
@@ -67,6 +67,8 @@ export async function openDashboard(browser: Browser, env: Record<string, string
   const host: ServiceHost = {
     loadConfig: () => loadConfig({ env }),
     emit: (event) => void emit(event),
+    // What the shell queued for a page that was still loading (e.g. the tray's "Open event log").
+    rendererReady: () => (opts.pending ?? []).splice(0),
     saveExport: async (name, content) => {
       const file = path.join(exportDir, name);
       fs.writeFileSync(file, content, { mode: 0o600 });
