@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { electronBinary, installElectronBinary, runTrayApp } from './electron.js';
 import { kerberosToolsAvailable, startKdc, type Kdc } from './kdc.js';
 import { startLabOrg } from './org.js';
 
@@ -105,11 +106,33 @@ async function main(): Promise<number> {
     console.log(`  mTLS check:   ${s.checks?.mtls ? `${s.checks.mtls.ok ? 'TRUSTED' : 'NOT TRUSTED'} (${s.checks.mtls.detail})` : 'not run'}`);
     console.log(`  auth:         ${useKerberos ? 'Kerberos (HTTP Negotiate)' : 'LAB-ONLY sign-in'}`);
     console.log('\nTry: HOME=.demo/profile node bin/device-trust-agent.js status   ·   rm -rf .demo to start over');
+    if (s.checks?.mtls?.ok) await trayApp(agentEnv);
     return s.checks?.mtls?.ok ? 0 : 1;
   } finally {
     await lab.close();
     await kdc?.stop();
   }
+}
+
+/**
+ * The tray app and its dashboard on the demo profile, while the lab org runs. Electron downloads its binary
+ * on first use; the demo asks for it only when someone is watching (a terminal, not CI).
+ */
+async function trayApp(env: Record<string, string>): Promise<void> {
+  if (process.env.DTA_DEMO_APP === '0') return;
+  let bin = electronBinary();
+  if ('reason' in bin && process.stdout.isTTY && !process.env.CI) {
+    console.log("\nTray app: fetching Electron's binary (npx install-electron)…");
+    installElectronBinary();
+    bin = electronBinary();
+  }
+  if ('reason' in bin) {
+    console.log(`\nTray app: not started: no Electron binary. ${bin.reason}.`);
+    console.log('          npm test proves the same dashboard in Chromium against the real IPC handlers.');
+    return;
+  }
+  console.log('\nTray app: running on the demo profile; the dashboard opens. Quit from the tray menu to end the demo.');
+  await runTrayApp(bin.path, ['--show'], { ...process.env, ...env });
 }
 
 process.exitCode = await main();

@@ -293,9 +293,11 @@ export function findingsFor(status: StatusReport, run: ProbeRun, org: OrgConfig 
   if (org && primary) {
     const mode = org.iwa.failoverMode;
     const backupsUp = iwas.filter((x) => x.id !== 'iwa-primary' && x.health !== 'OFFLINE');
+    // IWA is needed to enroll (or force-renew); a valid certificate renews without it.
+    const needsIwa = !c || ['EXPIRED', 'KEY_MISSING', 'REVOKED', 'NOT_ENROLLED'].includes(status.state);
     if (iwas.every((x) => x.health === 'OFFLINE')) {
       out.push({
-        id: 'iwa-offline', severity: 'critical', title: iwas.length > 1 ? 'No IWA web app answers' : 'The IWA web app does not answer',
+        id: 'iwa-offline', severity: needsIwa ? 'critical' : 'warning', title: iwas.length > 1 ? 'No IWA web app answers' : 'The IWA web app does not answer',
         cause: `${iwas.map((x) => x.name).join(' and ')} ${iwas.length > 1 ? 'do' : 'does'} not answer, so this device cannot get the tokens it needs to enroll or re-enroll. Common causes: off the corporate network, a firewall, or an IIS/host problem on the IWA server.`,
         remedy: 'Connect to the corporate network or VPN. If the problem persists, ask IT to check the IWA server(s) and their firewall; renewal of a valid certificate does not need IWA.',
         evidence: iwas.map((x) => `${x.name}: ${x.summary}`).join(' · '), targetId: 'iwa-primary',
@@ -303,7 +305,7 @@ export function findingsFor(status: StatusReport, run: ProbeRun, org: OrgConfig 
     } else if (primary.health === 'OFFLINE') {
       out.push(mode === 'REDIRECT_TO_BACKUP' && backupsUp.length
         ? { id: 'iwa-primary-offline', severity: 'warning', title: 'The primary IWA web app is offline; a backup is used', cause: `The org's failover mode redirects to a backup, and ${backupsUp.map((x) => x.name).join(', ')} answers.`, remedy: 'Nothing to do on this device. IT should bring the primary IWA server back.', evidence: primary.summary, targetId: 'iwa-primary' }
-        : { id: 'iwa-primary-offline', severity: 'critical', title: 'The primary IWA web app is offline and nothing fails over', cause: `The org's failover mode is ${mode === 'PRIMARY_ONLY' ? '"primary only"' : '"only this URL"'}: backups are not used and nobody health-checks the primary, so the org may still show it as active.`, remedy: 'Ask IT to bring the primary IWA server back, or to switch the failover mode to "redirect to backup".', evidence: primary.summary, targetId: 'iwa-primary' });
+        : { id: 'iwa-primary-offline', severity: needsIwa ? 'critical' : 'warning', title: 'The primary IWA web app is offline and nothing fails over', cause: `The org's failover mode is ${mode === 'PRIMARY_ONLY' ? '"primary only"' : '"only this URL"'}: backups are not used and nobody health-checks the primary, so the org may still show it as active.`, remedy: 'Ask IT to bring the primary IWA server back, or to switch the failover mode to "redirect to backup".', evidence: primary.summary, targetId: 'iwa-primary' });
     }
   }
   const mtls = t('mtls');

@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { _electron, type ElectronApplication, type Page } from 'playwright-core';
 import { CSP_META } from '../../src-main/electron/app-protocol.js';
 import { API_METHODS } from '../../src-main/ipc/contract.js';
+import { electronBinary } from '../../lab/electron.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, REPO, runAgent, tempDir, type Profile } from '../support/agent.js';
 
@@ -23,18 +24,6 @@ declare const document: any;
 declare const window: any;
 declare const location: any;
 declare const Notification: any;
-
-/** Where the Electron binary is, found without loading the electron package (which would download it). */
-export function electronBinary(): { path: string } | { reason: string } {
-  const pkg = path.join(REPO, 'node_modules', 'electron');
-  if (!fs.existsSync(path.join(pkg, 'package.json'))) return { reason: 'the electron package is not installed (npm install)' };
-  const pathTxt = path.join(pkg, 'path.txt');
-  if (!fs.existsSync(pathTxt)) {
-    return { reason: 'node_modules/electron has no downloaded binary (Electron fetches it from GitHub on first use; only the npm registry is reachable here). Where it can be downloaded: npx install-electron' };
-  }
-  const bin = path.join(process.env.ELECTRON_OVERRIDE_DIST_PATH || path.join(pkg, 'dist'), fs.readFileSync(pathTxt, 'utf8').trim());
-  return fs.existsSync(bin) ? { path: bin } : { reason: `${bin} is missing (npx install-electron)` };
-}
 
 const found = electronBinary();
 const skip = 'reason' in found ? `skipped: no Electron binary — ${found.reason}` : undefined;

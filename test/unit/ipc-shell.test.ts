@@ -187,3 +187,32 @@ describe('the scheduler stand-in', () => {
     }
   });
 });
+
+describe('Electron fuses', () => {
+  /** The electronFuses block of an electron-builder YAML file, as key → boolean. */
+  function fuses(file: string): Record<string, boolean> {
+    const text = fs.readFileSync(path.join(REPO, file), 'utf8');
+    const block = /^electronFuses:\n((?:[ \t]+\S.*\n?)+)/m.exec(text)?.[1] ?? '';
+    return Object.fromEntries([...block.matchAll(/^\s+(\w+):\s*(true|false)\s*$/gm)].map((m) => [m[1]!, m[2] === 'true']));
+  }
+
+  test('what ships: no run-as-node, no NODE_OPTIONS, no --inspect, asar integrity, app only from asar', () => {
+    assert.deepEqual(fuses('electron-builder.yml'), {
+      runAsNode: false,
+      enableNodeOptionsEnvironmentVariable: false,
+      enableNodeCliInspectArguments: false,
+      enableEmbeddedAsarIntegrityValidation: true,
+      onlyLoadAppFromAsar: true,
+      enableCookieEncryption: true,
+    });
+  });
+
+  test('the test build differs only in the inspect fuse Playwright needs, and builds elsewhere', () => {
+    const ship = fuses('electron-builder.yml');
+    const testBuild = fuses('electron-builder.test.yml');
+    assert.deepEqual(testBuild, { ...ship, enableNodeCliInspectArguments: true });
+    const text = fs.readFileSync(path.join(REPO, 'electron-builder.test.yml'), 'utf8');
+    assert.match(text, /^extends: \.\/electron-builder\.yml$/m);
+    assert.match(text, /output: release-test/);
+  });
+});

@@ -15,7 +15,7 @@ export function Sparkline({ history, width = 120, height = 28 }: { history: Hist
     <svg className="sparkline" width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="img" aria-label={label}>
       <line x1="0" y1={height - 0.5} x2={width} y2={height - 0.5} className="axis" />
       {points.map((p, i) => {
-        const h = p.ok ? Math.max(3, ((p.ms ?? 0) / max) * (height - 2)) : height - 2;
+        const h = !p.ok ? height - 2 : p.ms === undefined ? (height - 2) * 0.4 : Math.max(3, (p.ms / max) * (height - 2));
         return <rect key={`${p.at}-${i}`} x={(n - points.length + i) * bar + 1} y={height - 1 - h} width={Math.max(1, bar - 2)} height={h} className={p.ok ? 'ok' : 'fail'} />;
       })}
     </svg>
