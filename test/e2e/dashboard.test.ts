@@ -121,7 +121,17 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
   test('"Renew now" renews: a new serial is shown, with progress while it runs', async () => {
     const { page } = h;
     const old = stateOf().current.serialNumber;
-    await page.getByRole('button', { name: 'Renew now' }).click();
+    lab.switches.delayMs = 700; // slow answers, so the progress can be seen
+    try {
+      await page.getByRole('button', { name: 'Renew now' }).click();
+      const bar = page.getByRole('progressbar', { name: 'Renewing the certificate' });
+      await bar.waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Renew now' }).isDisabled(), true, 'no second run while one is in progress');
+      await page.locator('.progress').filter({ hasText: /Renewing the certificate: / }).waitFor();
+      await screenshot(page, 'progress', { fullPage: false });
+    } finally {
+      lab.switches.delayMs = 0;
+    }
     await page.getByRole('status').filter({ hasText: 'Certificate renewed' }).waitFor();
     const renewed = stateOf().current.serialNumber;
     assert.notEqual(renewed, old);

@@ -9,6 +9,15 @@ interface Props {
   onForceRenewal: () => void;
 }
 
+/** The line under the headline, in plain words; the agent's own summary where it says more. */
+function summaryOf(status: StatusView, busy: boolean): string {
+  if (status.trust === 'renewing' || (busy && status.busy !== 'diagnostics' && status.busy !== null)) {
+    return status.certificate ? 'The current certificate stays in use until the new one is installed.' : 'Enrolling needs the corporate network or VPN.';
+  }
+  if (status.state === 'ENROLLED') return 'Apps that require a trusted device will accept it. The certificate renews on its own before it expires.';
+  return status.summary;
+}
+
 /** Answers "is this device trusted?" at a glance, with the facts behind the answer and the two actions. */
 export function StatusHeader({ status, busy, onRenew, onForceRenewal }: Props) {
   if (!status) {
@@ -31,7 +40,7 @@ export function StatusHeader({ status, busy, onRenew, onForceRenewal }: Props) {
         <TrustIcon trust={status.trust} />
         <div>
           <h1 id="status-headline">{status.headline}</h1>
-          <p className="summary">{status.state === 'ENROLLED' && !status.busy ? 'Apps that require a trusted device will accept it. The certificate renews on its own before it expires.' : status.summary}</p>
+          <p className="summary">{summaryOf(status, busy)}</p>
         </div>
       </div>
       <dl className="facts">
