@@ -288,4 +288,29 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
       await second.page.close();
     }
   });
+
+  test('the event log stays responsive with thousands of events: only the visible rows are in the page', async () => {
+    const big = makeProfile({ orgUrl: lab.orgUrl, rootCaFile: path.join(tempDir('ca'), 'none.pem') });
+    fs.mkdirSync(big.stateDir, { recursive: true, mode: 0o700 });
+    const n = 5000;
+    const t0 = Date.now() - n * 60_000;
+    const lines = Array.from({ length: n }, (_, i) =>
+      JSON.stringify({ time: new Date(t0 + i * 60_000).toISOString(), id: i % 2 ? 1002 : 2000, level: i % 2 ? 'info' : 'warning', title: i % 2 ? 'Valid certificate present; nothing to do' : 'Enrollment postponed; will retry', message: `pass number ${i}`, task: 'user' }));
+    fs.writeFileSync(path.join(big.stateDir, 'events.jsonl'), lines.join('\n') + '\n', { mode: 0o600 });
+    const second = await openDashboard(browser, big.env, { pending: [{ type: 'navigate', view: 'events' }] });
+    try {
+      const { page } = second;
+      await page.getByTestId('event-count').filter({ hasText: `Showing ${n} of ${n} events` }).waitFor();
+      const rendered = await page.locator('.tbody [role="row"]').count();
+      assert.ok(rendered > 5 && rendered < 80, `${rendered} rows in the DOM for ${n} events`);
+      await page.locator('.tbody').focus();
+      await page.keyboard.press('End');
+      await page.locator('#event-row-4999').waitFor();
+      assert.match(await page.locator('.event-detail').innerText(), /pass number 0\b/, 'the oldest event, at the end');
+      await page.getByRole('checkbox', { name: 'Warning' }).uncheck();
+      await page.getByTestId('event-count').filter({ hasText: `Showing ${n / 2} of ${n} events` }).waitFor();
+    } finally {
+      await second.page.close();
+    }
+  });
 });

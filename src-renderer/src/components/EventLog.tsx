@@ -118,7 +118,11 @@ export function EventLog({ refreshKey, onNotice }: Props) {
       <div className="panel-head">
         <h2 id="events-title">Event log</h2>
         <span className="muted" role="status" aria-live="polite" data-testid="event-count">
-          {page ? `Showing ${page.matched} of ${page.total} events` : 'Loading…'}
+          {!page
+            ? 'Loading…'
+            : page.events.length === page.matched
+              ? `Showing ${page.matched} of ${page.total} events`
+              : `Showing the newest ${page.events.length} of ${page.matched} matching events (${page.total} in the log)`}
         </span>
       </div>
       <div className="filters" role="group" aria-label="Filters">
