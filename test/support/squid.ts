@@ -86,6 +86,9 @@ export async function startSquid(opts: SquidOptions = {}): Promise<Squid> {
     lines.push(`auth_param basic program /usr/lib/squid/basic_ncsa_auth ${dir}/passwd`, 'auth_param basic realm lab-proxy', 'acl authed proxy_auth REQUIRED', 'http_access deny !authed');
   }
   if (opts.negotiate) {
+    // The helper runs as squid's user: it gets its own copies of the keytab and krb5.conf.
+    fs.copyFileSync(opts.negotiate.keytab, path.join(dir, 'http.keytab'));
+    fs.copyFileSync(opts.negotiate.krb5Config, path.join(dir, 'krb5.conf'));
     lines.push(`auth_param negotiate program /usr/lib/squid/negotiate_kerberos_auth -s ${opts.negotiate.servicePrincipal}`, 'auth_param negotiate children 2', 'acl authed proxy_auth REQUIRED', 'http_access deny !authed');
   }
   if (opts.bump) {
@@ -108,7 +111,7 @@ export async function startSquid(opts: SquidOptions = {}): Promise<Squid> {
   if (process.getuid?.() === 0) execFileSync('chown', ['-R', 'proxy:proxy', dir]);
 
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
-  if (opts.negotiate) Object.assign(env, { KRB5_KTNAME: opts.negotiate.keytab, KRB5_CONFIG: opts.negotiate.krb5Config, KRB5RCACHEDIR: dir });
+  if (opts.negotiate) Object.assign(env, { KRB5_KTNAME: path.join(dir, 'http.keytab'), KRB5_CONFIG: path.join(dir, 'krb5.conf'), KRB5RCACHEDIR: dir });
   const child: ChildProcess = spawn(squidBinary(), ['-N', '-f', conf], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (d) => (output += d));
