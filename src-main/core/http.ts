@@ -65,7 +65,7 @@ const NETWORK_CODES = new Set([
 ]);
 const TLS_CODES = /^(CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|ERR_TLS_CERT|ERR_SSL|HOSTNAME_MISMATCH)/;
 
-function rootCertificates(tlsCaFile: string | undefined): string[] {
+export function rootCertificates(tlsCaFile: string | undefined): string[] {
   const roots = [...tls.rootCertificates];
   if (tlsCaFile) {
     try {

@@ -146,6 +146,30 @@ describe('proxy, PAC and TLS interception with a real squid', { skip: skipReason
     assert.ok(connectsTo(log, portOf(lab.orgUrl)).length >= 1, 'the org was reached through the second proxy');
   });
 
+  test('proxy-check --json: for each URL the agent uses, the rule, the routes, the route used, and each step with its time', async () => {
+    const p = profile({ DTA_PAC_URL: pacs.url('dead-first.pac') });
+    const r = await runAgent(['proxy-check', '--json'], p.env);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.ok, true);
+    assert.deepEqual(report.checks.map((c: { what: string }) => c.what), ['the org', 'the IWA web app (primary)', 'the IWA web app (backup 1)', 'the revocation list (CRL)', 'the mTLS endpoint']);
+    const org = report.checks[0];
+    assert.match(org.rule, /^PAC file .*dead-first\.pac returned "PROXY/);
+    assert.equal(org.route, `PROXY 127.0.0.1:${squid.port}`);
+    const names = org.steps.map((s: { name: string; ok: boolean }) => `${s.ok ? 'ok' : 'failed'} ${s.name}`);
+    assert.deepEqual(names, [
+      'ok Decide the route (proxy rules, PAC)',
+      `failed CONNECT localhost:${portOf(lab.orgUrl)} through PROXY 127.0.0.1:${deadPort}`,
+      `ok CONNECT localhost:${portOf(lab.orgUrl)} through PROXY 127.0.0.1:${squid.port}`,
+      `ok TLS handshake with localhost:${portOf(lab.orgUrl)}`,
+      `ok HTTP answer from localhost:${portOf(lab.orgUrl)}`,
+    ]);
+    for (const s of org.steps) assert.equal(typeof s.ms, 'number');
+    assert.equal(org.status, 200);
+    const iwa = report.checks[1];
+    assert.equal(iwa.status, 401, 'the IWA answers with its Negotiate challenge: the route works');
+  });
+
   for (const [name, location, expected] of [
     ['loops forever', () => pacs.url('loops.pac'), /did not finish within 3000 ms/],
     ['is not JavaScript', () => pacs.url('not-js.pac'), /is not valid JavaScript/],
@@ -256,6 +280,14 @@ describe('proxy, PAC and TLS interception with a real squid', { skip: skipReason
       assert.deepEqual(ev.data.exempt, ['localhost']);
       const log = await settledLog(bumpSquid);
       assert.ok(connectsTo(log, portOf(lab.orgUrl)).length >= 1, 'squid was in the path');
+    });
+
+    test('proxy-check names the interceptor for the org', async () => {
+      const p = profile({});
+      const r = await runAgent(['proxy-check', `HttpProxy=${bumpSquid.url}`], p.env);
+      assert.equal(r.code, 30, r.stderr + r.stdout);
+      assert.match(r.stdout, /FAILED the org/);
+      assert.match(r.stdout, /✗ TLS handshake with localhost:\d+ .*Example Inspection CA|issued by "Example Inspection CA"/);
     });
   });
 });
