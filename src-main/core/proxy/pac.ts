@@ -163,7 +163,7 @@ function pacError(e: unknown, location: string, timeLimitMs: number, phase: 'loa
     return new AgentError('config', 'PAC_INVALID', `The PAC file ${location} used more than ${PAC_MEMORY_LIMIT / 1024 / 1024} MiB while ${phase}; it was stopped.`, 'Fix the PAC file.');
   }
   const syntax = /^Line \d+:|SyntaxError|Unexpected token/i.test(message) || err.name === 'SyntaxError';
-  const missing = /Expected a "function" named `FindProxyForURL`/.test(message);
+  const missing = /Expected a "function" named `FindProxyForURL`|FindProxyForURL is not defined/.test(message);
   const what = syntax ? 'is not valid JavaScript' : missing ? 'does not define FindProxyForURL(url, host)' : `failed while ${phase}`;
   return new AgentError('config', 'PAC_INVALID', `The PAC file ${location} ${what}: ${message.split('\n')[0]}.`,
     'Fix the PAC file (it must define FindProxyForURL(url, host) returning e.g. "PROXY host:port; DIRECT"), or set HttpProxy= instead.');
