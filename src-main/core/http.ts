@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { AgentError } from './errors.js';
 import type { EventLog } from './events.js';
 import { ErrorAnswerSchema } from './protocol.js';
-import { routeDispatcher, ProxyUnreachableError, type TlsSettings } from './proxy/connect.js';
+import { ProxyAuthError, routeDispatcher, ProxyUnreachableError, type TlsSettings } from './proxy/connect.js';
 import { diagnoseRouteFailure } from './proxy/diagnose.js';
 import { osProxyReader, type OsProxyReader } from './proxy/os.js';
 import { ProxyResolver } from './proxy/resolver.js';
@@ -143,7 +143,8 @@ export class HttpClient {
       const route = routes[i]!;
       try {
         return await this.sendOn(route, spec, clientCert);
-      } catch (e) {
+      } catch (caught) {
+        const e = route.kind === 'proxy' && spec.url.startsWith('http:') ? plainProxyError(caught, route.proxy, this.resolver) : caught;
         const unreachable = proxyUnreachable(e);
         if (unreachable && route.kind === 'proxy') {
           this.resolver.markFailed(route.proxy);
@@ -213,6 +214,20 @@ export class HttpClient {
     this.routes.clear();
     await this.resolver.close();
   }
+}
+
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * A plain-http URL through a proxy travels on one connection, to the proxy (absolute-form request), so a
+ * failure to connect is the proxy's; undici's ProxyAgent reports a 407 only as text.
+ */
+function plainProxyError(e: unknown, proxy: URL, resolver: ProxyResolver): unknown {
+  const err = e as { code?: string; message?: string; cause?: { code?: string } };
+  const code = err.cause?.code ?? err.code ?? '';
+  if (CONNECT_FAILURES.has(code)) return new ProxyUnreachableError(proxy, e as Error);
+  if (/Proxy Authentication Required/i.test(err.message ?? '')) return new ProxyAuthError(proxy, [], resolver.credentialsFor(proxy) ? 'rejected' : 'no-credentials');
+  return e;
 }
 
 function proxyUnreachable(e: unknown): ProxyUnreachableError | undefined {

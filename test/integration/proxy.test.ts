@@ -14,6 +14,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { kerberosToolsAvailable, startKdc, type Kdc } from '../../lab/kdc.js';
+import { HttpClient } from '../../src-main/core/http.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
@@ -196,6 +197,27 @@ describe('proxy, PAC and TLS interception with a real squid', { skip: skipReason
     const r = await runAgent(['run', `HttpProxy=http://127.0.0.1:${deadPort}`], p.env);
     assert.equal(r.code, 20, r.stderr);
     assert.match(r.stderr, new RegExp(`the proxy 127\\.0\\.0\\.1:${deadPort} cannot be reached \\(ECONNREFUSED\\) \\(route chosen by explicit proxy`));
+  });
+
+  test('a plain-http URL (a CRL at http://…) goes to the proxy as a proxy request, with fall-through past a dead proxy', async () => {
+    const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/pkix-crl' }).end('crl'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://localhost:${(server.address() as AddressInfo).port}/ca.crl`;
+    const pac = path.join(tempDir('pac-http'), 'http.pac');
+    fs.writeFileSync(pac, `function FindProxyForURL(url, host) { return "PROXY 127.0.0.1:${deadPort}; PROXY 127.0.0.1:${squid.port}"; }`);
+    const client = new HttpClient({ timeoutMs: 5000, proxy: { httpProxyPacLocation: pathToFileURL(pac).href, env: {}, os: false } });
+    const before = squid.accessLog().length;
+    try {
+      const res = await client.send({ url, what: 'the revocation list (CRL)' });
+      assert.equal(res.status, 200);
+      assert.equal(res.body.toString(), 'crl');
+    } finally {
+      await client.close();
+      server.closeAllConnections();
+      server.close();
+    }
+    const log = (await settledLog(squid)).slice(before);
+    assert.ok(log.some((l) => l.includes(`GET ${url}`)), `squid forwarded GET ${url}:\n${log.join('\n')}`);
   });
 
   test('HTTPS_PROXY from the environment is used; NO_PROXY naming the org sends it DIRECT (loopback is not bypassed by itself)', async () => {
