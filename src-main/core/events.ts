@@ -27,6 +27,7 @@ export const EVENTS = {
   BAD_ANSWER: { id: 2003, level: 'error', title: 'Server answer refused' },
   LOCAL_FAILURE: { id: 2004, level: 'error', title: 'Local failure (store, disk, Kerberos)' },
   CONFIG_ERROR: { id: 2005, level: 'error', title: 'Configuration error' },
+  TLS_INTERCEPTED: { id: 2020, level: 'error', title: 'TLS interception detected between this device and a server' },
   INTERNAL_ERROR: { id: 2099, level: 'error', title: 'Internal error' },
 } as const;
 export type EventKind = keyof typeof EVENTS;
