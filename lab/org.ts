@@ -592,8 +592,6 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
   async function serve(routes: Record<string, Route>, isDown: () => boolean, extra: https.ServerOptions = {}): Promise<string> {
     let origin = '';
     const server = https.createServer({ ...tlsCredentials, ...extra }, (req, res) => {
-      // A client that hangs up mid-answer (a browser waiting for a certificate choice, a killed agent) is not an error here.
-      req.socket.on('error', () => undefined);
       res.on('error', () => undefined);
       void (async () => {
         const pathname = pathOf(req.url);
@@ -621,6 +619,8 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
         }
       })();
     });
+    // A client that hangs up mid-answer (a browser waiting for a certificate choice, a killed agent) is not an error here.
+    server.on('secureConnection', (socket) => socket.on('error', () => undefined));
     server.on('clientError', (_e, socket) => socket.destroy());
     server.on('tlsClientError', () => undefined);
     servers.push(server);
