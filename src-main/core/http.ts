@@ -40,7 +40,8 @@ const NETWORK_CODES = new Set([
 ]);
 const TLS_CODES = /^(CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|ERR_TLS_CERT|ERR_SSL|HOSTNAME_MISMATCH)/;
 
-function rootCertificates(tlsCaFile: string | undefined): string[] {
+/** The trust anchors every TLS connection of the agent uses (also the diagnostics TLS stage). */
+export function rootCertificates(tlsCaFile: string | undefined): string[] {
   const roots = [...tls.rootCertificates];
   if (tlsCaFile) {
     try {
