@@ -115,6 +115,11 @@ export class HttpClient {
   async close(): Promise<void> {
     await (this.dispatcher as Agent).close().catch(() => undefined);
   }
+
+  /** Like close, but aborts requests still under way (diagnostics stop waiting for a target at its deadline). */
+  async destroy(): Promise<void> {
+    await (this.dispatcher as Agent).destroy().catch(() => undefined);
+  }
 }
 
 export function parseJsonAnswer<T extends z.ZodType>(schema: T, body: Buffer, what: string, host: string): z.infer<T> {

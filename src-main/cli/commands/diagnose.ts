@@ -18,19 +18,21 @@ function seconds(v: unknown, name: string): number | undefined {
 export const diagnoseCommand: Command = {
   name: 'diagnose',
   summary: 'probe everything device trust depends on and say what is broken and what to do',
-  usage: `device-trust-agent diagnose [--json] [--watch [--interval S] [--count N]] [--timeout S]
+  usage: `device-trust-agent diagnose [--json] [--watch [--interval S] [--count N] [--retries N]] [--timeout S]
   --json          the report as JSON (schema "device-trust-agent/diagnose", version 1; docs/DIAGNOSTICS.md);
                   with --watch, one JSON document per line and check
   --watch         keep checking every interval; targets go ONLINE / DEGRADED / OFFLINE by the health
                   policy (failure threshold 3, success threshold 2, recovery cool-down 360 s)
   --interval S    seconds between checks with --watch (default 60)
   --count N       stop after N checks (default: until interrupted)
+  --retries N     with --watch, retries of a failed check before it counts (default 3)
   --timeout S     per-probe timeout (default 3)
 Exit code: 0 no problem (notes only) · 20 warnings · 30 errors (the worst finding decides).`,
   options: {
     watch: { type: 'boolean' },
     interval: { type: 'string' },
     count: { type: 'string' },
+    retries: { type: 'string' },
     timeout: { type: 'string' },
   },
   async run(ctx) {
@@ -38,6 +40,7 @@ Exit code: 0 no problem (notes only) · 20 warnings · 30 errors (the worst find
       ...DEFAULT_HEALTH_POLICY,
       ...(ctx.values.interval !== undefined ? { intervalMs: seconds(ctx.values.interval, '--interval') } : {}),
       ...(ctx.values.timeout !== undefined ? { timeoutMs: seconds(ctx.values.timeout, '--timeout') } : {}),
+      ...(ctx.values.retries !== undefined ? { maxRetries: Number(ctx.values.retries) } : {}),
     });
     const loaded = ctx.config();
     if (!ctx.values.watch) {

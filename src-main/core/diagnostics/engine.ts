@@ -11,7 +11,7 @@ import { evaluateFindings, worstSeverity, type SignInRecord } from './findings.j
 import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from './health.js';
 import {
   currentCredential, probeAgentPools, probeCertificate, probeCrl, probeDcClock, probeDirectory, probeGateway, probeIwa, probeKerberos, probeMtls, probeOrg,
-  type ProbeContext,
+  readOrgCache, sameTargets, type ProbeContext,
 } from './probes.js';
 import { DIAGNOSE_SCHEMA, DIAGNOSE_SCHEMA_VERSION, type DiagnoseReport, type ProbeResult } from './types.js';
 
@@ -93,16 +93,26 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
   const cred = currentCredential(config);
 
   try {
-    const orgPhase = probeOrg(ctx).then(async (o) => {
-      const org: OrgConfig | undefined = o.org;
+    const dependentOn = (org: OrgConfig | undefined): Promise<ProbeResult[]> => {
       const dependent: Promise<ProbeResult | ProbeResult[]>[] = [probeKerberos(ctx, org)];
       if (org) {
         dependent.push(probeIwa(ctx, org, org.iwa.primary, 'iwa:primary'));
         org.iwa.backups.forEach((b, i) => dependent.push(probeIwa(ctx, org, b, `iwa:backup:${i + 1}`)));
         dependent.push(probeMtls(ctx, org, cred), probeCrl(ctx, org, cred));
       }
-      const rest = (await Promise.all(dependent)).flat();
-      return { ...o, rest };
+      return Promise.all(dependent).then((r) => r.flat());
+    };
+    // With the org's last answer, the IWA, mTLS, CRL and Kerberos probes start at once, alongside discovery;
+    // they are only run again if the org now names other targets.
+    const cached = readOrgCache(ctx);
+    const early = cached ? dependentOn(cached) : undefined;
+    early?.catch(() => undefined);
+    const orgPhase = probeOrg(ctx).then(async (o) => {
+      if (o.org && early && sameTargets(o.org, cached!)) return { ...o, fromCache: false, rest: await early };
+      // Other targets now: probe those; the early probes are still awaited so nothing outlives the run.
+      if (o.org) return { ...o, fromCache: false, rest: (await Promise.all([dependentOn(o.org), early?.catch(() => [])]))[0] };
+      if (early) return { ...o, org: cached, fromCache: true, rest: await early };
+      return { ...o, fromCache: false, rest: await dependentOn(undefined) };
     });
     const directoryPhase = probeDirectory(ctx, readKrb5Conf(env)).then(async (d) => [...d.probes, ...(await Promise.all(d.timeSources.map((h) => probeDcClock(ctx, h))))]);
     const [orgOutcome, directory, gateway, pools, certificate] = await Promise.all([orgPhase, directoryPhase, probeGateway(ctx), probeAgentPools(ctx), probeCertificate(ctx, undefined)]);
@@ -137,7 +147,8 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
     if (opts.recordOutcome !== false) recordOutcome(events, report);
     return report;
   } finally {
-    await http.close();
+    // A target that missed its deadline may still hold a request open: abort it rather than wait for it.
+    await http.destroy();
   }
 }
 

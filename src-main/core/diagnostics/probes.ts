@@ -77,8 +77,8 @@ function pathOf(url: string): string {
 
 export interface OrgProbeOutcome {
   result: ProbeResult;
+  /** The org's answer now (undefined when it did not answer). */
   org: OrgConfig | undefined;
-  fromCache: boolean;
   clock: ProbeResult | undefined;
 }
 
@@ -105,25 +105,11 @@ export async function probeOrg(ctx: ProbeContext): Promise<OrgProbeOutcome> {
     rec.facts.readOnly = org.readOnly;
     rec.facts.failoverMode = org.iwa.failoverMode;
   });
-  let fromCache = false;
-  const cacheFile = path.join(ctx.config.stateDir, ORG_CACHE_FILE);
   if (org) {
     try {
-      writeFileAtomic(cacheFile, JSON.stringify({ orgUrl: ctx.orgUrl, at: ctx.now().toISOString(), org }) + '\n');
+      writeFileAtomic(path.join(ctx.config.stateDir, ORG_CACHE_FILE), JSON.stringify({ orgUrl: ctx.orgUrl, at: ctx.now().toISOString(), org }) + '\n');
     } catch {
-      /* the cache only helps when the org is down */
-    }
-  } else if (ctx.orgUrl) {
-    // The org did not answer: the last answer still says where the IWA, mTLS and CRL live, so they can be probed.
-    try {
-      const cached = JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as { orgUrl?: string; org?: unknown };
-      const parsed = OrgConfigSchema.safeParse(cached.org);
-      if (cached.orgUrl === ctx.orgUrl && parsed.success) {
-        org = parsed.data;
-        fromCache = true;
-      }
-    } catch {
-      /* no cache yet */
+      /* the cache only helps when the org is down, and to start the other probes early */
     }
   }
   let clock: ProbeResult | undefined;
@@ -138,7 +124,25 @@ export async function probeOrg(ctx: ProbeContext): Promise<OrgProbeOutcome> {
       ...(skewMs === undefined ? { error: { code: 'DATE_UNREADABLE', message: `the org's Date header "${dateHeader}" cannot be read` } } : {}),
     };
   }
-  return { result, org, fromCache, clock };
+  return { result, org, clock };
+}
+
+/** The org's last discovery answer: where the IWA, mTLS and CRL live, so they can be probed without waiting (or when the org is down). */
+export function readOrgCache(ctx: ProbeContext): OrgConfig | undefined {
+  if (!ctx.orgUrl) return undefined;
+  try {
+    const cached = JSON.parse(fs.readFileSync(path.join(ctx.config.stateDir, ORG_CACHE_FILE), 'utf8')) as { orgUrl?: string; org?: unknown };
+    const parsed = OrgConfigSchema.safeParse(cached.org);
+    return cached.orgUrl === ctx.orgUrl && parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether probes run against `a` are valid for `b`: the same targets and trust. */
+export function sameTargets(a: OrgConfig, b: OrgConfig): boolean {
+  const pick = (o: OrgConfig) => JSON.stringify([o.lab ?? false, o.iwa, o.mtls.url, o.crlUrl ?? null, o.ca]);
+  return pick(a) === pick(b);
 }
 
 // --- IWA web apps ---
