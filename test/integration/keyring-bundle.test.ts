@@ -134,6 +134,8 @@ printf %s "00wrongwrongwrongwrongwrongwrongwrongwrong" | "$NODE" "$AGENT" admin-
     assert.match(rejected.evidence.join(' '), /HTTP 401: Invalid token provided/);
     assert.match(rejected.remedy, /admin-token set/);
     assert.equal(wrong.agentPools, null);
+    const logged = fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: number; message: string });
+    assert.match(logged.find((e) => e.id === 2007)?.message ?? '', /refused the admin API token/, 'event 2007 recorded');
 
     assert.equal(read('bundle.rc').trim(), '0', read('bundle.err'));
     const unzipped = tempDir('bundle');

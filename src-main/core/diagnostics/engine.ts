@@ -144,7 +144,11 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
       worst,
       exitCode: exitCodeForWorst(worst),
     };
-    if (opts.recordOutcome !== false) recordOutcome(events, report);
+    if (opts.recordOutcome !== false) {
+      recordOutcome(events, report);
+      const refused = pools.result.error?.code === 'ADMIN_TOKEN_REJECTED' ? pools.result.error : undefined;
+      if (refused) events.record('ADMIN_TOKEN_REJECTED', `Agent status was not read: ${refused.message}.`, { org: orgUrl ?? null });
+    }
     return report;
   } finally {
     // A target that missed its deadline may still hold a request open: abort it rather than wait for it.
