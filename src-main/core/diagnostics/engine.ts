@@ -42,6 +42,8 @@ export interface DiagnoseOptions {
   direct?: (url: string) => boolean;
 }
 
+const SIGN_IN_RECORD_INTERVAL_MS = 3600_000;
+
 /** The order probes appear in the report: the way a sign-in travels. */
 const ORDER = ['org', 'clock:org', 'iwa:primary', 'iwa:backup', 'mtls', 'crl', 'kerberos:user', 'kerberos:device', 'kdc:', 'dc:srv', 'dc:', 'clock:dc:', 'gateway', 'agent-pools', 'certificate'];
 const rank = (id: string) => {
@@ -121,8 +123,11 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
       .sort((a, b) => rank(a.id) - rank(b.id));
 
     const signedIn = probes.find((p) => p.kind === 'iwa' && (p.facts.auth as { ok?: boolean } | undefined)?.ok);
-    if (signedIn) {
-      const auth = signedIn.facts.auth as { principal?: string; via?: string };
+    const auth = signedIn?.facts.auth as { principal?: string; via?: string } | undefined;
+    const previous = events.latest(['SIGN_IN_SEEN']);
+    // Once an hour is enough to keep the delegated-auth window's start current; --watch must not flood the log.
+    const fresh = previous && now().getTime() - Date.parse(previous.time) < SIGN_IN_RECORD_INTERVAL_MS && previous.data?.principal === (auth?.principal ?? null);
+    if (signedIn && auth && !fresh) {
       events.record('SIGN_IN_SEEN', `${auth.principal ?? 'The user'} signed in to the IWA web app ${signedIn.target} (${auth.via ?? 'Negotiate'}).`, { principal: auth.principal ?? null, iwa: signedIn.target });
     }
     const findings = evaluateFindings({

@@ -13,7 +13,7 @@ import { MtlsCheckAnswerSchema, OrgConfigSchema, type OrgConfig } from '../proto
 import { checkRevocation } from '../revocation.js';
 import type { SecretStore } from '../secrets/index.js';
 import { adminTokenName } from '../secrets/index.js';
-import { loadState } from '../state.js';
+import { StateSchema, stateFile, type AgentState } from '../state.js';
 import type { Platform } from '../../platform/index.js';
 import { klistCommand, lookupSrv, parseKlist, sntpOffset, splitHostPort, srvNames, type Krb5Conf } from './directory.js';
 import { dnsStage, hostPort, messageOf, ProbeSkipped, runProbe, StageFailure, tcpConnect, tcpStage, tlsStage, withTimeout, type ProbeRecorder, type TlsFacts } from './stages.js';
@@ -205,14 +205,18 @@ export interface LocalCredential {
   serialNumber: string;
 }
 
-export function currentCredential(config: Config): LocalCredential | undefined {
-  let state;
+/** The state as it is on disk, without the repairs `loadState` makes: diagnostics only look. */
+export function peekState(stateDir: string): AgentState | undefined {
   try {
-    ({ state } = loadState(config.stateDir));
+    const parsed = StateSchema.safeParse(JSON.parse(fs.readFileSync(stateFile(stateDir), 'utf8')));
+    return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
   }
-  const cur = state.current;
+}
+
+export function currentCredential(config: Config): LocalCredential | undefined {
+  const cur = peekState(config.stateDir)?.current;
   if (!cur) return undefined;
   const creds = new CredentialFiles(config.stateDir);
   const certPem = creds.readCertificate(cur.thumbprint);
@@ -459,7 +463,7 @@ export function probeCertificate(ctx: ProbeContext, org: OrgConfig | undefined):
     const issuerCN = org?.ca.issuerCN ?? ctx.config.issuerCN;
     const list = await rec.stage('local', `list ${ctx.platform.store.description}`, () => ctx.platform!.store.list(), (l) => `${l.length} personal certificate(s)`);
     const ours = list.filter((c) => c.info.issuerCN === issuerCN);
-    const { state } = loadState(ctx.config.stateDir);
+    const state = peekState(ctx.config.stateDir) ?? ({} as Partial<AgentState>);
     const current = ours.find((c) => c.id === state.current?.storeId) ?? ours[0];
     rec.facts.issuerCN = issuerCN;
     rec.facts.count = ours.length;
