@@ -16,6 +16,7 @@ import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js
 import { DiagnoseReportSchema, type DiagnoseReport } from '../../src-main/core/diagnostics/types.js';
 import { EventLog } from '../../src-main/core/events.js';
 import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { interceptorCa, startInterceptor } from '../support/interceptor.js';
 
 const skipReason = kerberosToolsAvailable() ? undefined : 'skipped: MIT Kerberos is not installed (apt install krb5-kdc krb5-admin-server krb5-user)';
 if (skipReason) console.log(`# diagnose ${skipReason}`);
@@ -228,6 +229,31 @@ describe('diagnose against the lab (real KDC, lab org, lab DC time source)', { s
       assert.match(rev.remedy, /--forceRenewal/);
     } finally {
       resetLab();
+    }
+  });
+
+  test('a TLS-inspecting middlebox in front of the org and the mTLS endpoint → TLS_INTERCEPTION', async () => {
+    resetLab();
+    const ca = await interceptorCa('Zscaler Root CA (test)');
+    const mtlsOrigin = new URL(lab.mtlsUrl).origin;
+    const mtlsBox = await startInterceptor({ upstream: mtlsOrigin, upstreamCa: lab.rootCaPem, ca });
+    const orgBox = await startInterceptor({ upstream: lab.orgUrl, upstreamCa: lab.rootCaPem, ca, rewrite: (b) => b.split(mtlsOrigin).join(mtlsBox.origin) });
+    // The box's CA is trusted on this device (as enterprises deploy it), so TLS itself does not fail.
+    const trust = path.join(tempDir('box'), 'trust.pem');
+    fs.writeFileSync(trust, `${lab.rootCaPem}\n${ca.rootCaPem}`);
+    try {
+      const r = await diagnose({ DTA_ORG_URL: orgBox.origin, DTA_TLS_CA_FILE: trust });
+      assert.equal(probe(r, 'org').status, 'ok', JSON.stringify(probe(r, 'org')));
+      assert.equal(probe(r, 'mtls').facts.trusted, false);
+      assert.equal(probe(r, 'mtls').facts.reason, 'no-certificate');
+      const f = finding(r, 'TLS_INTERCEPTION');
+      assert.equal(f.severity, 'error');
+      assert.ok(f.evidence.some((e) => /^mtls: certificate \w+ was presented, but the mTLS endpoint saw no client certificate$/.test(e)), f.evidence.join('\n'));
+      assert.ok(f.evidence.some((e) => /^org: the server certificate was issued by "Zscaler Root CA \(test\)"$/.test(e)), f.evidence.join('\n'));
+      assert.ok(!codes(r).includes('CERT_NOT_TRUSTED'), 'the certificate is not blamed');
+    } finally {
+      await orgBox.close();
+      await mtlsBox.close();
     }
   });
 

@@ -1,7 +1,9 @@
 /**
  * The findings rules over probe results. The network cases (IWA failover, slow targets, KDC down, clock skew,
- * agent pools) are tested against the lab in test/integration; here are the rules whose inputs the lab cannot
- * produce (a TLS-inspecting proxy, certificates in odd states), fed with results of the same shape.
+ * a TLS-inspecting middlebox, agent pools) are tested end to end in test/integration; here the rules are fed
+ * results of the same shape for the cases that are slow or awkward to stage there (certificates in odd states,
+ * the delegated-auth window at chosen times, an org blocked while internal servers answer), plus the parsers
+ * of krb5.conf and captured klist output.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
