@@ -65,6 +65,7 @@ const NETWORK_CODES = new Set([
 ]);
 const TLS_CODES = /^(CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|ERR_TLS_CERT|ERR_SSL|HOSTNAME_MISMATCH)/;
 
+/** The trust anchors every TLS connection of the agent uses (also the diagnostics TLS stage). */
 export function rootCertificates(tlsCaFile: string | undefined): string[] {
   const roots = [...tls.rootCertificates];
   if (tlsCaFile) {
@@ -211,6 +212,13 @@ export class HttpClient {
 
   async close(): Promise<void> {
     await Promise.all([...this.routes.values()].map((c) => c.close()));
+    this.routes.clear();
+    await this.resolver.close();
+  }
+
+  /** Like close, but aborts requests still under way (diagnostics stop waiting for a target at its deadline). */
+  async destroy(): Promise<void> {
+    await Promise.all([...this.routes.values()].map((c) => c.dispatcher.destroy().catch(() => undefined)));
     this.routes.clear();
     await this.resolver.close();
   }
