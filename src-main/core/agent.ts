@@ -9,6 +9,7 @@ import { AgentError, isAgentError, type FailureClass } from './errors.js';
 import { EventLog, type EventKind } from './events.js';
 import { ensurePrivateDir } from './fsutil.js';
 import { HttpClient } from './http.js';
+import { httpOptionsFor } from './proxy/options.js';
 import { IwaClient, labSignInAllowed } from './iwa.js';
 import { createCsr, generateLocalKey, keyThumbprint, privateKeyPem, type LocalKey } from './keys.js';
 import { discoverOrg } from './discovery.js';
@@ -81,7 +82,7 @@ export class EnrollmentTask {
     this.config = opts.loaded.config;
     this.orgUrl = requireOrgUrl(this.config);
     ensurePrivateDir(this.config.stateDir);
-    this.http = new HttpClient({ tlsCaFile: this.config.tlsCaFile, timeoutMs: this.config.requestTimeoutMs });
+    this.http = new HttpClient(httpOptionsFor(this.config, { events: new EventLog(this.config.stateDir, opts.task), log: (line) => opts.trace.log(line) }));
     this.platform = opts.platform ?? createPlatform(this.config);
     this.creds = new CredentialFiles(this.config.stateDir);
     this.events = new EventLog(this.config.stateDir, opts.task);

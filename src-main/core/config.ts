@@ -28,6 +28,10 @@ export const ConfigSchema = z.object({
   /** The certificate issuer CN that marks our certificates in the store. */
   issuerCN: z.string().min(1),
   requestTimeoutMs: z.number().int().positive(),
+  /** Diagnostics: the AD domain whose DCs are found by DNS SRV (default: krb5.conf's default realm, lower case). */
+  adDomain: z.string().regex(/^[A-Za-z0-9.-]+$/, 'adDomain must be a DNS domain name').optional(),
+  /** Diagnostics: the access gateway's authentication-service health URL, when there is one. */
+  gatewayHealthUrl: z.url({ protocol: /^https$/, error: 'gatewayHealthUrl must be an https:// URL' }).optional(),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -63,6 +67,8 @@ const ALIASES: Record<string, keyof Config> = {
   devicekeytab: 'deviceKeytab',
   issuercn: 'issuerCN',
   requesttimeoutms: 'requestTimeoutMs',
+  addomain: 'adDomain',
+  gatewayhealthurl: 'gatewayHealthUrl',
 };
 
 const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'labSignIn']);
@@ -110,6 +116,8 @@ const ENV_VARS: Record<string, keyof Config> = {
   DTA_DEVICE_NAME: 'deviceName',
   DTA_DEVICE_PRINCIPAL: 'devicePrincipal',
   DTA_DEVICE_KEYTAB: 'deviceKeytab',
+  DTA_AD_DOMAIN: 'adDomain',
+  DTA_GATEWAY_HEALTH_URL: 'gatewayHealthUrl',
 };
 
 export function settingsFromEnv(env: NodeJS.ProcessEnv): Partial_ {

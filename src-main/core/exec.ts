@@ -33,6 +33,7 @@ export const runCommand: CommandRunner = (cmd) =>
         resolve({ code: typeof code === 'number' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
       },
     );
+    child.stdin?.on('error', () => undefined); // a command that exits without reading its input: not our error
     if (cmd.input !== undefined) child.stdin?.end(cmd.input);
     else child.stdin?.end();
   });

@@ -3,7 +3,9 @@ import type { CertInfo } from './certificate.js';
 import type { LoadedConfig } from './config.js';
 import { CredentialFiles } from './credentials.js';
 import { isAgentError } from './errors.js';
+import { EventLog } from './events.js';
 import { HttpClient } from './http.js';
+import { httpOptionsFor } from './proxy/options.js';
 import { discoverOrg } from './discovery.js';
 import { checkMtls } from './mtls.js';
 import { checkRevocation } from './revocation.js';
@@ -59,7 +61,7 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   };
 
   if (opts.check) {
-    const http = new HttpClient({ tlsCaFile: config.tlsCaFile, timeoutMs: config.requestTimeoutMs });
+    const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
     report.checks = {};
     try {
       const org = await discoverOrg(http, config.orgUrl.replace(/\/+$/, ''));
