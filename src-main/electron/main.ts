@@ -6,9 +6,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { app, clipboard, dialog, Notification, powerMonitor, protocol, session, type WebContents } from 'electron';
+import { app, clipboard, dialog, Notification, powerMonitor, protocol, session, shell, type WebContents } from 'electron';
 import { loadConfig } from '../core/config.js';
 import { writeFileAtomic } from '../core/fsutil.js';
+import { useSystemProxy } from '../core/proxy/system.js';
+import { useSecretStore } from '../core/secrets/index.js';
 import type { UiEvent } from '../ipc/contract.js';
 import { createHandlers } from '../ipc/handlers.js';
 import type { ServiceHost } from '../ipc/host.js';
@@ -85,19 +87,24 @@ async function main(): Promise<void> {
   });
 
   let debug = first.debug;
-  const dashboard = new DashboardWindow({ preload: PRELOAD, icon: path.join(TRAY_ICON_DIR, 'app.png') });
+  let monitored: DashboardService | undefined;
+  // Targets are checked on the health policy's interval only while someone looks at the dashboard.
+  const dashboard = new DashboardWindow({ preload: PRELOAD, icon: path.join(TRAY_ICON_DIR, 'app.png'), onOpenChange: (open) => monitored?.monitorWhileOpen(open) });
   /** Shows the dashboard and gives it something to do once it listens. */
   const openWith = (event?: UiEvent) => {
     dashboard.open();
     if (event) dashboard.send(event);
   };
+  // Process-wide sources for the core: secrets through safeStorage, the system's proxy answer per URL.
   const secrets = (() => {
     try {
       return new SafeStorageSecretStore(loadConfig().config.stateDir);
     } catch {
-      return undefined;
+      return undefined; // no valid configuration yet: the keyring default stays
     }
   })();
+  useSecretStore(secrets);
+  useSystemProxy({ description: 'system proxy settings (Electron session.resolveProxy)', resolve: (url) => ses.resolveProxy(url) });
   const host: ServiceHost = {
     loadConfig: () => loadConfig(),
     emit: (event: UiEvent) => {
@@ -113,13 +120,12 @@ async function main(): Promise<void> {
       writeFileAtomic(r.filePath, content, 0o600);
       return r.filePath;
     },
-    systemProxy: { description: 'Electron session.resolveProxy', resolve: (url) => ses.resolveProxy(url) },
-    ...(secrets ? { secrets } : {}),
     get debugSink() {
       return debug ? log : undefined;
     },
   };
   const service = new DashboardService(host);
+  monitored = service;
   const scheduler = new InterimScheduler({ run: () => service.run('scheduled') });
   host.scheduler = scheduler;
   registerIpc(createHandlers(service), { allowedOrigins: [APP_ORIGIN], onRefused: (why, channel) => log(`refused IPC call on ${channel}: ${why}`) });
@@ -142,12 +148,16 @@ async function main(): Promise<void> {
       case 'open-event-log':
         openWith({ type: 'navigate', view: 'events' });
         break;
-      case 'copy-support-bundle':
-        service.supportSummary().then((text) => {
-          clipboard.writeText(text);
-          notify('Support summary copied', 'Paste it into your message to the help desk. Tokens and keys are not included.');
-        }, (e: Error) => notify('Support summary failed', e.message));
+      case 'copy-support-bundle': {
+        // A zip cannot go on the clipboard everywhere: it is saved, shown in its folder, and its path copied.
+        const file = path.join(app.getPath('downloads'), `device-trust-support-${new Date().toISOString().replace(/[:.]/g, '-')}.zip`);
+        service.supportBundle(file, app.getVersion()).then((written) => {
+          clipboard.writeText(written);
+          shell.showItemInFolder(written);
+          notify('Support bundle saved', `${written} (path copied). Tokens and keys are not included.`);
+        }, (e: Error) => notify('Support bundle failed', e.message));
         break;
+      }
       case 'quit':
         scheduler.stop();
         app.quit();

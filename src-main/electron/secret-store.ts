@@ -1,6 +1,7 @@
 /**
  * Secrets at rest through Electron's safeStorage (DPAPI on Windows, the Keychain on macOS, the Secret
- * Service or KWallet on Linux), encrypted blobs in an owner-only directory of the state directory. The
+ * Service or KWallet on Linux): encrypted blobs in an owner-only directory of the state directory. The shell
+ * registers it with the core (`useSecretStore`), so diagnostics read the admin API token from here. The
  * plain-text fallback Chromium uses on Linux without a keyring is refused (secret-policy.ts).
  */
 import fs from 'node:fs';
@@ -8,10 +9,11 @@ import path from 'node:path';
 import { safeStorage } from 'electron';
 import { AgentError } from '../core/errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../core/fsutil.js';
-import type { SecretStore } from '../ipc/host.js';
+import { keyringUnavailable, type SecretStore } from '../core/secrets/index.js';
 import { safeStorageProblem } from './secret-policy.js';
 
-const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** Entry names are file names here: the core's `admin-api-token@host:port` and the like, nothing that climbs. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,200}$/;
 
 export class SafeStorageSecretStore implements SecretStore {
   readonly description: string;
@@ -23,15 +25,16 @@ export class SafeStorageSecretStore implements SecretStore {
     this.description = `Electron safeStorage${backend ? ` (${backend})` : ''}`;
   }
 
-  private check(name: string): string {
-    if (!NAME.test(name)) throw new AgentError('internal', 'SECRET_NAME', `"${name}" is not a valid secret name.`);
+  private file(name: string): string {
+    if (!NAME.test(name) || name.includes('..')) throw new AgentError('internal', 'SECRET_NAME', `"${name}" is not a valid secret name.`);
     const problem = safeStorageProblem(process.platform, safeStorage.isEncryptionAvailable(), process.platform === 'linux' ? safeStorage.getSelectedStorageBackend() : undefined);
-    if (problem) throw new AgentError('local', 'KEYRING_UNAVAILABLE', problem, 'On Linux: install and start gnome-keyring (or KWallet) in the desktop session.');
-    return path.join(this.dir, `${name}.bin`);
+    if (problem) throw keyringUnavailable(this.description, problem);
+    // ':' is not allowed in Windows file names.
+    return path.join(this.dir, `${name.replace(/:/g, '_')}.bin`);
   }
 
   async get(name: string): Promise<string | undefined> {
-    const file = this.check(name);
+    const file = this.file(name);
     let blob: Buffer;
     try {
       blob = fs.readFileSync(file);
@@ -42,12 +45,15 @@ export class SafeStorageSecretStore implements SecretStore {
   }
 
   async set(name: string, value: string): Promise<void> {
-    const file = this.check(name);
+    const file = this.file(name);
     ensurePrivateDir(this.dir);
     writeFileAtomic(file, safeStorage.encryptString(value), 0o600);
   }
 
-  async delete(name: string): Promise<void> {
-    fs.rmSync(this.check(name), { force: true });
+  async delete(name: string): Promise<boolean> {
+    const file = this.file(name);
+    const existed = fs.existsSync(file);
+    fs.rmSync(file, { force: true });
+    return existed;
   }
 }

@@ -34,7 +34,8 @@ export class DashboardWindow {
   private ready = false;
   private pending: UiEvent[] = [];
 
-  constructor(private readonly opts: { preload: string; icon?: string }) {}
+  /** `onOpenChange` hears when the window comes and goes (the shell checks targets only while it is open). */
+  constructor(private readonly opts: { preload: string; icon?: string; onOpenChange?: (open: boolean) => void }) {}
 
   get current(): BrowserWindow | undefined {
     return this.win && !this.win.isDestroyed() ? this.win : undefined;
@@ -73,8 +74,10 @@ export class DashboardWindow {
       this.win = undefined;
       this.ready = false;
       this.pending = [];
+      this.opts.onOpenChange?.(false);
     });
     void win.loadURL(DASHBOARD_URL);
+    this.opts.onOpenChange?.(true);
     return win;
   }
 

@@ -76,7 +76,7 @@ export const ForceRenewalRequestSchema = z.strictObject({ confirmed: z.literal(t
 export const HealthSchema = z.enum(['ONLINE', 'DEGRADED', 'OFFLINE', 'UNKNOWN']);
 export type Health = z.infer<typeof HealthSchema>;
 
-export const TargetKindSchema = z.enum(['org', 'iwa', 'ad-agents', 'kdc', 'proxy', 'mtls', 'crl', 'gateway']);
+export const TargetKindSchema = z.enum(['org', 'iwa', 'mtls', 'crl', 'kdc', 'dc', 'kerberos', 'clock', 'gateway', 'agent-pools', 'proxy']);
 export type TargetKind = z.infer<typeof TargetKindSchema>;
 
 /** One stage of a check (DNS, connect+TLS, HTTP, answer…); ok null means not run. */
@@ -92,6 +92,9 @@ export const TargetReportSchema = z.object({
   name: text(200),
   url: text(1000).optional(),
   health: HealthSchema,
+  /** Why the health model says so: the last transition, e.g. "3 consecutive failed check(s)". */
+  healthReason: text().optional(),
+  healthSince: iso.optional(),
   /** One line: what the check found. */
   summary: text(),
   /** What this target is for and, for IWA, what the org's failover mode means. */
@@ -120,7 +123,7 @@ export type Finding = z.infer<typeof FindingSchema>;
 export const DiagnosticsReportSchema = z.object({
   at: iso,
   durationMs: z.number().nonnegative(),
-  targets: z.array(TargetReportSchema).max(50),
+  targets: z.array(TargetReportSchema).max(100),
   findings: z.array(FindingSchema).max(100),
 });
 export type DiagnosticsReport = z.infer<typeof DiagnosticsReportSchema>;
@@ -171,6 +174,8 @@ export type View = z.infer<typeof ViewSchema>;
 export const UiEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('progress'), activity: ActivitySchema, phase: z.enum(['start', 'step', 'done', 'failed']), step: text(300).optional(), message: text().optional() }),
   z.object({ type: z.literal('status-changed') }),
+  /** A diagnostics run finished (also the periodic one while the dashboard is open): fetch it. */
+  z.object({ type: z.literal('diagnostics-updated') }),
   z.object({ type: z.literal('navigate'), view: ViewSchema }),
   /** A launch with --forceRenewal: the dashboard asks the user; nothing runs without that confirmation. */
   z.object({ type: z.literal('confirm-force-renewal') }),

@@ -1,26 +1,27 @@
 /**
  * The main process's side of the dashboard, over the agent core: status, runs (one at a time, with
- * progress pushed to the dashboard), diagnostics with a bounded history per target, and the event log.
+ * progress pushed to the dashboard), diagnostics through the engine with the health model per target, and
+ * the event log.
  * The IPC handlers and the tray both use it; it never imports Electron.
  */
 import { runTask, type RunResult } from '../core/agent.js';
+import { writeSupportBundle } from '../core/diagnostics/bundle.js';
+import { recordOutcome, runDiagnostics } from '../core/diagnostics/engine.js';
+import { DEFAULT_HEALTH_POLICY, HealthMonitor, type HealthPolicy, type Transition } from '../core/diagnostics/health.js';
+import type { DiagnoseReport } from '../core/diagnostics/types.js';
 import { AgentError } from '../core/errors.js';
 import { EventLog } from '../core/events.js';
 import { HttpClient } from '../core/http.js';
-import type { OrgConfig } from '../core/protocol.js';
+import { httpOptionsFor } from '../core/proxy/options.js';
+import type { RouteDecision } from '../core/proxy/types.js';
 import { redact } from '../core/redact.js';
-import { loadState } from '../core/state.js';
 import { getStatus } from '../core/status.js';
 import { Trace } from '../core/trace.js';
-import type { Activity, DiagnosticsReport, EventPage, EventQuery, ExportResult, HistoryPoint, RunSummary, StatusView, UiEvent } from './contract.js';
-import { deviceCredential, findingsFor, runProbes } from './diagnostics.js';
+import type { Activity, DiagnosticsReport, EventPage, EventQuery, ExportResult, RunSummary, StatusView, UiEvent } from './contract.js';
+import { toFindings, toTargets } from './diagnostics.js';
 import { exportEvents, queryEvents } from './event-query.js';
 import type { ServiceHost } from './host.js';
 import { toStatusView } from './status-view.js';
-
-const HISTORY_POINTS = 30;
-/** Diagnostics should answer within the health policy's spirit (3 s per check), not a full request timeout. */
-const PROBE_TIMEOUT_MS = 5000;
 
 /** A Trace that also tells the dashboard which step is running. */
 class ProgressTrace extends Trace {
@@ -39,10 +40,16 @@ export type RunKind = 'renew' | 'forceRenewal' | 'scheduled';
 export class DashboardService {
   private busy: Activity | null = null;
   private last: DiagnosticsReport | null = null;
-  private readonly history = new Map<string, HistoryPoint[]>();
-  private lastOrg: OrgConfig | undefined;
+  private diagnosing: Promise<DiagnosticsReport> | undefined;
+  private readonly policy: HealthPolicy;
+  private readonly monitor: HealthMonitor;
+  private lastCodes: string | undefined;
+  private monitorTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly host: ServiceHost) {}
+  constructor(private readonly host: ServiceHost) {
+    this.policy = host.healthPolicy ?? DEFAULT_HEALTH_POLICY;
+    this.monitor = new HealthMonitor(this.policy);
+  }
 
   get activity(): Activity | null {
     return this.busy;
@@ -54,10 +61,10 @@ export class DashboardService {
     return toStatusView(report, { busy: this.busy, deviceName: loaded.config.deviceName, next: this.host.scheduler?.next() });
   }
 
-  /** One activity at a time: a renewal and the scheduler's run must never overlap. */
+  /** One run at a time: a renewal and the scheduler's run must never overlap. */
   private async exclusive<T>(activity: Activity, fn: () => Promise<T>): Promise<T> {
     if (this.busy) {
-      throw new AgentError('retry-later', 'BUSY', `The agent is busy (${this.busy === 'diagnostics' ? 'running diagnostics' : 'renewing'}); try again when it has finished.`);
+      throw new AgentError('retry-later', 'BUSY', 'The agent is already renewing; try again when it has finished.');
     }
     this.busy = activity;
     this.host.emit({ type: 'progress', activity, phase: 'start' });
@@ -92,33 +99,88 @@ export class DashboardService {
     return this.last;
   }
 
-  runDiagnostics(): Promise<DiagnosticsReport> {
-    return this.exclusive('diagnostics', async () => {
-      const t0 = performance.now();
-      const loaded = this.host.loadConfig();
-      const { config } = loaded;
-      const status = await getStatus(loaded, this.host.platform ? { platform: this.host.platform } : {});
-      const http = new HttpClient({ tlsCaFile: config.tlsCaFile, timeoutMs: Math.min(config.requestTimeoutMs, PROBE_TIMEOUT_MS) });
-      try {
-        const current = loadState(config.stateDir).state.current;
-        const credential = current && current.storeId === status.certificate?.storeId ? deviceCredential(config.stateDir, current.thumbprint) : undefined;
-        this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'step', step: 'Checking the org, IWA web apps, mTLS endpoint and CRL' });
-        const run = await runProbes({ config, http, status, credential, lastOrg: this.lastOrg, systemProxy: this.host.systemProxy });
-        if (run.org) this.lastOrg = run.org;
-        const findings = findingsFor(status, run, run.org);
-        const targets = run.targets.map(({ errorCode: _code, ...t }) => {
-          if (t.lastCheck && t.health !== 'UNKNOWN') {
-            const h = [...(this.history.get(t.id) ?? []), { at: t.lastCheck, ok: t.health !== 'OFFLINE', ...(t.latencyMs !== undefined ? { ms: t.latencyMs } : {}) }].slice(-HISTORY_POINTS);
-            this.history.set(t.id, h);
-          }
-          return { ...t, history: this.history.get(t.id) ?? [] };
-        });
-        this.last = { at: new Date().toISOString(), durationMs: performance.now() - t0, targets, findings };
-        return this.last;
-      } finally {
-        await http.close();
-      }
+  /**
+   * One check of every target, as `diagnose --watch` does one: failed probes are retried (up to the policy's
+   * maxRetries) before they count, the health model moves each target (DEGRADED, then OFFLINE after the
+   * failure threshold), transitions and changed findings go to the event log. Diagnostics only read, so they
+   * may run beside a renewal; two at once share one run.
+   */
+  runDiagnostics(opts: { background?: boolean } = {}): Promise<DiagnosticsReport> {
+    this.diagnosing ??= this.diagnose(Boolean(opts.background)).finally(() => {
+      this.diagnosing = undefined;
     });
+    return this.diagnosing;
+  }
+
+  private async diagnose(background: boolean): Promise<DiagnosticsReport> {
+    const t0 = performance.now();
+    if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'start' });
+    try {
+      const loaded = this.host.loadConfig();
+      const events = new EventLog(loaded.config.stateDir, 'dashboard');
+      const run = () =>
+        runDiagnostics({
+          loaded, policy: this.policy, events, recordOutcome: false, env: this.host.env ?? process.env,
+          ...(this.host.platform ? { platform: this.host.platform } : {}), ...(this.host.secrets ? { secrets: this.host.secrets } : {}),
+        });
+      const [report, proxy] = await Promise.all([run(), this.proxyRoute(loaded.config)]);
+      const ok = new Map(report.probes.filter((p) => p.status !== 'skipped').map((p) => [p.id, p.status === 'ok']));
+      for (let r = 0; r < this.policy.maxRetries && [...ok.values()].some((v) => !v); r++) {
+        if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'step', step: `Checking failed targets again (${r + 1} of ${this.policy.maxRetries})` });
+        const again = await run();
+        for (const p of again.probes) if (ok.get(p.id) === false && p.status === 'ok') ok.set(p.id, true);
+      }
+      this.observe(report, ok, events);
+      this.last = {
+        at: report.generatedAt,
+        durationMs: performance.now() - t0,
+        targets: toTargets({ report, health: (id) => this.monitor.target(id), proxy }),
+        findings: toFindings(report.findings),
+      };
+      if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'done' });
+      this.host.emit({ type: 'diagnostics-updated' });
+      return this.last;
+    } catch (e) {
+      if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'failed', message: redact((e as Error).message) });
+      throw e;
+    }
+  }
+
+  private observe(report: DiagnoseReport, ok: Map<string, boolean>, events: EventLog): void {
+    const transitions: Transition[] = [];
+    for (const p of report.probes.filter((x) => x.status !== 'skipped')) transitions.push(...this.monitor.observe(p.id, ok.get(p.id) ?? false, p.ms, p.error?.message ?? ''));
+    for (const t of transitions.filter((x) => x.from !== 'UNKNOWN' || x.to !== 'ONLINE')) {
+      const kind = t.to === 'OFFLINE' ? 'TARGET_OFFLINE' : t.to === 'DEGRADED' ? 'TARGET_DEGRADED' : 'TARGET_ONLINE';
+      events.record(kind, `${t.target}: ${t.from} → ${t.to} (${t.reason}).`, { target: t.target, from: t.from, to: t.to });
+    }
+    const codes = report.findings.map((f) => f.code).sort().join(',');
+    if (codes !== this.lastCodes) recordOutcome(events, report);
+    this.lastCodes = codes;
+  }
+
+  /** The route the resolver picks for the org: the "proxy path" card. */
+  private async proxyRoute(config: ReturnType<ServiceHost['loadConfig']>['config']): Promise<{ decision?: RouteDecision; error?: string; ms: number } | undefined> {
+    if (!config.orgUrl) return undefined;
+    const t0 = performance.now();
+    const http = new HttpClient(httpOptionsFor(config, this.host.env ? { env: this.host.env } : {}));
+    try {
+      return { decision: await http.resolver.decide(config.orgUrl), ms: performance.now() - t0 };
+    } catch (e) {
+      return { error: redact((e as Error).message), ms: performance.now() - t0 };
+    } finally {
+      await http.close();
+    }
+  }
+
+  /** Checks every policy interval while someone looks at the dashboard (the shell starts and stops it). */
+  monitorWhileOpen(open: boolean): void {
+    if (open && !this.monitorTimer) {
+      this.monitorTimer = setInterval(() => void this.runDiagnostics({ background: true }).catch(() => undefined), this.policy.intervalMs);
+      this.monitorTimer.unref?.();
+    } else if (!open && this.monitorTimer) {
+      clearInterval(this.monitorTimer);
+      this.monitorTimer = undefined;
+    }
   }
 
   private events(): EventLog {
@@ -136,27 +198,13 @@ export class DashboardService {
     return { savedTo, count };
   }
 
-  /** What the tray's "Copy support bundle" puts on the clipboard: status, findings, recent events; redacted. */
-  async supportSummary(): Promise<string> {
-    const lines: string[] = ['Device Trust Agent — support summary', `generated ${new Date().toISOString()}`, ''];
-    try {
-      lines.push('Status:', JSON.stringify(await this.status(), null, 2));
-    } catch (e) {
-      lines.push(`Status unavailable: ${(e as Error).message}`);
-    }
-    if (this.last) {
-      lines.push('', `Diagnostics (${this.last.at}):`);
-      for (const t of this.last.targets) lines.push(`  ${t.health.padEnd(8)} ${t.name}: ${t.summary}`);
-      for (const f of this.last.findings) lines.push(`  [${f.severity}] ${f.title} — ${f.remedy}`);
-    }
-    try {
-      const recent = this.queryEvents({ limit: 50 });
-      lines.push('', `Recent events (${recent.events.length} of ${recent.total}):`);
-      for (const e of recent.events) lines.push(`  ${e.time} ${e.id} ${e.level} ${e.title}: ${e.message}`);
-    } catch (e) {
-      lines.push(`Events unavailable: ${(e as Error).message}`);
-    }
-    return redact(lines.join('\n'));
+  /** The tray's "Copy support bundle": the core's redacted support bundle (zip), written to `file`. */
+  async supportBundle(file: string, version: string): Promise<string> {
+    const r = await writeSupportBundle({
+      loaded: this.host.loadConfig(), file, version, env: this.host.env ?? process.env,
+      ...(this.host.platform ? { platform: this.host.platform } : {}), ...(this.host.secrets ? { secrets: this.host.secrets } : {}),
+    });
+    return r.file;
   }
 }
 

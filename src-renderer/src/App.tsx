@@ -14,10 +14,9 @@ const ACTIVITY_LABEL: Record<Activity, string> = {
   scheduled: 'Scheduled run',
 };
 
-interface Progress {
-  activity: Activity;
-  step?: string | undefined;
-}
+/** What is running now, by activity (a renewal and diagnostics may run side by side). */
+type Progress = Partial<Record<Activity, { step?: string | undefined }>>;
+const RUNS: Activity[] = ['forceRenewal', 'renew', 'scheduled'];
 
 interface Notice {
   kind: 'ok' | 'error';
@@ -34,7 +33,7 @@ export function App() {
   const [view, setView] = useState<View>('overview');
   const [status, setStatus] = useState<StatusView | undefined>();
   const [report, setReport] = useState<DiagnosticsReport | null>(null);
-  const [progress, setProgress] = useState<Progress | null>(null);
+  const [progress, setProgress] = useState<Progress>({});
   const [notice, setNotice] = useState<Notice | null>(null);
   const [confirming, setConfirming] = useState(false);
   const [eventsKey, setEventsKey] = useState(0);
@@ -64,12 +63,14 @@ export function App() {
     const handle = (e: UiEvent) => {
       switch (e.type) {
         case 'progress':
-          if (e.phase === 'start') setProgress({ activity: e.activity });
-          else if (e.phase === 'step') setProgress({ activity: e.activity, step: e.step });
+          if (e.phase === 'start' || e.phase === 'step') setProgress((p) => ({ ...p, [e.activity]: { step: e.step } }));
           else {
-            setProgress(null);
+            setProgress(({ [e.activity]: _done, ...rest }) => rest);
             setEventsKey((k) => k + 1);
           }
+          break;
+        case 'diagnostics-updated':
+          call(api().getDiagnostics({})).then((last) => last && setReport(last), showError);
           break;
         case 'status-changed':
           void refresh();
@@ -89,7 +90,9 @@ export function App() {
     return off;
   }, [refresh, runDiagnostics]);
 
-  const busy = progress !== null || Boolean(status?.busy);
+  const running = RUNS.find((a) => progress[a]) ?? (status?.busy && status.busy !== 'diagnostics' ? status.busy : undefined);
+  const busy = running !== undefined;
+  const shown: Activity | undefined = running ?? (progress.diagnostics ? 'diagnostics' : undefined);
 
   const renew = async (force: boolean) => {
     setConfirming(false);
@@ -140,12 +143,12 @@ export function App() {
       </header>
 
       <div className="progress-slot" aria-live="polite">
-        {progress && (
+        {shown && (
           <div className="progress">
-            <div className="bar" role="progressbar" aria-label={ACTIVITY_LABEL[progress.activity]} aria-valuetext={progress.step ?? 'working'} />
+            <div className="bar" role="progressbar" aria-label={ACTIVITY_LABEL[shown]} aria-valuetext={progress[shown]?.step ?? 'working'} />
             <span>
-              {ACTIVITY_LABEL[progress.activity]}
-              {progress.step ? `: ${progress.step}` : '…'}
+              {ACTIVITY_LABEL[shown]}
+              {progress[shown]?.step ? `: ${progress[shown]!.step}` : '…'}
             </span>
           </div>
         )}
@@ -171,7 +174,7 @@ export function App() {
       <main>
         <div role="tabpanel" id="panel-overview" aria-labelledby="tab-overview" hidden={view !== 'overview'}>
           <StatusHeader status={status} busy={busy} onRenew={() => void renew(false)} onForceRenewal={() => setConfirming(true)} />
-          <Reachability report={report} busy={busy} running={progress?.activity === 'diagnostics'} onRun={() => void runDiagnostics()} />
+          <Reachability report={report} running={Boolean(progress.diagnostics)} onRun={() => void runDiagnostics()} />
           <Findings findings={report?.findings} />
         </div>
         <div role="tabpanel" id="panel-events" aria-labelledby="tab-events" hidden={view !== 'events'}>

@@ -62,10 +62,10 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
     assert.match(header, /Renewal planned\s*from /i);
     // The first diagnostics run starts by itself when the dashboard opens.
     await card('org').locator('.badge', { hasText: 'ONLINE' }).waitFor();
-    await card('iwa-primary').locator('.badge', { hasText: 'ONLINE' }).waitFor();
+    await card('iwa:primary').locator('.badge', { hasText: 'ONLINE' }).waitFor();
     await card('mtls').locator('.badge', { hasText: 'ONLINE' }).waitFor();
     assert.match(await card('mtls').innerText(), /Trusts this device's certificate/);
-    assert.match(await page.locator('.all-good').innerText(), /Nothing found/);
+    assert.equal(await page.locator('.finding.sev-critical').count(), 0, 'no critical finding while everything answers');
     await screenshot(page, 'overview-light');
     await page.emulateMedia({ colorScheme: 'dark' });
     await screenshot(page, 'overview-dark');
@@ -80,24 +80,33 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
     lab.switches.iwaPrimaryDown = true;
     lab.switches.iwaBackupDown = true;
     try {
-      await page.getByRole('button', { name: 'Run diagnostics' }).click();
-      await card('iwa-primary').locator('.badge', { hasText: 'OFFLINE' }).waitFor();
-      await card('iwa-backup-1').locator('.badge', { hasText: 'OFFLINE' }).waitFor();
-      assert.match(await card('org').innerText(), /ONLINE/, 'the org itself still answers');
-      const finding = page.locator('[data-finding="iwa-offline"]');
+      // One failed check makes a target DEGRADED; the health policy's failure threshold (3) makes it OFFLINE.
+      const run = page.getByRole('button', { name: 'Run diagnostics' });
+      await run.click();
+      await card('iwa:primary').locator('.badge', { hasText: 'DEGRADED' }).waitFor();
+      const finding = page.locator('[data-finding="IWA_ALL_DOWN"]');
       await finding.waitFor();
       assert.match(await finding.innerText(), /No IWA web app answers/);
-      assert.match(await finding.innerText(), /What to do: Connect to the corporate network or VPN/);
-      // The history chart now has a failed bar after the earlier good one.
-      assert.match((await card('iwa-primary').locator('svg.sparkline').getAttribute('aria-label')) ?? '', /1 answered, 1 failed/);
+      assert.match(await finding.innerText(), /What to do:/);
+      for (let i = 0; i < 2; i++) {
+        await run.waitFor({ state: 'visible' });
+        await page.getByRole('button', { name: 'Run diagnostics', disabled: false }).click();
+        await page.getByRole('button', { name: 'Run diagnostics', disabled: false }).waitFor();
+      }
+      await card('iwa:primary').locator('.badge', { hasText: 'OFFLINE' }).waitFor();
+      await card('iwa:backup:1').locator('.badge', { hasText: 'OFFLINE' }).waitFor();
+      assert.match(await card('org').innerText(), /ONLINE/, 'the org itself still answers');
+      // The history chart: the good check from when the dashboard opened, then three failed ones.
+      assert.match((await card('iwa:primary').locator('svg.sparkline').getAttribute('aria-label')) ?? '', /1 answered, 3 failed/);
       await screenshot(page, 'outage');
 
       // Stage-by-stage detail, with the failover mode explained.
-      await card('iwa-primary').click();
+      await card('iwa:primary').click();
       const dialog = page.getByRole('dialog', { name: 'IWA web app (primary)' });
       await dialog.waitFor();
       assert.match(await dialog.innerText(), /Failover mode: redirect to a backup/);
-      assert.match(await dialog.innerText(), /Connect, TLS and HTTP\s+failed/);
+      assert.match(await dialog.innerText(), /HTTP: .*\s+failed/);
+      assert.match(await dialog.innerText(), /OFFLINE since .*: 3 consecutive failed check/);
       await screenshot(page, 'target-detail', { fullPage: false });
       await page.keyboard.press('Escape');
       await dialog.waitFor({ state: 'hidden' });

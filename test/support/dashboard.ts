@@ -66,6 +66,8 @@ export async function openDashboard(browser: Browser, env: Record<string, string
   };
   const host: ServiceHost = {
     loadConfig: () => loadConfig({ env }),
+    // The test device signs in with the lab-only sign-in and has no Kerberos realm of its own.
+    env: { ...process.env, KRB5_CONFIG: '/dev/null', ...env },
     emit: (event) => void emit(event),
     // What the shell queued for a page that was still loading (e.g. the tray's "Open event log").
     rendererReady: () => (opts.pending ?? []).splice(0),

@@ -12,6 +12,7 @@ import { envProxy, parseProxyUrl, redactUserInfo, type EnvProxy } from './env.js
 import type { OsProxyReader, OsProxySettings } from './os.js';
 import { fetchPac, PacScript, parsePacResult } from './pac.js';
 import { bypasses } from './bypass.js';
+import { systemProxy, type SystemProxySource } from './system.js';
 import { describeRoute, proxyKey, stripCredentials, type ProxyCredentials, type Route, type RouteDecision } from './types.js';
 
 /** A PAC file is fetched again after this long (a long-running agent picks up an admin's change). */
@@ -106,6 +107,11 @@ export class ProxyResolver {
       return { url, source: 'env', rule: `environment: ${envEntry.variable}`, routes: [{ kind: 'proxy', proxy: envEntry.url }] };
     }
 
+    // The host's own per-URL answer (Electron's session.resolveProxy in the tray app) stands for the OS step.
+    const system = this.settings.os === false ? undefined : systemProxy();
+    const fromSystem = system ? await this.fromSystem(system, u) : undefined;
+    if (fromSystem) return fromSystem;
+
     const os = await this.readOs();
     if (os) {
       const hit = bypasses(u.hostname, portOf(u), os.bypass);
@@ -118,6 +124,19 @@ export class ProxyResolver {
       }
     }
     return { url, source: 'none', rule: 'no proxy configured (explicit, PAC, environment, OS settings)', routes: [{ kind: 'direct' }] };
+  }
+
+  /** Undefined when the source cannot answer: the OS settings are then read as without it. */
+  private async fromSystem(system: SystemProxySource, u: URL): Promise<RouteDecision | undefined> {
+    let answer: string;
+    try {
+      // Like a PAC, it sees only scheme://host:port/ for https URLs.
+      answer = await system.resolve(u.protocol === 'https:' ? `${u.protocol}//${u.host}/` : u.href);
+    } catch {
+      return undefined;
+    }
+    const { routes } = parsePacResult(answer, system.description);
+    return { url: u.href, source: 'os', rule: `${system.description} returned "${answer}"`, routes };
   }
 
   private readOs(): Promise<OsProxySettings | undefined> {

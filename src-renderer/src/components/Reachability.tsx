@@ -6,12 +6,11 @@ import { HealthBadge } from './StateIcon.js';
 
 interface Props {
   report: DiagnosticsReport | null;
-  busy: boolean;
   running: boolean;
   onRun: () => void;
 }
 
-export function Reachability({ report, busy, running, onRun }: Props) {
+export function Reachability({ report, running, onRun }: Props) {
   const [selected, setSelected] = useState<string | null>(null);
   const target = report?.targets.find((t) => t.id === selected);
   return (
@@ -19,7 +18,7 @@ export function Reachability({ report, busy, running, onRun }: Props) {
       <div className="panel-head">
         <h2 id="reach-title">Reachability</h2>
         <span className="muted">{report ? `Checked ${relative(report.at)} · took ${formatMs(report.durationMs)}` : 'Not checked yet'}</span>
-        <button type="button" onClick={onRun} disabled={busy}>
+        <button type="button" onClick={onRun} disabled={running}>
           {running ? 'Running diagnostics…' : 'Run diagnostics'}
         </button>
       </div>
@@ -32,7 +31,7 @@ export function Reachability({ report, busy, running, onRun }: Props) {
           ))}
         </ul>
       ) : (
-        <p className="muted">Diagnostics check the org, the IWA web apps, the AD agents, the proxy path and the mTLS endpoint.</p>
+        <p className="muted">Diagnostics check the org, the IWA web apps, the AD agents, the domain controllers, the proxy path and the mTLS endpoint.</p>
       )}
       <TargetDetail target={target} onClose={() => setSelected(null)} />
     </section>
@@ -76,6 +75,12 @@ function TargetDetail({ target, onClose }: { target: TargetReport | undefined; o
             <HealthBadge health={target.health} />
           </div>
           {target.url && <p className="mono small">{target.url}</p>}
+          {target.healthReason && target.healthSince && (
+            <p className="small muted">
+              {target.health} since {formatDateTime(target.healthSince)}: {target.healthReason.replace(/\.+$/, '')}. A target goes OFFLINE after repeated failed checks and ONLINE
+              again only after repeated good ones and a cool-down.
+            </p>
+          )}
           <p>{target.summary}</p>
           {target.explanation && <p className="explanation">{target.explanation}</p>}
           <h3>Stages</h3>
