@@ -28,6 +28,8 @@ export interface MacBrowserSetupOptions {
   store?: MacKeychainStore;
   /** Where the services we set identity preferences for are remembered, so uninstall can clear them. */
   stateDir: string;
+  /** The device task (root) has no user keychain; defaults to this process's uid. */
+  isRoot?: boolean;
 }
 
 /**
@@ -87,7 +89,7 @@ export class MacBrowserSetup {
 
   private async identityPreferences(m: model.BrowserPolicyModel): Promise<PolicyResult> {
     const store = this.opts.store;
-    if (!store || process.getuid?.() === 0) return emptyResult();
+    if (!store || (this.opts.isRoot ?? process.getuid?.() === 0)) return emptyResult();
     const result = emptyResult();
     const ours = (await store.list()).filter((c) => c.info.issuerCN === m.issuerCN).sort((a, b) => Date.parse(b.info.notAfter) - Date.parse(a.info.notAfter))[0];
     const services = identityServices(m.patterns);

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * The one model of browser setup, rendered into each platform's policy format: Chromium-family JSON (Linux),
  * registry values (Windows), managed-preference plists (macOS) and Firefox's enterprise policies. Every
@@ -178,6 +180,30 @@ export function firefoxRegistryValues(policies: FirefoxPolicies): RegistryValue[
   return out;
 }
 
+const HIVES: Record<string, string> = { HKLM: 'HKEY_LOCAL_MACHINE', HKCU: 'HKEY_CURRENT_USER' };
+
+/** A .reg file (regedit / `reg import`) with the same values, for admins who deploy by Group Policy preferences. */
+export function renderRegFile(values: RegistryValue[]): string {
+  const lines = ['Windows Registry Editor Version 5.00'];
+  const byKey = new Map<string, RegistryValue[]>();
+  for (const v of values) byKey.set(v.key, [...(byKey.get(v.key) ?? []), v]);
+  const quote = (x: string) => `"${x.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  for (const [key, vs] of byKey) {
+    const [hive, ...rest] = key.split('\\');
+    lines.push('', `[${[HIVES[hive!] ?? hive, ...rest].join('\\')}]`);
+    for (const v of vs) {
+      if (v.type === 'REG_SZ') lines.push(`${quote(v.name)}=${quote(v.data)}`);
+      else if (v.type === 'REG_DWORD') lines.push(`${quote(v.name)}=dword:${Number(v.data).toString(16).padStart(8, '0')}`);
+      else {
+        // REG_MULTI_SZ: UTF-16LE strings, each NUL-terminated, plus a final NUL.
+        const bytes = Buffer.from(v.data.split('\n').join('\0') + '\0\0', 'utf16le');
+        lines.push(`${quote(v.name)}=hex(7):${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join(',')}`);
+      }
+    }
+  }
+  return lines.join('\r\n') + '\r\n';
+}
+
 // ---- macOS: managed preferences ----
 
 function xmlEscape(s: string): string {
@@ -208,6 +234,15 @@ export function renderPlist(dict: Record<string, Json>): string {
 /** The managed preferences each Chromium-family browser reads on macOS (domain → keys). */
 export function macManagedPreferences(model: BrowserPolicyModel): { domain: string; values: Record<string, Json> }[] {
   return CHROMIUM_BROWSERS.filter((b) => b.macDomain).map((b) => ({ domain: b.macDomain!, values: { [AUTO_SELECT_POLICY]: autoSelectEntries(model) } }));
+}
+
+/** A name-based UUID (version 5 layout over SHA-1), so a regenerated profile keeps its identifiers. */
+export function stableUuid(name: string): string {
+  const h = createHash('sha1').update(`device-trust-agent:${name}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex').toUpperCase();
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
 /**
