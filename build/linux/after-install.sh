@@ -9,6 +9,9 @@
 set -e
 
 ROOT="$DPKG_ROOT" # set when dpkg installs into another root (--root with --force-script-chrootless)
+# The device task (root) keeps its state with the system, not in root's home; purge removes it.
+DTA_STATE_DIR="$ROOT/var/lib/device-trust-agent"
+export DTA_STATE_DIR
 APP_DIR="$ROOT/opt/${productFilename}"
 AGENT="$APP_DIR/${executable}"
 
@@ -26,8 +29,7 @@ if [ -n "$ROOT" ]; then
   DTA_MANAGED_CONFIG_DIR="$ROOT/etc/device-trust-agent"
   DTA_BROWSER_POLICY_DIRS="$ROOT/etc/chromium/policies/managed:$ROOT/etc/opt/chrome/policies/managed:$ROOT/etc/opt/edge/policies/managed"
   DTA_FIREFOX_POLICY_DIRS="$ROOT/etc/firefox/policies"
-  DTA_STATE_DIR="$ROOT/var/lib/device-trust-agent"
-  export DTA_MANAGED_CONFIG_DIR DTA_BROWSER_POLICY_DIRS DTA_FIREFOX_POLICY_DIRS DTA_STATE_DIR
+  export DTA_MANAGED_CONFIG_DIR DTA_BROWSER_POLICY_DIRS DTA_FIREFOX_POLICY_DIRS
 else
   # Scheduled tasks: at logon, every 24 hours, on network change (systemd units / XDG autostart).
   if ! "$AGENT" install; then

@@ -12,6 +12,8 @@ case "$1" in
 esac
 
 ROOT="$DPKG_ROOT"
+DTA_STATE_DIR="$ROOT/var/lib/device-trust-agent"
+export DTA_STATE_DIR
 AGENT="$ROOT/opt/${productFilename}/${executable}"
 [ -x "$AGENT" ] || exit 0
 
@@ -19,8 +21,7 @@ if [ -n "$ROOT" ]; then
   DTA_MANAGED_CONFIG_DIR="$ROOT/etc/device-trust-agent"
   DTA_BROWSER_POLICY_DIRS="$ROOT/etc/chromium/policies/managed:$ROOT/etc/opt/chrome/policies/managed:$ROOT/etc/opt/edge/policies/managed"
   DTA_FIREFOX_POLICY_DIRS="$ROOT/etc/firefox/policies"
-  DTA_STATE_DIR="$ROOT/var/lib/device-trust-agent"
-  export DTA_MANAGED_CONFIG_DIR DTA_BROWSER_POLICY_DIRS DTA_FIREFOX_POLICY_DIRS DTA_STATE_DIR
+  export DTA_MANAGED_CONFIG_DIR DTA_BROWSER_POLICY_DIRS DTA_FIREFOX_POLICY_DIRS
 elif ! "$AGENT" uninstall; then
   echo "device-trust-agent: the scheduled tasks could not all be removed; see 'device-trust-agent help uninstall'." >&2
 fi
@@ -34,7 +35,7 @@ if [ "$DTA_REMOVE_CERTIFICATE" = true ] && [ -z "$ROOT" ]; then
   getent passwd | while IFS=: read -r user _ uid _ _ home _; do
     [ "$uid" -ge 1000 ] 2>/dev/null || continue
     [ -d "$home/.local/state/device-trust-agent" ] || continue
-    runuser -u "$user" -- env HOME="$home" "$AGENT" remove-certificate ||
+    runuser -u "$user" -- env -u DTA_STATE_DIR HOME="$home" "$AGENT" remove-certificate ||
       echo "device-trust-agent: the certificate of $user was not removed." >&2
   done
 fi

@@ -41,6 +41,10 @@ export function createPlatform(config: Config, platform: NodeJS.Platform = proce
   const home = defaultPaths(env, platform).home;
   const workDir = path.join(config.stateDir, 'tmp');
   const none = async (): Promise<PolicyResult> => ({ written: [], skipped: [] });
+  if (config.exportPemDir && platform !== 'linux') {
+    throw new AgentError('config', 'EXPORT_PEM_UNSUPPORTED', `exportPemDir is set, but on ${platform === 'win32' ? 'Windows' : 'macOS'} the device key is non-exportable by design, so no PEM copy can exist.`,
+      'Remove exportPemDir; tools on this platform should use the certificate from the OS store.');
+  }
 
   if (platform === 'win32') {
     const store = new WindowsCertificateStore({ skipTpm: config.skipTpm, workDir, run });

@@ -121,3 +121,14 @@ test('unknown settings are still refused in the agent\'s own profiles (only the 
   assert.throws(() => loadConfig({ env: env(), managed: new DarwinManagedConfig(typo.runSync, { root }) }),
     (e: unknown) => isAgentError(e) && /Unknown setting "OktaUrll"/.test(e.message) && e.message.includes('com.example.devicetrustagent.plist'));
 });
+
+test('createPlatform picks each platform\'s store and refuses a PEM export where keys are non-exportable', async () => {
+  const { createPlatform } = await import('../../src-main/platform/index.js');
+  const { config } = loadConfig({ env: env(), managed: createManagedConfigReader('linux', { DTA_MANAGED_CONFIG_DIR: '/nonexistent' }) });
+  assert.match(createPlatform(config, 'win32').store.description, /CurrentUser\\My/);
+  assert.match(createPlatform(config, 'darwin', { env: { HOME: '/Users/alice' } }).store.description, /login keychain \/Users\/alice\/Library\/Keychains\/login\.keychain-db/);
+  assert.match(createPlatform(config, 'linux').store.description, /NSS database/);
+  assert.match(createPlatform({ ...config, exportPemDir: '/tmp/x' }, 'linux').store.description, /PEM copy in \/tmp\/x/);
+  assert.throws(() => createPlatform({ ...config, exportPemDir: '/tmp/x' }, 'win32'), (e: unknown) => isAgentError(e) && e.code === 'EXPORT_PEM_UNSUPPORTED');
+  assert.throws(() => createPlatform(config, 'freebsd'), (e: unknown) => isAgentError(e) && e.code === 'PLATFORM_UNSUPPORTED');
+});
