@@ -35,10 +35,11 @@ const GLOBAL_HELP = `Options for every command:
   --tls-ca-file FILE    extra trust anchors (PEM) for TLS to the org and IWA
   --key-algorithm ALG   P-256 (default) or RSA-2048
   Name=Value            install-style parameters: OktaURL=, HttpProxy=, HttpProxyPacLocation=,
-                        SkipBrowserSetup=true
+                        SkipBrowserSetup=true, SkipTPM=true
 
 Settings precedence: command line > environment (DTA_*) > config file > managed configuration
-(/etc/device-trust-agent/*.json) > defaults.
+(Windows HKLM\\SOFTWARE\\Policies\\Okta\\DeviceTrust > HKLM\\SOFTWARE\\Okta\\DeviceTrust; macOS managed preferences
+com.example.devicetrustagent; Linux /etc/device-trust-agent/*.json) > defaults.
 
 Exit codes: 0 success · 10 nothing to do · 20 retry later (network, IWA, read-only org)
             30 needs attention (rejected, revoked, refused server answer) · 40 local failure

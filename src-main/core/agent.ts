@@ -174,14 +174,14 @@ export class EnrollmentTask {
     const renewFrom = notAfter - org.certificate.renewalWindowSeconds * 1000;
     if (now >= renewFrom) return this.renew(org, deviceId, current, key);
 
-    const browserPolicy = this.configureBrowsers(org);
+    const browserPolicy = await this.configureBrowsers(org);
     const msg = `This device is enrolled: certificate ${current.info.serialNumber} is valid until ${current.info.notAfter}; renewal from ${new Date(renewFrom).toISOString()}.`;
     return { outcome: 'nothing-to-do', message: msg, deviceId, certificate: this.installed(current, tp), warnings: this.warnings, ...(browserPolicy ? { browserPolicy } : {}) };
   }
 
   /** The device task (system context) writes the machine-wide browser policy; certificates are per user. */
-  private deviceTask(org: OrgConfig): RunResult {
-    const browserPolicy = this.configureBrowsers(org);
+  private async deviceTask(org: OrgConfig): Promise<RunResult> {
+    const browserPolicy = await this.configureBrowsers(org);
     return {
       outcome: 'configured',
       message: browserPolicy ? `Browser policy written to ${browserPolicy.written.join(', ') || 'no directory'}.` : 'Browser setup skipped (SkipBrowserSetup=true).',
@@ -367,7 +367,7 @@ export class EnrollmentTask {
         'Check free disk space and permissions of the state directory, then run again.', { cause: e });
     }
     if (oldTp && oldTp !== key.thumbprint) this.creds.remove(oldTp);
-    const browserPolicy = this.configureBrowsers(org);
+    const browserPolicy = await this.configureBrowsers(org);
     const event = how === 'enrolled' ? 'ENROLLED' : 'RENEWED';
     this.events.record(event, `Certificate ${info.serialNumber} ${how} for device ${info.subjectCN}, valid until ${info.notAfter}, installed in ${this.platform.store.description}.`,
       { serialNumber: info.serialNumber, notAfter: info.notAfter, store: this.platform.store.description, ...(previous ? { replaced: previous.info.serialNumber } : {}) });
@@ -381,12 +381,12 @@ export class EnrollmentTask {
     };
   }
 
-  private configureBrowsers(org: OrgConfig): PolicyResult | undefined {
+  private async configureBrowsers(org: OrgConfig): Promise<PolicyResult | undefined> {
     if (this.config.skipBrowserSetup) {
       this.trace.log('Browser setup skipped (SkipBrowserSetup=true).');
       return undefined;
     }
-    const res = this.platform.configureBrowsers(org.mtls.hostPatterns, org.ca.issuerCN);
+    const res = await this.platform.configureBrowsers(org.mtls.hostPatterns, org.ca.issuerCN);
     this.trace.log(`Browser policy: written ${res.written.join(', ') || 'nowhere'}${res.skipped.length ? `; skipped ${res.skipped.map((s) => `${s.dir} (${s.reason})`).join(', ')}` : ''}`);
     if (res.written.length === 0 && res.skipped.length > 0) {
       this.warn('BROWSER_SETUP_SKIPPED', `The browser policy could not be written (${res.skipped.map((s) => `${s.dir}: ${s.reason}`).join('; ')}); browsers will ask which certificate to present. The device task (run as root) writes it.`);

@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { createManagedConfigReader, type ManagedConfigReader } from '../platform/managed-config.js';
+import { readJsonObjectFile } from '../platform/managed-config-linux.js';
 import { AgentError } from './errors.js';
 import { defaultPaths } from './paths.js';
 
@@ -13,9 +15,15 @@ export const ConfigSchema = z.object({
   httpProxy: httpUrl.optional(),
   httpProxyPacLocation: z.url({ protocol: /^(https?|file)$/ }).optional(),
   skipBrowserSetup: z.boolean(),
+  /** SkipTPM=true: Windows keeps the key in software even where a TPM is present. */
+  skipTpm: z.boolean(),
   stateDir: z.string().min(1),
   nssDbDir: z.string().min(1),
   browserPolicyDirs: z.array(z.string().min(1)),
+  /** Directories holding Firefox's policies.json (Linux). */
+  firefoxPolicyDirs: z.array(z.string().min(1)),
+  /** Also keep the certificate, chain and key as owner-only PEM files here, for other tools (Linux). */
+  exportPemDir: z.string().min(1).optional(),
   /** Extra trust anchors (PEM file) for TLS to the org and IWA, added to the system roots. */
   tlsCaFile: z.string().min(1).optional(),
   keyAlgorithm: z.enum(['P-256', 'RSA-2048']),
@@ -56,6 +64,9 @@ const ALIASES: Record<string, keyof Config> = {
   httpproxy: 'httpProxy',
   httpproxypaclocation: 'httpProxyPacLocation',
   skipbrowsersetup: 'skipBrowserSetup',
+  skiptpm: 'skipTpm',
+  firefoxpolicydirs: 'firefoxPolicyDirs',
+  exportpemdir: 'exportPemDir',
   statedir: 'stateDir',
   nssdbdir: 'nssDbDir',
   browserpolicydirs: 'browserPolicyDirs',
@@ -71,16 +82,20 @@ const ALIASES: Record<string, keyof Config> = {
   gatewayhealthurl: 'gatewayHealthUrl',
 };
 
-const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'labSignIn']);
+const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labSignIn']);
 const NUMBER_KEYS = new Set<keyof Config>(['requestTimeoutMs']);
-const LIST_KEYS = new Set<keyof Config>(['browserPolicyDirs']);
+const LIST_KEYS = new Set<keyof Config>(['browserPolicyDirs', 'firefoxPolicyDirs']);
 
-/** Turns `{ "OktaURL": "…", "SkipBrowserSetup": "true" }` into typed settings; unknown keys are an error. */
-export function normalizeSettings(raw: Record<string, unknown>, origin: string): Partial_ {
+/**
+ * Turns `{ "OktaURL": "…", "SkipBrowserSetup": "true" }` into typed settings; unknown keys are an error unless
+ * the source is shared with other software (`ignoreUnknown`).
+ */
+export function normalizeSettings(raw: Record<string, unknown>, origin: string, opts: { ignoreUnknown?: boolean } = {}): Partial_ {
   const out: Partial_ = {};
   for (const [k, v] of Object.entries(raw)) {
     if (k === '$schema' || k.startsWith('//')) continue;
     const key = ALIASES[k.toLowerCase()];
+    if (!key && opts.ignoreUnknown) continue;
     if (!key) {
       throw new AgentError('config', 'CONFIG_UNKNOWN_KEY', `Unknown setting "${k}" in ${origin}.`,
         `Remove it or correct its name; known settings: ${Object.values(ALIASES).filter((v, i, a) => a.indexOf(v) === i).join(', ')}.`);
@@ -107,6 +122,9 @@ const ENV_VARS: Record<string, keyof Config> = {
   DTA_HTTP_PROXY: 'httpProxy',
   DTA_PAC_URL: 'httpProxyPacLocation',
   DTA_SKIP_BROWSER_SETUP: 'skipBrowserSetup',
+  DTA_SKIP_TPM: 'skipTpm',
+  DTA_FIREFOX_POLICY_DIRS: 'firefoxPolicyDirs',
+  DTA_EXPORT_PEM_DIR: 'exportPemDir',
   DTA_STATE_DIR: 'stateDir',
   DTA_NSS_DB: 'nssDbDir',
   DTA_BROWSER_POLICY_DIRS: 'browserPolicyDirs',
@@ -129,40 +147,16 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): Partial_ {
   return normalizeSettings(raw, 'the environment');
 }
 
-function readJsonFile(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new AgentError('config', 'CONFIG_UNREADABLE', `Cannot read the configuration file ${file}: ${(e as Error).message}.`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new AgentError('config', 'CONFIG_INVALID', `The configuration file ${file} is not valid JSON: ${(e as Error).message}.`,
-      'Fix the file (it must be one JSON object) or remove it.');
-  }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new AgentError('config', 'CONFIG_INVALID', `The configuration file ${file} must hold one JSON object.`);
-  }
-  return parsed as Record<string, unknown>;
-}
-
-/** Managed configuration (admin-deployed): on Linux every *.json in the managed directory, in name order. */
-export function managedSettings(dir: string): { settings: Partial_; files: string[] } {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir).filter((n) => n.endsWith('.json')).sort();
-  } catch {
-    return { settings: {}, files: [] };
-  }
+/**
+ * Managed configuration (admin-deployed), from the platform's reader: Linux /etc/device-trust-agent/*.json, the
+ * Windows registry, macOS managed preferences. Later sources win over earlier ones.
+ */
+export function managedSettings(reader: ManagedConfigReader): { settings: Partial_; files: string[] } {
   const settings: Partial_ = {};
   const files: string[] = [];
-  for (const n of names) {
-    const file = path.join(dir, n);
-    Object.assign(settings, normalizeSettings(readJsonFile(file), file));
-    files.push(file);
+  for (const source of reader.read()) {
+    Object.assign(settings, normalizeSettings(source.values, source.origin, { ignoreUnknown: source.ignoreUnknown ?? false }));
+    files.push(source.origin);
   }
   return { settings, files };
 }
@@ -171,6 +165,8 @@ export interface LoadConfigOptions {
   cli?: Record<string, unknown>;
   configFile?: string;
   env?: NodeJS.ProcessEnv;
+  /** Defaults to this platform's reader; tests give another platform's reader with a scripted runner. */
+  managed?: ManagedConfigReader;
 }
 
 /** Precedence, highest first: command line > environment > config file > managed configuration > defaults. */
@@ -180,9 +176,11 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
   const hostname = os.hostname().split('.')[0] || 'workstation';
   const defaults: Config = {
     skipBrowserSetup: false,
+    skipTpm: false,
     stateDir: paths.stateDir,
     nssDbDir: paths.nssDbDir,
     browserPolicyDirs: paths.browserPolicyDirs,
+    firefoxPolicyDirs: paths.firefoxPolicyDirs,
     keyAlgorithm: 'P-256',
     labSignIn: false,
     deviceName: hostname,
@@ -190,12 +188,12 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     issuerCN: 'MTLS Certificate Authority',
     requestTimeoutMs: 15000,
   };
-  const managed = managedSettings(paths.managedConfigDir);
+  const managed = managedSettings(opts.managed ?? createManagedConfigReader(process.platform, env));
   const files = [...managed.files];
   const configFile = opts.configFile ?? env.DTA_CONFIG_FILE ?? paths.configFile;
   let fileSettings: Partial_ = {};
   if (opts.configFile || env.DTA_CONFIG_FILE || fs.existsSync(configFile)) {
-    fileSettings = normalizeSettings(readJsonFile(configFile), configFile);
+    fileSettings = normalizeSettings(readJsonObjectFile(configFile), configFile);
     files.push(configFile);
   }
   const layers: [ConfigSource, Partial_][] = [
@@ -229,7 +227,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
 export function requireOrgUrl(config: Config): string {
   if (!config.orgUrl) {
     throw new AgentError('config', 'NOT_CONFIGURED', 'No org URL is configured, so the agent does not know where to enroll.',
-      'Set OktaURL= at install time, "orgUrl" in the managed configuration (/etc/device-trust-agent/*.json), DTA_ORG_URL, or --org-url.');
+      'Set OktaURL= at install time, "orgUrl" (or OktaOrgUrl) in the managed configuration (Windows: HKLM\\SOFTWARE\\Okta\\DeviceTrust; macOS: a configuration profile; Linux: /etc/device-trust-agent/*.json), DTA_ORG_URL, or --org-url.');
   }
   return config.orgUrl.replace(/\/+$/, '');
 }
