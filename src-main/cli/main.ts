@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { loadConfig, type LoadedConfig } from '../core/config.js';
+import { loadConfig, printableSetting, type LoadedConfig } from '../core/config.js';
 import { ExitCode, exitCodeFor, isAgentError } from '../core/errors.js';
 import type { Command, Io, OptionSpec, OptionValues } from './command.js';
 import { COMMANDS } from './commands/index.js';
@@ -114,7 +114,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       loaded = loadConfig({ cli, ...(typeof v.config === 'string' ? { configFile: v.config } : {}), env: io.env });
       if (debug) {
         io.err(`Configuration (${loaded.files.length ? loaded.files.join(', ') : 'no files'}):`);
-        for (const [k, val] of Object.entries(loaded.config)) io.err(`  ${k} = ${JSON.stringify(val)}  [${loaded.sources[k as keyof typeof loaded.config]}]`);
+        for (const [k, val] of Object.entries(loaded.config)) io.err(`  ${k} = ${printableSetting(k as keyof typeof loaded.config, val)}  [${loaded.sources[k as keyof typeof loaded.config]}]`);
       }
     }
     return loaded;

@@ -30,6 +30,8 @@ export interface RequestSpec {
   method?: 'GET' | 'POST';
   headers?: Record<string, string>;
   json?: unknown;
+  /** A binary body (e.g. a SCEP PKI message); set its content-type in `headers`. */
+  body?: Uint8Array;
   /** What the server is, for error messages ("the org", "the IWA web app"). */
   what: string;
 }
@@ -78,7 +80,7 @@ export class HttpClient {
   async send(spec: RequestSpec, clientCert?: ClientCertificate): Promise<HttpResponse> {
     const dispatcher = clientCert ? this.makeAgent(clientCert) : this.dispatcher;
     const headers: Record<string, string> = { accept: 'application/json', ...spec.headers };
-    let body: string | undefined;
+    let body: string | Uint8Array | undefined = spec.body;
     if (spec.json !== undefined) {
       body = JSON.stringify(spec.json);
       headers['content-type'] = 'application/json';

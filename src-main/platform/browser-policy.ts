@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { IssuerFilter } from '../core/backends/types.js';
 import { writeFileAtomic } from '../core/fsutil.js';
 
 /** The policy file name we own in each managed-policy directory (removed again on uninstall). */
@@ -7,10 +8,12 @@ export const POLICY_FILE = 'device-trust-agent.json';
 
 /**
  * Chrome/Edge/Chromium `AutoSelectCertificateForUrls`: each entry is a JSON string of
- * {"pattern": <content-settings pattern>, "filter": {"ISSUER": {"CN": <issuer CN>}}}.
+ * {"pattern": <content-settings pattern>, "filter": {"ISSUER": {"CN": <issuer CN>}}}. A CA without a common
+ * name (some SCEP CAs) is matched by its O and OU instead, which the ISSUER filter also accepts.
  */
-export function autoSelectEntries(patterns: string[], issuerCN: string): string[] {
-  return patterns.map((pattern) => JSON.stringify({ pattern, filter: { ISSUER: { CN: issuerCN } } }));
+export function autoSelectEntries(patterns: string[], issuer: string | IssuerFilter): string[] {
+  const filter = typeof issuer === 'string' ? { CN: issuer } : issuer;
+  return patterns.map((pattern) => JSON.stringify({ pattern, filter: { ISSUER: filter } }));
 }
 
 export interface PolicyResult {
@@ -20,8 +23,8 @@ export interface PolicyResult {
 }
 
 /** Writes the Chromium-family managed policy JSON into each directory (Linux layout). */
-export function writeChromiumPolicies(dirs: string[], patterns: string[], issuerCN: string): PolicyResult {
-  const body = JSON.stringify({ AutoSelectCertificateForUrls: autoSelectEntries(patterns, issuerCN) }, null, 2) + '\n';
+export function writeChromiumPolicies(dirs: string[], patterns: string[], issuer: string | IssuerFilter): PolicyResult {
+  const body = JSON.stringify({ AutoSelectCertificateForUrls: autoSelectEntries(patterns, issuer) }, null, 2) + '\n';
   const result: PolicyResult = { written: [], skipped: [] };
   for (const dir of dirs) {
     const file = path.join(dir, POLICY_FILE);

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { IssuerFilter } from '../core/backends/types.js';
 import type { Config } from '../core/config.js';
 import { AgentError } from '../core/errors.js';
 import { writeChromiumPolicies, type PolicyResult } from './browser-policy.js';
@@ -9,7 +10,7 @@ export interface Platform {
   name: NodeJS.Platform;
   store: CertificateStore;
   /** Makes the browsers present our certificate to the org's mTLS hosts without asking. */
-  configureBrowsers(patterns: string[], issuerCN: string): PolicyResult;
+  configureBrowsers(patterns: string[], issuer: string | IssuerFilter): PolicyResult;
 }
 
 /** The one place that picks the platform's implementations. */
@@ -18,7 +19,7 @@ export function createPlatform(config: Config, platform: NodeJS.Platform = proce
     return {
       name: platform,
       store: new NssStore(config.nssDbDir, path.join(config.stateDir, 'tmp')),
-      configureBrowsers: (patterns, issuerCN) => writeChromiumPolicies(config.browserPolicyDirs, patterns, issuerCN),
+      configureBrowsers: (patterns, issuer) => writeChromiumPolicies(config.browserPolicyDirs, patterns, issuer),
     };
   }
   throw new AgentError('local', 'PLATFORM_UNSUPPORTED',
