@@ -90,7 +90,7 @@ const ALIASES: Record<string, keyof Config> = {
   scepallowweak: 'scepAllowWeak',
   scephostpatterns: 'scepHostPatterns',
   sceprenewalwindowdays: 'scepRenewalWindowDays',
-  scependingwaitseconds: 'scepPendingWaitSeconds',
+  sceppendingwaitseconds: 'scepPendingWaitSeconds',
 };
 
 const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'labSignIn', 'scepAllowWeak']);
