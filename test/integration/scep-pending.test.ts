@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { loadConfig } from '../../src-main/core/config.js';
+import { diagnoseScep } from '../../src-main/core/scep/diagnose.js';
 import { makeProfile, runAgent, type Profile } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
 import { startPendingResponder, type PendingResponder } from '../support/scep-responder.js';
@@ -50,6 +52,8 @@ describe('SCEP PENDING: polling within a run, and across runs with the same key'
     assert.deepEqual(nssUserCerts(p.nssDb), []);
     const status = JSON.parse((await runAgent(['status', '--json'], p.env)).stdout);
     assert.equal(status.state, 'PENDING');
+    const d = await diagnoseScep(loadConfig({ env: p.env }));
+    assert.ok(d.findings.some((f) => f.severity === 'warning' && /waiting for the CA administrator's approval \(PENDING\)/.test(f.title)), JSON.stringify(d.findings));
 
     ca.approve();
     const mark = ca.log.length;

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { LabPki } from '../../lab/ca.js';
+import { loadConfig } from '../../src-main/core/config.js';
+import { diagnoseScep } from '../../src-main/core/scep/diagnose.js';
 import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
 import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
 import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
@@ -133,6 +135,18 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
     assert.deepEqual(credentialDirs(p), []);
     assert.equal(stateOf(p).current, undefined);
     assert.match(server.log(), /invalid challenge/);
+
+    // Diagnostics read the CA live (without sending a request) and the last answer from the state.
+    const pki = server.count('PKIOperation');
+    const d = await diagnoseScep(loadConfig({ env: p.env }));
+    const titles = d.findings.map((f) => `${f.severity}: ${f.title}`);
+    assert.ok(titles.includes('ok: The SCEP CA is reachable'), titles.join('\n'));
+    assert.ok(titles.includes('ok: The CA certificate matches the pinned fingerprint'), titles.join('\n'));
+    assert.ok(titles.includes('ok: The SCEP CA offers strong algorithms'), titles.join('\n'));
+    assert.ok(titles.some((t) => /^error: The CA rejected the last request \(badRequest\): most often a wrong or expired challenge/.test(t)), titles.join('\n'));
+    assert.equal(d.ca?.sha256, server.caFingerprint);
+    assert.ok(d.capabilities?.includes('POSTPKIOperation'));
+    assert.equal(server.count('PKIOperation'), pki, 'diagnostics never send a PKIOperation');
   });
 
   test('a CA whose fingerprint does not match the pin is refused before any other request reaches it', async () => {
@@ -149,6 +163,11 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
       'only GetCACert was sent');
     assert.deepEqual(nssUserCerts(p.nssDb), []);
     assert.deepEqual(credentialDirs(p), []);
+    const d = await diagnoseScep(loadConfig({ env: p.env }));
+    const mismatch = d.findings.find((f) => /CA certificate mismatch/.test(f.title));
+    assert.ok(mismatch && mismatch.severity === 'error', JSON.stringify(d.findings));
+    assert.match(mismatch.evidence, new RegExp(server.caFingerprint.slice(0, 8).toUpperCase().match(/../g)!.join(':')));
+    assert.ok(mismatch.cause && mismatch.remedy);
   });
 
   test('a CA that does not advertise POSTPKIOperation is asked with GET (and still issues)', async () => {

@@ -101,18 +101,21 @@ export class ScepClient {
       'Give the --debug output to the CA administrator.');
   }
 
-  /** GetCACert, then the pin. Nothing else is sent before the CA certificate matches the configured fingerprint. */
-  async getCaCert(): Promise<CaBundle> {
+  /** GetCACert: every certificate the CA presents, not yet trusted (diagnostics show them; enrollment pins them). */
+  async fetchCaCertificates(): Promise<X509Certificate[]> {
     const res = await this.get('GetCACert');
     if (res.status !== 200) throw this.httpFailure(res, 'GetCACert');
     const contentType = String(res.headers['content-type'] ?? '');
-    let certs: X509Certificate[];
     try {
-      certs = parseGetCaCert(res.body, contentType);
+      return parseGetCaCert(res.body, contentType);
     } catch (e) {
       throw refused(`GetCACert: ${(e as Error).message}`, e);
     }
-    return pinCaBundle(certs, this.opts.caFingerprint, this.host);
+  }
+
+  /** GetCACert, then the pin. Nothing else is sent before the CA certificate matches the configured fingerprint. */
+  async getCaCert(): Promise<CaBundle> {
+    return pinCaBundle(await this.fetchCaCertificates(), this.opts.caFingerprint, this.host);
   }
 
   async getCaCaps(): Promise<Capabilities> {
