@@ -75,6 +75,8 @@ export class EnrollmentTask {
   private readonly now: () => Date;
   private state!: AgentState;
   private readonly warnings: string[] = [];
+  /** A key being generated while the store and the CA are asked (RSA for SCEP takes longer than both). */
+  private earlyKey: Promise<LocalKey> | undefined;
 
   constructor(private readonly opts: RunOptions) {
     this.config = opts.loaded.config;
@@ -121,6 +123,7 @@ export class EnrollmentTask {
       this.events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${loaded.recoveredFrom}; it is rebuilt from the certificate store.`);
     }
     trace.log(`Task: ${this.opts.task}; backend ${this.backend.kind} (${this.backend.target}); store: ${this.platform.store.description}; state: ${this.config.stateDir}`);
+    this.startEarlyKey();
 
     const inventory = await trace.step('Read the certificate store', () => this.platform.store.list(), (r) => `${r.length} personal certificate(s)`);
     let authority: Authority;
@@ -339,10 +342,24 @@ export class EnrollmentTask {
     return this.install(authority, issued, key, current, p.how);
   }
 
+  /**
+   * When the state already says a new key will be needed (no certificate, renewal due, forced), it is generated
+   * in the background while the store and the CA are asked; an unneeded one is simply dropped (never written).
+   */
+  private startEarlyKey(): void {
+    const cur = this.state.current;
+    const due = !cur || Date.parse(cur.renewFrom ?? cur.notAfter) <= this.now().getTime();
+    if (this.opts.task !== 'user' || (!this.opts.force && !due) || (this.state.pending && !this.opts.force)) return;
+    this.earlyKey = generateLocalKey(this.backend.keyAlgorithm);
+    this.earlyKey.catch(() => undefined);
+  }
+
   private async newKey(): Promise<LocalKey> {
     const algorithm = this.backend.keyAlgorithm;
-    const key = await this.trace.step(`Generate the device key (${algorithm}) on this machine`, () => generateLocalKey(algorithm),
-      (k) => `key thumbprint ${k.thumbprint}`);
+    const early = this.earlyKey;
+    this.earlyKey = undefined;
+    const key = await this.trace.step(`Generate the device key (${algorithm}) on this machine`, () => early ?? generateLocalKey(algorithm),
+      (k) => `key thumbprint ${k.thumbprint}${early ? ' (generated while the CA was asked)' : ''}`);
     this.creds.writeKey(key);
     return key;
   }

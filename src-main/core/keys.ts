@@ -54,8 +54,21 @@ function webCryptoParams(algorithm: KeyAlgorithm) {
     : { importParams: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, signing: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } };
 }
 
+type WebCryptoPair = { keys: crypto.webcrypto.CryptoKeyPair; signingAlgorithm: { name: string; hash: string } };
+/** One import per key: a SCEP request signs both a CSR and a self-signed certificate with it. */
+const imported = new WeakMap<LocalKey, Promise<WebCryptoPair>>();
+
 /** The key pair as WebCrypto keys for @peculiar/x509; the private half is imported non-extractable, for signing only. */
-export async function webCryptoKeyPair(key: LocalKey): Promise<{ keys: crypto.webcrypto.CryptoKeyPair; signingAlgorithm: { name: string; hash: string } }> {
+export function webCryptoKeyPair(key: LocalKey): Promise<WebCryptoPair> {
+  let p = imported.get(key);
+  if (!p) {
+    p = importPair(key);
+    imported.set(key, p);
+  }
+  return p;
+}
+
+async function importPair(key: LocalKey): Promise<WebCryptoPair> {
   const { importParams, signing } = webCryptoParams(key.algorithm);
   const subtle = crypto.webcrypto.subtle;
   const privateKey = await subtle.importKey('pkcs8', key.privateKey.export({ format: 'der', type: 'pkcs8' }), importParams, false, ['sign']);

@@ -223,8 +223,7 @@ export class ScepClient {
   async enroll(req: EnrollRequest): Promise<ScepIssued> {
     const session = await this.connect();
     const transactionId = transactionIdFor(req.key.publicKey);
-    const csrDer = await csrDerOf(req);
-    const signer = await this.selfSigned(req.key, req.subject);
+    const [csrDer, signer] = await Promise.all([csrDerOf(req), this.selfSigned(req.key, req.subject)]);
     const rep = await this.opts.trace.step(`Send the enrollment request (PKCSReq, ${session.caps.postPkiOperation ? 'POST' : 'GET'})`,
       () => this.exchange(session, 'PKCSReq', csrDer, signer, req.key, transactionId), (r) => r.status);
     return this.settle(session, 'PKCSReq', rep, req, async () => signer, transactionId);
