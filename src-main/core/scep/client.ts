@@ -221,9 +221,9 @@ export class ScepClient {
 
   /** PKCSReq: the CSR (with the challenge) signed by a throw-away self-signed certificate of the new key. */
   async enroll(req: EnrollRequest): Promise<ScepIssued> {
-    const session = await this.connect();
     const transactionId = transactionIdFor(req.key.publicKey);
-    const [csrDer, signer] = await Promise.all([csrDerOf(req), this.selfSigned(req.key, req.subject)]);
+    // The request is signed while GetCACert/GetCACaps are on the wire; nothing is sent before the pin holds.
+    const [session, csrDer, signer] = await Promise.all([this.connect(), csrDerOf(req), this.selfSigned(req.key, req.subject)]);
     const rep = await this.opts.trace.step(`Send the enrollment request (PKCSReq, ${session.caps.postPkiOperation ? 'POST' : 'GET'})`,
       () => this.exchange(session, 'PKCSReq', csrDer, signer, req.key, transactionId), (r) => r.status);
     return this.settle(session, 'PKCSReq', rep, req, async () => signer, transactionId);
@@ -231,10 +231,9 @@ export class ScepClient {
 
   /** RenewalReq, signed with the current certificate and key (the CA sees who is renewing). */
   async renew(req: RenewRequest): Promise<ScepIssued> {
-    const session = await this.connect();
+    const [session, csrDer] = await Promise.all([this.connect(), csrDerOf(req)]);
     if (!session.caps.renewal) return this.enroll(req);
     const transactionId = transactionIdFor(req.key.publicKey);
-    const csrDer = await csrDerOf(req);
     const current = new X509Certificate(req.currentCertPem);
     const rep = await this.opts.trace.step(`Send the renewal request signed with the current certificate (RenewalReq, ${session.caps.postPkiOperation ? 'POST' : 'GET'})`,
       () => this.exchange(session, 'RenewalReq', csrDer, current, req.currentKey, transactionId), (r) => r.status);
