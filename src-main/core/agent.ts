@@ -338,7 +338,7 @@ export class EnrollmentTask {
       this.afterFailedRequest(e, key, p.how);
       throw e;
     }
-    this.state = { ...this.state, pending: undefined };
+    // The pending record (and its key) stays until the certificate is installed: a failed install polls again.
     return this.install(authority, issued, key, current, p.how);
   }
 
@@ -435,6 +435,7 @@ export class EnrollmentTask {
         current: { thumbprint: key.thumbprint, serialNumber: info.serialNumber, storeId: stored.id, subject: info.subject, issuer: info.issuer, notBefore: info.notBefore, notAfter: info.notAfter, sha256: info.sha256, enrolledAt: this.now().toISOString(), how,
           renewFrom: new Date(Date.parse(info.notAfter) - authority.renewalWindowSeconds * 1000).toISOString() },
         hold: undefined,
+        pending: undefined,
       };
       saveState(this.config.stateDir, this.state);
     } catch (e) {
@@ -451,7 +452,7 @@ export class EnrollmentTask {
     return {
       outcome: how,
       backend: this.backend.kind,
-      message: `Certificate ${how}: serial ${info.serialNumber}, issued by ${info.issuerCN}, valid until ${info.notAfter}.`,
+      message: `Certificate ${how}: serial ${info.serialNumber}, issued by ${info.issuerCN || info.issuer}, valid until ${info.notAfter}.`,
       deviceId: this.state.deviceId,
       certificate: this.installed(stored, key.thumbprint),
       warnings: this.warnings,

@@ -27,7 +27,7 @@ export function scepSettings(loaded: LoadedConfig): ScepSettings {
   }
   if (!config.scepCaFingerprint) {
     throw new AgentError('config', 'SCEP_PIN_MISSING', 'The SCEP backend needs scepCaFingerprint, the SHA-256 fingerprint of the CA certificate: without it anyone on the network path could pose as the CA.',
-      'Ask the CA administrator for the fingerprint (e.g. openssl x509 -in ca.pem -noout -fingerprint -sha256 on the CA) and set scepCaFingerprint; "device-trust-agent diagnose" shows what the CA presents, to compare.');
+      'Ask the CA administrator for the fingerprint (on the CA: openssl x509 -in ca.pem -noout -fingerprint -sha256) and set scepCaFingerprint. A wrong pin is refused with the fingerprint the CA presented, to compare.');
   }
   // SCEP answers are encrypted to the requester's key with RSA key transport, so the device key must be RSA.
   if (config.keyAlgorithm !== 'RSA-2048' && sources.keyAlgorithm !== 'default') {
