@@ -409,7 +409,7 @@ export class EnrollmentTask {
   private async install(authority: Authority, issued: Issued, key: LocalKey, previous: StoredCertificate | undefined, how: 'enrolled' | 'renewed'): Promise<RunResult> {
     const certificate = issued.certificatePem;
     const info = await this.trace.step('Check the issued certificate (key, issuer, chain, clientAuth, validity)', async () =>
-      checkIssuedCertificate(certificate, { key, caChainPem: authority.chainPem, issuerCN: authority.issuerCN, owns: authority.owns, issuedBy: authority.name, now: this.now() }),
+      checkIssuedCertificate(certificate, { key, caChainPem: authority.chainPem, issuerCN: authority.issuerCN, owns: authority.owns, issuedBy: authority.name, pinnedPem: authority.pinnedPem, now: this.now() }),
       (i) => `serial ${i.serialNumber}, valid until ${i.notAfter}`);
     this.creds.writeCertificate(key.thumbprint, certificate, authority.chainPem);
     const oldTp = previous ? await thumbprintOf(previous) : undefined;

@@ -47,12 +47,16 @@ export function splitPem(bundle: string): string[] {
   return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
-/** Walks from `cert` up through `anchors` to a self-signed root, checking every signature. */
-export function chainsTo(cert: X509Certificate, anchors: X509Certificate[]): boolean {
+/**
+ * Walks from `cert` up through `anchors` to a self-signed root, checking every signature. A pinned CA (e.g. a
+ * SCEP CA pinned by fingerprint) ends the walk too: it is trusted itself, whether or not its root was sent.
+ */
+export function chainsTo(cert: X509Certificate, anchors: X509Certificate[], pinned?: X509Certificate): boolean {
   let current = cert;
   for (let depth = 0; depth < 8; depth++) {
     const issuer = anchors.find((a) => a.ca && current.checkIssued(a) && current.verify(a.publicKey));
     if (!issuer) return false;
+    if (pinned && issuer.fingerprint256 === pinned.fingerprint256) return true;
     if (issuer.checkIssued(issuer) && issuer.verify(issuer.publicKey)) return true;
     current = issuer;
   }
@@ -68,6 +72,8 @@ export interface CheckOptions {
   owns?: (info: CertInfo) => boolean;
   /** Who issued it, for the message: "the org …", "the SCEP CA at …". */
   issuedBy?: string;
+  /** A CA trusted by pin: the chain may end there instead of at a self-signed root. */
+  pinnedPem?: string;
   now?: Date;
 }
 
@@ -85,7 +91,7 @@ export function checkIssuedCertificate(pem: string, opts: CheckOptions): CertInf
   if (info.issuerCN !== opts.issuerCN) throw refuse('CERT_WRONG_ISSUER', `it was issued by "${info.issuerCN}", not by "${opts.issuerCN}"`);
   if (opts.owns && !opts.owns(info)) throw refuse('CERT_WRONG_ISSUER', `it was issued by "${info.issuer}", not by the expected CA`);
   const anchors = opts.caChainPem.map(parseCertificate);
-  if (!chainsTo(cert, anchors)) throw refuse('CERT_UNTRUSTED_CHAIN', "it does not chain to the org's certificate authority");
+  if (!chainsTo(cert, anchors, opts.pinnedPem ? parseCertificate(opts.pinnedPem) : undefined)) throw refuse('CERT_UNTRUSTED_CHAIN', "it does not chain to the org's certificate authority");
   if (!(cert.keyUsage ?? []).includes(EKU_CLIENT_AUTH)) throw refuse('CERT_NO_CLIENT_AUTH', 'it is not valid for client authentication (no clientAuth extended key usage)');
   const now = (opts.now ?? new Date()).getTime();
   if (Date.parse(info.notAfter) <= now) throw refuse('CERT_EXPIRED', `it expired on ${info.notAfter}`);

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { createBackend } from '../../src-main/core/backends/index.js';
+import { checkIssuedCertificate } from '../../src-main/core/certificate.js';
 import { SCEP_REJECTION_HOLD_SECONDS } from '../../src-main/core/backends/scep.js';
 import { loadConfig, printableSetting } from '../../src-main/core/config.js';
 import { isAgentError } from '../../src-main/core/errors.js';
@@ -176,6 +177,27 @@ test('CertRep: only the pinned CA may sign, for our transaction and nonce; FAILU
   tampered[at] = tampered[at] === 0x41 ? 0x42 : 0x41;
   assert.throws(() => parseCertRep(tampered, expect), /does not verify|another transaction/);
   assert.throws(() => parseCertRep(rep(ca, caKey, { status: '0' }), expect), /carries no certificate|could not be decrypted|not a CMS/);
+});
+
+test('a pinned subordinate CA is enough: an NDES-style answer without the root still verifies the issued certificate', async () => {
+  const { caKey: rootKey } = await caAndRa();
+  const subKeys = await rsaPair();
+  const sub = await x509.X509CertificateGenerator.create({
+    serialNumber: '03', subject: 'CN=Unit Issuing CA', issuer: 'CN=Unit SCEP CA', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86400_000),
+    publicKey: subKeys.publicKey, signingKey: await crypto.webcrypto.subtle.importKey('pkcs8', rootKey.export({ format: 'der', type: 'pkcs8' }), RSA, false, ['sign']), signingAlgorithm: RSA,
+    extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+  });
+  const device = await generateLocalKey('RSA-2048');
+  const { keys } = await (await import('../../src-main/core/keys.js')).webCryptoKeyPair(device);
+  const leaf = await x509.X509CertificateGenerator.create({
+    serialNumber: '04', subject: 'CN=device', issuer: sub.subject, notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86400_000),
+    publicKey: keys.publicKey, signingKey: subKeys.privateKey, signingAlgorithm: RSA,
+    extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
+  });
+  const subPem = sub.toString('pem');
+  const opts = { key: device, caChainPem: [subPem], issuerCN: 'Unit Issuing CA' };
+  assert.throws(() => checkIssuedCertificate(leaf.toString('pem'), opts), /does not chain/, 'without the pin, a chain without its root is refused');
+  assert.equal(checkIssuedCertificate(leaf.toString('pem'), { ...opts, pinnedPem: subPem }).subjectCN, 'device');
 });
 
 test('browser policy: a CA without a CN is named by O and OU', () => {

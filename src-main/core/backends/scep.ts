@@ -94,6 +94,7 @@ export class ScepBackend implements EnrollmentBackend {
       issuerFilter: filter,
       owns: (info) => info.issuer === issuerDn,
       chainPem,
+      pinnedPem: ca.pinned.toString(),
       hostPatterns,
       renewalWindowSeconds: Math.round(this.deps.config.scepRenewalWindowDays * 86400),
       readOnly: false,

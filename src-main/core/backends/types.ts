@@ -25,6 +25,8 @@ export interface Authority {
   owns(info: CertInfo): boolean;
   /** CA certificates an issued certificate must chain to (fetched over verified TLS, or pinned). */
   chainPem: string[];
+  /** A CA trusted because it is pinned (SCEP): issued certificates may chain to it without a root. */
+  pinnedPem?: string | undefined;
   /** Browser URL patterns that should be given the certificate without asking. */
   hostPatterns: string[];
   renewalWindowSeconds: number;
