@@ -1,5 +1,6 @@
 import { createPlatform, type Platform } from '../platform/index.js';
 import { backendConfigured } from './backends/index.js';
+import { diagnoseScep } from './scep/diagnose.js';
 import type { CertInfo } from './certificate.js';
 import type { LoadedConfig } from './config.js';
 import { CredentialFiles } from './credentials.js';
@@ -29,6 +30,8 @@ export interface StatusReport {
     org?: { ok: boolean; detail: string };
     revocation?: { ok: boolean; detail: string };
     mtls?: { ok: boolean; trusted?: boolean; detail: string };
+    /** SCEP backend: the CA reachable, matching the pin, with acceptable algorithms (scep/diagnose.ts). */
+    ca?: { ok: boolean; detail: string };
   };
 }
 
@@ -73,6 +76,11 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
     certificatesInStore: ours.length,
   };
 
+  if (opts.check && config.backend === 'scep') {
+    const { findings } = await diagnoseScep(loaded, { state });
+    const problems = findings.filter((f) => f.severity === 'error');
+    report.checks = { ca: { ok: problems.length === 0, detail: (problems.length ? problems : findings.filter((f) => f.severity === 'ok')).map((f) => f.title).join('; ') } };
+  }
   if (opts.check && config.orgUrl && config.backend === 'idp') {
     const http = new HttpClient({ tlsCaFile: config.tlsCaFile, timeoutMs: config.requestTimeoutMs });
     report.checks = {};

@@ -117,9 +117,12 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
     const r = await runAgent(['run'], profile.env);
     assert.equal(r.code, 10, r.stderr + r.stdout);
     assert.equal(server.count('PKIOperation'), before);
-    const s = JSON.parse((await runAgent(['status', '--json'], profile.env)).stdout);
+    const s = JSON.parse((await runAgent(['status', '--check', '--json'], profile.env)).stdout);
     assert.equal(s.state, 'ENROLLED');
     assert.equal(s.backend, 'scep');
+    assert.equal(s.checks.ca.ok, true, s.checks.ca.detail);
+    assert.match(s.checks.ca.detail, /matches the pinned fingerprint/);
+    assert.equal(server.count('PKIOperation'), before, 'status --check sends no request');
   });
 
   test('a wrong challenge: the CA\'s failure in words, exit 30, nothing installed and no key left behind', async () => {
