@@ -192,7 +192,7 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
     try {
       const p = scepProfile({ DTA_SCEP_URL: proxy.url });
       const r = await runAgent(['run'], p.env);
-      assert.equal(r.code, 30, r.stderr + r.stdout);
+      assert.equal(r.code, 78, r.stderr + r.stdout);
       assert.match(r.stderr, /does not offer SHA-256/);
       assert.match(r.stderr, /scepAllowWeak/);
       assert.ok(!proxy.requests.some((q) => /PKIOperation/.test(q)), proxy.requests.join(', '));
@@ -202,6 +202,9 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
       assert.equal(weak.code, 0, weak.stderr + weak.stdout);
       assert.match(weak.stderr, /SCEP algorithms: SHA1, DES-EDE3-CBC, POST; WEAK \(allowed by scepAllowWeak\): SHA-1, 3DES/);
       assert.equal(nssUserCerts(p.nssDb).length, 1);
+      // With nothing to request, the algorithm policy does not fail the run.
+      const idle = await runAgent(['run'], p.env);
+      assert.equal(idle.code, 10, idle.stderr + idle.stdout);
     } finally {
       await proxy.close();
     }

@@ -56,7 +56,7 @@ export function chooseAlgorithms(caps: Capabilities, allowWeak: boolean): Algori
     digest = 'sha1';
     weak.push('SHA-1');
   } else {
-    throw new AgentError('rejected', 'SCEP_WEAK_ALGORITHMS',
+    throw new AgentError('config', 'SCEP_WEAK_ALGORITHMS',
       `The SCEP CA does not offer SHA-256 or SHA-512 (it advertises: ${caps.raw.join(', ') || 'nothing'}), so its requests would be signed with ${caps.sha1 ? 'SHA-1' : 'MD5'}. The agent refuses${caps.sha1 ? ' weak algorithms unless scepAllowWeak=true' : ' MD5 always'}; nothing was sent.`,
       caps.sha1 ? WEAK_REMEDY : 'Ask the CA administrator to enable SHA-256 on the SCEP service.');
   }
@@ -66,7 +66,7 @@ export function chooseAlgorithms(caps: Capabilities, allowWeak: boolean): Algori
     cipher = 'des-ede3-cbc';
     weak.push('3DES');
   } else {
-    throw new AgentError('rejected', 'SCEP_WEAK_ALGORITHMS',
+    throw new AgentError('config', 'SCEP_WEAK_ALGORITHMS',
       `The SCEP CA does not offer AES (it advertises: ${caps.raw.join(', ') || 'nothing'}), so the request would be encrypted with ${caps.des3 ? '3DES' : 'single DES'}. The agent refuses${caps.des3 ? ' weak algorithms unless scepAllowWeak=true' : ' single DES always'}; nothing was sent.`,
       caps.des3 ? WEAK_REMEDY : 'Ask the CA administrator to enable AES on the SCEP service.');
   }

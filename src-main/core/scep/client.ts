@@ -30,7 +30,6 @@ export interface ScepClientOptions {
 export interface ScepSession {
   ca: CaBundle;
   caps: Capabilities;
-  algorithms: Algorithms;
 }
 
 export interface ScepIssued {
@@ -64,6 +63,7 @@ export class PendingError extends AgentError {
 
 export class ScepClient {
   private session: ScepSession | undefined;
+  private algorithms: Algorithms | undefined;
   private readonly host: string;
   private readonly sleep: (ms: number) => Promise<void>;
   /** Every SCEP request made, for diagnostics and tests ("operation METHOD"). */
@@ -132,10 +132,21 @@ export class ScepClient {
     const ca = await trace.step('Get the CA certificate (GetCACert) and check it against the pinned fingerprint', () => this.getCaCert(),
       (b) => `pinned ${b.pinned.subject.split('\n').join(', ') || '(no subject)'}${b.ra.length ? `, ${b.ra.length} RA certificate(s)` : ''}${b.ignored.length ? `, ${b.ignored.length} unchained certificate(s) ignored` : ''}`);
     const caps = await trace.step('Ask the CA what it supports (GetCACaps)', () => this.getCaCaps(), (c) => c.raw.join(', ') || '(nothing advertised)');
-    const algorithms = chooseAlgorithms(caps, this.opts.allowWeak);
-    trace.log(`SCEP algorithms: ${algorithms.digest.toUpperCase()}, ${algorithms.cipher.toUpperCase()}, ${caps.postPkiOperation ? 'POST' : 'GET'}${algorithms.weak.length ? `; WEAK (allowed by scepAllowWeak): ${algorithms.weak.join(', ')}` : ''}`);
-    this.session = { ca, caps, algorithms };
+    this.session = { ca, caps };
     return this.session;
+  }
+
+  /**
+   * The algorithms a request will use; chosen only when a request is about to be sent, so a run with nothing to
+   * request still succeeds against a CA whose algorithms would be refused.
+   */
+  private algorithmsFor(session: ScepSession): Algorithms {
+    if (!this.algorithms) {
+      const a = chooseAlgorithms(session.caps, this.opts.allowWeak);
+      this.opts.trace.log(`SCEP algorithms: ${a.digest.toUpperCase()}, ${a.cipher.toUpperCase()}, ${session.caps.postPkiOperation ? 'POST' : 'GET'}${a.weak.length ? `; WEAK (allowed by scepAllowWeak): ${a.weak.join(', ')}` : ''}`);
+      this.algorithms = a;
+    }
+    return this.algorithms;
   }
 
   private async pkiOperation(message: Buffer, session: ScepSession, type: RequestType): Promise<Buffer> {
@@ -168,10 +179,10 @@ export class ScepClient {
 
   /** One request/answer exchange; the answer must be signed by the pinned CA/RA and echo our nonce. */
   private async exchange(session: ScepSession, type: RequestType, content: Buffer, signerCert: X509Certificate, signerKey: LocalKey, transactionId: string): Promise<CertRep> {
+    const { digest, cipher } = this.algorithmsFor(session);
     const senderNonce = crypto.randomBytes(16);
     const message = buildRequest({
-      type, content, transactionId, senderNonce, recipient: session.ca.recipient, signerCert, signerKey: signerKey.privateKey,
-      digest: session.algorithms.digest, cipher: session.algorithms.cipher,
+      type, content, transactionId, senderNonce, recipient: session.ca.recipient, signerCert, signerKey: signerKey.privateKey, digest, cipher,
     });
     const body = await this.pkiOperation(message, session, type);
     try {
