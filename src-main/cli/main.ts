@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { loadConfig, type LoadedConfig } from '../core/config.js';
+import { loadConfig, printableSetting, type LoadedConfig } from '../core/config.js';
 import { ExitCode, exitCodeFor, isAgentError } from '../core/errors.js';
 import { redact } from '../core/redact.js';
 import type { Command, Io, OptionSpec, OptionValues } from './command.js';
@@ -116,7 +116,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       loaded = loadConfig({ cli, ...(typeof v.config === 'string' ? { configFile: v.config } : {}), env: io.env });
       if (debug) {
         io.err(`Configuration (${loaded.files.length ? loaded.files.join(', ') : 'no files'}):`);
-        for (const [k, val] of Object.entries(loaded.config)) io.err(redact(`  ${k} = ${JSON.stringify(val)}  [${loaded.sources[k as keyof typeof loaded.config]}]`));
+        for (const [k, val] of Object.entries(loaded.config)) io.err(redact(`  ${k} = ${printableSetting(k as keyof typeof loaded.config, val)}  [${loaded.sources[k as keyof typeof loaded.config]}]`));
       }
     }
     return loaded;

@@ -40,6 +40,25 @@ export const ConfigSchema = z.object({
   adDomain: z.string().regex(/^[A-Za-z0-9.-]+$/, 'adDomain must be a DNS domain name').optional(),
   /** Diagnostics: the access gateway's authentication-service health URL, when there is one. */
   gatewayHealthUrl: z.url({ protocol: /^https$/, error: 'gatewayHealthUrl must be an https:// URL' }).optional(),
+  /** Which enrollment backend issues the certificate: the identity provider's flow, or a SCEP CA (RFC 8894). */
+  backend: z.enum(['idp', 'scep']),
+  /** SCEP: the CA's endpoint, e.g. http://ca.example.com/scep (SCEP protects its messages itself; the CA is pinned). */
+  scepUrl: httpUrl.optional(),
+  /** SCEP: the challenge password the CA expects (a secret: never logged). */
+  scepChallenge: z.string().min(1).max(1024).optional(),
+  /** SCEP: SHA-256 fingerprint of the CA certificate; anything else from GetCACert is refused. */
+  scepCaFingerprint: z.string()
+    .transform((s) => s.replace(/^sha-?256[:=]?/i, '').replace(/[:\s]/g, '').toLowerCase())
+    .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 fingerprint: 64 hex digits, colons allowed'))
+    .optional(),
+  /** SCEP: accept SHA-1 and 3DES when the CA offers nothing stronger (off: such a CA is refused). */
+  scepAllowWeak: z.boolean(),
+  /** SCEP: browser URL patterns of the mTLS hosts (there is no org discovery to say which hosts want the certificate). */
+  scepHostPatterns: z.array(z.string().min(1).max(500)).max(50),
+  /** SCEP: renew when the certificate has less than this many days left (keep it within the CA's own renewal window). */
+  scepRenewalWindowDays: z.number().positive().max(3650),
+  /** SCEP: how long one run keeps polling a PENDING request before leaving it for the next run. */
+  scepPendingWaitSeconds: z.number().nonnegative().max(3600),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -80,11 +99,31 @@ const ALIASES: Record<string, keyof Config> = {
   requesttimeoutms: 'requestTimeoutMs',
   addomain: 'adDomain',
   gatewayhealthurl: 'gatewayHealthUrl',
+  backend: 'backend',
+  enrollmentbackend: 'backend',
+  scepurl: 'scepUrl',
+  scepchallenge: 'scepChallenge',
+  scepcafingerprint: 'scepCaFingerprint',
+  scepallowweak: 'scepAllowWeak',
+  scephostpatterns: 'scepHostPatterns',
+  sceprenewalwindowdays: 'scepRenewalWindowDays',
+  sceppendingwaitseconds: 'scepPendingWaitSeconds',
 };
 
-const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labSignIn']);
-const NUMBER_KEYS = new Set<keyof Config>(['requestTimeoutMs']);
+const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labSignIn', 'scepAllowWeak']);
+const NUMBER_KEYS = new Set<keyof Config>(['requestTimeoutMs', 'scepRenewalWindowDays', 'scepPendingWaitSeconds']);
 const LIST_KEYS = new Set<keyof Config>(['browserPolicyDirs', 'firefoxPolicyDirs']);
+/** URL patterns contain colons, so their lists are separated by commas or spaces instead of the path delimiter. */
+const PATTERN_LIST_KEYS = new Set<keyof Config>(['scepHostPatterns']);
+
+/** Settings that are secrets: shown as "[redacted]" wherever settings are printed. */
+export const SECRET_SETTINGS = new Set<keyof Config>(['scepChallenge']);
+
+/** A setting's value as it may be printed (`--debug`, status): secrets never appear. */
+export function printableSetting(key: keyof Config, value: unknown): string {
+  if (SECRET_SETTINGS.has(key) && value !== undefined) return '"[redacted]"';
+  return JSON.stringify(value);
+}
 
 /**
  * Turns `{ "OktaURL": "…", "SkipBrowserSetup": "true" }` into typed settings; unknown keys are an error unless
@@ -114,6 +153,7 @@ function coerce(key: keyof Config, v: unknown, origin: string): unknown {
   }
   if (NUMBER_KEYS.has(key)) return Number(v);
   if (LIST_KEYS.has(key)) return v.split(path.delimiter).filter(Boolean);
+  if (PATTERN_LIST_KEYS.has(key)) return v.split(/[\s,]+/).filter(Boolean);
   return v;
 }
 
@@ -136,6 +176,14 @@ const ENV_VARS: Record<string, keyof Config> = {
   DTA_DEVICE_KEYTAB: 'deviceKeytab',
   DTA_AD_DOMAIN: 'adDomain',
   DTA_GATEWAY_HEALTH_URL: 'gatewayHealthUrl',
+  DTA_BACKEND: 'backend',
+  DTA_SCEP_URL: 'scepUrl',
+  DTA_SCEP_CHALLENGE: 'scepChallenge',
+  DTA_SCEP_CA_FINGERPRINT: 'scepCaFingerprint',
+  DTA_SCEP_ALLOW_WEAK: 'scepAllowWeak',
+  DTA_SCEP_HOST_PATTERNS: 'scepHostPatterns',
+  DTA_SCEP_RENEWAL_WINDOW_DAYS: 'scepRenewalWindowDays',
+  DTA_SCEP_PENDING_WAIT_SECONDS: 'scepPendingWaitSeconds',
 };
 
 export function settingsFromEnv(env: NodeJS.ProcessEnv): Partial_ {
@@ -187,6 +235,11 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     deviceKeytab: '/etc/krb5.keytab',
     issuerCN: 'MTLS Certificate Authority',
     requestTimeoutMs: 15000,
+    backend: 'idp',
+    scepAllowWeak: false,
+    scepHostPatterns: [],
+    scepRenewalWindowDays: 14,
+    scepPendingWaitSeconds: 60,
   };
   const managed = managedSettings(opts.managed ?? createManagedConfigReader(process.platform, env));
   const files = [...managed.files];

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { IssuerFilter } from '../core/backends/types.js';
 import { writeFileAtomic } from '../core/fsutil.js';
 import * as model from './policy-model.js';
 import type { FirefoxPolicies } from './policy-model.js';
@@ -10,8 +11,8 @@ export const POLICY_FILE = 'device-trust-agent.json';
 export const FIREFOX_POLICY_FILE = 'policies.json';
 
 /** Chromium-family `AutoSelectCertificateForUrls` entries (the model's, kept here for existing callers). */
-export function autoSelectEntries(patterns: string[], issuerCN: string): string[] {
-  return model.autoSelectEntries({ patterns, issuerCN });
+export function autoSelectEntries(patterns: string[], issuer: string | IssuerFilter): string[] {
+  return model.autoSelectEntries(model.policyModel(patterns, issuer));
 }
 
 /** What a browser-setup step changed: files, registry keys, preference domains or profiles. */
@@ -34,8 +35,8 @@ function reason(e: unknown): string {
 }
 
 /** Writes the Chromium-family managed policy JSON into each directory (Linux layout). */
-export function writeChromiumPolicies(dirs: string[], patterns: string[], issuerCN: string): PolicyResult {
-  const body = model.chromiumPolicyJson({ patterns, issuerCN });
+export function writeChromiumPolicies(dirs: string[], patterns: string[], issuer: string | IssuerFilter): PolicyResult {
+  const body = model.chromiumPolicyJson(model.policyModel(patterns, issuer));
   const result = emptyResult();
   for (const dir of dirs) {
     const file = path.join(dir, POLICY_FILE);

@@ -1,3 +1,4 @@
+import type { IssuerFilter } from '../core/backends/types.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -67,14 +68,14 @@ export class MacBrowserSetup {
     if (fs.existsSync(plist)) fs.chmodSync(plist, 0o644);
   }
 
-  private async managedPreferences(m: model.BrowserPolicyModel | undefined, issuerCN: string): Promise<PolicyResult> {
+  private async managedPreferences(m: model.BrowserPolicyModel | undefined, issuer: string | IssuerFilter): Promise<PolicyResult> {
     const result = emptyResult();
     const ours = m ? model.autoSelectEntries(m) : [];
     for (const b of model.CHROMIUM_BROWSERS.filter((x) => x.macDomain)) {
       const target = path.join(this.prefsDir, `${b.macDomain}.plist`);
       try {
         const existing = await this.readArray(b.macDomain!);
-        const merged = model.mergeAutoSelect(existing, ours, issuerCN);
+        const merged = model.mergeAutoSelect(existing, ours, issuer);
         if (JSON.stringify(merged) !== JSON.stringify(existing)) {
           fs.accessSync(this.prefsDir, fs.constants.W_OK);
           await this.writeArray(b.macDomain!, merged);
@@ -106,11 +107,11 @@ export class MacBrowserSetup {
 
   async apply(m: model.BrowserPolicyModel): Promise<PolicyResult> {
     const firefox = fs.existsSync(path.dirname(path.dirname(this.firefoxDir))) ? writeFirefoxPolicies([this.firefoxDir], model.firefoxPolicies('darwin')) : emptyResult();
-    return mergeResults(await this.managedPreferences(m, m.issuerCN), firefox, await this.identityPreferences(m));
+    return mergeResults(await this.managedPreferences(m, m.issuer ?? m.issuerCN), firefox, await this.identityPreferences(m));
   }
 
-  async remove(issuerCN: string): Promise<PolicyResult> {
-    const result = mergeResults(await this.managedPreferences(undefined, issuerCN), removeFirefoxPolicies([this.firefoxDir], model.firefoxPolicies('darwin')));
+  async remove(issuer: string | IssuerFilter): Promise<PolicyResult> {
+    const result = mergeResults(await this.managedPreferences(undefined, issuer), removeFirefoxPolicies([this.firefoxDir], model.firefoxPolicies('darwin')));
     if (this.opts.store && fs.existsSync(this.servicesFile)) {
       try {
         const services = StringArray.parse(JSON.parse(fs.readFileSync(this.servicesFile, 'utf8')));

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { IssuerFilter } from '../core/backends/types.js';
 import type { Config } from '../core/config.js';
 import { AgentError } from '../core/errors.js';
 import { runCommand, type CommandRunner } from '../core/exec.js';
@@ -9,7 +10,7 @@ import { loginKeychain, MacKeychainStore } from './darwin-store.js';
 import { syncFirefoxProfiles } from './firefox.js';
 import { NssStore } from './nss.js';
 import { PemExportingStore } from './pem-export.js';
-import { firefoxPolicies } from './policy-model.js';
+import { firefoxPolicies, policyModel } from './policy-model.js';
 import type { CertificateStore } from './types.js';
 import { WindowsBrowserSetup } from './win32-browser.js';
 import { WindowsCertificateStore } from './win32-store.js';
@@ -22,7 +23,7 @@ export interface Platform {
    * (written where this process may: root/administrator) and the user's own part (Firefox profiles on Linux,
    * Safari's identity preference on macOS).
    */
-  configureBrowsers(patterns: string[], issuerCN: string): Promise<PolicyResult>;
+  configureBrowsers(patterns: string[], issuer: string | IssuerFilter): Promise<PolicyResult>;
   /** Undoes configureBrowsers (uninstall): our entries only; others' policies stay. */
   removeBrowserSetup(issuerCN: string): Promise<PolicyResult>;
   /** Brings per-user copies of the certificate (Firefox profiles on Linux) in line with the store, e.g. after removal. */
@@ -52,7 +53,7 @@ export function createPlatform(config: Config, platform: NodeJS.Platform = proce
     return {
       name: platform,
       store,
-      configureBrowsers: (patterns, issuerCN) => browsers.apply({ patterns, issuerCN }),
+      configureBrowsers: (patterns, issuer) => browsers.apply(policyModel(patterns, issuer)),
       removeBrowserSetup: (issuerCN) => browsers.remove(issuerCN),
       syncCertificateCopies: none,
     };
@@ -64,7 +65,7 @@ export function createPlatform(config: Config, platform: NodeJS.Platform = proce
     return {
       name: platform,
       store,
-      configureBrowsers: (patterns, issuerCN) => browsers.apply({ patterns, issuerCN }),
+      configureBrowsers: (patterns, issuer) => browsers.apply(policyModel(patterns, issuer)),
       removeBrowserSetup: (issuerCN) => browsers.remove(issuerCN),
       syncCertificateCopies: none,
     };
@@ -77,11 +78,11 @@ export function createPlatform(config: Config, platform: NodeJS.Platform = proce
     return {
       name: platform,
       store,
-      configureBrowsers: async (patterns, issuerCN) =>
+      configureBrowsers: async (patterns, issuer) =>
         mergeResults(
-          writeChromiumPolicies(config.browserPolicyDirs, patterns, issuerCN),
+          writeChromiumPolicies(config.browserPolicyDirs, patterns, issuer),
           writeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux')),
-          await syncProfiles(issuerCN),
+          await syncProfiles(typeof issuer === 'string' ? issuer : (issuer.CN ?? '')),
         ),
       removeBrowserSetup: async () => mergeResults(removeChromiumPolicies(config.browserPolicyDirs), removeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux'))),
       syncCertificateCopies: syncProfiles,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { IssuerFilter } from '../core/backends/types.js';
 
 /**
  * The one model of browser setup, rendered into each platform's policy format: Chromium-family JSON (Linux),
@@ -14,6 +15,12 @@ export interface BrowserPolicyModel {
   patterns: string[];
   /** Issuer CN that marks our certificates (`MTLS Certificate Authority`). */
   issuerCN: string;
+  /** The full issuer filter when the CN alone is not it (a SCEP CA without a CN is matched by O/OU). */
+  issuer?: IssuerFilter;
+}
+
+export function policyModel(patterns: string[], issuer: string | IssuerFilter): BrowserPolicyModel {
+  return typeof issuer === 'string' ? { patterns, issuerCN: issuer } : { patterns, issuerCN: issuer.CN ?? '', issuer };
 }
 
 export type PolicyPlatform = 'linux' | 'win32' | 'darwin';
@@ -43,14 +50,18 @@ export const AUTO_SELECT_POLICY = 'AutoSelectCertificateForUrls';
  * `{"pattern":"https://[*.]…","filter":{"ISSUER":{"CN":"MTLS Certificate Authority"}}}` (Chrome enterprise docs).
  */
 export function autoSelectEntries(model: BrowserPolicyModel): string[] {
-  return [...new Set(model.patterns)].map((pattern) => JSON.stringify({ pattern, filter: { ISSUER: { CN: model.issuerCN } } }));
+  const filter = model.issuer ?? { CN: model.issuerCN };
+  return [...new Set(model.patterns)].map((pattern) => JSON.stringify({ pattern, filter: { ISSUER: filter } }));
 }
 
 /** Whether an existing entry is one of ours (same issuer filter), so merging and removal leave others' entries alone. */
-export function isOurAutoSelectEntry(entry: string, issuerCN: string): boolean {
+export function isOurAutoSelectEntry(entry: string, issuer: string | IssuerFilter): boolean {
   try {
-    const parsed = JSON.parse(entry) as { filter?: { ISSUER?: { CN?: unknown } } };
-    return parsed?.filter?.ISSUER?.CN === issuerCN;
+    const parsed = JSON.parse(entry) as { filter?: { ISSUER?: Record<string, unknown> } };
+    const got = parsed?.filter?.ISSUER;
+    if (typeof issuer === 'string') return got?.CN === issuer;
+    const want = Object.entries(issuer).filter(([, v]) => v !== undefined);
+    return !!got && Object.keys(got).length === want.length && want.every(([k, v]) => got[k] === v);
   } catch {
     return false;
   }
@@ -60,8 +71,8 @@ export function isOurAutoSelectEntry(entry: string, issuerCN: string): boolean {
  * The list after merging: others' entries first in their order, then ours. With `ours` empty this is the
  * removal (uninstall) result.
  */
-export function mergeAutoSelect(existing: string[], ours: string[], issuerCN: string): string[] {
-  return [...existing.filter((e) => !isOurAutoSelectEntry(e, issuerCN)), ...ours];
+export function mergeAutoSelect(existing: string[], ours: string[], issuer: string | IssuerFilter): string[] {
+  return [...existing.filter((e) => !isOurAutoSelectEntry(e, issuer)), ...ours];
 }
 
 /** A Firefox preference set by policy (`Preferences` policy, Firefox 81+). */

@@ -1,3 +1,4 @@
+import type { IssuerFilter } from '../core/backends/types.js';
 import type { Command, CommandRunner } from '../core/exec.js';
 import { emptyResult, type PolicyResult } from './browser-policy.js';
 import * as model from './policy-model.js';
@@ -44,7 +45,7 @@ export class WindowsBrowserSetup {
       const key = `${b.windowsKey}\\${model.AUTO_SELECT_POLICY}`;
       try {
         const { entries, byName } = await this.readList(key);
-        await this.writeList(key, model.mergeAutoSelect(entries, ours, m.issuerCN), byName);
+        await this.writeList(key, model.mergeAutoSelect(entries, ours, m.issuer ?? m.issuerCN), byName);
         result.written.push(key);
       } catch (e) {
         result.skipped.push({ dir: key, reason: (e as Error).message });
@@ -60,7 +61,7 @@ export class WindowsBrowserSetup {
   }
 
   /** Uninstall: our list entries and Firefox values go; others' entries stay (renumbered from 1). */
-  async remove(issuerCN: string): Promise<PolicyResult> {
+  async remove(issuerCN: string | IssuerFilter): Promise<PolicyResult> {
     const result = emptyResult();
     for (const b of model.CHROMIUM_BROWSERS.filter((x) => x.windowsKey)) {
       const key = `${b.windowsKey}\\${model.AUTO_SELECT_POLICY}`;
