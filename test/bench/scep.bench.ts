@@ -14,7 +14,7 @@ import { ScepClient } from '../../src-main/core/scep/client.js';
 import { Trace } from '../../src-main/core/trace.js';
 import { makeProfile, runAgent, tempDir } from '../support/agent.js';
 import { SCEPCLIENT, scepUnavailable, startScepServer } from '../support/scep.js';
-import { median, table } from './enrollment.bench.js';
+import { median, table } from './util.js';
 
 const N = 20;
 const CHALLENGE = 'bench-challenge';

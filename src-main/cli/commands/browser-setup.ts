@@ -7,6 +7,7 @@ import { createPlatform } from '../../platform/index.js';
 import type { PolicyResult } from '../../platform/browser-policy.js';
 import * as model from '../../platform/policy-model.js';
 import type { Command } from '../command.js';
+import { httpOptionsFor } from '../../core/proxy/options.js';
 
 const FORMATS = ['chromium-json', 'firefox-json', 'windows-reg', 'macos-mobileconfig'] as const;
 type Format = (typeof FORMATS)[number];
@@ -32,7 +33,7 @@ export const browserSetupCommand: Command = {
     if (format !== undefined && !FORMATS.includes(format as Format)) {
       throw new AgentError('config', 'USAGE', `Unknown --print format "${format}".`, `Use one of: ${FORMATS.join(', ')}.`);
     }
-    const http = new HttpClient({ tlsCaFile: config.tlsCaFile, timeoutMs: config.requestTimeoutMs });
+    const http = new HttpClient(httpOptionsFor(config));
     let m: model.BrowserPolicyModel;
     try {
       const org = await discoverOrg(http, requireOrgUrl(config));

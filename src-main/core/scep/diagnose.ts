@@ -13,6 +13,7 @@ import { Trace } from '../trace.js';
 import { colonHex, pinCaBundle, sha256Of } from './ca.js';
 import { chooseAlgorithms, type Capabilities } from './capabilities.js';
 import { ScepClient } from './client.js';
+import { httpOptionsFor } from '../proxy/options.js';
 
 export type Severity = 'ok' | 'info' | 'warning' | 'error';
 
@@ -55,7 +56,7 @@ export async function diagnoseScep(loaded: LoadedConfig, opts: { http?: HttpClie
     findings.push({ severity: 'warning', title: 'No browser host patterns for the SCEP certificate', evidence: 'scepHostPatterns is empty.', cause: 'SCEP has no org discovery, so only the configuration says which sites want the certificate; browsers will ask the user instead of presenting it.', remedy: 'Set scepHostPatterns to the mTLS hosts, e.g. https://[*.]sso.example.com.' });
   }
 
-  const http = opts.http ?? new HttpClient({ tlsCaFile: config.tlsCaFile, timeoutMs: config.requestTimeoutMs });
+  const http = opts.http ?? new HttpClient(httpOptionsFor(config));
   const client = new ScepClient({ http, url: config.scepUrl!, caFingerprint: settings?.caFingerprint ?? '', allowWeak: config.scepAllowWeak, trace: new Trace(undefined), pendingWaitMs: 0 });
   const host = new URL(config.scepUrl!).host;
   try {
