@@ -16,6 +16,8 @@ export const EVENTS = {
   NOTHING_TO_DO: { id: 1002, level: 'info', title: 'Valid certificate present; nothing to do' },
   BROWSERS_CONFIGURED: { id: 1003, level: 'info', title: 'Browsers configured to present the certificate' },
   FORCED_RENEWAL: { id: 1004, level: 'info', title: 'Forced renewal requested' },
+  CERT_REMOVED: { id: 1005, level: 'info', title: 'Certificate removed on request (uninstall)' },
+  BROWSER_SETUP_REMOVED: { id: 1006, level: 'info', title: 'Browser setup removed (uninstall)' },
   REVOKED_FOUND: { id: 1100, level: 'error', title: 'Installed certificate is revoked' },
   EXPIRED_FOUND: { id: 1101, level: 'warning', title: 'Installed certificate has expired' },
   DUPLICATES_REMOVED: { id: 1102, level: 'warning', title: 'Extra device-trust certificates removed' },

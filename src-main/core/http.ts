@@ -55,6 +55,8 @@ export interface RequestSpec {
   method?: 'GET' | 'POST';
   headers?: Record<string, string>;
   json?: unknown;
+  /** A binary body (e.g. a SCEP PKI message); set its content-type in `headers`. */
+  body?: Uint8Array;
   /** What the server is, for error messages ("the org", "the IWA web app"). */
   what: string;
 }
@@ -164,7 +166,7 @@ export class HttpClient {
     // A client certificate gets its own connections, closed after the request: it is never offered elsewhere.
     const conn = clientCert ? routeDispatcher(route, this.tls(clientCert), this.resolver) : this.connection(route);
     const headers: Record<string, string> = { accept: 'application/json', ...spec.headers };
-    let body: string | undefined;
+    let body: string | Uint8Array | undefined = spec.body;
     if (spec.json !== undefined) {
       body = JSON.stringify(spec.json);
       headers['content-type'] = 'application/json';

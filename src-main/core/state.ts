@@ -21,17 +21,43 @@ const CurrentSchema = z.object({
   how: z.enum(['enrolled', 'renewed']),
 });
 
+/** A request the CA left PENDING: its key is kept and the next run asks about it instead of starting over. */
+const PendingSchema = z.object({
+  thumbprint: z.string(),
+  backend: z.string(),
+  /** Hash of the settings the request was made with (backends/types.ts); other settings start afresh. */
+  requestIdentity: z.string(),
+  since: z.string(),
+  how: z.enum(['enrolled', 'renewed']),
+  message: z.string(),
+});
+
+/** The CA rejected a request: the same request is not resent before `until` (no retry storm). */
+const HoldSchema = z.object({
+  backend: z.string(),
+  requestIdentity: z.string(),
+  code: z.string(),
+  message: z.string(),
+  remedy: z.string().optional(),
+  at: z.string(),
+  until: z.string(),
+});
+
 export const StateSchema = z.object({
   version: z.literal(STATE_VERSION),
   deviceId: z.uuid(),
   createdAt: z.string(),
   current: CurrentSchema.optional(),
+  pending: PendingSchema.optional(),
+  hold: HoldSchema.optional(),
   lastRun: z
     .object({ at: z.string(), task: z.string(), outcome: z.string(), code: z.string().optional(), message: z.string() })
     .optional(),
 });
 export type AgentState = z.infer<typeof StateSchema>;
 export type CurrentCertificate = z.infer<typeof CurrentSchema>;
+export type PendingRequest = z.infer<typeof PendingSchema>;
+export type RejectionHold = z.infer<typeof HoldSchema>;
 
 export interface LoadedState {
   state: AgentState;

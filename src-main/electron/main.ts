@@ -17,6 +17,7 @@ import type { ServiceHost } from '../ipc/host.js';
 import { DashboardService } from '../ipc/service.js';
 import { APP_ORIGIN, APP_SCHEME, resolveAsset } from './app-protocol.js';
 import { linuxAutostartEntry, linuxAutostartFile } from './autostart.js';
+import { cliArgs } from './cli-mode.js';
 import { InterimScheduler } from './interim-scheduler.js';
 import { registerIpc } from './ipc.js';
 import { launchActions, parseLaunchArgs, type LaunchRequest } from './launch-args.js';
@@ -34,11 +35,28 @@ const STATUS_REFRESH_MS = 5 * 60 * 1000;
 // Before ready: app:// is a standard, secure origin, so the page gets a real origin and its CSP applies.
 protocol.registerSchemesAsPrivileged([{ scheme: APP_SCHEME, privileges: { standard: true, secure: true } }]);
 
-if (!app.requestSingleInstanceLock()) {
+const cli = cliArgs(process.argv, app.isPackaged);
+if (cli) {
+  void runCli(cli);
+} else if (!app.requestSingleInstanceLock()) {
   // Another instance runs: Electron hands it our command line ('second-instance') and we leave.
   app.quit();
 } else {
   void main();
+}
+
+/** A sub-command (the installers' `install`, `run --device`…): the agent's CLI, headless, then exit. */
+async function runCli(argv: string[]): Promise<void> {
+  if (process.platform === 'darwin') app.dock?.hide();
+  const { main: cliMain } = await import('../cli/main.js');
+  let code: number;
+  try {
+    code = await cliMain(argv, { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n'), env: process.env });
+  } catch (e) {
+    process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+    code = 70;
+  }
+  app.exit(code);
 }
 
 function log(line: string): void {

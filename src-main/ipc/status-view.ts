@@ -5,8 +5,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * The four states the tray icon and the dashboard header show. "attention" means a person must act
- * (revoked, key lost, not configured); "not-trusted" means no usable certificate yet, which the agent
- * fixes on its own once it can reach the org.
+ * (revoked, key lost, not configured, rejected by the CA); "not-trusted" means no usable certificate yet,
+ * which the agent fixes on its own once it can reach the org (or the CA approves a pending request).
  */
 export function trustStateOf(state: StatusReport['state'], busy: Activity | null): TrustState {
   if (busy && busy !== 'diagnostics') return 'renewing';
@@ -17,6 +17,7 @@ export function trustStateOf(state: StatusReport['state'], busy: Activity | null
     case 'KEY_MISSING':
     case 'REVOKED':
     case 'NOT_CONFIGURED':
+    case 'REJECTED': // the CA said no: a person must act
       return 'attention';
     default:
       return 'not-trusted';

@@ -16,7 +16,7 @@ import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js
 import { EventLog } from '../../src-main/core/events.js';
 import { Trace } from '../../src-main/core/trace.js';
 import { tempDir } from '../support/agent.js';
-import { median, table } from './enrollment.bench.js';
+import { median, table } from './util.js';
 
 export default async function bench(): Promise<void> {
   const dir = tempDir('bench-diag');

@@ -13,19 +13,9 @@ import { ProxyResolver } from '../../src-main/core/proxy/resolver.js';
 import { startLabOrg } from '../../lab/org.js';
 import { tempDir } from '../support/agent.js';
 import { squidUnavailable, startSquid } from '../support/squid.js';
-import { median, table } from './enrollment.bench.js';
+import { median, table, time } from './util.js';
 
 const PAC = 'function FindProxyForURL(url, host) { if (shExpMatch(host, "*.corp.example") || isPlainHostName(host)) return "DIRECT"; return "PROXY proxy.corp.example:3128; DIRECT"; }';
-
-async function time(n: number, fn: () => Promise<unknown>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await fn();
-    out.push(performance.now() - t0);
-  }
-  return out;
-}
 
 export default async function proxyBench(): Promise<void> {
   const rows: (string | number)[][] = [];

@@ -144,4 +144,12 @@ describe('the tray app in Electron (Playwright _electron)', { skip }, () => {
     assert.equal(await app.evaluate(({ BrowserWindow }) => BrowserWindow.getAllWindows().length), 0);
     assert.equal((await shell<{ state: string }>('tray')).state, 'trusted');
   });
+
+  test('the same executable with a sub-command is the command line: headless, and exits with its code', () => {
+    const r = spawnSync((found as { path: string }).path, [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), REPO, 'status', '--json'], {
+      env: { ...(process.env as Record<string, string>), ...profile.env }, encoding: 'utf8', timeout: 60_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { state: string }).state, 'ENROLLED');
+  });
 });

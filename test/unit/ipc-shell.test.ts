@@ -10,6 +10,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { APP_ORIGIN, CSP, CSP_DIRECTIVES, CSP_META, resolveAsset } from '../../src-main/electron/app-protocol.js';
 import { linuxAutostartEntry, linuxAutostartFile } from '../../src-main/electron/autostart.js';
+import { cliArgs } from '../../src-main/electron/cli-mode.js';
 import { InterimScheduler } from '../../src-main/electron/interim-scheduler.js';
 import { launchActions, parseLaunchArgs } from '../../src-main/electron/launch-args.js';
 import { safeStorageProblem } from '../../src-main/electron/secret-policy.js';
@@ -214,5 +215,22 @@ describe('Electron fuses', () => {
     const text = fs.readFileSync(path.join(REPO, 'electron-builder.test.yml'), 'utf8');
     assert.match(text, /^extends: \.\/electron-builder\.yml$/m);
     assert.match(text, /output: release-test/);
+  });
+});
+
+describe('the packaged executable is also the command line', () => {
+  test('a sub-command runs the CLI; flags alone start the tray app', () => {
+    assert.deepEqual(cliArgs(['/opt/DTA/device-trust-agent', 'run', '--device'], true), ['run', '--device']);
+    assert.deepEqual(cliArgs(['C:\\DTA\\Device Trust Agent.exe', 'install'], true), ['install']);
+    assert.deepEqual(cliArgs(['/opt/DTA/device-trust-agent', '--no-sandbox', 'status', '--json'], true), ['status', '--json']);
+    assert.deepEqual(cliArgs(['/opt/DTA/device-trust-agent', 'OktaURL=https://x.okta.com'], true), ['OktaURL=https://x.okta.com']);
+    assert.equal(cliArgs(['/opt/DTA/device-trust-agent', '--hidden'], true), undefined);
+    assert.equal(cliArgs(['/Applications/DTA.app/Contents/MacOS/DTA', '-psn_0_12345'], true), undefined);
+  });
+
+  test('in development the app directory is not a sub-command, and test-driver switches are ignored', () => {
+    assert.equal(cliArgs(['/x/electron', '--inspect=0', '--remote-debugging-port=0', '--no-sandbox', '/repo', '--hidden'], false), undefined);
+    assert.equal(cliArgs(['/x/electron', '.'], false), undefined);
+    assert.deepEqual(cliArgs(['/x/electron', '.', 'run', '--forceRenewal'], false), ['run', '--forceRenewal']);
   });
 });

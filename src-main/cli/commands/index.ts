@@ -3,9 +3,14 @@ import { adminTokenCommand } from './admin-token.js';
 import { diagnoseCommand } from './diagnose.js';
 import { eventsCommand } from './events.js';
 import { proxyCheckCommand } from './proxy-check.js';
+import { browserSetupCommand } from './browser-setup.js';
+import { removeCertificateCommand } from './remove-certificate.js';
 import { runCommand } from './run.js';
 import { statusCommand } from './status.js';
 import { supportBundleCommand } from './support-bundle.js';
 
 /** Every sub-command, in the order `help` lists them. Add a command: one file in this folder, one line here. */
-export const COMMANDS: Command[] = [runCommand, statusCommand, diagnoseCommand, eventsCommand, proxyCheckCommand, supportBundleCommand, adminTokenCommand];
+export const COMMANDS: Command[] = [
+  runCommand, statusCommand, diagnoseCommand, eventsCommand, proxyCheckCommand, browserSetupCommand, removeCertificateCommand,
+  supportBundleCommand, adminTokenCommand,
+];

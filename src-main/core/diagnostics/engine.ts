@@ -14,6 +14,7 @@ import {
   readOrgCache, sameTargets, type ProbeContext,
 } from './probes.js';
 import { DIAGNOSE_SCHEMA, DIAGNOSE_SCHEMA_VERSION, type DiagnoseReport, type ProbeResult } from './types.js';
+import { httpOptionsFor } from '../proxy/options.js';
 
 export interface DiagnoseOptions {
   loaded: LoadedConfig;
@@ -86,7 +87,7 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
   }
   let secrets: SecretStore | undefined;
   if (opts.secrets !== null) secrets = opts.secrets ?? openSecretStore();
-  const http = new HttpClient({ tlsCaFile: config.tlsCaFile, timeoutMs: policy.timeoutMs });
+  const http = new HttpClient({ ...httpOptionsFor(config, { env }), timeoutMs: policy.timeoutMs });
   const ctx: ProbeContext = {
     config, orgUrl, http, roots: rootCertificates(config.tlsCaFile), timeoutMs: policy.timeoutMs, env, platform, secrets,
     runner: opts.runner ?? runCommand, ...(opts.dnsServers ? { dnsServers: opts.dnsServers } : {}), ntpPort: opts.ntpPort ?? 123,

@@ -7,7 +7,7 @@
  * the TLS handshake is undici's connector, with the presented chain recorded before verification fails.
  */
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { Agent, buildConnector, Client, ProxyAgent, type Dispatcher } from 'undici';
 import { KerberosError, negotiateAuthorization } from '../auth/negotiate.js';
 import type { ProxyResolver } from './resolver.js';
@@ -89,6 +89,23 @@ function presentedChain(socket: TLSSocket): PresentedCertificate[] {
   return out;
 }
 
+/**
+ * Building a TLS context parses every trust anchor (~150 system roots): tens of milliseconds that would be
+ * paid on every handshake. One context per set of anchors and client identity is shared instead.
+ */
+const contexts = new WeakMap<string[], Map<string, SecureContext>>();
+export function secureContextFor(tls: TlsSettings): SecureContext {
+  let byIdentity = contexts.get(tls.ca);
+  if (!byIdentity) contexts.set(tls.ca, (byIdentity = new Map()));
+  const id = tls.cert && tls.key ? `${tls.cert}\0${tls.key}` : '';
+  let ctx = byIdentity.get(id);
+  if (!ctx) {
+    ctx = createSecureContext({ ca: tls.ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) });
+    byIdentity.set(id, ctx);
+  }
+  return ctx;
+}
+
 type SyncConnector = (opts: buildConnector.Options, cb: buildConnector.Callback) => Socket | TLSSocket | undefined;
 
 /**
@@ -98,10 +115,9 @@ type SyncConnector = (opts: buildConnector.Options, cb: buildConnector.Callback)
  */
 export function tlsConnector(tls: TlsSettings): SyncConnector {
   const base = buildConnector({
-    ca: tls.ca,
+    secureContext: secureContextFor(tls),
     rejectUnauthorized: true,
     timeout: tls.timeoutMs,
-    ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
   }) as unknown as SyncConnector;
   return (opts, cb) => {
     let chain: PresentedCertificate[] = [];
@@ -127,7 +143,7 @@ export class ProxyTunnel {
 
   constructor(readonly proxy: URL, private readonly resolver: ProxyResolver | undefined, tls: TlsSettings) {
     this.client = new Client(proxy.origin, {
-      connect: { ca: tls.ca, rejectUnauthorized: true, timeout: tls.timeoutMs },
+      connect: { secureContext: secureContextFor({ ca: tls.ca, timeoutMs: tls.timeoutMs }), rejectUnauthorized: true, timeout: tls.timeoutMs },
       headersTimeout: tls.timeoutMs,
       bodyTimeout: tls.timeoutMs,
     });

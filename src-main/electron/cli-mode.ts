@@ -1,0 +1,23 @@
+/**
+ * The packaged executable is also the agent's command line: installers run `"Device Trust Agent.exe"
+ * install`, `run --device`, `uninstall`… (docs/INSTALLERS.md). A launch with a sub-command runs it headless —
+ * no tray, no window, no single-instance lock — and exits with its code; a launch with only flags (--show,
+ * --hidden, --debug, --forceRenewal) is the tray app. Electron-free.
+ */
+
+/** Switches Chromium, Electron or a test driver add, which the agent's command line does not know. */
+const ENGINE_SWITCHES = /^--(no-sandbox|disable-gpu|disable-dev-shm-usage|enable-logging(=.*)?|inspect(-brk)?(=.*)?|remote-debugging-port=.*|ozone-platform(-hint)?=.*|enable-features=.*|disable-features=.*)$/;
+
+/**
+ * The command line for the agent's CLI, or undefined for the tray app. `argv` is process.argv: the
+ * executable first, then (when not packaged) the app's directory, then the user's arguments.
+ */
+export function cliArgs(argv: string[], packaged: boolean): string[] | undefined {
+  let rest = argv.slice(1).filter((a) => !ENGINE_SWITCHES.test(a));
+  if (!packaged) {
+    const appPath = rest.findIndex((a) => !a.startsWith('-'));
+    if (appPath < 0) return undefined;
+    rest = [...rest.slice(0, appPath), ...rest.slice(appPath + 1)];
+  }
+  return rest.some((a) => !a.startsWith('-')) ? rest : undefined;
+}
