@@ -5,7 +5,7 @@ import { redact } from './redact.js';
 
 /**
  * The event catalogue: one stable ID per kind of event. IDs never change meaning; new ones are added.
- * 1000–1099 success, 1100–1199 findings about the certificate, 2000–2099 failures.
+ * 1000–1099 success, 1100–1199 findings about the certificate, 1200–1299 scheduler states, 2000–2099 failures.
  */
 export const EVENTS = {
   ENROLLED: { id: 1000, level: 'info', title: 'Certificate enrolled' },
@@ -21,6 +21,8 @@ export const EVENTS = {
   BROWSER_SETUP_SKIPPED: { id: 1105, level: 'warning', title: 'Browser policy could not be written' },
   REVOCATION_UNCHECKED: { id: 1106, level: 'warning', title: 'Revocation could not be checked' },
   CERT_REINSTALLED: { id: 1107, level: 'warning', title: 'Missing certificate reinstalled from the agent\'s copy' },
+  STATE_CHANGED: { id: 1200, level: 'info', title: 'Agent state changed' },
+  AGENT_STUCK: { id: 1201, level: 'error', title: 'Agent stuck: a person must act' },
   RETRY_LATER: { id: 2000, level: 'warning', title: 'Enrollment postponed; will retry' },
   ORG_READ_ONLY: { id: 2001, level: 'warning', title: 'Org is read-only; will retry' },
   REJECTED: { id: 2002, level: 'error', title: 'Enrollment rejected' },

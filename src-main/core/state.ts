@@ -3,8 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from './fsutil.js';
+import { ScheduleRecordSchema } from './scheduler/record.js';
 
-export const STATE_VERSION = 1;
+/** Version 2 added `schedule`; a version-1 file is read and upgraded on the next write. */
+export const STATE_VERSION = 2;
 
 const CurrentSchema = z.object({
   thumbprint: z.string(),
@@ -29,6 +31,8 @@ export const StateSchema = z.object({
   lastRun: z
     .object({ at: z.string(), task: z.string(), outcome: z.string(), code: z.string().optional(), message: z.string() })
     .optional(),
+  /** The scheduler's record: next deadlines, backoff step, the chosen renewal moment (scheduler/record.ts). */
+  schedule: ScheduleRecordSchema.optional(),
 });
 export type AgentState = z.infer<typeof StateSchema>;
 export type CurrentCertificate = z.infer<typeof CurrentSchema>;
@@ -53,7 +57,7 @@ export function loadState(stateDir: string): LoadedState {
     return { state: freshState() };
   }
   try {
-    return { state: StateSchema.parse(JSON.parse(text)) };
+    return { state: StateSchema.parse(migrate(JSON.parse(text))) };
   } catch {
     const aside = `${file}.corrupt-${Date.now()}`;
     fs.renameSync(file, aside);
@@ -63,6 +67,12 @@ export function loadState(stateDir: string): LoadedState {
 
 export function saveState(stateDir: string, state: AgentState): void {
   writeFileAtomic(stateFile(stateDir), JSON.stringify(StateSchema.parse(state), null, 2) + '\n');
+}
+
+/** Older versions are upgraded in memory; a newer or unknown version is refused like a corrupt file. */
+function migrate(raw: unknown): unknown {
+  if (raw && typeof raw === 'object' && (raw as { version?: unknown }).version === 1) return { ...raw, version: 2 };
+  return raw;
 }
 
 function freshState(): AgentState {
