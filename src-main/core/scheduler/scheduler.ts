@@ -1,6 +1,6 @@
 import type { Clock } from './clock.js';
 import type { AttemptResult, PassEngine, ScheduleStore } from './engine.js';
-import { namedState, nextDeadline, type NamedState, type Snapshot } from './plan.js';
+import { namedState, nextDeadline, type Deadline, type NamedState, type Snapshot } from './plan.js';
 import type { SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';
 
@@ -34,6 +34,7 @@ export class Scheduler {
   private lastWall: number | undefined;
   private lastMono: number | undefined;
   private stopped = true;
+  private planned: { snapshot: Snapshot; next: Deadline | undefined } | undefined;
   /** Wake-ups noticed (wall clock ran ahead of the monotonic clock): for tests and the log. */
   wakeUps = 0;
 
@@ -111,8 +112,13 @@ export class Scheduler {
       this.pending.delete(event);
       return this.run(event);
     }
-    const d = nextDeadline(policy, this.snapshot, now);
-    if (d && d.at <= now && now >= this.busyUntil) return this.run(d.reason);
+    // The plan only changes with the snapshot; between passes a tick is a clock read and a comparison.
+    if (!this.planned || this.planned.snapshot !== this.snapshot) this.planned = { snapshot: this.snapshot, next: nextDeadline(policy, this.snapshot, now) };
+    const d = this.planned.next;
+    if (d && d.at <= now && now >= this.busyUntil) {
+      this.planned = undefined;
+      return this.run(d.reason);
+    }
     const wait = Math.max(this.busyUntil - now, d ? d.at - now : policy.tickMs, 0);
     this.arm(wait);
   }
