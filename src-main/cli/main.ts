@@ -109,9 +109,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const debug = Boolean(v.debug);
   const json = Boolean(v.json);
   let loaded: LoadedConfig | undefined;
+  const freshConfig = () => loadConfig({ cli, ...(typeof v.config === 'string' ? { configFile: v.config } : {}), env: io.env });
   const config = () => {
     if (!loaded) {
-      loaded = loadConfig({ cli, ...(typeof v.config === 'string' ? { configFile: v.config } : {}), env: io.env });
+      loaded = freshConfig();
       if (debug) {
         io.err(`Configuration (${loaded.files.length ? loaded.files.join(', ') : 'no files'}):`);
         for (const [k, val] of Object.entries(loaded.config)) io.err(`  ${k} = ${JSON.stringify(val)}  [${loaded.sources[k as keyof typeof loaded.config]}]`);
@@ -120,7 +121,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return loaded;
   };
   try {
-    return await command.run({ config, values: v, args, io, debug, json });
+    return await command.run({ config, freshConfig, settings: cli, values: v, args, io, debug, json });
   } catch (e) {
     return reportError(e, json, debug, io);
   }

@@ -206,3 +206,8 @@ export function describeHolder(h: LockInfo | undefined): string {
 export function passLockFile(stateDir: string): string {
   return path.join(stateDir, 'pass.lock');
 }
+
+/** Held by the long-running daemon of one state directory for its whole life (one daemon per directory). */
+export function daemonLockFile(stateDir: string): string {
+  return path.join(stateDir, 'daemon.lock');
+}

@@ -7,6 +7,7 @@ import { HttpClient } from './http.js';
 import { discoverOrg } from './discovery.js';
 import { checkMtls } from './mtls.js';
 import { checkRevocation } from './revocation.js';
+import { scheduleView, type ScheduleView } from './scheduler/view.js';
 import { loadState, type AgentState } from './state.js';
 
 export type DeviceState = 'NOT_CONFIGURED' | 'NOT_ENROLLED' | 'ENROLLED' | 'RENEWAL_DUE' | 'EXPIRED' | 'KEY_MISSING' | 'REVOKED';
@@ -22,6 +23,8 @@ export interface StatusReport {
   /** Device-trust certificates in the store (more than one means a pass was interrupted). */
   certificatesInStore: number;
   lastRun?: AgentState['lastRun'];
+  /** The scheduler's named state, why, what to do when stuck, and the next attempt. */
+  schedule: ScheduleView;
   checks?: {
     org?: { ok: boolean; detail: string };
     revocation?: { ok: boolean; detail: string };
@@ -34,7 +37,8 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   const { config } = loaded;
   const platform = opts.platform ?? createPlatform(config);
   const { state } = loadState(config.stateDir);
-  const base = { deviceId: state.deviceId, store: platform.store.description, stateDir: config.stateDir, ...(config.orgUrl ? { orgUrl: config.orgUrl } : {}), ...(state.lastRun ? { lastRun: state.lastRun } : {}) };
+  const base = { deviceId: state.deviceId, store: platform.store.description, stateDir: config.stateDir, ...(config.orgUrl ? { orgUrl: config.orgUrl } : {}), ...(state.lastRun ? { lastRun: state.lastRun } : {}),
+    schedule: scheduleView(loaded, state) };
   const ours = (await platform.store.list()).filter((c) => c.info.issuerCN === config.issuerCN);
   const current = ours.find((c) => c.id === state.current?.storeId) ?? ours[0];
   if (!config.orgUrl) return { ...base, state: 'NOT_CONFIGURED', summary: 'No org URL is configured.', certificatesInStore: ours.length };
