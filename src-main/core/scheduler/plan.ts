@@ -89,7 +89,7 @@ export function deadlines(policy: SchedulePolicy, s: Snapshot, now: number): Dea
   const out: Deadline[] = [];
   const anchor = Date.parse(r.anchor ?? r.lastPass.at);
   const earliest = last + policy.dailyMinSpacingMs;
-  const k = Math.max(1, Math.ceil((earliest - anchor) / policy.dailyMs));
+  const k = Math.ceil((earliest - anchor) / policy.dailyMs);
   out.push({ at: anchor + k * policy.dailyMs, reason: 'daily', why: `daily check (every ${policy.dailyMs / 3_600_000} h from ${iso(anchor)})` });
   if (r.retryAt) out.push({ at: Date.parse(r.retryAt), reason: 'retry', why: `retry ${r.failures} after ${r.lastPass.code ?? 'a failure'}` });
   const renewal = renewalOf(policy, s);
