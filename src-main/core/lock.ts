@@ -62,6 +62,16 @@ export function processStartTime(pid: number): string | undefined {
   return undefined;
 }
 
+function isZombie(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return false;
+  }
+}
+
 /** Whether the process that wrote `info` is still running. */
 export function holderAlive(info: LockInfo, ageMs: number): boolean {
   if (info.host !== os.hostname()) return ageMs < FOREIGN_HOST_STALE_MS;
@@ -71,6 +81,8 @@ export function holderAlive(info: LockInfo, ageMs: number): boolean {
     // EPERM: the process exists but belongs to another user (the device task running as root).
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  // A killed process whose parent has not reaped it yet (or never will: a container's init) is a zombie.
+  if (process.platform === 'linux' && isZombie(info.pid)) return false;
   if (info.startTime === undefined) return true;
   const now = processStartTime(info.pid);
   return now === undefined || now === info.startTime;

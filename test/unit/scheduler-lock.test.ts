@@ -78,3 +78,21 @@ test('release never removes a lock that another process has taken over', () => {
   a.lock.release();
   assert.equal(readLock(file)?.info?.nonce, 'someone-else');
 });
+
+test('a holder that was killed but never reaped (a zombie: its parent, or a container\'s init, never waited) is dead', { skip: process.platform !== 'linux' && 'skipped: process states are read from /proc (Linux)' }, async () => {
+  // `sleep 0` exits at once; its parent then becomes `sleep 5` (exec), which never waits for children.
+  const { spawn } = await import('node:child_process');
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const zombie = await new Promise<number>((resolve) => parent.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
+  try {
+    for (let i = 0; i < 50 && !/\) Z/.test(fs.readFileSync(`/proc/${zombie}/stat`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match(fs.readFileSync(`/proc/${zombie}/stat`, 'utf8'), /\) Z /, 'the child is a zombie');
+    const file = lockIn();
+    fs.writeFileSync(file, JSON.stringify({ pid: zombie, host: os.hostname(), since: '', purpose: 'killed', nonce: 'z' }));
+    const r = tryAcquireLock(file, 'next');
+    assert.ok(r.ok);
+    r.lock.release();
+  } finally {
+    parent.kill('SIGKILL');
+  }
+});
