@@ -87,7 +87,7 @@ test('a simulated year: install, daily passes, sleep and catch-up, renewal with 
   [1, 10, 100].forEach((m, i) => {
     assert.ok(gaps[i]! >= 0.75 * m * MIN && gaps[i]! <= 1.25 * m * MIN, `retry ${i + 1} after ${gaps[i]! / MIN} min (backoff ${m} min ±25 %)`);
   });
-  assert.ok(Math.max(...gaps) <= DAY, 'retries never more than a day apart');
+  assert.ok(Math.max(...gaps) <= 1.25 * DAY, 'retries never more than a day (plus jitter) apart');
   assert.ok(during.length >= 6 && during.length <= 10, `${during.length} attempts in three days (patient, not a storm)`);
 
   // The org returns: the next retry renews, the state goes back to ENROLLED, the backoff resets.
@@ -161,7 +161,7 @@ test('stuck states wait for a person: no timed retries, a network change does no
   await sched.stop();
 });
 
-test('unreachable keeps trying; without a certificate the retries are at most four hours apart; a network change pulls the retry in', async () => {
+test('unreachable keeps trying; without a certificate the retries are at most four hours (plus jitter) apart; a network change pulls the retry in', async () => {
   const { clock, world, sched, settle, ran, policy } = setup(5);
   world.orgDown = true;
   sched.start('install');
@@ -170,7 +170,7 @@ test('unreachable keeps trying; without a certificate the retries are at most fo
   assert.equal(ran()[0]!.state.stuck, false);
   await clock.advance(2 * DAY, settle);
   const gaps = ran().slice(1).map((p, i) => p.at - ran()[i]!.at);
-  assert.ok(Math.max(...gaps) <= policy.backoffCapNoCertMs, `max gap ${Math.max(...gaps) / HOUR} h`);
+  assert.ok(Math.max(...gaps) <= 1.25 * policy.backoffCapNoCertMs, `max gap ${Math.max(...gaps) / HOUR} h`);
   assert.ok(ran().length >= 12, `${ran().length} attempts in two days`);
 
   // VPN comes up: the network trigger (debounced by the watcher) runs a pass now, not at the next retry.

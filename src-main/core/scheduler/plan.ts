@@ -87,11 +87,16 @@ export function deadlines(policy: SchedulePolicy, s: Snapshot, now: number): Dea
     return [];
   }
   const out: Deadline[] = [];
-  const anchor = Date.parse(r.anchor ?? r.lastPass.at);
-  const earliest = last + policy.dailyMinSpacingMs;
-  const k = Math.ceil((earliest - anchor) / policy.dailyMs);
-  out.push({ at: anchor + k * policy.dailyMs, reason: 'daily', why: `daily check (every ${policy.dailyMs / 3_600_000} h from ${iso(anchor)})` });
-  if (r.retryAt) out.push({ at: Date.parse(r.retryAt), reason: 'retry', why: `retry ${r.failures} after ${r.lastPass.code ?? 'a failure'}` });
+  if (r.retryAt) {
+    // While retrying, the retry is the check: a daily pass on the grid would line up a fleet's retries
+    // (everyone who installed at 9 am) right after an outage, which is the storm the jitter avoids.
+    out.push({ at: Date.parse(r.retryAt), reason: 'retry', why: `retry ${r.failures} after ${r.lastPass.code ?? 'a failure'}` });
+  } else {
+    const anchor = Date.parse(r.anchor ?? r.lastPass.at);
+    const earliest = last + policy.dailyMinSpacingMs;
+    const k = Math.ceil((earliest - anchor) / policy.dailyMs);
+    out.push({ at: anchor + k * policy.dailyMs, reason: 'daily', why: `daily check (every ${policy.dailyMs / 3_600_000} h from ${iso(anchor)})` });
+  }
   const renewal = renewalOf(policy, s);
   if (s.cert && renewal) {
     const renewAt = Date.parse(renewal.renewAt);

@@ -16,7 +16,7 @@ export interface SchedulePolicy {
   backoffMs: number[];
   /** Each backoff delay is multiplied by a uniform factor in [1 - jitter, 1 + jitter]. */
   backoffJitter: number;
-  /** Never wait longer than this between retries while the certificate is valid and far from expiry. */
+  /** Retries are at most this far apart (before jitter) while the certificate is valid and far from expiry. */
   backoffCapMs: number;
   /** With no valid certificate (enrolling), retries are at most this far apart. */
   backoffCapNoCertMs: number;
@@ -58,8 +58,8 @@ export function policyWith(overrides: Partial<SchedulePolicy> = {}): SchedulePol
 
 /**
  * Delay before the retry after the `failures`-th consecutive failure: 1, 10, 100, 1000 minutes, then daily,
- * with ±25 % jitter so a fleet that failed together does not retry together; capped by how urgent the
- * situation is — no valid certificate, or one close to expiry, retries more often.
+ * capped by how urgent the situation is — no valid certificate, or one close to expiry, retries more often —
+ * and then ±25 % jitter, so a fleet that failed together (the org was down) does not retry together.
  */
 export function backoffDelay(policy: SchedulePolicy, failures: number, msToExpiry: number | undefined, random: () => number): number {
   const steps = policy.backoffMs;
@@ -67,8 +67,8 @@ export function backoffDelay(policy: SchedulePolicy, failures: number, msToExpir
   const cap = msToExpiry === undefined || msToExpiry <= 0
     ? policy.backoffCapNoCertMs
     : Math.min(policy.backoffCapMs, Math.max(policy.backoffFloorMs, msToExpiry / policy.urgencyDivisor));
-  const jittered = base * (1 - policy.backoffJitter + 2 * policy.backoffJitter * random());
-  return Math.max(1000, Math.min(jittered, cap));
+  // Jitter after the cap, so the daily retries of agents that failed together spread over hours too.
+  return Math.max(1000, Math.min(base, cap) * (1 - policy.backoffJitter + 2 * policy.backoffJitter * random()));
 }
 
 /**
