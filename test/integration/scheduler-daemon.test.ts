@@ -91,6 +91,23 @@ describe('scheduler and daemon against the lab org', () => {
     }
   });
 
+  test('a truncated state file is reported and rebuilt from the store; the renewal moment comes back unchanged', async () => {
+    const p = profile();
+    assert.equal((await runAgent(['run'], p.env)).code, 0);
+    const before = JSON.parse((await runAgent(['schedule', '--json'], p.env)).stdout);
+    const file = path.join(p.stateDir, 'state.json');
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').slice(0, 40)); // a crash mid-write on a filesystem without atomic rename
+    const next = await runAgent(['daemon', '--once', '--trigger', 'logon'], p.env);
+    assert.equal(next.code, 10, next.stdout + next.stderr);
+    assert.match(next.stdout, /logon pass: nothing-to-do — ENROLLED/);
+    assert.ok(fs.readdirSync(p.stateDir).some((f) => f.startsWith('state.json.corrupt-')), 'the bad file is kept aside');
+    assert.ok(events(p).some((e) => e.id === 1104), 'event 1104: corrupt state rebuilt');
+    const after = JSON.parse((await runAgent(['schedule', '--json'], p.env)).stdout);
+    assert.equal(after.state, 'ENROLLED');
+    assert.equal(after.renewAt, before.renewAt, 'the same certificate, the same moment');
+    assert.equal(stateOf(p).current.serialNumber, nssUserCerts(p.nssDb)[0]!.serial);
+  });
+
   function startDaemon(p: Profile, args: string[] = []): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
     const child = spawn(process.execPath, [AGENT_BIN, 'daemon', ...args], { env: { PATH: process.env.PATH ?? '', ...p.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
