@@ -73,11 +73,9 @@ export const installCommand: Command = {
       }
       return ExitCode.OK;
     }
-    const steps = await applyInstall(plan);
-    const lines = [`Registered the ${req.scope} task (${plan.platform}, ${plan.mode}):`, ...steps.map((s) => `  ✓ ${s.what}: ${s.detail}`), ...plan.notes.map((n) => `  note: ${n}`)];
-
     const stateDir = taskStateDir(ctx, req);
     let pass: unknown;
+    let passLine: string | undefined;
     if (!ctx.values['no-run']) {
       const loadConfig = () => {
         const l = ctx.freshConfig();
@@ -85,9 +83,13 @@ export const installCommand: Command = {
       };
       const { engine } = createAgentEngine({ loadConfig, stateDir, task: req.scope, trace: () => new Trace(ctx.debug ? ctx.io.err : undefined), respectRenewalMoment: true });
       const r = await engine.attempt('install');
-      lines.push(`Install-time pass: ${describeAttempt(r)}`);
+      passLine = `Install-time pass: ${describeAttempt(r)}`;
       pass = r.ran ? { trigger: r.trigger, outcome: r.report.outcome, code: r.report.code, message: r.report.message, state: r.state.state, stuck: r.state.stuck, next: r.state.next && new Date(r.state.next.at).toISOString() } : { skipped: r.why };
     }
+    // Registered after the install-time pass, so that a daemon the registration starts finds it done.
+    const steps = await applyInstall(plan);
+    const lines = [`Registered the ${req.scope} task (${plan.platform}, ${plan.mode}):`, ...steps.map((s) => `  ✓ ${s.what}: ${s.detail}`), ...plan.notes.map((n) => `  note: ${n}`)];
+    if (passLine) lines.push(passLine);
     let started: number | undefined;
     if (req.scope === 'user' && plan.mode === 'autostart' && !ctx.values['no-start']) {
       // Without systemd nothing starts the daemon until the next login: start it now, detached.

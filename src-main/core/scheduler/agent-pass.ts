@@ -30,7 +30,13 @@ export function fileLock(stateDir: string): PassLock {
   const file = passLockFile(stateDir);
   return {
     tryAcquire(purpose) {
-      const r = tryAcquireLock(file, purpose);
+      let r: ReturnType<typeof tryAcquireLock>;
+      try {
+        r = tryAcquireLock(file, purpose);
+      } catch (e) {
+        throw new AgentError('local', 'STATE_DIR_UNWRITABLE', `The state directory ${stateDir} cannot be used (${(e as Error).message}), so no pass can run.`,
+          'Check that the directory exists, belongs to this user and the disk is not full, or choose another with --state-dir.', { cause: e });
+      }
       return r.ok ? { ok: true, release: () => r.lock.release() } : { ok: false, holder: r.holder };
     },
   };

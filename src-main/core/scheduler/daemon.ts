@@ -33,7 +33,7 @@ export function describeAttempt(r: AttemptResult, now = Date.now()): string {
   const t = new Date(now).toISOString();
   if (!r.ran) return r.why === 'busy' ? `${t} ${r.trigger}: another pass is running (${describeHolder(r.holder)}); looking again shortly` : `${t} ${r.trigger}: skipped (${r.detail})`;
   const next = r.state.next ? `; next ${r.state.next.reason} at ${new Date(r.state.next.at).toISOString()}` : r.state.stuck ? '; no further attempt until a person acts' : '';
-  return `${t} ${r.trigger} pass: ${r.report.outcome}${r.report.code ? ` (${r.report.code})` : ''} — ${r.state.state}${next}. ${r.report.message}${r.state.action ? ` What to do: ${r.state.action}` : ''}`;
+  return `${t} ${r.trigger} pass: ${r.report.outcome}${r.report.code ? ` (${r.report.code})` : ''} — ${r.state.state}${next}. ${r.report.message}${r.state.action ? ` What to do: ${r.state.action}` : ''}${r.saveError ? ` (The schedule could not be saved: ${r.saveError}.)` : ''}`;
 }
 
 /**

@@ -27,7 +27,7 @@ export interface PassContext {
 export type PassFn = (ctx: PassContext) => Promise<RunResult>;
 
 export type AttemptResult =
-  | { ran: true; trigger: Trigger; report: PassReport; result?: RunResult; error?: AgentError; snapshot: Snapshot; state: NamedState; previousState?: string }
+  | { ran: true; trigger: Trigger; report: PassReport; result?: RunResult; error?: AgentError; snapshot: Snapshot; state: NamedState; previousState?: string; saveError?: string }
   | { ran: false; trigger: Trigger; why: 'busy'; holder: LockInfo | undefined }
   | { ran: false; trigger: Trigger; why: 'skipped'; detail: string; snapshot: Snapshot };
 
@@ -115,9 +115,15 @@ export class PassEngine {
       const state = namedState(policy, snapshot, at);
       const previousState = after.record.state;
       record.state = state.state;
-      store.save(record);
+      let saveError: string | undefined;
+      try {
+        store.save(record);
+      } catch (e) {
+        // The pass itself is done (and reported); only its schedule record is lost: the next pass re-plans.
+        saveError = (e as Error).message;
+      }
       if (previousState !== state.state) this.deps.onStateChange?.(previousState, state);
-      return { ran: true, trigger: d.as, report, snapshot, state, ...(result ? { result } : {}), ...(error ? { error } : {}), ...(previousState ? { previousState } : {}) };
+      return { ran: true, trigger: d.as, report, snapshot, state, ...(result ? { result } : {}), ...(error ? { error } : {}), ...(previousState ? { previousState } : {}), ...(saveError ? { saveError } : {}) };
     } finally {
       held.release();
     }
