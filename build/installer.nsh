@@ -1,3 +1,87 @@
-; NSIS include: command-line parameters of the Windows installer land in managed configuration
-; (HKLM\Software\Okta\DeviceTrust). Tracked work: OktaURL=, HttpProxy=, HttpProxyPacLocation=,
-; SkipBrowserSetup=true, SkipTPM=true.
+; NSIS include for electron-builder's Windows installer (electron-builder.yml: nsis.include).
+;
+; Install-time parameters, as the original registration task documents them (case does not matter):
+;   "Device Trust Agent Setup 0.1.0.exe" /q2 OktaURL=https://example.okta.com HttpProxy=http://proxy:3128
+;       HttpProxyPacLocation=http://pac.example.com/proxy.pac SkipBrowserSetup=true SkipTPM=true
+; /q2 (or /qn, or NSIS's own /S) installs silently. Each parameter given is written to managed configuration,
+; HKLM\SOFTWARE\Okta\DeviceTrust (64-bit view), which the agent reads at every run; Group Policy's
+; HKLM\SOFTWARE\Policies\Okta\DeviceTrust wins over it. The URL value is named OktaOrgUrl, as the original's.
+; After the files are in place the agent registers its scheduled tasks and runs the device task once; uninstall
+; removes the tasks and the browser policies, and with RemoveCertificate=true this user's certificate.
+
+!include LogicLib.nsh
+!include FileFunc.nsh
+
+!define DTA_SETTINGS_KEY "SOFTWARE\Okta\DeviceTrust"
+
+; Reads NAME=value from the command line into $R1 ("" when absent). A leading space is the option delimiter,
+; so the parameters need no / or - prefix, exactly as the original's command line.
+!macro DTA_GetParam NAME
+  ${GetParameters} $R0
+  StrCpy $R0 " $R0"
+  ClearErrors
+  ${GetOptions} $R0 " ${NAME}=" $R1
+  ${If} ${Errors}
+    StrCpy $R1 ""
+  ${EndIf}
+!macroend
+
+!macro DTA_WriteParam NAME VALUENAME
+  !insertmacro DTA_GetParam "${NAME}"
+  ${If} $R1 != ""
+    WriteRegStr HKLM "${DTA_SETTINGS_KEY}" "${VALUENAME}" "$R1"
+    DetailPrint "Managed configuration: ${VALUENAME}=$R1"
+  ${EndIf}
+!macroend
+
+!macro customInit
+  ; The original's /q2 (and msiexec-style /qn) mean silent, like /S.
+  ${GetParameters} $R0
+  StrCpy $R0 " $R0"
+  ClearErrors
+  ${GetOptions} $R0 " /q2" $R1
+  ${IfNot} ${Errors}
+    SetSilent silent
+  ${EndIf}
+  ClearErrors
+  ${GetOptions} $R0 " /qn" $R1
+  ${IfNot} ${Errors}
+    SetSilent silent
+  ${EndIf}
+!macroend
+
+!macro customInstall
+  SetRegView 64
+  !insertmacro DTA_WriteParam "OktaURL" "OktaOrgUrl"
+  !insertmacro DTA_WriteParam "HttpProxy" "HttpProxy"
+  !insertmacro DTA_WriteParam "HttpProxyPacLocation" "HttpProxyPacLocation"
+  !insertmacro DTA_WriteParam "SkipBrowserSetup" "SkipBrowserSetup"
+  !insertmacro DTA_WriteParam "SkipTPM" "SkipTPM"
+  ; Scheduled tasks (user task at logon, device task, every 24 hours, on network change), then the task once.
+  ; Failures are logged, not fatal: without network or org the scheduled task retries.
+  nsExec::ExecToLog '"$INSTDIR\${APP_EXECUTABLE_FILENAME}" install'
+  Pop $R2
+  ${If} $R2 != 0
+    DetailPrint "device-trust-agent install exited with $R2"
+  ${EndIf}
+  nsExec::ExecToLog '"$INSTDIR\${APP_EXECUTABLE_FILENAME}" run --device'
+  Pop $R2
+  ${If} $R2 != 0
+    DetailPrint "device-trust-agent run --device exited with $R2 (the scheduled task retries)"
+  ${EndIf}
+!macroend
+
+!macro customUnInstall
+  ; An update runs the old uninstaller with --updated: keep tasks, policies and certificates then.
+  ${IfNot} ${isUpdated}
+    nsExec::ExecToLog '"$INSTDIR\${APP_EXECUTABLE_FILENAME}" uninstall'
+    Pop $R2
+    nsExec::ExecToLog '"$INSTDIR\${APP_EXECUTABLE_FILENAME}" browser-setup --remove'
+    Pop $R2
+    !insertmacro DTA_GetParam "RemoveCertificate"
+    ${If} $R1 == "true"
+      nsExec::ExecToLog '"$INSTDIR\${APP_EXECUTABLE_FILENAME}" remove-certificate'
+      Pop $R2
+    ${EndIf}
+  ${EndIf}
+!macroend

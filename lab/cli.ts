@@ -21,6 +21,7 @@ console.log(`Lab org running (data in ${dataDir})
   Root CA (trust it) ${path.join(dataDir, PKI_FILES.rootCert)}
   Lab-only sign-in   ${allowLabSignIn ? 'enabled (LAB ONLY; --no-lab-sign-in turns it off)' : 'disabled'}
   Admin token        ${org.adminToken}
+  API token (SSWS)   ${org.apiToken}   (for agent pools: device-trust-agent admin-token set)
 
 Admin examples:
   ${admin('switches', '{"readOnly":true}')}

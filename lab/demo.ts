@@ -51,6 +51,9 @@ async function main(): Promise<number> {
     XDG_STATE_HOME: path.join(home, '.local', 'state'),
     XDG_CONFIG_HOME: path.join(home, '.config'),
     DTA_MANAGED_CONFIG_DIR: path.join(root, 'managed-config'),
+    // The demo's browser policy stays in .demo too, even when run as root.
+    DTA_BROWSER_POLICY_DIRS: path.join(root, 'etc', 'chromium', 'policies', 'managed'),
+    DTA_FIREFOX_POLICY_DIRS: path.join(root, 'etc', 'firefox', 'policies'),
     USER: 'alice',
   };
   if (useKerberos) {

@@ -123,6 +123,8 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    // A tool that exits before reading its input (e.g. kinit failing fast) must not crash us with EPIPE.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(input ?? '');
   });
 }

@@ -40,7 +40,19 @@ export interface LabSwitches {
   renewalWindowSeconds: number;
   /** Makes the next enroll/renew answer that would issue a certificate hostile; then resets to null. */
   tamper?: Tamper | null;
+  /** The failover mode discovery announces (starts as LabOrgOptions.failoverMode). */
+  failoverMode: FailoverMode;
+  /** Shifts the HTTP Date header of every lab server: a server clock that is off. */
+  dateSkewSeconds: number;
+  /** Extra delay for one server only (added to delayMs): a single slow target. */
+  targetDelayMs: Partial<Record<LabTarget, number>>;
+  /** Every AD agent disconnected (agent pools say DISRUPTED). */
+  adAgentsDown: boolean;
+  /** What the access gateway health check reports. */
+  gatewayStatus: string;
 }
+
+export type LabTarget = 'org' | 'iwaPrimary' | 'iwaBackup' | 'mtls';
 
 export interface ReceivedRequest {
   at: string;
@@ -67,6 +79,8 @@ export interface LabOrg {
   crlUrl: string;
   /** Bearer token for POST {orgUrl}/lab/admin/*. */
   adminToken: string;
+  /** The org's admin API token (`Authorization: SSWS <token>`) for GET /api/v1/agentPools. */
+  apiToken: string;
   switches: LabSwitches;
   /** Every request any lab server received (raw body), oldest first. */
   received: ReceivedRequest[];
@@ -123,6 +137,11 @@ const SwitchesPatch = z.strictObject({
   validitySeconds: z.number().int().positive(),
   renewalWindowSeconds: z.number().int().nonnegative(),
   tamper: TamperSchema.nullable(),
+  failoverMode: z.enum(['REDIRECT_TO_BACKUP', 'PRIMARY_ONLY', 'FIXED_URL']),
+  dateSkewSeconds: z.number().int().min(-10 * 365 * DAY_S).max(10 * 365 * DAY_S),
+  targetDelayMs: z.strictObject({ org: z.number().int().min(0).max(120_000), iwaPrimary: z.number().int().min(0).max(120_000), iwaBackup: z.number().int().min(0).max(120_000), mtls: z.number().int().min(0).max(120_000) }).partial(),
+  adAgentsDown: z.boolean(),
+  gatewayStatus: z.string().min(1).max(50),
 }).partial();
 const RevokeRequest = z.object({ serialNumber: z.string().regex(/^(?:0x)?[0-9a-fA-F]{1,64}$/, 'not a hex serial number') });
 const DeactivateRequest = z.object({ principal: z.string().min(1).max(500) });
@@ -215,11 +234,12 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function send(res: ServerResponse, reply: Reply): void {
+function send(res: ServerResponse, reply: Reply, dateSkewSeconds = 0): void {
   const status = reply.status ?? 200;
   const body = reply.raw ? reply.raw.body : JSON.stringify(reply.json ?? {});
   const contentType = reply.raw ? reply.raw.contentType : 'application/json; charset=utf-8';
-  res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store', ...reply.headers });
+  const date = new Date(Date.now() + dateSkewSeconds * 1000).toUTCString();
+  res.writeHead(status, { date, 'content-type': contentType, 'cache-control': 'no-store', ...reply.headers });
   res.end(body);
 }
 
@@ -258,6 +278,8 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
   const issuingCa = new X509Certificate(pki.issuingCaPem);
   const tlsCredentials = await pki.serverTlsCredentials();
   const adminToken = randomBytes(32).toString('base64url');
+  // Shaped like an Okta API token (00 + 40 characters).
+  const apiToken = `00${randomBytes(30).toString('base64url')}`;
   const authenticator: Authenticator = opts.authenticate ?? ((header) => acceptNegotiate(header, { service: 'HTTP@localhost' }));
 
   const iwaKeys = await generateKeyPair('ES256', { extractable: true });
@@ -274,6 +296,11 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     validitySeconds: opts.validitySeconds ?? 365 * DAY_S,
     renewalWindowSeconds: opts.renewalWindowSeconds ?? 30 * DAY_S,
     tamper: null,
+    failoverMode,
+    dateSkewSeconds: 0,
+    targetDelayMs: {},
+    adAgentsDown: false,
+    gatewayStatus: 'HEALTHY',
   };
   const received: ReceivedRequest[] = [];
   const urls = { org: '', iwaPrimary: '', iwaBackup: '', mtls: '', crl: '', jwks: '', mtlsOrigin: '' };
@@ -398,7 +425,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       orgName,
       lab: true,
       readOnly: switches.readOnly,
-      iwa: { primary: urls.iwaPrimary, backups: [urls.iwaBackup], failoverMode },
+      iwa: { primary: urls.iwaPrimary, backups: [urls.iwaBackup], failoverMode: switches.failoverMode },
       mtls: { url: urls.mtls, hostPatterns: [urls.mtlsOrigin] },
       ca: { issuerCN: ISSUING_CA_CN, chainPem: pki.chainPem },
       crlUrl: urls.crl,
@@ -533,8 +560,11 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       const entries = state.data.revoked.map((r) => ({ serialNumber: r.serialNumber, revokedAt: new Date(r.revokedAt) }));
       return { raw: { body: new Uint8Array(await pki.createCrl(entries)), contentType: 'application/pkix-crl' } };
     },
-    'GET /api/v1/agentPools': async () => ({ json: agentPools() }),
-    'GET /api/v1/gateway/health': async () => ({ json: { status: 'HEALTHY', lastChecked: new Date().toISOString() } }),
+    'GET /api/v1/agentPools': async (req) => {
+      checkApiToken(req);
+      return { json: agentPools() };
+    },
+    'GET /api/v1/gateway/health': async () => ({ json: { status: switches.gatewayStatus, lastChecked: new Date().toISOString() } }),
     ...adminRoutes,
   };
 
@@ -556,7 +586,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     const iwaAgents = [agent('a53lab0iwa1', 'IWA-PRIMARY', 'IWA', '0oalabiwapool', !switches.iwaPrimaryDown), agent('a53lab0iwa2', 'IWA-BACKUP', 'IWA', '0oalabiwapool', !switches.iwaBackupDown)];
     const up = iwaAgents.filter((a) => a.operationalStatus === 'OPERATIONAL').length;
     return [
-      { id: '0oalabadpool', name: 'LAB.TEST', type: 'AD', operationalStatus: 'OPERATIONAL', disruptedAgents: 0, inactiveAgents: 0, agents: [agent('a53lab0dc01', 'DC01', 'AD', '0oalabadpool', true)] },
+      { id: '0oalabadpool', name: 'LAB.TEST', type: 'AD', operationalStatus: switches.adAgentsDown ? 'DISRUPTED' : 'OPERATIONAL', disruptedAgents: switches.adAgentsDown ? 1 : 0, inactiveAgents: 0, agents: [agent('a53lab0dc01', 'DC01', 'AD', '0oalabadpool', !switches.adAgentsDown)] },
       {
         id: '0oalabiwapool',
         name: 'IWA',
@@ -589,11 +619,9 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
 
   const servers: https.Server[] = [];
 
-  async function serve(routes: Record<string, Route>, isDown: () => boolean, extra: https.ServerOptions = {}): Promise<string> {
+  async function serve(target: LabTarget, routes: Record<string, Route>, isDown: () => boolean, extra: https.ServerOptions = {}): Promise<string> {
     let origin = '';
     const server = https.createServer({ ...tlsCredentials, ...extra }, (req, res) => {
-      // A client that hangs up mid-answer (a browser waiting for a certificate choice, a killed agent) is not an error here.
-      req.socket.on('error', () => undefined);
       res.on('error', () => undefined);
       void (async () => {
         const pathname = pathOf(req.url);
@@ -607,20 +635,22 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
           received.push({ at: new Date().toISOString(), method: req.method ?? '', url: `${origin}${req.url ?? ''}`, headers: headersOf(req), body: body.toString('utf8') });
           if (received.length > MAX_RECEIVED) received.splice(0, received.length - MAX_RECEIVED);
           if (admin) checkAdmin(req);
-          else if (switches.delayMs > 0) await sleep(switches.delayMs);
+          else if (switches.delayMs + (switches.targetDelayMs[target] ?? 0) > 0) await sleep(switches.delayMs + (switches.targetDelayMs[target] ?? 0));
           const route = routes[`${req.method} ${pathname}`];
           if (!route) {
             const known = Object.keys(routes).some((k) => k.endsWith(` ${pathname}`));
             throw known ? new HttpError(405, 'E0000_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${pathname}.`) : new HttpError(404, 'E0000_NOT_FOUND', `Nothing is served at ${pathname}.`);
           }
-          send(res, await route(req, body));
+          send(res, await route(req, body), switches.dateSkewSeconds);
         } catch (e) {
           const err = e instanceof HttpError ? e : new HttpError(500, 'E0000_INTERNAL', `The lab server failed: ${(e as Error).message}`);
-          if (!res.headersSent && !res.destroyed) send(res, { status: err.status, json: { errorCode: err.errorCode, errorSummary: err.message }, headers: err.headers });
+          if (!res.headersSent && !res.destroyed) send(res, { status: err.status, json: { errorCode: err.errorCode, errorSummary: err.message }, headers: err.headers }, switches.dateSkewSeconds);
           else res.destroy();
         }
       })();
     });
+    // A client that hangs up mid-answer (a browser waiting for a certificate choice, a killed agent) is not an error here.
+    server.on('secureConnection', (socket) => socket.on('error', () => undefined));
     server.on('clientError', (_e, socket) => socket.destroy());
     server.on('tlsClientError', () => undefined);
     servers.push(server);
@@ -633,6 +663,13 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     });
     origin = `https://localhost:${(server.address() as AddressInfo).port}`;
     return origin;
+  }
+
+  /** Okta's API authenticates admin API tokens as `Authorization: SSWS <token>` and answers E0000011 otherwise. */
+  function checkApiToken(req: IncomingMessage): void {
+    const given = Buffer.from(/^SSWS\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '');
+    const expected = Buffer.from(apiToken);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new HttpError(401, 'E0000011', 'Invalid token provided');
   }
 
   function checkAdmin(req: IncomingMessage): void {
@@ -656,10 +693,10 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
   }
 
   try {
-    urls.org = await serve(orgRoutes, () => switches.orgDown);
-    urls.iwaPrimary = `${await serve(iwaRoutes(() => urls.iwaPrimary), () => switches.iwaPrimaryDown)}/IWA`;
-    urls.mtlsOrigin = await serve(mtlsRoutes, () => false, { requestCert: true, rejectUnauthorized: false, ca: pki.chainPem });
-    urls.iwaBackup = `${await serve(iwaRoutes(() => urls.iwaBackup), () => switches.iwaBackupDown)}/IWA`;
+    urls.org = await serve('org', orgRoutes, () => switches.orgDown);
+    urls.iwaPrimary = `${await serve('iwaPrimary', iwaRoutes(() => urls.iwaPrimary), () => switches.iwaPrimaryDown)}/IWA`;
+    urls.mtlsOrigin = await serve('mtls', mtlsRoutes, () => false, { requestCert: true, rejectUnauthorized: false, ca: pki.chainPem });
+    urls.iwaBackup = `${await serve('iwaBackup', iwaRoutes(() => urls.iwaBackup), () => switches.iwaBackupDown)}/IWA`;
   } catch (e) {
     await close();
     throw e;
@@ -677,6 +714,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     issuingCaPem: pki.issuingCaPem,
     crlUrl: urls.crl,
     adminToken,
+    apiToken,
     switches,
     received,
     revoke,

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
-import { loadConfig, type LoadedConfig } from '../core/config.js';
+import { loadConfig, printableSetting, type LoadedConfig } from '../core/config.js';
 import { ExitCode, exitCodeFor, isAgentError } from '../core/errors.js';
+import { redact } from '../core/redact.js';
 import type { Command, Io, OptionSpec, OptionValues } from './command.js';
 import { COMMANDS } from './commands/index.js';
 
@@ -34,10 +35,11 @@ const GLOBAL_HELP = `Options for every command:
   --tls-ca-file FILE    extra trust anchors (PEM) for TLS to the org and IWA
   --key-algorithm ALG   P-256 (default) or RSA-2048
   Name=Value            install-style parameters: OktaURL=, HttpProxy=, HttpProxyPacLocation=,
-                        SkipBrowserSetup=true
+                        SkipBrowserSetup=true, SkipTPM=true
 
 Settings precedence: command line > environment (DTA_*) > config file > managed configuration
-(/etc/device-trust-agent/*.json) > defaults.
+(Windows HKLM\\SOFTWARE\\Policies\\Okta\\DeviceTrust > HKLM\\SOFTWARE\\Okta\\DeviceTrust; macOS managed preferences
+com.example.devicetrustagent; Linux /etc/device-trust-agent/*.json) > defaults.
 
 Exit codes: 0 success · 10 nothing to do · 20 retry later (network, IWA, read-only org)
             30 needs attention (rejected, revoked, refused server answer) · 40 local failure
@@ -115,7 +117,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       loaded = freshConfig();
       if (debug) {
         io.err(`Configuration (${loaded.files.length ? loaded.files.join(', ') : 'no files'}):`);
-        for (const [k, val] of Object.entries(loaded.config)) io.err(`  ${k} = ${JSON.stringify(val)}  [${loaded.sources[k as keyof typeof loaded.config]}]`);
+        for (const [k, val] of Object.entries(loaded.config)) io.err(redact(`  ${k} = ${printableSetting(k as keyof typeof loaded.config, val)}  [${loaded.sources[k as keyof typeof loaded.config]}]`));
       }
     }
     return loaded;

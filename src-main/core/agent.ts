@@ -2,18 +2,17 @@ import { X509Certificate } from 'node:crypto';
 import { createPlatform, type Platform } from '../platform/index.js';
 import type { PolicyResult } from '../platform/browser-policy.js';
 import type { StoredCertificate } from '../platform/types.js';
+import { createBackend, PENDING_CODE, type Authority, type EnrollmentBackend } from './backends/index.js';
+import type { BackendKind, Issued } from './backends/types.js';
 import { checkIssuedCertificate, describeCertificate, parseCertificate, type CertInfo } from './certificate.js';
-import { requireOrgUrl, type LoadedConfig } from './config.js';
+import type { LoadedConfig } from './config.js';
 import { CredentialFiles } from './credentials.js';
 import { AgentError, isAgentError, type FailureClass } from './errors.js';
 import { EventLog, type EventKind } from './events.js';
 import { ensurePrivateDir } from './fsutil.js';
 import { HttpClient } from './http.js';
-import { IwaClient, labSignInAllowed } from './iwa.js';
-import { createCsr, generateLocalKey, keyThumbprint, privateKeyPem, type LocalKey } from './keys.js';
-import { discoverOrg } from './discovery.js';
-import { IssuedAnswerSchema, type IssuedAnswer, type OrgConfig } from './protocol.js';
-import { signRenewalToken } from './renewal.js';
+import { generateLocalKey, keyThumbprint, type LocalKey } from './keys.js';
+import { httpOptionsFor } from './proxy/options.js';
 import { checkRevocation } from './revocation.js';
 import { loadState, saveState, type AgentState } from './state.js';
 import type { Trace } from './trace.js';
@@ -44,6 +43,8 @@ export interface InstalledCertificate extends CertInfo {
 
 export interface RunResult {
   outcome: Outcome;
+  /** Which enrollment backend the agent is configured with (`backend`). */
+  backend: BackendKind;
   message: string;
   deviceId: string;
   certificate?: InstalledCertificate;
@@ -68,10 +69,11 @@ async function thumbprintOf(c: StoredCertificate): Promise<string> {
 /**
  * One pass of the registration task: enroll, renew, or nothing. Ordered so that a failure at any step
  * leaves the previous certificate, key and state as they were, and a crash is repaired by the next pass.
+ * Who issues the certificate is the enrollment backend's business (backends/); everything else is here.
  */
 export class EnrollmentTask {
   private readonly config;
-  private readonly orgUrl: string;
+  private readonly backend: EnrollmentBackend;
   private readonly http: HttpClient;
   private readonly platform: Platform;
   private readonly creds: CredentialFiles;
@@ -80,17 +82,19 @@ export class EnrollmentTask {
   private readonly now: () => Date;
   private state!: AgentState;
   private readonly warnings: string[] = [];
+  /** A key being generated while the store and the CA are asked (RSA for SCEP takes longer than both). */
+  private earlyKey: Promise<LocalKey> | undefined;
 
   constructor(private readonly opts: RunOptions) {
     this.config = opts.loaded.config;
-    this.orgUrl = requireOrgUrl(this.config);
+    this.trace = opts.trace;
+    this.now = opts.now ?? (() => new Date());
+    this.http = new HttpClient(httpOptionsFor(this.config, { events: new EventLog(this.config.stateDir, opts.task), log: (line) => opts.trace.log(line) }));
+    this.backend = createBackend(opts.loaded, { http: this.http, trace: this.trace, now: this.now });
     ensurePrivateDir(this.config.stateDir);
-    this.http = new HttpClient({ tlsCaFile: this.config.tlsCaFile, timeoutMs: this.config.requestTimeoutMs });
     this.platform = opts.platform ?? createPlatform(this.config);
     this.creds = new CredentialFiles(this.config.stateDir);
     this.events = new EventLog(this.config.stateDir, opts.task);
-    this.trace = opts.trace;
-    this.now = opts.now ?? (() => new Date());
   }
 
   async run(): Promise<RunResult> {
@@ -125,33 +129,37 @@ export class EnrollmentTask {
     if (loaded.recoveredFrom) {
       this.events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${loaded.recoveredFrom}; it is rebuilt from the certificate store.`);
     }
-    trace.log(`Task: ${this.opts.task}; org ${this.orgUrl}; store: ${this.platform.store.description}; state: ${this.config.stateDir}`);
+    trace.log(`Task: ${this.opts.task}; backend ${this.backend.kind} (${this.backend.target}); store: ${this.platform.store.description}; state: ${this.config.stateDir}`);
+    this.startEarlyKey();
 
     const inventory = await trace.step('Read the certificate store', () => this.platform.store.list(), (r) => `${r.length} personal certificate(s)`);
-    let org: OrgConfig;
+    let authority: Authority;
     try {
-      org = await trace.step('Discover the org (IWA web apps, CA, mTLS host)', () => discoverOrg(this.http, this.orgUrl),
-        (o) => `IWA primary ${o.iwa.primary}, ${o.iwa.backups.length} backup(s), failover ${o.iwa.failoverMode}${o.readOnly ? ', READ-ONLY' : ''}`);
+      authority = await this.backend.authority();
     } catch (e) {
       return this.offlineAnswer(e, inventory);
     }
 
-    if (this.opts.task === 'device') return this.deviceTask(org);
+    if (this.opts.task === 'device') return this.deviceTask(authority);
 
-    const ours = inventory.filter((c) => c.info.issuerCN === org.ca.issuerCN);
+    const ours = inventory.filter((c) => authority.owns(c.info));
     const current = await this.reconcile(ours);
     const deviceId = current?.info.subjectCN || this.state.deviceId;
 
     if (this.opts.force) {
+      this.dropPending();
       this.events.record('FORCED_RENEWAL', `Forced renewal: ${current ? `certificate ${current.info.serialNumber} will be replaced` : 'no certificate present'}.`);
-      return this.enroll(org, deviceId, current);
+      return this.enroll(authority, deviceId, current);
     }
-    if (!current) return this.enroll(org, deviceId, undefined);
+    const resumed = await this.resumePending(authority, deviceId, current);
+    if (resumed) return resumed;
+    if (!current) return this.enroll(authority, deviceId, undefined);
 
     const tp = await thumbprintOf(current);
-    if (org.crlUrl) {
+    if (authority.crlUrl) {
+      const crlUrl = authority.crlUrl;
       try {
-        const rev = await trace.step('Check revocation (CRL)', () => checkRevocation(this.http, org.crlUrl!, org.ca.chainPem, current.info.serialNumber),
+        const rev = await trace.step('Check revocation (CRL)', () => checkRevocation(this.http, crlUrl, authority.chainPem, current.info.serialNumber),
           (r) => (r.revoked ? `REVOKED at ${r.revokedAt}` : 'not revoked'));
         if (rev.revoked) {
           this.events.record('REVOKED_FOUND', `Certificate ${current.info.serialNumber} was revoked at ${rev.revokedAt}.`, { serialNumber: current.info.serialNumber });
@@ -174,22 +182,23 @@ export class EnrollmentTask {
     const notAfter = Date.parse(current.info.notAfter);
     if (notAfter <= now) {
       this.events.record('EXPIRED_FOUND', `Certificate ${current.info.serialNumber} expired on ${current.info.notAfter}; enrolling a new one.`);
-      return this.enroll(org, deviceId, current);
+      return this.enroll(authority, deviceId, current);
     }
-    const windowStart = notAfter - org.certificate.renewalWindowSeconds * 1000;
+    const windowStart = notAfter - authority.renewalWindowSeconds * 1000;
     const renewFrom = this.opts.renewAt?.({ sha256: current.info.sha256, notAfter: new Date(notAfter), windowStart: new Date(windowStart) }).getTime() ?? windowStart;
-    if (now >= renewFrom) return this.renew(org, deviceId, current, key);
+    if (now >= renewFrom) return this.renew(authority, deviceId, current, key);
 
-    const browserPolicy = this.configureBrowsers(org);
+    const browserPolicy = await this.configureBrowsers(authority);
     const msg = `This device is enrolled: certificate ${current.info.serialNumber} is valid until ${current.info.notAfter}; renewal from ${new Date(renewFrom).toISOString()}.`;
-    return { outcome: 'nothing-to-do', message: msg, deviceId, certificate: this.installed(current, tp), warnings: this.warnings, ...(browserPolicy ? { browserPolicy } : {}) };
+    return { outcome: 'nothing-to-do', backend: this.backend.kind, message: msg, deviceId, certificate: this.installed(current, tp), warnings: this.warnings, ...(browserPolicy ? { browserPolicy } : {}) };
   }
 
   /** The device task (system context) writes the machine-wide browser policy; certificates are per user. */
-  private deviceTask(org: OrgConfig): RunResult {
-    const browserPolicy = this.configureBrowsers(org);
+  private async deviceTask(authority: Authority): Promise<RunResult> {
+    const browserPolicy = await this.configureBrowsers(authority);
     return {
       outcome: 'configured',
+      backend: this.backend.kind,
       message: browserPolicy ? `Browser policy written to ${browserPolicy.written.join(', ') || 'no directory'}.` : 'Browser setup skipped (SkipBrowserSetup=true).',
       deviceId: this.state.deviceId,
       warnings: this.warnings,
@@ -204,10 +213,11 @@ export class EnrollmentTask {
     const current = state && inventory.find((c) => c.id === state.storeId);
     const now = this.now().getTime();
     if (!current || Date.parse(current.info.notAfter) <= now) throw e;
-    this.warn('REVOCATION_UNCHECKED', `The org could not be reached, so revocation and renewal were not checked: ${e.message}`);
+    this.warn('REVOCATION_UNCHECKED', `${cap(this.backend.target)} could not be reached, so revocation and renewal were not checked: ${e.message}`);
     return {
       outcome: 'nothing-to-do',
-      message: `This device is enrolled (certificate ${current.info.serialNumber}, valid until ${current.info.notAfter}); the org was not reachable for checks.`,
+      backend: this.backend.kind,
+      message: `This device is enrolled (certificate ${current.info.serialNumber}, valid until ${current.info.notAfter}); ${this.backend.target} was not reachable for checks.`,
       deviceId: current.info.subjectCN,
       certificate: this.installed(current, state.thumbprint),
       warnings: this.warnings,
@@ -234,7 +244,8 @@ export class EnrollmentTask {
       });
       this.events.record('DUPLICATES_REMOVED', `Kept one device-trust certificate; removed ${extras.map((x) => x.info.serialNumber).join(', ')}.`);
     }
-    for (const tp of this.creds.list()) if (tp !== chosenCred?.thumbprint) this.creds.remove(tp);
+    // A request the CA holds as PENDING keeps its key (it has no certificate yet).
+    for (const tp of this.creds.list()) if (tp !== chosenCred?.thumbprint && tp !== this.state.pending?.thumbprint) this.creds.remove(tp);
     if (!keepSha) return undefined;
 
     let kept = (extras.length ? await this.platform.store.list() : ours).find((o) => o.info.sha256 === keepSha);
@@ -270,78 +281,145 @@ export class EnrollmentTask {
     saveState(this.config.stateDir, this.state);
   }
 
-  private ensureWritable(org: OrgConfig): void {
-    if (org.readOnly) {
+  private ensureWritable(authority: Authority): void {
+    if (authority.readOnly) {
       throw new AgentError('retry-later', 'ORG_READ_ONLY', 'The org is in read-only mode (maintenance), so devices cannot enroll or renew right now. Nothing was changed on this device.',
         'Nothing to do on this device: the agent tries again later on its own.');
     }
   }
 
+  /** After a rejection the same request (same backend and settings) is not resent before the hold ends. */
+  private checkHold(): void {
+    const h = this.state.hold;
+    if (!h || this.opts.force) return;
+    if (h.backend !== this.backend.kind || h.requestIdentity !== this.backend.requestIdentity || Date.parse(h.until) <= this.now().getTime()) return;
+    this.trace.log(`Not sending a request: the CA rejected the last one at ${h.at} and the hold lasts until ${h.until}.`);
+    throw new AgentError('rejected', h.code,
+      `The CA rejected this device's last request (at ${h.at}): ${h.message} The agent does not send the same request again before ${h.until}, so that it does not flood the CA.`,
+      h.remedy ?? 'Fix the cause with the CA administrator, then run: device-trust-agent run --forceRenewal');
+  }
+
+  /** Records what happened to a request: a PENDING one keeps its key for the next run, a rejected one is held. */
+  private afterFailedRequest(e: unknown, key: LocalKey, how: 'enrolled' | 'renewed'): void {
+    if (isAgentError(e) && e.code === PENDING_CODE) {
+      this.state = { ...this.state, pending: { thumbprint: key.thumbprint, backend: this.backend.kind, requestIdentity: this.backend.requestIdentity, since: this.state.pending?.since ?? this.now().toISOString(), how, message: e.message } };
+      saveState(this.config.stateDir, this.state);
+      return;
+    }
+    this.creds.remove(key.thumbprint);
+    if (this.state.pending?.thumbprint === key.thumbprint) this.state = { ...this.state, pending: undefined };
+    if (isAgentError(e) && e.failure === 'rejected' && this.backend.holdAfterRejectionSeconds > 0) {
+      const at = this.now();
+      this.state = {
+        ...this.state,
+        hold: { backend: this.backend.kind, requestIdentity: this.backend.requestIdentity, code: e.code, message: e.message, ...(e.remedy ? { remedy: e.remedy } : {}),
+          at: at.toISOString(), until: new Date(at.getTime() + this.backend.holdAfterRejectionSeconds * 1000).toISOString() },
+      };
+      saveState(this.config.stateDir, this.state);
+    }
+  }
+
+  private dropPending(): void {
+    const p = this.state.pending;
+    if (!p) return;
+    if (p.thumbprint !== this.state.current?.thumbprint) this.creds.remove(p.thumbprint);
+    this.state = { ...this.state, pending: undefined };
+    saveState(this.config.stateDir, this.state);
+  }
+
+  /** A request left PENDING by an earlier run is asked about again, with the same key, instead of starting over. */
+  private async resumePending(authority: Authority, deviceId: string, current: StoredCertificate | undefined): Promise<RunResult | undefined> {
+    const p = this.state.pending;
+    if (!p) return undefined;
+    const key = p.backend === this.backend.kind && p.requestIdentity === this.backend.requestIdentity && this.backend.resume ? await this.creds.readKey(p.thumbprint) : undefined;
+    if (!key || !this.backend.resume) {
+      this.trace.log('A pending request from an earlier run no longer matches the configuration (or its key is gone); starting afresh.');
+      this.dropPending();
+      return undefined;
+    }
+    this.ensureWritable(authority);
+    const resume = this.backend.resume.bind(this.backend);
+    let issued: Issued;
+    try {
+      issued = await resume({ key, deviceId });
+    } catch (e) {
+      this.afterFailedRequest(e, key, p.how);
+      throw e;
+    }
+    // The pending record (and its key) stays until the certificate is installed: a failed install polls again.
+    return this.install(authority, issued, key, current, p.how);
+  }
+
+  /**
+   * When the state already says a new key will be needed (no certificate, renewal due, forced), it is generated
+   * in the background while the store and the CA are asked; an unneeded one is simply dropped (never written).
+   */
+  private startEarlyKey(): void {
+    const cur = this.state.current;
+    const due = !cur || Date.parse(cur.renewFrom ?? cur.notAfter) <= this.now().getTime();
+    if (this.opts.task !== 'user' || (!this.opts.force && !due) || (this.state.pending && !this.opts.force)) return;
+    this.earlyKey = generateLocalKey(this.backend.keyAlgorithm);
+    this.earlyKey.catch(() => undefined);
+  }
+
   private async newKey(): Promise<LocalKey> {
-    const key = await this.trace.step(`Generate the device key (${this.config.keyAlgorithm}) on this machine`, () => generateLocalKey(this.config.keyAlgorithm),
-      (k) => `key thumbprint ${k.thumbprint}`);
+    const algorithm = this.backend.keyAlgorithm;
+    const early = this.earlyKey;
+    this.earlyKey = undefined;
+    const key = await this.trace.step(`Generate the device key (${algorithm}) on this machine`, () => early ?? generateLocalKey(algorithm),
+      (k) => `key thumbprint ${k.thumbprint}${early ? ' (generated while the CA was asked)' : ''}`);
     this.creds.writeKey(key);
     return key;
   }
 
-  private async enroll(org: OrgConfig, deviceId: string, previous: StoredCertificate | undefined): Promise<RunResult> {
-    this.ensureWritable(org);
+  private async enroll(authority: Authority, deviceId: string, previous: StoredCertificate | undefined): Promise<RunResult> {
+    this.ensureWritable(authority);
+    this.checkHold();
     const key = await this.newKey();
+    let issued: Issued;
     try {
-      const labPrincipal = this.labPrincipals(org);
-      const iwa = new IwaClient({ http: this.http, org, trace: this.trace, labPrincipal });
-      const deviceToken = await this.trace.step('Get a device token from the IWA web app (machine identity)',
-        () => iwa.deviceToken({ kind: 'device', principal: this.config.devicePrincipal ?? `host/${this.config.deviceName}`, keytab: this.config.deviceKeytab }, { deviceId, deviceName: this.config.deviceName, keyThumbprint: key.thumbprint }),
-        () => `from ${iwa.baseUrl}`);
-      this.trace.secret('Device token', deviceToken);
-      const userToken = await this.trace.step('Get a user token from the IWA web app (logged-on user)', () => iwa.userToken(deviceToken));
-      this.trace.secret('User token', userToken);
-      const csr = await this.trace.step('Create the certificate signing request', () => createCsr(key, `CN=${deviceId}`));
-      const { data } = await this.trace.step('Ask the org to issue the certificate', () =>
-        this.http.json(IssuedAnswerSchema, { url: `${this.orgUrl}/api/v1/device-trust/enroll`, method: 'POST', json: { userToken, csr }, what: 'the org' }));
-      return await this.install(org, data, key, previous, 'enrolled');
+      issued = await this.backend.enroll({ key, deviceId });
     } catch (e) {
-      this.creds.remove(key.thumbprint);
+      this.afterFailedRequest(e, key, 'enrolled');
       throw e;
     }
+    return this.installOrDiscard(authority, issued, key, previous, 'enrolled');
   }
 
-  private async renew(org: OrgConfig, deviceId: string, current: StoredCertificate, currentKey: LocalKey): Promise<RunResult> {
-    this.ensureWritable(org);
+  private async renew(authority: Authority, deviceId: string, current: StoredCertificate, currentKey: LocalKey): Promise<RunResult> {
+    this.ensureWritable(authority);
+    this.checkHold();
     const key = await this.newKey();
+    let issued: Issued;
     try {
-      const renewalToken = await signRenewalToken({ currentKey, currentCertPem: current.pem, deviceId, newKeyThumbprint: key.thumbprint, now: this.now() });
-      this.trace.secret('Renewal token (signed with the current key)', renewalToken);
-      const csr = await this.trace.step('Create the certificate signing request', () => createCsr(key, `CN=${deviceId}`));
-      const { data } = await this.trace.step('Ask the org to renew the certificate (no IWA needed)', () =>
-        this.http.json(IssuedAnswerSchema, { url: `${this.orgUrl}/api/v1/device-trust/renew`, method: 'POST', json: { renewalToken, csr }, what: 'the org' }));
-      return await this.install(org, data, key, current, 'renewed');
+      issued = await this.backend.renew({ key, deviceId, currentCertPem: current.pem, currentKey });
     } catch (e) {
-      this.creds.remove(key.thumbprint);
       if (isAgentError(e) && e.failure === 'rejected') {
-        this.trace.log(`Renewal was refused (${e.message}); enrolling afresh through the IWA web app.`);
-        return this.enroll(org, deviceId, current);
+        this.creds.remove(key.thumbprint);
+        this.trace.log(`Renewal was refused (${e.message}); enrolling afresh.`);
+        return this.enroll(authority, deviceId, current);
       }
+      this.afterFailedRequest(e, key, 'renewed');
+      throw e;
+    }
+    return this.installOrDiscard(authority, issued, key, current, 'renewed');
+  }
+
+  private async installOrDiscard(authority: Authority, issued: Issued, key: LocalKey, previous: StoredCertificate | undefined, how: 'enrolled' | 'renewed'): Promise<RunResult> {
+    try {
+      return await this.install(authority, issued, key, previous, how);
+    } catch (e) {
+      this.creds.remove(key.thumbprint);
       throw e;
     }
   }
 
-  private labPrincipals(org: OrgConfig): { device: string; user: string } | undefined {
-    if (!this.config.labSignIn) return undefined;
-    if (!labSignInAllowed(org)) {
-      throw new AgentError('config', 'LAB_SIGN_IN_REFUSED', 'labSignIn is set, but this org is not a lab org on this machine; the lab-only sign-in is never used with a real org.',
-        'Remove labSignIn from the configuration: real orgs use Kerberos (integrated Windows authentication).');
-    }
-    this.trace.log('LAB-ONLY SIGN-IN: no Kerberos; the lab org accepts a declared principal. Never used with a real org.');
-    const user = process.env.USER || 'alice';
-    return { device: `host/${this.config.deviceName}.lab.test@LAB.TEST`, user: `${user}@LAB.TEST` };
-  }
-
-  private async install(org: OrgConfig, answer: IssuedAnswer, key: LocalKey, previous: StoredCertificate | undefined, how: 'enrolled' | 'renewed'): Promise<RunResult> {
+  private async install(authority: Authority, issued: Issued, key: LocalKey, previous: StoredCertificate | undefined, how: 'enrolled' | 'renewed'): Promise<RunResult> {
+    const certificate = issued.certificatePem;
     const info = await this.trace.step('Check the issued certificate (key, issuer, chain, clientAuth, validity)', async () =>
-      checkIssuedCertificate(answer.certificate, { key, caChainPem: org.ca.chainPem, issuerCN: org.ca.issuerCN, now: this.now() }),
+      checkIssuedCertificate(certificate, { key, caChainPem: authority.chainPem, issuerCN: authority.issuerCN, owns: authority.owns, issuedBy: authority.name, pinnedPem: authority.pinnedPem, now: this.now() }),
       (i) => `serial ${i.serialNumber}, valid until ${i.notAfter}`);
-    this.creds.writeCertificate(key.thumbprint, answer.certificate, org.ca.chainPem);
+    this.creds.writeCertificate(key.thumbprint, certificate, authority.chainPem);
     const oldTp = previous ? await thumbprintOf(previous) : undefined;
     // The previous certificate goes first (NSS files same-subject certificates under one nickname); if
     // anything below fails it is put back from the agent's own copy, so the device never ends up with none.
@@ -352,7 +430,7 @@ export class EnrollmentTask {
     if (previous) await this.trace.step(`Remove the previous certificate ${previous.info.serialNumber} from the store`, () => this.platform.store.remove(previous.id));
     let stored: StoredCertificate;
     try {
-      stored = await this.trace.step(`Install into the ${this.platform.store.description}`, () => this.installCredential(key.thumbprint, answer.certificate, org.ca.chainPem),
+      stored = await this.trace.step(`Install into the ${this.platform.store.description}`, () => this.installCredential(key.thumbprint, certificate, authority.chainPem),
         (s) => `as "${s.id}"`);
     } catch (e) {
       await restorePrevious();
@@ -363,7 +441,9 @@ export class EnrollmentTask {
         ...this.state,
         deviceId: info.subjectCN && /^[0-9a-f-]{36}$/.test(info.subjectCN) ? info.subjectCN : this.state.deviceId,
         current: { thumbprint: key.thumbprint, serialNumber: info.serialNumber, storeId: stored.id, subject: info.subject, issuer: info.issuer, notBefore: info.notBefore, notAfter: info.notAfter, sha256: info.sha256, enrolledAt: this.now().toISOString(), how,
-          renewFrom: new Date(Date.parse(info.notAfter) - org.certificate.renewalWindowSeconds * 1000).toISOString() },
+          renewFrom: new Date(Date.parse(info.notAfter) - authority.renewalWindowSeconds * 1000).toISOString() },
+        hold: undefined,
+        pending: undefined,
       };
       saveState(this.config.stateDir, this.state);
     } catch (e) {
@@ -373,13 +453,14 @@ export class EnrollmentTask {
         'Check free disk space and permissions of the state directory, then run again.', { cause: e });
     }
     if (oldTp && oldTp !== key.thumbprint) this.creds.remove(oldTp);
-    const browserPolicy = this.configureBrowsers(org);
+    const browserPolicy = await this.configureBrowsers(authority);
     const event = how === 'enrolled' ? 'ENROLLED' : 'RENEWED';
     this.events.record(event, `Certificate ${info.serialNumber} ${how} for device ${info.subjectCN}, valid until ${info.notAfter}, installed in ${this.platform.store.description}.`,
       { serialNumber: info.serialNumber, notAfter: info.notAfter, store: this.platform.store.description, ...(previous ? { replaced: previous.info.serialNumber } : {}) });
     return {
       outcome: how,
-      message: `Certificate ${how}: serial ${info.serialNumber}, issued by ${info.issuerCN}, valid until ${info.notAfter}.`,
+      backend: this.backend.kind,
+      message: `Certificate ${how}: serial ${info.serialNumber}, issued by ${info.issuerCN || info.issuer}, valid until ${info.notAfter}.`,
       deviceId: this.state.deviceId,
       certificate: this.installed(stored, key.thumbprint),
       warnings: this.warnings,
@@ -387,12 +468,12 @@ export class EnrollmentTask {
     };
   }
 
-  private configureBrowsers(org: OrgConfig): PolicyResult | undefined {
+  private async configureBrowsers(authority: Authority): Promise<PolicyResult | undefined> {
     if (this.config.skipBrowserSetup) {
       this.trace.log('Browser setup skipped (SkipBrowserSetup=true).');
       return undefined;
     }
-    const res = this.platform.configureBrowsers(org.mtls.hostPatterns, org.ca.issuerCN);
+    const res = await this.platform.configureBrowsers(authority.hostPatterns, authority.issuerFilter);
     this.trace.log(`Browser policy: written ${res.written.join(', ') || 'nowhere'}${res.skipped.length ? `; skipped ${res.skipped.map((s) => `${s.dir} (${s.reason})`).join(', ')}` : ''}`);
     if (res.written.length === 0 && res.skipped.length > 0) {
       this.warn('BROWSER_SETUP_SKIPPED', `The browser policy could not be written (${res.skipped.map((s) => `${s.dir}: ${s.reason}`).join('; ')}); browsers will ask which certificate to present. The device task (run as root) writes it.`);
@@ -409,6 +490,10 @@ export class EnrollmentTask {
   private installed(c: StoredCertificate, thumbprint: string): InstalledCertificate {
     return { ...c.info, storeId: c.id, store: this.platform.store.description, thumbprint };
   }
+}
+
+function cap(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
 export function runTask(opts: RunOptions): Promise<RunResult> {

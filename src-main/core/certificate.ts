@@ -47,12 +47,16 @@ export function splitPem(bundle: string): string[] {
   return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
-/** Walks from `cert` up through `anchors` to a self-signed root, checking every signature. */
-export function chainsTo(cert: X509Certificate, anchors: X509Certificate[]): boolean {
+/**
+ * Walks from `cert` up through `anchors` to a self-signed root, checking every signature. A pinned CA (e.g. a
+ * SCEP CA pinned by fingerprint) ends the walk too: it is trusted itself, whether or not its root was sent.
+ */
+export function chainsTo(cert: X509Certificate, anchors: X509Certificate[], pinned?: X509Certificate): boolean {
   let current = cert;
   for (let depth = 0; depth < 8; depth++) {
     const issuer = anchors.find((a) => a.ca && current.checkIssued(a) && current.verify(a.publicKey));
     if (!issuer) return false;
+    if (pinned && issuer.fingerprint256 === pinned.fingerprint256) return true;
     if (issuer.checkIssued(issuer) && issuer.verify(issuer.publicKey)) return true;
     current = issuer;
   }
@@ -64,6 +68,12 @@ export interface CheckOptions {
   /** The CA chain the org published (fetched over verified TLS); the answer's own chain is not trusted. */
   caChainPem: string[];
   issuerCN: string;
+  /** A stricter ownership test than the issuer CN (e.g. the SCEP CA's full subject, for a CA without a CN). */
+  owns?: (info: CertInfo) => boolean;
+  /** Who issued it, for the message: "the org …", "the SCEP CA at …". */
+  issuedBy?: string;
+  /** A CA trusted by pin: the chain may end there instead of at a self-signed root. */
+  pinnedPem?: string;
   now?: Date;
 }
 
@@ -73,14 +83,15 @@ export interface CheckOptions {
  */
 export function checkIssuedCertificate(pem: string, opts: CheckOptions): CertInfo {
   const refuse = (code: string, why: string) =>
-    new AgentError('bad-answer', code, `The org issued a certificate that cannot be used: ${why}. It was not installed and the previous certificate (if any) is unchanged.`,
+    new AgentError('bad-answer', code, `${cap(opts.issuedBy ?? 'the org')} issued a certificate that cannot be used: ${why}. It was not installed and the previous certificate (if any) is unchanged.`,
       'Try again later; if it repeats, give the --debug output to the identity-provider admin.');
   const cert = parseCertificate(pem);
   const info = describeCertificate(cert);
   if (!cert.checkPrivateKey(opts.key.privateKey)) throw refuse('CERT_KEY_MISMATCH', 'it is for a different key than the one this device generated');
   if (info.issuerCN !== opts.issuerCN) throw refuse('CERT_WRONG_ISSUER', `it was issued by "${info.issuerCN}", not by "${opts.issuerCN}"`);
+  if (opts.owns && !opts.owns(info)) throw refuse('CERT_WRONG_ISSUER', `it was issued by "${info.issuer}", not by the expected CA`);
   const anchors = opts.caChainPem.map(parseCertificate);
-  if (!chainsTo(cert, anchors)) throw refuse('CERT_UNTRUSTED_CHAIN', "it does not chain to the org's certificate authority");
+  if (!chainsTo(cert, anchors, opts.pinnedPem ? parseCertificate(opts.pinnedPem) : undefined)) throw refuse('CERT_UNTRUSTED_CHAIN', "it does not chain to the org's certificate authority");
   if (!(cert.keyUsage ?? []).includes(EKU_CLIENT_AUTH)) throw refuse('CERT_NO_CLIENT_AUTH', 'it is not valid for client authentication (no clientAuth extended key usage)');
   const now = (opts.now ?? new Date()).getTime();
   if (Date.parse(info.notAfter) <= now) throw refuse('CERT_EXPIRED', `it expired on ${info.notAfter}`);
@@ -88,4 +99,8 @@ export function checkIssuedCertificate(pem: string, opts: CheckOptions): CertInf
     throw refuse('CERT_NOT_YET_VALID', `it is valid only from ${info.notBefore}; check this device's clock`);
   }
   return info;
+}
+
+function cap(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }

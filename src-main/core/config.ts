@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { createManagedConfigReader, type ManagedConfigReader } from '../platform/managed-config.js';
+import { readJsonObjectFile } from '../platform/managed-config-linux.js';
 import { AgentError } from './errors.js';
 import { defaultPaths } from './paths.js';
 
@@ -13,9 +15,15 @@ export const ConfigSchema = z.object({
   httpProxy: httpUrl.optional(),
   httpProxyPacLocation: z.url({ protocol: /^(https?|file)$/ }).optional(),
   skipBrowserSetup: z.boolean(),
+  /** SkipTPM=true: Windows keeps the key in software even where a TPM is present. */
+  skipTpm: z.boolean(),
   stateDir: z.string().min(1),
   nssDbDir: z.string().min(1),
   browserPolicyDirs: z.array(z.string().min(1)),
+  /** Directories holding Firefox's policies.json (Linux). */
+  firefoxPolicyDirs: z.array(z.string().min(1)),
+  /** Also keep the certificate, chain and key as owner-only PEM files here, for other tools (Linux). */
+  exportPemDir: z.string().min(1).optional(),
   /** Extra trust anchors (PEM file) for TLS to the org and IWA, added to the system roots. */
   tlsCaFile: z.string().min(1).optional(),
   keyAlgorithm: z.enum(['P-256', 'RSA-2048']),
@@ -28,6 +36,29 @@ export const ConfigSchema = z.object({
   /** The certificate issuer CN that marks our certificates in the store. */
   issuerCN: z.string().min(1),
   requestTimeoutMs: z.number().int().positive(),
+  /** Diagnostics: the AD domain whose DCs are found by DNS SRV (default: krb5.conf's default realm, lower case). */
+  adDomain: z.string().regex(/^[A-Za-z0-9.-]+$/, 'adDomain must be a DNS domain name').optional(),
+  /** Diagnostics: the access gateway's authentication-service health URL, when there is one. */
+  gatewayHealthUrl: z.url({ protocol: /^https$/, error: 'gatewayHealthUrl must be an https:// URL' }).optional(),
+  /** Which enrollment backend issues the certificate: the identity provider's flow, or a SCEP CA (RFC 8894). */
+  backend: z.enum(['idp', 'scep']),
+  /** SCEP: the CA's endpoint, e.g. http://ca.example.com/scep (SCEP protects its messages itself; the CA is pinned). */
+  scepUrl: httpUrl.optional(),
+  /** SCEP: the challenge password the CA expects (a secret: never logged). */
+  scepChallenge: z.string().min(1).max(1024).optional(),
+  /** SCEP: SHA-256 fingerprint of the CA certificate; anything else from GetCACert is refused. */
+  scepCaFingerprint: z.string()
+    .transform((s) => s.replace(/^sha-?256[:=]?/i, '').replace(/[:\s]/g, '').toLowerCase())
+    .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 fingerprint: 64 hex digits, colons allowed'))
+    .optional(),
+  /** SCEP: accept SHA-1 and 3DES when the CA offers nothing stronger (off: such a CA is refused). */
+  scepAllowWeak: z.boolean(),
+  /** SCEP: browser URL patterns of the mTLS hosts (there is no org discovery to say which hosts want the certificate). */
+  scepHostPatterns: z.array(z.string().min(1).max(500)).max(50),
+  /** SCEP: renew when the certificate has less than this many days left (keep it within the CA's own renewal window). */
+  scepRenewalWindowDays: z.number().positive().max(3650),
+  /** SCEP: how long one run keeps polling a PENDING request before leaving it for the next run. */
+  scepPendingWaitSeconds: z.number().nonnegative().max(3600),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -52,6 +83,9 @@ const ALIASES: Record<string, keyof Config> = {
   httpproxy: 'httpProxy',
   httpproxypaclocation: 'httpProxyPacLocation',
   skipbrowsersetup: 'skipBrowserSetup',
+  skiptpm: 'skipTpm',
+  firefoxpolicydirs: 'firefoxPolicyDirs',
+  exportpemdir: 'exportPemDir',
   statedir: 'stateDir',
   nssdbdir: 'nssDbDir',
   browserpolicydirs: 'browserPolicyDirs',
@@ -63,18 +97,44 @@ const ALIASES: Record<string, keyof Config> = {
   devicekeytab: 'deviceKeytab',
   issuercn: 'issuerCN',
   requesttimeoutms: 'requestTimeoutMs',
+  addomain: 'adDomain',
+  gatewayhealthurl: 'gatewayHealthUrl',
+  backend: 'backend',
+  enrollmentbackend: 'backend',
+  scepurl: 'scepUrl',
+  scepchallenge: 'scepChallenge',
+  scepcafingerprint: 'scepCaFingerprint',
+  scepallowweak: 'scepAllowWeak',
+  scephostpatterns: 'scepHostPatterns',
+  sceprenewalwindowdays: 'scepRenewalWindowDays',
+  sceppendingwaitseconds: 'scepPendingWaitSeconds',
 };
 
-const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'labSignIn']);
-const NUMBER_KEYS = new Set<keyof Config>(['requestTimeoutMs']);
-const LIST_KEYS = new Set<keyof Config>(['browserPolicyDirs']);
+const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labSignIn', 'scepAllowWeak']);
+const NUMBER_KEYS = new Set<keyof Config>(['requestTimeoutMs', 'scepRenewalWindowDays', 'scepPendingWaitSeconds']);
+const LIST_KEYS = new Set<keyof Config>(['browserPolicyDirs', 'firefoxPolicyDirs']);
+/** URL patterns contain colons, so their lists are separated by commas or spaces instead of the path delimiter. */
+const PATTERN_LIST_KEYS = new Set<keyof Config>(['scepHostPatterns']);
 
-/** Turns `{ "OktaURL": "…", "SkipBrowserSetup": "true" }` into typed settings; unknown keys are an error. */
-export function normalizeSettings(raw: Record<string, unknown>, origin: string): Partial_ {
+/** Settings that are secrets: shown as "[redacted]" wherever settings are printed. */
+export const SECRET_SETTINGS = new Set<keyof Config>(['scepChallenge']);
+
+/** A setting's value as it may be printed (`--debug`, status): secrets never appear. */
+export function printableSetting(key: keyof Config, value: unknown): string {
+  if (SECRET_SETTINGS.has(key) && value !== undefined) return '"[redacted]"';
+  return JSON.stringify(value);
+}
+
+/**
+ * Turns `{ "OktaURL": "…", "SkipBrowserSetup": "true" }` into typed settings; unknown keys are an error unless
+ * the source is shared with other software (`ignoreUnknown`).
+ */
+export function normalizeSettings(raw: Record<string, unknown>, origin: string, opts: { ignoreUnknown?: boolean } = {}): Partial_ {
   const out: Partial_ = {};
   for (const [k, v] of Object.entries(raw)) {
     if (k === '$schema' || k.startsWith('//')) continue;
     const key = ALIASES[k.toLowerCase()];
+    if (!key && opts.ignoreUnknown) continue;
     if (!key) {
       throw new AgentError('config', 'CONFIG_UNKNOWN_KEY', `Unknown setting "${k}" in ${origin}.`,
         `Remove it or correct its name; known settings: ${Object.values(ALIASES).filter((v, i, a) => a.indexOf(v) === i).join(', ')}.`);
@@ -93,6 +153,7 @@ function coerce(key: keyof Config, v: unknown, origin: string): unknown {
   }
   if (NUMBER_KEYS.has(key)) return Number(v);
   if (LIST_KEYS.has(key)) return v.split(path.delimiter).filter(Boolean);
+  if (PATTERN_LIST_KEYS.has(key)) return v.split(/[\s,]+/).filter(Boolean);
   return v;
 }
 
@@ -101,6 +162,9 @@ const ENV_VARS: Record<string, keyof Config> = {
   DTA_HTTP_PROXY: 'httpProxy',
   DTA_PAC_URL: 'httpProxyPacLocation',
   DTA_SKIP_BROWSER_SETUP: 'skipBrowserSetup',
+  DTA_SKIP_TPM: 'skipTpm',
+  DTA_FIREFOX_POLICY_DIRS: 'firefoxPolicyDirs',
+  DTA_EXPORT_PEM_DIR: 'exportPemDir',
   DTA_STATE_DIR: 'stateDir',
   DTA_NSS_DB: 'nssDbDir',
   DTA_BROWSER_POLICY_DIRS: 'browserPolicyDirs',
@@ -110,6 +174,16 @@ const ENV_VARS: Record<string, keyof Config> = {
   DTA_DEVICE_NAME: 'deviceName',
   DTA_DEVICE_PRINCIPAL: 'devicePrincipal',
   DTA_DEVICE_KEYTAB: 'deviceKeytab',
+  DTA_AD_DOMAIN: 'adDomain',
+  DTA_GATEWAY_HEALTH_URL: 'gatewayHealthUrl',
+  DTA_BACKEND: 'backend',
+  DTA_SCEP_URL: 'scepUrl',
+  DTA_SCEP_CHALLENGE: 'scepChallenge',
+  DTA_SCEP_CA_FINGERPRINT: 'scepCaFingerprint',
+  DTA_SCEP_ALLOW_WEAK: 'scepAllowWeak',
+  DTA_SCEP_HOST_PATTERNS: 'scepHostPatterns',
+  DTA_SCEP_RENEWAL_WINDOW_DAYS: 'scepRenewalWindowDays',
+  DTA_SCEP_PENDING_WAIT_SECONDS: 'scepPendingWaitSeconds',
 };
 
 export function settingsFromEnv(env: NodeJS.ProcessEnv): Partial_ {
@@ -121,40 +195,16 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): Partial_ {
   return normalizeSettings(raw, 'the environment');
 }
 
-function readJsonFile(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new AgentError('config', 'CONFIG_UNREADABLE', `Cannot read the configuration file ${file}: ${(e as Error).message}.`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new AgentError('config', 'CONFIG_INVALID', `The configuration file ${file} is not valid JSON: ${(e as Error).message}.`,
-      'Fix the file (it must be one JSON object) or remove it.');
-  }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new AgentError('config', 'CONFIG_INVALID', `The configuration file ${file} must hold one JSON object.`);
-  }
-  return parsed as Record<string, unknown>;
-}
-
-/** Managed configuration (admin-deployed): on Linux every *.json in the managed directory, in name order. */
-export function managedSettings(dir: string): { settings: Partial_; files: string[] } {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir).filter((n) => n.endsWith('.json')).sort();
-  } catch {
-    return { settings: {}, files: [] };
-  }
+/**
+ * Managed configuration (admin-deployed), from the platform's reader: Linux /etc/device-trust-agent/*.json, the
+ * Windows registry, macOS managed preferences. Later sources win over earlier ones.
+ */
+export function managedSettings(reader: ManagedConfigReader): { settings: Partial_; files: string[] } {
   const settings: Partial_ = {};
   const files: string[] = [];
-  for (const n of names) {
-    const file = path.join(dir, n);
-    Object.assign(settings, normalizeSettings(readJsonFile(file), file));
-    files.push(file);
+  for (const source of reader.read()) {
+    Object.assign(settings, normalizeSettings(source.values, source.origin, { ignoreUnknown: source.ignoreUnknown ?? false }));
+    files.push(source.origin);
   }
   return { settings, files };
 }
@@ -163,6 +213,8 @@ export interface LoadConfigOptions {
   cli?: Record<string, unknown>;
   configFile?: string;
   env?: NodeJS.ProcessEnv;
+  /** Defaults to this platform's reader; tests give another platform's reader with a scripted runner. */
+  managed?: ManagedConfigReader;
 }
 
 /** Precedence, highest first: command line > environment > config file > managed configuration > defaults. */
@@ -172,22 +224,29 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
   const hostname = os.hostname().split('.')[0] || 'workstation';
   const defaults: Config = {
     skipBrowserSetup: false,
+    skipTpm: false,
     stateDir: paths.stateDir,
     nssDbDir: paths.nssDbDir,
     browserPolicyDirs: paths.browserPolicyDirs,
+    firefoxPolicyDirs: paths.firefoxPolicyDirs,
     keyAlgorithm: 'P-256',
     labSignIn: false,
     deviceName: hostname,
     deviceKeytab: '/etc/krb5.keytab',
     issuerCN: 'MTLS Certificate Authority',
     requestTimeoutMs: 15000,
+    backend: 'idp',
+    scepAllowWeak: false,
+    scepHostPatterns: [],
+    scepRenewalWindowDays: 14,
+    scepPendingWaitSeconds: 60,
   };
-  const managed = managedSettings(paths.managedConfigDir);
+  const managed = managedSettings(opts.managed ?? createManagedConfigReader(process.platform, env));
   const files = [...managed.files];
   const configFile = opts.configFile ?? env.DTA_CONFIG_FILE ?? paths.configFile;
   let fileSettings: Partial_ = {};
   if (opts.configFile || env.DTA_CONFIG_FILE || fs.existsSync(configFile)) {
-    fileSettings = normalizeSettings(readJsonFile(configFile), configFile);
+    fileSettings = normalizeSettings(readJsonObjectFile(configFile), configFile);
     files.push(configFile);
   }
   const layers: [ConfigSource, Partial_][] = [
@@ -221,7 +280,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
 export function requireOrgUrl(config: Config): string {
   if (!config.orgUrl) {
     throw new AgentError('config', 'NOT_CONFIGURED', 'No org URL is configured, so the agent does not know where to enroll.',
-      'Set OktaURL= at install time, "orgUrl" in the managed configuration (/etc/device-trust-agent/*.json), DTA_ORG_URL, or --org-url.');
+      'Set OktaURL= at install time, "orgUrl" (or OktaOrgUrl) in the managed configuration (Windows: HKLM\\SOFTWARE\\Okta\\DeviceTrust; macOS: a configuration profile; Linux: /etc/device-trust-agent/*.json), DTA_ORG_URL, or --org-url.');
   }
   return config.orgUrl.replace(/\/+$/, '');
 }

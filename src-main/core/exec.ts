@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 
 /** A platform command as data, so unit tests can assert the exact command line without running it. */
 export interface Command {
@@ -33,6 +33,22 @@ export const runCommand: CommandRunner = (cmd) =>
         resolve({ code: typeof code === 'number' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
       },
     );
+    child.stdin?.on('error', () => undefined); // a command that exits without reading its input: not our error
     if (cmd.input !== undefined) child.stdin?.end(cmd.input);
     else child.stdin?.end();
   });
+
+export type SyncCommandRunner = (cmd: Command) => CommandResult;
+
+/**
+ * The synchronous form, for the few reads that happen while configuration loads (managed configuration from
+ * the Windows registry or macOS preferences). Throws only when the command itself could not run.
+ */
+export const runCommandSync: SyncCommandRunner = (cmd) => {
+  const r = spawnSync(cmd.file, cmd.args, {
+    env: { ...process.env, ...cmd.env }, timeout: 30_000, maxBuffer: 4 * 1024 * 1024, windowsHide: true, encoding: 'utf8',
+    ...(cmd.input !== undefined ? { input: cmd.input } : {}),
+  });
+  if (r.error) throw r.error;
+  return { code: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+};

@@ -1,9 +1,16 @@
 import fs from 'node:fs';
 import tls from 'node:tls';
-import { Agent, request, type Dispatcher } from 'undici';
+import { request } from 'undici';
 import type { z } from 'zod';
 import { AgentError } from './errors.js';
+import type { EventLog } from './events.js';
 import { ErrorAnswerSchema } from './protocol.js';
+import { ProxyAuthError, routeDispatcher, ProxyUnreachableError, type TlsSettings } from './proxy/connect.js';
+import { diagnoseRouteFailure } from './proxy/diagnose.js';
+import { osProxyReader, type OsProxyReader } from './proxy/os.js';
+import { ProxyResolver } from './proxy/resolver.js';
+import { describeRoute, type Route, type RouteDecision } from './proxy/types.js';
+import { runCommand } from './exec.js';
 
 /** A hostile or broken server must not be able to make us buffer without bound. */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -12,6 +19,24 @@ export interface HttpOptions {
   /** PEM file of extra trust anchors (added to the system roots, never replacing verification). */
   tlsCaFile?: string | undefined;
   timeoutMs: number;
+  /**
+   * Where requests go (see proxy/resolver.ts for the precedence): the explicit proxy and PAC location from
+   * the configuration; the environment and the OS settings are read unless turned off. Absent: environment
+   * and OS settings only.
+   */
+  proxy?: {
+    httpProxy?: string | undefined;
+    httpProxyPacLocation?: string | undefined;
+    env?: NodeJS.ProcessEnv;
+    os?: OsProxyReader | false;
+    pacTimeLimitMs?: number;
+  };
+  /** Where a detected TLS interception is recorded (event TLS_INTERCEPTED). */
+  events?: EventLog | undefined;
+  /** Hosts an interception finding asks to exempt besides the failing one (the org's). */
+  exemptHosts?: string[] | undefined;
+  /** Trace lines about routes (PAC answers, fall-through); credentials never appear in them. */
+  log?: ((line: string) => void) | undefined;
 }
 
 export interface ClientCertificate {
@@ -30,6 +55,8 @@ export interface RequestSpec {
   method?: 'GET' | 'POST';
   headers?: Record<string, string>;
   json?: unknown;
+  /** A binary body (e.g. a SCEP PKI message); set its content-type in `headers`. */
+  body?: Uint8Array;
   /** What the server is, for error messages ("the org", "the IWA web app"). */
   what: string;
 }
@@ -40,7 +67,8 @@ const NETWORK_CODES = new Set([
 ]);
 const TLS_CODES = /^(CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|ERR_TLS_CERT|ERR_SSL|HOSTNAME_MISMATCH)/;
 
-function rootCertificates(tlsCaFile: string | undefined): string[] {
+/** The trust anchors every TLS connection of the agent uses (also the diagnostics TLS stage). */
+export function rootCertificates(tlsCaFile: string | undefined): string[] {
   const roots = [...tls.rootCertificates];
   if (tlsCaFile) {
     try {
@@ -52,56 +80,129 @@ function rootCertificates(tlsCaFile: string | undefined): string[] {
   return roots;
 }
 
-/** Every request the agent makes goes through one HttpClient, so trust, timeouts and limits are uniform. */
+type RouteConnection = ReturnType<typeof routeDispatcher>;
+
+/**
+ * Every request the agent makes goes through one HttpClient, so trust, timeouts, limits and the proxy
+ * route are uniform. Each request asks the proxy resolver for its routes and takes the first that works: a
+ * proxy that cannot be reached falls through to the next entry of the PAC answer.
+ */
 export class HttpClient {
-  private readonly dispatcher: Dispatcher;
+  readonly resolver: ProxyResolver;
   private readonly roots: string[];
+  private readonly routes = new Map<string, RouteConnection>();
+  private readonly intercepted = new Set<string>();
+  private readonly announced = new Set<string>();
 
   constructor(private readonly opts: HttpOptions) {
     this.roots = rootCertificates(opts.tlsCaFile);
-    this.dispatcher = this.makeAgent();
-  }
-
-  private makeAgent(clientCert?: ClientCertificate): Agent {
-    return new Agent({
-      connect: {
-        ca: this.roots,
-        rejectUnauthorized: true,
-        timeout: this.opts.timeoutMs,
-        ...(clientCert ? { cert: clientCert.certPem, key: clientCert.keyPem } : {}),
-      },
-      headersTimeout: this.opts.timeoutMs,
-      bodyTimeout: this.opts.timeoutMs,
+    const p = opts.proxy ?? {};
+    const log = opts.log;
+    this.resolver = new ProxyResolver({
+      httpProxy: p.httpProxy,
+      httpProxyPacLocation: p.httpProxyPacLocation,
+      env: p.env ?? process.env,
+      os: p.os ?? osProxyReader(runCommand),
+      ca: this.roots,
+      timeoutMs: opts.timeoutMs,
+      ...(p.pacTimeLimitMs ? { pacTimeLimitMs: p.pacTimeLimitMs } : {}),
+      ...(log ? { log } : {}),
     });
   }
 
+  private tls(clientCert?: ClientCertificate): TlsSettings {
+    return { ca: this.roots, timeoutMs: this.opts.timeoutMs, ...(clientCert ? { cert: clientCert.certPem, key: clientCert.keyPem } : {}) };
+  }
+
+  private connection(route: Route): RouteConnection {
+    const key = describeRoute(route);
+    let c = this.routes.get(key);
+    if (!c) {
+      c = routeDispatcher(route, this.tls(), this.resolver);
+      this.routes.set(key, c);
+    }
+    return c;
+  }
+
+  /** The route decision for a URL (which rule, which routes), as `proxy-check` shows it. */
+  decide(url: string): Promise<RouteDecision> {
+    return this.resolver.decide(url);
+  }
+
   async send(spec: RequestSpec, clientCert?: ClientCertificate): Promise<HttpResponse> {
-    const dispatcher = clientCert ? this.makeAgent(clientCert) : this.dispatcher;
+    const host = safeHost(spec.url);
+    let decision: RouteDecision | undefined;
+    try {
+      decision = await this.resolver.decide(spec.url);
+    } catch (e) {
+      throw classifyNetworkError(e, spec.what, host);
+    }
+    const { routes } = decision;
+    if (!this.announced.has(host)) {
+      this.announced.add(host);
+      this.opts.log?.(`Route to ${host}: ${routes.map(describeRoute).join('; ')} (${decision.rule})`);
+    }
+    for (let i = 0; i < routes.length; i++) {
+      const route = routes[i]!;
+      try {
+        return await this.sendOn(route, spec, clientCert);
+      } catch (caught) {
+        const e = route.kind === 'proxy' && spec.url.startsWith('http:') ? plainProxyError(caught, route.proxy, this.resolver) : caught;
+        const unreachable = proxyUnreachable(e);
+        if (unreachable && route.kind === 'proxy') {
+          this.resolver.markFailed(route.proxy);
+          if (i < routes.length - 1) {
+            this.opts.log?.(`${unreachable.message}; trying ${describeRoute(routes[i + 1]!)} for ${host}`);
+            continue;
+          }
+        }
+        throw this.classify(e, spec.what, host, decision);
+      }
+    }
+    throw new AgentError('internal', 'NO_ROUTE', `No route to ${spec.what} at ${host}.`);
+  }
+
+  private async sendOn(route: Route, spec: RequestSpec, clientCert?: ClientCertificate): Promise<HttpResponse> {
+    // A client certificate gets its own connections, closed after the request: it is never offered elsewhere.
+    const conn = clientCert ? routeDispatcher(route, this.tls(clientCert), this.resolver) : this.connection(route);
     const headers: Record<string, string> = { accept: 'application/json', ...spec.headers };
-    let body: string | undefined;
+    let body: string | Uint8Array | undefined = spec.body;
     if (spec.json !== undefined) {
       body = JSON.stringify(spec.json);
       headers['content-type'] = 'application/json';
     }
-    const host = safeHost(spec.url);
     try {
-      const res = await request(spec.url, { method: spec.method ?? 'GET', headers, body, dispatcher });
+      const res = await request(spec.url, { method: spec.method ?? 'GET', headers, body, dispatcher: conn.dispatcher });
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const chunk of res.body) {
         size += (chunk as Buffer).length;
         if (size > MAX_BODY_BYTES) {
           res.body.destroy();
-          throw new AgentError('bad-answer', 'ANSWER_TOO_LARGE', `${cap(spec.what)} at ${host} sent an answer larger than ${MAX_BODY_BYTES} bytes; it was refused.`);
+          throw new AgentError('bad-answer', 'ANSWER_TOO_LARGE', `${cap(spec.what)} at ${safeHost(spec.url)} sent an answer larger than ${MAX_BODY_BYTES} bytes; it was refused.`);
         }
         chunks.push(chunk as Buffer);
       }
       return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
-    } catch (e) {
-      throw classifyNetworkError(e, spec.what, host);
     } finally {
-      if (clientCert) await (dispatcher as Agent).close().catch(() => undefined);
+      if (clientCert) await conn.close();
     }
+  }
+
+  private classify(e: unknown, what: string, host: string, decision: RouteDecision): AgentError {
+    if (e instanceof AgentError) return e;
+    const anchors = this.opts.tlsCaFile ? `system roots and ${this.opts.tlsCaFile}` : 'system roots';
+    const found = diagnoseRouteFailure(e, { what, host, decision, anchors, ...(this.opts.exemptHosts ? { exemptHosts: this.opts.exemptHosts } : {}) });
+    if (!found) return classifyNetworkError(e, what, host);
+    if (found.interception && this.opts.events && !this.intercepted.has(host)) {
+      this.intercepted.add(host);
+      const f = found.interception;
+      this.opts.events.record('TLS_INTERCEPTED', found.error.message, {
+        host: f.host, issuer: f.issuer, exempt: f.exempt, verifyError: f.code, ...(f.route ? { route: f.route } : {}),
+        chain: f.chain.map((c) => ({ subject: c.subject, issuer: c.issuer, sha256: c.fingerprint256 })),
+      });
+    }
+    return found.error;
   }
 
   /** Sends and parses a JSON answer; non-2xx answers become AgentErrors with the server's own words. */
@@ -112,8 +213,40 @@ export class HttpClient {
   }
 
   async close(): Promise<void> {
-    await (this.dispatcher as Agent).close().catch(() => undefined);
+    await Promise.all([...this.routes.values()].map((c) => c.close()));
+    this.routes.clear();
+    await this.resolver.close();
   }
+
+  /** Like close, but aborts requests still under way (diagnostics stop waiting for a target at its deadline). */
+  async destroy(): Promise<void> {
+    await Promise.all([...this.routes.values()].map((c) => c.dispatcher.destroy().catch(() => undefined)));
+    this.routes.clear();
+    await this.resolver.close();
+  }
+}
+
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * A plain-http URL through a proxy travels on one connection, to the proxy (absolute-form request), so a
+ * failure to connect is the proxy's; undici's ProxyAgent reports a 407 only as text.
+ */
+function plainProxyError(e: unknown, proxy: URL, resolver: ProxyResolver): unknown {
+  const err = e as { code?: string; message?: string; cause?: { code?: string } };
+  const code = err.cause?.code ?? err.code ?? '';
+  if (CONNECT_FAILURES.has(code)) return new ProxyUnreachableError(proxy, e as Error);
+  if (/Proxy Authentication Required/i.test(err.message ?? '')) return new ProxyAuthError(proxy, [], resolver.credentialsFor(proxy) ? 'rejected' : 'no-credentials');
+  return e;
+}
+
+function proxyUnreachable(e: unknown): ProxyUnreachableError | undefined {
+  let cur: unknown = e;
+  for (let i = 0; i < 5 && cur; i++) {
+    if (cur instanceof ProxyUnreachableError) return cur;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 export function parseJsonAnswer<T extends z.ZodType>(schema: T, body: Buffer, what: string, host: string): z.infer<T> {

@@ -54,17 +54,42 @@ function webCryptoParams(algorithm: KeyAlgorithm) {
     : { importParams: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, signing: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } };
 }
 
-/** A PKCS#10 request signed by the local key; the private key is imported non-extractable for signing only. */
-export async function createCsr(key: LocalKey, subject: string): Promise<string> {
+type WebCryptoPair = { keys: crypto.webcrypto.CryptoKeyPair; signingAlgorithm: { name: string; hash: string } };
+/** One import per key: a SCEP request signs both a CSR and a self-signed certificate with it. */
+const imported = new WeakMap<LocalKey, Promise<WebCryptoPair>>();
+
+/** The key pair as WebCrypto keys for @peculiar/x509; the private half is imported non-extractable, for signing only. */
+export function webCryptoKeyPair(key: LocalKey): Promise<WebCryptoPair> {
+  let p = imported.get(key);
+  if (!p) {
+    p = importPair(key);
+    imported.set(key, p);
+  }
+  return p;
+}
+
+async function importPair(key: LocalKey): Promise<WebCryptoPair> {
   const { importParams, signing } = webCryptoParams(key.algorithm);
   const subtle = crypto.webcrypto.subtle;
   const privateKey = await subtle.importKey('pkcs8', key.privateKey.export({ format: 'der', type: 'pkcs8' }), importParams, false, ['sign']);
   const publicKey = await subtle.importKey('spki', key.publicKey.export({ format: 'der', type: 'spki' }), importParams, true, ['verify']);
+  return { keys: { privateKey, publicKey } as crypto.webcrypto.CryptoKeyPair, signingAlgorithm: signing };
+}
+
+export interface CsrOptions {
+  /** PKCS#9 challengePassword attribute (SCEP's shared secret); it travels encrypted to the CA. */
+  challengePassword?: string | undefined;
+}
+
+/** A PKCS#10 request signed by the local key. */
+export async function createCsr(key: LocalKey, subject: string, opts: CsrOptions = {}): Promise<string> {
+  const { keys, signingAlgorithm } = await webCryptoKeyPair(key);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: subject,
-    keys: { privateKey, publicKey } as never,
-    signingAlgorithm: signing,
+    keys: keys as never,
+    signingAlgorithm,
     extensions: [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)],
+    ...(opts.challengePassword !== undefined ? { attributes: [new x509.ChallengePasswordAttribute(opts.challengePassword)] } : {}),
   });
   return csr.toString('pem');
 }

@@ -5,8 +5,7 @@ import { z } from 'zod';
 import { writeFileAtomic } from './fsutil.js';
 import { ScheduleRecordSchema } from './scheduler/record.js';
 
-/** Version 2 added `schedule`; a version-1 file is read and upgraded on the next write. */
-export const STATE_VERSION = 2;
+export const STATE_VERSION = 1;
 
 const CurrentSchema = z.object({
   thumbprint: z.string(),
@@ -23,19 +22,48 @@ const CurrentSchema = z.object({
   how: z.enum(['enrolled', 'renewed']),
 });
 
+/** A request the CA left PENDING: its key is kept and the next run asks about it instead of starting over. */
+const PendingSchema = z.object({
+  thumbprint: z.string(),
+  backend: z.string(),
+  /** Hash of the settings the request was made with (backends/types.ts); other settings start afresh. */
+  requestIdentity: z.string(),
+  since: z.string(),
+  how: z.enum(['enrolled', 'renewed']),
+  message: z.string(),
+});
+
+/** The CA rejected a request: the same request is not resent before `until` (no retry storm). */
+const HoldSchema = z.object({
+  backend: z.string(),
+  requestIdentity: z.string(),
+  code: z.string(),
+  message: z.string(),
+  remedy: z.string().optional(),
+  at: z.string(),
+  until: z.string(),
+});
+
 export const StateSchema = z.object({
   version: z.literal(STATE_VERSION),
   deviceId: z.uuid(),
   createdAt: z.string(),
   current: CurrentSchema.optional(),
+  pending: PendingSchema.optional(),
+  hold: HoldSchema.optional(),
   lastRun: z
     .object({ at: z.string(), task: z.string(), outcome: z.string(), code: z.string().optional(), message: z.string() })
     .optional(),
-  /** The scheduler's record: next deadlines, backoff step, the chosen renewal moment (scheduler/record.ts). */
+  /**
+   * The scheduler's record (scheduler/record.ts): first pass, last pass, backoff step, next retry, the chosen
+   * renewal moment. Optional, so files written before it existed read unchanged (no version bump needed).
+   */
   schedule: ScheduleRecordSchema.optional(),
 });
 export type AgentState = z.infer<typeof StateSchema>;
 export type CurrentCertificate = z.infer<typeof CurrentSchema>;
+export type PendingRequest = z.infer<typeof PendingSchema>;
+export type RejectionHold = z.infer<typeof HoldSchema>;
 
 export interface LoadedState {
   state: AgentState;
@@ -57,7 +85,7 @@ export function loadState(stateDir: string): LoadedState {
     return { state: freshState() };
   }
   try {
-    return { state: StateSchema.parse(migrate(JSON.parse(text))) };
+    return { state: StateSchema.parse(JSON.parse(text)) };
   } catch {
     const aside = `${file}.corrupt-${Date.now()}`;
     fs.renameSync(file, aside);
@@ -67,12 +95,6 @@ export function loadState(stateDir: string): LoadedState {
 
 export function saveState(stateDir: string, state: AgentState): void {
   writeFileAtomic(stateFile(stateDir), JSON.stringify(StateSchema.parse(state), null, 2) + '\n');
-}
-
-/** Older versions are upgraded in memory; a newer or unknown version is refused like a corrupt file. */
-function migrate(raw: unknown): unknown {
-  if (raw && typeof raw === 'object' && (raw as { version?: unknown }).version === 1) return { ...raw, version: 2 };
-  return raw;
 }
 
 function freshState(): AgentState {

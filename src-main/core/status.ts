@@ -1,21 +1,27 @@
 import { createPlatform, type Platform } from '../platform/index.js';
+import { backendConfigured } from './backends/index.js';
+import { diagnoseScep } from './scep/diagnose.js';
 import type { CertInfo } from './certificate.js';
 import type { LoadedConfig } from './config.js';
 import { CredentialFiles } from './credentials.js';
 import { isAgentError } from './errors.js';
+import { EventLog } from './events.js';
 import { HttpClient } from './http.js';
+import { httpOptionsFor } from './proxy/options.js';
 import { discoverOrg } from './discovery.js';
 import { checkMtls } from './mtls.js';
 import { checkRevocation } from './revocation.js';
 import { scheduleView, type ScheduleView } from './scheduler/view.js';
 import { loadState, type AgentState } from './state.js';
 
-export type DeviceState = 'NOT_CONFIGURED' | 'NOT_ENROLLED' | 'ENROLLED' | 'RENEWAL_DUE' | 'EXPIRED' | 'KEY_MISSING' | 'REVOKED';
+export type DeviceState = 'NOT_CONFIGURED' | 'NOT_ENROLLED' | 'ENROLLED' | 'RENEWAL_DUE' | 'EXPIRED' | 'KEY_MISSING' | 'REVOKED' | 'PENDING' | 'REJECTED';
 
 export interface StatusReport {
   state: DeviceState;
   summary: string;
   orgUrl?: string;
+  /** The enrollment backend in use (`backend`): idp or scep. */
+  backend: string;
   deviceId: string;
   store: string;
   stateDir: string;
@@ -29,6 +35,8 @@ export interface StatusReport {
     org?: { ok: boolean; detail: string };
     revocation?: { ok: boolean; detail: string };
     mtls?: { ok: boolean; trusted?: boolean; detail: string };
+    /** SCEP backend: the CA reachable, matching the pin, with acceptable algorithms (scep/diagnose.ts). */
+    ca?: { ok: boolean; detail: string };
   };
 }
 
@@ -37,11 +45,23 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   const { config } = loaded;
   const platform = opts.platform ?? createPlatform(config);
   const { state } = loadState(config.stateDir);
-  const base = { deviceId: state.deviceId, store: platform.store.description, stateDir: config.stateDir, ...(config.orgUrl ? { orgUrl: config.orgUrl } : {}), ...(state.lastRun ? { lastRun: state.lastRun } : {}),
+  const base = { backend: config.backend, deviceId: state.deviceId, store: platform.store.description, stateDir: config.stateDir, ...(config.orgUrl ? { orgUrl: config.orgUrl } : {}), ...(state.lastRun ? { lastRun: state.lastRun } : {}),
     schedule: scheduleView(loaded, state) };
-  const ours = (await platform.store.list()).filter((c) => c.info.issuerCN === config.issuerCN);
+  // Ours: issued by the issuer the state recorded (a SCEP CA may have no CN), else by the configured issuer CN.
+  const isOurs = (info: CertInfo) => (state.current ? info.issuer === state.current.issuer : info.issuerCN === config.issuerCN);
+  const ours = (await platform.store.list()).filter((c) => isOurs(c.info));
   const current = ours.find((c) => c.id === state.current?.storeId) ?? ours[0];
-  if (!config.orgUrl) return { ...base, state: 'NOT_CONFIGURED', summary: 'No org URL is configured.', certificatesInStore: ours.length };
+  if (!backendConfigured(loaded)) {
+    return { ...base, state: 'NOT_CONFIGURED', summary: config.backend === 'scep' ? 'The SCEP backend is selected but scepUrl or scepCaFingerprint is missing.' : 'No org URL is configured.', certificatesInStore: ours.length };
+  }
+  const usable = current && Date.parse(current.info.notAfter) > Date.now();
+  const hold = state.hold && Date.parse(state.hold.until) > Date.now() ? state.hold : undefined;
+  if (!usable && hold) {
+    return { ...base, state: 'REJECTED', summary: `The CA rejected this device's request at ${hold.at}: ${hold.message}`, certificatesInStore: ours.length };
+  }
+  if (!usable && state.pending) {
+    return { ...base, state: 'PENDING', summary: `The request made at ${state.pending.since} is waiting for the CA's approval; the next run asks again.`, certificatesInStore: ours.length };
+  }
   if (!current) return { ...base, state: 'NOT_ENROLLED', summary: 'This device has no device-trust certificate yet.', certificatesInStore: 0 };
 
   const creds = new CredentialFiles(config.stateDir);
@@ -62,8 +82,13 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
     certificatesInStore: ours.length,
   };
 
-  if (opts.check) {
-    const http = new HttpClient({ tlsCaFile: config.tlsCaFile, timeoutMs: config.requestTimeoutMs });
+  if (opts.check && config.backend === 'scep') {
+    const { findings } = await diagnoseScep(loaded, { state });
+    const problems = findings.filter((f) => f.severity === 'error');
+    report.checks = { ca: { ok: problems.length === 0, detail: (problems.length ? problems : findings.filter((f) => f.severity === 'ok')).map((f) => f.title).join('; ') } };
+  }
+  if (opts.check && config.orgUrl && config.backend === 'idp') {
+    const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
     report.checks = {};
     try {
       const org = await discoverOrg(http, config.orgUrl.replace(/\/+$/, ''));

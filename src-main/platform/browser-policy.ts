@@ -1,28 +1,43 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { IssuerFilter } from '../core/backends/types.js';
 import { writeFileAtomic } from '../core/fsutil.js';
+import * as model from './policy-model.js';
+import type { FirefoxPolicies } from './policy-model.js';
 
-/** The policy file name we own in each managed-policy directory (removed again on uninstall). */
+/** The policy file name we own in each Chromium-family managed-policy directory (removed again on uninstall). */
 export const POLICY_FILE = 'device-trust-agent.json';
+/** Firefox reads exactly one file of this name per directory, shared with the admin's other policies. */
+export const FIREFOX_POLICY_FILE = 'policies.json';
 
-/**
- * Chrome/Edge/Chromium `AutoSelectCertificateForUrls`: each entry is a JSON string of
- * {"pattern": <content-settings pattern>, "filter": {"ISSUER": {"CN": <issuer CN>}}}.
- */
-export function autoSelectEntries(patterns: string[], issuerCN: string): string[] {
-  return patterns.map((pattern) => JSON.stringify({ pattern, filter: { ISSUER: { CN: issuerCN } } }));
+/** Chromium-family `AutoSelectCertificateForUrls` entries (the model's, kept here for existing callers). */
+export function autoSelectEntries(patterns: string[], issuer: string | IssuerFilter): string[] {
+  return model.autoSelectEntries(model.policyModel(patterns, issuer));
 }
 
+/** What a browser-setup step changed: files, registry keys, preference domains or profiles. */
 export interface PolicyResult {
   written: string[];
-  /** Directories we could not write (the user task is not root): the device task writes them. */
+  /** Targets we could not write (the user task is not root/admin; a profile is locked): the device task writes them. */
   skipped: { dir: string; reason: string }[];
 }
 
+export function emptyResult(): PolicyResult {
+  return { written: [], skipped: [] };
+}
+
+export function mergeResults(...results: PolicyResult[]): PolicyResult {
+  return { written: results.flatMap((r) => r.written), skipped: results.flatMap((r) => r.skipped) };
+}
+
+function reason(e: unknown): string {
+  return (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+}
+
 /** Writes the Chromium-family managed policy JSON into each directory (Linux layout). */
-export function writeChromiumPolicies(dirs: string[], patterns: string[], issuerCN: string): PolicyResult {
-  const body = JSON.stringify({ AutoSelectCertificateForUrls: autoSelectEntries(patterns, issuerCN) }, null, 2) + '\n';
-  const result: PolicyResult = { written: [], skipped: [] };
+export function writeChromiumPolicies(dirs: string[], patterns: string[], issuer: string | IssuerFilter): PolicyResult {
+  const body = model.chromiumPolicyJson(model.policyModel(patterns, issuer));
+  const result = emptyResult();
   for (const dir of dirs) {
     const file = path.join(dir, POLICY_FILE);
     try {
@@ -35,7 +50,78 @@ export function writeChromiumPolicies(dirs: string[], patterns: string[], issuer
       writeFileAtomic(file, body, 0o644);
       result.written.push(file);
     } catch (e) {
-      result.skipped.push({ dir, reason: (e as NodeJS.ErrnoException).code ?? (e as Error).message });
+      result.skipped.push({ dir, reason: reason(e) });
+    }
+  }
+  return result;
+}
+
+/** Uninstall: our own policy file goes; the directories (shared with other policies) stay. */
+export function removeChromiumPolicies(dirs: string[]): PolicyResult {
+  const result = emptyResult();
+  for (const dir of dirs) {
+    const file = path.join(dir, POLICY_FILE);
+    try {
+      if (fs.existsSync(file)) {
+        fs.rmSync(file);
+        result.written.push(file);
+      }
+    } catch (e) {
+      result.skipped.push({ dir, reason: reason(e) });
+    }
+  }
+  return result;
+}
+
+function readPolicies(file: string): unknown {
+  if (!fs.existsSync(file)) return undefined;
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    // Never overwrite an admin's file we cannot understand: Firefox would lose every policy in it.
+    throw Object.assign(new Error(`the existing ${file} is not valid JSON (${(e as Error).message}); it was left as it is`), { code: 'EXISTING_FILE_INVALID' });
+  }
+}
+
+/**
+ * Firefox's `policies.json` in each directory: our leaves are merged into what is there (the admin may
+ * have other policies in the same file), and the file is rewritten only when it changes.
+ */
+export function writeFirefoxPolicies(dirs: string[], ours: FirefoxPolicies): PolicyResult {
+  const result = emptyResult();
+  for (const dir of dirs) {
+    const file = path.join(dir, FIREFOX_POLICY_FILE);
+    try {
+      const existing = readPolicies(file);
+      const body = JSON.stringify(model.mergeFirefoxPolicies(existing, ours), null, 2) + '\n';
+      if (existing === undefined || JSON.stringify(existing, null, 2) + '\n' !== body) {
+        fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+        writeFileAtomic(file, body, 0o644);
+      }
+      result.written.push(file);
+    } catch (e) {
+      result.skipped.push({ dir, reason: (e as NodeJS.ErrnoException).code === 'EXISTING_FILE_INVALID' ? (e as Error).message : reason(e) });
+    }
+  }
+  return result;
+}
+
+/** Uninstall: takes our leaves out again; a file left with no policies at all is removed. */
+export function removeFirefoxPolicies(dirs: string[], ours: FirefoxPolicies): PolicyResult {
+  const result = emptyResult();
+  for (const dir of dirs) {
+    const file = path.join(dir, FIREFOX_POLICY_FILE);
+    try {
+      const existing = readPolicies(file);
+      if (existing === undefined) continue;
+      const doc = model.unmergeFirefoxPolicies(existing, ours);
+      const policies = doc.policies;
+      const empty = Object.keys(doc).length === 1 && typeof policies === 'object' && policies !== null && Object.keys(policies).length === 0;
+      if (empty) fs.rmSync(file);
+      else writeFileAtomic(file, JSON.stringify(doc, null, 2) + '\n', 0o644);
+      result.written.push(file);
+    } catch (e) {
+      result.skipped.push({ dir, reason: (e as NodeJS.ErrnoException).code === 'EXISTING_FILE_INVALID' ? (e as Error).message : reason(e) });
     }
   }
   return result;

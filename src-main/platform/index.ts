@@ -1,27 +1,94 @@
 import path from 'node:path';
+import type { IssuerFilter } from '../core/backends/types.js';
 import type { Config } from '../core/config.js';
 import { AgentError } from '../core/errors.js';
-import { writeChromiumPolicies, type PolicyResult } from './browser-policy.js';
+import { runCommand, type CommandRunner } from '../core/exec.js';
+import { defaultPaths } from '../core/paths.js';
+import { mergeResults, removeChromiumPolicies, removeFirefoxPolicies, writeChromiumPolicies, writeFirefoxPolicies, type PolicyResult } from './browser-policy.js';
+import { MacBrowserSetup } from './darwin-browser.js';
+import { loginKeychain, MacKeychainStore } from './darwin-store.js';
+import { syncFirefoxProfiles } from './firefox.js';
 import { NssStore } from './nss.js';
+import { PemExportingStore } from './pem-export.js';
+import { firefoxPolicies, policyModel } from './policy-model.js';
 import type { CertificateStore } from './types.js';
+import { WindowsBrowserSetup } from './win32-browser.js';
+import { WindowsCertificateStore } from './win32-store.js';
 
 export interface Platform {
   name: NodeJS.Platform;
   store: CertificateStore;
-  /** Makes the browsers present our certificate to the org's mTLS hosts without asking. */
-  configureBrowsers(patterns: string[], issuerCN: string): PolicyResult;
+  /**
+   * Makes the browsers present our certificate to the org's mTLS hosts without asking: machine-wide policy
+   * (written where this process may: root/administrator) and the user's own part (Firefox profiles on Linux,
+   * Safari's identity preference on macOS).
+   */
+  configureBrowsers(patterns: string[], issuer: string | IssuerFilter): Promise<PolicyResult>;
+  /** Undoes configureBrowsers (uninstall): our entries only; others' policies stay. */
+  removeBrowserSetup(issuerCN: string): Promise<PolicyResult>;
+  /** Brings per-user copies of the certificate (Firefox profiles on Linux) in line with the store, e.g. after removal. */
+  syncCertificateCopies(issuerCN: string): Promise<PolicyResult>;
+}
+
+export interface PlatformDeps {
+  run?: CommandRunner;
+  env?: NodeJS.ProcessEnv;
 }
 
 /** The one place that picks the platform's implementations. */
-export function createPlatform(config: Config, platform: NodeJS.Platform = process.platform): Platform {
-  if (platform === 'linux') {
+export function createPlatform(config: Config, platform: NodeJS.Platform = process.platform, deps: PlatformDeps = {}): Platform {
+  const run = deps.run ?? runCommand;
+  const env = deps.env ?? process.env;
+  const home = defaultPaths(env, platform).home;
+  const workDir = path.join(config.stateDir, 'tmp');
+  const none = async (): Promise<PolicyResult> => ({ written: [], skipped: [] });
+  if (config.exportPemDir && platform !== 'linux') {
+    throw new AgentError('config', 'EXPORT_PEM_UNSUPPORTED', `exportPemDir is set, but on ${platform === 'win32' ? 'Windows' : 'macOS'} the device key is non-exportable by design, so no PEM copy can exist.`,
+      'Remove exportPemDir; tools on this platform should use the certificate from the OS store.');
+  }
+
+  if (platform === 'win32') {
+    const store = new WindowsCertificateStore({ skipTpm: config.skipTpm, workDir, run });
+    const browsers = new WindowsBrowserSetup(run);
     return {
       name: platform,
-      store: new NssStore(config.nssDbDir, path.join(config.stateDir, 'tmp')),
-      configureBrowsers: (patterns, issuerCN) => writeChromiumPolicies(config.browserPolicyDirs, patterns, issuerCN),
+      store,
+      configureBrowsers: (patterns, issuer) => browsers.apply(policyModel(patterns, issuer)),
+      removeBrowserSetup: (issuerCN) => browsers.remove(issuerCN),
+      syncCertificateCopies: none,
     };
   }
-  throw new AgentError('local', 'PLATFORM_UNSUPPORTED',
-    `The certificate store for ${platform} is not implemented in this build (Windows and macOS stores are tracked work).`,
-    'Use the Linux build, or follow the project for Windows/macOS support.');
+
+  if (platform === 'darwin') {
+    const store = new MacKeychainStore({ keychain: loginKeychain(home), workDir, agentPath: process.execPath, run });
+    const browsers = new MacBrowserSetup({ run, store, stateDir: config.stateDir });
+    return {
+      name: platform,
+      store,
+      configureBrowsers: (patterns, issuer) => browsers.apply(policyModel(patterns, issuer)),
+      removeBrowserSetup: (issuerCN) => browsers.remove(issuerCN),
+      syncCertificateCopies: none,
+    };
+  }
+
+  if (platform === 'linux') {
+    const nss = new NssStore(config.nssDbDir, workDir, run);
+    const store = config.exportPemDir ? new PemExportingStore(nss, config.exportPemDir) : nss;
+    const syncProfiles = (issuerCN: string) => syncFirefoxProfiles({ primary: nss, home, workDir, issuerCN, run });
+    return {
+      name: platform,
+      store,
+      configureBrowsers: async (patterns, issuer) =>
+        mergeResults(
+          writeChromiumPolicies(config.browserPolicyDirs, patterns, issuer),
+          writeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux')),
+          await syncProfiles(typeof issuer === 'string' ? issuer : (issuer.CN ?? '')),
+        ),
+      removeBrowserSetup: async () => mergeResults(removeChromiumPolicies(config.browserPolicyDirs), removeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux'))),
+      syncCertificateCopies: syncProfiles,
+    };
+  }
+
+  throw new AgentError('local', 'PLATFORM_UNSUPPORTED', `This agent has no certificate store for ${platform}.`,
+    'Use it on Windows, macOS or Linux.');
 }

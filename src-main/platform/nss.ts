@@ -20,6 +20,10 @@ export const nssCommands = {
   importPkcs12: (db: string, p12: string, pwFile: string, dbPwFile: string): Command => ({
     file: 'pk12util', args: ['-i', p12, '-d', `sql:${db}`, '-w', pwFile, '-k', dbPwFile],
   }),
+  /** Certificate, chain and key of one nickname as PKCS#12 (to copy them into a Firefox profile's database). */
+  exportPkcs12: (db: string, nickname: string, p12: string, pwFile: string, dbPwFile: string): Command => ({
+    file: 'pk12util', args: ['-o', p12, '-n', nickname, '-d', `sql:${db}`, '-w', pwFile, '-k', dbPwFile],
+  }),
   /** -F deletes the private key together with its certificate. */
   deleteKeyAndCert: (db: string, nickname: string, dbPwFile: string): Command => ({ file: 'certutil', args: ['-F', '-d', `sql:${db}`, '-n', nickname, '-f', dbPwFile] }),
   deleteCert: (db: string, nickname: string): Command => ({ file: 'certutil', args: ['-D', '-d', `sql:${db}`, '-n', nickname] }),
@@ -129,6 +133,18 @@ export class NssStore implements CertificateStore {
         'Run again with --debug; if it repeats, the NSS database may be damaged (move it aside and run with --forceRenewal).');
     }
     return installed;
+  }
+
+  /** Writes the certificate(s) and key filed under `id` to a PKCS#12 protected by the password in `pwFile`. */
+  async exportIdentity(id: string, p12: string, pwFile: string): Promise<void> {
+    await this.exec(nssCommands.exportPkcs12(this.dbDir, id, p12, pwFile, this.emptyPasswordFile()), `export "${id}"`);
+  }
+
+  /** Imports a PKCS#12 (creating the database if needed), as install() does for its own bundle. */
+  async importIdentity(p12: string, pwFile: string): Promise<void> {
+    await this.ensureDb();
+    await this.exec(nssCommands.importPkcs12(this.dbDir, p12, pwFile, this.emptyPasswordFile()), 'import the certificate');
+    this.tightenModes();
   }
 
   /**

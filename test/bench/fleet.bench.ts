@@ -21,7 +21,7 @@ import { DEFAULT_POLICY, type SchedulePolicy } from '../../src-main/core/schedul
 import { emptyRecord, type Trigger } from '../../src-main/core/scheduler/record.js';
 import { AGENT_BIN, makeProfile, runAgent, tempDir } from '../support/agent.js';
 import { seededRandom } from '../support/random.js';
-import { table } from './enrollment.bench.js';
+import { table } from './util.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;

@@ -59,6 +59,8 @@ export function makeProfile(opts: { orgUrl: string; rootCaFile: string; extraEnv
     DTA_ORG_URL: opts.orgUrl,
     DTA_TLS_CA_FILE: opts.rootCaFile,
     DTA_BROWSER_POLICY_DIRS: policyDir,
+    // Never the machine's /etc/firefox (tests run as root).
+    DTA_FIREFOX_POLICY_DIRS: path.join(home, 'etc-firefox', 'policies'),
     DTA_MANAGED_CONFIG_DIR: path.join(home, 'managed-config'),
     ...opts.extraEnv,
   };

@@ -54,7 +54,7 @@ export class ModelWorld {
   }
 
   private result(outcome: RunResult['outcome'], message: string): RunResult {
-    return { outcome, message, deviceId: 'model-device', warnings: [] };
+    return { outcome, backend: 'idp', message, deviceId: 'model-device', warnings: [] };
   }
 
   pass = async (ctx: PassContext): Promise<RunResult> => {

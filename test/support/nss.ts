@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 
 /** Reads an NSS database directly with certutil (independent of the agent's own store code). */
@@ -20,14 +20,18 @@ export function nssUserCerts(db: string): { nickname: string; serial: string; is
   return res;
 }
 
-/** Private keys in the database (`certutil -K`), to prove an old key was removed with its certificate. */
+/**
+ * Private keys in the database (`certutil -K`), to prove an old key was removed with its certificate. stdin is
+ * closed rather than fed: certutil does not read it for an empty-password database, and writing to a process
+ * that has already exited fails with EPIPE under load (which made this count 0 now and then).
+ */
 export function nssKeyCount(db: string): number {
-  try {
-    const out = execFileSync('certutil', ['-K', '-d', `sql:${db}`], { encoding: 'utf8', input: '\n' });
-    return out.split('\n').filter((l) => /^<\s*\d+>/.test(l)).length;
-  } catch {
-    return 0;
+  const r = spawnSync('certutil', ['-K', '-d', `sql:${db}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) {
+    if (/no keys found/.test(`${r.stdout}${r.stderr}`)) return 0;
+    throw new Error(`certutil -K failed (${r.status ?? r.error?.message}): ${r.stderr}`);
   }
+  return r.stdout.split('\n').filter((l) => /^<\s*\d+>/.test(l)).length;
 }
 
 /** Trusts the lab root for TLS in a profile's NSS database (what an admin's managed root would be). */

@@ -317,7 +317,8 @@ test('switches: tamper forges one answer, down servers drop connections, admin e
   await assert.rejects(call(lab, `${lab.iwaPrimaryUrl}/jwks.json`));
   assert.equal((await call(lab, `${lab.iwaBackupUrl}/jwks.json`)).status, 200);
   await admin('switches', { orgDown: false });
-  const pools = (await call(lab, `${lab.orgUrl}/api/v1/agentPools`)).json() as Array<{ type: string; operationalStatus: string }>;
+  assert.equal((await call(lab, `${lab.orgUrl}/api/v1/agentPools`)).status, 401, 'agent pools need the admin API token');
+  const pools = (await call(lab, `${lab.orgUrl}/api/v1/agentPools`, { headers: { authorization: `SSWS ${lab.apiToken}` } })).json() as Array<{ type: string; operationalStatus: string }>;
   assert.equal(pools.find((p) => p.type === 'IWA')?.operationalStatus, 'DEGRADED');
   await admin('switches', { iwaPrimaryDown: false });
   assert.equal((await call(lab, `${lab.orgUrl}/api/v1/device-trust/config`)).status, 200);

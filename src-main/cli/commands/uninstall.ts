@@ -1,9 +1,7 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { ExitCode } from '../../core/errors.js';
 import { daemonLockFile, holderAlive, readLock } from '../../core/lock.js';
-import { POLICY_FILE } from '../../platform/browser-policy.js';
-import { createPlatform } from '../../platform/index.js';
+import { removeBrowserSetup, removeCertificates } from '../../core/removal.js';
 import { applyRemoval, tasksFor, type StepReport } from '../../platform/tasks/index.js';
 import type { Command } from '../command.js';
 import { taskRequest, taskStateDir } from './install.js';
@@ -56,25 +54,16 @@ export const uninstallCommand: Command = {
     const stopped = await stopDaemon(stateDir);
     if (stopped) steps.push(stopped);
     if (ctx.values.purge) {
+      // The same removal as `remove-certificate` and `browser-setup --remove` (core/removal.ts), then the state.
       try {
-        const { config } = ctx.config();
-        const store = createPlatform(config).store;
-        for (const c of (await store.list()).filter((x) => x.info.issuerCN === config.issuerCN)) {
-          await store.remove(c.id);
-          steps.push({ what: 'remove certificate', ok: true, detail: `removed ${c.info.serialNumber} from ${store.description}` });
-        }
-        for (const dir of config.browserPolicyDirs) {
-          const file = path.join(dir, POLICY_FILE);
-          if (!fs.existsSync(file)) continue;
-          try {
-            fs.rmSync(file);
-            steps.push({ what: 'remove browser policy', ok: true, detail: `removed ${file}` });
-          } catch (e) {
-            steps.push({ what: 'remove browser policy', ok: false, detail: `${file}: ${(e as Error).message} (the device task's uninstall, run as root, removes it)` });
-          }
-        }
+        const loaded = ctx.config();
+        const cfg = { ...loaded, config: { ...loaded.config, stateDir } };
+        const certs = await removeCertificates(cfg);
+        steps.push({ what: 'remove certificate', ok: true, detail: certs.removed.length ? `removed ${certs.removed.map((r) => r.serialNumber).join(', ')} from ${certs.store}` : `none in ${certs.store}` });
+        const policy = await removeBrowserSetup(cfg);
+        steps.push({ what: 'remove browser setup', ok: true, detail: `${policy.written.length ? `removed from ${policy.written.join(', ')}` : 'nothing of ours found'}${policy.skipped.length ? `; not removed: ${policy.skipped.map((x) => `${x.dir} (${x.reason})`).join(', ')}` : ''}` });
       } catch (e) {
-        steps.push({ what: 'remove certificate', ok: false, detail: (e as Error).message });
+        steps.push({ what: 'remove certificate and browser setup', ok: false, detail: (e as Error).message });
       }
       if (fs.existsSync(stateDir)) {
         fs.rmSync(stateDir, { recursive: true, force: true });

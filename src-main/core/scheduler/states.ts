@@ -12,7 +12,8 @@ export const AGENT_STATES = {
   CHECKING: { stuck: false, meaning: 'A pass is checking the certificate now.' },
   ENROLLED: { stuck: false, meaning: 'A valid certificate is installed; checked daily, renewed at its chosen moment.' },
   RENEWAL_DUE: { stuck: false, meaning: 'The certificate has reached its renewal moment; the next pass renews it.' },
-  ORG_UNREACHABLE: { stuck: false, meaning: 'The org could not be reached; retrying with backoff.' },
+  ORG_UNREACHABLE: { stuck: false, meaning: 'The org (or the SCEP CA) could not be reached; retrying with backoff.' },
+  PENDING_APPROVAL: { stuck: false, meaning: 'The CA holds the request for approval; asking again with backoff (same key, same request).' },
   IWA_UNREACHABLE: { stuck: false, meaning: 'The IWA web app or the domain controller could not be reached (off the corporate network?); retrying with backoff.' },
   READ_ONLY_ORG: { stuck: false, meaning: 'The org is in read-only mode; retrying with backoff.' },
   ANSWER_REFUSED: { stuck: false, meaning: 'A server answered something the agent refuses to use (captive portal, TLS inspection, malformed answer); retrying with backoff.' },
@@ -43,6 +44,7 @@ export function stateForFailure(failure: FailureClass, code: string | undefined)
   switch (failure) {
     case 'retry-later':
       if (code === 'ORG_READ_ONLY') return 'READ_ONLY_ORG';
+      if (code === 'CA_PENDING') return 'PENDING_APPROVAL';
       return code && IWA_CODES.has(code) ? 'IWA_UNREACHABLE' : 'ORG_UNREACHABLE';
     case 'rejected':
       return 'REJECTED';

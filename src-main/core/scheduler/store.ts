@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { backendConfigured } from '../backends/index.js';
 import type { LoadedConfig } from '../config.js';
 import { isAgentError } from '../errors.js';
 import { loadState, saveState, stateFile, type AgentState } from '../state.js';
@@ -17,8 +18,8 @@ export interface ConfigProbe {
 
 export function probeConfig(load: () => LoadedConfig): ConfigProbe {
   try {
-    const { config } = load();
-    return { configured: Boolean(config.orgUrl), fingerprint: hash(JSON.stringify(config)) };
+    const loaded = load();
+    return { configured: backendConfigured(loaded), fingerprint: hash(JSON.stringify(loaded.config)) };
   } catch (e) {
     return { configured: false, fingerprint: hash(`error:${isAgentError(e) ? e.code : ''}:${(e as Error).message}`) };
   }

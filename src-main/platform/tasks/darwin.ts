@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { build } from 'plist';
+import { renderPlist } from '../policy-model.js';
 import { deviceStateArgs, type InstallPlan, type PlannedCommand, type RemovalPlan, type TaskRegistrar, type TaskRequest } from './types.js';
 
 /**
@@ -33,7 +33,7 @@ export const LAUNCH_DAEMON_PATH = `/Library/LaunchDaemons/${MAC_LABELS.device}.p
 
 export function launchAgentPlist(req: TaskRequest): string {
   const log = path.join(macLogDir(req.env), 'daemon.log');
-  return build({
+  return renderPlist({
     Label: MAC_LABELS.user,
     ProgramArguments: [...req.agent, 'daemon', '--trigger', 'logon', ...req.extraArgs],
     RunAtLoad: true,
@@ -46,7 +46,7 @@ export function launchAgentPlist(req: TaskRequest): string {
 }
 
 export function launchDaemonPlist(req: TaskRequest): string {
-  return build({
+  return renderPlist({
     Label: MAC_LABELS.device,
     ProgramArguments: [...req.agent, 'daemon', '--once', '--device', '--trigger', 'timer', ...deviceStateArgs(req, MAC_DEVICE_STATE_DIR), ...req.extraArgs],
     RunAtLoad: true,

@@ -1,0 +1,42 @@
+#!/bin/sh
+# DEB prerm / RPM %preun (electron-builder: fpm --before-remove). Runs while the agent is still installed, so the
+# agent undoes what it set up: its scheduled tasks and its browser policies (others' policies stay). The users'
+# certificates stay unless DTA_REMOVE_CERTIFICATE=true is set for the removal, e.g.
+#   sudo DTA_REMOVE_CERTIFICATE=true apt-get remove device-trust-agent
+# electron-builder substitutes the ${name} macros below; shell variables are written without braces.
+set -e
+
+case "$1" in
+  remove|purge|0) ;; # deb: remove; rpm: 0 = erase
+  *) exit 0 ;;       # upgrade (deb "upgrade", rpm 1), deconfigure, failed-upgrade: keep everything
+esac
+
+ROOT="$DPKG_ROOT"
+DTA_STATE_DIR="$ROOT/var/lib/device-trust-agent"
+export DTA_STATE_DIR
+AGENT="$ROOT/opt/${productFilename}/${executable}"
+[ -x "$AGENT" ] || exit 0
+
+if [ -n "$ROOT" ]; then
+  DTA_MANAGED_CONFIG_DIR="$ROOT/etc/device-trust-agent"
+  DTA_BROWSER_POLICY_DIRS="$ROOT/etc/chromium/policies/managed:$ROOT/etc/opt/chrome/policies/managed:$ROOT/etc/opt/edge/policies/managed"
+  DTA_FIREFOX_POLICY_DIRS="$ROOT/etc/firefox/policies"
+  export DTA_MANAGED_CONFIG_DIR DTA_BROWSER_POLICY_DIRS DTA_FIREFOX_POLICY_DIRS
+elif ! "$AGENT" uninstall; then
+  echo "device-trust-agent: the scheduled tasks could not all be removed; see 'device-trust-agent help uninstall'." >&2
+fi
+
+if ! "$AGENT" browser-setup --remove; then
+  echo "device-trust-agent: some browser policy could not be removed (listed above)." >&2
+fi
+
+if [ "$DTA_REMOVE_CERTIFICATE" = true ] && [ -z "$ROOT" ]; then
+  # Certificates live in each user's own store: remove them as that user.
+  getent passwd | while IFS=: read -r user _ uid _ _ home _; do
+    [ "$uid" -ge 1000 ] 2>/dev/null || continue
+    [ -d "$home/.local/state/device-trust-agent" ] || continue
+    runuser -u "$user" -- env -u DTA_STATE_DIR HOME="$home" "$AGENT" remove-certificate ||
+      echo "device-trust-agent: the certificate of $user was not removed." >&2
+  done
+fi
+exit 0

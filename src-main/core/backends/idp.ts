@@ -1,0 +1,100 @@
+import crypto from 'node:crypto';
+import { requireOrgUrl, type Config } from '../config.js';
+import { discoverOrg } from '../discovery.js';
+import { AgentError } from '../errors.js';
+import type { HttpClient } from '../http.js';
+import { IwaClient, labSignInAllowed } from '../iwa.js';
+import { createCsr } from '../keys.js';
+import { IssuedAnswerSchema, type OrgConfig } from '../protocol.js';
+import { signRenewalToken } from '../renewal.js';
+import type { Trace } from '../trace.js';
+import type { Authority, EnrollmentBackend, IssueRequest, Issued, RenewRequest } from './types.js';
+
+export interface BackendDeps {
+  config: Config;
+  http: HttpClient;
+  trace: Trace;
+  now: () => Date;
+}
+
+/**
+ * The identity provider's flow (docs/PROTOCOL.md): org discovery; enrollment with a device token and a user
+ * token from the IWA web app (Kerberos); renewal with a token signed by the current key, without IWA.
+ */
+export class IdpBackend implements EnrollmentBackend {
+  readonly kind = 'idp' as const;
+  readonly target = 'the org';
+  readonly keyAlgorithm;
+  readonly requestIdentity: string;
+  /** The org's own answers (read-only, user not active) decide; the agent keeps its existing retry behaviour. */
+  readonly holdAfterRejectionSeconds = 0;
+  private readonly orgUrl: string;
+  private org: OrgConfig | undefined;
+
+  constructor(private readonly deps: BackendDeps) {
+    this.orgUrl = requireOrgUrl(deps.config);
+    this.keyAlgorithm = deps.config.keyAlgorithm;
+    this.requestIdentity = crypto.createHash('sha256').update(`idp\n${this.orgUrl}`).digest('hex');
+  }
+
+  async authority(): Promise<Authority> {
+    const org = await this.deps.trace.step('Discover the org (IWA web apps, CA, mTLS host)', () => discoverOrg(this.deps.http, this.orgUrl),
+      (o) => `IWA primary ${o.iwa.primary}, ${o.iwa.backups.length} backup(s), failover ${o.iwa.failoverMode}${o.readOnly ? ', READ-ONLY' : ''}`);
+    this.org = org;
+    return {
+      name: `the org ${this.orgUrl}`,
+      summary: `org ${org.orgName}`,
+      issuerCN: org.ca.issuerCN,
+      issuerFilter: { CN: org.ca.issuerCN },
+      owns: (info) => info.issuerCN === org.ca.issuerCN,
+      chainPem: org.ca.chainPem,
+      hostPatterns: org.mtls.hostPatterns,
+      renewalWindowSeconds: org.certificate.renewalWindowSeconds,
+      crlUrl: org.crlUrl,
+      readOnly: org.readOnly,
+    };
+  }
+
+  private discovered(): OrgConfig {
+    if (!this.org) throw new AgentError('internal', 'INTERNAL', 'The org was not discovered before enrollment.');
+    return this.org;
+  }
+
+  async enroll({ key, deviceId }: IssueRequest): Promise<Issued> {
+    const { config, trace, http } = this.deps;
+    const org = this.discovered();
+    const iwa = new IwaClient({ http, org, trace, labPrincipal: this.labPrincipals(org) });
+    const deviceToken = await trace.step('Get a device token from the IWA web app (machine identity)',
+      () => iwa.deviceToken({ kind: 'device', principal: config.devicePrincipal ?? `host/${config.deviceName}`, keytab: config.deviceKeytab }, { deviceId, deviceName: config.deviceName, keyThumbprint: key.thumbprint }),
+      () => `from ${iwa.baseUrl}`);
+    trace.secret('Device token', deviceToken);
+    const userToken = await trace.step('Get a user token from the IWA web app (logged-on user)', () => iwa.userToken(deviceToken));
+    trace.secret('User token', userToken);
+    const csr = await trace.step('Create the certificate signing request', () => createCsr(key, `CN=${deviceId}`));
+    const { data } = await trace.step('Ask the org to issue the certificate', () =>
+      http.json(IssuedAnswerSchema, { url: `${this.orgUrl}/api/v1/device-trust/enroll`, method: 'POST', json: { userToken, csr }, what: 'the org' }));
+    return { certificatePem: data.certificate };
+  }
+
+  async renew({ key, deviceId, currentCertPem, currentKey }: RenewRequest): Promise<Issued> {
+    const { trace, http } = this.deps;
+    const renewalToken = await signRenewalToken({ currentKey, currentCertPem, deviceId, newKeyThumbprint: key.thumbprint, now: this.deps.now() });
+    trace.secret('Renewal token (signed with the current key)', renewalToken);
+    const csr = await trace.step('Create the certificate signing request', () => createCsr(key, `CN=${deviceId}`));
+    const { data } = await trace.step('Ask the org to renew the certificate (no IWA needed)', () =>
+      http.json(IssuedAnswerSchema, { url: `${this.orgUrl}/api/v1/device-trust/renew`, method: 'POST', json: { renewalToken, csr }, what: 'the org' }));
+    return { certificatePem: data.certificate };
+  }
+
+  private labPrincipals(org: OrgConfig): { device: string; user: string } | undefined {
+    const { config, trace } = this.deps;
+    if (!config.labSignIn) return undefined;
+    if (!labSignInAllowed(org)) {
+      throw new AgentError('config', 'LAB_SIGN_IN_REFUSED', 'labSignIn is set, but this org is not a lab org on this machine; the lab-only sign-in is never used with a real org.',
+        'Remove labSignIn from the configuration: real orgs use Kerberos (integrated Windows authentication).');
+    }
+    trace.log('LAB-ONLY SIGN-IN: no Kerberos; the lab org accepts a declared principal. Never used with a real org.');
+    const user = process.env.USER || 'alice';
+    return { device: `host/${config.deviceName}.lab.test@LAB.TEST`, user: `${user}@LAB.TEST` };
+  }
+}

@@ -1,0 +1,170 @@
+import { createPlatform, type Platform } from '../../platform/index.js';
+import type { LoadedConfig } from '../config.js';
+import { ExitCode } from '../errors.js';
+import { EventLog } from '../events.js';
+import { runCommand, type CommandRunner } from '../exec.js';
+import { HttpClient, rootCertificates } from '../http.js';
+import type { OrgConfig } from '../protocol.js';
+import { openSecretStore, type SecretStore } from '../secrets/index.js';
+import { readKrb5Conf } from './directory.js';
+import { evaluateFindings, worstSeverity, type SignInRecord } from './findings.js';
+import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from './health.js';
+import {
+  currentCredential, probeAgentPools, probeCertificate, probeCrl, probeDcClock, probeDirectory, probeGateway, probeIwa, probeKerberos, probeMtls, probeOrg,
+  readOrgCache, sameTargets, type ProbeContext,
+} from './probes.js';
+import { DIAGNOSE_SCHEMA, DIAGNOSE_SCHEMA_VERSION, type DiagnoseReport, type ProbeResult } from './types.js';
+import { httpOptionsFor } from '../proxy/options.js';
+
+export interface DiagnoseOptions {
+  loaded: LoadedConfig;
+  /** Its timeout bounds every probe (default 3 s). */
+  policy?: HealthPolicy;
+  /** Where the admin API token is read from; null: do not read agent pools. Default: the OS keyring. */
+  secrets?: SecretStore | null;
+  /** The certificate store; null: skip the local certificate probe. Default: this platform's. */
+  platform?: Platform | null;
+  /** KRB5_CONFIG, USER…; default process.env. */
+  env?: NodeJS.ProcessEnv;
+  now?: () => Date;
+  /** DNS servers for the SRV lookups (default: the system's). */
+  dnsServers?: string[];
+  /** The DCs' SNTP port (default 123). */
+  ntpPort?: number;
+  runner?: CommandRunner;
+  /** Where the run is recorded (events 1200–1202, 1220); default the state directory's log. */
+  events?: EventLog;
+  /** Record the outcome as an event (default true; `--watch` records changes only). */
+  recordOutcome?: boolean;
+  /**
+   * Whether traffic to a URL goes direct, so that DNS/TCP/TLS can be measured on their own. Default: direct
+   * unless a proxy or PAC file is configured (the HTTP stage always goes through HttpClient's proxy path).
+   */
+  direct?: (url: string) => boolean;
+}
+
+const SIGN_IN_RECORD_INTERVAL_MS = 3600_000;
+
+/** The order probes appear in the report: the way a sign-in travels. */
+const ORDER = ['org', 'clock:org', 'iwa:primary', 'iwa:backup', 'mtls', 'crl', 'kerberos:user', 'kerberos:device', 'kdc:', 'dc:srv', 'dc:', 'clock:dc:', 'gateway', 'agent-pools', 'certificate'];
+const rank = (id: string) => {
+  const i = ORDER.findIndex((p) => id === p || id.startsWith(p));
+  return i < 0 ? ORDER.length : i;
+};
+
+export function exitCodeForWorst(worst: DiagnoseReport['worst']): number {
+  return worst === 'error' ? ExitCode.NEEDS_ATTENTION : worst === 'warning' ? ExitCode.RETRY_LATER : ExitCode.OK;
+}
+
+/** The agent's own record of the last successful user sign-in it saw: an IWA Negotiate round trip or an enrollment. */
+export function lastSignInFromEvents(events: EventLog): SignInRecord | undefined {
+  const e = events.latest(['SIGN_IN_SEEN', 'ENROLLED']);
+  if (!e) return undefined;
+  const principal = typeof e.data?.principal === 'string' ? e.data.principal : undefined;
+  return { at: e.time, how: e.id === 1220 ? 'IWA Negotiate sign-in checked by diagnostics' : 'enrollment through the IWA web app', principal };
+}
+
+/**
+ * Runs every probe, in parallel, each within the policy timeout: the org and everything that does not need it
+ * start at once; the IWA web apps, mTLS endpoint, CRL and Kerberos tickets start as soon as the org says where
+ * they are (or from its last answer when it does not answer). Then the findings rules run over the results.
+ */
+export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseReport> {
+  const t0 = performance.now();
+  const now = opts.now ?? (() => new Date());
+  const { config } = opts.loaded;
+  const orgUrl = config.orgUrl?.replace(/\/+$/, '');
+  const policy = opts.policy ?? DEFAULT_HEALTH_POLICY;
+  const env = opts.env ?? process.env;
+  const events = opts.events ?? new EventLog(config.stateDir, 'diagnose');
+  let platform: Platform | undefined;
+  if (opts.platform !== null) {
+    try {
+      platform = opts.platform ?? createPlatform(config);
+    } catch {
+      platform = undefined;
+    }
+  }
+  let secrets: SecretStore | undefined;
+  if (opts.secrets !== null) secrets = opts.secrets ?? openSecretStore();
+  const http = new HttpClient({ ...httpOptionsFor(config, { env }), timeoutMs: policy.timeoutMs });
+  const ctx: ProbeContext = {
+    config, orgUrl, http, roots: rootCertificates(config.tlsCaFile), timeoutMs: policy.timeoutMs, env, platform, secrets,
+    runner: opts.runner ?? runCommand, ...(opts.dnsServers ? { dnsServers: opts.dnsServers } : {}), ntpPort: opts.ntpPort ?? 123,
+    direct: opts.direct ?? (() => !config.httpProxy && !config.httpProxyPacLocation), now,
+  };
+  const cred = currentCredential(config);
+
+  try {
+    const dependentOn = (org: OrgConfig | undefined): Promise<ProbeResult[]> => {
+      const dependent: Promise<ProbeResult | ProbeResult[]>[] = [probeKerberos(ctx, org)];
+      if (org) {
+        dependent.push(probeIwa(ctx, org, org.iwa.primary, 'iwa:primary'));
+        org.iwa.backups.forEach((b, i) => dependent.push(probeIwa(ctx, org, b, `iwa:backup:${i + 1}`)));
+        dependent.push(probeMtls(ctx, org, cred), probeCrl(ctx, org, cred));
+      }
+      return Promise.all(dependent).then((r) => r.flat());
+    };
+    // With the org's last answer, the IWA, mTLS, CRL and Kerberos probes start at once, alongside discovery;
+    // they are only run again if the org now names other targets.
+    const cached = readOrgCache(ctx);
+    const early = cached ? dependentOn(cached) : undefined;
+    early?.catch(() => undefined);
+    const orgPhase = probeOrg(ctx).then(async (o) => {
+      if (o.org && early && sameTargets(o.org, cached!)) return { ...o, fromCache: false, rest: await early };
+      // Other targets now: probe those; the early probes are still awaited so nothing outlives the run.
+      if (o.org) return { ...o, fromCache: false, rest: (await Promise.all([dependentOn(o.org), early?.catch(() => [])]))[0] };
+      if (early) return { ...o, org: cached, fromCache: true, rest: await early };
+      return { ...o, fromCache: false, rest: await dependentOn(undefined) };
+    });
+    const directoryPhase = probeDirectory(ctx, readKrb5Conf(env)).then(async (d) => [...d.probes, ...(await Promise.all(d.timeSources.map((h) => probeDcClock(ctx, h))))]);
+    const [orgOutcome, directory, gateway, pools, certificate] = await Promise.all([orgPhase, directoryPhase, probeGateway(ctx), probeAgentPools(ctx), probeCertificate(ctx, undefined)]);
+
+    const probes = [orgOutcome.result, ...(orgOutcome.clock ? [orgOutcome.clock] : []), ...orgOutcome.rest, ...directory, gateway, pools.result, certificate]
+      .sort((a, b) => rank(a.id) - rank(b.id));
+
+    const signedIn = probes.find((p) => p.kind === 'iwa' && (p.facts.auth as { ok?: boolean } | undefined)?.ok);
+    const auth = signedIn?.facts.auth as { principal?: string; via?: string } | undefined;
+    const previous = events.latest(['SIGN_IN_SEEN']);
+    // Once an hour is enough to keep the delegated-auth window's start current; --watch must not flood the log.
+    const fresh = previous && now().getTime() - Date.parse(previous.time) < SIGN_IN_RECORD_INTERVAL_MS && previous.data?.principal === (auth?.principal ?? null);
+    if (signedIn && auth && !fresh) {
+      events.record('SIGN_IN_SEEN', `${auth.principal ?? 'The user'} signed in to the IWA web app ${signedIn.target} (${auth.via ?? 'Negotiate'}).`, { principal: auth.principal ?? null, iwa: signedIn.target });
+    }
+    const findings = evaluateFindings({
+      orgUrl, org: orgOutcome.org, orgFromCache: orgOutcome.fromCache, probes, pools: pools.pools, now: now(), lastSignIn: lastSignInFromEvents(events),
+    });
+    const worst = worstSeverity(findings);
+    const report: DiagnoseReport = {
+      schema: DIAGNOSE_SCHEMA,
+      version: DIAGNOSE_SCHEMA_VERSION,
+      generatedAt: now().toISOString(),
+      durationMs: Math.round(performance.now() - t0),
+      orgUrl: orgUrl ?? null,
+      org: orgOutcome.org
+        ? { orgName: orgOutcome.org.orgName, readOnly: orgOutcome.org.readOnly, failoverMode: orgOutcome.org.iwa.failoverMode, iwa: [orgOutcome.org.iwa.primary, ...orgOutcome.org.iwa.backups], fromCache: orgOutcome.fromCache }
+        : null,
+      probes,
+      agentPools: pools.pools ?? null,
+      findings,
+      worst,
+      exitCode: exitCodeForWorst(worst),
+    };
+    if (opts.recordOutcome !== false) {
+      recordOutcome(events, report);
+      const refused = pools.result.error?.code === 'ADMIN_TOKEN_REJECTED' ? pools.result.error : undefined;
+      if (refused) events.record('ADMIN_TOKEN_REJECTED', `Agent status was not read: ${refused.message}.`, { org: orgUrl ?? null });
+    }
+    return report;
+  } finally {
+    // A target that missed its deadline may still hold a request open: abort it rather than wait for it.
+    await http.destroy();
+  }
+}
+
+export function recordOutcome(events: EventLog, report: DiagnoseReport): void {
+  const problems = report.findings.filter((f) => f.severity !== 'info');
+  const summary = problems.length ? problems.map((f) => `${f.code}: ${f.title}`).join('; ') : 'every probe answered as expected';
+  const kind = report.worst === 'error' ? 'DIAGNOSE_ERRORS' : report.worst === 'warning' ? 'DIAGNOSE_WARNINGS' : 'DIAGNOSE_OK';
+  events.record(kind, `Diagnostics: ${summary}.`, { findings: report.findings.map((f) => f.code), durationMs: report.durationMs });
+}

@@ -1,0 +1,241 @@
+/**
+ * Connections for each route: DIRECT, or a CONNECT tunnel through a proxy with the TLS handshake (and the
+ * client certificate, for mTLS) inside it. undici's ProxyAgent is not used for https: on a 407 it drops the
+ * Proxy-Authenticate challenge (so Negotiate cannot be answered when the proxy asks), it sends one fixed
+ * Proxy-Authorization for every tunnel (a Kerberos token may be used once), and it keeps no record of the
+ * certificate chain a TLS-intercepting proxy presented. The CONNECT itself is undici's `Client.connect`;
+ * the TLS handshake is undici's connector, with the presented chain recorded before verification fails.
+ */
+import type { Socket } from 'node:net';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import { Agent, buildConnector, Client, ProxyAgent, type Dispatcher } from 'undici';
+import { KerberosError, negotiateAuthorization } from '../auth/negotiate.js';
+import type { ProxyResolver } from './resolver.js';
+import { describeRoute, proxyKey, type Route } from './types.js';
+
+export interface TlsSettings {
+  ca: string[];
+  cert?: string;
+  key?: string;
+  timeoutMs: number;
+}
+
+export interface PresentedCertificate {
+  subject: string;
+  issuer: string;
+  subjectCN: string;
+  issuerCN: string;
+  fingerprint256: string;
+}
+
+/** A TLS verification failure, with the chain the other end presented (for the interception diagnosis). */
+export class PresentedChainError extends Error {
+  readonly code: string | undefined;
+  constructor(readonly original: Error & { code?: string }, readonly presented: PresentedCertificate[]) {
+    super(original.message, { cause: original });
+    this.name = 'PresentedChainError';
+    this.code = original.code;
+  }
+}
+
+/** The proxy itself could not be reached: the next route (PAC fall-through) may work. */
+export class ProxyUnreachableError extends Error {
+  readonly code: string | undefined;
+  constructor(readonly proxy: URL, cause: Error & { code?: string }) {
+    super(`the proxy ${proxyKey(proxy)} cannot be reached (${cause.code ?? cause.message})`, { cause });
+    this.name = 'ProxyUnreachableError';
+    this.code = cause.code;
+  }
+}
+
+/** The proxy wants authentication the agent cannot give, or refused what it gave. */
+export class ProxyAuthError extends Error {
+  constructor(readonly proxy: URL, readonly schemes: string[], readonly reason: 'no-credentials' | 'rejected' | 'negotiate-failed', detail?: string) {
+    super(`the proxy ${proxyKey(proxy)} requires authentication (${schemes.join(', ') || 'no scheme offered'})${detail ? `: ${detail}` : ''}`);
+    this.name = 'ProxyAuthError';
+  }
+}
+
+/** The proxy answered the CONNECT with an error (forbidden destination, upstream failure…). */
+export class ProxyRefusedError extends Error {
+  constructor(readonly proxy: URL, readonly target: string, readonly status: number, readonly detail: string | undefined) {
+    super(`the proxy ${proxyKey(proxy)} refused to connect to ${target} (HTTP ${status}${detail ? `, ${detail}` : ''})`);
+    this.name = 'ProxyRefusedError';
+  }
+}
+
+const TLS_FAILURE = /^(CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|ERR_TLS_CERT|HOSTNAME_MISMATCH)/;
+
+function cn(dn: string | undefined): string {
+  return /(?:^|\n|, ?)CN=([^\n,]*)/.exec(dn ?? '')?.[1] ?? '';
+}
+
+/** The chain as sent by the server, leaf first (issuer links followed; stops at a self-signed certificate). */
+function presentedChain(socket: TLSSocket): PresentedCertificate[] {
+  const out: PresentedCertificate[] = [];
+  try {
+    let c = socket.getPeerCertificate(true) as (ReturnType<TLSSocket['getPeerCertificate']> & { issuerCertificate?: unknown }) | undefined;
+    const seen = new Set<string>();
+    while (c && c.fingerprint256 && !seen.has(c.fingerprint256)) {
+      seen.add(c.fingerprint256);
+      const subject = Object.entries(c.subject ?? {}).map(([k, v]) => `${k}=${String(v)}`).join(', ');
+      const issuer = Object.entries(c.issuer ?? {}).map(([k, v]) => `${k}=${String(v)}`).join(', ');
+      out.push({ subject, issuer, subjectCN: cn(subject), issuerCN: cn(issuer), fingerprint256: c.fingerprint256 });
+      c = c.issuerCertificate as typeof c;
+    }
+  } catch {
+    /* no chain to report */
+  }
+  return out;
+}
+
+/**
+ * Building a TLS context parses every trust anchor (~150 system roots): tens of milliseconds that would be
+ * paid on every handshake. One context per set of anchors and client identity is shared instead.
+ */
+const contexts = new WeakMap<string[], Map<string, SecureContext>>();
+export function secureContextFor(tls: TlsSettings): SecureContext {
+  let byIdentity = contexts.get(tls.ca);
+  if (!byIdentity) contexts.set(tls.ca, (byIdentity = new Map()));
+  const id = tls.cert && tls.key ? `${tls.cert}\0${tls.key}` : '';
+  let ctx = byIdentity.get(id);
+  if (!ctx) {
+    ctx = createSecureContext({ ca: tls.ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) });
+    byIdentity.set(id, ctx);
+  }
+  return ctx;
+}
+
+type SyncConnector = (opts: buildConnector.Options, cb: buildConnector.Callback) => Socket | TLSSocket | undefined;
+
+/**
+ * undici's own connector (verification on, trust anchors, optional client certificate), plus a record of the
+ * presented chain: read on the socket's 'secure' event, which fires before Node checks the chain and
+ * destroys the socket. Without it a failed handshake leaves nothing to say who issued the certificate.
+ */
+export function tlsConnector(tls: TlsSettings): SyncConnector {
+  const base = buildConnector({
+    secureContext: secureContextFor(tls),
+    rejectUnauthorized: true,
+    timeout: tls.timeoutMs,
+  }) as unknown as SyncConnector;
+  return (opts, cb) => {
+    let chain: PresentedCertificate[] = [];
+    const socket = base(opts, ((err: Error | null, s: Socket | TLSSocket | null) => {
+      const code = (err as { code?: string } | null)?.code ?? '';
+      if (err && opts.protocol === 'https:' && TLS_FAILURE.test(code)) cb(new PresentedChainError(err, chain), null);
+      else if (err) cb(err, null);
+      else cb(null, s as Socket);
+    }) as buildConnector.Callback);
+    if (opts.protocol === 'https:' && socket) (socket as TLSSocket).prependListener('secure', () => (chain = presentedChain(socket as TLSSocket)));
+    return socket;
+  };
+}
+
+function challengeSchemes(header: string | string[] | undefined): string[] {
+  const values = Array.isArray(header) ? header : header ? [header] : [];
+  return values.flatMap((v) => v.split(/,(?=\s*[A-Za-z-]+(?:\s|$))/)).map((v) => v.trim().split(/\s+/)[0]!).filter(Boolean);
+}
+
+/** Opens CONNECT tunnels through one proxy, answering its authentication challenges. */
+export class ProxyTunnel {
+  private readonly client: Client;
+
+  constructor(readonly proxy: URL, private readonly resolver: ProxyResolver | undefined, tls: TlsSettings) {
+    this.client = new Client(proxy.origin, {
+      connect: { secureContext: secureContextFor({ ca: tls.ca, timeoutMs: tls.timeoutMs }), rejectUnauthorized: true, timeout: tls.timeoutMs },
+      headersTimeout: tls.timeoutMs,
+      bodyTimeout: tls.timeoutMs,
+    });
+  }
+
+  private async attempt(target: string, authorization: string | undefined): Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined>; socket: Socket }> {
+    try {
+      const r = await this.client.connect({
+        path: target,
+        headers: { host: target, ...(authorization ? { 'proxy-authorization': authorization } : {}) },
+      });
+      return { statusCode: r.statusCode, headers: r.headers, socket: r.socket as Socket };
+    } catch (e) {
+      throw new ProxyUnreachableError(this.proxy, e as Error);
+    }
+  }
+
+  /** A socket to `host:port` through the proxy; Basic is sent at once when configured, Negotiate when asked. */
+  async open(target: string): Promise<Socket> {
+    const creds = this.resolver?.credentialsFor(this.proxy);
+    const basic = creds ? `Basic ${Buffer.from(`${creds.user}:${creds.password}`).toString('base64')}` : undefined;
+    let r = await this.attempt(target, basic);
+    if (r.statusCode === 407) {
+      r.socket.destroy();
+      const schemes = challengeSchemes(r.headers['proxy-authenticate']);
+      const offers = (s: string) => schemes.some((x) => x.toLowerCase() === s);
+      if (offers('negotiate')) {
+        let token: string;
+        try {
+          token = await negotiateAuthorization({ url: this.proxy.href });
+        } catch (e) {
+          if (!basic || !offers('basic')) throw new ProxyAuthError(this.proxy, schemes, 'negotiate-failed', e instanceof KerberosError ? e.message : (e as Error).message);
+          throw new ProxyAuthError(this.proxy, schemes, 'rejected', 'the configured user name and password were refused');
+        }
+        r = await this.attempt(target, token);
+        if (r.statusCode === 407) {
+          r.socket.destroy();
+          throw new ProxyAuthError(this.proxy, schemes, 'rejected', 'the Kerberos (Negotiate) credentials were refused');
+        }
+      } else {
+        throw new ProxyAuthError(this.proxy, schemes, basic ? 'rejected' : 'no-credentials');
+      }
+    }
+    if (r.statusCode < 200 || r.statusCode > 299) {
+      r.socket.destroy();
+      const squid = r.headers['x-squid-error'];
+      throw new ProxyRefusedError(this.proxy, target, r.statusCode, typeof squid === 'string' ? squid : undefined);
+    }
+    return r.socket;
+  }
+
+  close(): Promise<void> {
+    return this.client.close().catch(() => undefined);
+  }
+}
+
+/** A dispatcher that sends every request on `route`; requests to https servers are tunnelled with CONNECT. */
+export function routeDispatcher(route: Route, tls: TlsSettings, resolver: ProxyResolver | undefined): { dispatcher: Dispatcher; close: () => Promise<void>; label: string } {
+  const connectTls = tlsConnector(tls);
+  const agentTimeouts = { headersTimeout: tls.timeoutMs, bodyTimeout: tls.timeoutMs };
+  if (route.kind === 'direct') {
+    const agent = new Agent({ connect: connectTls as buildConnector.connector, ...agentTimeouts });
+    return { dispatcher: agent, close: () => agent.close().catch(() => undefined), label: 'DIRECT' };
+  }
+  const tunnel = new ProxyTunnel(route.proxy, resolver, tls);
+  const connect = ((opts: buildConnector.Options, cb: buildConnector.Callback) => {
+    const target = `${opts.hostname.includes(':') ? `[${opts.hostname}]` : opts.hostname}:${opts.port || (opts.protocol === 'https:' ? 443 : 80)}`;
+    tunnel.open(target).then(
+      (socket) => (opts.protocol === 'https:' ? connectTls({ ...opts, httpSocket: socket }, cb) : cb(null, socket)),
+      (e: Error) => cb(e, null),
+    );
+  }) as buildConnector.connector;
+  const tunnelled = new Agent({ connect, ...agentTimeouts });
+  // Plain-http URLs (a CRL at http://…) go to the proxy as absolute-form requests, which every proxy allows
+  // (a CONNECT to port 80 is commonly refused). Only Basic credentials apply there.
+  const creds = resolver?.credentialsFor(route.proxy);
+  const plain = new ProxyAgent({
+    uri: route.proxy.href,
+    proxyTunnel: false,
+    ...(creds ? { token: `Basic ${Buffer.from(`${creds.user}:${creds.password}`).toString('base64')}` } : {}),
+    proxyTls: { ca: tls.ca, rejectUnauthorized: true },
+    ...agentTimeouts,
+  });
+  const dispatcher: Dispatcher = {
+    dispatch: (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) =>
+      String(opts.origin ?? '').startsWith('http:') ? plain.dispatch(opts, handler) : tunnelled.dispatch(opts, handler),
+  } as unknown as Dispatcher;
+  return {
+    dispatcher,
+    close: async () => {
+      await Promise.all([tunnelled.close().catch(() => undefined), plain.close().catch(() => undefined), tunnel.close()]);
+    },
+    label: describeRoute(route),
+  };
+}

@@ -1,0 +1,21 @@
+import type { Config } from '../config.js';
+import type { EventLog } from '../events.js';
+import type { HttpOptions } from '../http.js';
+
+/** HttpClient options from the agent's configuration: trust anchors, timeout, proxy settings, event log. */
+export function httpOptionsFor(config: Config, extra: { events?: EventLog; log?: (line: string) => void; env?: NodeJS.ProcessEnv } = {}): HttpOptions {
+  let orgHost: string | undefined;
+  try {
+    orgHost = config.orgUrl ? new URL(config.orgUrl).host : undefined;
+  } catch {
+    orgHost = undefined;
+  }
+  return {
+    tlsCaFile: config.tlsCaFile,
+    timeoutMs: config.requestTimeoutMs,
+    proxy: { httpProxy: config.httpProxy, httpProxyPacLocation: config.httpProxyPacLocation, ...(extra.env ? { env: extra.env } : {}) },
+    events: extra.events,
+    exemptHosts: orgHost ? [orgHost] : [],
+    log: extra.log,
+  };
+}

@@ -1,0 +1,32 @@
+import type { SyncCommandRunner } from '../core/exec.js';
+import { runCommandSync } from '../core/exec.js';
+import { DarwinManagedConfig } from './managed-config-darwin.js';
+import { LinuxManagedConfig } from './managed-config-linux.js';
+import { WindowsManagedConfig } from './managed-config-win32.js';
+
+/** One place an admin deployed settings to, with the raw name/value pairs found there. */
+export interface ManagedSource {
+  /** Where it came from, shown by `--debug` and in errors (a file, a registry key, a preferences domain). */
+  origin: string;
+  values: Record<string, unknown>;
+  /**
+   * Names the agent does not know are skipped instead of refused: the registry key is shared with the original
+   * registration task, which keeps values of its own there.
+   */
+  ignoreUnknown?: boolean;
+}
+
+/**
+ * Managed configuration, read at run time. `read()` returns the sources lowest precedence first; later ones
+ * win, and the whole of managed configuration ranks below the config file, the environment and the command line.
+ */
+export interface ManagedConfigReader {
+  readonly description: string;
+  read(): ManagedSource[];
+}
+
+export function createManagedConfigReader(platform: NodeJS.Platform, env: NodeJS.ProcessEnv, run: SyncCommandRunner = runCommandSync): ManagedConfigReader {
+  if (platform === 'win32') return new WindowsManagedConfig(run);
+  if (platform === 'darwin') return new DarwinManagedConfig(run, { user: env.USER });
+  return new LinuxManagedConfig(env.DTA_MANAGED_CONFIG_DIR || '/etc/device-trust-agent');
+}

@@ -1,0 +1,153 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+export const FIREFOX = ['/usr/bin/firefox-esr', '/usr/bin/firefox'].find((p) => fs.existsSync(p));
+
+/**
+ * Why the Firefox proof cannot run here, or undefined when it can. Firefox reads /etc/firefox/policies/policies.json;
+ * as root, a private mount namespace lays the test's directory over /etc (overlayfs) without touching the machine.
+ */
+export function firefoxUnavailable(): string | undefined {
+  if (!FIREFOX) return 'skipped: Firefox is not installed (apt install firefox-esr)';
+  if (process.getuid?.() !== 0) return 'skipped: showing Firefox the policy directory needs root (unshare -m, overlay mount over /etc)';
+  return undefined;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A new, empty Firefox profile: prefs that keep a headless test quiet and let Marionette listen on `port`. */
+export function writeProfilePrefs(profile: string, port: number): void {
+  fs.mkdirSync(profile, { recursive: true });
+  fs.writeFileSync(path.join(profile, 'user.js'), [
+    `user_pref("marionette.port", ${port});`,
+    'user_pref("devtools.jsonview.enabled", false);', // the page's raw JSON, not the JSON viewer
+    'user_pref("browser.shell.checkDefaultBrowser", false);',
+    'user_pref("datareporting.policy.dataSubmissionEnabled", false);',
+    'user_pref("toolkit.telemetry.reportingpolicy.firstRun", false);',
+    'user_pref("app.update.disabledForTesting", true);',
+    '',
+  ].join('\n'));
+}
+
+/** Firefox's Marionette protocol: `<length>:<json>` frames; commands are [0, id, name, params], answers [1, id, error, result]. */
+class Marionette {
+  private buf = Buffer.alloc(0);
+  private readonly waiting = new Map<number, (m: unknown[]) => void>();
+  private next = 1;
+  private hello?: (v: unknown) => void;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      for (;;) {
+        const colon = this.buf.indexOf(0x3a);
+        if (colon < 0) break;
+        const len = Number(this.buf.subarray(0, colon).toString('ascii'));
+        if (this.buf.length < colon + 1 + len) break;
+        const msg = JSON.parse(this.buf.subarray(colon + 1, colon + 1 + len).toString('utf8')) as unknown;
+        this.buf = this.buf.subarray(colon + 1 + len);
+        if (Array.isArray(msg)) this.waiting.get(msg[1] as number)?.(msg);
+        else this.hello?.(msg);
+      }
+    });
+  }
+
+  static connect(port: number): Promise<Marionette> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1');
+      const m = new Marionette(socket);
+      m.hello = () => resolve(m);
+      socket.once('error', reject);
+    });
+  }
+
+  send(name: string, params: Record<string, unknown>, timeoutMs: number): Promise<{ error: unknown; result: unknown }> {
+    const id = this.next++;
+    const body = JSON.stringify([0, id, name, params]);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`Marionette ${name} timed out after ${timeoutMs} ms`)), timeoutMs);
+      this.waiting.set(id, (m) => {
+        clearTimeout(timer);
+        resolve({ error: m[2], result: m[3] });
+      });
+      this.socket.write(`${Buffer.byteLength(body)}:${body}`);
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+export interface FirefoxPageOptions {
+  home: string;
+  profile: string;
+  /** Laid over /etc: holds firefox/policies/policies.json. */
+  etcOverlay: string;
+  pageLoadMs?: number;
+}
+
+/**
+ * Opens `url` in headless Firefox (its own profile, our /etc overlay) and returns the page's text, or what went
+ * wrong. Bounded: Firefox is killed after the page load timeout plus startup time, whatever happens.
+ */
+export async function firefoxPageText(url: string, opts: FirefoxPageOptions): Promise<{ text: string; error?: string }> {
+  const port = await freePort();
+  writeProfilePrefs(opts.profile, port);
+  const work = fs.mkdtempSync(path.join(path.dirname(opts.etcOverlay), 'ovl-work-'));
+  const script = 'upper="$0"; work="$1"; shift; mount -t overlay overlay -o "lowerdir=/etc,upperdir=$upper,workdir=$work" /etc && exec "$@"';
+  const child: ChildProcess = spawn('unshare', ['-m', 'sh', '-c', script, opts.etcOverlay, work, FIREFOX!, '--headless', '--marionette', '--no-remote', '--profile', opts.profile], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: opts.home, MOZ_HEADLESS: '1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  const pageLoadMs = opts.pageLoadMs ?? 15_000;
+  const killer = setTimeout(() => kill(child), pageLoadMs + 40_000);
+  let m: Marionette | undefined;
+  try {
+    const start = Date.now();
+    while (!m) {
+      try {
+        m = await Marionette.connect(port);
+      } catch {
+        if (Date.now() - start > 30_000 || child.exitCode !== null) return { text: '', error: `Firefox did not start: ${stderr}` };
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    const session = await m.send('WebDriver:NewSession', { capabilities: { alwaysMatch: { timeouts: { pageLoad: pageLoadMs } } } }, 30_000);
+    if (session.error) return { text: '', error: `new session: ${JSON.stringify(session.error)}` };
+    // A page held by a client-certificate prompt never finishes loading: give up shortly after the page-load timeout.
+    const nav = await m.send('WebDriver:Navigate', { url }, pageLoadMs + 2_000).catch((e: Error) => ({ error: e.message, result: null }));
+    const body = await m.send('WebDriver:ExecuteScript', { script: 'return document.body ? document.body.textContent : ""', args: [] }, 3_000).catch((e: Error) => ({ error: e.message, result: null }));
+    const text = String((body.result as { value?: unknown } | null)?.value ?? '');
+    return nav.error ? { text, error: `navigate: ${JSON.stringify(nav.error)}` } : { text };
+  } finally {
+    clearTimeout(killer);
+    if (m) await m.send('Marionette:Quit', { flags: ['eForceQuit'] }, 5_000).catch(() => undefined);
+    m?.close();
+    kill(child);
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function kill(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL'); // the whole group: unshare, sh and Firefox's content processes
+  } catch {
+    /* already gone */
+  }
+}
