@@ -81,7 +81,7 @@ describe('scheduler and daemon against the lab org', () => {
       assert.notEqual(s.current.serialNumber, first.current.serialNumber);
       assert.equal(s.schedule.renewal.sha256, s.current.sha256, 'a new moment for the new certificate');
       assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [s.current.serialNumber]);
-      const changes = events(p).filter((e) => e.id === 1200).map((e) => e.data.to);
+      const changes = events(p).filter((e) => e.id === 1300).map((e) => e.data.to);
       assert.deepEqual(changes.slice(-2), ['ORG_UNREACHABLE', 'ENROLLED'], 'state changes are in the event log');
     } finally {
       await sched.stop();
