@@ -52,7 +52,8 @@ export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine;
   const policy = opts.policy ?? DEFAULT_POLICY;
   const events = new EventLog(opts.stateDir, opts.task);
   const store = new StateFileStore(opts.stateDir, () => probeConfig(opts.loadConfig), (aside) =>
-    events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${aside}; it is rebuilt from the certificate store.`));
+    events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${aside}; it is rebuilt from the certificate store.`),
+  policy.configCheckMs, opts.now ?? Date.now);
   const engine = new PassEngine({
     store,
     lock: fileLock(opts.stateDir),

@@ -33,6 +33,8 @@ export interface SchedulePolicy {
   networkDebounceMs: number;
   /** When another process holds the pass lock, look again this much later. */
   busyRetryMs: number;
+  /** Between passes the configuration is re-read at most this often (a stuck agent notices a fix by it). */
+  configCheckMs: number;
 }
 
 export const DEFAULT_POLICY: SchedulePolicy = {
@@ -50,6 +52,7 @@ export const DEFAULT_POLICY: SchedulePolicy = {
   coalesceMs: 5 * MIN,
   networkDebounceMs: MIN,
   busyRetryMs: MIN,
+  configCheckMs: 5 * MIN,
 };
 
 export function policyWith(overrides: Partial<SchedulePolicy> = {}): SchedulePolicy {

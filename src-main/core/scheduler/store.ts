@@ -43,16 +43,32 @@ export function certFacts(state: AgentState, defaultWindowMs = DEFAULT_POLICY.de
  * certificate itself) comes back unchanged.
  */
 export class StateFileStore implements ScheduleStore {
+  private lastProbe: { at: number; probe: ConfigProbe } | undefined;
+
+  /**
+   * `probeEveryMs`: how stale the configuration may be between passes. Reading it can cost process
+   * launches (Windows reads the registry with reg.exe), so the per-minute tick does not re-read it each time.
+   */
   constructor(
     private readonly stateDir: string,
-    private readonly probe: () => ConfigProbe,
+    private readonly probeConfig: () => ConfigProbe,
     private readonly onRecovered?: (movedTo: string) => void,
+    private readonly probeEveryMs = 5 * 60_000,
+    private readonly now: () => number = Date.now,
   ) {}
+
+  private probe(fresh: boolean): ConfigProbe {
+    const now = this.now();
+    if (fresh || !this.lastProbe || now - this.lastProbe.at >= this.probeEveryMs || now < this.lastProbe.at) {
+      this.lastProbe = { at: now, probe: this.probeConfig() };
+    }
+    return this.lastProbe.probe;
+  }
 
   load(): Snapshot {
     const { state, recoveredFrom } = loadState(this.stateDir);
     if (recoveredFrom) this.onRecovered?.(recoveredFrom);
-    const p = this.probe();
+    const p = this.probe(true);
     return { record: state.schedule ?? emptyRecord(), cert: certFacts(state), configured: p.configured, configFingerprint: p.fingerprint };
   }
 
@@ -70,6 +86,6 @@ export class StateFileStore implements ScheduleStore {
     } catch {
       /* no state yet */
     }
-    return `${st}|${this.probe().fingerprint}`;
+    return `${st}|${this.probe(false).fingerprint}`;
   }
 }
