@@ -13,7 +13,11 @@ export type OptionValues = Record<string, string | boolean | string[] | boolean[
 export interface CommandContext {
   /** Configuration merged from every source (loaded lazily: `help` must work without a valid config). */
   config(): LoadedConfig;
+  /** The configuration read again from every source (a long-running daemon picks up changes). */
+  freshConfig(): LoadedConfig;
   values: OptionValues;
+  /** Settings given on this command line (Name=Value and the setting options), as loadConfig takes them. */
+  settings: Record<string, unknown>;
   /** Positional arguments after the command name, minus Name=Value settings. */
   args: string[];
   io: Io;

@@ -111,9 +111,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const debug = Boolean(v.debug);
   const json = Boolean(v.json);
   let loaded: LoadedConfig | undefined;
+  const freshConfig = () => loadConfig({ cli, ...(typeof v.config === 'string' ? { configFile: v.config } : {}), env: io.env });
   const config = () => {
     if (!loaded) {
-      loaded = loadConfig({ cli, ...(typeof v.config === 'string' ? { configFile: v.config } : {}), env: io.env });
+      loaded = freshConfig();
       if (debug) {
         io.err(`Configuration (${loaded.files.length ? loaded.files.join(', ') : 'no files'}):`);
         for (const [k, val] of Object.entries(loaded.config)) io.err(redact(`  ${k} = ${printableSetting(k as keyof typeof loaded.config, val)}  [${loaded.sources[k as keyof typeof loaded.config]}]`));
@@ -122,7 +123,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return loaded;
   };
   try {
-    return await command.run({ config, values: v, args, io, debug, json });
+    return await command.run({ config, freshConfig, settings: cli, values: v, args, io, debug, json });
   } catch (e) {
     return reportError(e, json, debug, io);
   }

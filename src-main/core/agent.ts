@@ -29,6 +29,12 @@ export interface RunOptions {
   trace: Trace;
   platform?: Platform;
   now?: () => Date;
+  /**
+   * Scheduled passes: the moment inside the renewal window at which this certificate is renewed (the
+   * scheduler draws it once per certificate so a fleet does not renew at once). Without it — a pass a
+   * person started — renewal happens as soon as the window opens.
+   */
+  renewAt?: (c: { sha256: string; notAfter: Date; windowStart: Date }) => Date;
 }
 
 export interface InstalledCertificate extends CertInfo {
@@ -180,7 +186,8 @@ export class EnrollmentTask {
       this.events.record('EXPIRED_FOUND', `Certificate ${current.info.serialNumber} expired on ${current.info.notAfter}; enrolling a new one.`);
       return this.enroll(authority, deviceId, current);
     }
-    const renewFrom = notAfter - authority.renewalWindowSeconds * 1000;
+    const windowStart = notAfter - authority.renewalWindowSeconds * 1000;
+    const renewFrom = this.opts.renewAt?.({ sha256: current.info.sha256, notAfter: new Date(notAfter), windowStart: new Date(windowStart) }).getTime() ?? windowStart;
     if (now >= renewFrom || this.opts.renewNow) return this.renew(authority, deviceId, current, key);
 
     const browserPolicy = await this.configureBrowsers(authority);

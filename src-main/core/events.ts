@@ -8,7 +8,8 @@ import { redact } from './redact.js';
 /**
  * The event catalogue: one stable ID per kind of event. IDs never change meaning; new ones are added.
  * 1000–1099 success, 1100–1199 findings about the certificate, 1200–1299 diagnostics and health,
- * 2000–2099 failures. The README's event table is generated from the same list (keep them in step).
+ * 1300–1399 scheduler states, 2000–2099 failures. The README's event table is generated from the same list
+ * (keep them in step).
  */
 export const EVENTS = {
   ENROLLED: { id: 1000, level: 'info', title: 'Certificate enrolled' },
@@ -36,6 +37,8 @@ export const EVENTS = {
   SUPPORT_BUNDLE_WRITTEN: { id: 1230, level: 'info', title: 'Support bundle written' },
   ADMIN_TOKEN_STORED: { id: 1240, level: 'info', title: 'Admin API token stored in the OS keyring' },
   ADMIN_TOKEN_REMOVED: { id: 1241, level: 'info', title: 'Admin API token removed from the OS keyring' },
+  STATE_CHANGED: { id: 1300, level: 'info', title: 'Agent state changed' },
+  AGENT_STUCK: { id: 1301, level: 'error', title: 'Agent stuck: a person must act' },
   RETRY_LATER: { id: 2000, level: 'warning', title: 'Enrollment postponed; will retry' },
   ORG_READ_ONLY: { id: 2001, level: 'warning', title: 'Org is read-only; will retry' },
   REJECTED: { id: 2002, level: 'error', title: 'Enrollment rejected' },

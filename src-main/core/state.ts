@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from './fsutil.js';
+import { ScheduleRecordSchema } from './scheduler/record.js';
 
 export const STATE_VERSION = 1;
 
@@ -53,6 +54,11 @@ export const StateSchema = z.object({
   lastRun: z
     .object({ at: z.string(), task: z.string(), outcome: z.string(), code: z.string().optional(), message: z.string() })
     .optional(),
+  /**
+   * The scheduler's record (scheduler/record.ts): first pass, last pass, backoff step, next retry, the chosen
+   * renewal moment. Optional, so files written before it existed read unchanged (no version bump needed).
+   */
+  schedule: ScheduleRecordSchema.optional(),
 });
 export type AgentState = z.infer<typeof StateSchema>;
 export type CurrentCertificate = z.infer<typeof CurrentSchema>;

@@ -11,6 +11,7 @@ import { httpOptionsFor } from './proxy/options.js';
 import { discoverOrg } from './discovery.js';
 import { checkMtls } from './mtls.js';
 import { checkRevocation } from './revocation.js';
+import { scheduleView, type ScheduleView } from './scheduler/view.js';
 import { loadState, type AgentState } from './state.js';
 
 export type DeviceState = 'NOT_CONFIGURED' | 'NOT_ENROLLED' | 'ENROLLED' | 'RENEWAL_DUE' | 'EXPIRED' | 'KEY_MISSING' | 'REVOKED' | 'PENDING' | 'REJECTED';
@@ -28,6 +29,8 @@ export interface StatusReport {
   /** Device-trust certificates in the store (more than one means a pass was interrupted). */
   certificatesInStore: number;
   lastRun?: AgentState['lastRun'];
+  /** The scheduler's named state, why, what to do when stuck, and the next attempt. */
+  schedule: ScheduleView;
   checks?: {
     org?: { ok: boolean; detail: string };
     revocation?: { ok: boolean; detail: string };
@@ -42,7 +45,8 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   const { config } = loaded;
   const platform = opts.platform ?? createPlatform(config);
   const { state } = loadState(config.stateDir);
-  const base = { backend: config.backend, deviceId: state.deviceId, store: platform.store.description, stateDir: config.stateDir, ...(config.orgUrl ? { orgUrl: config.orgUrl } : {}), ...(state.lastRun ? { lastRun: state.lastRun } : {}) };
+  const base = { backend: config.backend, deviceId: state.deviceId, store: platform.store.description, stateDir: config.stateDir, ...(config.orgUrl ? { orgUrl: config.orgUrl } : {}), ...(state.lastRun ? { lastRun: state.lastRun } : {}),
+    schedule: scheduleView(loaded, state) };
   // Ours: issued by the issuer the state recorded (a SCEP CA may have no CN), else by the configured issuer CN.
   const isOurs = (info: CertInfo) => (state.current ? info.issuer === state.current.issuer : info.issuerCN === config.issuerCN);
   const ours = (await platform.store.list()).filter((c) => isOurs(c.info));

@@ -1,4 +1,5 @@
 import { redact } from './redact.js';
+import { testPausePoint } from './test-hooks.js';
 
 /** The step-by-step account `--debug` prints: each step with its duration, secrets redacted by default. */
 export class Trace {
@@ -8,6 +9,7 @@ export class Trace {
   constructor(private readonly sink: ((line: string) => void) | undefined, private readonly showSecrets = false) {}
 
   log(message: string): void {
+    testPausePoint(`log:${message}`);
     if (!this.sink) return;
     const t = (performance.now() - this.start).toFixed(0).padStart(6);
     this.sink(`[${t} ms] ${this.showSecrets ? message : redact(message)}`);
@@ -22,8 +24,10 @@ export class Trace {
   async step<T>(name: string, fn: () => Promise<T>, describe?: (r: T) => string): Promise<T> {
     const t0 = performance.now();
     this.log(`→ ${name}`);
+    testPausePoint(`before:${name}`);
     try {
       const r = await fn();
+      testPausePoint(`after:${name}`);
       const ms = performance.now() - t0;
       const detail = describe?.(r);
       this.steps.push({ name, ms, ok: true, ...(detail ? { detail } : {}) });

@@ -1,5 +1,6 @@
-import { runTask, type RunResult, type TaskKind } from '../../core/agent.js';
+import type { RunResult, TaskKind } from '../../core/agent.js';
 import { AgentError, ExitCode } from '../../core/errors.js';
+import { createAgentEngine, passRunningError } from '../../core/scheduler/agent-pass.js';
 import { Trace } from '../../core/trace.js';
 import type { Command } from '../command.js';
 
@@ -24,7 +25,15 @@ export const runCommand: Command = {
     if (v.user && v.device) throw new AgentError('config', 'USAGE', '--user and --device cannot be used together.');
     const task: TaskKind = v.device ? 'device' : 'user';
     const trace = new Trace(ctx.debug ? ctx.io.err : undefined, Boolean(v['show-tokens']));
-    const result = await runTask({ loaded: ctx.config(), task, force: Boolean(v.forceRenewal || v['force-renewal']), trace });
+    // Under the state directory's lock, recorded in the schedule like any pass: a second concurrent pass
+    // (the daemon, the UI, another run) is refused with "retry later" instead of racing this one.
+    const loaded = ctx.config();
+    const { engine } = createAgentEngine({ loadConfig: () => loaded, stateDir: loaded.config.stateDir, task, trace: () => trace,
+      force: Boolean(v.forceRenewal || v['force-renewal']), respectRenewalMoment: false });
+    const res = await engine.attempt('manual');
+    if (!res.ran) throw res.why === 'busy' ? passRunningError(res) : new AgentError('internal', 'INTERNAL', res.detail);
+    if (res.error) throw res.error;
+    const result = res.result!;
     if (ctx.json) ctx.io.out(JSON.stringify({ ok: true, ...result }, null, 2));
     else ctx.io.out(describeRun(result));
     if (ctx.debug) {

@@ -1,4 +1,5 @@
 import { ExitCode } from '../../core/errors.js';
+import { describeScheduleView } from '../../core/scheduler/view.js';
 import { getStatus, type StatusReport } from '../../core/status.js';
 import type { Command } from '../command.js';
 
@@ -24,6 +25,7 @@ function describeStatus(r: StatusReport): string {
     if (r.certificate.renewFrom) lines.push(`  renews from: ${r.certificate.renewFrom}`);
   }
   if (r.certificatesInStore > 1) lines.push(`  note: ${r.certificatesInStore} device-trust certificates in the store; the next run keeps one.`);
+  lines.push(...describeScheduleView(r.schedule));
   if (r.lastRun) lines.push(`  last run:    ${r.lastRun.at} ${r.lastRun.outcome}${r.lastRun.code ? ` (${r.lastRun.code})` : ''}: ${r.lastRun.message}`);
   for (const [name, c] of Object.entries(r.checks ?? {})) lines.push(`  check ${name}: ${c.ok ? 'ok' : 'FAILED'} — ${c.detail}`);
   return lines.join('\n');

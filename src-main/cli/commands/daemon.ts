@@ -1,0 +1,66 @@
+import type { TaskKind } from '../../core/agent.js';
+import { AgentError } from '../../core/errors.js';
+import { defaultPaths } from '../../core/paths.js';
+import { runDaemon } from '../../core/scheduler/daemon.js';
+import { TRIGGERS, type Trigger } from '../../core/scheduler/record.js';
+import type { Command, CommandContext } from '../command.js';
+
+const START_TRIGGERS: Trigger[] = ['logon', 'install', 'timer', 'network', 'manual'];
+
+/** The state directory even when the configuration does not load (the daemon then waits for a fix). */
+export function stateDirOf(ctx: CommandContext): string {
+  try {
+    return ctx.config().config.stateDir;
+  } catch {
+    const given = ctx.values['state-dir'];
+    return typeof given === 'string' ? given : ctx.io.env.DTA_STATE_DIR || defaultPaths(ctx.io.env).stateDir;
+  }
+}
+
+export function taskOf(ctx: CommandContext): TaskKind {
+  if (ctx.values.user && ctx.values.device) throw new AgentError('config', 'USAGE', '--user and --device cannot be used together.');
+  return ctx.values.device ? 'device' : 'user';
+}
+
+export const daemonCommand: Command = {
+  name: 'daemon',
+  summary: 'the long-running agent: passes at logon, daily, at the renewal moment, on retry and on network change',
+  usage: `device-trust-agent daemon [--user | --device] [--once] [--trigger WHY] [--no-network-watch] [--debug]
+  --once              one pass if one is due (or the trigger calls for it), then exit: what systemd timers,
+                      Task Scheduler and launchd start
+  --trigger WHY       why the process was started: logon (default), install, timer (default with --once),
+                      network, manual
+  --no-network-watch  do not watch for network changes
+  Stops cleanly on SIGTERM or SIGINT (a pass in progress finishes first). One daemon per state directory.`,
+  options: {
+    user: { type: 'boolean' },
+    device: { type: 'boolean' },
+    once: { type: 'boolean' },
+    trigger: { type: 'string' },
+    'no-network-watch': { type: 'boolean' },
+  },
+  async run(ctx) {
+    const task = taskOf(ctx);
+    const once = Boolean(ctx.values.once);
+    const given = ctx.values.trigger;
+    const initial = (typeof given === 'string' ? given : once ? 'timer' : 'logon') as Trigger;
+    if (!TRIGGERS.includes(initial) || !START_TRIGGERS.includes(initial)) {
+      throw new AgentError('config', 'USAGE', `--trigger must be one of ${START_TRIGGERS.join(', ')}, not "${String(given)}".`);
+    }
+    const stopSignal = new Promise<string>((resolve) => {
+      if (once) return;
+      for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve(sig));
+    });
+    return runDaemon({
+      loadConfig: () => ctx.freshConfig(),
+      stateDir: stateDirOf(ctx),
+      task,
+      initial,
+      once,
+      watchNetwork: !ctx.values['no-network-watch'],
+      out: ctx.io.out,
+      ...(ctx.debug ? { debug: ctx.io.err } : {}),
+      stopSignal,
+    });
+  },
+};

@@ -1,0 +1,108 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { AgentError, ExitCode } from '../../core/errors.js';
+import { ensurePrivateDir } from '../../core/fsutil.js';
+import { createAgentEngine } from '../../core/scheduler/agent-pass.js';
+import { describeAttempt } from '../../core/scheduler/daemon.js';
+import { Trace } from '../../core/trace.js';
+import { applyInstall, defaultAgentCommand, tasksFor, type TaskRequest } from '../../platform/tasks/index.js';
+import type { Command, CommandContext } from '../command.js';
+import { stateDirOf } from './daemon.js';
+
+/** What every registered invocation must repeat so it sees what this command line saw. */
+export function passThroughArgs(ctx: CommandContext): string[] {
+  const out: string[] = [];
+  if (typeof ctx.values.config === 'string') out.push('--config', path.resolve(ctx.values.config));
+  for (const [k, v] of Object.entries(ctx.settings)) out.push(`${k}=${Array.isArray(v) ? v.join(path.delimiter) : String(v)}`);
+  return out;
+}
+
+/** The user task's state directory, or the device task's (the registered commands pass it explicitly). */
+export function taskStateDir(ctx: CommandContext, req: TaskRequest): string {
+  if (req.scope === 'device' && typeof ctx.values['state-dir'] !== 'string' && !ctx.settings.stateDir) return tasksFor().deviceStateDir;
+  return stateDirOf(ctx);
+}
+
+export function taskRequest(ctx: CommandContext): TaskRequest {
+  const v = ctx.values;
+  if (v.user && v.device) throw new AgentError('config', 'USAGE', '--user and --device cannot be used together.');
+  const mode = v.mode;
+  if (mode !== undefined && mode !== 'systemd' && mode !== 'autostart') throw new AgentError('config', 'USAGE', `--mode must be systemd or autostart, not "${String(mode)}".`);
+  return {
+    scope: v.device ? 'device' : 'user',
+    agent: typeof v.exec === 'string' ? [v.exec] : defaultAgentCommand(),
+    extraArgs: passThroughArgs(ctx),
+    env: ctx.io.env,
+    ...(mode ? { linuxMode: mode } : {}),
+  };
+}
+
+export const installCommand: Command = {
+  name: 'install',
+  summary: 'register the agent with the OS (logon, hourly, network change) and run the install-time pass',
+  usage: `device-trust-agent install [--user | --device] [--mode systemd|autostart] [--exec PATH] [--no-run] [--no-start] [--dry-run]
+  --user       the user task (default): Linux systemd user units (or XDG autostart without systemd),
+               Windows Task Scheduler user task, macOS LaunchAgent
+  --device     the device task (run as root/administrator): systemd system timer, Task Scheduler task as
+               Network Service, macOS LaunchDaemon
+  --mode M     Linux only: systemd (default where systemd runs) or autostart
+  --exec PATH  the agent executable the OS should start (default: this Node and this package's bin)
+  --no-run     do not run the install-time pass
+  --no-start   do not start the daemon now (it starts at the next login)
+  --dry-run    print the files and commands, change nothing
+  Settings given here (OktaURL=…, --org-url, --state-dir, --config) are repeated in every registered command.`,
+  options: {
+    user: { type: 'boolean' },
+    device: { type: 'boolean' },
+    mode: { type: 'string' },
+    exec: { type: 'string' },
+    'no-run': { type: 'boolean' },
+    'no-start': { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+  },
+  async run(ctx) {
+    const req = taskRequest(ctx);
+    const plan = tasksFor().install(req);
+    if (ctx.values['dry-run']) {
+      if (ctx.json) ctx.io.out(JSON.stringify({ ...plan, files: plan.files.map((f) => ({ ...f, content: String(f.content) })) }, null, 2));
+      else {
+        ctx.io.out(`Would register the ${req.scope} task (${plan.platform}, ${plan.mode}):`);
+        for (const f of plan.files) ctx.io.out(`  write ${f.path}  (${f.what})`);
+        for (const c of plan.commands) ctx.io.out(`  run   ${[c.file, ...c.args].join(' ')}  (${c.what}${c.optional ? '; may be skipped' : ''})`);
+      }
+      return ExitCode.OK;
+    }
+    const stateDir = taskStateDir(ctx, req);
+    let pass: unknown;
+    let passLine: string | undefined;
+    if (!ctx.values['no-run']) {
+      const loadConfig = () => {
+        const l = ctx.freshConfig();
+        return { ...l, config: { ...l.config, stateDir } };
+      };
+      const { engine } = createAgentEngine({ loadConfig, stateDir, task: req.scope, trace: () => new Trace(ctx.debug ? ctx.io.err : undefined), respectRenewalMoment: true });
+      const r = await engine.attempt('install');
+      passLine = `Install-time pass: ${describeAttempt(r)}`;
+      pass = r.ran ? { trigger: r.trigger, outcome: r.report.outcome, code: r.report.code, message: r.report.message, state: r.state.state, stuck: r.state.stuck, next: r.state.next && new Date(r.state.next.at).toISOString() } : { skipped: r.why };
+    }
+    // Registered after the install-time pass, so that a daemon the registration starts finds it done.
+    const steps = await applyInstall(plan);
+    const lines = [`Registered the ${req.scope} task (${plan.platform}, ${plan.mode}):`, ...steps.map((s) => `  ✓ ${s.what}: ${s.detail}`), ...plan.notes.map((n) => `  note: ${n}`)];
+    if (passLine) lines.push(passLine);
+    let started: number | undefined;
+    if (req.scope === 'user' && plan.mode === 'autostart' && !ctx.values['no-start']) {
+      // Without systemd nothing starts the daemon until the next login: start it now, detached.
+      ensurePrivateDir(stateDir);
+      const log = fs.openSync(path.join(stateDir, 'daemon.log'), 'a', 0o600);
+      const child = spawn(req.agent[0]!, [...req.agent.slice(1), 'daemon', '--trigger', 'logon', ...req.extraArgs], { detached: true, stdio: ['ignore', log, log], env: ctx.io.env });
+      child.unref();
+      fs.closeSync(log);
+      started = child.pid;
+      lines.push(`Started the daemon (pid ${child.pid}); it logs to ${path.join(stateDir, 'daemon.log')}.`);
+    }
+    if (ctx.json) ctx.io.out(JSON.stringify({ ok: true, platform: plan.platform, scope: req.scope, mode: plan.mode, steps, notes: plan.notes, ...(pass ? { pass } : {}), ...(started ? { daemonPid: started } : {}) }, null, 2));
+    else ctx.io.out(lines.join('\n'));
+    return ExitCode.OK;
+  },
+};

@@ -1,0 +1,83 @@
+import { runTask, type TaskKind } from '../agent.js';
+import type { LoadedConfig } from '../config.js';
+import { AgentError } from '../errors.js';
+import { EventLog } from '../events.js';
+import { describeHolder, passLockFile, tryAcquireLock } from '../lock.js';
+import type { Trace } from '../trace.js';
+import { PassEngine, type AttemptResult, type PassLock } from './engine.js';
+import type { NamedState } from './plan.js';
+import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
+import type { Trigger } from './record.js';
+import { probeConfig, StateFileStore } from './store.js';
+
+export interface AgentPassOptions {
+  /** Loads the configuration afresh (a long-running daemon picks up changes at every pass). */
+  loadConfig: () => LoadedConfig;
+  /** The state directory is fixed for the life of the process: it holds the lock and the schedule. */
+  stateDir: string;
+  task: TaskKind;
+  /** A trace per pass (the daemon makes a fresh one each time). */
+  trace: () => Trace;
+  force?: boolean;
+  /** Scheduled passes wait for the certificate's renewal moment; a pass a person asked for does not. */
+  respectRenewalMoment: boolean;
+  policy?: SchedulePolicy;
+  now?: () => number;
+}
+
+/** The lock of one state directory, as the engine wants it. */
+export function fileLock(stateDir: string): PassLock {
+  const file = passLockFile(stateDir);
+  return {
+    tryAcquire(purpose) {
+      let r: ReturnType<typeof tryAcquireLock>;
+      try {
+        r = tryAcquireLock(file, purpose);
+      } catch (e) {
+        throw new AgentError('local', 'STATE_DIR_UNWRITABLE', `The state directory ${stateDir} cannot be used (${(e as Error).message}), so no pass can run.`,
+          'Check that the directory exists, belongs to this user and the disk is not full, or choose another with --state-dir.', { cause: e });
+      }
+      return r.ok ? { ok: true, release: () => r.lock.release() } : { ok: false, holder: r.holder };
+    },
+  };
+}
+
+export function stateEventMessage(from: string | undefined, to: NamedState): string {
+  const next = to.next ? ` Next attempt: ${new Date(to.next.at).toISOString()} (${to.next.reason}).` : to.stuck ? ' No further attempt until a person acts.' : '';
+  return `${from ?? 'START'} → ${to.state}: ${to.why}.${next}${to.action ? ` What to do: ${to.action}` : ''}`;
+}
+
+/** The real thing: the agent's pass (`runTask`) under the state directory's lock, recorded in state.json. */
+export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine; store: StateFileStore; events: EventLog; policy: SchedulePolicy } {
+  const policy = opts.policy ?? DEFAULT_POLICY;
+  const events = new EventLog(opts.stateDir, opts.task);
+  const store = new StateFileStore(opts.stateDir, () => probeConfig(opts.loadConfig), (aside) =>
+    events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${aside}; it is rebuilt from the certificate store.`),
+  policy.configCheckMs, opts.now ?? Date.now);
+  const engine = new PassEngine({
+    store,
+    lock: fileLock(opts.stateDir),
+    policy,
+    now: opts.now ?? Date.now,
+    pass: (ctx) => runTask({
+      loaded: opts.loadConfig(),
+      task: opts.task,
+      force: Boolean(opts.force),
+      trace: opts.trace(),
+      ...(opts.respectRenewalMoment ? { renewAt: ctx.renewAt } : {}),
+    }),
+    onStateChange: (from, to) => {
+      const data = { from: from ?? null, to: to.state, stuck: to.stuck, ...(to.next ? { nextAttempt: new Date(to.next.at).toISOString(), nextReason: to.next.reason } : {}) };
+      events.record(to.stuck ? 'AGENT_STUCK' : 'STATE_CHANGED', stateEventMessage(from, to), data);
+    },
+  });
+  return { engine, store, events, policy };
+}
+
+/** The error a pass that could not start reports: another process holds the lock. */
+export function passRunningError(res: Extract<AttemptResult, { why: 'busy' }>): AgentError {
+  return new AgentError('retry-later', 'PASS_RUNNING', `Another pass is running (${describeHolder(res.holder)}); this one was not started.`,
+    'Nothing to do: the running pass does the work. Run again when it has finished to see its result.');
+}
+
+export type { Trigger };

@@ -1,0 +1,89 @@
+import type { TaskKind } from '../agent.js';
+import type { LoadedConfig } from '../config.js';
+import { ExitCode, exitCodeFor } from '../errors.js';
+import { daemonLockFile, describeHolder, tryAcquireLock, type HeldLock } from '../lock.js';
+import { Trace } from '../trace.js';
+import { createAgentEngine } from './agent-pass.js';
+import { systemClock, type Clock } from './clock.js';
+import type { AttemptResult } from './engine.js';
+import { NetworkWatcher } from './network.js';
+import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
+import type { Trigger } from './record.js';
+import { Scheduler } from './scheduler.js';
+
+export interface DaemonOptions {
+  loadConfig: () => LoadedConfig;
+  stateDir: string;
+  task: TaskKind;
+  /** Why the process was started: logon (a session's service or autostart), install, or a timer. */
+  initial: Trigger;
+  /** One pass if one is due, then exit (systemd timer, Task Scheduler, launchd interval). */
+  once: boolean;
+  watchNetwork: boolean;
+  out: (line: string) => void;
+  /** The --debug trace of each pass goes here. */
+  debug?: (line: string) => void;
+  policy?: SchedulePolicy;
+  clock?: Clock;
+  /** Resolves when the daemon should stop (SIGTERM); the CLI wires signals to it. */
+  stopSignal: Promise<string>;
+}
+
+export function describeAttempt(r: AttemptResult, now = Date.now()): string {
+  const t = new Date(now).toISOString();
+  if (!r.ran) return r.why === 'busy' ? `${t} ${r.trigger}: another pass is running (${describeHolder(r.holder)}); looking again shortly` : `${t} ${r.trigger}: skipped (${r.detail})`;
+  const next = r.state.next ? `; next ${r.state.next.reason} at ${new Date(r.state.next.at).toISOString()}` : r.state.stuck ? '; no further attempt until a person acts' : '';
+  return `${t} ${r.trigger} pass: ${r.report.outcome}${r.report.code ? ` (${r.report.code})` : ''} — ${r.state.state}${next}. ${r.report.message}${r.state.action ? ` What to do: ${r.state.action}` : ''}${r.saveError ? ` (The schedule could not be saved: ${r.saveError}.)` : ''}`;
+}
+
+/**
+ * The long-running, headless agent (what the tray app hosts): one per state directory, idle between
+ * deadlines (a timer that fires at most once a minute to compare the wall clock), a network watcher, and
+ * a clean stop on SIGTERM that lets a pass in progress finish.
+ */
+export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  const clock = opts.clock ?? systemClock;
+  const policy = opts.policy ?? DEFAULT_POLICY;
+  const daemonLock = tryAcquireLock(daemonLockFile(opts.stateDir), `${opts.task} daemon`);
+  let held: HeldLock | undefined;
+  if (!daemonLock.ok) {
+    opts.out(`The ${opts.task} daemon is already running (${describeHolder(daemonLock.holder)}); ${opts.once ? 'it does the scheduled passes' : 'this one exits'}.`);
+    return opts.once ? ExitCode.NOTHING_TO_DO : ExitCode.OK;
+  }
+  held = daemonLock.lock;
+  const { engine, store } = createAgentEngine({
+    loadConfig: opts.loadConfig,
+    stateDir: opts.stateDir,
+    task: opts.task,
+    trace: () => new Trace(opts.debug),
+    respectRenewalMoment: true,
+    policy,
+    now: () => clock.now(),
+  });
+  try {
+    if (opts.once) {
+      const r = await engine.attempt(opts.initial);
+      opts.out(describeAttempt(r, clock.now()));
+      if (!r.ran) return r.why === 'busy' ? ExitCode.RETRY_LATER : ExitCode.NOTHING_TO_DO;
+      if (r.error) return exitCodeFor(r.error);
+      return r.report.ok ? (r.report.outcome === 'nothing-to-do' ? ExitCode.NOTHING_TO_DO : ExitCode.OK) : ExitCode.RETRY_LATER;
+    }
+    const scheduler = new Scheduler({ engine, store, clock, policy, log: opts.out, onAttempt: (r) => opts.out(describeAttempt(r, clock.now())) });
+    const watcher = opts.watchNetwork
+      ? new NetworkWatcher({ clock, debounceMs: policy.networkDebounceMs, log: opts.out, onChange: (summary) => {
+        opts.out(`${new Date(clock.now()).toISOString()} network changed (${summary.join('; ') || 'no default route'}): checking whether a pass is wanted`);
+        scheduler.trigger('network');
+      } })
+      : undefined;
+    watcher?.start();
+    opts.out(`${new Date(clock.now()).toISOString()} ${opts.task} daemon started (pid ${process.pid}, state ${opts.stateDir}, network watch: ${watcher?.mode ?? 'off'}).`);
+    scheduler.start(opts.initial);
+    const signal = await opts.stopSignal;
+    watcher?.stop();
+    await scheduler.stop();
+    opts.out(`${new Date(clock.now()).toISOString()} ${opts.task} daemon stopped (${signal}).`);
+    return ExitCode.OK;
+  } finally {
+    held.release();
+  }
+}

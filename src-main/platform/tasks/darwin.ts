@@ -1,0 +1,108 @@
+import os from 'node:os';
+import path from 'node:path';
+import { renderPlist } from '../policy-model.js';
+import { deviceStateArgs, type InstallPlan, type PlannedCommand, type RemovalPlan, type TaskRegistrar, type TaskRequest } from './types.js';
+
+/**
+ * launchd: a LaunchAgent for the user task (loaded in the user's GUI session: the logon trigger; it keeps
+ * the daemon running) and a LaunchDaemon for the device task (at load, hourly — launchd runs an interval
+ * missed during sleep once on wake — and when the network configuration changes).
+ */
+export const MAC_LABELS = {
+  user: 'com.example.devicetrustagent.user',
+  device: 'com.example.devicetrustagent.device',
+} as const;
+
+export const MAC_DEVICE_STATE_DIR = '/Library/Application Support/device-trust-agent';
+/** Rewritten by configd whenever the network (and so DNS) configuration changes, VPN included. */
+export const MAC_NETWORK_WATCH_PATH = '/private/var/run/resolv.conf';
+
+function home(env: NodeJS.ProcessEnv): string {
+  return env.HOME || os.homedir();
+}
+
+export function launchAgentPath(env: NodeJS.ProcessEnv): string {
+  return path.join(home(env), 'Library', 'LaunchAgents', `${MAC_LABELS.user}.plist`);
+}
+
+export function macLogDir(env: NodeJS.ProcessEnv): string {
+  return path.join(home(env), 'Library', 'Logs', 'device-trust-agent');
+}
+
+export const LAUNCH_DAEMON_PATH = `/Library/LaunchDaemons/${MAC_LABELS.device}.plist`;
+
+export function launchAgentPlist(req: TaskRequest): string {
+  const log = path.join(macLogDir(req.env), 'daemon.log');
+  return renderPlist({
+    Label: MAC_LABELS.user,
+    ProgramArguments: [...req.agent, 'daemon', '--trigger', 'logon', ...req.extraArgs],
+    RunAtLoad: true,
+    // Restarted if it crashes; a clean exit (a second daemon that found the first running) is left alone.
+    KeepAlive: { SuccessfulExit: false },
+    ProcessType: 'Background',
+    StandardOutPath: log,
+    StandardErrorPath: log,
+  });
+}
+
+export function launchDaemonPlist(req: TaskRequest): string {
+  return renderPlist({
+    Label: MAC_LABELS.device,
+    ProgramArguments: [...req.agent, 'daemon', '--once', '--device', '--trigger', 'timer', ...deviceStateArgs(req, MAC_DEVICE_STATE_DIR), ...req.extraArgs],
+    RunAtLoad: true,
+    StartInterval: 3600,
+    WatchPaths: [MAC_NETWORK_WATCH_PATH],
+    ProcessType: 'Background',
+  });
+}
+
+const launchctl = (args: string[], what: string, optional?: string): PlannedCommand => ({ file: 'launchctl', args, what, ...(optional ? { optional } : {}) });
+
+function uidOf(req: TaskRequest): number {
+  return req.uid ?? (typeof process.getuid === 'function' ? process.getuid() : 501);
+}
+
+export const darwinTasks: TaskRegistrar = {
+  platform: 'darwin',
+  deviceStateDir: MAC_DEVICE_STATE_DIR,
+
+  install(req: TaskRequest): InstallPlan {
+    if (req.scope === 'device') {
+      return {
+        platform: 'darwin', scope: 'device', mode: 'launchd', cleanup: [], notes: [],
+        files: [{ path: LAUNCH_DAEMON_PATH, content: launchDaemonPlist(req), mode: 0o644, what: 'LaunchDaemon (device task)' }],
+        commands: [
+          // A previous version may be loaded: unload it first so bootstrap loads the new file.
+          launchctl(['bootout', `system/${MAC_LABELS.device}`], 'unload a previous device task', 'none was loaded'),
+          launchctl(['bootstrap', 'system', LAUNCH_DAEMON_PATH], 'load the device task'),
+        ],
+      };
+    }
+    const domain = `gui/${uidOf(req)}`;
+    const file = launchAgentPath(req.env);
+    return {
+      platform: 'darwin', scope: 'user', mode: 'launchd', cleanup: [], notes: [],
+      files: [{ path: file, content: launchAgentPlist(req), mode: 0o644, what: 'LaunchAgent (user task)' }],
+      commands: [
+        launchctl(['bootout', `${domain}/${MAC_LABELS.user}`], 'unload a previous user task', 'none was loaded'),
+        launchctl(['bootstrap', domain, file], 'load the user task', 'no GUI session for this user now: it loads at the next login'),
+      ],
+    };
+  },
+
+  uninstall(req: TaskRequest): RemovalPlan {
+    if (req.scope === 'device') {
+      return {
+        platform: 'darwin', scope: 'device', dirs: [], notes: [], after: [],
+        commands: [launchctl(['bootout', `system/${MAC_LABELS.device}`], 'unload the device task', 'it was not loaded')],
+        files: [LAUNCH_DAEMON_PATH],
+      };
+    }
+    return {
+      platform: 'darwin', scope: 'user', notes: [], after: [],
+      commands: [launchctl(['bootout', `gui/${uidOf(req)}/${MAC_LABELS.user}`], 'unload the user task', 'it was not loaded')],
+      files: [launchAgentPath(req.env), path.join(macLogDir(req.env), 'daemon.log')],
+      dirs: [macLogDir(req.env)],
+    };
+  },
+};

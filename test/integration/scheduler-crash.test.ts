@@ -1,0 +1,93 @@
+/**
+ * Crash safety of a pass: the real command line, enrolling against the lab org, is SIGKILLed at each step
+ * (stopped there by the DTA_TEST_PAUSE_AT test hook, then killed — no chance to clean up, the pass lock
+ * still held). The next run must converge to exactly one valid certificate, with the state file, the
+ * agent's key files and the NSS database in agreement, and the org trusting it over mTLS.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { nssUserCerts } from '../support/nss.js';
+import { startPaused } from '../support/pause.js';
+
+/** Every step of an enrollment, in order (the trace's step names), and the line after the state is written. */
+const ENROLL_POINTS = [
+  'after:Read the certificate store',
+  'after:Discover the org',
+  'after:Generate the device key',
+  'after:Get a device token',
+  'after:Get a user token',
+  'after:Create the certificate signing request',
+  'after:Ask the org to issue the certificate',
+  'after:Check the issued certificate',
+  'after:Install into the',
+  'log:Browser policy',
+];
+
+/** A replacement (--forceRenewal) adds the moment with no certificate in the store at all. */
+const REPLACE_POINTS = [
+  'after:Ask the org to issue the certificate',
+  'after:Remove the previous certificate',
+  'after:Install into the',
+  'log:Browser policy',
+];
+
+describe('SIGKILL at each step of an enrollment: the next run converges', () => {
+  let lab: LabOrg;
+  let rootCaFile: string;
+
+  before(async () => {
+    lab = await startLabOrg({ allowLabSignIn: true });
+    rootCaFile = path.join(tempDir('ca'), 'root.pem');
+    fs.writeFileSync(rootCaFile, lab.rootCaPem);
+  });
+  after(() => lab.close());
+
+  const profile = () => makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
+
+  async function assertConverged(p: Profile, context: string): Promise<string> {
+    const certs = nssUserCerts(p.nssDb).filter((c) => /MTLS Certificate Authority/.test(c.issuer));
+    assert.equal(certs.length, 1, `${context}: exactly one device-trust certificate in the store`);
+    const state = JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+    assert.equal(state.current.serialNumber, certs[0]!.serial, `${context}: the state names the certificate in the store`);
+    assert.equal(state.current.storeId, certs[0]!.nickname);
+    const creds = fs.readdirSync(path.join(p.stateDir, 'credentials'));
+    assert.deepEqual(creds, [state.current.thumbprint], `${context}: one key directory, the current certificate's`);
+    assert.ok(fs.existsSync(path.join(p.stateDir, 'credentials', state.current.thumbprint, 'key.pem')));
+    assert.ok(!fs.existsSync(path.join(p.stateDir, 'pass.lock')), `${context}: the lock was released`);
+    const status = await runAgent(['status', '--check', '--json'], p.env);
+    const s = JSON.parse(status.stdout);
+    assert.equal(s.state, 'ENROLLED', `${context}: ${status.stdout}`);
+    assert.equal(s.checks.mtls.trusted, true, `${context}: the org trusts it over mTLS`);
+    assert.equal(s.schedule.state, 'ENROLLED');
+    return state.current.serialNumber;
+  }
+
+  for (const point of ENROLL_POINTS) {
+    test(`first enrollment killed at ${point}`, async () => {
+      const p = profile();
+      const paused = await startPaused(['run'], p.env, point);
+      assert.ok(fs.existsSync(path.join(p.stateDir, 'pass.lock')), 'the killed pass holds the lock');
+      await paused.kill();
+      const next = await runAgent(['run'], p.env);
+      assert.ok(next.code === 0 || next.code === 10, `exit ${next.code}: ${next.stderr}${next.stdout}`);
+      await assertConverged(p, point);
+      assert.equal((await runAgent(['run'], p.env)).code, 10, 'and stays converged');
+    });
+  }
+
+  for (const point of REPLACE_POINTS) {
+    test(`replacement (--forceRenewal) killed at ${point}`, async () => {
+      const p = profile();
+      assert.equal((await runAgent(['run'], p.env)).code, 0);
+      const paused = await startPaused(['run', '--forceRenewal'], p.env, point);
+      await paused.kill();
+      const next = await runAgent(['run'], p.env);
+      assert.ok(next.code === 0 || next.code === 10, `exit ${next.code}: ${next.stderr}${next.stdout}`);
+      await assertConverged(p, point);
+    });
+  }
+});

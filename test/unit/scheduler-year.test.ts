@@ -1,0 +1,200 @@
+/**
+ * A fake clock drives the real scheduler (Scheduler + PassEngine + the planning rules) through a simulated
+ * year against a model of the org: enrollment at install, daily passes on the install time's grid, a sleep
+ * and its single catch-up pass, one renewal at the certificate's chosen moment while the org is down (backoff,
+ * then recovery), and no pass ever overlapping another. Assertions are on passes and named states.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { PassEngine, type AttemptResult } from '../../src-main/core/scheduler/engine.js';
+import { DEFAULT_POLICY } from '../../src-main/core/scheduler/policy.js';
+import { Scheduler } from '../../src-main/core/scheduler/scheduler.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { ModelWorld } from '../support/model-agent.js';
+import { seededRandom } from '../support/random.js';
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
+const T0 = Date.parse('2026-01-05T09:00:00.000Z');
+
+function setup(seed = 7) {
+  const clock = new FakeClock(T0);
+  const world = new ModelWorld(() => clock.now());
+  const policy = DEFAULT_POLICY;
+  const engine = new PassEngine({ store: world.store, lock: world.lock, pass: world.pass, now: () => clock.now(), policy, random: seededRandom(seed) });
+  const attempts: (AttemptResult & { at: number })[] = [];
+  const sched = new Scheduler({ engine, store: world.store, clock, policy, onAttempt: (r) => attempts.push({ ...r, at: clock.now() }) });
+  const settle = () => (sched.isRunning ? sched.idle() : undefined);
+  const ran = () => attempts.filter((a): a is Extract<AttemptResult, { ran: true }> & { at: number } => a.ran);
+  return { clock, world, policy, engine, sched, settle, attempts, ran };
+}
+
+test('a simulated year: install, daily passes, sleep and catch-up, renewal with the org down, recovery, never two at once', async () => {
+  const { clock, world, policy, engine, sched, settle, ran } = setup();
+  const t = performance.now();
+
+  // Install-time pass: enrolls.
+  sched.start('install');
+  await sched.idle();
+  assert.equal(ran().length, 1);
+  assert.equal(ran()[0]!.trigger, 'install');
+  assert.equal(ran()[0]!.report.outcome, 'enrolled');
+  assert.equal(ran()[0]!.state.state, 'ENROLLED');
+  const first = world.cert!;
+  const renewAt = Date.parse(world.record.renewal!.renewAt);
+  assert.ok(renewAt >= first.windowStart && renewAt <= first.windowStart + (first.notAfter - first.windowStart) * policy.renewalSpread,
+    'the renewal moment lies in the first part of the renewal window');
+
+  // 100 days: one daily pass every 24 hours on the install time's grid, nothing else.
+  await clock.advance(100 * DAY + HOUR, settle);
+  const daily = ran().slice(1);
+  assert.equal(daily.length, 100);
+  daily.forEach((p, i) => {
+    assert.equal(p.trigger, 'daily');
+    assert.equal(p.at, T0 + (i + 1) * DAY, `daily pass ${i + 1} on the grid`);
+    assert.equal(p.state.state, 'ENROLLED');
+  });
+
+  // The laptop sleeps for three days and a bit: on wake, exactly one catch-up pass, within one tick.
+  const beforeSleep = ran().length;
+  clock.suspend(3 * DAY + 5 * HOUR);
+  const wokeAt = clock.now();
+  await clock.advance(6 * HOUR, settle);
+  const catchUp = ran().slice(beforeSleep);
+  assert.equal(catchUp.length, 1, 'one pass on wake, not one per missed day');
+  assert.equal(catchUp[0]!.trigger, 'daily');
+  assert.ok(catchUp[0]!.at - wokeAt <= policy.tickMs, `caught up ${catchUp[0]!.at - wokeAt} ms after wake`);
+  assert.ok(sched.wakeUps >= 1, 'the wake-up was noticed');
+  // …and the next daily pass is back on the grid.
+  const nextSlot = T0 + Math.ceil((catchUp[0]!.at + policy.dailyMinSpacingMs - T0) / DAY) * DAY;
+  await clock.advanceTo(nextSlot + MIN, settle);
+  assert.equal(ran().at(-1)!.at, nextSlot);
+  assert.equal(ran().at(-1)!.trigger, 'daily');
+
+  // Up to two hours before the renewal moment: nothing renewed yet. Then the org goes down for three days.
+  await clock.advanceTo(renewAt - 2 * HOUR, settle);
+  assert.equal(world.passes.filter((p) => p.outcome === 'renewed').length, 0, 'no renewal before the chosen moment');
+  world.orgDown = true;
+  const downFrom = ran().length;
+  await clock.advanceTo(renewAt + 3 * DAY, settle);
+  const during = ran().slice(downFrom).filter((p) => p.at >= renewAt);
+  assert.equal(during[0]!.trigger, 'renewal');
+  assert.equal(during[0]!.at, renewAt, 'the first attempt is at the renewal moment');
+  assert.ok(during.every((p) => !p.report.ok && p.state.state === 'ORG_UNREACHABLE'), during.map((p) => p.state.state).join());
+  assert.deepEqual(during.slice(1, 4).map((p) => p.trigger), ['retry', 'retry', 'retry']);
+  const gaps = during.slice(1).map((p, i) => p.at - during[i]!.at);
+  [1, 10, 100].forEach((m, i) => {
+    assert.ok(gaps[i]! >= 0.75 * m * MIN && gaps[i]! <= 1.25 * m * MIN, `retry ${i + 1} after ${gaps[i]! / MIN} min (backoff ${m} min ±25 %)`);
+  });
+  assert.ok(Math.max(...gaps) <= 1.25 * DAY, 'retries never more than a day (plus jitter) apart');
+  assert.ok(during.length >= 6 && during.length <= 10, `${during.length} attempts in three days (patient, not a storm)`);
+
+  // The org returns: the next retry renews, the state goes back to ENROLLED, the backoff resets.
+  world.orgDown = false;
+  const upAt = clock.now();
+  await clock.advance(2 * DAY, settle);
+  const renewed = ran().find((p) => p.report.outcome === 'renewed')!;
+  assert.ok(renewed, 'renewed after the org came back');
+  assert.ok(renewed.at - upAt <= DAY, 'within a day of the org returning');
+  assert.equal(renewed.state.state, 'ENROLLED');
+  assert.equal(world.record.failures, 0);
+  assert.ok(renewed.at < first.notAfter, 'renewed before expiry');
+  assert.notEqual(world.cert!.sha256, first.sha256);
+
+  // Events arriving while a pass runs never start a second one: a network change queues behind it, and
+  // another process (a second engine on the same lock, like a manual `run`) is told it is busy.
+  let otherProcess: AttemptResult | undefined;
+  world.duringPass = () => {
+    sched.trigger('network');
+    void engine.attempt('manual').then((r) => (otherProcess = r));
+  };
+  await clock.advance(DAY, settle);
+  world.duringPass = undefined;
+  assert.ok(otherProcess && !otherProcess.ran && otherProcess.why === 'busy', 'a concurrent pass is refused');
+
+  // The rest of the year.
+  await clock.advanceTo(T0 + 365 * DAY, settle);
+  const outcomes = world.passes.map((p) => p.outcome);
+  assert.equal(outcomes.filter((o) => o === 'enrolled').length, 1, 'enrolled once');
+  assert.equal(outcomes.filter((o) => o === 'renewed').length, 1, 'renewed once in the year');
+  assert.equal(world.maxInFlight, 1, 'never two passes at once');
+  const times = world.passes.map((p) => p.at);
+  assert.ok(times.every((x, i) => i === 0 || x > times[i - 1]!), 'no pass twice at the same moment');
+  assert.ok(world.passes.length > 360 && world.passes.length < 380, `${world.passes.length} passes in the year`);
+  assert.equal(sched.state().state, 'ENROLLED');
+  await sched.stop();
+  console.log(`simulated year: ${world.passes.length} passes, ${(performance.now() - t).toFixed(0)} ms`);
+});
+
+test('stuck states wait for a person: no timed retries, a network change does not help, a logon or a config change does', async () => {
+  const { clock, world, sched, settle, ran } = setup(3);
+  sched.start('install');
+  await sched.idle();
+  world.revoked.add(world.cert!.sha256);
+  await clock.advance(DAY + MIN, settle);
+  const revoked = ran().at(-1)!;
+  assert.equal(revoked.state.state, 'REVOKED');
+  assert.equal(revoked.state.stuck, true);
+  assert.match(revoked.state.action ?? '', /forceRenewal/);
+  assert.equal(revoked.state.next, undefined, 'no next attempt while stuck');
+
+  const n = ran().length;
+  await clock.advance(30 * DAY, settle);
+  assert.equal(ran().length, n, 'thirty days without a pass while stuck');
+  sched.trigger('network');
+  await sched.idle();
+  assert.equal(ran().length, n, 'a network change does not run a stuck agent');
+
+  sched.trigger('logon');
+  await sched.idle();
+  assert.equal(ran().length, n + 1, 'a logon runs a pass (a person may have acted)');
+  assert.equal(ran().at(-1)!.state.state, 'REVOKED');
+
+  // The admin reinstates the device and the configuration is changed: the agent notices by itself.
+  world.revoked.clear();
+  world.configFingerprint = 'config-2';
+  await clock.advance(2 * MIN, settle);
+  assert.equal(ran().length, n + 2);
+  assert.equal(ran().at(-1)!.trigger, 'config');
+  assert.equal(ran().at(-1)!.state.state, 'ENROLLED');
+  await sched.stop();
+});
+
+test('unreachable keeps trying; without a certificate the retries are at most four hours (plus jitter) apart; a network change pulls the retry in', async () => {
+  const { clock, world, sched, settle, ran, policy } = setup(5);
+  world.orgDown = true;
+  sched.start('install');
+  await sched.idle();
+  assert.equal(ran()[0]!.state.state, 'ORG_UNREACHABLE');
+  assert.equal(ran()[0]!.state.stuck, false);
+  await clock.advance(2 * DAY, settle);
+  const gaps = ran().slice(1).map((p, i) => p.at - ran()[i]!.at);
+  assert.ok(Math.max(...gaps) <= 1.25 * policy.backoffCapNoCertMs, `max gap ${Math.max(...gaps) / HOUR} h`);
+  assert.ok(ran().length >= 12, `${ran().length} attempts in two days`);
+
+  // VPN comes up: the network trigger (debounced by the watcher) runs a pass now, not at the next retry.
+  world.orgDown = false;
+  const pending = world.record.retryAt!;
+  sched.trigger('network');
+  await sched.idle();
+  const last = ran().at(-1)!;
+  assert.equal(last.trigger, 'network');
+  assert.equal(last.report.outcome, 'enrolled');
+  assert.ok(last.at < Date.parse(pending));
+  await sched.stop();
+});
+
+test('two schedulers sharing one state (the daemon and a timer one-shot) run a due pass once', async () => {
+  const { clock, world, policy, sched, settle } = setup(11);
+  sched.start('install');
+  await sched.idle();
+  const other = new PassEngine({ store: world.store, lock: world.lock, pass: world.pass, now: () => clock.now(), policy });
+  await clock.advance(DAY - 1, settle);
+  const n = world.passes.length;
+  await clock.advance(1, settle); // the daily deadline: the daemon runs it…
+  const late = await other.attempt('timer'); // …and the one-shot, right after, finds nothing due
+  assert.equal(world.passes.length, n + 1);
+  assert.ok(!late.ran && late.why === 'skipped', JSON.stringify(late));
+  await sched.stop();
+});
