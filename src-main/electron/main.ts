@@ -18,7 +18,7 @@ import { DashboardService } from '../ipc/service.js';
 import { APP_ORIGIN, APP_SCHEME, resolveAsset } from './app-protocol.js';
 import { linuxAutostartEntry, linuxAutostartFile } from './autostart.js';
 import { cliArgs } from './cli-mode.js';
-import { InterimScheduler } from './interim-scheduler.js';
+import { AgentSchedulerPort } from './agent-scheduler.js';
 import { registerIpc } from './ipc.js';
 import { launchActions, parseLaunchArgs, type LaunchRequest } from './launch-args.js';
 import { SafeStorageSecretStore } from './secret-store.js';
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
   };
   const service = new DashboardService(host);
   monitored = service;
-  const scheduler = new InterimScheduler({ run: () => service.run('scheduled') });
+  const scheduler = new AgentSchedulerPort({ loadConfig: () => host.loadConfig(), log, onPass: () => host.emit({ type: 'status-changed' }) });
   host.scheduler = scheduler;
   registerIpc(createHandlers(service), { allowedOrigins: [APP_ORIGIN], onRefused: (why, channel) => log(`refused IPC call on ${channel}: ${why}`) });
 
@@ -201,7 +201,7 @@ async function main(): Promise<void> {
   // The second launch's argv comes from another process: parsed as untrusted input (launch-args.ts).
   app.on('second-instance', (_e, argv) => handleLaunch(parseLaunchArgs(argv.slice(1))));
   app.on('activate', () => openWith());
-  powerMonitor.on('resume', () => void scheduler.tick());
+  powerMonitor.on('resume', () => scheduler.wake());
 
   registerLoginItem();
   scheduler.start();

@@ -11,8 +11,8 @@ import type { Platform } from '../platform/index.js';
 import type { UiEvent } from './contract.js';
 
 /**
- * The scheduler as the shell hosts it: started with the app, asked when it runs next. The agent's scheduler
- * (issue 3) plugs in here; until it lands the shell runs a stand-in (electron/interim-scheduler.ts).
+ * The scheduler as the shell hosts it: started with the app, asked when it runs next
+ * (electron/agent-scheduler.ts: the agent's own scheduler, src-main/core/scheduler).
  */
 export interface SchedulerPort {
   start(): void;

@@ -11,7 +11,8 @@ import { describe, test } from 'node:test';
 import { APP_ORIGIN, CSP, CSP_DIRECTIVES, CSP_META, resolveAsset } from '../../src-main/electron/app-protocol.js';
 import { linuxAutostartEntry, linuxAutostartFile } from '../../src-main/electron/autostart.js';
 import { cliArgs } from '../../src-main/electron/cli-mode.js';
-import { InterimScheduler } from '../../src-main/electron/interim-scheduler.js';
+import { AgentSchedulerPort } from '../../src-main/electron/agent-scheduler.js';
+import { loadConfig as loadAgentConfig } from '../../src-main/core/config.js';
 import { launchActions, parseLaunchArgs } from '../../src-main/electron/launch-args.js';
 import { safeStorageProblem } from '../../src-main/electron/secret-policy.js';
 import { TRAY_ICONS, trayMenu, trayTooltip } from '../../src-main/electron/tray-model.js';
@@ -158,34 +159,28 @@ describe('start at login (Linux)', () => {
   });
 });
 
-describe('the scheduler stand-in', () => {
-  test('runs after start, then every 24 hours, once on wake after a missed deadline, never twice at once', async () => {
-    let now = Date.parse('2026-01-01T00:00:00Z');
-    const runs: number[] = [];
-    let release: () => void = () => undefined;
-    const s = new InterimScheduler({ now: () => now, firstDelayMs: 30_000, tickMs: 1e9, run: () => new Promise<void>((r) => { runs.push(now); release = r; }) });
-    s.start();
+describe('the tray app hosts the agent\'s scheduler', () => {
+  test('it takes the per-user daemon lock: a second host (or a running daemon) leaves the schedule to the first', async () => {
+    const home = tempDir('sched-host');
+    const env = { HOME: home, DTA_MANAGED_CONFIG_DIR: path.join(home, 'managed') };
+    const loadConfig = () => loadAgentConfig({ env, cli: { orgUrl: 'https://org.example.invalid', stateDir: path.join(home, 'state') } });
+    const lines: string[] = [];
+    const first = new AgentSchedulerPort({ loadConfig, log: (l) => lines.push(l) });
+    const second = new AgentSchedulerPort({ loadConfig, log: (l) => lines.push(l) });
+    first.start();
     try {
-      assert.equal(s.next()?.at, '2026-01-01T00:00:30.000Z');
-      await s.tick();
-      assert.equal(runs.length, 0, 'not before the deadline');
-      now += 30_000;
-      const first = s.tick();
-      await s.tick();
-      assert.equal(runs.length, 1, 'no second pass while one runs');
-      release();
-      await first;
-      assert.equal(s.next()?.at, '2026-01-02T00:00:30.000Z');
-      assert.equal(s.next()?.why, 'every 24 hours');
-      now += 3 * 24 * 3600_000; // the laptop slept through two deadlines
-      const wake = s.tick();
-      release();
-      await wake;
-      await s.tick();
-      assert.equal(runs.length, 2, 'one catch-up pass, not a burst');
+      assert.equal(first.busyWith, undefined);
+      second.start();
+      assert.match(second.busyWith ?? '', /pid \d+/);
+      assert.ok(lines.some((l) => /Another scheduler runs for this user/.test(l)));
+      assert.equal(second.next(), undefined, 'the second host plans nothing');
     } finally {
-      s.stop();
+      await first.stopped();
     }
+    const third = new AgentSchedulerPort({ loadConfig, log: (l) => lines.push(l) });
+    third.start();
+    assert.equal(third.busyWith, undefined, 'the lock was released on stop');
+    await third.stopped();
   });
 });
 

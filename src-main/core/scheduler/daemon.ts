@@ -5,7 +5,7 @@ import { daemonLockFile, describeHolder, tryAcquireLock, type HeldLock } from '.
 import { Trace } from '../trace.js';
 import { createAgentEngine } from './agent-pass.js';
 import { systemClock, type Clock } from './clock.js';
-import type { AttemptResult } from './engine.js';
+import type { AttemptResult, PassEngine, ScheduleStore } from './engine.js';
 import { NetworkWatcher } from './network.js';
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';
@@ -68,22 +68,75 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       if (r.error) return exitCodeFor(r.error);
       return r.report.ok ? (r.report.outcome === 'nothing-to-do' ? ExitCode.NOTHING_TO_DO : ExitCode.OK) : ExitCode.RETRY_LATER;
     }
-    const scheduler = new Scheduler({ engine, store, clock, policy, log: opts.out, onAttempt: (r) => opts.out(describeAttempt(r, clock.now())) });
-    const watcher = opts.watchNetwork
-      ? new NetworkWatcher({ clock, debounceMs: policy.networkDebounceMs, log: opts.out, onChange: (summary) => {
-        opts.out(`${new Date(clock.now()).toISOString()} network changed (${summary.join('; ') || 'no default route'}): checking whether a pass is wanted`);
-        scheduler.trigger('network');
-      } })
-      : undefined;
+    const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: opts.watchNetwork, out: opts.out, onAttempt: (r) => opts.out(describeAttempt(r, clock.now())) });
+    const { scheduler, watcher } = hosted;
     watcher?.start();
     opts.out(`${new Date(clock.now()).toISOString()} ${opts.task} daemon started (pid ${process.pid}, state ${opts.stateDir}, network watch: ${watcher?.mode ?? 'off'}).`);
     scheduler.start(opts.initial);
     const signal = await opts.stopSignal;
-    watcher?.stop();
-    await scheduler.stop();
+    await hosted.stop();
     opts.out(`${new Date(clock.now()).toISOString()} ${opts.task} daemon stopped (${signal}).`);
     return ExitCode.OK;
   } finally {
     held.release();
   }
+}
+
+export interface HostedScheduler {
+  scheduler: Scheduler;
+  watcher: NetworkWatcher | undefined;
+  stop(): Promise<void>;
+}
+
+/** A scheduler with its network watcher, as the daemon and the tray app both host it (not yet started). */
+export function hostScheduler(opts: {
+  engine: PassEngine;
+  store: ScheduleStore;
+  clock: Clock;
+  policy: SchedulePolicy;
+  watchNetwork: boolean;
+  out: (line: string) => void;
+  onAttempt?: (r: AttemptResult) => void;
+}): HostedScheduler {
+  const { clock, policy } = opts;
+  const scheduler = new Scheduler({ engine: opts.engine, store: opts.store, clock, policy, log: opts.out, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}) });
+  const watcher = opts.watchNetwork
+    ? new NetworkWatcher({ clock, debounceMs: policy.networkDebounceMs, log: opts.out, onChange: (summary) => {
+      opts.out(`${new Date(clock.now()).toISOString()} network changed (${summary.join('; ') || 'no default route'}): checking whether a pass is wanted`);
+      scheduler.trigger('network');
+    } })
+    : undefined;
+  return {
+    scheduler,
+    watcher,
+    stop: async () => {
+      watcher?.stop();
+      await scheduler.stop();
+    },
+  };
+}
+
+/**
+ * The agent's scheduler inside a long-running host (the tray app): takes the per-state-directory daemon lock,
+ * so a systemd/launchd daemon and the app never both schedule; undefined when another process holds it.
+ */
+export function startHostedAgentScheduler(opts: {
+  loadConfig: () => LoadedConfig;
+  stateDir: string;
+  task: TaskKind;
+  initial: Trigger;
+  out: (line: string) => void;
+  onAttempt?: (r: AttemptResult) => void;
+}): (HostedScheduler & { release(): void }) | { busy: string } {
+  const lock = tryAcquireLock(daemonLockFile(opts.stateDir), `${opts.task} scheduler (tray app)`);
+  if (!lock.ok) return { busy: describeHolder(lock.holder) };
+  const clock = systemClock;
+  const policy = DEFAULT_POLICY;
+  const { engine, store } = createAgentEngine({
+    loadConfig: opts.loadConfig, stateDir: opts.stateDir, task: opts.task, trace: () => new Trace(undefined), respectRenewalMoment: true, policy, now: () => clock.now(),
+  });
+  const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: true, out: opts.out, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}) });
+  hosted.watcher?.start();
+  hosted.scheduler.start(opts.initial);
+  return { ...hosted, release: () => lock.lock.release() };
 }

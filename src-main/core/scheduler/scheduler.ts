@@ -57,6 +57,11 @@ export class Scheduler {
     if (!this.running) this.tick();
   }
 
+  /** Looks at the wall clock now instead of at the next tick (the host saw the machine resume from sleep). */
+  wake(): void {
+    if (!this.stopped && !this.running) this.tick();
+  }
+
   /** Stops ticking; resolves when a pass in progress has ended. */
   async stop(): Promise<void> {
     this.stopped = true;
