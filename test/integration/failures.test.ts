@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { LabPki } from '../../lab/ca.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
-import { nssUserCerts } from '../support/nss.js';
+import { failingPk12util, nssUserCerts } from '../support/nss.js';
 
 describe('failures leave the previous certificate intact and the next run recovers', () => {
   let lab: LabOrg;
@@ -21,21 +21,6 @@ describe('failures leave the previous certificate intact and the next run recove
   const run = (args: string[], extra: Record<string, string> = {}) => runAgent(args, { ...profile.env, ...extra });
   const stateOf = () => JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8'));
   const events = () => fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-
-  /** A pk12util that fails like a full disk: always, or only on its first call. */
-  function failingPk12util(mode: 'always' | 'once'): Record<string, string> {
-    const dir = tempDir('shim');
-    const real = ['/usr/bin/pk12util', '/bin/pk12util'].find((p) => fs.existsSync(p))!;
-    fs.writeFileSync(path.join(dir, 'pk12util'), `#!/bin/sh
-if [ "${mode}" = always ] || [ ! -e "${dir}/failed" ]; then
-  touch "${dir}/failed"
-  echo "pk12util: PKCS12 decode import bags failed: SEC_ERROR_IO: No space left on device" >&2
-  exit 1
-fi
-exec ${real} "$@"
-`, { mode: 0o755 });
-    return { PATH: `${dir}:${process.env.PATH}` };
-  }
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });

@@ -12,7 +12,7 @@ import { loadConfig } from '../../src-main/core/config.js';
 import { diagnoseScep } from '../../src-main/core/scep/diagnose.js';
 import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
 import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
-import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
+import { failingPk12util, nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
 import { initDepot, scepUnavailable, startMtlsServer, startRecordingProxy, startScepServer, type MtlsServer, type ScepServer } from '../support/scep.js';
 
 const skipReason = scepUnavailable();
@@ -216,21 +216,6 @@ describe('SCEP renewal inside the CA\'s -allowrenew window', { skip: skipReason 
   let p: Profile;
   const stateOf = () => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
 
-  /** A pk12util that fails like a full disk on its first call. */
-  function failingPk12utilOnce(): Record<string, string> {
-    const dir = tempDir('shim');
-    const real = ['/usr/bin/pk12util', '/bin/pk12util'].find((f) => fs.existsSync(f))!;
-    fs.writeFileSync(path.join(dir, 'pk12util'), `#!/bin/sh
-if [ ! -e "${dir}/failed" ]; then
-  touch "${dir}/failed"
-  echo "pk12util: PKCS12 decode import bags failed: SEC_ERROR_IO: No space left on device" >&2
-  exit 1
-fi
-exec ${real} "$@"
-`, { mode: 0o755 });
-    return { PATH: `${dir}:${process.env.PATH}` };
-  }
-
   before(async () => {
     // One-day certificates, renewable from two days before expiry: every certificate is inside the window.
     server = await startScepServer({ challenge: CHALLENGE, validityDays: 1, allowRenewDays: 2 });
@@ -263,7 +248,7 @@ exec ${real} "$@"
 
   test('if the store fails while swapping in the renewed certificate, the previous one is put back at once', async () => {
     const before = stateOf().current;
-    const r = await runAgent(['run'], { ...p.env, ...failingPk12utilOnce() });
+    const r = await runAgent(['run'], { ...p.env, ...failingPk12util('once') });
     assert.equal(r.code, 40, r.stderr + r.stdout);
     assert.match(r.stderr, /No space left/);
     assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [before.serialNumber]);

@@ -1,5 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { tempDir } from './agent.js';
 
 /** Reads an NSS database directly with certutil (independent of the agent's own store code). */
 export function nssUserCerts(db: string): { nickname: string; serial: string; issuer: string; subject: string }[] {
@@ -37,4 +40,22 @@ export function nssKeyCount(db: string): number {
 /** Trusts the lab root for TLS in a profile's NSS database (what an admin's managed root would be). */
 export function nssTrustRoot(db: string, rootPemFile: string): void {
   execFileSync('certutil', ['-A', '-d', `sql:${db}`, '-n', 'Device Trust Lab Root CA', '-t', 'C,,', '-i', rootPemFile]);
+}
+
+/**
+ * Environment for a child process whose `pk12util` fails like a full disk (the real tool otherwise): always,
+ * or only on its first call. Failure injection into the real NSS tool, not a fake store.
+ */
+export function failingPk12util(mode: 'always' | 'once'): Record<string, string> {
+  const dir = tempDir('shim');
+  const real = ['/usr/bin/pk12util', '/bin/pk12util'].find((p) => fs.existsSync(p))!;
+  fs.writeFileSync(path.join(dir, 'pk12util'), `#!/bin/sh
+if [ "${mode}" = always ] || [ ! -e "${dir}/failed" ]; then
+  touch "${dir}/failed"
+  echo "pk12util: PKCS12 decode import bags failed: SEC_ERROR_IO: No space left on device" >&2
+  exit 1
+fi
+exec ${real} "$@"
+`, { mode: 0o755 });
+  return { PATH: `${dir}:${process.env.PATH}` };
 }

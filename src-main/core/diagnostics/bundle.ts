@@ -10,9 +10,9 @@ import { EventLog } from '../events.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { redact } from '../redact.js';
 import { adminTokenName, openSecretStore, type SecretStore } from '../secrets/index.js';
-import { createPlatform, type Platform } from '../../platform/index.js';
+import type { Platform } from '../../platform/index.js';
 import { krb5ConfPath, readKrb5Conf } from './directory.js';
-import { runDiagnostics, type DiagnoseOptions } from './engine.js';
+import { platformOrNone, runDiagnostics, type DiagnoseOptions } from './engine.js';
 import { renderReport } from './report.js';
 import type { DiagnoseReport } from './types.js';
 
@@ -107,14 +107,7 @@ export async function writeSupportBundle(opts: BundleOptions): Promise<BundleRes
       /* no keyring: then the token cannot be in anything we read either */
     }
   }
-  let platform: Platform | undefined;
-  if (opts.platform !== null) {
-    try {
-      platform = opts.platform ?? createPlatform(config);
-    } catch {
-      platform = undefined;
-    }
-  }
+  const platform = platformOrNone(opts.platform, config);
 
   let report: DiagnoseReport | undefined;
   if (opts.diagnose !== false) {

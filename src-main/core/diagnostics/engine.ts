@@ -1,5 +1,5 @@
 import { createPlatform, type Platform } from '../../platform/index.js';
-import type { LoadedConfig } from '../config.js';
+import type { Config, LoadedConfig } from '../config.js';
 import { ExitCode } from '../errors.js';
 import { EventLog } from '../events.js';
 import { runCommand, type CommandRunner } from '../exec.js';
@@ -77,14 +77,7 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
   const policy = opts.policy ?? DEFAULT_HEALTH_POLICY;
   const env = opts.env ?? process.env;
   const events = opts.events ?? new EventLog(config.stateDir, 'diagnose');
-  let platform: Platform | undefined;
-  if (opts.platform !== null) {
-    try {
-      platform = opts.platform ?? createPlatform(config);
-    } catch {
-      platform = undefined;
-    }
-  }
+  const platform = platformOrNone(opts.platform, config);
   let secrets: SecretStore | undefined;
   if (opts.secrets !== null) secrets = opts.secrets ?? openSecretStore();
   const http = new HttpClient({ ...httpOptionsFor(config, { env }), timeoutMs: policy.timeoutMs });
@@ -167,4 +160,14 @@ export function recordOutcome(events: EventLog, report: DiagnoseReport): void {
   const summary = problems.length ? problems.map((f) => `${f.code}: ${f.title}`).join('; ') : 'every probe answered as expected';
   const kind = report.worst === 'error' ? 'DIAGNOSE_ERRORS' : report.worst === 'warning' ? 'DIAGNOSE_WARNINGS' : 'DIAGNOSE_OK';
   events.record(kind, `Diagnostics: ${summary}.`, { findings: report.findings.map((f) => f.code), durationMs: report.durationMs });
+}
+
+/** The platform to look at: the one given, none when `null`, else this machine's (none where unsupported). */
+export function platformOrNone(given: Platform | null | undefined, config: Config): Platform | undefined {
+  if (given === null) return undefined;
+  try {
+    return given ?? createPlatform(config);
+  } catch {
+    return undefined;
+  }
 }
