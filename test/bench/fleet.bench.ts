@@ -14,12 +14,11 @@
  */
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { startLabOrg } from '../../lab/org.js';
 import { applyPass, effectiveReport, nextDeadline, renewalOf, type PassReport, type Snapshot } from '../../src-main/core/scheduler/plan.js';
 import { DEFAULT_POLICY, type SchedulePolicy } from '../../src-main/core/scheduler/policy.js';
 import { emptyRecord, type Trigger } from '../../src-main/core/scheduler/record.js';
-import { AGENT_BIN, makeProfile, runAgent, tempDir } from '../support/agent.js';
+import { AGENT_BIN, makeProfile, runAgent, writeRootCa } from '../support/agent.js';
 import { seededRandom } from '../support/random.js';
 import { table } from './util.js';
 
@@ -189,8 +188,7 @@ async function idleDaemon(): Promise<void> {
   const seconds = Number(process.env.DTA_BENCH_IDLE_SECONDS ?? 10);
   const settle = Number(process.env.DTA_BENCH_IDLE_SETTLE ?? 30);
   const lab = await startLabOrg({ allowLabSignIn: true });
-  const rootCaFile = path.join(tempDir('ca'), 'root.pem');
-  fs.writeFileSync(rootCaFile, lab.rootCaPem);
+  const rootCaFile = writeRootCa(lab.rootCaPem);
   const p = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
   try {
     await runAgent(['run'], p.env);

@@ -11,7 +11,7 @@ import { HttpClient } from '../../src-main/core/http.js';
 import { PacScript } from '../../src-main/core/proxy/pac.js';
 import { ProxyResolver } from '../../src-main/core/proxy/resolver.js';
 import { startLabOrg } from '../../lab/org.js';
-import { tempDir } from '../support/agent.js';
+import { tempDir, writeRootCa } from '../support/agent.js';
 import { squidUnavailable, startSquid } from '../support/squid.js';
 import { median, table, time } from './util.js';
 
@@ -42,8 +42,7 @@ export default async function proxyBench(): Promise<void> {
   }
   const lab = await startLabOrg({ allowLabSignIn: true });
   const squid = await startSquid();
-  const caFile = path.join(tempDir('bench-ca'), 'root.pem');
-  fs.writeFileSync(caFile, lab.rootCaPem);
+  const caFile = writeRootCa(lab.rootCaPem);
   const url = `${lab.orgUrl}/api/v1/device-trust/config`;
   const out: (string | number)[][] = [];
   try {

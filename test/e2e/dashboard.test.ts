@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { dashboardUnavailable, launchChromium, openDashboard, screenshot, type DashboardHarness } from '../support/dashboard.js';
 import { nssUserCerts } from '../support/nss.js';
 
@@ -35,8 +35,7 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
-    const rootCaFile = path.join(tempDir('ca'), 'root.pem');
-    fs.writeFileSync(rootCaFile, lab.rootCaPem);
+    const rootCaFile = writeRootCa(lab.rootCaPem);
     profile = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
     // The agent enrolled this device (as at install time), with the real command line.
     const r = await runAgent(['run'], profile.env);

@@ -17,7 +17,7 @@ import { CSP_META } from '../../src-main/electron/app-protocol.js';
 import { API_METHODS } from '../../src-main/ipc/contract.js';
 import { electronBinary } from '../../lab/electron.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { makeProfile, REPO, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { makeProfile, type Profile, REPO, runAgent, writeRootCa } from '../support/agent.js';
 
 // Page- and main-side code (evaluate) runs in Electron; the project's Node build has no DOM types.
 declare const document: any;
@@ -55,8 +55,7 @@ describe('the tray app in Electron (Playwright _electron)', { skip }, () => {
     if ('reason' in display) throw new Error(display.reason);
     xvfb = display.xvfb;
     lab = await startLabOrg({ allowLabSignIn: true });
-    const rootCaFile = path.join(tempDir('ca'), 'root.pem');
-    fs.writeFileSync(rootCaFile, lab.rootCaPem);
+    const rootCaFile = writeRootCa(lab.rootCaPem);
     profile = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
     const r = await runAgent(['run'], profile.env);
     assert.equal(r.code, 0, r.stderr);

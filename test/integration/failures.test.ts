@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { LabPki } from '../../lab/ca.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
 import { failingPk12util, nssUserCerts } from '../support/nss.js';
 
 describe('failures leave the previous certificate intact and the next run recovers', () => {
@@ -24,8 +24,7 @@ describe('failures leave the previous certificate intact and the next run recove
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = path.join(tempDir('ca'), 'root.pem');
-    fs.writeFileSync(rootCaFile, lab.rootCaPem);
+    rootCaFile = writeRootCa(lab.rootCaPem);
     profile = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
     const r = await run(['run']);
     assert.equal(r.code, 0, r.stderr);
@@ -105,8 +104,7 @@ describe('failures leave the previous certificate intact and the next run recove
       res.end(JSON.stringify({ ...discovery, lab: false }));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const caFile = path.join(tempDir('ca2'), 'root.pem');
-    fs.writeFileSync(caFile, pki.rootCaPem);
+    const caFile = writeRootCa(pki.rootCaPem);
     try {
       const p = makeProfile({ orgUrl: `https://localhost:${(server.address() as AddressInfo).port}`, rootCaFile: caFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
       const r = await runAgent(['run'], p.env);
@@ -129,8 +127,7 @@ describe('failures leave the previous certificate intact and the next run recove
         res.end(body);
       });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      const caFile = path.join(tempDir('ca3'), 'root.pem');
-      fs.writeFileSync(caFile, pki.rootCaPem);
+      const caFile = writeRootCa(pki.rootCaPem);
       try {
         const p = makeProfile({ orgUrl: `https://localhost:${(server.address() as AddressInfo).port}`, rootCaFile: caFile });
         const r = await runAgent(['run'], p.env);

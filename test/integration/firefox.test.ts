@@ -16,7 +16,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { firefoxPageText, firefoxUnavailable } from '../support/firefox.js';
 import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
 
@@ -42,8 +42,7 @@ describe('Firefox presents the enrolled certificate through the policy and the p
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = path.join(tempDir('ca'), 'root.pem');
-    fs.writeFileSync(rootCaFile, lab.rootCaPem);
+    rootCaFile = writeRootCa(lab.rootCaPem);
     const home = tempDir('ffhome');
     etcOverlay = path.join(tempDir('etc'), 'upper');
     fs.mkdirSync(etcOverlay, { recursive: true });
@@ -132,8 +131,7 @@ describe('exportPemDir: owner-only PEM files that other tools can use', () => {
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = path.join(tempDir('ca'), 'root.pem');
-    fs.writeFileSync(rootCaFile, lab.rootCaPem);
+    rootCaFile = writeRootCa(lab.rootCaPem);
     pemDir = path.join(tempDir('pem'), 'device-trust');
     profile = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true', DTA_EXPORT_PEM_DIR: pemDir } });
   });

@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { kerberosToolsAvailable, startKdc, type Kdc } from '../../lab/kdc.js';
 import { HttpClient } from '../../src-main/core/http.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
 import { freePort, squidUnavailable, startSquid, type Squid } from '../support/squid.js';
 
@@ -78,8 +78,7 @@ describe('proxy, PAC and TLS interception with a real squid', { skip: skipReason
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = path.join(tempDir('ca'), 'root.pem');
-    fs.writeFileSync(rootCaFile, lab.rootCaPem);
+    rootCaFile = writeRootCa(lab.rootCaPem);
     squid = await startSquid();
     deadPort = await freePort();
     const orgPort = portOf(lab.orgUrl);

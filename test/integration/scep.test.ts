@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { LabPki } from '../../lab/ca.js';
 import { loadConfig } from '../../src-main/core/config.js';
 import { diagnoseScep } from '../../src-main/core/scep/diagnose.js';
-import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
 import { failingPk12util, nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
 import { initDepot, scepUnavailable, startMtlsServer, startRecordingProxy, startScepServer, type MtlsServer, type ScepServer } from '../support/scep.js';
@@ -38,8 +38,7 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
   before(async () => {
     server = await startScepServer({ challenge: CHALLENGE });
     const pki = await LabPki.create();
-    tlsRootFile = path.join(tempDir('tls'), 'root.pem');
-    fs.writeFileSync(tlsRootFile, pki.rootCaPem);
+    tlsRootFile = writeRootCa(pki.rootCaPem);
     mtls = await startMtlsServer({ tls: await pki.serverTlsCredentials(), clientCaPem: server.caPem });
     profile = makeProfile({ orgUrl: 'https://unused.invalid', rootCaFile: tlsRootFile });
     // Configured through the user's config file (owner-only: it holds the challenge), fingerprint as admins write it.

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
 import { startPaused } from '../support/pause.js';
 
@@ -41,8 +41,7 @@ describe('SIGKILL at each step of an enrollment: the next run converges', () => 
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = path.join(tempDir('ca'), 'root.pem');
-    fs.writeFileSync(rootCaFile, lab.rootCaPem);
+    rootCaFile = writeRootCa(lab.rootCaPem);
   });
   after(() => lab.close());
 

@@ -16,7 +16,7 @@ import type { AttemptResult } from '../../src-main/core/scheduler/engine.js';
 import { policyWith } from '../../src-main/core/scheduler/policy.js';
 import { Scheduler } from '../../src-main/core/scheduler/scheduler.js';
 import { Trace } from '../../src-main/core/trace.js';
-import { AGENT_BIN, makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { AGENT_BIN, makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -40,8 +40,7 @@ describe('scheduler and daemon against the lab org', () => {
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = path.join(tempDir('ca'), 'root.pem');
-    fs.writeFileSync(rootCaFile, lab.rootCaPem);
+    rootCaFile = writeRootCa(lab.rootCaPem);
   });
   after(() => lab.close());
 

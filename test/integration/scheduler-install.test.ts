@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { makeProfile, runAgent, tempDir } from '../support/agent.js';
+import { makeProfile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
 
 const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
@@ -44,8 +44,7 @@ describe('install and uninstall on Linux', () => {
   let rootCaFile: string;
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = path.join(tempDir('ca'), 'root.pem');
-    fs.writeFileSync(rootCaFile, lab.rootCaPem);
+    rootCaFile = writeRootCa(lab.rootCaPem);
   });
   after(() => lab.close());
 

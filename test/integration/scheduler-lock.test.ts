@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { makeProfile, REPO, runAgent, tempDir } from '../support/agent.js';
+import { makeProfile, REPO, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
 import { startPaused } from '../support/pause.js';
 
@@ -50,8 +50,7 @@ describe('two agents at once, and a killed holder', () => {
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = path.join(tempDir('ca'), 'root.pem');
-    fs.writeFileSync(rootCaFile, lab.rootCaPem);
+    rootCaFile = writeRootCa(lab.rootCaPem);
   });
   after(() => lab.close());
 

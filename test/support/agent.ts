@@ -66,3 +66,10 @@ export function makeProfile(opts: { orgUrl: string; rootCaFile: string; extraEnv
   };
   return { home, stateDir, nssDb: path.join(home, '.pki', 'nssdb'), chromiumEtc, policyDir, env };
 }
+
+/** Writes a lab's root CA to a fresh file: the agent's `tlsCaFile` (trust anchor for the lab's TLS). */
+export function writeRootCa(pem: string): string {
+  const file = path.join(tempDir('ca'), 'root.pem');
+  fs.writeFileSync(file, pem);
+  return file;
+}

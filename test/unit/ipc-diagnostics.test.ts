@@ -15,11 +15,10 @@ import { useSystemProxy } from '../../src-main/core/proxy/system.js';
 import type { UiEvent } from '../../src-main/ipc/contract.js';
 import { DashboardService } from '../../src-main/ipc/service.js';
 import { startLabOrg, type FailoverMode, type LabOrg } from '../../lab/org.js';
-import { makeProfile, tempDir, type Profile } from '../support/agent.js';
+import { makeProfile, type Profile, tempDir, writeRootCa } from '../support/agent.js';
 
 function service(lab: LabOrg): { svc: DashboardService; profile: Profile; emitted: UiEvent[] } {
-  const rootCaFile = path.join(tempDir('ca'), 'root.pem');
-  fs.writeFileSync(rootCaFile, lab.rootCaPem);
+  const rootCaFile = writeRootCa(lab.rootCaPem);
   // No Kerberos realm on this test device, and the platform log stays quiet.
   const profile = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { KRB5_CONFIG: '/dev/null', DTA_PLATFORM_LOG: 'off' } });
   const emitted: UiEvent[] = [];
