@@ -4,7 +4,7 @@ import type { Config } from '../core/config.js';
 import { AgentError } from '../core/errors.js';
 import { runCommand, type CommandRunner } from '../core/exec.js';
 import { defaultPaths } from '../core/paths.js';
-import { mergeResults, removeChromiumPolicies, removeFirefoxPolicies, writeChromiumPolicies, writeFirefoxPolicies, type PolicyResult } from './browser-policy.js';
+import { emptyResult, mergeResults, removeChromiumPolicies, removeFirefoxPolicies, writeChromiumPolicies, writeFirefoxPolicies, type PolicyResult } from './browser-policy.js';
 import { MacBrowserSetup } from './darwin-browser.js';
 import { loginKeychain, MacKeychainStore } from './darwin-store.js';
 import { syncFirefoxProfiles } from './firefox.js';
@@ -41,7 +41,6 @@ export function createPlatform(config: Config, platform: NodeJS.Platform = proce
   const env = deps.env ?? process.env;
   const home = defaultPaths(env, platform).home;
   const workDir = path.join(config.stateDir, 'tmp');
-  const none = async (): Promise<PolicyResult> => ({ written: [], skipped: [] });
   if (config.exportPemDir && platform !== 'linux') {
     throw new AgentError('config', 'EXPORT_PEM_UNSUPPORTED', `exportPemDir is set, but on ${platform === 'win32' ? 'Windows' : 'macOS'} the device key is non-exportable by design, so no PEM copy can exist.`,
       'Remove exportPemDir; tools on this platform should use the certificate from the OS store.');
@@ -49,26 +48,12 @@ export function createPlatform(config: Config, platform: NodeJS.Platform = proce
 
   if (platform === 'win32') {
     const store = new WindowsCertificateStore({ skipTpm: config.skipTpm, workDir, run });
-    const browsers = new WindowsBrowserSetup(run);
-    return {
-      name: platform,
-      store,
-      configureBrowsers: (patterns, issuer) => browsers.apply(policyModel(patterns, issuer)),
-      removeBrowserSetup: (issuerCN) => browsers.remove(issuerCN),
-      syncCertificateCopies: none,
-    };
+    return withBrowserSetup(platform, store, new WindowsBrowserSetup(run));
   }
 
   if (platform === 'darwin') {
     const store = new MacKeychainStore({ keychain: loginKeychain(home), workDir, agentPath: process.execPath, run });
-    const browsers = new MacBrowserSetup({ run, store, stateDir: config.stateDir });
-    return {
-      name: platform,
-      store,
-      configureBrowsers: (patterns, issuer) => browsers.apply(policyModel(patterns, issuer)),
-      removeBrowserSetup: (issuerCN) => browsers.remove(issuerCN),
-      syncCertificateCopies: none,
-    };
+    return withBrowserSetup(platform, store, new MacBrowserSetup({ run, store, stateDir: config.stateDir }));
   }
 
   if (platform === 'linux') {
@@ -91,4 +76,19 @@ export function createPlatform(config: Config, platform: NodeJS.Platform = proce
 
   throw new AgentError('local', 'PLATFORM_UNSUPPORTED', `This agent has no certificate store for ${platform}.`,
     'Use it on Windows, macOS or Linux.');
+}
+
+/** Windows and macOS: the OS store plus a browser-setup writer; there are no per-user certificate copies to sync. */
+function withBrowserSetup(
+  name: NodeJS.Platform,
+  store: CertificateStore,
+  browsers: { apply(m: ReturnType<typeof policyModel>): Promise<PolicyResult>; remove(issuer: string): Promise<PolicyResult> },
+): Platform {
+  return {
+    name,
+    store,
+    configureBrowsers: (patterns, issuer) => browsers.apply(policyModel(patterns, issuer)),
+    removeBrowserSetup: (issuerCN) => browsers.remove(issuerCN),
+    syncCertificateCopies: async () => emptyResult(),
+  };
 }
