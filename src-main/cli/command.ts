@@ -1,5 +1,6 @@
 import type { ParseArgsConfig } from 'node:util';
 import type { LoadedConfig } from '../core/config.js';
+import type { Platform, PlatformFactory } from '../platform/types.js';
 
 export interface Io {
   out: (s: string) => void;
@@ -15,6 +16,10 @@ export interface CommandContext {
   config(): LoadedConfig;
   /** The configuration read again from every source (a long-running daemon picks up changes). */
   freshConfig(): LoadedConfig;
+  /** This machine's platform for the loaded configuration (the CLI is a composition root). */
+  platform(): Platform;
+  /** The factory handed to long-running parts that reload their configuration. */
+  platformFactory: PlatformFactory;
   values: OptionValues;
   /** Settings given on this command line (Name=Value and the setting options), as loadConfig takes them. */
   settings: Record<string, unknown>;

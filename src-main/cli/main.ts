@@ -1,8 +1,9 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, printableSetting, type LoadedConfig } from '../core/config.js';
-import { ExitCode, exitCodeFor, isAgentError } from '../core/errors.js';
+import { ExitCode, exitCodeFor, isAgentError } from '../base/errors.js';
 import { redact } from '../core/redact.js';
 import type { Command, Io, OptionSpec, OptionValues } from './command.js';
+import { createPlatform } from '../platform/index.js';
 import { COMMANDS } from './commands/index.js';
 
 export type { Io } from './command.js';
@@ -123,7 +124,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return loaded;
   };
   try {
-    return await command.run({ config, freshConfig, settings: cli, values: v, args, io, debug, json });
+    const platform = () => createPlatform(config().config);
+    return await command.run({ config, freshConfig, platform, platformFactory: createPlatform, settings: cli, values: v, args, io, debug, json });
   } catch (e) {
     return reportError(e, json, debug, io);
   }

@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { createPlatform, type Platform } from '../platform/index.js';
+import type { Platform } from '../platform/types.js';
 import type { PolicyResult } from '../platform/browser-policy.js';
 import type { StoredCertificate } from '../platform/types.js';
 import { createBackend, PENDING_CODE, type Authority, type EnrollmentBackend } from './backends/index.js';
@@ -7,9 +7,9 @@ import type { BackendKind, Issued } from './backends/types.js';
 import { checkIssuedCertificate, describeCertificate, parseCertificate, type CertInfo } from './certificate.js';
 import type { LoadedConfig } from './config.js';
 import { CredentialFiles } from './credentials.js';
-import { AgentError, isAgentError, type FailureClass } from './errors.js';
+import { AgentError, isAgentError, type FailureClass } from '../base/errors.js';
 import { EventLog, type EventKind } from './events.js';
-import { ensurePrivateDir } from './fsutil.js';
+import { ensurePrivateDir } from '../base/fsutil.js';
 import { HttpClient } from './http.js';
 import { generateLocalKey, keyThumbprint, type LocalKey } from './keys.js';
 import { httpOptionsFor } from './proxy/options.js';
@@ -27,7 +27,8 @@ export interface RunOptions {
   /** Renew a valid certificate now, before its renewal window (the dashboard's "Renew now"). */
   renewNow?: boolean;
   trace: Trace;
-  platform?: Platform;
+  /** The OS store and browser setup, handed in by the composition root. */
+  platform: Platform;
   now?: () => Date;
   /**
    * Scheduled passes: the moment inside the renewal window at which this certificate is renewed (the
@@ -94,7 +95,7 @@ export class EnrollmentTask {
     this.http = new HttpClient(httpOptionsFor(this.config, { events: new EventLog(this.config.stateDir, opts.task), log: (line) => opts.trace.log(line) }));
     this.backend = createBackend(opts.loaded, { http: this.http, trace: this.trace, now: this.now });
     ensurePrivateDir(this.config.stateDir);
-    this.platform = opts.platform ?? createPlatform(this.config);
+    this.platform = opts.platform;
     this.creds = new CredentialFiles(this.config.stateDir);
     this.events = new EventLog(this.config.stateDir, opts.task);
   }

@@ -1,51 +1,14 @@
 import { X509Certificate } from 'node:crypto';
-import { AgentError } from './errors.js';
+import { AgentError } from '../base/errors.js';
 import type { LocalKey } from './keys.js';
 
 export const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 /** Kerberos tolerates 5 minutes of clock skew; we allow a certificate that early too. */
 const CLOCK_SKEW_MS = 5 * 60 * 1000;
 
-export interface CertInfo {
-  serialNumber: string;
-  subject: string;
-  issuer: string;
-  issuerCN: string;
-  subjectCN: string;
-  notBefore: string;
-  notAfter: string;
-  sha256: string;
-}
-
-export function parseCertificate(pem: string): X509Certificate {
-  try {
-    return new X509Certificate(pem);
-  } catch (e) {
-    throw new AgentError('bad-answer', 'CERT_UNPARSABLE', `The certificate could not be parsed: ${(e as Error).message}.`);
-  }
-}
-
-function cn(dn: string): string {
-  return /(?:^|\n)CN=([^\n]*)/.exec(dn)?.[1] ?? '';
-}
-
-export function describeCertificate(cert: X509Certificate): CertInfo {
-  return {
-    serialNumber: cert.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''),
-    subject: cert.subject.split('\n').join(', '),
-    issuer: cert.issuer.split('\n').join(', '),
-    issuerCN: cn(cert.issuer),
-    subjectCN: cn(cert.subject),
-    notBefore: new Date(cert.validFrom).toISOString(),
-    notAfter: new Date(cert.validTo).toISOString(),
-    sha256: cert.fingerprint256.replace(/:/g, '').toLowerCase(),
-  };
-}
-
-/** Splits a PEM bundle into its certificates. */
-export function splitPem(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-}
+export { describeCertificate, parseCertificate, splitPem, type CertInfo } from '../base/certinfo.js';
+import type { CertInfo } from '../base/certinfo.js';
+import { describeCertificate, parseCertificate, splitPem } from '../base/certinfo.js';
 
 /**
  * Walks from `cert` up through `anchors` to a self-signed root, checking every signature. A pinned CA (e.g. a

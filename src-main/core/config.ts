@@ -4,8 +4,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { createManagedConfigReader, type ManagedConfigReader } from '../platform/managed-config.js';
 import { readJsonObjectFile } from '../platform/managed-config-linux.js';
-import { AgentError } from './errors.js';
-import { defaultPaths } from './paths.js';
+import { AgentError } from '../base/errors.js';
+import { defaultPaths } from '../base/paths.js';
 
 const httpUrl = z.url({ protocol: /^https?$/ });
 

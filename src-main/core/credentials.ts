@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensurePrivateDir, writeFileAtomic } from './fsutil.js';
+import { ensurePrivateDir, writeFileAtomic } from '../base/fsutil.js';
 import { keyFromPem, privateKeyPem, type LocalKey } from './keys.js';
 
 /**

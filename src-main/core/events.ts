@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { platformSink, type EventSink } from '../platform/event-sinks.js';
-import { ensurePrivateDir, fsyncDir } from './fsutil.js';
+import { ensurePrivateDir, fsyncDir } from '../base/fsutil.js';
 import { redact } from './redact.js';
 
 /**

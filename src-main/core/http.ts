@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import tls from 'node:tls';
 import { request } from 'undici';
 import type { z } from 'zod';
-import { AgentError } from './errors.js';
+import { AgentError } from '../base/errors.js';
 import type { EventLog } from './events.js';
 import { ErrorAnswerSchema } from './protocol.js';
 import { ProxyAuthError, routeDispatcher, ProxyUnreachableError, type TlsSettings } from './proxy/connect.js';
@@ -10,7 +10,7 @@ import { diagnoseRouteFailure } from './proxy/diagnose.js';
 import { osProxyReader, type OsProxyReader } from './proxy/os.js';
 import { ProxyResolver } from './proxy/resolver.js';
 import { describeRoute, type Route, type RouteDecision } from './proxy/types.js';
-import { runCommand } from './exec.js';
+import { runCommand } from '../base/exec.js';
 
 /** A hostile or broken server must not be able to make us buffer without bound. */
 const MAX_BODY_BYTES = 1024 * 1024;

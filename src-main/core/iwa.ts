@@ -1,5 +1,5 @@
 import { KerberosError, negotiateAuthorization } from './auth/negotiate.js';
-import { AgentError, isAgentError } from './errors.js';
+import { AgentError, isAgentError } from '../base/errors.js';
 import type { HttpClient } from './http.js';
 import { DeviceTokenAnswerSchema, UserTokenAnswerSchema, type OrgConfig } from './protocol.js';
 import type { Trace } from './trace.js';

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { ensurePrivateDir } from './fsutil.js';
+import { ensurePrivateDir } from '../base/fsutil.js';
 
 /**
  * A cross-process lock that a crashed holder cannot leave stuck. The lock file is created complete and

@@ -1,4 +1,4 @@
-import { createPlatform, type Platform } from '../platform/index.js';
+import type { Platform } from '../platform/types.js';
 import type { PolicyResult } from '../platform/browser-policy.js';
 import type { LoadedConfig } from './config.js';
 import { CredentialFiles } from './credentials.js';
@@ -15,7 +15,7 @@ export interface CertificateRemoval {
  * Uninstall "on request": this user's device-trust certificates and keys leave the store, the agent's own key
  * files and the per-user copies (Firefox profiles); the state forgets them. Other certificates are not touched.
  */
-export async function removeCertificates(loaded: LoadedConfig, platform: Platform = createPlatform(loaded.config)): Promise<CertificateRemoval> {
+export async function removeCertificates(loaded: LoadedConfig, platform: Platform): Promise<CertificateRemoval> {
   const { config } = loaded;
   const ours = (await platform.store.list()).filter((c) => c.info.issuerCN === config.issuerCN);
   for (const id of new Set(ours.map((c) => c.id))) await platform.store.remove(id);
@@ -35,7 +35,7 @@ export async function removeCertificates(loaded: LoadedConfig, platform: Platfor
 }
 
 /** Uninstall: our browser policy entries go (machine-wide ones need root/administrator), others' stay. */
-export async function removeBrowserSetup(loaded: LoadedConfig, platform: Platform = createPlatform(loaded.config)): Promise<PolicyResult> {
+export async function removeBrowserSetup(loaded: LoadedConfig, platform: Platform): Promise<PolicyResult> {
   const res = await platform.removeBrowserSetup(loaded.config.issuerCN);
   try {
     new EventLog(loaded.config.stateDir, 'device').record('BROWSER_SETUP_REMOVED', `Browser setup removed from ${res.written.join(', ') || 'nowhere'}${res.skipped.length ? `; not removed: ${res.skipped.map((s) => `${s.dir} (${s.reason})`).join(', ')}` : ''}.`);

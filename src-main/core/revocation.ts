@@ -1,4 +1,4 @@
-import { AgentError } from './errors.js';
+import { AgentError } from '../base/errors.js';
 import type { HttpClient } from './http.js';
 import { x509 } from './x509.js';
 

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from './fsutil.js';
+import { writeFileAtomic } from '../base/fsutil.js';
 import { ScheduleRecordSchema } from './scheduler/record.js';
 
 export const STATE_VERSION = 1;

@@ -1,10 +1,10 @@
-import { createPlatform, type Platform } from '../platform/index.js';
+import type { Platform } from '../platform/types.js';
 import { backendConfigured } from './backends/index.js';
 import { diagnoseScep } from './scep/diagnose.js';
 import type { CertInfo } from './certificate.js';
 import type { LoadedConfig } from './config.js';
 import { CredentialFiles } from './credentials.js';
-import { isAgentError } from './errors.js';
+import { isAgentError } from '../base/errors.js';
 import { EventLog } from './events.js';
 import { HttpClient } from './http.js';
 import { httpOptionsFor } from './proxy/options.js';
@@ -41,9 +41,9 @@ export interface StatusReport {
 }
 
 /** What `status` shows: local facts always; with `check`, the org, revocation and the mTLS endpoint too. */
-export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; platform?: Platform } = {}): Promise<StatusReport> {
+export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; platform: Platform }): Promise<StatusReport> {
   const { config } = loaded;
-  const platform = opts.platform ?? createPlatform(config);
+  const platform = opts.platform;
   const { state } = loadState(config.stateDir);
   const base = { backend: config.backend, deviceId: state.deviceId, store: platform.store.description, stateDir: config.stateDir, ...(config.orgUrl ? { orgUrl: config.orgUrl } : {}), ...(state.lastRun ? { lastRun: state.lastRun } : {}),
     schedule: scheduleView(loaded, state) };

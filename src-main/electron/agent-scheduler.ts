@@ -5,6 +5,7 @@
  */
 import type { LoadedConfig } from '../core/config.js';
 import { startHostedAgentScheduler, type HostedScheduler } from '../core/scheduler/daemon.js';
+import { createPlatform } from '../platform/index.js';
 import type { SchedulerPort } from '../ipc/host.js';
 
 export interface AgentSchedulerOptions {
@@ -25,6 +26,7 @@ export class AgentSchedulerPort implements SchedulerPort {
     if (this.hosted) return;
     const r = startHostedAgentScheduler({
       loadConfig: this.opts.loadConfig,
+      platform: createPlatform,
       stateDir: this.opts.loadConfig().config.stateDir,
       task: 'user',
       initial: 'logon',

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, clipboard, dialog, Notification, powerMonitor, protocol, session, shell, type WebContents } from 'electron';
 import { loadConfig } from '../core/config.js';
-import { writeFileAtomic } from '../core/fsutil.js';
+import { writeFileAtomic } from '../base/fsutil.js';
 import { useSystemProxy } from '../core/proxy/system.js';
 import { useSecretStore } from '../core/secrets/index.js';
 import type { UiEvent } from '../ipc/contract.js';
@@ -24,6 +24,7 @@ import { launchActions, parseLaunchArgs, type LaunchRequest } from './launch-arg
 import { SafeStorageSecretStore } from './secret-store.js';
 import { TrayController } from './tray.js';
 import type { TrayCommand } from './tray-model.js';
+import { createPlatform } from '../platform/index.js';
 import { DashboardWindow } from './window.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -125,6 +126,7 @@ async function main(): Promise<void> {
   useSystemProxy({ description: 'system proxy settings (Electron session.resolveProxy)', resolve: (url) => ses.resolveProxy(url) });
   const host: ServiceHost = {
     loadConfig: () => loadConfig(),
+    platform: createPlatform,
     emit: (event: UiEvent) => {
       dashboard.send(event);
       if (event.type === 'status-changed') void refreshTray();

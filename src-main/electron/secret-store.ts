@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { safeStorage } from 'electron';
-import { AgentError } from '../core/errors.js';
-import { ensurePrivateDir, writeFileAtomic } from '../core/fsutil.js';
+import { AgentError } from '../base/errors.js';
+import { ensurePrivateDir, writeFileAtomic } from '../base/fsutil.js';
 import { keyringUnavailable, type SecretStore } from '../core/secrets/index.js';
 import { safeStorageProblem } from './secret-policy.js';
 

@@ -4,7 +4,7 @@
  * frame, the request must match the channel's schema, and the answer is stripped to the channel's schema.
  * Electron-free, so it runs and is tested under plain Node.
  */
-import { isAgentError } from '../core/errors.js';
+import { isAgentError } from '../base/errors.js';
 import { redact } from '../core/redact.js';
 import { CHANNELS, type Channel, type IpcResult, type Request, type Response } from './contract.js';
 

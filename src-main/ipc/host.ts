@@ -7,7 +7,7 @@
 import type { LoadedConfig } from '../core/config.js';
 import type { HealthPolicy } from '../core/diagnostics/health.js';
 import type { SecretStore } from '../core/secrets/index.js';
-import type { Platform } from '../platform/index.js';
+import type { PlatformFactory } from '../platform/types.js';
 import type { UiEvent } from './contract.js';
 
 /**
@@ -30,7 +30,8 @@ export interface ServiceHost {
   rendererReady?(): UiEvent[];
   /** Lets the user save an export (a save dialog in the app); resolves to the path written, or null if cancelled. */
   saveExport(suggestedName: string, content: string): Promise<string | null>;
-  platform?: Platform;
+  /** Builds the OS store and browser setup for a configuration (the shell passes createPlatform). */
+  platform: PlatformFactory;
   scheduler?: SchedulerPort;
   /** Where diagnostics read the admin API token; default: the core's (the OS keyring, or what the shell registered). */
   secrets?: SecretStore;

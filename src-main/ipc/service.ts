@@ -9,7 +9,7 @@ import { writeSupportBundle } from '../core/diagnostics/bundle.js';
 import { recordOutcome, runDiagnostics } from '../core/diagnostics/engine.js';
 import { DEFAULT_HEALTH_POLICY, HealthMonitor, type HealthPolicy, type Transition } from '../core/diagnostics/health.js';
 import type { DiagnoseReport } from '../core/diagnostics/types.js';
-import { AgentError } from '../core/errors.js';
+import { AgentError } from '../base/errors.js';
 import { EventLog } from '../core/events.js';
 import { HttpClient } from '../core/http.js';
 import { httpOptionsFor } from '../core/proxy/options.js';
@@ -57,7 +57,7 @@ export class DashboardService {
 
   async status(): Promise<StatusView> {
     const loaded = this.host.loadConfig();
-    const report = await getStatus(loaded, this.host.platform ? { platform: this.host.platform } : {});
+    const report = await getStatus(loaded, { platform: this.host.platform(loaded.config) });
     return toStatusView(report, { busy: this.busy, deviceName: loaded.config.deviceName, next: this.host.scheduler?.next() });
   }
 
@@ -86,7 +86,8 @@ export class DashboardService {
   run(kind: RunKind): Promise<RunSummary> {
     return this.exclusive(kind, async () => {
       const trace = new ProgressTrace(this.host.debugSink, (step) => this.host.emit({ type: 'progress', activity: kind, phase: 'step', step }));
-      const result = await runTask({ loaded: this.host.loadConfig(), task: 'user', force: kind === 'forceRenewal', renewNow: kind === 'renew', trace, ...(this.host.platform ? { platform: this.host.platform } : {}) });
+      const loaded = this.host.loadConfig();
+      const result = await runTask({ loaded, platform: this.host.platform(loaded.config), task: 'user', force: kind === 'forceRenewal', renewNow: kind === 'renew', trace });
       return summarize(result);
     });
   }
@@ -121,7 +122,7 @@ export class DashboardService {
       const run = () =>
         runDiagnostics({
           loaded, policy: this.policy, events, recordOutcome: false, env: this.host.env ?? process.env,
-          ...(this.host.platform ? { platform: this.host.platform } : {}), ...(this.host.secrets ? { secrets: this.host.secrets } : {}),
+          platform: this.host.platform, ...(this.host.secrets ? { secrets: this.host.secrets } : {}),
         });
       const [report, proxy] = await Promise.all([run(), this.proxyRoute(loaded.config)]);
       const ok = new Map(report.probes.filter((p) => p.status !== 'skipped').map((p) => [p.id, p.status === 'ok']));
@@ -202,7 +203,7 @@ export class DashboardService {
   async supportBundle(file: string, version: string): Promise<string> {
     const r = await writeSupportBundle({
       loaded: this.host.loadConfig(), file, version, env: this.host.env ?? process.env,
-      ...(this.host.platform ? { platform: this.host.platform } : {}), ...(this.host.secrets ? { secrets: this.host.secrets } : {}),
+      platform: this.host.platform, ...(this.host.secrets ? { secrets: this.host.secrets } : {}),
     });
     return r.file;
   }

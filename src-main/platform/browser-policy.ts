@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { IssuerFilter } from '../core/backends/types.js';
-import { writeFileAtomic } from '../core/fsutil.js';
+import type { IssuerFilter } from './types.js';
+import { writeFileAtomic } from '../base/fsutil.js';
 import * as model from './policy-model.js';
 import type { FirefoxPolicies } from './policy-model.js';
 

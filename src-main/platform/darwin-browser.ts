@@ -1,9 +1,9 @@
-import type { IssuerFilter } from '../core/backends/types.js';
+import type { IssuerFilter } from './types.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import type { Command, CommandRunner } from '../core/exec.js';
-import { writeFileAtomic } from '../core/fsutil.js';
+import type { Command, CommandRunner } from '../base/exec.js';
+import { writeFileAtomic } from '../base/fsutil.js';
 import { emptyResult, mergeResults, removeFirefoxPolicies, writeFirefoxPolicies, type PolicyResult } from './browser-policy.js';
 import { identityServices, type MacKeychainStore } from './darwin-store.js';
 import * as model from './policy-model.js';

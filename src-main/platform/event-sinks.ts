@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { Command } from '../core/exec.js';
+import type { Command } from '../base/exec.js';
 
 /** What a platform log needs of an event (a subset of AgentEvent, so this file does not depend on the log). */
 export interface SinkEvent {

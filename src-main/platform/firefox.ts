@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensurePrivateDir } from '../core/fsutil.js';
+import { ensurePrivateDir } from '../base/fsutil.js';
 import { emptyResult, type PolicyResult } from './browser-policy.js';
 import { NssStore } from './nss.js';
 import { oneTimePassword } from './pkcs12.js';
-import type { CommandRunner } from '../core/exec.js';
+import type { CommandRunner } from '../base/exec.js';
 
 /** Where Firefox keeps its profiles on Linux: the Debian/Mozilla package, the snap and the flatpak. */
 export function firefoxProfileRoots(home: string): string[] {

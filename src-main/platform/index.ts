@@ -1,9 +1,9 @@
 import path from 'node:path';
-import type { IssuerFilter } from '../core/backends/types.js';
-import type { Config } from '../core/config.js';
-import { AgentError } from '../core/errors.js';
-import { runCommand, type CommandRunner } from '../core/exec.js';
-import { defaultPaths } from '../core/paths.js';
+import type { IssuerFilter } from './types.js';
+
+import { AgentError } from '../base/errors.js';
+import { runCommand, type CommandRunner } from '../base/exec.js';
+import { defaultPaths } from '../base/paths.js';
 import { emptyResult, mergeResults, removeChromiumPolicies, removeFirefoxPolicies, writeChromiumPolicies, writeFirefoxPolicies, type PolicyResult } from './browser-policy.js';
 import { MacBrowserSetup } from './darwin-browser.js';
 import { loginKeychain, MacKeychainStore } from './darwin-store.js';
@@ -11,24 +11,12 @@ import { syncFirefoxProfiles } from './firefox.js';
 import { NssStore } from './nss.js';
 import { PemExportingStore } from './pem-export.js';
 import { firefoxPolicies, policyModel } from './policy-model.js';
-import type { CertificateStore } from './types.js';
+import type { CertificateStore, Platform, PlatformSettings } from './types.js';
+
+export type { Platform, PlatformFactory } from './types.js';
 import { WindowsBrowserSetup } from './win32-browser.js';
 import { WindowsCertificateStore } from './win32-store.js';
 
-export interface Platform {
-  name: NodeJS.Platform;
-  store: CertificateStore;
-  /**
-   * Makes the browsers present our certificate to the org's mTLS hosts without asking: machine-wide policy
-   * (written where this process may: root/administrator) and the user's own part (Firefox profiles on Linux,
-   * Safari's identity preference on macOS).
-   */
-  configureBrowsers(patterns: string[], issuer: string | IssuerFilter): Promise<PolicyResult>;
-  /** Undoes configureBrowsers (uninstall): our entries only; others' policies stay. */
-  removeBrowserSetup(issuerCN: string): Promise<PolicyResult>;
-  /** Brings per-user copies of the certificate (Firefox profiles on Linux) in line with the store, e.g. after removal. */
-  syncCertificateCopies(issuerCN: string): Promise<PolicyResult>;
-}
 
 export interface PlatformDeps {
   run?: CommandRunner;
@@ -36,7 +24,7 @@ export interface PlatformDeps {
 }
 
 /** The one place that picks the platform's implementations. */
-export function createPlatform(config: Config, platform: NodeJS.Platform = process.platform, deps: PlatformDeps = {}): Platform {
+export function createPlatform(config: PlatformSettings, platform: NodeJS.Platform = process.platform, deps: PlatformDeps = {}): Platform {
   const run = deps.run ?? runCommand;
   const env = deps.env ?? process.env;
   const home = defaultPaths(env, platform).home;
@@ -47,7 +35,7 @@ export function createPlatform(config: Config, platform: NodeJS.Platform = proce
   }
 
   if (platform === 'win32') {
-    const store = new WindowsCertificateStore({ skipTpm: config.skipTpm, workDir, run });
+    const store = new WindowsCertificateStore({ skipTpm: config.skipTpm ?? false, workDir, run });
     return withBrowserSetup(platform, store, new WindowsBrowserSetup(run));
   }
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { AgentError } from '../core/errors.js';
-import type { Command, SyncCommandRunner } from '../core/exec.js';
+import { AgentError } from '../base/errors.js';
+import type { Command, SyncCommandRunner } from '../base/exec.js';
 import type { ManagedConfigReader, ManagedSource } from './managed-config.js';
 
 /** The preferences domain a configuration profile (MDM) sets; the app's bundle identifier. */

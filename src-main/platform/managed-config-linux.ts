@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { AgentError } from '../core/errors.js';
+import { AgentError } from '../base/errors.js';
 import type { ManagedConfigReader, ManagedSource } from './managed-config.js';
 
 /** Reads a file that must hold one JSON object, with errors that name the file. */

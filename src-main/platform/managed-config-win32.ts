@@ -1,5 +1,5 @@
-import { AgentError } from '../core/errors.js';
-import type { SyncCommandRunner } from '../core/exec.js';
+import { AgentError } from '../base/errors.js';
+import type { SyncCommandRunner } from '../base/exec.js';
 import type { ManagedConfigReader, ManagedSource } from './managed-config.js';
 import { parseRegQuery, regCommands, regFailure } from './win32-registry.js';
 

@@ -1,5 +1,5 @@
-import type { SyncCommandRunner } from '../core/exec.js';
-import { runCommandSync } from '../core/exec.js';
+import type { SyncCommandRunner } from '../base/exec.js';
+import { runCommandSync } from '../base/exec.js';
 import { DarwinManagedConfig } from './managed-config-darwin.js';
 import { LinuxManagedConfig } from './managed-config-linux.js';
 import { WindowsManagedConfig } from './managed-config-win32.js';

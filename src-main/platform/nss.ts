@@ -1,10 +1,10 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeCertificate, parseCertificate, splitPem } from '../core/certificate.js';
-import { AgentError } from '../core/errors.js';
-import { runCommand, type Command, type CommandRunner } from '../core/exec.js';
-import { ensurePrivateDir } from '../core/fsutil.js';
+import { describeCertificate, parseCertificate, splitPem } from '../base/certinfo.js';
+import { AgentError } from '../base/errors.js';
+import { runCommand, type Command, type CommandRunner } from '../base/exec.js';
+import { ensurePrivateDir } from '../base/fsutil.js';
 import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
 
 /** Command lines for NSS's certutil/pk12util and OpenSSL, kept as data so tests can assert them. */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeCertificate, parseCertificate } from '../core/certificate.js';
-import { ensurePrivateDir, writeFileAtomic } from '../core/fsutil.js';
+import { describeCertificate, parseCertificate } from '../base/certinfo.js';
+import { ensurePrivateDir, writeFileAtomic } from '../base/fsutil.js';
 import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
 
 export const PEM_FILES = { cert: 'cert.pem', key: 'key.pem', chain: 'chain.pem' } as const;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { IssuerFilter } from '../core/backends/types.js';
+import type { IssuerFilter } from './types.js';
 
 /**
  * The one model of browser setup, rendered into each platform's policy format: Chromium-family JSON (Linux),

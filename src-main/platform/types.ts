@@ -1,4 +1,22 @@
-import type { CertInfo } from '../core/certificate.js';
+import type { PolicyResult } from './browser-policy.js';
+import type { CertInfo } from '../base/certinfo.js';
+
+/** Which issuer a browser's auto-select policy matches (Chromium's ISSUER filter). */
+export interface IssuerFilter {
+  CN?: string;
+  O?: string;
+  OU?: string;
+}
+
+/** What the platform needs from the configuration; the composition root passes the agent's config. */
+export interface PlatformSettings {
+  stateDir: string;
+  skipTpm?: boolean | undefined;
+  exportPemDir?: string | undefined;
+  nssDbDir: string;
+  browserPolicyDirs: string[];
+  firefoxPolicyDirs: string[];
+}
 
 /** One certificate with a private key in the OS store the browsers read. */
 export interface StoredCertificate {
@@ -27,3 +45,21 @@ export interface CertificateStore {
   /** Removes every certificate filed under `id`, with its private key. Already gone is not an error. */
   remove(id: string): Promise<void>;
 }
+
+export interface Platform {
+  name: NodeJS.Platform;
+  store: CertificateStore;
+  /**
+   * Makes the browsers present our certificate to the org's mTLS hosts without asking: machine-wide policy
+   * (written where this process may: root/administrator) and the user's own part (Firefox profiles on Linux,
+   * Safari's identity preference on macOS).
+   */
+  configureBrowsers(patterns: string[], issuer: string | IssuerFilter): Promise<PolicyResult>;
+  /** Undoes configureBrowsers (uninstall): our entries only; others' policies stay. */
+  removeBrowserSetup(issuerCN: string): Promise<PolicyResult>;
+  /** Brings per-user copies of the certificate (Firefox profiles on Linux) in line with the store, e.g. after removal. */
+  syncCertificateCopies(issuerCN: string): Promise<PolicyResult>;
+}
+
+/** Builds the platform for a configuration: the composition roots pass `createPlatform`; the core never picks one. */
+export type PlatformFactory = (settings: PlatformSettings) => Platform;

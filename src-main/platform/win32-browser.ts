@@ -1,5 +1,5 @@
-import type { IssuerFilter } from '../core/backends/types.js';
-import type { Command, CommandRunner } from '../core/exec.js';
+import type { IssuerFilter } from './types.js';
+import type { Command, CommandRunner } from '../base/exec.js';
 import { emptyResult, type PolicyResult } from './browser-policy.js';
 import * as model from './policy-model.js';
 import { parseRegQuery, regCommands, regFailure } from './win32-registry.js';

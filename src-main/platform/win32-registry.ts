@@ -1,4 +1,4 @@
-import type { Command, CommandResult } from '../core/exec.js';
+import type { Command, CommandResult } from '../base/exec.js';
 import type { RegType } from './policy-model.js';
 
 /**

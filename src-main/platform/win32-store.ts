@@ -2,10 +2,10 @@ import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { describeCertificate, parseCertificate } from '../core/certificate.js';
-import { AgentError } from '../core/errors.js';
-import { runCommand, type Command, type CommandResult, type CommandRunner } from '../core/exec.js';
-import { ensurePrivateDir } from '../core/fsutil.js';
+import { describeCertificate, parseCertificate } from '../base/certinfo.js';
+import { AgentError } from '../base/errors.js';
+import { runCommand, type Command, type CommandResult, type CommandRunner } from '../base/exec.js';
+import { ensurePrivateDir } from '../base/fsutil.js';
 import { buildPkcs12, oneTimePassword } from './pkcs12.js';
 import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
 

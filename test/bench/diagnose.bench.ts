@@ -16,6 +16,7 @@ import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js
 import { EventLog } from '../../src-main/core/events.js';
 import { Trace } from '../../src-main/core/trace.js';
 import { tempDir } from '../support/agent.js';
+import { createPlatform } from '../../src-main/platform/index.js';
 import { median, table } from './util.js';
 
 export default async function bench(): Promise<void> {
@@ -44,7 +45,7 @@ export default async function bench(): Promise<void> {
   const runs = 4;
   const rows: { wall: number; slowest: number; sum: number; probes: number; slowId: string; slowStatus: string }[] = [];
   try {
-    await runTask({ loaded, task: 'user', force: false, trace: new Trace(undefined) });
+    await runTask({ loaded, platform: createPlatform(loaded.config), task: 'user', force: false, trace: new Trace(undefined) });
     lab.switches.targetDelayMs = { iwaBackup: timeoutMs + 1000 };
     for (let i = 0; i < runs; i++) {
       const t0 = performance.now();

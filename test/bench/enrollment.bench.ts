@@ -12,6 +12,7 @@ import { createCsr, generateLocalKey, type KeyAlgorithm } from '../../src-main/c
 import { Trace } from '../../src-main/core/trace.js';
 import { startLabOrg } from '../../lab/org.js';
 import { tempDir } from '../support/agent.js';
+import { createPlatform } from '../../src-main/platform/index.js';
 import { median, table, time } from './util.js';
 
 async function keygenTable(): Promise<void> {
@@ -46,7 +47,7 @@ async function enrollmentTable(): Promise<void> {
       for (let i = 0; i < runs; i++) {
         const trace = new Trace(undefined);
         const t0 = performance.now();
-        await runTask({ loaded, task: 'user', force: true, trace });
+        await runTask({ loaded, platform: createPlatform(loaded.config), task: 'user', force: true, trace });
         totals[alg].push(performance.now() - t0);
         for (const s of trace.steps) {
           const name = s.name.replace(/ \((P-256|RSA-2048)\)/, '').replace(/certificate [0-9a-f]+/, 'certificate').replace(/ into the .*/, ' into the store');

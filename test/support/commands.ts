@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Command, CommandResult } from '../../src-main/core/exec.js';
+import type { Command, CommandResult } from '../../src-main/base/exec.js';
 import { REPO } from './agent.js';
 
 /** A fixture file under test/fixtures (outputs of Windows/macOS tools; see the README beside them). */

@@ -16,6 +16,7 @@ import { createHandlers } from '../../src-main/ipc/handlers.js';
 import type { ServiceHost } from '../../src-main/ipc/host.js';
 import { DashboardService } from '../../src-main/ipc/service.js';
 import { REPO, tempDir } from './agent.js';
+import { createPlatform } from '../../src-main/platform/index.js';
 import { CHROMIUM } from './chromium.js';
 
 // Page-side code (page.evaluate) runs in the browser; the project's Node build has no DOM types.
@@ -66,6 +67,7 @@ export async function openDashboard(browser: Browser, env: Record<string, string
   };
   const host: ServiceHost = {
     loadConfig: () => loadConfig({ env }),
+    platform: createPlatform,
     // The test device signs in with the lab-only sign-in and has no Kerberos realm of its own.
     env: { ...process.env, KRB5_CONFIG: '/dev/null', ...env },
     emit: (event) => void emit(event),

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadConfig, requireOrgUrl } from '../../src-main/core/config.js';
-import { isAgentError } from '../../src-main/core/errors.js';
+import { isAgentError } from '../../src-main/base/errors.js';
 import { tempDir } from '../support/agent.js';
 
 function setup() {

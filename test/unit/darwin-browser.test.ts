@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { Command } from '../../src-main/core/exec.js';
+import type { Command } from '../../src-main/base/exec.js';
 import { darwinPrefCommands, MacBrowserSetup } from '../../src-main/platform/darwin-browser.js';
 import { MacKeychainStore } from '../../src-main/platform/darwin-store.js';
 import { tempDir } from '../support/agent.js';

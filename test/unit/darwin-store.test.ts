@@ -9,8 +9,8 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { Command } from '../../src-main/core/exec.js';
-import { isAgentError } from '../../src-main/core/errors.js';
+import type { Command } from '../../src-main/base/exec.js';
+import { isAgentError } from '../../src-main/base/errors.js';
 import {
   darwinCommands, identityServices, loginKeychain, MacKeychainStore, MAC_TRUSTED_APPS, parseFindCertificate, parseFindIdentity, parseSecurityError,
 } from '../../src-main/platform/darwin-store.js';

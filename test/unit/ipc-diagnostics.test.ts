@@ -15,6 +15,7 @@ import { useSystemProxy } from '../../src-main/core/proxy/system.js';
 import type { UiEvent } from '../../src-main/ipc/contract.js';
 import { DashboardService } from '../../src-main/ipc/service.js';
 import { startLabOrg, type FailoverMode, type LabOrg } from '../../lab/org.js';
+import { createPlatform } from '../../src-main/platform/index.js';
 import { makeProfile, type Profile, tempDir, writeRootCa } from '../support/agent.js';
 
 function service(lab: LabOrg): { svc: DashboardService; profile: Profile; emitted: UiEvent[] } {
@@ -24,6 +25,7 @@ function service(lab: LabOrg): { svc: DashboardService; profile: Profile; emitte
   const emitted: UiEvent[] = [];
   const svc = new DashboardService({
     loadConfig: () => loadConfig({ env: profile.env }),
+    platform: createPlatform,
     emit: (e) => emitted.push(e),
     saveExport: async () => null,
     env: { ...process.env, ...profile.env },

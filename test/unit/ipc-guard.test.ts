@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { AgentError } from '../../src-main/core/errors.js';
+import { AgentError } from '../../src-main/base/errors.js';
 import type { StatusView } from '../../src-main/ipc/contract.js';
 import { dispatch, originOf, senderProblem, type Handlers, type IpcSender } from '../../src-main/ipc/guard.js';
 

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src-main/core/config.js';
-import { isAgentError } from '../../src-main/core/errors.js';
+import { isAgentError } from '../../src-main/base/errors.js';
 import { createManagedConfigReader } from '../../src-main/platform/managed-config.js';
 import { DarwinManagedConfig } from '../../src-main/platform/managed-config-darwin.js';
 import { WindowsManagedConfig } from '../../src-main/platform/managed-config-win32.js';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, test } from 'node:test';
-import type { Command } from '../../src-main/core/exec.js';
+import type { Command } from '../../src-main/base/exec.js';
 import { bypasses } from '../../src-main/core/proxy/bypass.js';
 import { envProxy } from '../../src-main/core/proxy/env.js';
 import { exemptPatterns } from '../../src-main/core/proxy/diagnose.js';

@@ -12,7 +12,7 @@ import { createBackend } from '../../src-main/core/backends/index.js';
 import { checkIssuedCertificate } from '../../src-main/core/certificate.js';
 import { SCEP_REJECTION_HOLD_SECONDS } from '../../src-main/core/backends/scep.js';
 import { loadConfig, printableSetting } from '../../src-main/core/config.js';
-import { isAgentError } from '../../src-main/core/errors.js';
+import { isAgentError } from '../../src-main/base/errors.js';
 import { HttpClient } from '../../src-main/core/http.js';
 import { generateLocalKey } from '../../src-main/core/keys.js';
 import { parseGetCaCert, pinCaBundle } from '../../src-main/core/scep/ca.js';

@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { CommandRunner } from '../../src-main/core/exec.js';
+import type { CommandRunner } from '../../src-main/base/exec.js';
 import { darwinTasks, LAUNCH_DAEMON_PATH, MAC_LABELS, MAC_NETWORK_WATCH_PATH } from '../../src-main/platform/tasks/darwin.js';
 import { applyInstall, applyRemoval } from '../../src-main/platform/tasks/index.js';
 import { desktopArg, linuxTasks, systemdArg } from '../../src-main/platform/tasks/linux.js';

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Command } from '../../src-main/core/exec.js';
+import type { Command } from '../../src-main/base/exec.js';
 import { WindowsBrowserSetup } from '../../src-main/platform/win32-browser.js';
 import { parseRegQuery, regCommands } from '../../src-main/platform/win32-registry.js';
 import { fail, fixture, ok, scripted } from '../support/commands.js';

@@ -10,8 +10,8 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { Command } from '../../src-main/core/exec.js';
-import { isAgentError } from '../../src-main/core/errors.js';
+import type { Command } from '../../src-main/base/exec.js';
+import { isAgentError } from '../../src-main/base/errors.js';
 import {
   parseCertutilStore, parsePowershellList, parseWindowsError, sha1Thumbprint, SOFTWARE_PROVIDER, TPM_PROVIDER, win32Commands, win32Scripts, WindowsCertificateStore,
 } from '../../src-main/platform/win32-store.js';

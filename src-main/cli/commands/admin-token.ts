@@ -1,4 +1,4 @@
-import { AgentError, ExitCode } from '../../core/errors.js';
+import { AgentError, ExitCode } from '../../base/errors.js';
 import { EventLog } from '../../core/events.js';
 import { requireOrgUrl } from '../../core/config.js';
 import { adminTokenName, openSecretStore } from '../../core/secrets/index.js';

@@ -1,9 +1,8 @@
 import { discoverOrg } from '../../core/discovery.js';
 import { requireOrgUrl } from '../../core/config.js';
-import { AgentError, ExitCode } from '../../core/errors.js';
+import { AgentError, ExitCode } from '../../base/errors.js';
 import { HttpClient } from '../../core/http.js';
 import { removeBrowserSetup } from '../../core/removal.js';
-import { createPlatform } from '../../platform/index.js';
 import type { PolicyResult } from '../../platform/browser-policy.js';
 import * as model from '../../platform/policy-model.js';
 import type { Command } from '../command.js';
@@ -25,7 +24,7 @@ export const browserSetupCommand: Command = {
     const loaded = ctx.config();
     const { config } = loaded;
     if (ctx.values.remove) {
-      const res = await removeBrowserSetup(loaded);
+      const res = await removeBrowserSetup(loaded, ctx.platform());
       report(ctx, res, 'Removed');
       return res.skipped.length && !res.written.length ? ExitCode.LOCAL_ERROR : ExitCode.OK;
     }
@@ -45,7 +44,7 @@ export const browserSetupCommand: Command = {
       ctx.io.out(render(format as Format, m).trimEnd());
       return ExitCode.OK;
     }
-    const res = await createPlatform(config).configureBrowsers(m.patterns, m.issuerCN);
+    const res = await ctx.platform().configureBrowsers(m.patterns, m.issuerCN);
     report(ctx, res, 'Written');
     return res.skipped.length && !res.written.length ? ExitCode.LOCAL_ERROR : ExitCode.OK;
   },

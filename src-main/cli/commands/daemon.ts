@@ -1,6 +1,6 @@
 import type { TaskKind } from '../../core/agent.js';
-import { AgentError } from '../../core/errors.js';
-import { defaultPaths } from '../../core/paths.js';
+import { AgentError } from '../../base/errors.js';
+import { defaultPaths } from '../../base/paths.js';
 import { runDaemon } from '../../core/scheduler/daemon.js';
 import { TRIGGERS, type Trigger } from '../../core/scheduler/record.js';
 import type { Command, CommandContext } from '../command.js';
@@ -52,6 +52,7 @@ export const daemonCommand: Command = {
       for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve(sig));
     });
     return runDaemon({
+      platform: ctx.platformFactory,
       loadConfig: () => ctx.freshConfig(),
       stateDir: stateDirOf(ctx),
       task,

@@ -1,4 +1,4 @@
-import { AgentError } from '../../core/errors.js';
+import { AgentError } from '../../base/errors.js';
 import { EventLog } from '../../core/events.js';
 import { runDiagnostics, recordOutcome } from '../../core/diagnostics/engine.js';
 import { DEFAULT_HEALTH_POLICY, HealthMonitor, HealthPolicySchema, type Transition } from '../../core/diagnostics/health.js';
@@ -44,7 +44,7 @@ Exit code: 0 no problem (notes only) · 20 warnings · 30 errors (the worst find
     });
     const loaded = ctx.config();
     if (!ctx.values.watch) {
-      const report = await runDiagnostics({ loaded, policy, env: ctx.io.env });
+      const report = await runDiagnostics({ loaded, policy, env: ctx.io.env, platform: ctx.platformFactory });
       ctx.io.out(ctx.json ? JSON.stringify(report, null, 2) : renderReport(report));
       return report.exitCode;
     }
@@ -67,11 +67,11 @@ async function watch(ctx: CommandContext, policy: ReturnType<typeof HealthPolicy
   try {
     for (let i = 0; i < count && !stop; i++) {
       const started = Date.now();
-      report = await runDiagnostics({ loaded, policy, env: ctx.io.env, events, recordOutcome: false });
+      report = await runDiagnostics({ loaded, policy, env: ctx.io.env, platform: ctx.platformFactory, events, recordOutcome: false });
       // A failed check is retried (up to maxRetries) before it counts: a target is good if any attempt was.
       const ok = new Map(report.probes.filter((p) => p.status !== 'skipped').map((p) => [p.id, p.status === 'ok']));
       for (let r = 0; r < policy.maxRetries && [...ok.values()].some((v) => !v) && !stop; r++) {
-        const again = await runDiagnostics({ loaded, policy, env: ctx.io.env, events, recordOutcome: false });
+        const again = await runDiagnostics({ loaded, policy, env: ctx.io.env, platform: ctx.platformFactory, events, recordOutcome: false });
         for (const p of again.probes) if (ok.get(p.id) === false && p.status === 'ok') ok.set(p.id, true);
       }
       const transitions: Transition[] = [];

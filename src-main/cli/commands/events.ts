@@ -1,4 +1,4 @@
-import { AgentError, ExitCode } from '../../core/errors.js';
+import { AgentError, ExitCode } from '../../base/errors.js';
 import { EventLog, LEVELS, parseIds, parseSince, type EventLevel, type EventQuery } from '../../core/events.js';
 import type { Command } from '../command.js';
 

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { AgentError, ExitCode } from '../../core/errors.js';
-import { ensurePrivateDir } from '../../core/fsutil.js';
+import { AgentError, ExitCode } from '../../base/errors.js';
+import { ensurePrivateDir } from '../../base/fsutil.js';
 import { createAgentEngine } from '../../core/scheduler/agent-pass.js';
 import { describeAttempt } from '../../core/scheduler/daemon.js';
 import { Trace } from '../../core/trace.js';
@@ -81,7 +81,7 @@ export const installCommand: Command = {
         const l = ctx.freshConfig();
         return { ...l, config: { ...l.config, stateDir } };
       };
-      const { engine } = createAgentEngine({ loadConfig, stateDir, task: req.scope, trace: () => new Trace(ctx.debug ? ctx.io.err : undefined), respectRenewalMoment: true });
+      const { engine } = createAgentEngine({ loadConfig, platform: ctx.platformFactory, stateDir, task: req.scope, trace: () => new Trace(ctx.debug ? ctx.io.err : undefined), respectRenewalMoment: true });
       const r = await engine.attempt('install');
       passLine = `Install-time pass: ${describeAttempt(r)}`;
       pass = r.ran ? { trigger: r.trigger, outcome: r.report.outcome, code: r.report.code, message: r.report.message, state: r.state.state, stuck: r.state.stuck, next: r.state.next && new Date(r.state.next.at).toISOString() } : { skipped: r.why };

@@ -1,4 +1,4 @@
-import { ExitCode } from '../../core/errors.js';
+import { ExitCode } from '../../base/errors.js';
 import { proxyCheck, type ProxyCheckReport } from '../../core/proxy/check.js';
 import type { Command } from '../command.js';
 

@@ -1,4 +1,4 @@
-import { ExitCode } from '../../core/errors.js';
+import { ExitCode } from '../../base/errors.js';
 import { removeCertificates } from '../../core/removal.js';
 import type { Command } from '../command.js';
 
@@ -10,7 +10,7 @@ export const removeCertificateCommand: Command = {
   store, the agent's key files and Firefox profile copies. Other certificates are not touched. The device is no
   longer trusted until the next enrollment.`,
   async run(ctx) {
-    const res = await removeCertificates(ctx.config());
+    const res = await removeCertificates(ctx.config(), ctx.platform());
     if (ctx.json) ctx.io.out(JSON.stringify(res, null, 2));
     else {
       ctx.io.out(res.removed.length ? `Removed ${res.removed.map((r) => r.serialNumber).join(', ')} from ${res.store}.` : `No device-trust certificate in ${res.store}.`);

@@ -1,5 +1,5 @@
 import type { RunResult, TaskKind } from '../../core/agent.js';
-import { AgentError, ExitCode } from '../../core/errors.js';
+import { AgentError, ExitCode } from '../../base/errors.js';
 import { createAgentEngine, passRunningError } from '../../core/scheduler/agent-pass.js';
 import { Trace } from '../../core/trace.js';
 import type { Command } from '../command.js';
@@ -28,7 +28,7 @@ export const runCommand: Command = {
     // Under the state directory's lock, recorded in the schedule like any pass: a second concurrent pass
     // (the daemon, the UI, another run) is refused with "retry later" instead of racing this one.
     const loaded = ctx.config();
-    const { engine } = createAgentEngine({ loadConfig: () => loaded, stateDir: loaded.config.stateDir, task, trace: () => trace,
+    const { engine } = createAgentEngine({ loadConfig: () => loaded, platform: ctx.platformFactory, stateDir: loaded.config.stateDir, task, trace: () => trace,
       force: Boolean(v.forceRenewal || v['force-renewal']), respectRenewalMoment: false });
     const res = await engine.attempt('manual');
     if (!res.ran) throw res.why === 'busy' ? passRunningError(res) : new AgentError('internal', 'INTERNAL', res.detail);

@@ -1,4 +1,4 @@
-import { ExitCode } from '../../core/errors.js';
+import { ExitCode } from '../../base/errors.js';
 import { scheduleView, describeScheduleView } from '../../core/scheduler/view.js';
 import { loadState } from '../../core/state.js';
 import type { Command } from '../command.js';

@@ -1,4 +1,4 @@
-import { ExitCode } from '../../core/errors.js';
+import { ExitCode } from '../../base/errors.js';
 import { describeScheduleView } from '../../core/scheduler/view.js';
 import { getStatus, type StatusReport } from '../../core/status.js';
 import type { Command } from '../command.js';
@@ -10,7 +10,7 @@ export const statusCommand: Command = {
   --check   also check revocation with the org and present the certificate to the org's mTLS endpoint`,
   options: { check: { type: 'boolean' } },
   async run(ctx) {
-    const report = await getStatus(ctx.config(), { check: Boolean(ctx.values.check) });
+    const report = await getStatus(ctx.config(), { check: Boolean(ctx.values.check), platform: ctx.platform() });
     if (ctx.json) ctx.io.out(JSON.stringify(report, null, 2));
     else ctx.io.out(describeStatus(report));
     return report.state === 'ENROLLED' || report.state === 'RENEWAL_DUE' ? ExitCode.OK : ExitCode.NEEDS_ATTENTION;

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { ExitCode } from '../../core/errors.js';
+import { ExitCode } from '../../base/errors.js';
 import { daemonLockFile, holderAlive, readLock } from '../../core/lock.js';
 import { removeBrowserSetup, removeCertificates } from '../../core/removal.js';
 import { applyRemoval, tasksFor, type StepReport } from '../../platform/tasks/index.js';
@@ -58,9 +58,9 @@ export const uninstallCommand: Command = {
       try {
         const loaded = ctx.config();
         const cfg = { ...loaded, config: { ...loaded.config, stateDir } };
-        const certs = await removeCertificates(cfg);
+        const certs = await removeCertificates(cfg, ctx.platform());
         steps.push({ what: 'remove certificate', ok: true, detail: certs.removed.length ? `removed ${certs.removed.map((r) => r.serialNumber).join(', ')} from ${certs.store}` : `none in ${certs.store}` });
-        const policy = await removeBrowserSetup(cfg);
+        const policy = await removeBrowserSetup(cfg, ctx.platform());
         steps.push({ what: 'remove browser setup', ok: true, detail: `${policy.written.length ? `removed from ${policy.written.join(', ')}` : 'nothing of ours found'}${policy.skipped.length ? `; not removed: ${policy.skipped.map((x) => `${x.dir} (${x.reason})`).join(', ')}` : ''}` });
       } catch (e) {
         steps.push({ what: 'remove certificate and browser setup', ok: false, detail: (e as Error).message });

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import { requireOrgUrl, type Config } from '../config.js';
 import { discoverOrg } from '../discovery.js';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../../base/errors.js';
 import type { HttpClient } from '../http.js';
 import { IwaClient, labSignInAllowed } from '../iwa.js';
 import { createCsr } from '../keys.js';

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { LoadedConfig } from '../config.js';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../../base/errors.js';
 import type { KeyAlgorithm } from '../keys.js';
 import { colonHex } from '../scep/ca.js';
 import { ScepClient } from '../scep/client.js';

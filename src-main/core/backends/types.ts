@@ -2,11 +2,8 @@ import type { CertInfo } from '../certificate.js';
 import type { KeyAlgorithm, LocalKey } from '../keys.js';
 
 /** Chromium's AutoSelectCertificateForUrls ISSUER filter: CN, or O/OU for a CA without a common name. */
-export interface IssuerFilter {
-  CN?: string;
-  O?: string;
-  OU?: string;
-}
+export type { IssuerFilter } from '../../platform/types.js';
+import type { IssuerFilter } from '../../platform/types.js';
 
 /**
  * Everything the shared part of the agent (reconcile, checks, store, browser setup, renewal schedule) needs to

@@ -5,12 +5,12 @@ import yazl from 'yazl';
 import { describeCertificate, parseCertificate } from '../certificate.js';
 import type { LoadedConfig } from '../config.js';
 import { CredentialFiles } from '../credentials.js';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../../base/errors.js';
 import { EventLog } from '../events.js';
-import { writeFileAtomic } from '../fsutil.js';
+import { writeFileAtomic } from '../../base/fsutil.js';
 import { redact } from '../redact.js';
 import { adminTokenName, openSecretStore, type SecretStore } from '../secrets/index.js';
-import type { Platform } from '../../platform/index.js';
+import type { PlatformFactory } from '../../platform/types.js';
 import { krb5ConfPath, readKrb5Conf } from './directory.js';
 import { platformOrNone, runDiagnostics, type DiagnoseOptions } from './engine.js';
 import { renderReport } from './report.js';
@@ -62,7 +62,7 @@ export interface BundleOptions {
   diagnose?: boolean;
   diagnoseOptions?: Partial<DiagnoseOptions>;
   secrets?: SecretStore | null;
-  platform?: Platform | null;
+  platform?: PlatformFactory | null;
   env?: NodeJS.ProcessEnv;
   version: string;
   now?: () => Date;
@@ -111,7 +111,7 @@ export async function writeSupportBundle(opts: BundleOptions): Promise<BundleRes
 
   let report: DiagnoseReport | undefined;
   if (opts.diagnose !== false) {
-    report = await runDiagnostics({ loaded: opts.loaded, env, ...(secrets ? { secrets } : { secrets: null }), ...(platform ? { platform } : { platform: null }), ...opts.diagnoseOptions });
+    report = await runDiagnostics({ loaded: opts.loaded, env, ...(secrets ? { secrets } : { secrets: null }), platform: platform ? () => platform : null, ...opts.diagnoseOptions });
   }
 
   const files: Record<string, string> = {};

@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import fs from 'node:fs';
-import type { Command } from '../exec.js';
+import type { Command } from '../../base/exec.js';
 
 /** What the diagnostics need of krb5.conf: the default realm and each realm's KDCs. */
 export interface Krb5Conf {

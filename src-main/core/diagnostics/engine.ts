@@ -1,8 +1,8 @@
-import { createPlatform, type Platform } from '../../platform/index.js';
+import type { Platform, PlatformFactory } from '../../platform/types.js';
 import type { Config, LoadedConfig } from '../config.js';
-import { ExitCode } from '../errors.js';
+import { ExitCode } from '../../base/errors.js';
 import { EventLog } from '../events.js';
-import { runCommand, type CommandRunner } from '../exec.js';
+import { runCommand, type CommandRunner } from '../../base/exec.js';
 import { HttpClient, rootCertificates } from '../http.js';
 import type { OrgConfig } from '../protocol.js';
 import { openSecretStore, type SecretStore } from '../secrets/index.js';
@@ -22,8 +22,8 @@ export interface DiagnoseOptions {
   policy?: HealthPolicy;
   /** Where the admin API token is read from; null: do not read agent pools. Default: the OS keyring. */
   secrets?: SecretStore | null;
-  /** The certificate store; null: skip the local certificate probe. Default: this platform's. */
-  platform?: Platform | null;
+  /** Builds the certificate store to look at (from the composition root); none or null: skip the local certificate probe. */
+  platform?: PlatformFactory | null;
   /** KRB5_CONFIG, USER…; default process.env. */
   env?: NodeJS.ProcessEnv;
   now?: () => Date;
@@ -162,11 +162,11 @@ export function recordOutcome(events: EventLog, report: DiagnoseReport): void {
   events.record(kind, `Diagnostics: ${summary}.`, { findings: report.findings.map((f) => f.code), durationMs: report.durationMs });
 }
 
-/** The platform to look at: the one given, none when `null`, else this machine's (none where unsupported). */
-export function platformOrNone(given: Platform | null | undefined, config: Config): Platform | undefined {
-  if (given === null) return undefined;
+/** The platform to look at: built by the factory given, none without one or where it is unsupported. */
+export function platformOrNone(factory: PlatformFactory | null | undefined, config: Config): Platform | undefined {
+  if (!factory) return undefined;
   try {
-    return given ?? createPlatform(config);
+    return factory(config);
   } catch {
     return undefined;
   }

@@ -1,7 +1,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import tls from 'node:tls';
-import { isAgentError } from '../errors.js';
+import { isAgentError } from '../../base/errors.js';
 import type { ProbeKind, ProbeResult, ProbeStatus, Stage, StageName } from './types.js';
 
 /** Thrown by a stage to end its probe as failed, with a stable code for the findings. */

@@ -9,7 +9,7 @@ import http from 'node:http';
 import type { buildConnector } from 'undici';
 import type { Config } from '../config.js';
 import { discoverOrg } from '../discovery.js';
-import { AgentError, isAgentError } from '../errors.js';
+import { AgentError, isAgentError } from '../../base/errors.js';
 import { classifyNetworkError, HttpClient, rootCertificates } from '../http.js';
 import type { OrgConfig } from '../protocol.js';
 import { ProxyTunnel, ProxyUnreachableError, tlsConnector, type TlsSettings } from './connect.js';

@@ -3,7 +3,7 @@
  * interception diagnosis lives here: a certificate that does not chain to the trust anchors, presented for
  * the identity provider's host, is what a TLS-inspecting proxy or endpoint-security product does.
  */
-import { AgentError } from '../errors.js';
+import { AgentError } from '../../base/errors.js';
 import { PresentedChainError, ProxyAuthError, ProxyRefusedError, ProxyUnreachableError, type PresentedCertificate } from './connect.js';
 import { proxyKey, type RouteDecision } from './types.js';
 

@@ -1,4 +1,4 @@
-import { AgentError } from '../errors.js';
+import { AgentError } from '../../base/errors.js';
 
 /** The conventional proxy variables; the lower-case name wins when both are set (curl's rule). */
 export interface EnvProxy {

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Command, CommandRunner } from '../exec.js';
+import type { Command, CommandRunner } from '../../base/exec.js';
 
 export interface OsProxySettings {
   /** Where the settings came from, for the rule text: "GNOME settings", "WinINET (Internet Options)"… */

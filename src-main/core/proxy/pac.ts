@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { createPacResolver } from 'pac-resolver';
 import { QuickJS } from 'quickjs-wasi';
 import { Agent, request } from 'undici';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../../base/errors.js';
 import { parseProxyUrl } from './env.js';
 import type { Route } from './types.js';
 

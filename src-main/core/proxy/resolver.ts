@@ -7,7 +7,7 @@
  *   5. DIRECT.
  * Loopback gets no implicit exception: it is bypassed only when NO_PROXY, the OS list or the PAC says so.
  */
-import { AgentError } from '../errors.js';
+import { AgentError } from '../../base/errors.js';
 import { envProxy, parseProxyUrl, redactUserInfo, type EnvProxy } from './env.js';
 import type { OsProxyReader, OsProxySettings } from './os.js';
 import { fetchPac, PacScript, parsePacResult } from './pac.js';

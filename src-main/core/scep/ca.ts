@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../../base/errors.js';
 import { x509 } from '../x509.js';
 import { CmsError, parseCertsOnly } from './cms.js';
 

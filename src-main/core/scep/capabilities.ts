@@ -1,4 +1,4 @@
-import { AgentError } from '../errors.js';
+import { AgentError } from '../../base/errors.js';
 import type { CipherName, DigestName } from './cms.js';
 
 /** GetCACaps keywords (RFC 8894 §3.5.2), compared case-insensitively as the RFC says. */

@@ -4,7 +4,7 @@
  * for every other request.
  */
 import crypto, { X509Certificate } from 'node:crypto';
-import { AgentError, isAgentError } from '../errors.js';
+import { AgentError, isAgentError } from '../../base/errors.js';
 import type { HttpClient, HttpResponse } from '../http.js';
 import { createCsr, webCryptoKeyPair, type LocalKey } from '../keys.js';
 import type { Trace } from '../trace.js';

@@ -6,7 +6,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { scepSettings, type ScepSettings } from '../backends/scep.js';
 import type { LoadedConfig } from '../config.js';
-import { isAgentError } from '../errors.js';
+import { isAgentError } from '../../base/errors.js';
 import { HttpClient } from '../http.js';
 import { loadState, type AgentState } from '../state.js';
 import { Trace } from '../trace.js';

@@ -1,9 +1,10 @@
 import { runTask, type TaskKind } from '../agent.js';
 import type { LoadedConfig } from '../config.js';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../../base/errors.js';
 import { EventLog } from '../events.js';
 import { describeHolder, passLockFile, tryAcquireLock } from '../lock.js';
 import type { Trace } from '../trace.js';
+import type { PlatformFactory } from '../../platform/types.js';
 import { PassEngine, type AttemptResult, type PassLock } from './engine.js';
 import type { NamedState } from './plan.js';
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
@@ -16,6 +17,8 @@ export interface AgentPassOptions {
   /** The state directory is fixed for the life of the process: it holds the lock and the schedule. */
   stateDir: string;
   task: TaskKind;
+  /** Builds the platform for each pass's configuration (handed in by the composition root). */
+  platform: PlatformFactory;
   /** A trace per pass (the daemon makes a fresh one each time). */
   trace: () => Trace;
   force?: boolean;
@@ -59,13 +62,14 @@ export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine;
     lock: fileLock(opts.stateDir),
     policy,
     now: opts.now ?? Date.now,
-    pass: (ctx) => runTask({
-      loaded: opts.loadConfig(),
+    pass: (ctx) => { const loaded = opts.loadConfig(); return runTask({
+      loaded,
+      platform: opts.platform(loaded.config),
       task: opts.task,
       force: Boolean(opts.force),
       trace: opts.trace(),
       ...(opts.respectRenewalMoment ? { renewAt: ctx.renewAt } : {}),
-    }),
+    }); },
     onStateChange: (from, to) => {
       const data = { from: from ?? null, to: to.state, stuck: to.stuck, ...(to.next ? { nextAttempt: new Date(to.next.at).toISOString(), nextReason: to.next.reason } : {}) };
       events.record(to.stuck ? 'AGENT_STUCK' : 'STATE_CHANGED', stateEventMessage(from, to), data);

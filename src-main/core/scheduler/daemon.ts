@@ -1,9 +1,10 @@
 import type { TaskKind } from '../agent.js';
 import type { LoadedConfig } from '../config.js';
-import { ExitCode, exitCodeFor } from '../errors.js';
+import { ExitCode, exitCodeFor } from '../../base/errors.js';
 import { daemonLockFile, describeHolder, tryAcquireLock, type HeldLock } from '../lock.js';
 import { Trace } from '../trace.js';
 import { createAgentEngine } from './agent-pass.js';
+import type { PlatformFactory } from '../../platform/types.js';
 import { systemClock, type Clock } from './clock.js';
 import type { AttemptResult, PassEngine, ScheduleStore } from './engine.js';
 import { NetworkWatcher } from './network.js';
@@ -13,6 +14,7 @@ import { Scheduler } from './scheduler.js';
 
 export interface DaemonOptions {
   loadConfig: () => LoadedConfig;
+  platform: PlatformFactory;
   stateDir: string;
   task: TaskKind;
   /** Why the process was started: logon (a session's service or autostart), install, or a timer. */
@@ -53,6 +55,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   held = daemonLock.lock;
   const { engine, store } = createAgentEngine({
     loadConfig: opts.loadConfig,
+    platform: opts.platform,
     stateDir: opts.stateDir,
     task: opts.task,
     trace: () => new Trace(opts.debug),
@@ -122,6 +125,7 @@ export function hostScheduler(opts: {
  */
 export function startHostedAgentScheduler(opts: {
   loadConfig: () => LoadedConfig;
+  platform: PlatformFactory;
   stateDir: string;
   task: TaskKind;
   initial: Trigger;
@@ -133,7 +137,7 @@ export function startHostedAgentScheduler(opts: {
   const clock = systemClock;
   const policy = DEFAULT_POLICY;
   const { engine, store } = createAgentEngine({
-    loadConfig: opts.loadConfig, stateDir: opts.stateDir, task: opts.task, trace: () => new Trace(undefined), respectRenewalMoment: true, policy, now: () => clock.now(),
+    loadConfig: opts.loadConfig, platform: opts.platform, stateDir: opts.stateDir, task: opts.task, trace: () => new Trace(undefined), respectRenewalMoment: true, policy, now: () => clock.now(),
   });
   const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: true, out: opts.out, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}) });
   hosted.watcher?.start();

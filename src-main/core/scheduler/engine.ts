@@ -1,5 +1,5 @@
 import type { RunResult } from '../agent.js';
-import { AgentError, isAgentError } from '../errors.js';
+import { AgentError, isAgentError } from '../../base/errors.js';
 import type { LockInfo } from '../lock.js';
 import { applyPass, effectiveReport, namedState, nextDeadline, isStuckNow, type NamedState, type PassReport, type Snapshot } from './plan.js';
 import { renewalFor, type SchedulePolicy } from './policy.js';

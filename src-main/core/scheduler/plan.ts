@@ -1,4 +1,4 @@
-import type { FailureClass } from '../errors.js';
+import type { FailureClass } from '../../base/errors.js';
 import { backoffDelay, renewalFor, type SchedulePolicy } from './policy.js';
 import type { RenewalChoice, ScheduleRecord, Trigger } from './record.js';
 import { AGENT_STATES, isStuck, stateForFailure, type AgentStateName } from './states.js';

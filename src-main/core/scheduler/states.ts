@@ -1,4 +1,4 @@
-import type { FailureClass } from '../errors.js';
+import type { FailureClass } from '../../base/errors.js';
 
 /**
  * The agent's named states, after certmonger's: each says what the agent is waiting for, whether it will

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { backendConfigured } from '../backends/index.js';
 import type { LoadedConfig } from '../config.js';
-import { isAgentError } from '../errors.js';
+import { isAgentError } from '../../base/errors.js';
 import { loadState, saveState, stateFile, type AgentState } from '../state.js';
 import type { ScheduleStore } from './engine.js';
 import type { CertFacts, Snapshot } from './plan.js';

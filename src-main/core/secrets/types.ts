@@ -1,4 +1,4 @@
-import { AgentError } from '../errors.js';
+import { AgentError } from '../../base/errors.js';
 
 /**
  * Where the agent keeps secrets it must reuse (today: the org admin API token that reads agent status).

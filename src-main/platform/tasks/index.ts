@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AgentError } from '../../core/errors.js';
-import { runCommand, type CommandRunner } from '../../core/exec.js';
-import { writeFileAtomic } from '../../core/fsutil.js';
+import { AgentError } from '../../base/errors.js';
+import { runCommand, type CommandRunner } from '../../base/exec.js';
+import { writeFileAtomic } from '../../base/fsutil.js';
 import { darwinTasks } from './darwin.js';
 import { linuxTasks } from './linux.js';
 import type { InstallPlan, PlannedCommand, RemovalPlan, TaskRegistrar } from './types.js';

@@ -1,4 +1,4 @@
-import type { Command } from '../../core/exec.js';
+import type { Command } from '../../base/exec.js';
 
 /**
  * Registering the agent's triggers with the operating system, behind one interface. Each platform turns
