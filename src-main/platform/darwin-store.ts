@@ -1,14 +1,19 @@
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describeCertificate, parseCertificate } from '../base/certinfo.js';
 import { AgentError } from '../base/errors.js';
 import { runCommand, type Command, type CommandResult, type CommandRunner } from '../base/exec.js';
 import { ensurePrivateDir } from '../base/fsutil.js';
-import { oneTimePassword } from './pkcs12.js';
 import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
 
-/** Applications allowed to use the key without a prompt (`security import -T`): the browsers, besides the agent. */
+/**
+ * Applications allowed to use the key (`security import -T`): the browsers, besides the agent. `security import`
+ * aborts the whole import (exit 1, nothing imported) when a -T path does not exist, so only installed ones are
+ * passed (`installedApps`). Since macOS 10.12 the ACL alone does not stop key-use prompts: the key's partition
+ * list decides, and setting it (`security set-key-partition-list`) needs the user's keychain password, which the
+ * agent does not have — a browser may ask once ("Always Allow"). VERIFY-MACOS.md says how to check.
+ */
 export const MAC_TRUSTED_APPS = [
   '/Applications/Safari.app',
   '/Applications/Google Chrome.app',
@@ -16,33 +21,91 @@ export const MAC_TRUSTED_APPS = [
   '/Applications/Firefox.app',
 ];
 
+/** The -T list: the agent plus those browsers that are installed (a missing path makes `security import` fail). */
+export function installedApps(apps: string[], exists: (p: string) => boolean = fs.existsSync): string[] {
+  return apps.filter((a) => exists(a));
+}
+
 /**
- * macOS `security` (and the system's LibreSSL, which writes the PKCS#12 that `security import` reads:
- * 3DES/SHA-1 — it refuses the AES/PBKDF2 format of OpenSSL 3 with "MAC verification failed").
+ * macOS `security`. The key and the certificate are imported as two items, not as one PKCS#12: on macOS 15 the
+ * PKCS#12 path (SecPKCS12Import) does not pass key attributes on, so `-x` (non-extractable) was ignored there.
+ * A bare private key goes through SecKeychainItemImport with the attributes. Whatever the path, the key's
+ * Extractable attribute is read back afterwards (`dump-keychain`) and an extractable key is deleted again.
  */
 export const darwinCommands = {
-  makePkcs12: (keyFile: string, certFile: string, chainFile: string | undefined, label: string, out: string): Command => ({
-    file: '/usr/bin/openssl',
-    args: ['pkcs12', '-export', '-inkey', keyFile, '-in', certFile, ...(chainFile ? ['-certfile', chainFile] : []), '-name', label,
-      '-keypbe', 'PBE-SHA1-3DES', '-certpbe', 'PBE-SHA1-3DES', '-macalg', 'sha1', '-passout', 'env:DTA_P12_PASSWORD', '-out', out],
-  }),
-  /**
-   * -x: the private key is not extractable after import. -T: only these applications may use it (no -A).
-   * `security` takes the PKCS#12 password only as -P: it is random, used once, for a file in the user's
-   * private directory that is deleted straight after.
-   */
-  importPkcs12: (p12: string, password: string, keychain: string, apps: string[]): Command => ({
+  /** -x: the private key is not extractable after import. -T: only these applications may use it (no -A). */
+  importKey: (keyFile: string, keychain: string, apps: string[]): Command => ({
     file: '/usr/bin/security',
-    args: ['import', p12, '-k', keychain, '-f', 'pkcs12', '-P', password, '-x', ...apps.flatMap((a) => ['-T', a])],
+    args: ['import', keyFile, '-k', keychain, '-t', 'priv', '-f', 'openssl', '-x', ...apps.flatMap((a) => ['-T', a])],
   }),
+  importCertificate: (certFile: string, keychain: string): Command => ({ file: '/usr/bin/security', args: ['import', certFile, '-k', keychain, '-t', 'cert'] }),
   findIdentities: (keychain: string): Command => ({ file: '/usr/bin/security', args: ['find-identity', keychain] }),
   /** Every certificate with its SHA-1/SHA-256 hashes and PEM; ours are picked by issuer afterwards. */
   findCertificates: (keychain: string): Command => ({ file: '/usr/bin/security', args: ['find-certificate', '-a', '-Z', '-p', keychain] }),
+  /** Items with their attributes (no secrets: without -d nothing is decrypted): the key's Extractable flag. */
+  dumpKeychain: (keychain: string): Command => ({ file: '/usr/bin/security', args: ['dump-keychain', '-a', keychain] }),
   deleteIdentity: (sha1: string, keychain: string): Command => ({ file: '/usr/bin/security', args: ['delete-identity', '-Z', sha1, keychain] }),
   /** Safari and other Keychain clients choose this identity for the service without asking. */
   setIdentityPreference: (sha1: string, service: string, keychain: string): Command => ({ file: '/usr/bin/security', args: ['set-identity-preference', '-Z', sha1, '-s', service, keychain] }),
   clearIdentityPreference: (service: string, keychain: string): Command => ({ file: '/usr/bin/security', args: ['set-identity-preference', '-n', '-s', service, keychain] }),
 };
+
+/** A private key item of `security dump-keychain -a`: its label (the public-key hash) and the CSSM key flags. */
+export interface MacKeyItem {
+  /** Attribute 6 (kSecKeyLabel = application label): SHA-1 of the public key, upper-case hex. */
+  labelHex?: string;
+  printName?: string;
+  /** Attribute 16 (kSecKeyExtractable). */
+  extractable?: boolean;
+  /** Attribute 14 (kSecKeySensitive). */
+  sensitive?: boolean;
+}
+
+/**
+ * Parses the private-key records (class 0x00000010, CSSM_DL_DB_RECORD_PRIVATE_KEY) of `security dump-keychain`:
+ * numbered attributes as `0x0000000N <type>=value`, numbered after the CSSM key schema (1 PrintName,
+ * 6 Label, 14 Sensitive, 16 Extractable, …). Numbers, not names: the same on every macOS language.
+ */
+export function parseDumpKeychainKeys(stdout: string): MacKeyItem[] {
+  const out: MacKeyItem[] = [];
+  for (const rec of stdout.split(/^keychain: /m).slice(1)) {
+    if (!/^class: 0x00000010\b/m.test(rec)) continue;
+    const attr = (n: number) => new RegExp(`^\\s*0x${n.toString(16).padStart(8, '0')} <(\\w+)>=(.*)$`, 'mi').exec(rec);
+    const flag = (n: number) => {
+      const m = attr(n);
+      return m && m[1] === 'uint32' && /^0x[0-9a-f]+/i.test(m[2]!) ? parseInt(m[2]!, 16) !== 0 : undefined;
+    };
+    const label = attr(6)?.[2];
+    const name = attr(1)?.[2];
+    const item: MacKeyItem = {};
+    const hex = label ? /^0x([0-9A-Fa-f]+)/.exec(label)?.[1] : undefined;
+    if (hex) item.labelHex = hex.toUpperCase();
+    const pn = name ? /^"(.*)"/.exec(name)?.[1] : undefined;
+    if (pn !== undefined) item.printName = pn;
+    const ex = flag(16);
+    if (ex !== undefined) item.extractable = ex;
+    const se = flag(14);
+    if (se !== undefined) item.sensitive = se;
+    out.push(item);
+  }
+  return out;
+}
+
+/** The keychain's label for a key: SHA-1 of the public key bits (RSA: PKCS#1 RSAPublicKey; EC: the uncompressed point). */
+export function publicKeyHash(certPem: string): string {
+  const pub = new X509Certificate(certPem).publicKey;
+  const spki = pub.export({ format: 'der', type: 'spki' });
+  let bits: Buffer;
+  if (pub.asymmetricKeyType === 'rsa') bits = pub.export({ format: 'der', type: 'pkcs1' });
+  else bits = spki.subarray(spki.length - 65); // P-256: 0x04 || X || Y ends the SubjectPublicKeyInfo
+  return createHash('sha1').update(bits).digest('hex').toUpperCase();
+}
+
+/** PKCS#1 (RSA) or SEC1 (EC) PEM: the "openssl" format `security import -t priv -f openssl` reads. */
+export function opensslKeyPem(keyPem: string): string {
+  const key = createPrivateKey(keyPem);
+  return key.export({ format: 'pem', type: key.asymmetricKeyType === 'rsa' ? 'pkcs1' : 'sec1' }).toString();
+}
 
 export interface MacIdentity {
   sha1: string;
@@ -118,12 +181,16 @@ export interface MacStoreOptions {
   agentPath: string;
   trustedApps?: string[];
   run?: CommandRunner;
+  /** Whether an application path exists (tests pass their own). */
+  exists?: (p: string) => boolean;
 }
 
 /** The user's login keychain. A certificate's id is its SHA-1 hash (what `security` selects identities by). */
 export class MacKeychainStore implements CertificateStore {
   readonly description: string;
   private readonly run: CommandRunner;
+  /** What the last install found about the key's extractability, for status and --debug. */
+  keyCheck: string | undefined;
 
   constructor(private readonly opts: MacStoreOptions) {
     this.description = `macOS login keychain ${opts.keychain}`;
@@ -162,23 +229,27 @@ export class MacKeychainStore implements CertificateStore {
     return certs.filter((c) => withKey.has(c.sha1)).map((c) => ({ id: c.sha1, pem: c.pem, info: describeCertificate(parseCertificate(c.pem)) }));
   }
 
+  /** Whether our key (matched by its public-key hash) is marked extractable; undefined when it cannot be found. */
+  async keyExtractable(certPem: string): Promise<boolean | undefined> {
+    const res = await this.exec(darwinCommands.dumpKeychain(this.opts.keychain), 'read the key attributes');
+    const hash = publicKeyHash(certPem);
+    const key = parseDumpKeychainKeys(res.stdout).find((k) => k.labelHex === hash);
+    return key?.extractable;
+  }
+
   async install(req: InstallRequest): Promise<StoredCertificate> {
     const sha1 = sha1Of(req.certPem);
-    const tmp = fs.mkdtempSync(path.join(ensurePrivateDir(this.opts.workDir), 'p12-'));
+    const tmp = fs.mkdtempSync(path.join(ensurePrivateDir(this.opts.workDir), 'imp-'));
     try {
-      const keyFile = path.join(tmp, 'key.pem');
-      const certFile = path.join(tmp, 'cert.pem');
-      const chainFile = path.join(tmp, 'chain.pem');
-      const p12 = path.join(tmp, 'bundle.p12');
-      fs.writeFileSync(keyFile, req.keyPem, { mode: 0o600 });
-      fs.writeFileSync(certFile, req.certPem, { mode: 0o600 });
-      if (req.chainPem.length) fs.writeFileSync(chainFile, req.chainPem.join('\n'), { mode: 0o600 });
-      const password = oneTimePassword();
-      const mk = darwinCommands.makePkcs12(keyFile, certFile, req.chainPem.length ? chainFile : undefined, req.label, p12);
-      await this.exec({ ...mk, env: { DTA_P12_PASSWORD: password } }, 'package the certificate');
-      const apps = [this.opts.agentPath, ...(this.opts.trustedApps ?? MAC_TRUSTED_APPS)];
-      // "already exists" is fine: an earlier interrupted run imported the same identity.
-      await this.exec(darwinCommands.importPkcs12(p12, password, this.opts.keychain, apps), 'import the certificate', ['already-exists']);
+      const keyFile = path.join(tmp, 'device-key.pem');
+      const certFile = path.join(tmp, 'device-cert.pem');
+      fs.writeFileSync(keyFile, opensslKeyPem(req.keyPem), { mode: 0o600 });
+      fs.writeFileSync(certFile, [req.certPem, ...req.chainPem].join('\n'), { mode: 0o600 });
+      const apps = installedApps([this.opts.agentPath, ...(this.opts.trustedApps ?? MAC_TRUSTED_APPS)], this.opts.exists);
+      // "already exists" is fine: an earlier interrupted run imported the same key or certificate.
+      await this.exec(darwinCommands.importKey(keyFile, this.opts.keychain, apps), 'import the device key', ['already-exists']);
+      fs.rmSync(keyFile, { force: true });
+      await this.exec(darwinCommands.importCertificate(certFile, this.opts.keychain), 'import the certificate', ['already-exists']);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
@@ -187,6 +258,13 @@ export class MacKeychainStore implements CertificateStore {
       throw new AgentError('local', 'KEYCHAIN_OTHER', `The certificate was imported into ${this.opts.keychain} but is not listed as an identity (certificate with its key) afterwards.`,
         'Run again with --debug; if it repeats, run with --forceRenewal.');
     }
+    const extractable = await this.keyExtractable(req.certPem);
+    if (extractable === true) {
+      await this.remove(sha1);
+      throw new AgentError('local', 'KEYCHAIN_KEY_EXTRACTABLE', 'macOS imported the device key as extractable, so it was removed again.',
+        'Report this with the --debug output and the macOS version; the previous certificate stays in use.');
+    }
+    this.keyCheck = extractable === false ? 'non-extractable (checked)' : 'extractability not readable from dump-keychain';
     return installed;
   }
 
@@ -204,16 +282,24 @@ export class MacKeychainStore implements CertificateStore {
   }
 }
 
+/** Apps whose own identity-preference names are written besides the plain ones (see identityServices). */
+export const SAFARI_APP_IDS = ['com.apple.Safari'];
+
 /**
  * Identity-preference services for content-settings patterns: `https://[*.]host` → `https://host/` and the
- * domain form `*.host`; `https://host:port` → `https://host:port/`.
+ * domain form `*.host`; `https://host:port` → `https://host:port/`. Since macOS 12.3 apps are reported to look
+ * preferences up under `URL (app-id)` names while `set-identity-preference -s` stores the plain URL, so each URL
+ * is also written as `https://host/ (com.apple.Safari)`. That naming comes from the review, not from a Mac here:
+ * docs/VERIFY-MACOS.md shows how to read which names Safari created itself and compare.
  */
-export function identityServices(patterns: string[]): string[] {
+export function identityServices(patterns: string[], appIds: string[] = SAFARI_APP_IDS): string[] {
   const out = new Set<string>();
   for (const p of patterns) {
     const m = /^(https?):\/\/(\[\*\.\])?([^/]+)/.exec(p);
     if (!m) continue;
-    out.add(`${m[1]}://${m[3]}/`);
+    const url = `${m[1]}://${m[3]}/`;
+    out.add(url);
+    for (const id of appIds) out.add(`${url} (${id})`);
     if (m[2]) out.add(`*.${m[3]!.replace(/:\d+$/, '')}`);
   }
   return [...out];

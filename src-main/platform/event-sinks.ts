@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { Command } from '../base/exec.js';
+import { envelope, powershell } from './win32-powershell.js';
 
 /** What a platform log needs of an event (a subset of AgentEvent, so this file does not depend on the log). */
 export interface SinkEvent {
@@ -9,7 +10,11 @@ export interface SinkEvent {
   message: string;
 }
 
-/** The Windows Event Log source the agent writes as (registered by the installer with New-EventLog). */
+/**
+ * The Windows Event Log source the agent writes as. Registering a source needs administrator rights, so the
+ * installer (elevated) registers it (build/installer.nsh: the EventLog\Application\<source> key, as New-EventLog
+ * writes it); the user task only writes.
+ */
 export const WINDOWS_EVENT_SOURCE = 'Okta Device Trust';
 export const SYSLOG_TAG = 'device-trust-agent';
 
@@ -24,6 +29,11 @@ const JOURNAL_PRIORITY = { info: 'info', warning: 'warning', error: 'err' } as c
 const WINDOWS_TYPE = { info: 'Information', warning: 'Warning', error: 'Error' } as const;
 const EVENTCREATE_TYPE = { info: 'INFORMATION', warning: 'WARNING', error: 'ERROR' } as const;
 
+export const WRITE_EVENT_LOG_SCRIPT = envelope([
+  'Write-EventLog -LogName Application -Source $env:DTA_EVENT_SOURCE -EventId $env:DTA_EVENT_ID -EntryType $env:DTA_EVENT_TYPE -Message $env:DTA_EVENT_MESSAGE',
+  "$result = 'written'",
+].join('\n'));
+
 /**
  * Command lines for each platform's log, as data (unit-tested; nothing here runs them). The message goes in
  * as one argv element (or, for PowerShell, through the environment), never through a shell.
@@ -34,15 +44,12 @@ export const eventSinkCommands = {
   /** Linux with systemd: straight into the journal with a priority (used where `logger` is missing). */
   systemdCat: (e: SinkEvent): Command => ({ file: 'systemd-cat', args: ['-t', SYSLOG_TAG, '-p', JOURNAL_PRIORITY[e.level], '--', 'printf', '%s\n', oneLine(e)] }),
   /**
-   * Windows PowerShell 5.1's Write-EventLog (PowerShell 7 has no such cmdlet, hence powershell.exe). Values
-   * come from the environment so that no quoting of the message is ever needed.
+   * Windows PowerShell 5.1's Write-EventLog (PowerShell 7 has no such cmdlet, hence powershell.exe), in the JSON
+   * envelope and ConstrainedLanguage-safe; a failure (source not registered, access denied) exits 1, which sends
+   * the event on to the next command. Values come from the environment so no quoting of the message is needed.
    */
-  writeEventLog: (e: SinkEvent): Command => ({
-    file: 'powershell.exe',
-    args: ['-NoProfile', '-NonInteractive', '-Command',
-      'Write-EventLog -LogName Application -Source $env:DTA_EVENT_SOURCE -EventId ([int]$env:DTA_EVENT_ID) -EntryType $env:DTA_EVENT_TYPE -Message $env:DTA_EVENT_MESSAGE'],
-    env: { DTA_EVENT_SOURCE: WINDOWS_EVENT_SOURCE, DTA_EVENT_ID: String(e.id), DTA_EVENT_TYPE: WINDOWS_TYPE[e.level], DTA_EVENT_MESSAGE: oneLine(e, 31_000) },
-  }),
+  writeEventLog: (e: SinkEvent): Command =>
+    powershell(WRITE_EVENT_LOG_SCRIPT, { DTA_EVENT_SOURCE: WINDOWS_EVENT_SOURCE, DTA_EVENT_ID: String(e.id), DTA_EVENT_TYPE: WINDOWS_TYPE[e.level], DTA_EVENT_MESSAGE: oneLine(e, 31_000) }),
   /** Fallback where PowerShell is unavailable. eventcreate accepts IDs 1–1000 only, so it carries just those. */
   eventcreate: (e: SinkEvent): Command | undefined =>
     e.id >= 1 && e.id <= 1000
@@ -67,21 +74,41 @@ export function platformLogCommands(e: SinkEvent, platform: NodeJS.Platform = pr
 /** Delivers an event to a log outside the agent; must never throw or block the task. */
 export type EventSink = (e: SinkEvent) => void;
 
+/** Called once per event that no platform command could write (the agent's own log has it regardless). */
+export type UndeliveredHandler = (e: SinkEvent, reason: string) => void;
+
 /**
  * Fire-and-forget delivery to the platform log: the child is detached and not waited for, so a missing or
- * hanging `logger` costs the task nothing. If the first command cannot start (ENOENT), the next is tried.
+ * hanging `logger` costs the task nothing. When a command cannot start (ENOENT) or exits non-zero (Windows:
+ * Write-EventLog without a registered source), the next is tried; when none succeeds, `onUndelivered` says so
+ * instead of the event vanishing silently.
  */
-export function platformSink(platform: NodeJS.Platform = process.platform): EventSink {
+export function platformSink(platform: NodeJS.Platform = process.platform, onUndelivered?: UndeliveredHandler): EventSink {
   return (e) => {
+    const reasons: string[] = [];
     const tryNext = (cmds: Command[]): void => {
       const [cmd, ...rest] = cmds;
-      if (!cmd) return;
+      if (!cmd) {
+        if (reasons.length) onUndelivered?.(e, reasons.join('; '));
+        return;
+      }
+      let settled = false;
+      const next = (reason: string) => {
+        if (settled) return;
+        settled = true;
+        reasons.push(`${cmd.file}: ${reason}`);
+        tryNext(rest);
+      };
       try {
         const child = spawn(cmd.file, cmd.args, { env: { ...process.env, ...cmd.env }, stdio: 'ignore', detached: true, windowsHide: true });
-        child.on('error', () => tryNext(rest));
+        child.on('error', (err) => next((err as NodeJS.ErrnoException).code ?? err.message));
+        child.on('exit', (code) => {
+          if (code === 0) settled = true;
+          else next(`exit ${code ?? 'signal'}`);
+        });
         child.unref();
-      } catch {
-        tryNext(rest);
+      } catch (err) {
+        next((err as Error).message);
       }
     };
     tryNext(platformLogCommands(e, platform));

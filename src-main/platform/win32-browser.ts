@@ -2,32 +2,40 @@ import type { IssuerFilter } from './types.js';
 import type { Command, CommandRunner } from '../base/exec.js';
 import { emptyResult, type PolicyResult } from './browser-policy.js';
 import * as model from './policy-model.js';
-import { parseRegQuery, regCommands, regFailure } from './win32-registry.js';
+import { parseRegRead, regCommands, regWriteFailure } from './win32-registry.js';
 
 /**
  * Windows browser setup: Chrome's and Edge's `AutoSelectCertificateForUrls` and Firefox's enterprise policies as
  * HKLM policy values (what Group Policy would write), from the one policy model. Others' entries in the same
- * list are kept; ours are recognised by their issuer filter. Needs an elevated or SYSTEM context; a user
- * task gets "Access is denied" and reports the keys as skipped.
+ * list are kept; ours are recognised by their issuer filter. Needs an elevated or SYSTEM context (the device task
+ * runs as SYSTEM); a user task is refused and reports the keys as skipped. Reads are PowerShell JSON (missing vs
+ * denied from error ids, not translated text); writes are reg.exe judged by exit code.
  */
 export class WindowsBrowserSetup {
   constructor(private readonly run: CommandRunner) {}
 
   /** The numbered values of a list key, in order, with their names (a gap ends what Chrome reads, not what we keep). */
   private async readList(key: string): Promise<{ entries: string[]; byName: Map<string, string> }> {
-    const res = await this.run(regCommands.query(key));
-    if (res.code !== 0) {
-      const f = regFailure(res);
-      if (f.kind === 'not-found') return { entries: [], byName: new Map() };
-      throw new Error(f.message);
+    const r = parseRegRead(await this.run(regCommands.read(key)));
+    if (!r.ok) {
+      if (r.kind === 'not-found') return { entries: [], byName: new Map() };
+      throw new Error(`${r.message}${r.hresult ? ` (${r.hresult})` : ''}`);
     }
-    const numbered = (parseRegQuery(res.stdout)[0]?.values ?? []).filter((v) => /^\d+$/.test(v.name)).sort((a, b) => Number(a.name) - Number(b.name));
-    return { entries: numbered.map((v) => v.data), byName: new Map(numbered.map((v) => [v.name, v.data])) };
+    const numbered = Object.entries(r.values).filter(([name]) => /^\d+$/.test(name)).sort((a, b) => Number(a[0]) - Number(b[0]));
+    return { entries: numbered.map(([, data]) => data), byName: new Map(numbered) };
+  }
+
+  /** Whether a key exists (and which values it has), so removal only deletes what is there. */
+  private async valuesOf(key: string): Promise<Record<string, string> | undefined> {
+    const r = parseRegRead(await this.run(regCommands.read(key)));
+    if (r.ok) return r.values;
+    if (r.kind === 'not-found') return undefined;
+    throw new Error(`${r.message}${r.hresult ? ` (${r.hresult})` : ''}`);
   }
 
   private async exec(cmd: Command): Promise<void> {
     const res = await this.run(cmd);
-    if (res.code !== 0) throw new Error(regFailure(res).message);
+    if (res.code !== 0) throw new Error(regWriteFailure(res));
   }
 
   /** Rewrites a numbered list so that it holds `desired` as "1".."n" and nothing after; unchanged values are not touched. */
@@ -79,13 +87,13 @@ export class WindowsBrowserSetup {
     const prefKeys = [...new Set(model.firefoxRegistryValues(model.firefoxPolicies('win32')).map((v) => v.key))];
     for (const key of prefKeys) {
       try {
+        const values = await this.valuesOf(key);
+        if (values === undefined) continue;
         if (key.endsWith('\\Certificates')) {
-          const res = await this.run(regCommands.deleteValue(key, 'ImportEnterpriseRoots'));
-          if (res.code !== 0 && regFailure(res).kind !== 'not-found') throw new Error(regFailure(res).message);
+          if ('ImportEnterpriseRoots' in values) await this.exec(regCommands.deleteValue(key, 'ImportEnterpriseRoots'));
         } else {
           // Each preference has a key of its own (…\Preferences\<pref name>) that only we write.
-          const res = await this.run(regCommands.deleteKey(key));
-          if (res.code !== 0 && regFailure(res).kind !== 'not-found') throw new Error(regFailure(res).message);
+          await this.exec(regCommands.deleteKey(key));
         }
         result.written.push(key);
       } catch (e) {

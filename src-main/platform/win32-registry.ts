@@ -1,12 +1,40 @@
+import { z } from 'zod';
 import type { Command, CommandResult } from '../base/exec.js';
 import type { RegType } from './policy-model.js';
+import { classifyPsFailure, envelope, parsePsAnswer, powershell, type PsFailure } from './win32-powershell.js';
 
 /**
- * reg.exe as data. `/reg:64` reads and writes the 64-bit view, where the browsers and our managed
- * configuration live, whatever the bitness of the process that runs it.
+ * The registry. Reads go through PowerShell (ConstrainedLanguage-safe, JSON answer): "key missing" and "access
+ * denied" are told apart by PowerShell's error id and the HRESULT, never by reg.exe's translated "ERROR: …" /
+ * "FEHLER: …" / "ERREUR : …" line — and value names come back as data, so reg.exe's translated "(Default)" /
+ * "(Standard)" / "(par défaut)" label never matters. Writes use reg.exe and are judged by its exit code alone.
+ */
+export const regScripts = {
+  /** Every value of one key: name → data (string, number, or string array for REG_MULTI_SZ). */
+  read: envelope([
+    '$item = Get-Item -LiteralPath $env:DTA_REG_KEY',
+    '$values = @{}',
+    'foreach ($name in $item.Property) { $values[$name] = Get-ItemPropertyValue -LiteralPath $env:DTA_REG_KEY -Name $name }',
+    '$result = @{ values = $values }',
+  ].join('\n')),
+};
+
+/** `HKLM\SOFTWARE\X` in reg.exe form → the PowerShell registry path; the 32-bit view is the WOW6432Node branch. */
+export function psRegistryPath(key: string, view: 32 | 64 = 64): string {
+  const m = /^(HKLM|HKEY_LOCAL_MACHINE|HKCU|HKEY_CURRENT_USER)\\(.*)$/i.exec(key);
+  if (!m) throw new Error(`not a HKLM/HKCU key: ${key}`);
+  const hive = /^(HKLM|HKEY_LOCAL_MACHINE)$/i.test(m[1]!) ? 'HKLM:' : 'HKCU:';
+  let rest = m[2]!;
+  if (view === 32 && hive === 'HKLM:' && /^SOFTWARE\\/i.test(rest)) rest = rest.replace(/^SOFTWARE\\/i, 'SOFTWARE\\WOW6432Node\\');
+  return `Microsoft.PowerShell.Core\\Registry::${hive === 'HKLM:' ? 'HKEY_LOCAL_MACHINE' : 'HKEY_CURRENT_USER'}\\${rest}`;
+}
+
+/**
+ * reg.exe as data (writes). `/reg:64` writes the 64-bit view, where the browsers and our managed configuration
+ * live, whatever the bitness of the process that runs it.
  */
 export const regCommands = {
-  query: (key: string, view: 32 | 64 = 64): Command => ({ file: 'reg.exe', args: ['query', key, `/reg:${view}`] }),
+  read: (key: string, view: 32 | 64 = 64): Command => powershell(regScripts.read, { DTA_REG_KEY: psRegistryPath(key, view) }),
   addValue: (key: string, name: string, type: RegType, data: string): Command => ({
     file: 'reg.exe',
     // REG_MULTI_SZ items are separated by \0 on the reg.exe command line; ours hold one item.
@@ -16,56 +44,32 @@ export const regCommands = {
   deleteKey: (key: string): Command => ({ file: 'reg.exe', args: ['delete', key, '/f', '/reg:64'] }),
 };
 
-export interface RegEntry {
-  name: string;
-  type: string;
-  /** As reg.exe prints it; DWORD/QWORD converted to decimal, REG_MULTI_SZ items joined with "\n". */
-  data: string;
-}
-
-export interface RegKeyListing {
-  key: string;
-  values: RegEntry[];
-  subkeys: string[];
-}
-
-/**
- * Parses `reg query` output: a key line (HKEY_…), then its values indented by four spaces as
- * `name<4 spaces>REG_TYPE<4 spaces>data`, then subkeys as full key lines.
- */
-export function parseRegQuery(stdout: string): RegKeyListing[] {
-  const out: RegKeyListing[] = [];
-  let current: RegKeyListing | undefined;
-  for (const raw of stdout.split(/\r?\n/)) {
-    if (!raw.trim()) continue;
-    if (/^HKEY_/i.test(raw)) {
-      if (current && out.length && raw.toUpperCase().startsWith(current.key.toUpperCase() + '\\')) current.subkeys.push(raw.trim());
-      else {
-        current = { key: raw.trim(), values: [], subkeys: [] };
-        out.push(current);
-      }
-      continue;
-    }
-    const m = /^ {4}(.*?) {4}(REG_[A-Z_]+)(?: {4}(.*))?$/.exec(raw);
-    if (!m || !current) continue;
-    const [, name, type, data = ''] = m as unknown as [string, string, string, string?];
-    current.values.push({ name: name === '(Default)' ? '' : name, type, data: convertData(type, data) });
-  }
-  return out;
-}
-
-function convertData(type: string, data: string): string {
-  if ((type === 'REG_DWORD' || type === 'REG_QWORD') && /^0x[0-9a-f]+$/i.test(data)) return BigInt(data).toString(10);
-  if (type === 'REG_MULTI_SZ') return data.split('\\0').filter(Boolean).join('\n');
-  return data;
-}
-
 export type RegFailure = 'not-found' | 'access-denied' | 'other';
 
-/** reg.exe reports failures as one "ERROR: …" line on stderr. */
-export function regFailure(res: CommandResult): { kind: RegFailure; message: string } {
-  const message = (res.stderr || res.stdout).trim().split(/\r?\n/).filter(Boolean).pop() ?? `reg.exe exited with ${res.code}`;
-  if (/unable to find the specified registry key or value/i.test(message)) return { kind: 'not-found', message };
-  if (/access is denied/i.test(message)) return { kind: 'access-denied', message };
-  return { kind: 'other', message };
+export type RegRead = { ok: true; values: Record<string, string> } | { ok: false; kind: RegFailure; message: string; hresult?: string };
+
+const ReadData = z.object({ values: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number()])), z.null()])) });
+
+function regFailureOf(f: PsFailure): { kind: RegFailure; message: string; hresult?: string } {
+  const c = classifyPsFailure(f);
+  return { kind: c === 'not-found' || c === 'access-denied' ? c : 'other', message: f.message, ...(f.hresult ? { hresult: f.hresult } : {}) };
+}
+
+/** The answer of `regCommands.read`: values as strings (numbers in decimal, REG_MULTI_SZ items joined with "\n"). */
+export function parseRegRead(res: CommandResult): RegRead {
+  const a = parsePsAnswer(res);
+  if (!a.ok) return { ok: false, ...regFailureOf(a) };
+  const d = ReadData.safeParse(a.data);
+  if (!d.success) return { ok: false, kind: 'other', message: `unexpected answer from PowerShell: ${d.error.issues[0]?.message ?? ''}` };
+  const values: Record<string, string> = {};
+  for (const [name, v] of Object.entries(d.data.values)) {
+    if (name === '' || name === '(default)') continue;
+    values[name] = Array.isArray(v) ? v.map(String).join('\n') : v === null ? '' : String(v);
+  }
+  return { ok: true, values };
+}
+
+/** A reg.exe write failed (non-zero exit): the reason is for people only, as reg.exe prints it in the UI language. */
+export function regWriteFailure(res: CommandResult): string {
+  return (res.stderr || res.stdout).trim().split(/\r?\n/).filter(Boolean).pop() ?? `reg.exe exited with ${res.code}`;
 }

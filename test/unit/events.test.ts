@@ -135,7 +135,7 @@ test('platform log commands, as data: syslog/journald on Linux, logger on macOS,
   assert.deepEqual(platformLogCommands(sample, 'darwin').map((c) => c.file), ['logger']);
   const win = platformLogCommands(sample, 'win32');
   assert.deepEqual(win.map((c) => c.file), ['powershell.exe'], 'eventcreate cannot carry IDs above 1000');
-  assert.match(win[0]!.args.at(-1)!, /^Write-EventLog -LogName Application -Source \$env:DTA_EVENT_SOURCE -EventId/);
+  assert.match(Buffer.from(win[0]!.args.at(-1)!, 'base64').toString('utf16le'), /Write-EventLog -LogName Application -Source \$env:DTA_EVENT_SOURCE -EventId \$env:DTA_EVENT_ID/);
   assert.deepEqual(win[0]!.env, { DTA_EVENT_SOURCE: 'Okta Device Trust', DTA_EVENT_ID: '2001', DTA_EVENT_TYPE: 'Warning', DTA_EVENT_MESSAGE: '[2001] Org is read-only; will retry: line one line "two"; $(rm -rf /)' });
   assert.ok(!win[0]!.args.join(' ').includes('rm -rf'), 'the message never reaches a command line PowerShell parses');
   const enrolled = platformLogCommands({ id: 1000, level: 'info', title: 'Certificate enrolled', message: 'ok' }, 'win32');

@@ -4,7 +4,7 @@
  *   Windows: HKLM\SOFTWARE\Policies\Okta\DeviceTrust > HKLM\SOFTWARE\Okta\DeviceTrust (64-bit) > (32-bit view)
  *   macOS:   /Library/Managed Preferences/<user>/<domain> > /Library/Managed Preferences/<domain> > /Library/Preferences/<domain>
  *   Linux:   /etc/device-trust-agent/*.json, later names win.
- * Windows and macOS readers run reg.exe / plutil, answered here with the outputs in test/fixtures.
+ * Windows and macOS readers run PowerShell (JSON) / plutil, answered here with the outputs in test/fixtures.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -22,11 +22,12 @@ const env = () => ({ HOME: tempDir('mc'), DTA_MANAGED_CONFIG_DIR: '/nonexistent'
 
 function windowsRegistry(opts: { policies?: boolean; denied?: boolean } = {}) {
   return scripted((cmd) => {
-    const [, key, view] = cmd.args;
-    if (opts.denied) return fail('ERROR: Access is denied.\r\n');
-    if (key === 'HKLM\\SOFTWARE\\Okta\\DeviceTrust' && view === '/reg:64') return ok(fixture('win32', 'reg-query-settings.txt'));
-    if (key === 'HKLM\\SOFTWARE\\Policies\\Okta\\DeviceTrust' && opts.policies) return ok(fixture('win32', 'reg-query-policies.txt'));
-    return fail(fixture('win32', 'reg-query-not-found.txt'));
+    const key = cmd.env?.DTA_REG_KEY ?? '';
+    if (opts.denied) return { code: 1, stdout: fixture('win32', 'ps-reg-denied-fr.json'), stderr: '' };
+    if (key === 'Microsoft.PowerShell.Core\\Registry::HKEY_LOCAL_MACHINE\\SOFTWARE\\Okta\\DeviceTrust') return ok(fixture('win32', 'ps-reg-settings.json'));
+    if (key === 'Microsoft.PowerShell.Core\\Registry::HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Okta\\DeviceTrust' && opts.policies) return ok(fixture('win32', 'ps-reg-policies.json'));
+    // A German Windows: only the error id says "missing"; the message is not read.
+    return { code: 1, stdout: fixture('win32', 'ps-reg-not-found-de.json'), stderr: '' };
   });
 }
 
@@ -34,15 +35,16 @@ test('Windows: the installer key, then Group Policy on top; DWORDs and "true" bo
   const reg = windowsRegistry({ policies: true });
   const reader = new WindowsManagedConfig(reg.runSync);
   const loaded = loadConfig({ env: env(), managed: reader });
-  assert.deepEqual(reg.lines(), [
-    'reg.exe query HKLM\\SOFTWARE\\Okta\\DeviceTrust /reg:32',
-    'reg.exe query HKLM\\SOFTWARE\\Okta\\DeviceTrust /reg:64',
-    'reg.exe query HKLM\\SOFTWARE\\Policies\\Okta\\DeviceTrust /reg:64',
+  assert.deepEqual(reg.calls.map((c) => c.env?.DTA_REG_KEY), [
+    'Microsoft.PowerShell.Core\\Registry::HKEY_LOCAL_MACHINE\\SOFTWARE\\WOW6432Node\\Okta\\DeviceTrust',
+    'Microsoft.PowerShell.Core\\Registry::HKEY_LOCAL_MACHINE\\SOFTWARE\\Okta\\DeviceTrust',
+    'Microsoft.PowerShell.Core\\Registry::HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Okta\\DeviceTrust',
   ]);
+  assert.ok(reg.calls.every((c) => c.file === 'powershell.exe'));
   assert.equal(loaded.config.orgUrl, 'https://gpo.example.okta.com', 'Group Policy wins over the installer');
   assert.equal(loaded.config.httpProxy, 'http://proxy.example.com:3128', 'what Group Policy leaves out comes from the installer key');
-  assert.equal(loaded.config.skipTpm, true, 'SkipTPM REG_DWORD 0x1');
-  assert.equal(loaded.config.skipBrowserSetup, false, 'GPO REG_DWORD 0x0 overrides the installer\'s "true"');
+  assert.equal(loaded.config.skipTpm, true, 'SkipTPM REG_DWORD 1');
+  assert.equal(loaded.config.skipBrowserSetup, false, 'GPO REG_DWORD 0 overrides the installer\'s "true"');
   assert.equal(loaded.sources.orgUrl, 'managed');
   assert.deepEqual(loaded.files, ['HKLM\\SOFTWARE\\Okta\\DeviceTrust', 'HKLM\\SOFTWARE\\Policies\\Okta\\DeviceTrust']);
 
@@ -51,9 +53,9 @@ test('Windows: the installer key, then Group Policy on top; DWORDs and "true" bo
   assert.equal(installerOnly.config.skipBrowserSetup, true);
 });
 
-test('Windows: a registry that cannot be read is a configuration error naming the key', () => {
+test('Windows: a registry that cannot be read (French Windows, SecurityException) is a configuration error naming the key, not "missing"', () => {
   assert.throws(() => loadConfig({ env: env(), managed: new WindowsManagedConfig(windowsRegistry({ denied: true }).runSync) }),
-    (e: unknown) => isAgentError(e) && e.failure === 'config' && /HKLM\\SOFTWARE\\Okta\\DeviceTrust/.test(e.message) && /Access is denied/.test(e.message));
+    (e: unknown) => isAgentError(e) && e.failure === 'config' && /HKLM\\SOFTWARE\\Okta\\DeviceTrust/.test(e.message) && /0x8013150a/.test(e.message));
 });
 
 function macPrefs(files: Record<string, string>) {

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { CommandRunner } from '../../src-main/base/exec.js';
-import { darwinTasks, LAUNCH_DAEMON_PATH, MAC_LABELS, MAC_NETWORK_WATCH_PATH } from '../../src-main/platform/tasks/darwin.js';
+import { darwinProcess, darwinTasks, GLOBAL_LAUNCH_AGENT_PATH, LAUNCH_DAEMON_PATH, MAC_LABELS, MAC_NETWORK_WATCH_PATH } from '../../src-main/platform/tasks/darwin.js';
 import { applyInstall, applyRemoval } from '../../src-main/platform/tasks/index.js';
 import { desktopArg, linuxTasks, systemdArg } from '../../src-main/platform/tasks/linux.js';
 import type { TaskRequest } from '../../src-main/platform/tasks/types.js';
@@ -142,7 +142,7 @@ test('Windows: task XML (UTF-16, well-formed) with logon, hourly and network-con
   assert.deepEqual(plan.cleanup, [plan.files[0]!.path], 'the XML is removed once imported');
 
   const device = taskXml({ ...req, scope: 'device' });
-  assert.match(device, /<UserId>S-1-5-20<\/UserId>/, 'Network Service');
+  assert.match(device, /<UserId>S-1-5-18<\/UserId>/, 'SYSTEM: the only service account that may write HKLM\\SOFTWARE\\Policies');
   assert.match(device, /<BootTrigger>/);
   assert.match(device, /daemon --once --device --trigger timer --state-dir C:\\ProgramData\\device-trust-agent/);
   assert.deepEqual(win32Tasks.uninstall({ ...req, scope: 'device' }).commands.map((c) => c.args), [
@@ -186,6 +186,9 @@ function parsePlist(t: { skip: (m: string) => void }, xml: string): Record<strin
 
 test('macOS: a LaunchAgent and a LaunchDaemon that plistlib reads; launchctl bootstrap/bootout command lines', (t) => {
   const req = request({ uid: 501, agent: ['/Applications/Device Trust Agent.app/Contents/MacOS/Device Trust Agent'] });
+  const wasRoot = darwinProcess.isRoot;
+  darwinProcess.isRoot = () => false; // the user installing for themselves
+  t.after(() => { darwinProcess.isRoot = wasRoot; });
   const plan = darwinTasks.install(req);
   assert.deepEqual(plan.commands.map((c) => c.args), [['bootout', `gui/501/${MAC_LABELS.user}`], ['bootstrap', 'gui/501', plan.files[0]!.path]]);
   const dplan0 = darwinTasks.install({ ...req, scope: 'device' });
@@ -205,6 +208,27 @@ test('macOS: a LaunchAgent and a LaunchDaemon that plistlib reads; launchctl boo
   assert.equal(daemon.StartInterval, 3600);
   assert.deepEqual(daemon.WatchPaths, [MAC_NETWORK_WATCH_PATH]);
   assert.deepEqual((daemon.ProgramArguments as string[]).slice(1, 7), ['daemon', '--once', '--device', '--trigger', 'timer', '--state-dir']);
+});
+
+test('macOS, installed by root (package postinstall): the LaunchAgent serves every user and loads for the console user, not gui/0', (t) => {
+  const wasRoot = darwinProcess.isRoot;
+  darwinProcess.isRoot = () => true;
+  t.after(() => { darwinProcess.isRoot = wasRoot; });
+  const req = request({ agent: ['/Applications/Device Trust Agent.app/Contents/MacOS/Device Trust Agent'], env: { HOME: '/var/root', DTA_CONSOLE_UID: '502' } });
+  const plan = darwinTasks.install(req);
+  assert.equal(plan.files[0]!.path, GLOBAL_LAUNCH_AGENT_PATH);
+  assert.ok(!plan.files.some((f) => f.path.startsWith('/var/root')), 'nothing under root\'s home');
+  assert.deepEqual(plan.commands.map((c) => c.args), [['bootout', `gui/502/${MAC_LABELS.user}`], ['bootstrap', 'gui/502', GLOBAL_LAUNCH_AGENT_PATH]]);
+  assert.ok(!plan.commands.some((c) => c.args.some((a) => a.startsWith('gui/0'))));
+  const agent = parsePlist(t, String(plan.files[0]!.content));
+  if (agent) {
+    assert.equal(agent.LimitLoadToSessionType, 'Aqua');
+    assert.equal(agent.StandardOutPath, undefined, 'no per-user path in a file shared by every user');
+  }
+  const nobody = darwinTasks.install(request({ agent: ['/x'], env: { HOME: '/var/root' } }));
+  assert.deepEqual(nobody.commands, [], 'no console user: nothing to bootstrap now');
+  assert.match(nobody.notes.join(' '), /next login/);
+  assert.deepEqual(darwinTasks.uninstall(req).files, [GLOBAL_LAUNCH_AGENT_PATH]);
 });
 
 test('applying a plan: optional steps may fail with their explanation, a required one fails the install; temp files go', async () => {

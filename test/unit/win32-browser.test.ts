@@ -1,14 +1,15 @@
 /**
- * Windows browser setup through reg.exe: exact command lines, merging with an admin's existing
- * AutoSelectCertificateForUrls values (reg query output from test/fixtures/win32), removal on uninstall, and what
- * a user task without administrator rights reports.
+ * Windows browser setup: registry reads through PowerShell (JSON; "missing" vs "denied" from error ids, so a
+ * German or French Windows behaves the same), writes through reg.exe judged by exit code. Exact command lines,
+ * merging with an admin's existing AutoSelectCertificateForUrls values, removal on uninstall, and what a user task
+ * without administrator rights reports.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Command } from '../../src-main/base/exec.js';
 import { WindowsBrowserSetup } from '../../src-main/platform/win32-browser.js';
-import { parseRegQuery, regCommands } from '../../src-main/platform/win32-registry.js';
-import { fail, fixture, ok, scripted } from '../support/commands.js';
+import { psRegistryPath, regCommands } from '../../src-main/platform/win32-registry.js';
+import { decodePowershell, fail, fixture, ok, scripted } from '../support/commands.js';
 
 const CHROME = 'HKLM\\SOFTWARE\\Policies\\Google\\Chrome\\AutoSelectCertificateForUrls';
 const EDGE = 'HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge\\AutoSelectCertificateForUrls';
@@ -17,33 +18,26 @@ const ADMIN_3 = '{"pattern":"https://[*.]vpn.example.com","filter":{"ISSUER":{"C
 const OURS = '{"pattern":"https://[*.]example.okta.com","filter":{"ISSUER":{"CN":"MTLS Certificate Authority"}}}';
 const model = { patterns: ['https://[*.]example.okta.com'], issuerCN: 'MTLS Certificate Authority' };
 
-const query = (cmd: Command) => cmd.args[0] === 'query';
+const query = (cmd: Command) => cmd.file === 'powershell.exe';
+const keyOf = (cmd: Command) => cmd.env?.DTA_REG_KEY ?? '';
+const psKey = (k: string) => psRegistryPath(k);
+const notFound = () => ({ code: 1, stdout: fixture('win32', 'ps-reg-not-found-de.json'), stderr: '' });
 
-test('reg.exe command lines address the 64-bit view', () => {
-  assert.deepEqual(regCommands.query(CHROME), { file: 'reg.exe', args: ['query', CHROME, '/reg:64'] });
+test('registry command lines: PowerShell reads the key given through the environment; reg.exe writes the 64-bit view', () => {
+  const read = regCommands.read(CHROME);
+  assert.equal(read.file, 'powershell.exe');
+  assert.deepEqual(read.env, { DTA_REG_KEY: 'Microsoft.PowerShell.Core\\Registry::HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Google\\Chrome\\AutoSelectCertificateForUrls' });
+  assert.match(decodePowershell(read), /Get-ItemPropertyValue -LiteralPath \$env:DTA_REG_KEY -Name \$name/);
+  assert.equal(psRegistryPath('HKLM\\SOFTWARE\\Okta\\DeviceTrust', 32), 'Microsoft.PowerShell.Core\\Registry::HKEY_LOCAL_MACHINE\\SOFTWARE\\WOW6432Node\\Okta\\DeviceTrust');
   assert.deepEqual(regCommands.addValue(CHROME, '1', 'REG_SZ', OURS), { file: 'reg.exe', args: ['add', CHROME, '/v', '1', '/t', 'REG_SZ', '/d', OURS, '/f', '/reg:64'] });
   assert.deepEqual(regCommands.deleteValue(CHROME, '3'), { file: 'reg.exe', args: ['delete', CHROME, '/v', '3', '/f', '/reg:64'] });
   assert.deepEqual(regCommands.deleteKey(CHROME), { file: 'reg.exe', args: ['delete', CHROME, '/f', '/reg:64'] });
 });
 
-test('reg query output: key, value names, types and data (DWORD as decimal)', () => {
-  const [k] = parseRegQuery(fixture('win32', 'reg-query-settings.txt'));
-  assert.equal(k!.key, 'HKEY_LOCAL_MACHINE\\SOFTWARE\\Okta\\DeviceTrust');
-  assert.deepEqual(k!.values.map((v) => [v.name, v.type, v.data]), [
-    ['OktaOrgUrl', 'REG_SZ', 'https://installer.example.okta.com'],
-    ['HttpProxy', 'REG_SZ', 'http://proxy.example.com:3128'],
-    ['SkipBrowserSetup', 'REG_SZ', 'true'],
-    ['SkipTPM', 'REG_DWORD', '1'],
-    ['InstallDir', 'REG_SZ', 'C:\\Program Files\\Okta\\DeviceTrust'],
-  ]);
-  const [chrome] = parseRegQuery(fixture('win32', 'reg-query-chrome-autoselect.txt'));
-  assert.equal(chrome!.values[0]!.data, ADMIN_1, 'JSON data with spaces and quotes is kept whole');
-});
-
 test('apply: an admin\'s entries stay, our stale entry is replaced, and the list stays numbered 1..n', async () => {
   const tool = scripted((cmd) => {
-    if (query(cmd) && cmd.args[1] === CHROME) return ok(fixture('win32', 'reg-query-chrome-autoselect.txt'));
-    if (query(cmd)) return fail(fixture('win32', 'reg-query-not-found.txt'));
+    if (query(cmd) && keyOf(cmd) === psKey(CHROME)) return ok(fixture('win32', 'ps-reg-chrome-autoselect.json'));
+    if (query(cmd)) return notFound();
     return ok(fixture('win32', 'reg-add-ok.txt'));
   });
   const res = await new WindowsBrowserSetup(tool.run).apply(model);
@@ -65,24 +59,30 @@ test('apply: an admin\'s entries stay, our stale entry is replaced, and the list
 });
 
 test('a second apply with the policy already in place writes nothing', async () => {
-  const current = `\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Google\\Chrome\\AutoSelectCertificateForUrls\r\n    1    REG_SZ    ${OURS}\r\n\r\n`;
+  const current = JSON.stringify({ ok: true, data: { values: { 1: OURS } } });
   const tool = scripted((cmd) => (query(cmd) ? ok(current) : ok()));
   await new WindowsBrowserSetup(tool.run).apply(model);
   assert.equal(tool.calls.filter((c) => c.args[0] === 'add' && c.args[1]!.endsWith('AutoSelectCertificateForUrls')).length, 0);
 });
 
-test('a user task without administrator rights reports every key as skipped with reg.exe\'s reason', async () => {
-  const tool = scripted((cmd) => (query(cmd) ? fail(fixture('win32', 'reg-query-not-found.txt')) : fail(fixture('win32', 'reg-access-denied.txt'))));
+test('a user task without administrator rights reports every key as skipped with the reason (for people, in their language)', async () => {
+  const tool = scripted((cmd) => (query(cmd) ? notFound() : fail(fixture('win32', 'reg-access-denied.txt'))));
   const res = await new WindowsBrowserSetup(tool.run).apply(model);
   assert.deepEqual(res.written, []);
   assert.deepEqual(res.skipped.map((s) => s.reason), ['ERROR: Access is denied.', 'ERROR: Access is denied.', 'ERROR: Access is denied.']);
+  const fr = scripted((cmd) => (query(cmd) ? { code: 1, stdout: fixture('win32', 'ps-reg-denied-fr.json'), stderr: '' } : ok()));
+  const denied = await new WindowsBrowserSetup(fr.run).apply(model);
+  assert.equal(denied.skipped.length, 2, 'an unreadable Chrome/Edge list is not overwritten blindly');
+  assert.match(denied.skipped[0]!.reason, /autorisé.*0x8013150a/);
+  assert.ok(!fr.calls.some((c) => c.file === 'reg.exe' && c.args[1]!.endsWith('AutoSelectCertificateForUrls')));
 });
 
 test('remove (uninstall): ours go, the admin\'s stay renumbered, Firefox values go, missing keys are fine', async () => {
   const tool = scripted((cmd) => {
-    if (query(cmd) && cmd.args[1] === CHROME) return ok(fixture('win32', 'reg-query-chrome-autoselect.txt'));
-    if (query(cmd)) return fail(fixture('win32', 'reg-query-not-found.txt'));
-    if (cmd.args[0] === 'delete' && cmd.args[1]!.includes('osclientcerts')) return fail(fixture('win32', 'reg-query-not-found.txt'));
+    if (query(cmd) && keyOf(cmd) === psKey(CHROME)) return ok(fixture('win32', 'ps-reg-chrome-autoselect.json'));
+    if (query(cmd) && keyOf(cmd).includes('osclientcerts')) return notFound();
+    if (query(cmd) && keyOf(cmd).includes('Firefox')) return ok(JSON.stringify({ ok: true, data: { values: { ImportEnterpriseRoots: 1, Value: 'x' } } }));
+    if (query(cmd)) return notFound();
     return ok(fixture('win32', 'reg-add-ok.txt'));
   });
   const res = await new WindowsBrowserSetup(tool.run).remove('MTLS Certificate Authority');
@@ -92,6 +92,5 @@ test('remove (uninstall): ours go, the admin\'s stay renumbered, Firefox values 
     `delete ${CHROME} /v 3 /f /reg:64`,
     'delete HKLM\\SOFTWARE\\Policies\\Mozilla\\Firefox\\Certificates /v ImportEnterpriseRoots /f /reg:64',
     'delete HKLM\\SOFTWARE\\Policies\\Mozilla\\Firefox\\Preferences\\security.default_personal_cert /f /reg:64',
-    'delete HKLM\\SOFTWARE\\Policies\\Mozilla\\Firefox\\Preferences\\security.osclientcerts.autoload /f /reg:64',
-  ]);
+  ], 'a key that is already gone (German "not found" by error id) is not deleted, so no reg.exe error text is ever read');
 });

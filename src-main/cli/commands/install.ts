@@ -45,7 +45,7 @@ export const installCommand: Command = {
   --user       the user task (default): Linux systemd user units (or XDG autostart without systemd),
                Windows Task Scheduler user task, macOS LaunchAgent
   --device     the device task (run as root/administrator): systemd system timer, Task Scheduler task as
-               Network Service, macOS LaunchDaemon
+               SYSTEM, macOS LaunchDaemon
   --mode M     Linux only: systemd (default where systemd runs) or autostart
   --exec PATH  the agent executable the OS should start (default: this Node and this package's bin)
   --no-run     do not run the install-time pass

@@ -30,9 +30,35 @@ export function macLogDir(env: NodeJS.ProcessEnv): string {
 }
 
 export const LAUNCH_DAEMON_PATH = `/Library/LaunchDaemons/${MAC_LABELS.device}.plist`;
+/**
+ * Installed by root (the package's postinstall): the LaunchAgent goes to /Library/LaunchAgents, which launchd
+ * loads into EVERY user's GUI session at login, and is bootstrapped now into the console user's domain
+ * (gui/<their uid>) — never gui/0 with a plist under /var/root.
+ */
+export const GLOBAL_LAUNCH_AGENT_PATH = `/Library/LaunchAgents/${MAC_LABELS.user}.plist`;
 
-export function launchAgentPlist(req: TaskRequest): string {
+/** Whether this process is root (tests replace it). */
+export const darwinProcess = { isRoot: (): boolean => typeof process.getuid === 'function' && process.getuid() === 0 };
+
+/** The console user's uid when root installs: TaskRequest.uid, or DTA_CONSOLE_UID from the postinstall. */
+function consoleUid(req: TaskRequest): number | undefined {
+  const n = req.uid ?? Number(req.env.DTA_CONSOLE_UID ?? NaN);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+export function launchAgentPlist(req: TaskRequest, global = false): string {
   const log = path.join(macLogDir(req.env), 'daemon.log');
+  if (global) {
+    // One file for every user: no per-user log path can be named here (the agent keeps its own log).
+    return renderPlist({
+      Label: MAC_LABELS.user,
+      ProgramArguments: [...req.agent, 'daemon', '--trigger', 'logon', ...req.extraArgs],
+      RunAtLoad: true,
+      KeepAlive: { SuccessfulExit: false },
+      ProcessType: 'Background',
+      LimitLoadToSessionType: 'Aqua',
+    });
+  }
   return renderPlist({
     Label: MAC_LABELS.user,
     ProgramArguments: [...req.agent, 'daemon', '--trigger', 'logon', ...req.extraArgs],
@@ -78,6 +104,20 @@ export const darwinTasks: TaskRegistrar = {
         ],
       };
     }
+    if (darwinProcess.isRoot()) {
+      const uid = consoleUid(req);
+      return {
+        platform: 'darwin', scope: 'user', mode: 'launchd', cleanup: [],
+        notes: uid ? [] : ['No user is logged in at the console: the user task loads at the next login.'],
+        files: [{ path: GLOBAL_LAUNCH_AGENT_PATH, content: launchAgentPlist(req, true), mode: 0o644, what: 'LaunchAgent for every user (user task)' }],
+        commands: uid
+          ? [
+              launchctl(['bootout', `gui/${uid}/${MAC_LABELS.user}`], 'unload a previous user task', 'none was loaded'),
+              launchctl(['bootstrap', `gui/${uid}`, GLOBAL_LAUNCH_AGENT_PATH], `load the user task for the console user (uid ${uid})`, 'the user is not in a GUI session now: it loads at the next login'),
+            ]
+          : [],
+      };
+    }
     const domain = `gui/${uidOf(req)}`;
     const file = launchAgentPath(req.env);
     return {
@@ -96,6 +136,14 @@ export const darwinTasks: TaskRegistrar = {
         platform: 'darwin', scope: 'device', dirs: [], notes: [], after: [],
         commands: [launchctl(['bootout', `system/${MAC_LABELS.device}`], 'unload the device task', 'it was not loaded')],
         files: [LAUNCH_DAEMON_PATH],
+      };
+    }
+    if (darwinProcess.isRoot()) {
+      const uid = consoleUid(req);
+      return {
+        platform: 'darwin', scope: 'user', notes: [], after: [], dirs: [],
+        commands: uid ? [launchctl(['bootout', `gui/${uid}/${MAC_LABELS.user}`], 'unload the user task', 'it was not loaded')] : [],
+        files: [GLOBAL_LAUNCH_AGENT_PATH],
       };
     }
     return {

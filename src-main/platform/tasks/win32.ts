@@ -7,7 +7,9 @@ import { deviceStateArgs, type InstallPlan, type PlannedCommand, type RemovalPla
  * - User task (any member of BUILTIN\Users, as the logged-on user): at logon, hourly, and when a network
  *   connects (NetworkProfile event 10000, after 1 minute) it starts the daemon; "IgnoreNew" makes the
  *   hourly and network starts no-ops while the daemon runs, and restarts it if it died.
- * - Device task (Network Service): at boot, hourly, and on network connect, one due pass (`--once`).
+ * - Device task (SYSTEM, S-1-5-18): at boot, hourly, and on network connect, one due pass (`--once`). SYSTEM and
+ *   not Network Service: only SYSTEM and administrators may write HKLM\SOFTWARE\Policies, where the machine-wide
+ *   browser policy goes (Users and Network Service can only read it).
  * Missed starts run when the machine is next available (StartWhenAvailable): the catch-up after sleep.
  */
 export const WINDOWS_TASKS = {
@@ -18,7 +20,7 @@ export const WINDOWS_TASKS = {
 
 export const WINDOWS_DEVICE_STATE_DIR = 'C:\\ProgramData\\device-trust-agent';
 const USERS_GROUP_SID = 'S-1-5-32-545';
-const NETWORK_SERVICE_SID = 'S-1-5-20';
+const LOCAL_SYSTEM_SID = 'S-1-5-18';
 const NETWORK_CONNECTED_QUERY = '<QueryList><Query Id="0" Path="Microsoft-Windows-NetworkProfile/Operational"><Select Path="Microsoft-Windows-NetworkProfile/Operational">*[System[Provider[@Name=\'Microsoft-Windows-NetworkProfile\'] and EventID=10000]]</Select></Query></QueryList>';
 
 export function xmlEscape(s: string): string {
@@ -61,8 +63,8 @@ export function taskXml(req: TaskRequest): string {
       <Enabled>true</Enabled>
     </LogonTrigger>`;
   const principal = device
-    ? `<UserId>${NETWORK_SERVICE_SID}</UserId>
-      <RunLevel>LeastPrivilege</RunLevel>`
+    ? `<UserId>${LOCAL_SYSTEM_SID}</UserId>
+      <RunLevel>HighestAvailable</RunLevel>`
     : `<GroupId>${USERS_GROUP_SID}</GroupId>
       <RunLevel>LeastPrivilege</RunLevel>`;
   return `<?xml version="1.0" encoding="UTF-16"?>
