@@ -57,6 +57,10 @@
   !insertmacro DTA_WriteParam "HttpProxyPacLocation" "HttpProxyPacLocation"
   !insertmacro DTA_WriteParam "SkipBrowserSetup" "SkipBrowserSetup"
   !insertmacro DTA_WriteParam "SkipTPM" "SkipTPM"
+  ; Event Log source (needs administrator rights, which the installer has; the user task only writes). The same
+  ; key New-EventLog creates: the .NET message file formats any event ID as its message text.
+  WriteRegExpandStr HKLM "SYSTEM\CurrentControlSet\Services\EventLog\Application\Okta Device Trust" "EventMessageFile" "%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll"
+  WriteRegDWORD HKLM "SYSTEM\CurrentControlSet\Services\EventLog\Application\Okta Device Trust" "TypesSupported" 7
   ; Scheduled tasks (user task at logon, device task, every 24 hours, on network change), then the task once.
   ; Failures are logged, not fatal: without network or org the scheduled task retries.
   nsExec::ExecToLog '"$INSTDIR\${APP_EXECUTABLE_FILENAME}" install'
@@ -78,6 +82,7 @@
     Pop $R2
     nsExec::ExecToLog '"$INSTDIR\${APP_EXECUTABLE_FILENAME}" browser-setup --remove'
     Pop $R2
+    DeleteRegKey HKLM "SYSTEM\CurrentControlSet\Services\EventLog\Application\Okta Device Trust"
     !insertmacro DTA_GetParam "RemoveCertificate"
     ${If} $R1 == "true"
       nsExec::ExecToLog '"$INSTDIR\${APP_EXECUTABLE_FILENAME}" remove-certificate'

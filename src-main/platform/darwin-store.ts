@@ -91,13 +91,18 @@ export function parseDumpKeychainKeys(stdout: string): MacKeyItem[] {
   return out;
 }
 
-/** The keychain's label for a key: SHA-1 of the public key bits (RSA: PKCS#1 RSAPublicKey; EC: the uncompressed point). */
+/**
+ * The keychain's label for a key (the CSSM key digest): SHA-1 of the RSA modulus, or of the EC public point
+ * (04 || X || Y). When no key carries this label the check reports "not readable" rather than failing.
+ */
 export function publicKeyHash(certPem: string): string {
   const pub = new X509Certificate(certPem).publicKey;
-  const spki = pub.export({ format: 'der', type: 'spki' });
   let bits: Buffer;
-  if (pub.asymmetricKeyType === 'rsa') bits = pub.export({ format: 'der', type: 'pkcs1' });
-  else bits = spki.subarray(spki.length - 65); // P-256: 0x04 || X || Y ends the SubjectPublicKeyInfo
+  if (pub.asymmetricKeyType === 'rsa') bits = Buffer.from((pub.export({ format: 'jwk' }) as { n: string }).n, 'base64url');
+  else {
+    const spki = pub.export({ format: 'der', type: 'spki' });
+    bits = spki.subarray(spki.length - 65); // P-256: 0x04 || X || Y ends the SubjectPublicKeyInfo
+  }
   return createHash('sha1').update(bits).digest('hex').toUpperCase();
 }
 

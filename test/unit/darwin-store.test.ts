@@ -1,7 +1,8 @@
 /**
  * The macOS keychain store is a thin layer over /usr/bin/security: exact command lines, parsing of its outputs
  * (test/fixtures/darwin, with their provenance) including its errors, and the store's decisions driven by them.
- * The PKCS#12 step uses the same openssl options as macOS's LibreSSL; here OpenSSL 3 proves the bundle opens.
+ * The key and the certificate are imported as two items (macOS 15 ignores -x on the PKCS#12 path) and the key's
+ * Extractable attribute is read back: an extractable key is deleted again.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -12,7 +13,7 @@ import { test } from 'node:test';
 import type { Command } from '../../src-main/base/exec.js';
 import { isAgentError } from '../../src-main/base/errors.js';
 import {
-  darwinCommands, identityServices, loginKeychain, MacKeychainStore, MAC_TRUSTED_APPS, parseFindCertificate, parseFindIdentity, parseSecurityError,
+  darwinCommands, identityServices, installedApps, loginKeychain, MacKeychainStore, MAC_TRUSTED_APPS, opensslKeyPem, parseDumpKeychainKeys, parseFindCertificate, parseFindIdentity, parseSecurityError, publicKeyHash,
 } from '../../src-main/platform/darwin-store.js';
 import { tempDir } from '../support/agent.js';
 import { fail, fixture, ok, scripted } from '../support/commands.js';
@@ -23,15 +24,15 @@ const AGENT = '/Applications/Device Trust Agent.app/Contents/MacOS/Device Trust 
 
 test('command lines: import with a non-extractable key limited to the agent and the browsers; identity by SHA-1', () => {
   assert.equal(loginKeychain('/Users/alice'), KEYCHAIN);
-  assert.deepEqual(darwinCommands.importPkcs12('/tmp/p/bundle.p12', 'pw', KEYCHAIN, [AGENT, ...MAC_TRUSTED_APPS]).args, [
-    'import', '/tmp/p/bundle.p12', '-k', KEYCHAIN, '-f', 'pkcs12', '-P', 'pw', '-x',
+  assert.deepEqual(darwinCommands.importKey('/tmp/p/device-key.pem', KEYCHAIN, [AGENT, ...MAC_TRUSTED_APPS]).args, [
+    'import', '/tmp/p/device-key.pem', '-k', KEYCHAIN, '-t', 'priv', '-f', 'openssl', '-x',
     '-T', AGENT, '-T', '/Applications/Safari.app', '-T', '/Applications/Google Chrome.app', '-T', '/Applications/Microsoft Edge.app', '-T', '/Applications/Firefox.app',
   ]);
-  assert.ok(!darwinCommands.importPkcs12('p', 'pw', KEYCHAIN, []).args.includes('-A'), 'never "any application"');
-  assert.deepEqual(darwinCommands.makePkcs12('k.pem', 'c.pem', 'ch.pem', 'device-trust-1', 'out.p12'), {
-    file: '/usr/bin/openssl',
-    args: ['pkcs12', '-export', '-inkey', 'k.pem', '-in', 'c.pem', '-certfile', 'ch.pem', '-name', 'device-trust-1', '-keypbe', 'PBE-SHA1-3DES', '-certpbe', 'PBE-SHA1-3DES', '-macalg', 'sha1', '-passout', 'env:DTA_P12_PASSWORD', '-out', 'out.p12'],
-  });
+  assert.ok(!darwinCommands.importKey('p', KEYCHAIN, []).args.includes('-A'), 'never "any application"');
+  assert.deepEqual(darwinCommands.importCertificate('/tmp/p/c.pem', KEYCHAIN).args, ['import', '/tmp/p/c.pem', '-k', KEYCHAIN, '-t', 'cert']);
+  assert.deepEqual(darwinCommands.dumpKeychain(KEYCHAIN).args, ['dump-keychain', '-a', KEYCHAIN], 'attributes only: no -d, nothing decrypted');
+  assert.deepEqual(installedApps([AGENT, ...MAC_TRUSTED_APPS], (p) => p === AGENT || p === '/Applications/Safari.app'), [AGENT, '/Applications/Safari.app'],
+    'security import aborts on a -T path that does not exist: a Mac without Edge or Firefox must still enroll');
   assert.deepEqual(darwinCommands.findIdentities(KEYCHAIN), { file: '/usr/bin/security', args: ['find-identity', KEYCHAIN] });
   assert.deepEqual(darwinCommands.findCertificates(KEYCHAIN), { file: '/usr/bin/security', args: ['find-certificate', '-a', '-Z', '-p', KEYCHAIN] });
   assert.deepEqual(darwinCommands.deleteIdentity(OURS, KEYCHAIN), { file: '/usr/bin/security', args: ['delete-identity', '-Z', OURS, KEYCHAIN] });
@@ -40,7 +41,9 @@ test('command lines: import with a non-extractable key limited to the agent and 
 });
 
 test('identity-preference services cover each mTLS host pattern', () => {
-  assert.deepEqual(identityServices(['https://[*.]example.okta.com', 'https://localhost:8443']), ['https://example.okta.com/', '*.example.okta.com', 'https://localhost:8443/']);
+  assert.deepEqual(identityServices(['https://[*.]example.okta.com', 'https://localhost:8443']), [
+    'https://example.okta.com/', 'https://example.okta.com/ (com.apple.Safari)', '*.example.okta.com', 'https://localhost:8443/', 'https://localhost:8443/ (com.apple.Safari)']);
+  assert.deepEqual(identityServices(['https://a.example'], []), ['https://a.example/']);
 });
 
 test('find-identity: all matching identities (valid or not), with the reason an identity is invalid', () => {
@@ -80,42 +83,67 @@ function identity() {
   return { dir, certPem, keyPem: fs.readFileSync(path.join(dir, 'key.pem'), 'utf8'), sha1, keychain, findIdentity, findCerts };
 }
 
-const verb = (c: Command) => (c.file === '/usr/bin/openssl' ? 'openssl' : c.args[0]);
+const verb = (c: Command) => c.args[0];
+const dump = (id: { certPem: string }, extractable: boolean) => fixture('darwin', 'security-dump-keychain-keys.txt')
+  .replace('@OUR_LABEL@', publicKeyHash(id.certPem)).replace('@OTHER_LABEL@', '8F02E7B104F6198597BDDE54831E18DAFB1EB330')
+  .replace('@OUR_EXTRACTABLE@', extractable ? '0x00000001' : '0x00000000').replace('@OUR_NEVER_EXTRACTABLE@', extractable ? '0x00000000' : '0x00000001');
 
-test('install: the bundle is made with the system openssl (password via the environment), imported, and found as an identity', async () => {
+test('dump-keychain: private-key records by number (label = public-key hash, 16 = Extractable), other items ignored', () => {
   const id = identity();
+  const keys = parseDumpKeychainKeys(dump(id, false));
+  assert.equal(keys.length, 2);
+  assert.deepEqual(keys[0], { labelHex: '8F02E7B104F6198597BDDE54831E18DAFB1EB330', printName: 'Imported Private Key', extractable: true, sensitive: true });
+  assert.deepEqual(keys[1], { labelHex: publicKeyHash(id.certPem), printName: 'device-trust', extractable: false, sensitive: true });
+  assert.equal(parseDumpKeychainKeys(dump(id, true))[1]!.extractable, true);
+  assert.equal(publicKeyHash(id.certPem).length, 40);
+  assert.match(opensslKeyPem(id.keyPem), /^-----BEGIN EC PRIVATE KEY-----/, 'SEC1, the "openssl" format security reads');
+});
+
+test('install: key and certificate imported separately (-x, -T only for installed apps), found as an identity, key checked non-extractable', async () => {
+  const id = identity();
+  let keyFileSeen = '';
   const tool = scripted((cmd) => {
-    if (verb(cmd) === 'openssl') {
-      // Run the same openssl command here: the bundle must open with the one-time password.
-      execFileSync('openssl', cmd.args, { env: { ...process.env, ...cmd.env } });
-      const out = cmd.args[cmd.args.indexOf('-out') + 1]!;
-      execFileSync('openssl', ['pkcs12', '-in', out, '-passin', 'env:DTA_P12_PASSWORD', '-nodes', ...(/^OpenSSL 3/.test(execFileSync('openssl', ['version'], { encoding: 'utf8' })) ? ['-legacy'] : [])],
-        { env: { ...process.env, ...cmd.env }, stdio: 'ignore' });
-      assert.ok(!cmd.args.some((a) => a === cmd.env!.DTA_P12_PASSWORD), 'not on the openssl command line');
-      return ok();
+    if (verb(cmd) === 'import' && cmd.args.includes('priv')) {
+      keyFileSeen = cmd.args[1]!;
+      assert.match(fs.readFileSync(keyFileSeen, 'utf8'), /BEGIN EC PRIVATE KEY/);
+      assert.equal(fs.statSync(keyFileSeen).mode & 0o777, 0o600);
+      return ok(fixture('darwin', 'security-import-ok.txt'));
     }
-    if (verb(cmd) === 'import') return ok(fixture('darwin', 'security-import-ok.txt'));
+    if (verb(cmd) === 'import') {
+      assert.ok(!fs.existsSync(keyFileSeen), 'the key file is gone before the certificate is imported');
+      return ok('1 certificate imported.\n');
+    }
     if (verb(cmd) === 'find-identity') return ok(id.findIdentity);
     if (verb(cmd) === 'find-certificate') return ok(id.findCerts);
+    if (verb(cmd) === 'dump-keychain') return ok(dump(id, false));
     throw new Error(`unexpected ${cmd.args.join(' ')}`);
   });
-  const store = new MacKeychainStore({ keychain: id.keychain, workDir: tempDir('macwork'), agentPath: AGENT, run: tool.run });
+  const store = new MacKeychainStore({ keychain: id.keychain, workDir: tempDir('macwork'), agentPath: AGENT, run: tool.run, exists: (p) => p !== '/Applications/Firefox.app' && p !== '/Applications/Microsoft Edge.app' });
   const stored = await store.install({ certPem: id.certPem, keyPem: id.keyPem, chainPem: [id.certPem], label: 'device-trust-x' });
   assert.equal(stored.id, id.sha1);
-  assert.deepEqual(tool.calls.map(verb), ['openssl', 'import', 'find-identity', 'find-certificate']);
-  const imp = tool.calls[1]!;
-  assert.ok(imp.args.includes('-x') && imp.args.includes(AGENT));
-  assert.ok(!fs.existsSync(imp.args[1]!), 'the PKCS#12 is deleted after the import');
+  assert.deepEqual(tool.calls.map(verb), ['import', 'import', 'find-identity', 'find-certificate', 'dump-keychain']);
+  const t = tool.calls[0]!.args.flatMap((a, i, all) => (all[i - 1] === '-T' ? [a] : []));
+  assert.deepEqual(t, [AGENT, '/Applications/Safari.app', '/Applications/Google Chrome.app'], 'no -T for Edge and Firefox, which are not installed');
+  assert.equal(store.keyCheck, 'non-extractable (checked)');
+});
+
+test('install: a key macOS left extractable is deleted again and the install fails', async () => {
+  const id = identity();
+  const tool = scripted((cmd) => (verb(cmd) === 'import' ? ok() : verb(cmd) === 'find-identity' ? ok(id.findIdentity) : verb(cmd) === 'find-certificate' ? ok(id.findCerts)
+    : verb(cmd) === 'dump-keychain' ? ok(dump(id, true)) : ok()));
+  await assert.rejects(new MacKeychainStore({ keychain: id.keychain, workDir: tempDir('macwork'), agentPath: AGENT, run: tool.run, exists: () => true }).install({ certPem: id.certPem, keyPem: id.keyPem, chainPem: [], label: 'x' }),
+    (e: unknown) => isAgentError(e) && e.code === 'KEYCHAIN_KEY_EXTRACTABLE');
+  assert.deepEqual(tool.calls.at(-1)!.args, ['delete-identity', '-Z', id.sha1, id.keychain]);
 });
 
 test('install: "already exists" from an interrupted earlier run is fine; "interaction not allowed" is a clear error', async () => {
   const id = identity();
-  const again = scripted((cmd) => (verb(cmd) === 'import' ? fail(fixture('darwin', 'security-import-already-exists.txt')) : verb(cmd) === 'find-identity' ? ok(id.findIdentity) : verb(cmd) === 'find-certificate' ? ok(id.findCerts) : ok()));
-  const stored = await new MacKeychainStore({ keychain: id.keychain, workDir: tempDir('macwork'), agentPath: AGENT, run: again.run }).install({ certPem: id.certPem, keyPem: id.keyPem, chainPem: [], label: 'x' });
+  const again = scripted((cmd) => (verb(cmd) === 'import' ? fail(fixture('darwin', 'security-import-already-exists.txt')) : verb(cmd) === 'find-identity' ? ok(id.findIdentity) : verb(cmd) === 'find-certificate' ? ok(id.findCerts) : ok(dump(id, false))));
+  const stored = await new MacKeychainStore({ keychain: id.keychain, workDir: tempDir('macwork'), agentPath: AGENT, run: again.run, exists: () => true }).install({ certPem: id.certPem, keyPem: id.keyPem, chainPem: [], label: 'x' });
   assert.equal(stored.id, id.sha1);
 
   const locked = scripted((cmd) => (verb(cmd) === 'import' ? fail(fixture('darwin', 'security-import-interaction-not-allowed.txt')) : ok()));
-  await assert.rejects(new MacKeychainStore({ keychain: id.keychain, workDir: tempDir('macwork'), agentPath: AGENT, run: locked.run }).install({ certPem: id.certPem, keyPem: id.keyPem, chainPem: [], label: 'x' }),
+  await assert.rejects(new MacKeychainStore({ keychain: id.keychain, workDir: tempDir('macwork'), agentPath: AGENT, run: locked.run, exists: () => true }).install({ certPem: id.certPem, keyPem: id.keyPem, chainPem: [], label: 'x' }),
     (e: unknown) => isAgentError(e) && e.code === 'KEYCHAIN_INTERACTION_NOT_ALLOWED' && /User interaction is not allowed/.test(e.message) && /locked/.test(e.remedy ?? ''));
 });
 
