@@ -43,14 +43,14 @@ export const darwinCommands = {
   /** Every certificate with its SHA-1/SHA-256 hashes and PEM; ours are picked by issuer afterwards. */
   findCertificates: (keychain: string): Command => ({ file: '/usr/bin/security', args: ['find-certificate', '-a', '-Z', '-p', keychain] }),
   /** Items with their attributes (no secrets: without -d nothing is decrypted): the key's Extractable flag. */
-  dumpKeychain: (keychain: string): Command => ({ file: '/usr/bin/security', args: ['dump-keychain', '-a', keychain] }),
+  dumpKeychain: (keychain: string): Command => ({ file: '/usr/bin/security', args: ['dump-keychain', keychain] }),
   deleteIdentity: (sha1: string, keychain: string): Command => ({ file: '/usr/bin/security', args: ['delete-identity', '-Z', sha1, keychain] }),
   /** Safari and other Keychain clients choose this identity for the service without asking. */
   setIdentityPreference: (sha1: string, service: string, keychain: string): Command => ({ file: '/usr/bin/security', args: ['set-identity-preference', '-Z', sha1, '-s', service, keychain] }),
   clearIdentityPreference: (service: string, keychain: string): Command => ({ file: '/usr/bin/security', args: ['set-identity-preference', '-n', '-s', service, keychain] }),
 };
 
-/** A private key item of `security dump-keychain -a`: its label (the public-key hash) and the CSSM key flags. */
+/** A private key item of `security dump-keychain`: its label (the public-key hash) and the CSSM key flags. */
 export interface MacKeyItem {
   /** Attribute 6 (kSecKeyLabel = application label): SHA-1 of the public key, upper-case hex. */
   labelHex?: string;

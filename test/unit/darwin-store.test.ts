@@ -30,7 +30,7 @@ test('command lines: import with a non-extractable key limited to the agent and 
   ]);
   assert.ok(!darwinCommands.importKey('p', KEYCHAIN, []).args.includes('-A'), 'never "any application"');
   assert.deepEqual(darwinCommands.importCertificate('/tmp/p/c.pem', KEYCHAIN).args, ['import', '/tmp/p/c.pem', '-k', KEYCHAIN, '-t', 'cert']);
-  assert.deepEqual(darwinCommands.dumpKeychain(KEYCHAIN).args, ['dump-keychain', '-a', KEYCHAIN], 'attributes only: no -d, nothing decrypted');
+  assert.deepEqual(darwinCommands.dumpKeychain(KEYCHAIN).args, ['dump-keychain', KEYCHAIN], 'attributes only: no -d (decrypted data), no -a (access lists)');
   assert.deepEqual(installedApps([AGENT, ...MAC_TRUSTED_APPS], (p) => p === AGENT || p === '/Applications/Safari.app'), [AGENT, '/Applications/Safari.app'],
     'security import aborts on a -T path that does not exist: a Mac without Edge or Firefox must still enroll');
   assert.deepEqual(darwinCommands.findIdentities(KEYCHAIN), { file: '/usr/bin/security', args: ['find-identity', KEYCHAIN] });
