@@ -52,4 +52,10 @@ SectionEnd
     assert.ok(text.includes(`!insertmacro DTA_WriteParam "${param}" "${value}"`), `${param}= lands in ${value}`);
   }
   assert.match(text, /!define DTA_SETTINGS_KEY "SOFTWARE\\Okta\\DeviceTrust"/);
+  // The Event Log source: only an administrator can register it, so the (elevated) installer does; uninstall removes it.
+  const source = 'SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\Okta Device Trust';
+  const install = text.slice(text.indexOf('!macro customInstall'), text.indexOf('!macro customUnInstall'));
+  assert.ok(install.includes(`WriteRegExpandStr HKLM "${source}" "EventMessageFile"`), 'customInstall registers the Event Log source');
+  assert.ok(install.includes(`WriteRegDWORD HKLM "${source}" "TypesSupported" 7`));
+  assert.ok(text.slice(text.indexOf('!macro customUnInstall')).includes(`DeleteRegKey HKLM "${source}"`), 'uninstall removes it');
 });
