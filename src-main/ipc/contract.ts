@@ -166,9 +166,25 @@ export const ExportRequestSchema = z.strictObject({ query: EventQuerySchema, for
 export const ExportResultSchema = z.object({ savedTo: text(4096).nullable(), count: z.number().int().nonnegative() });
 export type ExportResult = z.infer<typeof ExportResultSchema>;
 
+// ---- settings: the org admin API token ------------------------------------------------------------------
+
+/** Whether a token is stored (never the token itself), where, and why the store cannot be used if it cannot. */
+export const AdminTokenStatusSchema = z.object({
+  org: text(300).nullable(),
+  stored: z.boolean(),
+  store: text(300),
+  /** The store refuses secrets here (no keyring: only a plain-text fallback would exist): what to do instead. */
+  problem: text().optional(),
+});
+export type AdminTokenStatus = z.infer<typeof AdminTokenStatusSchema>;
+/** The token travels renderer → main once, in this request; no answer ever carries it back. */
+export const AdminTokenSetSchema = z.strictObject({ token: z.string().min(1).max(4096) });
+export const AdminTokenCheckSchema = z.object({ ok: z.boolean(), message: text(), code: text(100).optional(), pools: z.number().int().nonnegative().optional() });
+export type AdminTokenCheck = z.infer<typeof AdminTokenCheckSchema>;
+
 // ---- main → renderer -----------------------------------------------------------------------------------
 
-export const ViewSchema = z.enum(['overview', 'events']);
+export const ViewSchema = z.enum(['overview', 'events', 'settings']);
 export type View = z.infer<typeof ViewSchema>;
 
 export const UiEventSchema = z.discriminatedUnion('type', [
@@ -195,6 +211,10 @@ export const CHANNELS = {
   'diagnostics:run': { method: 'runDiagnostics', request: Empty, response: DiagnosticsReportSchema },
   'events:query': { method: 'queryEvents', request: EventQuerySchema, response: EventPageSchema },
   'events:export': { method: 'exportEvents', request: ExportRequestSchema, response: ExportResultSchema },
+  'admin-token:status': { method: 'getAdminToken', request: Empty, response: AdminTokenStatusSchema },
+  'admin-token:set': { method: 'setAdminToken', request: AdminTokenSetSchema, response: AdminTokenStatusSchema },
+  'admin-token:test': { method: 'testAdminToken', request: Empty, response: AdminTokenCheckSchema },
+  'admin-token:remove': { method: 'removeAdminToken', request: Empty, response: z.object({ removed: z.boolean() }) },
   /** The dashboard is listening: main hands over what it asked for before (open the event log, confirm…). */
   'ui:ready': { method: 'ready', request: Empty, response: z.object({ pending: z.array(UiEventSchema).max(20) }) },
 } as const;

@@ -17,5 +17,9 @@ export function createHandlers(service: DashboardService): Handlers {
     'events:query': async (q) => service.queryEvents(q),
     'events:export': (r) => service.exportEvents(r.query, r.format),
     'ui:ready': async () => service.rendererReady(),
+    'admin-token:status': () => service.adminToken(),
+    'admin-token:set': (r) => service.setAdminToken(r.token),
+    'admin-token:test': () => service.testAdminToken(),
+    'admin-token:remove': () => service.removeAdminToken(),
   };
 }

@@ -15,9 +15,11 @@ import { HttpClient } from '../core/http.js';
 import { httpOptionsFor } from '../core/proxy/options.js';
 import type { RouteDecision } from '../core/proxy/types.js';
 import { redact } from '../core/redact.js';
+import { adminTokenStatus, checkAdminToken, removeAdminToken, storeAdminToken } from '../core/secrets/admin-token.js';
+import { openSecretStore, type SecretStore } from '../core/secrets/index.js';
 import { getStatus } from '../core/status.js';
 import { Trace } from '../core/trace.js';
-import type { Activity, DiagnosticsReport, EventPage, EventQuery, ExportResult, RunSummary, StatusView, UiEvent } from './contract.js';
+import type { Activity, AdminTokenCheck, AdminTokenStatus, DiagnosticsReport, EventPage, EventQuery, ExportResult, RunSummary, StatusView, UiEvent } from './contract.js';
 import { toFindings, toTargets } from './diagnostics.js';
 import { exportEvents, queryEvents } from './event-query.js';
 import type { ServiceHost } from './host.js';
@@ -200,6 +202,42 @@ export class DashboardService {
   }
 
   /** The tray's "Copy support bundle": the core's redacted support bundle (zip), written to `file`. */
+  // ---- the admin API token (settings) ----
+
+  private secrets(): SecretStore {
+    return this.host.secrets ?? openSecretStore();
+  }
+
+  /** Never throws for a store that cannot be used: the panel shows why and what to do instead. */
+  async adminToken(): Promise<AdminTokenStatus> {
+    const loaded = this.host.loadConfig();
+    const store = this.secrets();
+    if (!loaded.config.orgUrl) return { org: null, stored: false, store: store.description };
+    try {
+      return await adminTokenStatus(loaded, store);
+    } catch (e) {
+      if (e instanceof AgentError && e.code === 'KEYRING_UNAVAILABLE') {
+        return { org: new URL(loaded.config.orgUrl).host, stored: false, store: store.description, problem: `${e.message}${e.remedy ? ` ${e.remedy}` : ''}` };
+      }
+      throw e;
+    }
+  }
+
+  async setAdminToken(token: string): Promise<AdminTokenStatus> {
+    const r = await storeAdminToken(this.host.loadConfig(), this.secrets(), token, 'dashboard');
+    // The AD-agent card can now be checked: refresh diagnostics in the background.
+    void this.runDiagnostics({ background: true }).catch(() => undefined);
+    return r;
+  }
+
+  testAdminToken(): Promise<AdminTokenCheck> {
+    return checkAdminToken(this.host.loadConfig(), this.secrets(), this.host.env ?? process.env);
+  }
+
+  async removeAdminToken(): Promise<{ removed: boolean }> {
+    return { removed: await removeAdminToken(this.host.loadConfig(), this.secrets(), 'dashboard') };
+  }
+
   async supportBundle(file: string, version: string): Promise<string> {
     const r = await writeSupportBundle({
       loaded: this.host.loadConfig(), file, version, env: this.host.env ?? process.env,

@@ -4,6 +4,7 @@ import { api, ApiError, call } from './api.js';
 import { EventLog } from './components/EventLog.js';
 import { Findings } from './components/Findings.js';
 import { ForceRenewalDialog } from './components/ForceRenewalDialog.js';
+import { Settings } from './components/Settings.js';
 import { Reachability } from './components/Reachability.js';
 import { StatusHeader } from './components/StatusHeader.js';
 
@@ -27,6 +28,7 @@ interface Notice {
 const TABS: { view: View; label: string }[] = [
   { view: 'overview', label: 'Overview' },
   { view: 'events', label: 'Event log' },
+  { view: 'settings', label: 'Settings' },
 ];
 
 export function App() {
@@ -37,9 +39,15 @@ export function App() {
   const [notice, setNotice] = useState<Notice | null>(null);
   const [confirming, setConfirming] = useState(false);
   const [eventsKey, setEventsKey] = useState(0);
+  // One persistent live region: screen readers announce what finished (runs, diagnostics, settings), which
+  // they would miss in a region that appears together with its text.
+  const [announcement, setAnnouncement] = useState('');
   const tabRefs = useRef<(HTMLButtonElement | null)[]>([]);
 
-  const showError = (e: unknown) => setNotice({ kind: 'error', text: (e as Error).message, remedy: e instanceof ApiError ? e.remedy : undefined });
+  const showError = (e: unknown) => {
+    setNotice({ kind: 'error', text: (e as Error).message, remedy: e instanceof ApiError ? e.remedy : undefined });
+    setAnnouncement(`Error: ${(e as Error).message}`);
+  };
 
   const refresh = useCallback(async () => {
     try {
@@ -51,7 +59,10 @@ export function App() {
 
   const runDiagnostics = useCallback(async () => {
     try {
-      setReport(await call(api().runDiagnostics({})));
+      const r = await call(api().runDiagnostics({}));
+      setReport(r);
+      const problems = r.findings.filter((f) => f.severity !== 'info').length;
+      setAnnouncement(`Diagnostics finished: ${r.targets.length} targets checked, ${problems ? `${problems} problem${problems === 1 ? '' : 's'} found` : 'no problems found'}.`);
     } catch (e) {
       showError(e);
     }
@@ -100,6 +111,7 @@ export function App() {
     try {
       const r = force ? await call(api().forceRenewal({ confirmed: true })) : await call(api().renewNow({}));
       setNotice({ kind: 'ok', text: r.message });
+      setAnnouncement(r.message);
       await refresh();
       void runDiagnostics();
     } catch (e) {
@@ -142,6 +154,9 @@ export function App() {
         {status?.orgUrl && <span className="org muted small">{status.orgUrl}</span>}
       </header>
 
+      <div className="visually-hidden" aria-live="polite" aria-atomic="true" data-testid="announcer">
+        {announcement}
+      </div>
       <div className="progress-slot" aria-live="polite">
         {shown && (
           <div className="progress">
@@ -175,10 +190,13 @@ export function App() {
         <div role="tabpanel" id="panel-overview" aria-labelledby="tab-overview" hidden={view !== 'overview'}>
           <StatusHeader status={status} busy={busy} onRenew={() => void renew(false)} onForceRenewal={() => setConfirming(true)} />
           <Reachability report={report} running={Boolean(progress.diagnostics)} onRun={() => void runDiagnostics()} />
-          <Findings findings={report?.findings} />
+          <Findings findings={report?.findings} onOpenSettings={() => setView('settings')} />
         </div>
         <div role="tabpanel" id="panel-events" aria-labelledby="tab-events" hidden={view !== 'events'}>
-          {view === 'events' && <EventLog refreshKey={eventsKey} onNotice={(text) => setNotice({ kind: 'ok', text })} />}
+          {view === 'events' && <EventLog refreshKey={eventsKey} onNotice={(text) => { setNotice({ kind: 'ok', text }); setAnnouncement(text); }} />}
+        </div>
+        <div role="tabpanel" id="panel-settings" aria-labelledby="tab-settings" hidden={view !== 'settings'}>
+          {view === 'settings' && <Settings onAnnounce={setAnnouncement} />}
         </div>
       </main>
       <ForceRenewalDialog open={confirming} onCancel={() => setConfirming(false)} onConfirm={() => void renew(true)} />

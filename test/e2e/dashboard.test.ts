@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
-import { dashboardUnavailable, launchChromium, openDashboard, screenshot, type DashboardHarness } from '../support/dashboard.js';
+import { checkView, dashboardUnavailable, launchChromium, openDashboard, type DashboardHarness } from '../support/dashboard.js';
 import { nssUserCerts } from '../support/nss.js';
 
 // Page-side code (page.evaluate) runs in the browser; the project's Node build has no DOM types.
@@ -65,10 +65,7 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
     await card('mtls').locator('.badge', { hasText: 'ONLINE' }).waitFor();
     assert.match(await card('mtls').innerText(), /Trusts this device's certificate/);
     assert.equal(await page.locator('.finding.sev-critical').count(), 0, 'no critical finding while everything answers');
-    await screenshot(page, 'overview-light');
-    await page.emulateMedia({ colorScheme: 'dark' });
-    await screenshot(page, 'overview-dark');
-    await page.emulateMedia({ colorScheme: 'light' });
+    await checkView(page, 'overview-trusted');
     assert.deepEqual(h.cspViolations, [], 'the dashboard runs under its CSP without violations');
     assert.deepEqual(h.refused, []);
   });
@@ -97,7 +94,10 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
       assert.match(await card('org').innerText(), /ONLINE/, 'the org itself still answers');
       // The history chart: the good check from when the dashboard opened, then three failed ones.
       assert.match((await card('iwa:primary').locator('svg.sparkline').getAttribute('aria-label')) ?? '', /1 answered, 3 failed/);
-      await screenshot(page, 'outage');
+      await checkView(page, 'overview-outage');
+      // Findings with their evidence opened.
+      for (const d of await page.locator('.finding details').all()) await d.locator('summary').click();
+      await checkView(page, 'findings-expanded');
 
       // Stage-by-stage detail, with the failover mode explained.
       await card('iwa:primary').click();
@@ -106,7 +106,7 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
       assert.match(await dialog.innerText(), /Failover mode: redirect to a backup/);
       assert.match(await dialog.innerText(), /HTTP: .*\s+failed/);
       assert.match(await dialog.innerText(), /OFFLINE since .*: 3 consecutive failed check/);
-      await screenshot(page, 'target-detail', { fullPage: false });
+      await checkView(page, 'target-detail', { fullPage: false });
       await page.keyboard.press('Escape');
       await dialog.waitFor({ state: 'hidden' });
 
@@ -136,7 +136,7 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
       await bar.waitFor();
       assert.equal(await page.getByRole('button', { name: 'Renew now' }).isDisabled(), true, 'no second run while one is in progress');
       await page.locator('.progress').filter({ hasText: /Renewing the certificate: / }).waitFor();
-      await screenshot(page, 'progress', { fullPage: false });
+      await checkView(page, 'overview-renewing', { fullPage: false });
     } finally {
       lab.switches.delayMs = 0;
     }
@@ -160,7 +160,7 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
     const dialog = page.getByRole('dialog', { name: 'Force renewal?' });
     await dialog.waitFor();
     assert.match(await dialog.innerText(), /removes this device's certificate and its private key/);
-    await screenshot(page, 'force-renewal-confirm', { fullPage: false });
+    await checkView(page, 'force-renewal-dialog', { fullPage: false });
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     await dialog.waitFor({ state: 'hidden' });
     assert.equal(stateOf().current.serialNumber, old, 'cancel changes nothing');
@@ -184,7 +184,7 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
     const all = events();
     await count.filter({ hasText: `Showing ${all.length} of ${all.length} events` }).waitFor();
     assert.equal(await rows.count(), all.length);
-    await screenshot(page, 'events');
+    await checkView(page, 'events');
 
     // Level: warnings and errors only (the failed force renewal left a 2000).
     await page.getByRole('checkbox', { name: 'Info' }).uncheck();
@@ -197,7 +197,7 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
     // Event ID.
     await page.getByLabel('Event ID', { exact: true }).selectOption('1001');
     await count.filter({ hasText: `Showing ${all.filter((e) => e.id === 1001).length} of` }).waitFor();
-    assert.deepEqual([...new Set(await rows.locator('[role="cell"]:nth-child(3)').allInnerTexts())], ['1001']);
+    assert.deepEqual([...new Set(await rows.locator('[role="gridcell"]:nth-child(3)').allInnerTexts())], ['1001']);
     await page.getByLabel('Event ID', { exact: true }).selectOption('');
 
     // Search: the serial of the current certificate.
@@ -205,7 +205,7 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
     await page.getByLabel('Search', { exact: true }).fill(serial);
     const withSerial = all.filter((e) => e.message.includes(serial));
     await count.filter({ hasText: `Showing ${withSerial.length} of` }).waitFor();
-    await screenshot(page, 'events-search');
+    await checkView(page, 'events-filtered');
 
     // Export what is shown (CSV), through the main side's save.
     await page.getByRole('button', { name: 'Export CSV' }).click();
@@ -225,9 +225,9 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
     await count.filter({ hasText: `Showing ${all.length} of ${all.length}` }).waitFor();
 
     // Keyboard: the rows are reachable and the arrow keys move the selection.
-    await page.locator('.tbody').focus();
+    await page.getByRole('grid', { name: /^Events/ }).focus();
     await page.keyboard.press('End');
-    assert.equal(await page.locator('.tbody').getAttribute('aria-activedescendant'), `event-row-${all.length - 1}`);
+    assert.equal(await page.getByRole('grid', { name: /^Events/ }).getAttribute('aria-activedescendant'), `event-row-${all.length - 1}`);
     assert.match(await page.locator('.event-detail').innerText(), new RegExp(String(all[0]!.id)), 'the oldest event is last');
   });
 
@@ -311,7 +311,7 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
       await page.getByTestId('event-count').filter({ hasText: `Showing ${n} of ${n} events` }).waitFor();
       const rendered = await page.locator('.tbody [role="row"]').count();
       assert.ok(rendered > 5 && rendered < 80, `${rendered} rows in the DOM for ${n} events`);
-      await page.locator('.tbody').focus();
+      await page.getByRole('grid', { name: /^Events/ }).focus();
       await page.keyboard.press('End');
       await page.locator('#event-row-4999').waitFor();
       assert.match(await page.locator('.event-detail').innerText(), /pass number 0\b/, 'the oldest event, at the end');

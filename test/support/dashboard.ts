@@ -18,6 +18,8 @@ import { DashboardService } from '../../src-main/ipc/service.js';
 import { REPO, tempDir } from './agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { CHROMIUM } from './chromium.js';
+import type { SecretStore } from '../../src-main/core/secrets/index.js';
+import { axeViolations, describeViolations } from './axe.js';
 
 // Page-side code (page.evaluate) runs in the browser; the project's Node build has no DOM types.
 declare const document: any;
@@ -55,7 +57,7 @@ export interface DashboardHarness {
 }
 
 /** Opens the dashboard in a new page of `browser`, bridged to the real handlers for the agent in `env`. */
-export async function openDashboard(browser: Browser, env: Record<string, string>, opts: { colorScheme?: 'light' | 'dark'; pending?: UiEvent[] } = {}): Promise<DashboardHarness> {
+export async function openDashboard(browser: Browser, env: Record<string, string>, opts: { colorScheme?: 'light' | 'dark'; pending?: UiEvent[]; secrets?: SecretStore } = {}): Promise<DashboardHarness> {
   const page = await browser.newPage({ viewport: { width: 1200, height: 860 }, colorScheme: opts.colorScheme ?? 'light', locale: 'en-GB', timezoneId: 'UTC' });
   const exportDir = tempDir('export');
   const emitted: UiEvent[] = [];
@@ -68,6 +70,7 @@ export async function openDashboard(browser: Browser, env: Record<string, string
   const host: ServiceHost = {
     loadConfig: () => loadConfig({ env }),
     platform: createPlatform,
+    ...(opts.secrets ? { secrets: opts.secrets } : {}),
     // The test device signs in with the lab-only sign-in and has no Kerberos realm of its own.
     env: { ...process.env, KRB5_CONFIG: '/dev/null', ...env },
     emit: (event) => void emit(event),
@@ -124,4 +127,20 @@ export async function screenshot(page: Page, name: string, opts: { fullPage?: bo
   const file = path.join(SCREENSHOTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage: opts.fullPage ?? true, animations: 'disabled' });
   return file;
+}
+
+/**
+ * A view as a user of either theme sees it: axe-core finds no WCAG 2.0/2.1 A/AA or best-practice violation in
+ * light or dark, and each theme's screenshot is saved (`<name>-light.png`, `<name>-dark.png`).
+ */
+export async function checkView(page: Page, name: string, opts: { fullPage?: boolean } = {}): Promise<void> {
+  const failures: string[] = [];
+  for (const scheme of ['light', 'dark'] as const) {
+    await page.emulateMedia({ colorScheme: scheme });
+    const v = await axeViolations(page);
+    if (v.length) failures.push(describeViolations(`${name} (${scheme} theme)`, v));
+    await screenshot(page, `${name}-${scheme}`, opts);
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
+  if (failures.length) throw new Error(failures.join('\n'));
 }

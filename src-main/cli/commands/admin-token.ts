@@ -1,10 +1,8 @@
 import { AgentError, ExitCode } from '../../base/errors.js';
-import { EventLog } from '../../core/events.js';
-import { requireOrgUrl } from '../../core/config.js';
-import { adminTokenName, openSecretStore } from '../../core/secrets/index.js';
+import { adminTokenStatus, MAX_ADMIN_TOKEN, removeAdminToken, storeAdminToken } from '../../core/secrets/admin-token.js';
+import { openSecretStore } from '../../core/secrets/index.js';
 import type { Command } from '../command.js';
 
-const MAX_TOKEN = 4096;
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) process.stderr.write('Paste the admin API token, then press Enter and Ctrl-D: ');
@@ -12,7 +10,7 @@ async function readStdin(): Promise<string> {
   let size = 0;
   for await (const c of process.stdin) {
     size += (c as Buffer).length;
-    if (size > MAX_TOKEN) throw new AgentError('config', 'USAGE', 'That is too long for an API token.');
+    if (size > MAX_ADMIN_TOKEN) throw new AgentError('config', 'USAGE', 'That is too long for an API token.');
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8').trim();
@@ -34,29 +32,17 @@ A read-only administrator's API token is enough. It is never written to a plain 
     if (ctx.args.length !== 1 || !['set', 'status', 'remove'].includes(action ?? '')) {
       throw new AgentError('config', 'USAGE', 'Say what to do: admin-token set | status | remove.');
     }
-    const { config } = ctx.config();
-    const orgUrl = requireOrgUrl(config);
+    const loaded = ctx.config();
     const store = openSecretStore();
-    const name = adminTokenName(orgUrl);
-    const events = new EventLog(config.stateDir, 'admin-token');
-    try {
-      if (action === 'set') {
-        const token = await readStdin();
-        if (!token || /\s/.test(token)) throw new AgentError('config', 'USAGE', 'The token read from standard input is empty or contains spaces.');
-        await store.set(name, token);
-        events.record('ADMIN_TOKEN_STORED', `Admin API token for ${new URL(orgUrl).host} stored in the ${store.description}.`);
-        ctx.io.out(ctx.json ? JSON.stringify({ ok: true, stored: true, store: store.description }) : `Stored in the ${store.description} for ${new URL(orgUrl).host}.`);
-      } else if (action === 'status') {
-        const token = await store.get(name);
-        ctx.io.out(ctx.json ? JSON.stringify({ ok: true, stored: Boolean(token), store: store.description }) : token ? `A token for ${new URL(orgUrl).host} is stored in the ${store.description}.` : `No token for ${new URL(orgUrl).host} in the ${store.description}.`);
-      } else {
-        const removed = await store.delete(name);
-        if (removed) events.record('ADMIN_TOKEN_REMOVED', `Admin API token for ${new URL(orgUrl).host} removed from the ${store.description}.`);
-        ctx.io.out(ctx.json ? JSON.stringify({ ok: true, removed }) : removed ? 'Removed.' : 'There was none.');
-      }
-    } catch (e) {
-      if (e instanceof AgentError && e.code === 'KEYRING_UNAVAILABLE') events.record('KEYRING_UNAVAILABLE', e.message);
-      throw e;
+    if (action === 'set') {
+      const r = await storeAdminToken(loaded, store, await readStdin(), 'admin-token');
+      ctx.io.out(ctx.json ? JSON.stringify({ ok: true, stored: true, store: r.store }) : `Stored in the ${r.store} for ${r.org}.`);
+    } else if (action === 'status') {
+      const r = await adminTokenStatus(loaded, store);
+      ctx.io.out(ctx.json ? JSON.stringify({ ok: true, stored: r.stored, store: r.store }) : r.stored ? `A token for ${r.org} is stored in the ${r.store}.` : `No token for ${r.org} in the ${r.store}.`);
+    } else {
+      const removed = await removeAdminToken(loaded, store, 'admin-token');
+      ctx.io.out(ctx.json ? JSON.stringify({ ok: true, removed }) : removed ? 'Removed.' : 'There was none.');
     }
     return ExitCode.OK;
   },

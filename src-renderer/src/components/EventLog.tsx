@@ -15,6 +15,8 @@ const RANGES = [
 type Range = (typeof RANGES)[number]['value'];
 
 const ROW_HEIGHT = 34;
+/** The sticky header row's height, inside the same scrolling grid. */
+const HEADER_HEIGHT = 34;
 
 /** datetime-local value (local time, no zone) → ISO, or undefined. */
 function localToIso(v: string): string | undefined {
@@ -81,7 +83,8 @@ export function EventLog({ refreshKey, onNotice }: Props) {
   }, [query, refreshKey]);
 
   const rows = page?.events ?? [];
-  const virtualizer = useVirtualizer({ count: rows.length, getScrollElement: () => scrollRef.current, estimateSize: () => ROW_HEIGHT, overscan: 12 });
+  // The header row sits above the rows inside the scrolling grid: offset the rows by it and keep it clear when scrolling to one.
+  const virtualizer = useVirtualizer({ count: rows.length, getScrollElement: () => scrollRef.current, estimateSize: () => ROW_HEIGHT, overscan: 12, scrollMargin: HEADER_HEIGHT, scrollPaddingStart: HEADER_HEIGHT });
 
   const toggleLevel = (l: Level) => setLevels((cur) => (cur.includes(l) ? cur.filter((x) => x !== l) : LEVELS.filter((x) => x === l || cur.includes(x))));
 
@@ -116,7 +119,7 @@ export function EventLog({ refreshKey, onNotice }: Props) {
   return (
     <section className="panel events" aria-labelledby="events-title">
       <div className="panel-head">
-        <h2 id="events-title">Event log</h2>
+        <h1 id="events-title" className="view-title">Event log</h1>
         <span className="muted" role="status" aria-live="polite" data-testid="event-count">
           {!page
             ? 'Loading…'
@@ -188,58 +191,62 @@ export function EventLog({ refreshKey, onNotice }: Props) {
           {error}
         </p>
       )}
-      <div className="table" role="table" aria-label="Events" aria-rowcount={rows.length + 1}>
+      {rows.length === 0 && page && <p className="empty">No events match these filters.</p>}
+      {/* A grid (not a table): it owns the focus and names the active row with aria-activedescendant, so
+          screen readers announce the row the arrow keys move to; it is also the scroll container, so the
+          virtualised rows keep their place in one element that is reachable by keyboard. */}
+      <div
+        className="table"
+        role="grid"
+        ref={scrollRef}
+        tabIndex={0}
+        aria-label="Events (use the arrow keys, Page Up/Down, Home and End to move)"
+        aria-rowcount={rows.length + 1}
+        aria-colcount={4}
+        aria-readonly="true"
+        aria-activedescendant={rows.length ? `event-row-${active}` : undefined}
+        onKeyDown={onKeyDown}
+      >
         <div className="thead" role="rowgroup">
           <div className="row head" role="row" aria-rowindex={1}>
-            <span role="columnheader">Time</span>
-            <span role="columnheader">Level</span>
-            <span role="columnheader">ID</span>
-            <span role="columnheader">Event</span>
+            <span role="columnheader" aria-colindex={1}>Time</span>
+            <span role="columnheader" aria-colindex={2}>Level</span>
+            <span role="columnheader" aria-colindex={3}>ID</span>
+            <span role="columnheader" aria-colindex={4}>Event</span>
           </div>
         </div>
-        <div
-          className="tbody"
-          role="rowgroup"
-          ref={scrollRef}
-          tabIndex={0}
-          aria-label="Event rows: use the arrow keys to move"
-          aria-activedescendant={rows.length ? `event-row-${active}` : undefined}
-          onKeyDown={onKeyDown}
-        >
-          {rows.length === 0 && page && <p className="empty">No events match these filters.</p>}
-          <div style={{ height: virtualizer.getTotalSize(), position: 'relative' }}>
-            {virtualizer.getVirtualItems().map((v) => {
-              const e = rows[v.index]!;
-              return (
-                <div
-                  key={v.key}
-                  id={`event-row-${v.index}`}
-                  role="row"
-                  aria-rowindex={v.index + 2}
-                  aria-selected={v.index === active}
-                  className={`row lvl-${e.level}${v.index === active ? ' active' : ''}`}
-                  style={{ position: 'absolute', top: 0, left: 0, right: 0, height: ROW_HEIGHT, transform: `translateY(${v.start}px)` }}
-                  onClick={() => setActive(v.index)}
-                >
-                  <span role="cell" className="mono">{formatEventTime(e.time)}</span>
-                  <span role="cell">
-                    <span className={`badge lvl-${e.level}`}>{e.level}</span>
-                  </span>
-                  <span role="cell" className="mono">{e.id}</span>
-                  <span role="cell" className="ellipsis" title={e.message}>
-                    <strong>{e.title}</strong> — {e.message}
-                  </span>
-                </div>
-              );
-            })}
-          </div>
+        <div className="tbody" role="rowgroup" style={{ height: virtualizer.getTotalSize() }}>
+          {virtualizer.getVirtualItems().map((v) => {
+            const e = rows[v.index]!;
+            return (
+              <div
+                key={v.key}
+                id={`event-row-${v.index}`}
+                role="row"
+                aria-rowindex={v.index + 2}
+                aria-selected={v.index === active}
+                className={`row lvl-${e.level}${v.index === active ? ' active' : ''}`}
+                style={{ position: 'absolute', top: 0, left: 0, right: 0, height: ROW_HEIGHT, transform: `translateY(${v.start - HEADER_HEIGHT}px)` }}
+                onClick={() => setActive(v.index)}
+              >
+                <span role="gridcell" aria-colindex={1} className="mono">{formatEventTime(e.time)}</span>
+                <span role="gridcell" aria-colindex={2}>
+                  <span className={`badge lvl-${e.level}`}>{e.level}</span>
+                </span>
+                <span role="gridcell" aria-colindex={3} className="mono">{e.id}</span>
+                <span role="gridcell" aria-colindex={4} className="ellipsis" title={e.message}>
+                  <strong>{e.title}</strong> — {e.message}
+                </span>
+              </div>
+            );
+          })}
         </div>
       </div>
       {selected && (
         <div className="event-detail" aria-live="polite">
-          <h3>
+          <h2 className="detail-title">
             {selected.id} · {selected.title}
-          </h3>
+          </h2>
           <p className="small muted">
             {formatEventTime(selected.time)} · {selected.level}
             {selected.task ? ` · ${selected.task} task` : ''}

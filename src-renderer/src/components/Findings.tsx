@@ -2,7 +2,10 @@ import type { Finding } from '../../../src-main/ipc/contract.js';
 
 const LABEL = { critical: 'Critical', warning: 'Warning', info: 'Info' } as const;
 
-export function Findings({ findings }: { findings: Finding[] | undefined }) {
+/** Findings a person can fix from the dashboard itself: the admin API token lives in Settings. */
+const FIXED_IN_SETTINGS = new Set(['NO_ADMIN_TOKEN', 'ADMIN_TOKEN_REJECTED', 'ADMIN_TOKEN_FORBIDDEN']);
+
+export function Findings({ findings, onOpenSettings }: { findings: Finding[] | undefined; onOpenSettings: () => void }) {
   return (
     <section className="panel" aria-labelledby="findings-title">
       <div className="panel-head">
@@ -27,6 +30,13 @@ export function Findings({ findings }: { findings: Finding[] | undefined }) {
                   <strong>What to do: </strong>
                   {f.remedy}
                 </p>
+                {FIXED_IN_SETTINGS.has(f.id) && (
+                  <p>
+                    <button type="button" onClick={onOpenSettings}>
+                      Enter the admin token…
+                    </button>
+                  </p>
+                )}
                 {f.evidence && (
                   <details>
                     <summary>Evidence</summary>
