@@ -3,6 +3,7 @@ import { loadConfig, printableSetting, type LoadedConfig } from '../core/config.
 import { ExitCode, exitCodeFor, isAgentError } from '../base/errors.js';
 import { redact } from '../core/redact.js';
 import { AGENT_VERSION } from '../base/version.js';
+import { configureEventForwarding } from '../core/fleet/forwarding.js';
 import type { Command, Io, OptionSpec, OptionValues } from './command.js';
 import { createPlatform } from '../platform/index.js';
 import { COMMANDS } from './commands/index.js';
@@ -117,6 +118,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const config = () => {
     if (!loaded) {
       loaded = freshConfig();
+      configureEventForwarding(loaded.config);
       if (debug) {
         io.err(`Configuration (${loaded.files.length ? loaded.files.join(', ') : 'no files'}):`);
         for (const [k, val] of Object.entries(loaded.config)) io.err(redact(`  ${k} = ${printableSetting(k as keyof typeof loaded.config, val)}  [${loaded.sources[k as keyof typeof loaded.config]}]`));
