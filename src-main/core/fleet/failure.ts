@@ -10,7 +10,7 @@ const STEP_PHASES: [RegExp, Phase][] = [
   [/discover|GetCACert|GetCACaps|CA capabilities|CA certificate/i, 'discover'],
   [/device token/i, 'device token'],
   [/user token/i, 'user token'],
-  [/signing request|CSR|generate the device key/i, 'CSR'],
+  [/signing request|\bCSR\b|generate the device key/i, 'CSR'],
   [/issue|renew the certificate|PKCSReq|RenewalReq|CertPoll|SCEP|check the issued/i, 'issue'],
   [/install|store|remove the previous|reinstall/i, 'install'],
   [/browser/i, 'browser setup'],
