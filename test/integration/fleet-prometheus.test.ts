@@ -100,6 +100,18 @@ describe('Prometheus (real node_exporter + Prometheus on loopback) sees the devi
     assert.equal(await query('device_trust_agent_trusted'), 1, 'the previous certificate is still valid and installed');
   });
 
+  test('every query of the shipped Grafana dashboard runs on the real Prometheus', async () => {
+    const dash = JSON.parse(fs.readFileSync(path.join(REPO, 'docs', 'monitoring', 'grafana-dashboard.json'), 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
+    assert.ok(dash.panels.length >= 10);
+    for (const p of dash.panels) {
+      for (const t of p.targets) {
+        const body = (await (await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(t.expr)}`)).json()) as { status: string; error?: string };
+        assert.equal(body.status, 'success', `${p.title}: ${t.expr}: ${body.error}`);
+      }
+    }
+    assert.equal(await query('count(device_trust_agent_info)'), 1);
+  });
+
   test('the shipped alert rules pass promtool check rules', () => {
     const rules = path.join(REPO, 'docs', 'monitoring', 'device-trust-agent.rules.yml');
     const r = spawnSync('promtool', ['check', 'rules', rules], { encoding: 'utf8' });
