@@ -15,7 +15,7 @@ import { HttpClient } from '../core/http.js';
 import { httpOptionsFor } from '../core/proxy/options.js';
 import type { RouteDecision } from '../core/proxy/types.js';
 import { redact } from '../core/redact.js';
-import { getStatus } from '../core/status.js';
+import { getDoctorStatus } from '../core/fleet/doctor.js';
 import { Trace } from '../core/trace.js';
 import type { Activity, DiagnosticsReport, EventPage, EventQuery, ExportResult, RunSummary, StatusView, UiEvent } from './contract.js';
 import { toFindings, toTargets } from './diagnostics.js';
@@ -57,7 +57,7 @@ export class DashboardService {
 
   async status(): Promise<StatusView> {
     const loaded = this.host.loadConfig();
-    const report = await getStatus(loaded, { platform: this.host.platform(loaded.config) });
+    const report = await getDoctorStatus(loaded, { platform: this.host.platform(loaded.config) });
     return toStatusView(report, { busy: this.busy, deviceName: loaded.config.deviceName, next: this.host.scheduler?.next() });
   }
 
