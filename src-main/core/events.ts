@@ -200,7 +200,7 @@ export class EventLog {
     // Outside logs get the structured fields too (RFC 5424 structured data: state, device ID, outcome, correlation).
     let sinkEvent: AgentEvent & { sd?: Record<string, string> } = event;
     try {
-      sinkEvent = { ...event, sd: structuredData(event, deviceContext(this.stateDir)) };
+      if (this.sinks.length) sinkEvent = { ...event, sd: structuredData(event, deviceContext(this.stateDir)) };
     } catch {
       /* plain event */
     }
