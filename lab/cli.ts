@@ -6,7 +6,7 @@ import { startLabOrg } from './org.js';
 const dataDir = path.resolve('.demo', 'lab');
 const allowLabSignIn = !process.argv.includes('--no-lab-sign-in');
 
-const org = await startLabOrg({ dataDir, allowLabSignIn });
+const org = await startLabOrg({ dataDir, allowLabSignIn, log: (line) => console.log(`[access] ${line}`) });
 
 const admin = (what: string, body: string) =>
   `curl --cacert ${path.join(dataDir, PKI_FILES.rootCert)} -H 'Authorization: Bearer ${org.adminToken}' -H 'Content-Type: application/json' -d '${body}' ${org.orgUrl}/lab/admin/${what}`;

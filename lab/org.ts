@@ -27,6 +27,8 @@ export interface LabOrgOptions {
   orgId?: string;
   /** Replaces Kerberos (acceptNegotiate) for tests. */
   authenticate?: Authenticator;
+  /** Gets each line of the access log (requestLog) as it is written: `npm run lab` prints them. */
+  log?: (line: string) => void;
 }
 
 export interface LabSwitches {
@@ -84,6 +86,11 @@ export interface LabOrg {
   switches: LabSwitches;
   /** Every request any lab server received (raw body), oldest first. */
   received: ReceivedRequest[];
+  /**
+   * The server side of correlation: one access-log line per request with the agent's request ID, e.g.
+   * `2026-… org POST /api/v1/device-trust/enroll 200 request_id=<trace>-<span> trace_id=<trace>`.
+   */
+  requestLog: string[];
   revoke(serialHex: string): void;
   deactivateUser(principal: string): void;
   issued(): IssuedRecord[];
@@ -618,11 +625,13 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
   // --- servers ---
 
   const servers: https.Server[] = [];
+  const requestLog: string[] = [];
 
   async function serve(target: LabTarget, routes: Record<string, Route>, isDown: () => boolean, extra: https.ServerOptions = {}): Promise<string> {
     let origin = '';
     const server = https.createServer({ ...tlsCredentials, ...extra }, (req, res) => {
       res.on('error', () => undefined);
+      res.on('close', () => logRequest(target, req, res.headersSent ? res.statusCode : 0));
       void (async () => {
         const pathname = pathOf(req.url);
         const admin = pathname.startsWith('/lab/admin/');
@@ -663,6 +672,15 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     });
     origin = `https://localhost:${(server.address() as AddressInfo).port}`;
     return origin;
+  }
+
+  function logRequest(target: LabTarget, req: IncomingMessage, status: number): void {
+    const rid = String(req.headers['x-request-id'] ?? '-').replace(/[^\w.:-]/g, '').slice(0, 128) || '-';
+    const trace = /^00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(String(req.headers.traceparent ?? ''))?.[1] ?? '-';
+    const line = `${new Date().toISOString()} ${target} ${req.method ?? '-'} ${pathOf(req.url)} ${status || '-'} request_id=${rid} trace_id=${trace}`;
+    requestLog.push(line);
+    if (requestLog.length > MAX_RECEIVED) requestLog.splice(0, requestLog.length - MAX_RECEIVED);
+    opts.log?.(line);
   }
 
   /** Okta's API authenticates admin API tokens as `Authorization: SSWS <token>` and answers E0000011 otherwise. */
@@ -717,6 +735,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     apiToken,
     switches,
     received,
+    requestLog,
     revoke,
     deactivateUser,
     issued,

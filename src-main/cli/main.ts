@@ -2,13 +2,15 @@ import { parseArgs } from 'node:util';
 import { loadConfig, printableSetting, type LoadedConfig } from '../core/config.js';
 import { ExitCode, exitCodeFor, isAgentError } from '../base/errors.js';
 import { redact } from '../core/redact.js';
+import { AGENT_VERSION } from '../base/version.js';
+import { configureEventForwarding } from '../core/fleet/forwarding.js';
 import type { Command, Io, OptionSpec, OptionValues } from './command.js';
 import { createPlatform } from '../platform/index.js';
 import { COMMANDS } from './commands/index.js';
 
 export type { Io } from './command.js';
 
-const VERSION = '0.1.0';
+const VERSION = AGENT_VERSION;
 
 /** Options every command accepts: output style and where settings come from. */
 const GLOBAL_OPTIONS: OptionSpec = {
@@ -116,6 +118,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const config = () => {
     if (!loaded) {
       loaded = freshConfig();
+      configureEventForwarding(loaded.config);
       if (debug) {
         io.err(`Configuration (${loaded.files.length ? loaded.files.join(', ') : 'no files'}):`);
         for (const [k, val] of Object.entries(loaded.config)) io.err(redact(`  ${k} = ${printableSetting(k as keyof typeof loaded.config, val)}  [${loaded.sources[k as keyof typeof loaded.config]}]`));

@@ -16,6 +16,8 @@ import { httpOptionsFor } from './proxy/options.js';
 import { checkRevocation } from './revocation.js';
 import { loadState, saveState, type AgentState } from './state.js';
 import type { Trace } from './trace.js';
+import { failureContext, type FailureContext } from './fleet/failure.js';
+import { signingTest } from './fleet/signing.js';
 
 export type TaskKind = 'user' | 'device';
 export type Outcome = 'enrolled' | 'renewed' | 'nothing-to-do' | 'configured';
@@ -108,18 +110,21 @@ export class EnrollmentTask {
     } catch (e) {
       const err = isAgentError(e) ? e : new AgentError('internal', 'INTERNAL', `Unexpected failure: ${(e as Error).message}`, undefined, { cause: e });
       const kind: EventKind = err.code === 'ORG_READ_ONLY' ? 'ORG_READ_ONLY' : FAILURE_EVENT[err.failure];
-      this.events.record(kind, err.message, { code: err.code, ...(err.remedy ? { remedy: err.remedy } : {}) });
-      this.recordLastRun('failed', err.code, err.message);
+      // A server's failure names the request (its ID is in the server's log); a local one names only the pass.
+      const remote = err.failure === 'retry-later' || err.failure === 'rejected' || err.failure === 'bad-answer';
+      const ctx = failureContext(this.http.traceId, remote ? this.http.last : undefined, this.trace.steps, err);
+      this.events.record(kind, err.message, { code: err.code, ...(err.remedy ? { remedy: err.remedy } : {}), ...ctx });
+      this.recordLastRun('failed', err.code, err.message, ctx);
       throw err;
     } finally {
       await this.http.close();
     }
   }
 
-  private recordLastRun(outcome: string, code: string | undefined, message: string): void {
+  private recordLastRun(outcome: string, code: string | undefined, message: string, ctx?: FailureContext): void {
     if (!this.state) return;
     try {
-      saveState(this.config.stateDir, { ...this.state, lastRun: { at: this.now().toISOString(), task: this.opts.task, outcome, ...(code ? { code } : {}), message } });
+      saveState(this.config.stateDir, { ...this.state, lastRun: { at: this.now().toISOString(), task: this.opts.task, outcome, ...(code ? { code } : {}), message, correlationId: this.http.traceId, ...ctx } });
     } catch {
       /* the outcome is still reported; a full disk is not made worse by failing here */
     }
@@ -180,6 +185,12 @@ export class EnrollmentTask {
       this.events.record('KEY_MISSING', `The private key of certificate ${current.info.serialNumber} is missing from ${this.creds.root}.`);
       throw new AgentError('local', 'KEY_MISSING', `The private key of the device certificate ${current.info.serialNumber} is missing, so it cannot be renewed or proven.`,
         'Run: device-trust-agent run --forceRenewal (it removes the certificate and enrolls a new one).');
+    }
+    // A key file that no longer signs, or signs for another public key, is repaired by enrolling afresh.
+    const signing = await signingTest({ key, certificatePem: current.pem });
+    if (!signing.ok) {
+      this.events.record('KEY_UNUSABLE', `The device key of certificate ${current.info.serialNumber} failed the signing test (${signing.evidence}); enrolling a new certificate.`);
+      return this.enroll(authority, deviceId, current);
     }
     const now = this.now().getTime();
     const notAfter = Date.parse(current.info.notAfter);
@@ -459,7 +470,7 @@ export class EnrollmentTask {
     const browserPolicy = await this.configureBrowsers(authority);
     const event = how === 'enrolled' ? 'ENROLLED' : 'RENEWED';
     this.events.record(event, `Certificate ${info.serialNumber} ${how} for device ${info.subjectCN}, valid until ${info.notAfter}, installed in ${this.platform.store.description}.`,
-      { serialNumber: info.serialNumber, notAfter: info.notAfter, store: this.platform.store.description, ...(previous ? { replaced: previous.info.serialNumber } : {}) });
+      { serialNumber: info.serialNumber, notAfter: info.notAfter, store: this.platform.store.description, ...(previous ? { replaced: previous.info.serialNumber } : {}), correlationId: this.http.traceId });
     return {
       outcome: how,
       backend: this.backend.kind,

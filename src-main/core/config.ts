@@ -59,6 +59,12 @@ export const ConfigSchema = z.object({
   scepRenewalWindowDays: z.number().positive().max(3650),
   /** SCEP: how long one run keeps polling a PENDING request before leaving it for the next run. */
   scepPendingWaitSeconds: z.number().nonnegative().max(3600),
+  /** Prometheus: node_exporter's textfile-collector directory for device_trust_agent.prom; "off" disables it. */
+  metricsDir: z.string().min(1),
+  /** SIEM: a remote syslog collector, tcp://host:port or tls://host:port (RFC 5424 over RFC 5425 framing). */
+  syslogRemote: z.url({ protocol: /^(tcp|tls)$/, error: 'syslogRemote must be tcp://host:port or tls://host:port' }).optional(),
+  /** SIEM: trust anchors (PEM) for the tls:// collector, besides the system roots and tlsCaFile. */
+  syslogCaFile: z.string().min(1).optional(),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -108,6 +114,9 @@ const ALIASES: Record<string, keyof Config> = {
   scephostpatterns: 'scepHostPatterns',
   sceprenewalwindowdays: 'scepRenewalWindowDays',
   sceppendingwaitseconds: 'scepPendingWaitSeconds',
+  metricsdir: 'metricsDir',
+  syslogremote: 'syslogRemote',
+  syslogcafile: 'syslogCaFile',
 };
 
 const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labSignIn', 'scepAllowWeak']);
@@ -184,6 +193,9 @@ const ENV_VARS: Record<string, keyof Config> = {
   DTA_SCEP_HOST_PATTERNS: 'scepHostPatterns',
   DTA_SCEP_RENEWAL_WINDOW_DAYS: 'scepRenewalWindowDays',
   DTA_SCEP_PENDING_WAIT_SECONDS: 'scepPendingWaitSeconds',
+  DTA_METRICS_DIR: 'metricsDir',
+  DTA_SYSLOG_REMOTE: 'syslogRemote',
+  DTA_SYSLOG_CA_FILE: 'syslogCaFile',
 };
 
 export function settingsFromEnv(env: NodeJS.ProcessEnv): Partial_ {
@@ -240,6 +252,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     scepHostPatterns: [],
     scepRenewalWindowDays: 14,
     scepPendingWaitSeconds: 60,
+    metricsDir: defaultMetricsDir(),
   };
   const managed = managedSettings(opts.managed ?? createManagedConfigReader(process.platform, env));
   const files = [...managed.files];
@@ -275,6 +288,13 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
       'Correct the setting where it came from (command line, environment, config file or managed configuration).');
   }
   return { config: parsed.data, sources, files };
+}
+
+/** node_exporter's textfile directory on Debian/Ubuntu, windows_exporter's on Windows; none known on macOS. */
+export function defaultMetricsDir(platform: NodeJS.Platform = process.platform): string {
+  if (platform === 'linux') return '/var/lib/prometheus/node-exporter';
+  if (platform === 'win32') return 'C:\\Program Files\\windows_exporter\\textfile_inputs';
+  return 'off';
 }
 
 export function requireOrgUrl(config: Config): string {

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { platformSink, type EventSink } from '../platform/event-sinks.js';
 import { ensurePrivateDir, fsyncDir } from '../base/fsutil.js';
 import { redact } from './redact.js';
+import { deviceContext, structuredData } from './fleet/syslog.js';
 
 /**
  * The event catalogue: one stable ID per kind of event. IDs never change meaning; new ones are added.
@@ -27,6 +28,9 @@ export const EVENTS = {
   BROWSER_SETUP_SKIPPED: { id: 1105, level: 'warning', title: 'Browser policy could not be written' },
   REVOCATION_UNCHECKED: { id: 1106, level: 'warning', title: 'Revocation could not be checked' },
   CERT_REINSTALLED: { id: 1107, level: 'warning', title: 'Missing certificate reinstalled from the agent\'s copy' },
+  KEY_UNUSABLE: { id: 1108, level: 'error', title: 'Device key failed the signing test; re-enrolling' },
+  METRICS_UNWRITABLE: { id: 1250, level: 'warning', title: 'Metrics file could not be written' },
+  SYSLOG_SPOOL_DROPPED: { id: 1251, level: 'warning', title: 'Syslog spool full: oldest messages dropped' },
   DIAGNOSE_OK: { id: 1200, level: 'info', title: 'Diagnostics: no problem found' },
   DIAGNOSE_WARNINGS: { id: 1201, level: 'warning', title: 'Diagnostics: warnings found' },
   DIAGNOSE_ERRORS: { id: 1202, level: 'error', title: 'Diagnostics: problems found' },
@@ -93,8 +97,17 @@ export interface EventLogOptions {
 
 export const EVENT_LOG_DEFAULTS = { maxFileBytes: 1024 * 1024, keepFiles: 3, maxLineBytes: 8 * 1024 } as const;
 
+const registeredSinks = new Set<EventSink>();
+
+/** Adds a sink every EventLog with default sinks also feeds (the remote syslog forwarder); returns its removal. */
+export function addEventSink(sink: EventSink): () => void {
+  registeredSinks.add(sink);
+  return () => registeredSinks.delete(sink);
+}
+
 function defaultSinks(env: NodeJS.ProcessEnv = process.env): EventSink[] {
-  return /^(0|off|false|no)$/i.test(env.DTA_PLATFORM_LOG ?? '') ? [] : [platformSink()];
+  const registered: EventSink[] = [(e) => registeredSinks.forEach((s) => s(e))];
+  return /^(0|off|false|no)$/i.test(env.DTA_PLATFORM_LOG ?? '') ? registered : [platformSink(), ...registered];
 }
 
 /** `5m`, `2h`, `7d` ago, or an ISO date/time. */
@@ -184,9 +197,16 @@ export class EventLog {
     } catch {
       // The event log must never fail the task (a full disk is reported by the step that hit it).
     }
+    // Outside logs get the structured fields too (RFC 5424 structured data: state, device ID, outcome, correlation).
+    let sinkEvent: AgentEvent & { sd?: Record<string, string> } = event;
+    try {
+      if (this.sinks.length) sinkEvent = { ...event, sd: structuredData(event, deviceContext(this.stateDir)) };
+    } catch {
+      /* plain event */
+    }
     for (const sink of this.sinks) {
       try {
-        sink(event);
+        sink(sinkEvent);
       } catch {
         /* a missing platform log is not the task's problem */
       }

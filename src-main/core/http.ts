@@ -11,6 +11,7 @@ import { osProxyReader, type OsProxyReader } from './proxy/os.js';
 import { ProxyResolver } from './proxy/resolver.js';
 import { describeRoute, type Route, type RouteDecision } from './proxy/types.js';
 import { runCommand } from '../base/exec.js';
+import { newTraceId, requestIdsFor, serverErrorCode, type LastExchange } from './fleet/correlation.js';
 
 /** A hostile or broken server must not be able to make us buffer without bound. */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -37,6 +38,8 @@ export interface HttpOptions {
   exemptHosts?: string[] | undefined;
   /** Trace lines about routes (PAC answers, fall-through); credentials never appear in them. */
   log?: ((line: string) => void) | undefined;
+  /** The pass's correlation (W3C trace) ID; a fresh one per client when absent (fleet/correlation.ts). */
+  traceId?: string | undefined;
 }
 
 export interface ClientCertificate {
@@ -93,8 +96,13 @@ export class HttpClient {
   private readonly routes = new Map<string, RouteConnection>();
   private readonly intercepted = new Set<string>();
   private readonly announced = new Set<string>();
+  /** Every request carries a request ID under this trace ID (the pass's correlation ID). */
+  readonly traceId: string;
+  /** The last request sent and what came back: recorded with a failure. */
+  last: LastExchange | undefined;
 
   constructor(private readonly opts: HttpOptions) {
+    this.traceId = opts.traceId ?? newTraceId();
     this.roots = rootCertificates(opts.tlsCaFile);
     const p = opts.proxy ?? {};
     const log = opts.log;
@@ -165,14 +173,18 @@ export class HttpClient {
   private async sendOn(route: Route, spec: RequestSpec, clientCert?: ClientCertificate): Promise<HttpResponse> {
     // A client certificate gets its own connections, closed after the request: it is never offered elsewhere.
     const conn = clientCert ? routeDispatcher(route, this.tls(clientCert), this.resolver) : this.connection(route);
-    const headers: Record<string, string> = { accept: 'application/json', ...spec.headers };
+    const ids = requestIdsFor(this.traceId);
+    const headers: Record<string, string> = { accept: 'application/json', ...spec.headers, 'x-request-id': ids.requestId, traceparent: ids.traceparent };
+    const method = spec.method ?? 'GET';
+    this.last = { requestId: ids.requestId, what: spec.what, host: safeHost(spec.url), method };
+    this.opts.log?.(`${method} ${spec.what} at ${safeHost(spec.url)} [request ID ${ids.requestId}]`);
     let body: string | Uint8Array | undefined = spec.body;
     if (spec.json !== undefined) {
       body = JSON.stringify(spec.json);
       headers['content-type'] = 'application/json';
     }
     try {
-      const res = await request(spec.url, { method: spec.method ?? 'GET', headers, body, dispatcher: conn.dispatcher });
+      const res = await request(spec.url, { method, headers, body, dispatcher: conn.dispatcher });
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const chunk of res.body) {
@@ -183,7 +195,10 @@ export class HttpClient {
         }
         chunks.push(chunk as Buffer);
       }
-      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
+      const answer = { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
+      const serverCode = answer.status >= 400 ? serverErrorCode(answer.body) : undefined;
+      this.last = { ...this.last, status: answer.status, ...(serverCode ? { serverCode } : {}) };
+      return answer;
     } finally {
       if (clientCert) await conn.close();
     }

@@ -52,7 +52,15 @@ export const StateSchema = z.object({
   pending: PendingSchema.optional(),
   hold: HoldSchema.optional(),
   lastRun: z
-    .object({ at: z.string(), task: z.string(), outcome: z.string(), code: z.string().optional(), message: z.string() })
+    .object({
+      at: z.string(), task: z.string(), outcome: z.string(), code: z.string().optional(), message: z.string(),
+      /** Correlation (fleet/failure.ts): the pass's trace ID, the last request's ID, the phase and the server's code. */
+      correlationId: z.string().optional(),
+      requestId: z.string().optional(),
+      phase: z.string().optional(),
+      serverCode: z.string().optional(),
+      httpStatus: z.number().int().optional(),
+    })
     .optional(),
   /**
    * The scheduler's record (scheduler/record.ts): first pass, last pass, backoff step, next retry, the chosen

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, clipboard, dialog, Notification, powerMonitor, protocol, session, shell, type WebContents } from 'electron';
 import { loadConfig } from '../core/config.js';
+import { configureEventForwarding } from '../core/fleet/forwarding.js';
 import { writeFileAtomic } from '../base/fsutil.js';
 import { useSystemProxy } from '../core/proxy/system.js';
 import { useSecretStore } from '../core/secrets/index.js';
@@ -125,7 +126,11 @@ async function main(): Promise<void> {
   useSecretStore(secrets);
   useSystemProxy({ description: 'system proxy settings (Electron session.resolveProxy)', resolve: (url) => ses.resolveProxy(url) });
   const host: ServiceHost = {
-    loadConfig: () => loadConfig(),
+    loadConfig: () => {
+      const loaded = loadConfig();
+      configureEventForwarding(loaded.config);
+      return loaded;
+    },
     platform: createPlatform,
     emit: (event: UiEvent) => {
       dashboard.send(event);

@@ -54,6 +54,13 @@ export const StatusViewSchema = z.object({
   /** Work in progress in the main process, if any (one at a time). */
   busy: ActivitySchema.nullable(),
   nextRun: z.object({ at: iso, why: text(300) }).optional(),
+  /** `status` as a doctor (core/fleet/doctor.ts): the named tests, each PASS / FAIL / SKIPPED with evidence. */
+  tests: z.array(z.object({ name: text(60), title: text(120), result: z.enum(['PASS', 'FAIL', 'SKIPPED']), evidence: text(1000) })).max(32).optional(),
+  /** The last failed pass: its phase, codes and the correlation ID to find it in the server's log. */
+  lastFailure: z.object({
+    at: iso, task: text(50), phase: text(50).optional(), clientCode: text(100).optional(), serverCode: text(100).optional(),
+    httpStatus: z.number().int().optional(), correlationId: text(100).optional(), requestId: text(200).optional(), message: text(),
+  }).optional(),
 });
 export type StatusView = z.infer<typeof StatusViewSchema>;
 

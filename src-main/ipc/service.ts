@@ -18,6 +18,7 @@ import { redact } from '../core/redact.js';
 import { adminTokenStatus, checkAdminToken, removeAdminToken, storeAdminToken } from '../core/secrets/admin-token.js';
 import { openSecretStore, type SecretStore } from '../core/secrets/index.js';
 import { getStatus } from '../core/status.js';
+import { getDoctorStatus } from '../core/fleet/doctor.js';
 import { Trace } from '../core/trace.js';
 import type { Activity, AdminTokenCheck, AdminTokenStatus, DiagnosticsReport, EventPage, EventQuery, ExportResult, RunSummary, StatusView, UiEvent } from './contract.js';
 import { toFindings, toTargets } from './diagnostics.js';
@@ -59,7 +60,7 @@ export class DashboardService {
 
   async status(): Promise<StatusView> {
     const loaded = this.host.loadConfig();
-    const report = await getStatus(loaded, { platform: this.host.platform(loaded.config) });
+    const report = await getDoctorStatus(loaded, { platform: this.host.platform(loaded.config) });
     return toStatusView(report, { busy: this.busy, deviceName: loaded.config.deviceName, next: this.host.scheduler?.next() });
   }
 

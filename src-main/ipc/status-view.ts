@@ -1,4 +1,5 @@
 import type { StatusReport } from '../core/status.js';
+import type { DoctorSection } from '../core/fleet/doctor.js';
 import type { Activity, StatusView, TrustState } from './contract.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -37,7 +38,7 @@ export function headlineOf(trust: TrustState, hasCertificate: boolean): string {
   }
 }
 
-export function toStatusView(r: StatusReport, opts: { busy: Activity | null; deviceName: string; next?: { at: string; why: string } | undefined; now?: number }): StatusView {
+export function toStatusView(r: StatusReport & Partial<DoctorSection>, opts: { busy: Activity | null; deviceName: string; next?: { at: string; why: string } | undefined; now?: number }): StatusView {
   const now = opts.now ?? Date.now();
   const trust = trustStateOf(r.state, opts.busy);
   const c = r.certificate;
@@ -70,5 +71,7 @@ export function toStatusView(r: StatusReport, opts: { busy: Activity | null; dev
     ...(r.lastRun ? { lastRun: r.lastRun } : {}),
     busy: opts.busy,
     ...(opts.next ? { nextRun: opts.next } : {}),
+    ...(r.tests ? { tests: r.tests.map((t) => ({ name: t.name, title: t.title, result: t.result, evidence: t.evidence.slice(0, 1000) })) } : {}),
+    ...(r.lastFailure ? { lastFailure: { ...r.lastFailure, message: r.lastFailure.message.slice(0, 2000) } } : {}),
   };
 }

@@ -8,7 +8,15 @@ export interface SinkEvent {
   level: 'info' | 'warning' | 'error';
   title: string;
   message: string;
+  time?: string;
+  task?: string | undefined;
+  data?: Record<string, unknown> | undefined;
+  /** RFC 5424 structured data (SD-ID dta@32473), already redacted and bounded by the event log. */
+  sd?: Record<string, string>;
 }
+
+/** SD-ID of the agent's structured data (core/fleet/syslog.ts explains the number). */
+export const SYSLOG_SD_ID = 'dta@32473';
 
 /**
  * The Windows Event Log source the agent writes as. Registering a source needs administrator rights, so the
@@ -41,6 +49,17 @@ export const WRITE_EVENT_LOG_SCRIPT = envelope([
 export const eventSinkCommands = {
   /** Linux/macOS syslog (journald picks it up from /dev/log; on macOS it lands in the unified log). */
   logger: (e: SinkEvent): Command => ({ file: 'logger', args: ['-t', SYSLOG_TAG, '-p', SYSLOG_PRIORITY[e.level], '--', oneLine(e)] }),
+  /**
+   * Linux: util-linux logger in RFC 5424 mode, the event ID as MSGID and the structured data as SD params
+   * (the local syslog daemon or journald keeps them; a SIEM pipeline reads them as fields). DTA_SYSLOG_SOCKET
+   * points it at another socket than /dev/log.
+   */
+  loggerRfc5424: (e: SinkEvent, socket: string | undefined = process.env.DTA_SYSLOG_SOCKET || undefined): Command => ({
+    file: 'logger',
+    args: ['-t', SYSLOG_TAG, '-p', SYSLOG_PRIORITY[e.level], '--rfc5424', '--msgid', String(e.id), ...(socket ? ['-u', socket] : []),
+      ...(e.sd && Object.keys(e.sd).length ? ['--sd-id', SYSLOG_SD_ID, ...Object.entries(e.sd).flatMap(([k, v]) => ['--sd-param', `${k}="${v.replace(/[\\"\]]/g, (c) => `\\${c}`)}"`])] : []),
+      '--', oneLine(e)],
+  }),
   /** Linux with systemd: straight into the journal with a priority (used where `logger` is missing). */
   systemdCat: (e: SinkEvent): Command => ({ file: 'systemd-cat', args: ['-t', SYSLOG_TAG, '-p', JOURNAL_PRIORITY[e.level], '--', 'printf', '%s\n', oneLine(e)] }),
   /**
@@ -61,7 +80,7 @@ export const eventSinkCommands = {
 export function platformLogCommands(e: SinkEvent, platform: NodeJS.Platform = process.platform): Command[] {
   switch (platform) {
     case 'linux':
-      return [eventSinkCommands.logger(e), eventSinkCommands.systemdCat(e)];
+      return [eventSinkCommands.loggerRfc5424(e), eventSinkCommands.systemdCat(e)];
     case 'darwin':
       return [eventSinkCommands.logger(e)];
     case 'win32':

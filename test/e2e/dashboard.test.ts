@@ -59,6 +59,11 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
     assert.match(header, new RegExp(cur.subject.split(',')[0]!.replace('CN=', '')), 'the subject (device ID) is shown');
     assert.match(header, /in 36[45] days/, 'days until expiry');
     assert.match(header, /Renewal planned\s*from /i);
+    // The same named tests as `status`, with the live signing test passing.
+    await page.getByTestId('test-signing_test').waitFor();
+    assert.match(await page.getByTestId('test-signing_test').innerText(), /PASS\s+Live signing test with the device key/);
+    assert.match(await page.getByTestId('test-certificate_chains').innerText(), /PASS/);
+    assert.match(header, /Tests: \d+ passed, 0 failed/);
     // The first diagnostics run starts by itself when the dashboard opens.
     await card('org').locator('.badge', { hasText: 'ONLINE' }).waitFor();
     await card('iwa:primary').locator('.badge', { hasText: 'ONLINE' }).waitFor();

@@ -62,6 +62,8 @@ export function makeProfile(opts: { orgUrl: string; rootCaFile: string; extraEnv
     // Never the machine's /etc/firefox (tests run as root).
     DTA_FIREFOX_POLICY_DIRS: path.join(home, 'etc-firefox', 'policies'),
     DTA_MANAGED_CONFIG_DIR: path.join(home, 'managed-config'),
+    // Never the machine's node_exporter directory (tests run as root); the fleet tests give their own.
+    DTA_METRICS_DIR: 'off',
     ...opts.extraEnv,
   };
   return { home, stateDir, nssDb: path.join(home, '.pki', 'nssdb'), chromiumEtc, policyDir, env };

@@ -1,23 +1,28 @@
 import { ExitCode } from '../../base/errors.js';
 import { describeScheduleView } from '../../core/scheduler/view.js';
-import { getStatus, type StatusReport } from '../../core/status.js';
+import type { StatusReport } from '../../core/status.js';
+import { describeDoctor, getDoctorStatus, type DoctorStatus } from '../../core/fleet/doctor.js';
 import type { Command } from '../command.js';
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'whether this device is trusted; --check also asks the org and the mTLS endpoint',
+  summary: 'whether this device is trusted, as named tests (PASS/FAIL/SKIPPED); --check also asks the network',
   usage: `device-trust-agent status [--check] [--json]
-  --check   also check revocation with the org and present the certificate to the org's mTLS endpoint`,
+  Named tests with evidence (configuration, Kerberos tickets, certificate, key and a live signing test,
+  browser policy, schedule) and the last failure's phase, codes and correlation ID.
+  --check   also ask the org (and its IWA web app), check revocation and present the certificate to the
+            org's mTLS endpoint
+  --json    the same as JSON (schema "device-trust-agent/status", schemaVersion 1)`,
   options: { check: { type: 'boolean' } },
   async run(ctx) {
-    const report = await getStatus(ctx.config(), { check: Boolean(ctx.values.check), platform: ctx.platform() });
+    const report = await getDoctorStatus(ctx.config(), { check: Boolean(ctx.values.check), platform: ctx.platform() });
     if (ctx.json) ctx.io.out(JSON.stringify(report, null, 2));
     else ctx.io.out(describeStatus(report));
     return report.state === 'ENROLLED' || report.state === 'RENEWAL_DUE' ? ExitCode.OK : ExitCode.NEEDS_ATTENTION;
   },
 };
 
-function describeStatus(r: StatusReport): string {
+function describeStatus(r: StatusReport & Partial<DoctorStatus>): string {
   const lines = [`${r.state}: ${r.summary}`, `  org:         ${r.orgUrl ?? '(not configured)'}`, `  device:      ${r.deviceId}`, `  store:       ${r.store}`];
   if (r.certificate) {
     lines.push(`  subject:     ${r.certificate.subject}`, `  issuer:      ${r.certificate.issuer}`, `  serial:      ${r.certificate.serialNumber}`,
@@ -28,5 +33,6 @@ function describeStatus(r: StatusReport): string {
   lines.push(...describeScheduleView(r.schedule));
   if (r.lastRun) lines.push(`  last run:    ${r.lastRun.at} ${r.lastRun.outcome}${r.lastRun.code ? ` (${r.lastRun.code})` : ''}: ${r.lastRun.message}`);
   for (const [name, c] of Object.entries(r.checks ?? {})) lines.push(`  check ${name}: ${c.ok ? 'ok' : 'FAILED'} — ${c.detail}`);
+  if (r.tests) lines.push(...describeDoctor(r as DoctorStatus));
   return lines.join('\n');
 }

@@ -10,6 +10,7 @@ import type { NamedState } from './plan.js';
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';
 import { probeConfig, StateFileStore } from './store.js';
+import { writeMetricsAfterPass } from '../fleet/metrics-writer.js';
 
 export interface AgentPassOptions {
   /** Loads the configuration afresh (a long-running daemon picks up changes at every pass). */
@@ -74,6 +75,8 @@ export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine;
       const data = { from: from ?? null, to: to.state, stuck: to.stuck, ...(to.next ? { nextAttempt: new Date(to.next.at).toISOString(), nextReason: to.next.reason } : {}) };
       events.record(to.stuck ? 'AGENT_STUCK' : 'STATE_CHANGED', stateEventMessage(from, to), data);
     },
+    // Every pass refreshes node_exporter's textfile (the user task's: it holds the certificate).
+    ...(opts.task === 'user' ? { afterRecord: () => writeMetricsAfterPass(opts.loadConfig, opts.stateDir) } : {}),
   });
   return { engine, store, events, policy };
 }

@@ -11,6 +11,7 @@ import { NetworkWatcher } from './network.js';
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';
 import { Scheduler } from './scheduler.js';
+import { writeMetricsAfterPass } from '../fleet/metrics-writer.js';
 
 export interface DaemonOptions {
   loadConfig: () => LoadedConfig;
@@ -71,6 +72,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       if (r.error) return exitCodeFor(r.error);
       return r.report.ok ? (r.report.outcome === 'nothing-to-do' ? ExitCode.NOTHING_TO_DO : ExitCode.OK) : ExitCode.RETRY_LATER;
     }
+    // The metrics file exists from the daemon's start, before its first pass (then every pass rewrites it).
+    if (opts.task === 'user') writeMetricsAfterPass(opts.loadConfig, opts.stateDir);
     const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: opts.watchNetwork, out: opts.out, onAttempt: (r) => opts.out(describeAttempt(r, clock.now())) });
     const { scheduler, watcher } = hosted;
     watcher?.start();

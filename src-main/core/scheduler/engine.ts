@@ -40,6 +40,8 @@ export interface EngineDeps {
   random?: () => number;
   /** Called after a pass whose named state differs from the last one recorded (for the event log). */
   onStateChange?: (from: string | undefined, to: NamedState) => void;
+  /** Called after every pass is recorded (metrics file); must not throw. */
+  afterRecord?: () => void;
 }
 
 const TIMED = new Set<Trigger>(['first-run', 'daily', 'renewal', 'retry', 'expiry', 'config', 'timer']);
@@ -123,6 +125,11 @@ export class PassEngine {
         saveError = (e as Error).message;
       }
       if (previousState !== state.state) this.deps.onStateChange?.(previousState, state);
+      try {
+        this.deps.afterRecord?.();
+      } catch {
+        /* metrics never fail a pass */
+      }
       return { ran: true, trigger: d.as, report, snapshot, state, ...(result ? { result } : {}), ...(error ? { error } : {}), ...(previousState ? { previousState } : {}), ...(saveError ? { saveError } : {}) };
     } finally {
       held.release();

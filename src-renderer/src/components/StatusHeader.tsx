@@ -79,6 +79,7 @@ export function StatusHeader({ status, busy, onRenew, onForceRenewal }: Props) {
           </div>
         )}
       </dl>
+      {status.tests && <DoctorTests status={status} />}
       <div className="actions">
         <button type="button" className="primary" onClick={onRenew} disabled={busy || status.state === 'NOT_CONFIGURED'}>
           Renew now
@@ -88,5 +89,34 @@ export function StatusHeader({ status, busy, onRenew, onForceRenewal }: Props) {
         </button>
       </div>
     </section>
+  );
+}
+
+/** The same named tests as `device-trust-agent status`: one chip each, the evidence on hover and for screen readers. */
+function DoctorTests({ status }: { status: StatusView }) {
+  const tests = status.tests ?? [];
+  const failed = tests.filter((t) => t.result === 'FAIL').length;
+  const f = status.lastFailure;
+  return (
+    <div className="doctor" aria-label="Status tests">
+      <p className="doctor-summary">
+        Tests: {tests.filter((t) => t.result === 'PASS').length} passed, {failed} failed, {tests.filter((t) => t.result === 'SKIPPED').length} skipped
+      </p>
+      <ul className="doctor-tests">
+        {tests.map((t) => (
+          <li key={t.name} className={`test-${t.result.toLowerCase()}`} title={t.evidence} data-testid={`test-${t.name}`}>
+            <span className="test-result">{t.result}</span> {t.title}
+            <span className="visually-hidden">: {t.evidence}</span>
+          </li>
+        ))}
+      </ul>
+      {f && (
+        <p className="doctor-failure" data-testid="last-failure">
+          Last failure {formatDateTime(f.at)} ({f.task} task): phase {f.phase ?? 'unknown'}, code {f.clientCode ?? '–'}
+          {f.serverCode ? `, server ${f.serverCode}` : ''}{f.httpStatus !== undefined ? ` (HTTP ${f.httpStatus})` : ''}; correlation ID{' '}
+          <span className="mono">{f.correlationId ?? '–'}</span>
+        </p>
+      )}
+    </div>
   );
 }

@@ -1,0 +1,54 @@
+import crypto, { X509Certificate } from 'node:crypto';
+import type { LocalKey } from '../keys.js';
+
+/**
+ * The one place the live signing test reaches the device key. Today the key is the agent's software key
+ * (credentials/<thumbprint>/key.pem, read into a LocalKey); a PKCS#11 / TPM / OS-store key plugs in by giving
+ * a DeviceSigner instead (sign a SHA-256 digest input, return the signature in the certificate key's format).
+ */
+export interface DeviceSigner {
+  /** "software key (P-256)", "PKCS#11 token …": shown as evidence. */
+  describe: string;
+  /** Signs `data` with SHA-256: DER ECDSA or PKCS#1 v1.5 RSA, as node:crypto's verify expects. */
+  sign(data: Buffer): Promise<Buffer>;
+}
+
+export function signerFromLocalKey(key: LocalKey): DeviceSigner {
+  return {
+    describe: `software key (${key.algorithm})`,
+    sign: async (data) => crypto.sign('sha256', data, key.privateKey),
+  };
+}
+
+export interface SigningTestResult {
+  ok: boolean;
+  /** What was done and seen: for the doctor's evidence and the event log. */
+  evidence: string;
+  ms: number;
+}
+
+/**
+ * Signs a fresh random nonce with the device key and verifies the signature with the certificate's public
+ * key: proves the key is present, usable, and the one the certificate was issued for.
+ */
+export async function signingTest(opts: { key: LocalKey | DeviceSigner; certificatePem: string }): Promise<SigningTestResult> {
+  const signer = 'sign' in opts.key ? opts.key : signerFromLocalKey(opts.key);
+  const t0 = performance.now();
+  const nonce = crypto.randomBytes(32);
+  const done = (ok: boolean, evidence: string): SigningTestResult => ({ ok, evidence, ms: Math.round((performance.now() - t0) * 10) / 10 });
+  let signature: Buffer;
+  try {
+    signature = await signer.sign(nonce);
+  } catch (e) {
+    return done(false, `${signer.describe} could not sign: ${(e as Error).message}`);
+  }
+  try {
+    const publicKey = new X509Certificate(opts.certificatePem).publicKey;
+    const verified = crypto.verify('sha256', nonce, publicKey, signature);
+    return verified
+      ? done(true, `${signer.describe} signed a 32-byte nonce; the signature verifies with the certificate's public key`)
+      : done(false, `${signer.describe} signed, but the signature does not verify with the certificate's public key (the key does not belong to the certificate)`);
+  } catch (e) {
+    return done(false, `the signature could not be verified: ${(e as Error).message}`);
+  }
+}
