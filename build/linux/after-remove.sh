@@ -10,7 +10,14 @@ case "$1" in
 esac
 
 ROOT="$DPKG_ROOT"
-LINK="$ROOT/usr/bin/${executable}"
+# The tray app's package links its executable onto PATH (the headless package's launcher is a file dpkg owns).
+LINK="$ROOT/usr/bin/${executable}-tray"
 if [ -L "$LINK" ]; then rm -f "$LINK"; fi
-if [ "$1" = purge ]; then rm -rf "$ROOT/var/lib/device-trust-agent"; fi
+if [ "$1" = purge ] || [ "$1" = 0 ]; then
+  # The device task's state, and what enable left behind if prerm could not run systemctl.
+  rm -rf "$ROOT/var/lib/device-trust-agent"
+  rm -f "$ROOT/etc/systemd/system/timers.target.wants/device-trust-agent-device.timer" \
+    "$ROOT/etc/systemd/user/default.target.wants/device-trust-agent.service" \
+    "$ROOT/etc/systemd/user/timers.target.wants/device-trust-agent-check.timer"
+fi
 exit 0
