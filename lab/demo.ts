@@ -149,6 +149,14 @@ async function trayApp(env: Record<string, string>): Promise<void> {
     console.log('          npm test proves the same dashboard in Chromium against the real IPC handlers.');
     return;
   }
+  // The shell and the dashboard are built only now: esbuild's binary is an optional dependency, so a quick start
+  // with --omit=optional builds (and needs) only what the command line uses.
+  const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: repo, stdio: 'inherit' });
+  if (build.status !== 0) {
+    console.log('\nTray app: not started: the dashboard could not be built (npm run build failed above; esbuild is an optional');
+    console.log('          dependency: npm install without --omit=optional).');
+    return;
+  }
   console.log('\nTray app: running on the demo profile; the dashboard opens. Quit from the tray menu to end the demo.');
   await runTrayApp(bin.path, ['--show'], { ...process.env, ...env });
 }
