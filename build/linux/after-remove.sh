@@ -19,5 +19,12 @@ if [ "$1" = purge ] || [ "$1" = 0 ]; then
   rm -f "$ROOT/etc/systemd/system/timers.target.wants/device-trust-agent-device.timer" \
     "$ROOT/etc/systemd/user/default.target.wants/device-trust-agent.service" \
     "$ROOT/etc/systemd/user/timers.target.wants/device-trust-agent-check.timer"
+  # Directories the agent or systemctl created for us, only while empty (rmdir never removes others' files).
+  for d in etc/chromium/policies/managed etc/chromium/policies etc/chromium etc/opt/chrome/policies/managed etc/opt/chrome/policies \
+    etc/opt/chrome etc/opt/edge/policies/managed etc/opt/edge/policies etc/opt/edge etc/opt etc/firefox/policies etc/firefox \
+    etc/systemd/system/timers.target.wants etc/systemd/system etc/systemd/user/default.target.wants \
+    etc/systemd/user/timers.target.wants etc/systemd/user etc/systemd; do
+    rmdir "$ROOT/$d" 2>/dev/null || true
+  done
 fi
 exit 0
