@@ -8,11 +8,14 @@
 ; HKLM\SOFTWARE\Policies\Okta\DeviceTrust wins over it. The URL value is named OktaOrgUrl, as the original's.
 ; After the files are in place the agent registers its scheduled tasks and runs the device task once; uninstall
 ; removes the tasks and the browser policies, and with RemoveCertificate=true this user's certificate.
+; Every agent call runs the headless program shipped in resources\headless (its own node.exe and bundled script),
+; never the Electron executable, so the scheduled tasks `install` registers start the headless program too.
 
 !include LogicLib.nsh
 !include FileFunc.nsh
 
 !define DTA_SETTINGS_KEY "SOFTWARE\Okta\DeviceTrust"
+!define DTA_AGENT '"$INSTDIR\resources\headless\node.exe" "$INSTDIR\resources\headless\device-trust-agent.mjs"'
 
 ; Reads NAME=value from the command line into $R1 ("" when absent). A leading space is the option delimiter,
 ; so the parameters need no / or - prefix, exactly as the original's command line.
@@ -63,12 +66,12 @@
   WriteRegDWORD HKLM "SYSTEM\CurrentControlSet\Services\EventLog\Application\Okta Device Trust" "TypesSupported" 7
   ; Scheduled tasks (user task at logon, device task, every 24 hours, on network change), then the task once.
   ; Failures are logged, not fatal: without network or org the scheduled task retries.
-  nsExec::ExecToLog '"$INSTDIR\${APP_EXECUTABLE_FILENAME}" install'
+  nsExec::ExecToLog '${DTA_AGENT} install'
   Pop $R2
   ${If} $R2 != 0
     DetailPrint "device-trust-agent install exited with $R2"
   ${EndIf}
-  nsExec::ExecToLog '"$INSTDIR\${APP_EXECUTABLE_FILENAME}" run --device'
+  nsExec::ExecToLog '${DTA_AGENT} run --device'
   Pop $R2
   ${If} $R2 != 0
     DetailPrint "device-trust-agent run --device exited with $R2 (the scheduled task retries)"
@@ -78,14 +81,14 @@
 !macro customUnInstall
   ; An update runs the old uninstaller with --updated: keep tasks, policies and certificates then.
   ${IfNot} ${isUpdated}
-    nsExec::ExecToLog '"$INSTDIR\${APP_EXECUTABLE_FILENAME}" uninstall'
+    nsExec::ExecToLog '${DTA_AGENT} uninstall'
     Pop $R2
-    nsExec::ExecToLog '"$INSTDIR\${APP_EXECUTABLE_FILENAME}" browser-setup --remove'
+    nsExec::ExecToLog '${DTA_AGENT} browser-setup --remove'
     Pop $R2
     DeleteRegKey HKLM "SYSTEM\CurrentControlSet\Services\EventLog\Application\Okta Device Trust"
     !insertmacro DTA_GetParam "RemoveCertificate"
     ${If} $R1 == "true"
-      nsExec::ExecToLog '"$INSTDIR\${APP_EXECUTABLE_FILENAME}" remove-certificate'
+      nsExec::ExecToLog '${DTA_AGENT} remove-certificate'
       Pop $R2
     ${EndIf}
   ${EndIf}

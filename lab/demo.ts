@@ -8,7 +8,7 @@
  * starts a throw-away KDC and the agent authenticates with real HTTP Negotiate. Without them it falls back
  * to the LAB-ONLY sign-in, which the agent accepts only from a lab org on this machine.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,8 +20,10 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const bin = path.join(repo, 'bin', 'device-trust-agent.js');
 
 async function kerberosModuleLoads(): Promise<boolean> {
+  // A variable specifier: the module is optional (not built without libkrb5-dev), so tsc must not require it.
+  const name = 'kerberos';
   try {
-    await import('kerberos');
+    await import(name);
     return true;
   } catch {
     return false;
@@ -40,7 +42,20 @@ function agent(args: string[], env: Record<string, string>): Promise<{ code: num
   });
 }
 
+/** A tool the agent needs here, by name on PATH; undefined when it runs. */
+function missingTool(cmd: string, args: string[]): boolean {
+  const r = spawnSync(cmd, args, { stdio: 'ignore' });
+  return (r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
 async function main(): Promise<number> {
+  if (missingTool('certutil', ['-H'])) {
+    // The one part the demo cannot do without on Linux: the certificate goes into an NSS database with certutil.
+    console.error('The demo needs the NSS tools (certutil, pk12util) to put the certificate where Chromium and Firefox find it,');
+    console.error('and they are not installed. Install them, then run npm run demo again:');
+    console.error('  Debian/Ubuntu: sudo apt install libnss3-tools    Fedora: sudo dnf install nss-tools');
+    return 2;
+  }
   const root = path.resolve(process.env.DTA_DEMO_DIR || '.demo');
   const home = path.join(root, 'profile');
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
@@ -66,9 +81,9 @@ async function main(): Promise<number> {
     Object.assign(agentEnv, await kdc.kinit(kdc.users[0]!.principal), { DTA_DEVICE_KEYTAB: kdc.deviceKeytab, DTA_DEVICE_PRINCIPAL: kdc.devicePrincipal });
     console.log(`Kerberos: throw-away realm ${kdc.realm} on 127.0.0.1:${kdc.kdcPort}; signed in as ${kdc.users[0]!.principal}.`);
   } else {
-    console.log('Kerberos: MIT Kerberos or the kerberos module is not available here, so the demo uses the');
-    console.log('          LAB-ONLY sign-in (accepted only from a lab org on this machine; never with a real org).');
-    console.log('          For real Negotiate: apt install krb5-kdc krb5-admin-server krb5-user libkrb5-dev && npm rebuild kerberos');
+    const why = !kerberosToolsAvailable() ? 'MIT Kerberos is not installed' : process.env.DTA_DEMO_LAB_SIGN_IN === '1' ? 'DTA_DEMO_LAB_SIGN_IN=1' : 'the kerberos module is not built';
+    console.log(`Sign-in:  LAB-ONLY (${why}): accepted only from a lab org on this machine, never by a real org.`);
+    console.log('          Real Kerberos: sudo apt install krb5-kdc krb5-admin-server krb5-user libkrb5-dev && npm rebuild kerberos');
   }
 
   const lab = await startLabOrg({ dataDir: path.join(root, 'lab'), allowLabSignIn: !useKerberos });
@@ -132,6 +147,14 @@ async function trayApp(env: Record<string, string>): Promise<void> {
   if ('reason' in bin) {
     console.log(`\nTray app: not started: no Electron binary. ${bin.reason}.`);
     console.log('          npm test proves the same dashboard in Chromium against the real IPC handlers.');
+    return;
+  }
+  // The shell and the dashboard are built only now: esbuild's binary is an optional dependency, so a quick start
+  // with --omit=optional builds (and needs) only what the command line uses.
+  const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: repo, stdio: 'inherit' });
+  if (build.status !== 0) {
+    console.log('\nTray app: not started: the dashboard could not be built (npm run build failed above; esbuild is an optional');
+    console.log('          dependency: npm install without --omit=optional).');
     return;
   }
   console.log('\nTray app: running on the demo profile; the dashboard opens. Quit from the tray menu to end the demo.');

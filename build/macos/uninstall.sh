@@ -4,19 +4,21 @@
 # Run as root:  sudo "/Applications/Device Trust Agent.app/Contents/Resources/uninstall.sh" [--remove-certificate]
 set -u
 APP="/Applications/Device Trust Agent.app"
-AGENT="$APP/Contents/MacOS/Device Trust Agent"
+# The headless program inside the app (its own node and bundled script), never the Electron executable.
+NODE="$APP/Contents/Resources/headless/node"
+SCRIPT="$APP/Contents/Resources/headless/device-trust-agent.mjs"
 [ "$(id -u)" = 0 ] || { echo "Run as root (sudo)." >&2; exit 1; }
 
-if [ -x "$AGENT" ]; then
-  "$AGENT" uninstall || echo "device-trust-agent: some scheduled tasks could not be removed." >&2
-  "$AGENT" browser-setup --remove || echo "device-trust-agent: some browser policy could not be removed." >&2
+if [ -x "$NODE" ] && [ -f "$SCRIPT" ]; then
+  "$NODE" "$SCRIPT" uninstall || echo "device-trust-agent: some scheduled tasks could not be removed." >&2
+  "$NODE" "$SCRIPT" browser-setup --remove || echo "device-trust-agent: some browser policy could not be removed." >&2
   console_user=$(/usr/bin/stat -f %Su /dev/console 2>/dev/null || true)
   if [ -n "$console_user" ] && [ "$console_user" != root ]; then
     uid=$(/usr/bin/id -u "$console_user")
     # The user's own part of the browser setup (Safari's identity preference) and, on request, the certificate.
-    /bin/launchctl asuser "$uid" /usr/bin/sudo -u "$console_user" "$AGENT" browser-setup --remove || true
+    /bin/launchctl asuser "$uid" /usr/bin/sudo -u "$console_user" "$NODE" "$SCRIPT" browser-setup --remove || true
     if [ "${1:-}" = --remove-certificate ]; then
-      /bin/launchctl asuser "$uid" /usr/bin/sudo -u "$console_user" "$AGENT" remove-certificate ||
+      /bin/launchctl asuser "$uid" /usr/bin/sudo -u "$console_user" "$NODE" "$SCRIPT" remove-certificate ||
         echo "device-trust-agent: the certificate of $console_user was not removed." >&2
     fi
   fi

@@ -1,11 +1,8 @@
 import { parseArgs } from 'node:util';
-import { loadConfig, printableSetting, type LoadedConfig } from '../core/config.js';
+import type { LoadedConfig } from '../core/config.js';
 import { ExitCode, exitCodeFor, isAgentError } from '../base/errors.js';
-import { redact } from '../core/redact.js';
 import { AGENT_VERSION } from '../base/version.js';
-import { configureEventForwarding } from '../core/fleet/forwarding.js';
 import type { Command, Io, OptionSpec, OptionValues } from './command.js';
-import { createPlatform } from '../platform/index.js';
 import { COMMANDS } from './commands/index.js';
 
 export type { Io } from './command.js';
@@ -67,19 +64,23 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const name = first && !first.includes('=') ? first : 'run';
   if (name === 'help') {
     const topic = argv.filter((a) => !a.startsWith('-'))[1];
-    const cmd = COMMANDS.find((c) => c.name === topic);
-    io.out(help(cmd));
+    const entry = COMMANDS.find((c) => c.name === topic);
+    io.out(help(entry && (await entry.load())));
     return ExitCode.OK;
   }
   if (name === 'version' || argv.includes('--version')) {
     io.out(VERSION);
     return ExitCode.OK;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) {
     io.err(`Unknown command "${name}". Run "device-trust-agent help" for the list.`);
     return ExitCode.USAGE;
   }
+  // Loaded only now: `help` and `--version` never pay for configuration schemas, platforms or HTTP.
+  const [command, { loadConfig, printableSetting }, { redact }, { createPlatform }, { configureEventForwarding }] = await Promise.all([
+    entry.load(), import('../core/config.js'), import('../core/redact.js'), import('../platform/index.js'), import('../core/fleet/forwarding.js'),
+  ]);
   let parsed: { values: OptionValues; positionals: string[] };
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...GLOBAL_OPTIONS, ...command.options } }) as typeof parsed;

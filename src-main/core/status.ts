@@ -1,16 +1,9 @@
 import type { Platform } from '../platform/types.js';
-import { backendConfigured } from './backends/index.js';
-import { diagnoseScep } from './scep/diagnose.js';
+import { backendConfigured } from './backends/configured.js';
 import type { CertInfo } from './certificate.js';
 import type { LoadedConfig } from './config.js';
 import { CredentialFiles } from './credentials.js';
 import { isAgentError } from '../base/errors.js';
-import { EventLog } from './events.js';
-import { HttpClient } from './http.js';
-import { httpOptionsFor } from './proxy/options.js';
-import { discoverOrg } from './discovery.js';
-import { checkMtls } from './mtls.js';
-import { checkRevocation } from './revocation.js';
 import { scheduleView, type ScheduleView } from './scheduler/view.js';
 import { loadState, type AgentState } from './state.js';
 
@@ -83,11 +76,15 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   };
 
   if (opts.check && config.backend === 'scep') {
+    const { diagnoseScep } = await import('./scep/diagnose.js');
     const { findings } = await diagnoseScep(loaded, { state });
     const problems = findings.filter((f) => f.severity === 'error');
     report.checks = { ca: { ok: problems.length === 0, detail: (problems.length ? problems : findings.filter((f) => f.severity === 'ok')).map((f) => f.title).join('; ') } };
   }
   if (opts.check && config.orgUrl && config.backend === 'idp') {
+    // Loaded only for --check: plain `status` reads local state and starts fast.
+    const [{ HttpClient }, { httpOptionsFor }, { EventLog }, { discoverOrg }, { checkMtls }, { checkRevocation }] = await Promise.all([
+      import('./http.js'), import('./proxy/options.js'), import('./events.js'), import('./discovery.js'), import('./mtls.js'), import('./revocation.js')]);
     const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
     report.checks = {};
     try {

@@ -21,3 +21,28 @@ export function cliArgs(argv: string[], packaged: boolean): string[] | undefined
   }
   return rest.some((a) => !a.startsWith('-')) ? rest : undefined;
 }
+
+/** What the tray app needs to find the headless program (plain data, so tests need no Electron). */
+export interface HeadlessLookup {
+  packaged: boolean;
+  /** process.resourcesPath: where electron-builder's extraResources land (headless/ among them). */
+  resourcesPath: string;
+  /** The app's own directory when run from a checkout (dist/headless is built there). */
+  appPath: string;
+  platform: NodeJS.Platform;
+  exists: (file: string) => boolean;
+}
+
+/**
+ * The headless `device-trust-agent` program shipped with the tray app: its own Node runtime and bundled script
+ * (electron-builder.yml extraResources: dist/headless → resources/headless; a checkout: dist/headless after
+ * `npm run build:headless -- --with-node`). Sub-commands — the device task, install, uninstall — run there, never
+ * in Electron: no GUI toolkit as root, and `install` then registers the headless program itself.
+ */
+export function headlessProgram(l: HeadlessLookup): string[] | undefined {
+  const join = (...p: string[]) => p.join(l.platform === 'win32' ? '\\' : '/');
+  const dir = l.packaged ? join(l.resourcesPath, 'headless') : join(l.appPath, 'dist', 'headless');
+  const node = join(dir, l.platform === 'win32' ? 'node.exe' : 'node');
+  const script = join(dir, 'device-trust-agent.mjs');
+  return l.exists(node) && l.exists(script) ? [node, script] : undefined;
+}

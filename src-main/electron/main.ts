@@ -3,6 +3,7 @@
  * dashboard window on demand, the scheduler, and the IPC handlers behind the guard. The agent's work is the
  * core's (src-main/core); this file only wires it to Electron.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +19,7 @@ import type { ServiceHost } from '../ipc/host.js';
 import { DashboardService } from '../ipc/service.js';
 import { APP_ORIGIN, APP_SCHEME, resolveAsset } from './app-protocol.js';
 import { linuxAutostartEntry, linuxAutostartFile } from './autostart.js';
-import { cliArgs } from './cli-mode.js';
+import { cliArgs, headlessProgram } from './cli-mode.js';
 import { AgentSchedulerPort } from './agent-scheduler.js';
 import { registerIpc } from './ipc.js';
 import { launchActions, parseLaunchArgs, type LaunchRequest } from './launch-args.js';
@@ -50,6 +51,18 @@ if (cli) {
 /** A sub-command (the installers' `install`, `run --device`…): the agent's CLI, headless, then exit. */
 async function runCli(argv: string[]): Promise<void> {
   if (process.platform === 'darwin') app.dock?.hide();
+  // The headless program shipped beside the app runs it: never Electron (as root, without a display).
+  const headless = headlessProgram({ packaged: app.isPackaged, resourcesPath: process.resourcesPath, appPath: app.getAppPath(), platform: process.platform, exists: fs.existsSync });
+  if (headless) {
+    const child = spawn(headless[0]!, [...headless.slice(1), ...argv], { stdio: 'inherit', env: process.env, windowsHide: true });
+    child.on('error', (e) => {
+      process.stderr.write(`device-trust-agent: could not start the headless program ${headless[0]}: ${e.message}\n`);
+      app.exit(70);
+    });
+    child.on('exit', (code, signal) => app.exit(code ?? (signal ? 70 : 0)));
+    return;
+  }
+  if (app.isPackaged) process.stderr.write('device-trust-agent: the headless program is missing from this installation (resources/headless); running the command in the tray app.\n');
   const { main: cliMain } = await import('../cli/main.js');
   let code: number;
   try {

@@ -1,13 +1,19 @@
 import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
-import * as asn1js from 'asn1js';
-import * as pkijs from 'pkijs';
+import type * as Pkijs from 'pkijs';
 
 /**
  * PKCS#12 (PFX) built in-process: Windows has no OpenSSL, and certutil / Import-PfxCertificate accept only a
  * PFX. The format is the one Windows 10 1709+ and OpenSSL 3 write by default: PBES2 (PBKDF2-SHA256,
  * AES-256-CBC) for the key and certificates, HMAC-SHA256 for integrity.
  */
-const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as pkijs.CryptoEngineParameters['crypto'] });
+// pkijs and asn1js are loaded when a PKCS#12 is built, not with the platform: `status` and `help` never need them.
+let libs: Promise<{ asn1js: typeof import('asn1js'); pkijs: typeof Pkijs; engine: Pkijs.CryptoEngine }> | undefined;
+function loadLibs() {
+  libs ??= Promise.all([import('asn1js'), import('pkijs')]).then(([asn1js, pkijs]) => ({
+    asn1js, pkijs, engine: new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as Pkijs.CryptoEngineParameters['crypto'] }),
+  }));
+  return libs;
+}
 
 const BAG_SHROUDED_KEY = '1.2.840.113549.1.12.10.1.2';
 const BAG_CERT = '1.2.840.113549.1.12.10.1.3';
@@ -39,6 +45,7 @@ export function oneTimePassword(): string {
 }
 
 export async function buildPkcs12(input: Pkcs12Input): Promise<Buffer> {
+  const { asn1js, pkijs, engine } = await loadLibs();
   const pkcs8 = createPrivateKey(input.keyPem).export({ format: 'der', type: 'pkcs8' });
   const password = bytes(Buffer.from(input.password, 'utf8'));
   const localKeyId = bytes(randomBytes(20));

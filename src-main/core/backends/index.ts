@@ -12,8 +12,4 @@ export function createBackend(loaded: LoadedConfig, deps: Omit<BackendDeps, 'con
   return config.backend === 'scep' ? new ScepBackend({ ...deps, config }, loaded) : new IdpBackend({ ...deps, config });
 }
 
-/** Whether the backend has what it needs to try at all (status shows NOT_CONFIGURED otherwise). */
-export function backendConfigured(loaded: LoadedConfig): boolean {
-  const c = loaded.config;
-  return c.backend === 'scep' ? Boolean(c.scepUrl && c.scepCaFingerprint) : Boolean(c.orgUrl);
-}
+export { backendConfigured } from './configured.js';

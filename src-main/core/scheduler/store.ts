@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { backendConfigured } from '../backends/index.js';
+import { backendConfigured } from '../backends/configured.js';
 import type { LoadedConfig } from '../config.js';
 import { isAgentError } from '../../base/errors.js';
 import { loadState, saveState, stateFile, type AgentState } from '../state.js';

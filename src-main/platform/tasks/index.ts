@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { AgentError } from '../../base/errors.js';
 import { runCommand, type CommandRunner } from '../../base/exec.js';
 import { writeFileAtomic } from '../../base/fsutil.js';
+import { declaredAgentCommand } from '../../base/self.js';
 import { darwinTasks } from './darwin.js';
 import { linuxTasks } from './linux.js';
 import type { InstallPlan, PlannedCommand, RemovalPlan, TaskRegistrar } from './types.js';
@@ -24,8 +25,14 @@ export function tasksFor(platform: NodeJS.Platform = process.platform): TaskRegi
   }
 }
 
-/** How registered tasks start this agent: the running Node and this checkout's entry point by default. */
+/**
+ * How registered tasks start this agent: the program this process is part of, as its entry point declared
+ * it (the headless program: its own Node and bundled script); else this checkout's entry point under the
+ * running Node (tests that call the CLI in-process).
+ */
 export function defaultAgentCommand(): string[] {
+  const declared = declaredAgentCommand();
+  if (declared) return declared;
   const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'bin', 'device-trust-agent.js');
   return [process.execPath, bin];
 }

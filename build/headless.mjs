@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// Builds the headless `device-trust-agent` program into dist/headless/ (after tsc):
+//   device-trust-agent.mjs   the whole command line bundled by esbuild into one ES module
+//   node_modules/            the few packages that cannot be bundled: they read files beside their own code
+//                            (quickjs-wasi's .wasm) or are native add-ons (the OS keyring, optional kerberos)
+//   node                     with --with-node: the Node runtime that runs it (the npm `node` package's
+//                            platform binary, i.e. the Node that runs this build), for packages
+// Scheduled tasks, services, package scripts and the tray app's device task run this, never Electron.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const out = path.join(repo, 'dist', 'headless');
+const withNode = process.argv.includes('--with-node');
+
+/** Loaded at run time from node_modules beside the bundle (a missing optional one is reported by the agent). */
+const EXTERNAL = ['quickjs-wasi', '@napi-rs/keyring', 'kerberos', 'pkcs11js', 'electron'];
+/** What each external needs at run time besides its package.json `main` (build-only dependencies left out). */
+const RUNTIME_ONLY = { kerberos: ['package.json', 'lib', 'build/Release/kerberos.node'] };
+
+const t0 = performance.now();
+fs.rmSync(out, { recursive: true, force: true });
+fs.mkdirSync(out, { recursive: true });
+const result = await esbuild.build({
+  entryPoints: { 'device-trust-agent': path.join(repo, 'src-main', 'cli', 'headless-entry.ts') },
+  outdir: out,
+  outExtension: { '.js': '.mjs' },
+  // Each command's code in a chunk of its own, loaded when that command runs (help and --version load none).
+  splitting: true,
+  chunkNames: 'lib/[name]-[hash]',
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: ['node20'],
+  external: EXTERNAL,
+  minifySyntax: true,
+  minifyWhitespace: true,
+  legalComments: 'none',
+  metafile: true,
+  // Bundled CommonJS (undici, asn1js…) needs require(); an ES module has none of its own.
+  banner: { js: "import { createRequire as __dtaCreateRequire } from 'node:module'; const require = __dtaCreateRequire(import.meta.url);" },
+  logLevel: 'warning',
+});
+
+// The externals that are installed here, each with its own runtime dependencies (and platform binaries).
+const require = createRequire(path.join(repo, 'package.json'));
+const copied = [];
+function copyPackage(name, fromDir) {
+  const dest = path.join(out, 'node_modules', name);
+  if (fs.existsSync(dest)) return;
+  let pkgJson;
+  try {
+    pkgJson = createRequire(path.join(fromDir, 'noop.js')).resolve(`${name}/package.json`);
+  } catch {
+    return; // not installed (an optional part): the agent says what to install when it is needed
+  }
+  const src = path.dirname(pkgJson);
+  const only = RUNTIME_ONLY[name];
+  if (only) {
+    if (!only.every((p) => fs.existsSync(path.join(src, p)))) return; // not built here
+    for (const p of only) fs.cpSync(path.join(src, p), path.join(dest, p), { recursive: true });
+  } else {
+    fs.cpSync(src, dest, { recursive: true, filter: (f) => !/[\\/](test|docs?|\.github)$/.test(f) && !/\.(map|d\.ts|md)$/.test(f) });
+  }
+  copied.push(name);
+  const pkg = JSON.parse(fs.readFileSync(pkgJson, 'utf8'));
+  if (!only) for (const dep of Object.keys(pkg.dependencies ?? {})) copyPackage(dep, src);
+  for (const dep of Object.keys(pkg.optionalDependencies ?? {})) copyPackage(dep, src);
+}
+for (const name of EXTERNAL) if (name !== 'electron') copyPackage(name, repo);
+
+if (withNode) {
+  fs.copyFileSync(process.execPath, path.join(out, process.platform === 'win32' ? 'node.exe' : 'node'));
+  fs.chmodSync(path.join(out, process.platform === 'win32' ? 'node.exe' : 'node'), 0o755);
+}
+void require;
+const size = fs.statSync(path.join(out, 'device-trust-agent.mjs')).size;
+console.log(`headless program: dist/headless/device-trust-agent.mjs (${(size / 1024).toFixed(0)} KiB), external packages: ${copied.join(', ') || 'none'}${withNode ? `, Node ${process.version}` : ''} (${(performance.now() - t0).toFixed(0)} ms)`);
+void result;
