@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { platformSink, type EventSink } from '../platform/event-sinks.js';
 import { ensurePrivateDir, fsyncDir } from '../base/fsutil.js';
-import { redact } from './redact.js';
+import { safeJson, safeText } from '../base/safe-text.js';
 
 /**
  * The event catalogue: one stable ID per kind of event. IDs never change meaning; new ones are added.
@@ -168,9 +168,9 @@ export class EventLog {
       id: def.id,
       level: def.level,
       title: def.title,
-      message: redact(message),
+      message: safeText(message),
       ...(this.task ? { task: this.task } : {}),
-      ...(data ? { data: JSON.parse(redact(JSON.stringify(data))) as Record<string, unknown> } : {}),
+      ...(data ? { data: safeJson(data) } : {}),
     };
     let line = JSON.stringify(event) + '\n';
     if (Buffer.byteLength(line) > EVENT_LOG_DEFAULTS.maxLineBytes) {

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../base/fsutil.js';
+import { safeJson } from '../base/safe-text.js';
 import { ScheduleRecordSchema } from './scheduler/record.js';
 
 export const STATE_VERSION = 1;
@@ -94,7 +95,8 @@ export function loadState(stateDir: string): LoadedState {
 }
 
 export function saveState(stateDir: string, state: AgentState): void {
-  writeFileAtomic(stateFile(stateDir), JSON.stringify(StateSchema.parse(state), null, 2) + '\n');
+  // Messages in the state (last run, hold, pending) may quote a server: they go through the output-safety layer.
+  writeFileAtomic(stateFile(stateDir), JSON.stringify(safeJson(StateSchema.parse(state)), null, 2) + '\n');
 }
 
 function freshState(): AgentState {
