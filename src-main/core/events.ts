@@ -27,6 +27,8 @@ export const EVENTS = {
   BROWSER_SETUP_SKIPPED: { id: 1105, level: 'warning', title: 'Browser policy could not be written' },
   REVOCATION_UNCHECKED: { id: 1106, level: 'warning', title: 'Revocation could not be checked' },
   CERT_REINSTALLED: { id: 1107, level: 'warning', title: 'Missing certificate reinstalled from the agent\'s copy' },
+  HOST_PATTERNS_REFUSED: { id: 1150, level: 'warning', title: 'Host patterns from the server refused (not written to browser policy)' },
+  CA_CHANGED: { id: 1151, level: 'error', title: 'The org\'s CA changed without a rollover the old CA vouches for' },
   DIAGNOSE_OK: { id: 1200, level: 'info', title: 'Diagnostics: no problem found' },
   DIAGNOSE_WARNINGS: { id: 1201, level: 'warning', title: 'Diagnostics: warnings found' },
   DIAGNOSE_ERRORS: { id: 1202, level: 'error', title: 'Diagnostics: problems found' },

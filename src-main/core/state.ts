@@ -21,6 +21,8 @@ const CurrentSchema = z.object({
   /** Start of the renewal window (from the org's settings at issuance). */
   renewFrom: z.string().optional(),
   how: z.enum(['enrolled', 'renewed']),
+  /** SHA-256 of the CA chain the certificate was issued under (the chain itself is stored with the credential). */
+  caSha256: z.array(z.string()).optional(),
 });
 
 /** A request the CA left PENDING: its key is kept and the next run asks about it instead of starting over. */
