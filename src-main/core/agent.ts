@@ -15,6 +15,7 @@ import { generateLocalKey, keyThumbprint, type LocalKey } from './keys.js';
 import { httpOptionsFor } from './proxy/options.js';
 import { checkRevocation } from './revocation.js';
 import { assertCaContinuity, chainFingerprints } from './ca-continuity.js';
+import { sayNothingChanged } from './refusal.js';
 import { loadState, saveState, type AgentState } from './state.js';
 import type { Trace } from './trace.js';
 
@@ -107,7 +108,7 @@ export class EnrollmentTask {
       this.recordLastRun(result.outcome, undefined, result.message);
       return result;
     } catch (e) {
-      const err = isAgentError(e) ? e : new AgentError('internal', 'INTERNAL', `Unexpected failure: ${(e as Error).message}`, undefined, { cause: e });
+      const err = sayNothingChanged(isAgentError(e) ? e : new AgentError('internal', 'INTERNAL', `Unexpected failure: ${(e as Error).message}`, undefined, { cause: e }));
       const kind: EventKind = err.code === 'ORG_READ_ONLY' || err.code === 'CA_CHANGED' ? err.code : FAILURE_EVENT[err.failure];
       this.events.record(kind, err.message, { code: err.code, ...(err.remedy ? { remedy: err.remedy } : {}) });
       this.recordLastRun('failed', err.code, err.message);
