@@ -321,7 +321,7 @@ describe('hostile server answers: nothing installed, previous certificate intact
       for (const line of s.text.split('\n')) {
         if (!/^\s*[{[]/.test(line)) continue;
         try {
-          assert.doesNotMatch(JSON.stringify(JSON.parse(line)), /\\u00(1b|07|9b)/i, `${s.where}: a parsed value holds a control character`);
+          assert.doesNotMatch(JSON.stringify(JSON.parse(line)).replace(/\\\\/g, ''), /\\u00(1b|07|9b)/i, `${s.where}: a parsed value holds a control character`);
         } catch (e) {
           if (e instanceof assert.AssertionError) throw e;
         }
