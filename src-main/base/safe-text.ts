@@ -20,7 +20,7 @@ export const SINK_TEXT_MAX = 8000;
 const JWT = /\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]{5,}\b/g;
 const AUTH_SCHEME = /\b(Negotiate|LabSignIn|Bearer|Basic|SSWS|NTLM|Digest)\s+[A-Za-z0-9+/=._~-]{8,}/g;
 /** Header-style secrets: `authorization: …`, `"token": "…"` — whatever the scheme. */
-const AUTH_HEADER = /\b((?:proxy-)?authorization\s*[:=]\s*)(?!\[redacted\])[^\s,;"']{8,}/gi;
+const AUTH_HEADER = /\b((?:proxy-)?authorization\s*[:=]\s*)(?!\[redacted\]|(?:Negotiate|LabSignIn|Bearer|Basic|SSWS|NTLM|Digest)\b)[^\s,;"']{8,}/gi;
 /** A password in a URL's user-info (a proxy given as http://user:password@host:port). */
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@"']*):[^\s@/"']*@/gi;
 const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g;
