@@ -5,7 +5,7 @@ import { serverText } from '../base/safe-text.js';
 const pem = z.string().max(64 * 1024).regex(/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/, 'not a PEM certificate');
 const url = z.url({ protocol: /^https$/ });
 /** Text a server sends that may reach a message: one line, no control characters, capped (base/safe-text.ts). */
-const text = (max: number) => z.string().min(1).max(max).transform((s) => serverText(s, max));
+const text = (max: number, min = 1) => z.string().min(min).max(max).transform((s) => serverText(s, max));
 
 export const FailoverModeSchema = z.enum(['REDIRECT_TO_BACKUP', 'PRIMARY_ONLY', 'FIXED_URL']);
 export type FailoverMode = z.infer<typeof FailoverModeSchema>;
@@ -56,7 +56,7 @@ export const MtlsCheckAnswerSchema = z.object({
   trusted: z.boolean(),
   deviceId: z.string().max(200).optional(),
   serialNumber: z.string().max(200).optional(),
-  subject: text(1000).optional(),
-  reason: text(200).optional(),
+  subject: text(1000, 0).optional(),
+  reason: text(200, 0).optional(),
 });
 export type MtlsCheckAnswer = z.infer<typeof MtlsCheckAnswerSchema>;
