@@ -76,7 +76,7 @@ export function redact(text: string): string {
 
 function escapeControl(c: string): string {
   const code = c.charCodeAt(0);
-  return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `<U+${code.toString(16).toUpperCase().padStart(4, '0')}>`;
 }
 
 /** Removes terminal escape sequences and shows every other control character as a visible escape. */

@@ -54,6 +54,17 @@ export function checkCaContinuity(previousChainPem: string[], newChainPem: strin
       }
     }
   }
+  // The issuers of a vouched CA add no trust of their own (a pinned issuing CA sent with its new root).
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const c of newOnly) {
+      if (vouched.has(fingerprint(c))) continue;
+      if (newOnly.some((v) => vouched.has(fingerprint(v)) && v.checkIssued(c) && v.verify(c.publicKey))) {
+        vouched.add(fingerprint(c));
+        changed = true;
+      }
+    }
+  }
   const unvouched = newOnly.filter((c) => !vouched.has(fingerprint(c)));
   if (unvouched.length) return { ok: false, unvouched: unvouched.map((c) => `${c.subject.split('\n').join(', ')} (SHA-256 ${fingerprint(c)})`) };
   return { ok: true, how: pinned ? 'pinned' : 'rollover', added: newOnly.map((c) => c.subject.split('\n').join(', ')) };

@@ -91,7 +91,7 @@ describe('hostile server answers: nothing installed, previous certificate intact
     const front = await startFront({ labOrgUrl: lab.orgUrl, rootCaPem: lab.rootCaPem, tls, behaviour: {} });
     fronts.push(front);
     snapshot = makeProfile({ orgUrl: front.url, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
-    const r = await runAgent(['run'], profileEnv(snapshot, front.url, path.join(snapshot.home, 'syslog.txt')));
+    const r = await runAgent(['run'], profileEnv(snapshot, front.url, path.join(snapshot.home, 'syslog.txt')), { timeoutMs: 180_000 });
     assert.equal(r.code, 0, r.stderr);
   });
 
@@ -148,7 +148,7 @@ describe('hostile server answers: nothing installed, previous certificate intact
     profiles.push(p);
     const before = phase === 'renew' ? stateOf(p).current : undefined;
     const args = phase === 'renew' && c.renewArgs ? c.renewArgs : ['run'];
-    const r = await runAgent(args, profileEnv(p, front.url, path.join(p.home, 'syslog.txt')));
+    const r = await runAgent(args, profileEnv(p, front.url, path.join(p.home, 'syslog.txt')), { timeoutMs: 180_000 });
     outputs.push({ where: `${c.name}/${phase} stdout`, text: r.stdout }, { where: `${c.name}/${phase} stderr`, text: r.stderr });
     const said = r.stdout + r.stderr;
     assert.equal(r.code, expect.exit, `exit code\n${said}`);
@@ -224,7 +224,7 @@ describe('hostile server answers: nothing installed, previous certificate intact
     { name: 'discovery redirect to http', behaviour: { discovery: () => ({ status: 302, headers: { location: 'http://localhost:9/api/v1/device-trust/config' } }) }, enroll: { exit: 30, message: /HTTP 302/ } },
     { name: 'wrong TLS host name', tls: 'wrong-name', behaviour: {}, enroll: { exit: 30, message: /could not be verified|certificate/i } },
     // --- the IWA web app (a forced renewal goes through it again) ---
-    { name: 'IWA error with control characters', renewArgs: ['run', '--forceRenewal'], behaviour: { iwa: () => orgError(500, `Kerberos broke ${HOSTILE_TEXT}`) }, enroll: { exit: 20, message: /No IWA web app answered.*Kerberos broke/ } },
+    { name: 'IWA error with control characters', renewArgs: ['run', '--forceRenewal'], behaviour: { iwa: () => orgError(500, `Kerberos broke ${HOSTILE_TEXT}`) }, enroll: { exit: 20, message: /refused the device token request \(HTTP 500\): "Kerberos broke ring\\x07 red <U\+202E>evil"/ } },
     { name: 'IWA error text of 100 KB', renewArgs: ['run', '--forceRenewal'], behaviour: { iwa: () => orgError(400, 'nope '.repeat(20_000)) }, enroll: { exit: 30, message: /refused the device token request \(HTTP 400\).*more characters cut/ } },
     { name: 'IWA error with secrets', renewArgs: ['run', '--forceRenewal'], behaviour: { iwa: () => orgError(403, `got ${BEARER} and ${SERVER_JWT} for challenge ${CHALLENGE}`) }, enroll: { exit: 30, message: /HTTP 403/ } },
     { name: 'IWA HTML with 200', renewArgs: ['run', '--forceRenewal'], behaviour: { iwa: () => html(200) }, enroll: { exit: 30, message: /not JSON/ } },
@@ -264,7 +264,7 @@ describe('hostile server answers: nothing installed, previous certificate intact
     fronts.push(front);
     const p = copyOfSnapshot();
     const before = stateOf(p).current;
-    const r = await runAgent(['run', '--debug'], profileEnv(p, front.url, path.join(p.home, 'syslog.txt')));
+    const r = await runAgent(['run', '--debug'], profileEnv(p, front.url, path.join(p.home, 'syslog.txt')), { timeoutMs: 180_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /CA continuity: .*accepted as a rollover/);
     assert.notEqual(stateOf(p).current.sha256, before.sha256, 'renewed under the new CA');
@@ -277,14 +277,14 @@ describe('hostile server answers: nothing installed, previous certificate intact
     const front = await startFront({ labOrgUrl: lab.orgUrl, rootCaPem: lab.rootCaPem, tls, behaviour });
     fronts.push(front);
     const user = copyOfSnapshot();
-    const r1 = await runAgent(['run', `caRolloverFingerprints=${fp}`], profileEnv(user, front.url, path.join(user.home, 'syslog.txt')));
+    const r1 = await runAgent(['run', `caRolloverFingerprints=${fp}`], profileEnv(user, front.url, path.join(user.home, 'syslog.txt')), { timeoutMs: 180_000 });
     assert.equal(r1.code, 30, r1.stderr);
     assert.match(r1.stderr, /caRolloverFingerprints in the managed configuration/);
     const managed = copyOfSnapshot();
     const dir = managed.env.DTA_MANAGED_CONFIG_DIR!;
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'ca.json'), JSON.stringify({ caRolloverFingerprints: [fp] }));
-    const r2 = await runAgent(['run', '--debug'], profileEnv(managed, front.url, path.join(managed.home, 'syslog.txt')));
+    const r2 = await runAgent(['run', '--debug'], profileEnv(managed, front.url, path.join(managed.home, 'syslog.txt')), { timeoutMs: 180_000 });
     assert.equal(r2.code, 0, r2.stderr);
     assert.match(r2.stderr, /accepted as a CA pinned in managed configuration/);
   });

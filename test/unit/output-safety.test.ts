@@ -33,7 +33,7 @@ describe('output safety: control characters, length, secrets', () => {
     assert.doesNotMatch(one, RAW_CONTROL);
     assert.doesNotMatch(one, /owned title|\[2J/);
     assert.match(one, /A\s*B\\x07C/);
-    assert.match(one, /E\\u202eF\\x00G/);
+    assert.match(one, /E<U\+202E>F\\x00G/);
     assert.ok(!one.includes('\n'), 'one line unless asked');
     assert.ok(stripControls('a\nb\tc', { multiline: true }).includes('\n'), 'multiline keeps line breaks');
   });
@@ -181,5 +181,6 @@ describe('CA continuity', () => {
     assert.equal(refused.ok, false);
     const fps = [rogue, rogueRoot].map((k) => new X509Certificate(pem(k)).fingerprint256.replace(/:/g, '').toLowerCase());
     assert.equal((checkCaContinuity(old, [pem(rogue), pem(rogueRoot)], [fps[1]!]) as { how: string }).how, 'pinned', 'the admin pinned the new root');
+    assert.equal((checkCaContinuity(old, [pem(rogue), pem(rogueRoot)], [fps[0]!]) as { how: string }).how, 'pinned', 'the admin pinned the new issuing CA (its root adds nothing)');
   });
 });
