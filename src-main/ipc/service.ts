@@ -15,6 +15,7 @@ import { HttpClient } from '../core/http.js';
 import { httpOptionsFor } from '../core/proxy/options.js';
 import type { RouteDecision } from '../core/proxy/types.js';
 import { redact } from '../core/redact.js';
+import { safeJson } from '../base/safe-text.js';
 import { getStatus } from '../core/status.js';
 import { Trace } from '../core/trace.js';
 import type { Activity, DiagnosticsReport, EventPage, EventQuery, ExportResult, RunSummary, StatusView, UiEvent } from './contract.js';
@@ -46,7 +47,11 @@ export class DashboardService {
   private lastCodes: string | undefined;
   private monitorTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly host: ServiceHost) {
+  private readonly host: ServiceHost;
+
+  constructor(host: ServiceHost) {
+    // Pushed events (progress steps, failures) reach the dashboard through the output-safety layer too.
+    this.host = Object.assign(Object.create(host) as ServiceHost, { emit: (e: Parameters<ServiceHost['emit']>[0]) => host.emit(safeJson(e)) });
     this.policy = host.healthPolicy ?? DEFAULT_HEALTH_POLICY;
     this.monitor = new HealthMonitor(this.policy);
   }
