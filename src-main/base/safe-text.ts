@@ -39,10 +39,12 @@ const secretValues = new Set<string>();
 
 /**
  * Registers a value that must never appear in any sink (the SCEP challenge, a proxy password, an admin token).
- * Values shorter than 4 characters are not registered: replacing them would garble ordinary text.
+ * Values shorter than SECRET_MIN_LENGTH are not registered: replacing them would garble ordinary text (and JSON).
  */
+export const SECRET_MIN_LENGTH = 6;
+
 export function registerSecret(value: string | undefined | null): void {
-  if (!value || value.length < 4) return;
+  if (!value || value.length < SECRET_MIN_LENGTH) return;
   secretValues.add(value);
   // The same secret as it appears inside a URL or a form body.
   const encoded = encodeURIComponent(value);

@@ -64,6 +64,8 @@ describe('output safety: control characters, length, secrets', () => {
     assert.doesNotMatch(out, /chal-Q9z!x|pr@xy-pw|pr%40xy-pw|envPw-77/);
     registerSecret('adm1n-token-value');
     assert.equal(redact('x adm1n-token-value y'), 'x [secret redacted] y');
+    registerSecret('true');
+    assert.equal(redact('{"skip":true}'), '{"skip":true}', 'a value too short to be told from ordinary text is not registered');
     clearSecrets();
   });
 

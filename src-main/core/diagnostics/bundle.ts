@@ -8,7 +8,7 @@ import { CredentialFiles } from '../credentials.js';
 import { AgentError } from '../../base/errors.js';
 import { EventLog } from '../events.js';
 import { writeFileAtomic } from '../../base/fsutil.js';
-import { neutralizeJsonControls, safeText } from '../../base/safe-text.js';
+import { neutralizeJsonControls, safeText, SECRET_MIN_LENGTH } from '../../base/safe-text.js';
 import { adminTokenName, openSecretStore, type SecretStore } from '../secrets/index.js';
 import type { PlatformFactory } from '../../platform/types.js';
 import { krb5ConfPath, readKrb5Conf } from './directory.js';
@@ -51,7 +51,7 @@ export function scrub(text: string, exact: string[]): string {
   let out = neutralizeJsonControls(safeText(text, { max: 0, multiline: true }))
     .replace(/(\b[a-z][\w+.-]*:\/\/)[^/\s:@"]+:[^/\s@"]+@/gi, '$1[credentials redacted]@')
     .replace(/("(?:password|passwd|secret|token|apiToken|adminToken|authorization|p12Password|scepChallenge|challenge)"\s*:\s*)"[^"]*"/gi, '$1"[redacted]"');
-  for (const s of exact) if (s && s.length >= 4) out = out.split(s).join('[secret redacted]');
+  for (const s of exact) if (s && s.length >= SECRET_MIN_LENGTH) out = out.split(s).join('[secret redacted]');
   return out;
 }
 
@@ -99,7 +99,7 @@ export async function writeSupportBundle(opts: BundleOptions): Promise<BundleRes
 
   const secrets = opts.secrets === null ? undefined : (opts.secrets ?? openSecretStore());
   // The secrets the configuration marks (challenge, proxy passwords) and the admin token: never in the bundle.
-  const exact: string[] = secretValues(config, env);
+  const exact: string[] = secretValues(config, env).filter((s) => s.length >= SECRET_MIN_LENGTH);
   if (secrets && config.orgUrl) {
     try {
       const token = await secrets.get(adminTokenName(config.orgUrl));
