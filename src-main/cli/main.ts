@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import type { LoadedConfig } from '../core/config.js';
 import { ExitCode, exitCodeFor, isAgentError } from '../base/errors.js';
 import { AGENT_VERSION } from '../base/version.js';
+import { neutralizeJsonControls, safeText } from '../base/safe-text.js';
 import type { Command, Io, OptionSpec, OptionValues } from './command.js';
 import { COMMANDS } from './commands/index.js';
 
@@ -59,7 +60,8 @@ ${GLOBAL_HELP}
 `;
 }
 
-export async function main(argv: string[], io: Io): Promise<number> {
+export async function main(argv: string[], rawIo: Io): Promise<number> {
+  const io = safeIo(rawIo, argv.includes('--show-tokens') && argv.includes('--debug'));
   const first = argv.find((a) => !a.startsWith('-'));
   const name = first && !first.includes('=') ? first : 'run';
   if (name === 'help') {
@@ -135,14 +137,25 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
 }
 
+/**
+ * Everything the program writes goes through the output-safety layer (base/safe-text.ts): no command can print a
+ * control character or a secret. `--debug --show-tokens` is the one way to see tokens (support only).
+ */
+function safeIo(io: Io, showTokens: boolean): Io {
+  const clean = (s: string) => neutralizeJsonControls(safeText(s, { max: 0, multiline: true, keepSecrets: showTokens }));
+  return { ...io, out: (s) => io.out(clean(s)), err: (s) => io.err(clean(s)) };
+}
+
 function reportError(e: unknown, json: boolean, debug: boolean, io: Io): number {
   const err = isAgentError(e) ? e : undefined;
+  // Capped and one line: a server's 100 KB error text does not become a 100 KB line.
+  const message = safeText(e instanceof Error ? e.message : String(e));
   if (json) {
-    io.out(JSON.stringify({ ok: false, error: { code: err?.code ?? 'INTERNAL', class: err?.failure ?? 'internal', message: (e as Error).message, remedy: err?.remedy } }, null, 2));
+    io.out(JSON.stringify({ ok: false, error: { code: err?.code ?? 'INTERNAL', class: err?.failure ?? 'internal', message, remedy: err?.remedy } }, null, 2));
   } else {
-    io.err(`Error: ${(e as Error).message}`);
+    io.err(`Error: ${message}`);
     if (err?.remedy) io.err(`What to do: ${err.remedy}`);
-    if (!err || debug) io.err((e as Error).stack ?? '');
+    if (!err || debug) io.err(e instanceof Error ? (e.stack ?? '') : '');
   }
   return exitCodeFor(e);
 }

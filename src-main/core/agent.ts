@@ -14,6 +14,8 @@ import { HttpClient } from './http.js';
 import { generateLocalKey, keyThumbprint, type LocalKey } from './keys.js';
 import { httpOptionsFor } from './proxy/options.js';
 import { checkRevocation } from './revocation.js';
+import { assertCaContinuity, chainFingerprints } from './ca-continuity.js';
+import { sayNothingChanged } from './refusal.js';
 import { loadState, saveState, type AgentState } from './state.js';
 import type { Trace } from './trace.js';
 import { failureContext, type FailureContext } from './fleet/failure.js';
@@ -108,8 +110,8 @@ export class EnrollmentTask {
       this.recordLastRun(result.outcome, undefined, result.message);
       return result;
     } catch (e) {
-      const err = isAgentError(e) ? e : new AgentError('internal', 'INTERNAL', `Unexpected failure: ${(e as Error).message}`, undefined, { cause: e });
-      const kind: EventKind = err.code === 'ORG_READ_ONLY' ? 'ORG_READ_ONLY' : FAILURE_EVENT[err.failure];
+      const err = sayNothingChanged(isAgentError(e) ? e : new AgentError('internal', 'INTERNAL', `Unexpected failure: ${(e as Error).message}`, undefined, { cause: e }));
+      const kind: EventKind = err.code === 'ORG_READ_ONLY' || err.code === 'CA_CHANGED' ? err.code : FAILURE_EVENT[err.failure];
       // A server's failure names the request (its ID is in the server's log); a local one names only the pass.
       const remote = err.failure === 'retry-later' || err.failure === 'rejected' || err.failure === 'bad-answer';
       const ctx = failureContext(this.http.traceId, remote ? this.http.last : undefined, this.trace.steps, err);
@@ -149,6 +151,9 @@ export class EnrollmentTask {
     }
 
     if (this.opts.task === 'device') return this.deviceTask(authority);
+    const cur = this.state.current;
+    assertCaContinuity({ currentThumbprint: cur?.thumbprint, storedChainPem: cur && this.creds.complete().find((c) => c.thumbprint === cur.thumbprint)?.chainPem, authority,
+      pins: this.opts.loaded.sources.caRolloverFingerprints === 'managed' ? this.config.caRolloverFingerprints : [], log: (l) => trace.log(l) });
 
     const ours = inventory.filter((c) => authority.owns(c.info));
     const current = await this.reconcile(ours);
@@ -454,7 +459,7 @@ export class EnrollmentTask {
       this.state = {
         ...this.state,
         deviceId: info.subjectCN && /^[0-9a-f-]{36}$/.test(info.subjectCN) ? info.subjectCN : this.state.deviceId,
-        current: { thumbprint: key.thumbprint, serialNumber: info.serialNumber, storeId: stored.id, subject: info.subject, issuer: info.issuer, notBefore: info.notBefore, notAfter: info.notAfter, sha256: info.sha256, enrolledAt: this.now().toISOString(), how,
+        current: { thumbprint: key.thumbprint, serialNumber: info.serialNumber, storeId: stored.id, subject: info.subject, issuer: info.issuer, notBefore: info.notBefore, notAfter: info.notAfter, sha256: info.sha256, enrolledAt: this.now().toISOString(), how, caSha256: chainFingerprints(authority.chainPem),
           renewFrom: new Date(Date.parse(info.notAfter) - authority.renewalWindowSeconds * 1000).toISOString() },
         hold: undefined,
         pending: undefined,
@@ -486,6 +491,10 @@ export class EnrollmentTask {
     if (this.config.skipBrowserSetup) {
       this.trace.log('Browser setup skipped (SkipBrowserSetup=true).');
       return undefined;
+    }
+    const refused = authority.refusedHostPatterns ?? [];
+    if (refused.length) {
+      this.warn('HOST_PATTERNS_REFUSED', `${cap(authority.name)} sent host patterns that were refused and not written to the browser policy: ${refused.map((r) => `"${r.pattern}" (${r.reason})`).join('; ')}. Ask the org admin to correct them, or add their domain to hostPatternAllowList in the managed configuration.`);
     }
     const res = await this.platform.configureBrowsers(authority.hostPatterns, authority.issuerFilter);
     this.trace.log(`Browser policy: written ${res.written.join(', ') || 'nowhere'}${res.skipped.length ? `; skipped ${res.skipped.map((s) => `${s.dir} (${s.reason})`).join(', ')}` : ''}`);

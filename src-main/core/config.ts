@@ -6,6 +6,7 @@ import { createManagedConfigReader, type ManagedConfigReader } from '../platform
 import { readJsonObjectFile } from '../platform/managed-config-linux.js';
 import { AgentError } from '../base/errors.js';
 import { defaultPaths } from '../base/paths.js';
+import { registerSecret } from '../base/safe-text.js';
 
 const httpUrl = z.url({ protocol: /^https?$/ });
 
@@ -65,6 +66,17 @@ export const ConfigSchema = z.object({
   syslogRemote: z.url({ protocol: /^(tcp|tls)$/, error: 'syslogRemote must be tcp://host:port or tls://host:port' }).optional(),
   /** SIEM: trust anchors (PEM) for the tls:// collector, besides the system roots and tlsCaFile. */
   syslogCaFile: z.string().min(1).optional(),
+  /**
+   * CA continuity (docs/PROTOCOL.md): SHA-256 fingerprints of CA certificates an admin accepts at renewal although
+   * the old CA cannot vouch for them (a CA replaced without a rollover). Honoured from managed configuration only.
+   */
+  caRolloverFingerprints: z.array(z.string().transform((s) => s.replace(/^sha-?256[:=]?/i, '').replace(/[:\s]/g, '').toLowerCase())
+    .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'must be SHA-256 fingerprints: 64 hex digits, colons allowed'))).max(20),
+  /**
+   * Host patterns: DNS domains (besides the org's own) whose hosts the org may name in its browser host patterns,
+   * e.g. "apps.example.com" allows https://apps.example.com and https://[*.]apps.example.com.
+   */
+  hostPatternAllowList: z.array(z.string().regex(/^(\[\*\.\]|\*\.)?[A-Za-z0-9.-]+$/, 'must be DNS domain names')).max(100),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -117,16 +129,64 @@ const ALIASES: Record<string, keyof Config> = {
   metricsdir: 'metricsDir',
   syslogremote: 'syslogRemote',
   syslogcafile: 'syslogCaFile',
+  carolloverfingerprints: 'caRolloverFingerprints',
+  hostpatternallowlist: 'hostPatternAllowList',
 };
 
 const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labSignIn', 'scepAllowWeak']);
 const NUMBER_KEYS = new Set<keyof Config>(['requestTimeoutMs', 'scepRenewalWindowDays', 'scepPendingWaitSeconds']);
 const LIST_KEYS = new Set<keyof Config>(['browserPolicyDirs', 'firefoxPolicyDirs']);
 /** URL patterns contain colons, so their lists are separated by commas or spaces instead of the path delimiter. */
-const PATTERN_LIST_KEYS = new Set<keyof Config>(['scepHostPatterns']);
+const PATTERN_LIST_KEYS = new Set<keyof Config>(['scepHostPatterns', 'caRolloverFingerprints', 'hostPatternAllowList']);
 
 /** Settings that are secrets: shown as "[redacted]" wherever settings are printed. */
 export const SECRET_SETTINGS = new Set<keyof Config>(['scepChallenge']);
+
+/** Settings that contain a secret in a URL's user-info (a proxy's password). */
+const URL_SECRET_SETTINGS = new Set<keyof Config>(['httpProxy', 'httpProxyPacLocation']);
+
+function urlPassword(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  try {
+    const u = new URL(value);
+    return u.password ? decodeURIComponent(u.password) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Every secret value the configuration holds (the SCEP challenge, proxy passwords from settings and from the
+ * proxy environment variables): registered with the output-safety layer so no sink can write them.
+ */
+export function secretValues(config: Partial<Config>, env: NodeJS.ProcessEnv = {}): string[] {
+  const out: string[] = [];
+  for (const k of SECRET_SETTINGS) if (typeof config[k] === 'string') out.push(config[k] as string);
+  for (const k of URL_SECRET_SETTINGS) {
+    const p = urlPassword(config[k] as string | undefined);
+    if (p) out.push(p);
+  }
+  for (const [name, v] of Object.entries(env)) if (/^(https?_proxy|all_proxy|dta_http_proxy)$/i.test(name)) {
+    const p = urlPassword(v);
+    if (p) out.push(p);
+  }
+  return out;
+}
+
+/** The configuration as it may be written to a file others read (support bundle): secrets replaced. */
+export function printableConfig(config: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...config };
+  for (const k of SECRET_SETTINGS) if (out[k] !== undefined) out[k] = '[redacted]';
+  for (const k of URL_SECRET_SETTINGS) {
+    const v = out[k];
+    if (typeof v === 'string' && urlPassword(v)) {
+      const u = new URL(v);
+      u.password = 'redacted';
+      out[k] = u.href;
+    }
+  }
+  return out;
+}
 
 /** A setting's value as it may be printed (`--debug`, status): secrets never appear. */
 export function printableSetting(key: keyof Config, value: unknown): string {
@@ -253,6 +313,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     scepRenewalWindowDays: 14,
     scepPendingWaitSeconds: 60,
     metricsDir: defaultMetricsDir(),
+    caRolloverFingerprints: [],
+    hostPatternAllowList: [],
   };
   const managed = managedSettings(opts.managed ?? createManagedConfigReader(process.platform, env));
   const files = [...managed.files];
@@ -287,6 +349,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     throw new AgentError('config', 'CONFIG_INVALID', `The configuration is invalid: ${problems.join('; ')}.`,
       'Correct the setting where it came from (command line, environment, config file or managed configuration).');
   }
+  for (const s of secretValues(parsed.data, env)) registerSecret(s);
   return { config: parsed.data, sources, files };
 }
 

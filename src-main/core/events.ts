@@ -5,6 +5,7 @@ import { platformSink, type EventSink } from '../platform/event-sinks.js';
 import { ensurePrivateDir, fsyncDir } from '../base/fsutil.js';
 import { redact } from './redact.js';
 import { deviceContext, structuredData } from './fleet/syslog.js';
+import { safeJson, safeText } from '../base/safe-text.js';
 
 /**
  * The event catalogue: one stable ID per kind of event. IDs never change meaning; new ones are added.
@@ -31,6 +32,8 @@ export const EVENTS = {
   KEY_UNUSABLE: { id: 1108, level: 'error', title: 'Device key failed the signing test; re-enrolling' },
   METRICS_UNWRITABLE: { id: 1250, level: 'warning', title: 'Metrics file could not be written' },
   SYSLOG_SPOOL_DROPPED: { id: 1251, level: 'warning', title: 'Syslog spool full: oldest messages dropped' },
+  HOST_PATTERNS_REFUSED: { id: 1150, level: 'warning', title: 'Host patterns from the server refused (not written to browser policy)' },
+  CA_CHANGED: { id: 1151, level: 'error', title: 'The org\'s CA changed without a rollover the old CA vouches for' },
   DIAGNOSE_OK: { id: 1200, level: 'info', title: 'Diagnostics: no problem found' },
   DIAGNOSE_WARNINGS: { id: 1201, level: 'warning', title: 'Diagnostics: warnings found' },
   DIAGNOSE_ERRORS: { id: 1202, level: 'error', title: 'Diagnostics: problems found' },
@@ -181,9 +184,9 @@ export class EventLog {
       id: def.id,
       level: def.level,
       title: def.title,
-      message: redact(message),
+      message: safeText(message),
       ...(this.task ? { task: this.task } : {}),
-      ...(data ? { data: JSON.parse(redact(JSON.stringify(data))) as Record<string, unknown> } : {}),
+      ...(data ? { data: safeJson(data) } : {}),
     };
     let line = JSON.stringify(event) + '\n';
     if (Buffer.byteLength(line) > EVENT_LOG_DEFAULTS.maxLineBytes) {

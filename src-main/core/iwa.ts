@@ -3,6 +3,7 @@ import { AgentError, isAgentError } from '../base/errors.js';
 import type { HttpClient } from './http.js';
 import { DeviceTokenAnswerSchema, UserTokenAnswerSchema, type OrgConfig } from './protocol.js';
 import type { Trace } from './trace.js';
+import { serverText } from '../base/safe-text.js';
 
 export type Identity = { kind: 'device'; principal: string; keytab: string } | { kind: 'user' };
 
@@ -124,21 +125,29 @@ export class IwaClient {
     if (res.status < 200 || res.status > 299) {
       let summary = '';
       try {
-        summary = String((JSON.parse(res.body.toString()) as { errorSummary?: string }).errorSummary ?? '');
+        // Cleaned and capped where it enters: an IWA's error text has no length limit of its own.
+        summary = serverText((JSON.parse(res.body.toString()) as { errorSummary?: unknown }).errorSummary ?? '');
       } catch {
         /* not JSON */
       }
       const failure = res.status >= 500 ? 'retry-later' : 'rejected';
-      throw new AgentError(failure, `IWA_HTTP_${res.status}`, `The IWA web app refused the ${what} request (HTTP ${res.status})${summary ? `: "${summary}"` : ''}.`);
+      throw new AgentError(failure, `IWA_HTTP_${res.status}`, `The IWA web app refused the ${what} request (HTTP ${res.status})${summary ? `: "${summary}"` : ''}. Nothing was changed on this device.`,
+        failure === 'retry-later'
+          ? 'The agent tries again later; if it persists, ask the directory admin to check the IWA web app.'
+          : 'Run with --debug and give the output to the directory or identity-provider admin.');
     }
     let raw: unknown;
     try {
       raw = JSON.parse(res.body.toString('utf8'));
     } catch {
-      throw new AgentError('bad-answer', 'ANSWER_MALFORMED', `The IWA web app answered the ${what} request with something that is not JSON.`);
+      throw new AgentError('bad-answer', 'ANSWER_MALFORMED', `The IWA web app answered the ${what} request with something that is not JSON; it was refused and nothing was changed.`,
+        'Check that nothing (a proxy, a captive portal) rewrites answers between this device and the IWA server, then try again.');
     }
     const parsed = schema.safeParse(raw);
-    if (!parsed.success) throw new AgentError('bad-answer', 'ANSWER_INVALID', `The IWA web app's ${what} answer has an unexpected shape.`);
+    if (!parsed.success) {
+      throw new AgentError('bad-answer', 'ANSWER_INVALID', `The IWA web app's ${what} answer has an unexpected shape; it was refused and nothing was changed.`,
+        'Check that the org\'s IWA URL points at the IWA web app and that it is up to date.');
+    }
     return parsed.data as ReturnType<T['parse']>;
   }
 }

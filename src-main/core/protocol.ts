@@ -1,15 +1,18 @@
 import { z } from 'zod';
+import { serverText } from '../base/safe-text.js';
 
 /** Schemas of every server answer the agent uses (docs/PROTOCOL.md). Anything else is refused. */
 const pem = z.string().max(64 * 1024).regex(/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/, 'not a PEM certificate');
 const url = z.url({ protocol: /^https$/ });
+/** Text a server sends that may reach a message: one line, no control characters, capped (base/safe-text.ts). */
+const text = (max: number, min = 1) => z.string().min(min).max(max).transform((s) => serverText(s, max));
 
 export const FailoverModeSchema = z.enum(['REDIRECT_TO_BACKUP', 'PRIMARY_ONLY', 'FIXED_URL']);
 export type FailoverMode = z.infer<typeof FailoverModeSchema>;
 
 export const OrgConfigSchema = z.object({
   orgId: z.string().min(1).max(200),
-  orgName: z.string().min(1).max(200),
+  orgName: text(200),
   lab: z.boolean().optional(),
   readOnly: z.boolean(),
   iwa: z.object({
@@ -18,7 +21,7 @@ export const OrgConfigSchema = z.object({
     failoverMode: FailoverModeSchema,
   }),
   mtls: z.object({ url, hostPatterns: z.array(z.string().min(1).max(500)).max(50) }),
-  ca: z.object({ issuerCN: z.string().min(1).max(200), chainPem: z.array(pem).min(1).max(10) }),
+  ca: z.object({ issuerCN: text(200), chainPem: z.array(pem).min(1).max(10) }),
   crlUrl: url.optional(),
   certificate: z.object({
     validitySeconds: z.number().int().positive(),
@@ -40,13 +43,20 @@ export const IssuedAnswerSchema = z.object({
 });
 export type IssuedAnswer = z.infer<typeof IssuedAnswerSchema>;
 
-export const ErrorAnswerSchema = z.object({ errorCode: z.string().max(200), errorSummary: z.string().max(2000) });
+/**
+ * An error answer: the code must look like a code (it becomes the agent's error code); the summary is any length
+ * but is cut to SERVER_TEXT_MAX characters and cleaned where it enters.
+ */
+export const ErrorAnswerSchema = z.object({
+  errorCode: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/),
+  errorSummary: z.string().transform((s) => serverText(s)),
+});
 
 export const MtlsCheckAnswerSchema = z.object({
   trusted: z.boolean(),
   deviceId: z.string().max(200).optional(),
   serialNumber: z.string().max(200).optional(),
-  subject: z.string().max(1000).optional(),
-  reason: z.string().max(200).optional(),
+  subject: text(1000, 0).optional(),
+  reason: text(200, 0).optional(),
 });
 export type MtlsCheckAnswer = z.infer<typeof MtlsCheckAnswerSchema>;

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../base/fsutil.js';
+import { safeJson } from '../base/safe-text.js';
 import { ScheduleRecordSchema } from './scheduler/record.js';
 
 export const STATE_VERSION = 1;
@@ -20,6 +21,8 @@ const CurrentSchema = z.object({
   /** Start of the renewal window (from the org's settings at issuance). */
   renewFrom: z.string().optional(),
   how: z.enum(['enrolled', 'renewed']),
+  /** SHA-256 of the CA chain the certificate was issued under (the chain itself is stored with the credential). */
+  caSha256: z.array(z.string()).optional(),
 });
 
 /** A request the CA left PENDING: its key is kept and the next run asks about it instead of starting over. */
@@ -102,7 +105,8 @@ export function loadState(stateDir: string): LoadedState {
 }
 
 export function saveState(stateDir: string, state: AgentState): void {
-  writeFileAtomic(stateFile(stateDir), JSON.stringify(StateSchema.parse(state), null, 2) + '\n');
+  // Messages in the state (last run, hold, pending) may quote a server: they go through the output-safety layer.
+  writeFileAtomic(stateFile(stateDir), JSON.stringify(safeJson(StateSchema.parse(state)), null, 2) + '\n');
 }
 
 function freshState(): AgentState {

@@ -28,6 +28,7 @@ import { TrayController } from './tray.js';
 import type { TrayCommand } from './tray-model.js';
 import { createPlatform } from '../platform/index.js';
 import { DashboardWindow } from './window.js';
+import { safeText } from '../base/safe-text.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const RENDERER_DIR = path.resolve(here, '..', '..', 'src-renderer');
@@ -75,7 +76,7 @@ async function runCli(argv: string[]): Promise<void> {
 }
 
 function log(line: string): void {
-  process.stderr.write(`[device-trust-agent] ${line}\n`);
+  process.stderr.write(`[device-trust-agent] ${safeText(line)}\n`);
 }
 
 /** Every web contents: no navigation away, no new windows, no webviews. */

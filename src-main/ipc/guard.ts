@@ -5,7 +5,7 @@
  * Electron-free, so it runs and is tested under plain Node.
  */
 import { isAgentError } from '../base/errors.js';
-import { redact } from '../core/redact.js';
+import { safeJson, safeText as redact } from '../base/safe-text.js';
 import { CHANNELS, type Channel, type IpcResult, type Request, type Response } from './contract.js';
 
 /** Who sent a call: the URL of the sending frame (undefined once it navigated away or was destroyed). */
@@ -79,5 +79,6 @@ export async function dispatch(channel: unknown, request: unknown, sender: IpcSe
   const out = spec.response.safeParse(value);
   if (!out.success) return { ok: false, error: { code: 'INTERNAL', message: `The answer to ${channel} did not match the contract.` } };
   // Defence in depth: a token or key that slipped into a message is redacted on its way out.
-  return { ok: true, value: JSON.parse(redact(JSON.stringify(out.data))) as unknown };
+  // (reports and event lists are long, so strings are capped generously here; every server string was capped where it entered).
+  return { ok: true, value: safeJson(out.data, { max: 100_000 }) as unknown };
 }

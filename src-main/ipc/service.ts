@@ -17,6 +17,7 @@ import type { RouteDecision } from '../core/proxy/types.js';
 import { redact } from '../core/redact.js';
 import { adminTokenStatus, checkAdminToken, removeAdminToken, storeAdminToken } from '../core/secrets/admin-token.js';
 import { openSecretStore, type SecretStore } from '../core/secrets/index.js';
+import { safeJson } from '../base/safe-text.js';
 import { getStatus } from '../core/status.js';
 import { getDoctorStatus } from '../core/fleet/doctor.js';
 import { Trace } from '../core/trace.js';
@@ -49,7 +50,11 @@ export class DashboardService {
   private lastCodes: string | undefined;
   private monitorTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly host: ServiceHost) {
+  private readonly host: ServiceHost;
+
+  constructor(host: ServiceHost) {
+    // Pushed events (progress steps, failures) reach the dashboard through the output-safety layer too.
+    this.host = Object.assign(Object.create(host) as ServiceHost, { emit: (e: Parameters<ServiceHost['emit']>[0]) => host.emit(safeJson(e)) });
     this.policy = host.healthPolicy ?? DEFAULT_HEALTH_POLICY;
     this.monitor = new HealthMonitor(this.policy);
   }

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { Command } from '../base/exec.js';
 import { envelope, powershell } from './win32-powershell.js';
+import { safeText } from '../base/safe-text.js';
 
 /** What a platform log needs of an event (a subset of AgentEvent, so this file does not depend on the log). */
 export interface SinkEvent {
@@ -28,7 +29,7 @@ export const SYSLOG_TAG = 'device-trust-agent';
 
 /** One line, bounded: platform logs are line-oriented and some (eventcreate) limit the length. */
 function oneLine(e: SinkEvent, max = 2000): string {
-  const text = `[${e.id}] ${e.title}: ${e.message}`.replace(/[\r\n\t]+/g, ' ');
+  const text = safeText(`[${e.id}] ${e.title}: ${e.message}`, { max: Number.MAX_SAFE_INTEGER });
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 

@@ -1,4 +1,5 @@
 import { discoverOrg } from '../../core/discovery.js';
+import { checkHostPatterns } from '../../core/host-patterns.js';
 import { requireOrgUrl } from '../../core/config.js';
 import { AgentError, ExitCode } from '../../base/errors.js';
 import { HttpClient } from '../../core/http.js';
@@ -36,7 +37,10 @@ export const browserSetupCommand: Command = {
     let m: model.BrowserPolicyModel;
     try {
       const org = await discoverOrg(http, requireOrgUrl(config));
-      m = { patterns: org.mtls.hostPatterns, issuerCN: org.ca.issuerCN };
+      // The same host-pattern rules as a run (core/host-patterns.ts): refused patterns are reported, never written.
+      const checked = checkHostPatterns(org.mtls.hostPatterns, { orgUrl: requireOrgUrl(config), allowList: config.hostPatternAllowList });
+      for (const r of checked.refused) ctx.io.err(`Refused host pattern "${r.pattern}": ${r.reason}. It is not written.`);
+      m = { patterns: checked.accepted, issuerCN: org.ca.issuerCN };
     } finally {
       await http.close();
     }

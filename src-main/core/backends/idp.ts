@@ -6,6 +6,7 @@ import type { HttpClient } from '../http.js';
 import { IwaClient, labSignInAllowed } from '../iwa.js';
 import { createCsr } from '../keys.js';
 import { IssuedAnswerSchema, type OrgConfig } from '../protocol.js';
+import { checkHostPatterns } from '../host-patterns.js';
 import { signRenewalToken } from '../renewal.js';
 import type { Trace } from '../trace.js';
 import type { Authority, EnrollmentBackend, IssueRequest, Issued, RenewRequest } from './types.js';
@@ -41,6 +42,7 @@ export class IdpBackend implements EnrollmentBackend {
     const org = await this.deps.trace.step('Discover the org (IWA web apps, CA, mTLS host)', () => discoverOrg(this.deps.http, this.orgUrl),
       (o) => `IWA primary ${o.iwa.primary}, ${o.iwa.backups.length} backup(s), failover ${o.iwa.failoverMode}${o.readOnly ? ', READ-ONLY' : ''}`);
     this.org = org;
+    const patterns = checkHostPatterns(org.mtls.hostPatterns, { orgUrl: this.orgUrl, allowList: this.deps.config.hostPatternAllowList });
     return {
       name: `the org ${this.orgUrl}`,
       summary: `org ${org.orgName}`,
@@ -48,7 +50,8 @@ export class IdpBackend implements EnrollmentBackend {
       issuerFilter: { CN: org.ca.issuerCN },
       owns: (info) => info.issuerCN === org.ca.issuerCN,
       chainPem: org.ca.chainPem,
-      hostPatterns: org.mtls.hostPatterns,
+      hostPatterns: patterns.accepted,
+      refusedHostPatterns: patterns.refused,
       renewalWindowSeconds: org.certificate.renewalWindowSeconds,
       crlUrl: org.crlUrl,
       readOnly: org.readOnly,

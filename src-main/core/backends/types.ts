@@ -26,6 +26,8 @@ export interface Authority {
   pinnedPem?: string | undefined;
   /** Browser URL patterns that should be given the certificate without asking. */
   hostPatterns: string[];
+  /** Patterns the server sent that failed the host-pattern rules (core/host-patterns.ts): reported, never written. */
+  refusedHostPatterns?: { pattern: string; reason: string }[];
   renewalWindowSeconds: number;
   crlUrl?: string | undefined;
   /** Enrollment is impossible for now (read-only org): retry later, change nothing. */

@@ -3,12 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import yazl from 'yazl';
 import { describeCertificate, parseCertificate } from '../certificate.js';
-import type { LoadedConfig } from '../config.js';
+import { printableConfig, secretValues, type LoadedConfig } from '../config.js';
 import { CredentialFiles } from '../credentials.js';
 import { AgentError } from '../../base/errors.js';
 import { EventLog } from '../events.js';
 import { writeFileAtomic } from '../../base/fsutil.js';
-import { redact } from '../redact.js';
+import { neutralizeJsonControls, safeText, SECRET_MIN_LENGTH } from '../../base/safe-text.js';
 import { adminTokenName, openSecretStore, type SecretStore } from '../secrets/index.js';
 import type { PlatformFactory } from '../../platform/types.js';
 import { krb5ConfPath, readKrb5Conf } from './directory.js';
@@ -48,10 +48,10 @@ krb5.conf          a copy of the Kerberos configuration file in use, if there is
 
 /** Secrets matched by shape; plus the exact values the caller knows (the stored admin token). */
 export function scrub(text: string, exact: string[]): string {
-  let out = redact(text)
+  let out = neutralizeJsonControls(safeText(text, { max: 0, multiline: true }))
     .replace(/(\b[a-z][\w+.-]*:\/\/)[^/\s:@"]+:[^/\s@"]+@/gi, '$1[credentials redacted]@')
-    .replace(/("(?:password|passwd|secret|token|apiToken|adminToken|authorization|p12Password)"\s*:\s*)"[^"]*"/gi, '$1"[redacted]"');
-  for (const s of exact) if (s && s.length >= 8) out = out.split(s).join('[secret redacted]');
+    .replace(/("(?:password|passwd|secret|token|apiToken|adminToken|authorization|p12Password|scepChallenge|challenge)"\s*:\s*)"[^"]*"/gi, '$1"[redacted]"');
+  for (const s of exact) if (s && s.length >= SECRET_MIN_LENGTH) out = out.split(s).join('[secret redacted]');
   return out;
 }
 
@@ -98,7 +98,8 @@ export async function writeSupportBundle(opts: BundleOptions): Promise<BundleRes
   const stateDir = config.stateDir;
 
   const secrets = opts.secrets === null ? undefined : (opts.secrets ?? openSecretStore());
-  const exact: string[] = [];
+  // The secrets the configuration marks (challenge, proxy passwords) and the admin token: never in the bundle.
+  const exact: string[] = secretValues(config, env).filter((s) => s.length >= SECRET_MIN_LENGTH);
   if (secrets && config.orgUrl) {
     try {
       const token = await secrets.get(adminTokenName(config.orgUrl));
@@ -116,7 +117,7 @@ export async function writeSupportBundle(opts: BundleOptions): Promise<BundleRes
 
   const files: Record<string, string> = {};
   const json = (v: unknown) => JSON.stringify(v, null, 2) + '\n';
-  files['config.json'] = json({ config, sources: opts.loaded.sources, files: opts.loaded.files });
+  files['config.json'] = json({ config: printableConfig(config), sources: opts.loaded.sources, files: opts.loaded.files });
   files['state.json'] = json(readJson(path.join(stateDir, 'state.json')) ?? null);
   if (report) {
     files['diagnostics.json'] = json(report);

@@ -290,6 +290,12 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
       cause: 'The user is suspended or deactivated in the org (deactivation also revokes the user\'s certificates).', remedy: 'Ask an admin to reactivate the user, then run: device-trust-agent run', probes: ['certificate'] });
   }
 
+  if (lastRun?.code === 'CA_CHANGED') {
+    add({ code: 'CA_CHANGED', severity: 'error', title: 'The org publishes a CA the previous CA does not vouch for; renewal is refused', evidence: [`last run ${lastRun.at}: ${lastRun.message}`],
+      cause: 'The org replaced its CA without a rollover (no certificate signed or cross-signed by the old CA), TLS interception, or a wrong org URL.',
+      remedy: 'If the change is genuine, an admin adds the new CA\'s SHA-256 fingerprint to caRolloverFingerprints in the managed configuration.', probes: ['certificate'] });
+  }
+
   // --- agent pools (AD / IWA agents) and delegated authentication ---
   const poolsP = get('agent-pools');
   const keyring = poolsP?.facts.keyring as { ok: boolean; message?: string } | undefined;

@@ -1,3 +1,4 @@
+import { registerSecret } from '../../base/safe-text.js';
 import { keyringUnavailable, type SecretStore } from './types.js';
 
 /** The keyring service name every entry is filed under. */
@@ -58,7 +59,10 @@ export class KeyringSecretStore implements SecretStore {
   async get(name: string): Promise<string | undefined> {
     const entry = await this.entry(name);
     try {
-      return (await entry.getPassword()) ?? undefined;
+      const value = (await entry.getPassword()) ?? undefined;
+      // A secret read from the keyring never reaches a sink (base/safe-text.ts).
+      registerSecret(value);
+      return value;
     } catch (e) {
       if (/no (matching )?entry|NoEntry/i.test((e as Error).message)) return undefined;
       throw this.unavailable(e);
