@@ -6,6 +6,7 @@ import { createManagedConfigReader, type ManagedConfigReader } from '../platform
 import { readJsonObjectFile } from '../platform/managed-config-linux.js';
 import { AgentError } from '../base/errors.js';
 import { defaultPaths } from '../base/paths.js';
+import { PostureSettingsSchema } from './posture/settings.js';
 
 const httpUrl = z.url({ protocol: /^https?$/ });
 
@@ -59,6 +60,8 @@ export const ConfigSchema = z.object({
   scepRenewalWindowDays: z.number().positive().max(3650),
   /** SCEP: how long one run keeps polling a PENDING request before leaving it for the next run. */
   scepPendingWaitSeconds: z.number().nonnegative().max(3600),
+  /** Device posture checks: interval, thresholds, endpoint agents, admin-defined checks (docs/POSTURE.md). */
+  posture: PostureSettingsSchema.optional(),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -108,6 +111,7 @@ const ALIASES: Record<string, keyof Config> = {
   scephostpatterns: 'scepHostPatterns',
   sceprenewalwindowdays: 'scepRenewalWindowDays',
   sceppendingwaitseconds: 'scepPendingWaitSeconds',
+  posture: 'posture',
 };
 
 const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labSignIn', 'scepAllowWeak']);
@@ -146,6 +150,14 @@ export function normalizeSettings(raw: Record<string, unknown>, origin: string, 
 
 function coerce(key: keyof Config, v: unknown, origin: string): unknown {
   if (typeof v !== 'string') return v;
+  // An object setting arrives as JSON text from the registry or the environment.
+  if (key === 'posture') {
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      throw new AgentError('config', 'CONFIG_INVALID', `${key} in ${origin} must be a JSON object.`);
+    }
+  }
   if (BOOLEAN_KEYS.has(key)) {
     if (/^(true|1|yes)$/i.test(v)) return true;
     if (/^(false|0|no)$/i.test(v)) return false;

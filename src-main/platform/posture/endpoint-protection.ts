@@ -82,7 +82,7 @@ async function listed(ctx: PostureContext): Promise<PostureResult> {
   if (!endpointProcesses.length && !endpointServices.length) {
     return result({ check: ID, title: TITLE, status: 'UNKNOWN', summary: 'No endpoint protection is configured to look for.', why: 'the posture settings name no process or service', evidence, remedy: 'IT sets posture.endpointProcesses / endpointServices in the managed configuration.' });
   }
-  return result({ check: ID, title: TITLE, status: 'FAIL', summary: 'None of the endpoint protection agents IT expects is running.', evidence, facts: { running: false },
+  return result({ check: ID, title: TITLE, status: 'FAIL', summary: 'None of the endpoint protection agents looked for is running.', evidence, facts: { running: false },
     remedy: `Start (or ask IT to install) the endpoint protection agent: one of ${[...endpointProcesses, ...endpointServices].slice(0, 6).join(', ')}.` });
 }
 
