@@ -8,6 +8,7 @@ import type { PlatformFactory } from '../../platform/types.js';
 import { systemClock, type Clock } from './clock.js';
 import type { AttemptResult, PassEngine, ScheduleStore } from './engine.js';
 import { NetworkWatcher } from './network.js';
+import { PostureMonitor, postureOnce } from '../posture/monitor.js';
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';
 import { Scheduler } from './scheduler.js';
@@ -67,17 +68,21 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     if (opts.once) {
       const r = await engine.attempt(opts.initial);
       opts.out(describeAttempt(r, clock.now()));
+      await postureOnce({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out });
       if (!r.ran) return r.why === 'busy' ? ExitCode.RETRY_LATER : ExitCode.NOTHING_TO_DO;
       if (r.error) return exitCodeFor(r.error);
       return r.report.ok ? (r.report.outcome === 'nothing-to-do' ? ExitCode.NOTHING_TO_DO : ExitCode.OK) : ExitCode.RETRY_LATER;
     }
-    const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: opts.watchNetwork, out: opts.out, onAttempt: (r) => opts.out(describeAttempt(r, clock.now())) });
+    const posture = new PostureMonitor({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out });
+    const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: opts.watchNetwork, out: opts.out, onAttempt: (r) => opts.out(describeAttempt(r, clock.now())), onNetworkChange: () => posture.trigger('network') });
     const { scheduler, watcher } = hosted;
     watcher?.start();
+    posture.start();
     opts.out(`${new Date(clock.now()).toISOString()} ${opts.task} daemon started (pid ${process.pid}, state ${opts.stateDir}, network watch: ${watcher?.mode ?? 'off'}).`);
     scheduler.start(opts.initial);
     const signal = await opts.stopSignal;
     await hosted.stop();
+    await posture.stop();
     opts.out(`${new Date(clock.now()).toISOString()} ${opts.task} daemon stopped (${signal}).`);
     return ExitCode.OK;
   } finally {
@@ -100,6 +105,8 @@ export function hostScheduler(opts: {
   watchNetwork: boolean;
   out: (line: string) => void;
   onAttempt?: (r: AttemptResult) => void;
+  /** Also told of network changes (the posture monitor re-checks then). */
+  onNetworkChange?: () => void;
 }): HostedScheduler {
   const { clock, policy } = opts;
   const scheduler = new Scheduler({ engine: opts.engine, store: opts.store, clock, policy, log: opts.out, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}) });
@@ -107,6 +114,7 @@ export function hostScheduler(opts: {
     ? new NetworkWatcher({ clock, debounceMs: policy.networkDebounceMs, log: opts.out, onChange: (summary) => {
       opts.out(`${new Date(clock.now()).toISOString()} network changed (${summary.join('; ') || 'no default route'}): checking whether a pass is wanted`);
       scheduler.trigger('network');
+      opts.onNetworkChange?.();
     } })
     : undefined;
   return {
