@@ -1,5 +1,6 @@
 import { ExitCode } from '../../base/errors.js';
 import { runPosturePass, type PosturePassResult } from '../../core/posture/pass.js';
+import { deviceStateDir } from '../../core/posture/settings.js';
 import type { StoredPostureResult } from '../../core/posture/snapshot.js';
 import type { Command } from '../command.js';
 import { taskOf } from './daemon.js';
@@ -9,12 +10,17 @@ export const postureCommand: Command = {
   summary: 'device posture: disk encryption, firewall, screen lock, updates, Secure Boot, endpoint protection',
   usage: `device-trust-agent posture [--report] [--device] [--json]
   --report   also sign the results with the device key and send them to the org now (PROTOCOL §10)
-  --device   run as the device task (root/SYSTEM): write the shared posture file the user task reads
+  --device   run as the device task (root/SYSTEM): answer what only root can see and write the shared
+             posture file the user task reads (state directory: the device task's, unless given)
   Exit code 0 when no check fails, 30 when one fails or the org finds the device non-compliant.`,
   options: { report: { type: 'boolean' }, device: { type: 'boolean' }, user: { type: 'boolean' } },
   async run(ctx) {
-    const loaded = ctx.config();
-    const r = await runPosturePass({ loaded, task: taskOf(ctx), report: ctx.values.report ? 'always' : 'never' });
+    const task = taskOf(ctx);
+    let loaded = ctx.config();
+    // As the device task, the installed device task's state directory (and so the shared file) unless one is given.
+    const devDir = deviceStateDir();
+    if (task === 'device' && devDir && typeof ctx.values['state-dir'] !== 'string' && !ctx.settings.stateDir && !ctx.io.env.DTA_STATE_DIR) loaded = { ...loaded, config: { ...loaded.config, stateDir: devDir } };
+    const r = await runPosturePass({ loaded, task, report: ctx.values.report ? 'always' : 'never' });
     if (ctx.json) ctx.io.out(JSON.stringify({ ...r.file, file: r.path, ...(r.reported ? { reported: r.reported } : {}) }, null, 2));
     else {
       ctx.io.out(describePosture(r));

@@ -2,8 +2,8 @@ import path from 'node:path';
 import { machineContext, runPostureChecks, type PostureContext } from '../../platform/posture/index.js';
 import type { EventLog } from '../events.js';
 import { redact } from '../redact.js';
-import type { ResolvedPostureSettings } from './settings.js';
-import { POSTURE_FILE, readPostureFile, writePostureFile, type PostureFile, type StoredPostureResult } from './snapshot.js';
+import { deviceStateDir, type ResolvedPostureSettings } from './settings.js';
+import { POSTURE_FILE, readPostureFile, readSharedPostureFile, writePostureFile, type PostureFile, type StoredPostureResult } from './snapshot.js';
 
 type Status = StoredPostureResult['status'];
 
@@ -79,21 +79,28 @@ export interface EvaluateOptions {
   now?: Date;
 }
 
-export function postureFileOf(task: 'user' | 'device', stateDir: string, settings: ResolvedPostureSettings): string {
-  return task === 'device' ? settings.deviceFile : path.join(stateDir, POSTURE_FILE);
+export function postureFileOf(stateDir: string): string {
+  return path.join(stateDir, POSTURE_FILE);
+}
+
+/** The device task shares its answers when it is the installed one (its state directory) or a file is configured. */
+export function sharesDeviceFile(stateDir: string, settings: ResolvedPostureSettings): boolean {
+  const installed = deviceStateDir();
+  return settings.deviceFileConfigured || (installed !== undefined && path.resolve(stateDir) === path.resolve(installed));
 }
 
 /** One posture pass: run the checks, take the device task's answers, apply hysteresis, record events, store. */
 export async function evaluatePosture(opts: EvaluateOptions): Promise<PostureRun> {
   const now = opts.now ?? new Date();
   const ctx = machineContext(opts.settings.options, { now, ...opts.context });
-  const file = postureFileOf(opts.task, opts.stateDir, opts.settings);
+  const file = postureFileOf(opts.stateDir);
   const prev = readPostureFile(file);
   let results: StoredPostureResult[] = (await runPostureChecks(ctx)).map((r) => ({ ...r, source: opts.task }));
-  if (opts.task === 'user') results = mergeDeviceResults(results, readPostureFile(opts.settings.deviceFile), now, opts.settings.deviceMaxAgeMs);
+  if (opts.task === 'user') results = mergeDeviceResults(results, readSharedPostureFile(opts.settings.deviceFile), now, opts.settings.deviceMaxAgeMs);
   const h = applyHysteresis(prev, results, opts.settings.confirmations);
   const out: PostureFile = { version: 1, at: now.toISOString(), task: opts.task, platform: ctx.platform, results, confirmed: h.confirmed, pending: h.pending, ...(prev?.report ? { report: prev.report } : {}) };
-  writePostureFile(file, out, opts.task === 'device');
+  writePostureFile(file, out, false);
+  if (opts.task === 'device' && sharesDeviceFile(opts.stateDir, opts.settings)) writePostureFile(opts.settings.deviceFile, { ...out, confirmed: {}, pending: {} }, true);
   for (const c of h.changes) recordChange(opts.events, c);
   return { file: out, changes: h.changes, path: file };
 }

@@ -38,15 +38,33 @@ export interface ResolvedPostureSettings {
   confirmations: number;
   options: PostureOptions;
   deviceFile: string;
+  /** Whether deviceFile was configured (then any device task writes it; otherwise only the installed one does). */
+  deviceFileConfigured: boolean;
   deviceMaxAgeMs: number;
   report: boolean;
 }
 
+/**
+ * The shared file: next to the device task's state directory (which is 0700), in a directory of its own that
+ * every user may read: /var/lib/device-trust-agent-shared/posture.json, C:\ProgramData\device-trust-agent-shared\…
+ */
 export function defaultDevicePostureFile(platform: NodeJS.Platform = process.platform): string {
+  let dir = '/var/lib/device-trust-agent';
   try {
-    return path.join(tasksFor(platform).deviceStateDir, 'posture.json');
+    dir = tasksFor(platform).deviceStateDir;
   } catch {
-    return path.join('/var/lib/device-trust-agent', 'posture.json');
+    /* another platform: the Linux layout */
+  }
+  const p = platform === 'win32' ? path.win32 : path.posix;
+  return p.join(`${dir}-shared`, 'posture.json');
+}
+
+/** The installed device task's state directory, where it is the device task that writes the shared file. */
+export function deviceStateDir(platform: NodeJS.Platform = process.platform): string | undefined {
+  try {
+    return tasksFor(platform).deviceStateDir;
+  } catch {
+    return undefined;
   }
 }
 
@@ -63,6 +81,7 @@ export function resolvePostureSettings(s: PostureSettings | undefined): Resolved
       adminChecks: s?.adminChecks ?? [],
     },
     deviceFile: s?.deviceFile ?? defaultDevicePostureFile(),
+    deviceFileConfigured: s?.deviceFile !== undefined,
     deviceMaxAgeMs: (s?.deviceMaxAgeMinutes ?? 180) * 60_000,
     report: s?.report ?? true,
   };

@@ -57,12 +57,34 @@ export function readPostureFile(file: string): PostureFile | undefined {
 }
 
 /**
+ * The device task's shared file, trusted only when root wrote it where only root could: file and directory
+ * owned by root and writable by nobody else (otherwise any local user could plant a PASS). Windows relies on
+ * ProgramData's ACL (only SYSTEM/Administrators may write a directory the device task created).
+ */
+export function readSharedPostureFile(file: string): PostureFile | undefined {
+  if (process.platform !== 'win32') {
+    try {
+      for (const p of [file, path.dirname(file)]) {
+        const st = fs.statSync(p);
+        if (st.uid !== 0 || (st.mode & 0o022) !== 0) return undefined;
+      }
+    } catch {
+      return undefined;
+    }
+  }
+  return readPostureFile(file);
+}
+
+/**
  * The user task's copy is owner-only; the device task's (the shared file) is world-readable (0644) in its
  * root-owned state directory, so every user task can read what only root could see. Nothing in it is secret.
  */
 export function writePostureFile(file: string, data: PostureFile, shared: boolean): void {
   const dir = path.dirname(file);
-  if (shared) fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  if (shared) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    if (process.platform !== 'win32') fs.chmodSync(dir, 0o755);
+  }
   else ensurePrivateDir(dir);
   writeFileAtomic(file, JSON.stringify(data, null, 2) + '\n', shared ? 0o644 : 0o600);
 }

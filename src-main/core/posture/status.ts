@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Config } from '../config.js';
 import { resolvePostureSettings } from './settings.js';
-import { POSTURE_FILE, readPostureFile, type Compliance } from './snapshot.js';
+import { POSTURE_FILE, readPostureFile, readSharedPostureFile, type Compliance } from './snapshot.js';
 
 export interface PostureSection {
   at: string;
@@ -15,7 +15,7 @@ export interface PostureSection {
 
 /** `status`'s posture section, from the user task's last pass (or the shared file when only the device task ran). */
 export function postureSection(config: Config): { posture?: PostureSection } {
-  const file = readPostureFile(path.join(config.stateDir, POSTURE_FILE)) ?? readPostureFile(resolvePostureSettings(config.posture).deviceFile);
+  const file = readPostureFile(path.join(config.stateDir, POSTURE_FILE)) ?? readSharedPostureFile(resolvePostureSettings(config.posture).deviceFile);
   if (!file) return {};
   const count = (s: string) => file.results.filter((r) => r.status === s).length;
   return {
