@@ -125,7 +125,8 @@ export function lastMacUpdate(stdout: string): { at: Date; name: string } | unde
   const items = parseJsonOr<{ date?: string; displayName?: string; processName?: string }[]>(stdout);
   let best: { at: Date; name: string } | undefined;
   for (const i of Array.isArray(items) ? items : []) {
-    if (!/softwareupdated|macOS Installer|installer/i.test(i.processName ?? '')) continue;
+    // Apple's updates come through softwareupdated (or a full macOS installer); other .pkg installs are not OS updates.
+    if (!/^(softwareupdated|macOS Installer|OS X Installer)$/.test(i.processName ?? '')) continue;
     const at = i.date ? new Date(i.date) : undefined;
     if (at && !Number.isNaN(at.getTime()) && (!best || at > best.at)) best = { at, name: i.displayName ?? '' };
   }
