@@ -1,4 +1,5 @@
 import { ExitCode } from '../../base/errors.js';
+import { redact } from '../../core/redact.js';
 import { runPosturePass, type PosturePassResult } from '../../core/posture/pass.js';
 import { deviceStateDir } from '../../core/posture/settings.js';
 import type { StoredPostureResult } from '../../core/posture/snapshot.js';
@@ -48,8 +49,9 @@ export function describePosture(r: Pick<PosturePassResult, 'file' | 'reported'>)
   const rep = r.file.report;
   if (rep?.compliance) {
     const c = rep.compliance;
-    lines.push(`  org (${rep.at}): ${c.status}, policy ${c.mode}${c.deadline ? `, deadline ${c.deadline}` : ''}`);
-    for (const f of c.failing) lines.push(`    ${f.check}: ${f.reason}`);
+    // The org's words: through the one output-safety function before they reach the terminal.
+    lines.push(redact(`  org (${rep.at}): ${c.status}, policy ${c.mode}${c.deadline ? `, deadline ${c.deadline}` : ''}${c.message ? ` — ${c.message}` : ''}`));
+    for (const f of c.failing) lines.push(redact(`    ${f.check}: ${f.reason}`));
   }
   if (r.reported && !r.reported.ok) lines.push(`  report not delivered: ${r.reported.error ?? 'unknown error'}`);
   return lines.join('\n');

@@ -1,4 +1,5 @@
 import { ExitCode } from '../../base/errors.js';
+import { redact } from '../../core/redact.js';
 import { describeScheduleView } from '../../core/scheduler/view.js';
 import { getStatus, type StatusReport } from '../../core/status.js';
 import type { Command } from '../command.js';
@@ -31,7 +32,7 @@ function describeStatus(r: StatusReport): string {
     const p = r.posture;
     lines.push(`  posture:     ${p.pass} pass, ${p.fail} fail, ${p.unknown} unknown (${p.at}; details: device-trust-agent posture)`);
     for (const x of p.problems) lines.push(`    ${x.status} ${x.check}: ${x.summary}`);
-    if (p.compliance) lines.push(`    org: ${p.compliance.status} (${p.compliance.mode})${p.compliance.deadline ? `, deadline ${p.compliance.deadline}` : ''}`);
+    if (p.compliance) lines.push(redact(`    org: ${p.compliance.status} (${p.compliance.mode})${p.compliance.deadline ? `, deadline ${p.compliance.deadline}` : ''}`));
   }
   for (const [name, c] of Object.entries(r.checks ?? {})) lines.push(`  check ${name}: ${c.ok ? 'ok' : 'FAILED'} — ${c.detail}`);
   return lines.join('\n');

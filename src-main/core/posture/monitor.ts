@@ -26,8 +26,15 @@ export class PostureMonitor {
     return (this.opts.now ?? Date.now)();
   }
 
-  start(): void {
-    this.trigger('start');
+  /** The first pass waits `delayMs` (the daemon's own logon pass goes first; posture is not urgent at start). */
+  start(delayMs = 0): void {
+    if (delayMs <= 0) {
+      this.trigger('start');
+      return;
+    }
+    this.expectedAt = this.now + delayMs;
+    this.timer = setTimeout(() => this.trigger('start'), delayMs);
+    this.timer.unref?.();
   }
 
   trigger(why: string): void {

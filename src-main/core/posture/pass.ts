@@ -42,6 +42,10 @@ export async function currentDeviceSigner(stateDir: string): Promise<DeviceSigne
   return key && certPem ? softwareSigner(key, certPem) : undefined;
 }
 
+function certificateSha256(certPem: string): string {
+  return new X509Certificate(certPem).fingerprint256.replace(/:/g, '').toLowerCase();
+}
+
 function deviceIdOf(certPem: string): string {
   return /(?:^|\n)CN=([^\n]*)/.exec(new X509Certificate(certPem).subject)?.[1] ?? '';
 }
@@ -56,17 +60,20 @@ export async function runPosturePass(opts: PosturePassOptions): Promise<PostureP
   const events = opts.events ?? new EventLog(config.stateDir, opts.task);
   const run = await evaluatePosture({ task: opts.task, stateDir: config.stateDir, settings, events, ...(opts.context ? { context: opts.context } : {}), ...(opts.now ? { now: opts.now } : {}) });
   const mode = opts.report ?? 'on-change';
-  const wanted = mode === 'always' || (mode === 'on-change' && (run.changes.length > 0 || !run.file.report?.ok));
-  if (opts.task !== 'user' || !settings.report || !wanted || !config.orgUrl || config.backend !== 'idp') return run;
+  if (opts.task !== 'user' || !settings.report || mode === 'never' || !config.orgUrl || config.backend !== 'idp') return run;
   const signer = await (opts.signer ?? (() => currentDeviceSigner(config.stateDir)))();
   if (!signer) return run;
+  // Sent on change, after a failed delivery, and for a new certificate (enrollment, renewal): the org keys reports by it.
+  const certificate = certificateSha256(signer.certificatePem);
+  const wanted = mode === 'always' || run.changes.length > 0 || !run.file.report?.ok || run.file.report.certificate !== certificate;
+  if (!wanted) return run;
   const http = new HttpClient(httpOptionsFor(config, { events }));
   const now = opts.now ?? new Date();
   let reported: PosturePassResult['reported'];
   try {
     const jws = await signPostureReport(signer, postureClaims(run.file, deviceIdOf(signer.certificatePem), now));
     const compliance = await sendPostureReport(http, config.orgUrl, jws);
-    run.file.report = { at: now.toISOString(), ok: true, compliance };
+    run.file.report = { at: now.toISOString(), ok: true, certificate, compliance };
     reported = { ok: true };
     const failing = compliance.failing.map((f) => f.check);
     events.record('POSTURE_REPORTED', `The org received the posture report: ${compliance.status} (${compliance.mode}).`, { compliance: compliance.status, mode: compliance.mode, failing });

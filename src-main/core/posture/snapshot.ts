@@ -41,7 +41,8 @@ export const PostureFileSchema = z.object({
   /** Hysteresis: the announced status per check, and a different status seen `count` times in a row. */
   confirmed: z.record(z.string(), z.enum(['PASS', 'FAIL', 'UNKNOWN'])).default({}),
   pending: z.record(z.string(), z.object({ status: z.enum(['PASS', 'FAIL', 'UNKNOWN']), count: z.number().int() })).default({}),
-  report: z.object({ at: z.string(), ok: z.boolean(), error: z.string().max(500).optional(), compliance: ComplianceSchema.optional() }).optional(),
+  /** The last report: when, delivered or not, for which certificate (SHA-256), and the org's answer. */
+  report: z.object({ at: z.string(), ok: z.boolean(), error: z.string().max(500).optional(), certificate: z.string().max(64).optional(), compliance: ComplianceSchema.optional() }).optional(),
 });
 export type PostureFile = z.infer<typeof PostureFileSchema>;
 

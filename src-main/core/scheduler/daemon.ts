@@ -9,6 +9,9 @@ import { systemClock, type Clock } from './clock.js';
 import type { AttemptResult, PassEngine, ScheduleStore } from './engine.js';
 import { NetworkWatcher } from './network.js';
 import { PostureMonitor, postureOnce } from '../posture/monitor.js';
+
+/** The posture monitor's first pass comes a minute after the daemon starts, behind its logon pass. */
+const POSTURE_START_DELAY_MS = 60_000;
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';
 import { Scheduler } from './scheduler.js';
@@ -77,7 +80,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: opts.watchNetwork, out: opts.out, onAttempt: (r) => opts.out(describeAttempt(r, clock.now())), onNetworkChange: () => posture.trigger('network') });
     const { scheduler, watcher } = hosted;
     watcher?.start();
-    posture.start();
+    posture.start(POSTURE_START_DELAY_MS);
     opts.out(`${new Date(clock.now()).toISOString()} ${opts.task} daemon started (pid ${process.pid}, state ${opts.stateDir}, network watch: ${watcher?.mode ?? 'off'}).`);
     scheduler.start(opts.initial);
     const signal = await opts.stopSignal;
