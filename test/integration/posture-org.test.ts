@@ -11,7 +11,9 @@ import https from 'node:https';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { loadConfig } from '../../src-main/core/config.js';
 import { keyFromPem } from '../../src-main/core/keys.js';
+import { runPosturePass } from '../../src-main/core/posture/pass.js';
 import { signPostureReport, softwareSigner } from '../../src-main/core/posture/report.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type Profile } from '../support/agent.js';
 
@@ -161,5 +163,18 @@ describe('signed posture reports and the org\'s device-assurance policy', () => 
     const r3 = await postReport(wrongDevice);
     assert.equal(r3.status, 401);
     assert.match(String(r3.body.errorSummary), /names device someone-else/);
+  });
+
+  test('the daemon\'s pass reports a new certificate (renewal) even when no result changed, and nothing when nothing is new', async () => {
+    const loaded = loadConfig({ env: { ...process.env, ...profile.env } });
+    await runPosturePass({ loaded, task: 'user' }); // settle: the last report is for the current certificate
+    const oldSerial = lab.posture.latest(creds.deviceId)!.serialNumber;
+    const renewed = await run(['run', '--forceRenewal']);
+    assert.equal(renewed.code, 0, renewed.stderr);
+    const r = await runPosturePass({ loaded, task: 'user' });
+    assert.deepEqual(r.reported, { ok: true });
+    assert.notEqual(lab.posture.latest(creds.deviceId)!.serialNumber, oldSerial, 'the org holds a report signed for the new certificate');
+    const again = await runPosturePass({ loaded, task: 'user' });
+    if (!again.changes.length) assert.equal(again.reported, undefined, 'nothing new: nothing sent');
   });
 });

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Config } from '../config.js';
 import { resolvePostureSettings } from './settings.js';
-import { POSTURE_FILE, readPostureFile, readSharedPostureFile, type Compliance } from './snapshot.js';
+import { POSTURE_FILE, postureMetrics, readPostureFile, readSharedPostureFile, type Compliance } from './snapshot.js';
 
 export interface PostureSection {
   at: string;
@@ -25,4 +25,12 @@ export function postureSection(config: Config): { posture?: PostureSection } {
       ...(file.report?.compliance ? { compliance: file.report.compliance } : {}),
     },
   };
+}
+
+/**
+ * For the fleet's Prometheus metrics: the last pass's results as `{check, status}` rows (the user task's file,
+ * else the device task's shared file); empty before the first pass.
+ */
+export function postureMetricsOf(config: Config): { check: string; status: 'PASS' | 'FAIL' | 'UNKNOWN' }[] {
+  return postureMetrics(readPostureFile(path.join(config.stateDir, POSTURE_FILE)) ?? readSharedPostureFile(resolvePostureSettings(config.posture).deviceFile));
 }
