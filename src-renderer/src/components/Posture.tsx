@@ -16,7 +16,7 @@ function OrgVerdict({ c }: { c: NonNullable<PostureView['compliance']> }) {
   if (c.status === 'compliant') return <p className="posture-org ok" data-compliance="compliant">Your organization&apos;s device-assurance policy is satisfied.</p>;
   const headline = c.mode === 'enforce' ? 'Access is blocked until this device meets your organization\'s policy.' : c.mode === 'grace' ? `Fix this${c.deadline ? ` by ${when(c.deadline)}` : ''} to keep access.` : 'Your organization sees that this device does not meet its policy (access is not affected yet).';
   return (
-    <div className={`posture-org ${c.mode === 'report-only' ? 'warn' : 'bad'}`} role="alert" data-compliance="non-compliant">
+    <div className={`posture-org ${c.mode === 'report-only' ? 'warn' : 'bad'}`} data-compliance="non-compliant">
       <strong>{headline}</strong>
       <ul>
         {c.failing.map((f) => (
@@ -85,8 +85,9 @@ export function Posture() {
   }, []);
 
   useEffect(() => {
-    call(api().getPosture({})).then((last) => (last ? setView(last) : run()), (e: Error) => setError(e.message));
-  }, [run]);
+    // Opening the dashboard only reads: a pass (with its events and report) runs on the button or in the daemon.
+    call(api().getPosture({})).then(setView, (e: Error) => setError(e.message));
+  }, []);
 
   const results = [...(view?.results ?? [])].sort((a, b) => ORDER[a.status] - ORDER[b.status]);
   const failing = results.filter((r) => r.status === 'FAIL').length;
@@ -103,11 +104,13 @@ export function Posture() {
           {running ? 'Checking…' : 'Check again'}
         </button>
       </div>
-      {error && <p role="alert" className="posture-error">{error}</p>}
+      {error && <p className="posture-error">{error}</p>}
       {view?.compliance && <OrgVerdict c={view.compliance} />}
       {view?.report && !view.report.ok && <p className="muted small">The last report to your organization was not delivered ({view.report.error}); it is sent again on the next check.</p>}
       {view === undefined && !error ? (
-        <p className="muted">Checking this device…</p>
+        <p className="muted">Reading the last check…</p>
+      ) : view === null ? (
+        <p className="muted">This device has not been checked yet. The agent checks it every 15 minutes; "Check again" checks it now.</p>
       ) : (
         <ul className="posture-checks">
           {results.map((r) => (
