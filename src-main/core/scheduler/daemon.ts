@@ -150,8 +150,11 @@ export function startHostedAgentScheduler(opts: {
   const { engine, store } = createAgentEngine({
     loadConfig: opts.loadConfig, platform: opts.platform, stateDir: opts.stateDir, task: opts.task, trace: () => new Trace(undefined), respectRenewalMoment: true, policy, now: () => clock.now(),
   });
-  const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: true, out: opts.out, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}) });
+  // The tray app hosting the scheduler re-checks posture too, as the daemon would.
+  const posture = new PostureMonitor({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out });
+  const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: true, out: opts.out, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}), onNetworkChange: () => posture.trigger('network') });
   hosted.watcher?.start();
   hosted.scheduler.start(opts.initial);
-  return { ...hosted, release: () => lock.lock.release() };
+  posture.start(POSTURE_START_DELAY_MS);
+  return { ...hosted, stop: async () => { await hosted.stop(); await posture.stop(); }, release: () => lock.lock.release() };
 }
