@@ -9,6 +9,7 @@ import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, generateKeyPa
 import { z } from 'zod';
 import { createRootCa, ISSUING_CA_CN, issueCertificate, LabPki, normalizeSerial, x509 } from './ca.js';
 import { acceptNegotiate, type NegotiateResult } from './negotiate.js';
+import { PosturePolicySchema, PostureDesk, PostureReportRequest, ReportRefused } from './posture.js';
 
 /** Answers like `acceptNegotiate`; injected by tests that run without Kerberos. */
 export type Authenticator = (authorizationHeader: string | undefined) => Promise<NegotiateResult>;
@@ -94,6 +95,8 @@ export interface LabOrg {
   revoke(serialHex: string): void;
   deactivateUser(principal: string): void;
   issued(): IssuedRecord[];
+  /** Device assurance: signed posture reports and the policy the mTLS check applies (lab/posture.ts). */
+  posture: PostureDesk;
   close(): Promise<void>;
 }
 
@@ -314,6 +317,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
   const iwaIssuers = () => [urls.iwaPrimary, urls.iwaBackup];
 
   const revokedSet = () => new Set(state.data.revoked.map((r) => r.serialNumber));
+  const posture = new PostureDesk(issuingCa, (serial) => revokedSet().has(serial), normalizeSerial);
   const isDeactivated = (principal: string) => state.data.deactivated.includes(principal.toLowerCase());
 
   function revoke(serialHex: string): void {
@@ -538,6 +542,11 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       Object.assign(switches, parseJson(SwitchesPatch, body));
       return { json: switches };
     },
+    'POST /lab/admin/posture-policy': async (_req, body) => {
+      posture.policy = { ...posture.policy, ...parseJson(PosturePolicySchema.partial(), body) };
+      return { json: posture.policy };
+    },
+    'GET /lab/admin/posture-reports': async () => ({ json: posture.all().map((r) => ({ ...r, compliance: posture.judge(r.deviceId) })) }),
     'POST /lab/admin/deactivate': async (_req, body) => {
       const { principal } = parseJson(DeactivateRequest, body);
       deactivateUser(principal);
@@ -562,6 +571,16 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       const csr = await csrMatching(input.csr, current.jkt);
       const principal = state.data.issued.find((r) => r.serialNumber === current.serialNumber)?.principal ?? '';
       return issue(current.deviceId, csr.publicKey, principal);
+    },
+    'POST /api/v1/device-trust/posture': async (_req, body) => {
+      const { report } = parseJson(PostureReportRequest, body);
+      try {
+        const stored = await posture.accept(report);
+        return { json: { accepted: true, receivedAt: stored.receivedAt, compliance: posture.judge(stored.deviceId) } };
+      } catch (e) {
+        if (e instanceof ReportRefused) throw new HttpError(401, 'E0000_INVALID_POSTURE_REPORT', `The posture report ${e.message}.`);
+        throw e;
+      }
     },
     'GET /api/v1/device-trust/crl': async () => {
       const entries = state.data.revoked.map((r) => ({ serialNumber: r.serialNumber, revokedAt: new Date(r.revokedAt) }));
@@ -618,7 +637,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       if (now < Date.parse(peer.validFrom) || now > Date.parse(peer.validTo)) return { json: { trusted: false, reason: 'expired' } };
       const serialNumber = normalizeSerial(peer.serialNumber);
       if (revokedSet().has(serialNumber)) return { json: { trusted: false, reason: 'revoked' } };
-      return { json: { trusted: true, deviceId: commonName(peer.subject), serialNumber, subject: peer.subject.split('\n').join(', ') } };
+      return { json: posture.mtlsAnswer({ trusted: true, deviceId: commonName(peer.subject), serialNumber, subject: peer.subject.split('\n').join(', ') }) };
     },
   };
 
@@ -739,6 +758,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     revoke,
     deactivateUser,
     issued,
+    posture,
     close,
   };
 }

@@ -7,6 +7,7 @@ import { readJsonObjectFile } from '../platform/managed-config-linux.js';
 import { AgentError } from '../base/errors.js';
 import { defaultPaths } from '../base/paths.js';
 import { registerSecret } from '../base/safe-text.js';
+import { PostureSettingsSchema } from './posture/settings.js';
 
 const httpUrl = z.url({ protocol: /^https?$/ });
 
@@ -77,6 +78,8 @@ export const ConfigSchema = z.object({
    * e.g. "apps.example.com" allows https://apps.example.com and https://[*.]apps.example.com.
    */
   hostPatternAllowList: z.array(z.string().regex(/^(\[\*\.\]|\*\.)?[A-Za-z0-9.-]+$/, 'must be DNS domain names')).max(100),
+  /** Device posture checks: interval, thresholds, endpoint agents, admin-defined checks (docs/POSTURE.md). */
+  posture: PostureSettingsSchema.optional(),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -131,6 +134,7 @@ const ALIASES: Record<string, keyof Config> = {
   syslogcafile: 'syslogCaFile',
   carolloverfingerprints: 'caRolloverFingerprints',
   hostpatternallowlist: 'hostPatternAllowList',
+  posture: 'posture',
 };
 
 const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labSignIn', 'scepAllowWeak']);
@@ -215,6 +219,14 @@ export function normalizeSettings(raw: Record<string, unknown>, origin: string, 
 
 function coerce(key: keyof Config, v: unknown, origin: string): unknown {
   if (typeof v !== 'string') return v;
+  // An object setting arrives as JSON text from the registry or the environment.
+  if (key === 'posture') {
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      throw new AgentError('config', 'CONFIG_INVALID', `${key} in ${origin} must be a JSON object.`);
+    }
+  }
   if (BOOLEAN_KEYS.has(key)) {
     if (/^(true|1|yes)$/i.test(v)) return true;
     if (/^(false|0|no)$/i.test(v)) return false;

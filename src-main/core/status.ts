@@ -6,6 +6,7 @@ import { CredentialFiles } from './credentials.js';
 import { isAgentError } from '../base/errors.js';
 import { scheduleView, type ScheduleView } from './scheduler/view.js';
 import { loadState, type AgentState } from './state.js';
+import { postureSection, type PostureSection } from './posture/status.js';
 
 export type DeviceState = 'NOT_CONFIGURED' | 'NOT_ENROLLED' | 'ENROLLED' | 'RENEWAL_DUE' | 'EXPIRED' | 'KEY_MISSING' | 'REVOKED' | 'PENDING' | 'REJECTED';
 
@@ -24,6 +25,8 @@ export interface StatusReport {
   lastRun?: AgentState['lastRun'];
   /** The scheduler's named state, why, what to do when stuck, and the next attempt. */
   schedule: ScheduleView;
+  /** The last posture pass (docs/POSTURE.md): counts, failing checks, the org's compliance answer. */
+  posture?: PostureSection;
   checks?: {
     org?: { ok: boolean; detail: string };
     revocation?: { ok: boolean; detail: string };
@@ -39,7 +42,7 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   const platform = opts.platform;
   const { state } = loadState(config.stateDir);
   const base = { backend: config.backend, deviceId: state.deviceId, store: platform.store.description, stateDir: config.stateDir, ...(config.orgUrl ? { orgUrl: config.orgUrl } : {}), ...(state.lastRun ? { lastRun: state.lastRun } : {}),
-    schedule: scheduleView(loaded, state) };
+    schedule: scheduleView(loaded, state), ...postureSection(config) };
   // Ours: issued by the issuer the state recorded (a SCEP CA may have no CN), else by the configured issuer CN.
   const isOurs = (info: CertInfo) => (state.current ? info.issuer === state.current.issuer : info.issuerCN === config.issuerCN);
   const ours = (await platform.store.list()).filter((c) => isOurs(c.info));

@@ -205,6 +205,37 @@ export const UiEventSchema = z.discriminatedUnion('type', [
 ]);
 export type UiEvent = z.infer<typeof UiEventSchema>;
 
+// ---- device posture ----------------------------------------------------------------------------------------
+
+export const PostureStatusSchema = z.enum(['PASS', 'FAIL', 'UNKNOWN']);
+/** One posture check as the Posture card shows it: what was found, why it could not decide, how to fix it. */
+export const PostureCheckViewSchema = z.object({
+  check: text(80),
+  title: text(200),
+  status: PostureStatusSchema,
+  summary: text(1000),
+  why: text(1000).optional(),
+  remedy: text(1000).optional(),
+  evidence: z.array(text(1000)).max(20),
+  /** `device`: answered by the device task (root/SYSTEM). */
+  source: z.enum(['user', 'device']).optional(),
+});
+export const PostureViewSchema = z.object({
+  at: iso,
+  results: z.array(PostureCheckViewSchema).max(60),
+  /** The org's device-assurance verdict on the last report. */
+  compliance: z.object({
+    status: z.enum(['compliant', 'non-compliant', 'not-evaluated']),
+    mode: z.enum(['off', 'report-only', 'grace', 'enforce']),
+    failing: z.array(z.object({ check: text(100), reason: text(500) })).max(50),
+    deadline: iso.optional(),
+    message: text(500).optional(),
+  }).optional(),
+  report: z.object({ at: iso, ok: z.boolean(), error: text(500).optional() }).optional(),
+});
+export type PostureView = z.infer<typeof PostureViewSchema>;
+export type PostureCheckView = z.infer<typeof PostureCheckViewSchema>;
+
 // ---- the channels ----------------------------------------------------------------------------------------
 
 const Empty = z.strictObject({});
@@ -223,6 +254,9 @@ export const CHANNELS = {
   'admin-token:test': { method: 'testAdminToken', request: Empty, response: AdminTokenCheckSchema },
   'admin-token:remove': { method: 'removeAdminToken', request: Empty, response: z.object({ removed: z.boolean() }) },
   /** The dashboard is listening: main hands over what it asked for before (open the event log, confirm…). */
+  /** The last posture pass (null before the first), and a new pass on request. */
+  'posture:get': { method: 'getPosture', request: Empty, response: PostureViewSchema.nullable() },
+  'posture:run': { method: 'runPosture', request: Empty, response: PostureViewSchema },
   'ui:ready': { method: 'ready', request: Empty, response: z.object({ pending: z.array(UiEventSchema).max(20) }) },
 } as const;
 

@@ -16,6 +16,8 @@ export function createHandlers(service: DashboardService): Handlers {
     'diagnostics:run': () => service.runDiagnostics(),
     'events:query': async (q) => service.queryEvents(q),
     'events:export': (r) => service.exportEvents(r.query, r.format),
+    'posture:get': async () => service.posture(),
+    'posture:run': () => service.runPosture(),
     'ui:ready': async () => service.rendererReady(),
     'admin-token:status': () => service.adminToken(),
     'admin-token:set': (r) => service.setAdminToken(r.token),

@@ -21,11 +21,12 @@ import { safeJson } from '../base/safe-text.js';
 import { getStatus } from '../core/status.js';
 import { getDoctorStatus } from '../core/fleet/doctor.js';
 import { Trace } from '../core/trace.js';
-import type { Activity, AdminTokenCheck, AdminTokenStatus, DiagnosticsReport, EventPage, EventQuery, ExportResult, RunSummary, StatusView, UiEvent } from './contract.js';
+import type { Activity, AdminTokenCheck, AdminTokenStatus, DiagnosticsReport, EventPage, EventQuery, ExportResult, PostureView, RunSummary, StatusView, UiEvent } from './contract.js';
 import { toFindings, toTargets } from './diagnostics.js';
 import { exportEvents, queryEvents } from './event-query.js';
 import type { ServiceHost } from './host.js';
 import { toStatusView } from './status-view.js';
+import { lastPosture, runPostureView } from './posture-view.js';
 
 /** A Trace that also tells the dashboard which step is running. */
 class ProgressTrace extends Trace {
@@ -102,6 +103,15 @@ export class DashboardService {
 
   rendererReady(): { pending: UiEvent[] } {
     return { pending: this.host.rendererReady?.() ?? [] };
+  }
+
+  /** The last posture pass of the user task (the daemon's), for the Posture card. */
+  posture(): PostureView | null {
+    return lastPosture(this.host.loadConfig());
+  }
+
+  runPosture(): Promise<PostureView> {
+    return runPostureView(this.host.loadConfig());
   }
 
   lastDiagnostics(): DiagnosticsReport | null {

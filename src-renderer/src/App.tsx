@@ -3,6 +3,7 @@ import type { Activity, DiagnosticsReport, StatusView, UiEvent, View } from '../
 import { api, ApiError, call } from './api.js';
 import { EventLog } from './components/EventLog.js';
 import { Findings } from './components/Findings.js';
+import { Posture } from './components/Posture.js';
 import { ForceRenewalDialog } from './components/ForceRenewalDialog.js';
 import { Settings } from './components/Settings.js';
 import { Reachability } from './components/Reachability.js';
@@ -191,6 +192,7 @@ export function App() {
           <StatusHeader status={status} busy={busy} onRenew={() => void renew(false)} onForceRenewal={() => setConfirming(true)} />
           <Reachability report={report} running={Boolean(progress.diagnostics)} onRun={() => void runDiagnostics()} />
           <Findings findings={report?.findings} onOpenSettings={() => setView('settings')} />
+          <Posture />
         </div>
         <div role="tabpanel" id="panel-events" aria-labelledby="tab-events" hidden={view !== 'events'}>
           {view === 'events' && <EventLog refreshKey={eventsKey} onNotice={(text) => { setNotice({ kind: 'ok', text }); setAnnouncement(text); }} />}

@@ -16,6 +16,7 @@ export interface CommandEntry {
 export const COMMANDS: CommandEntry[] = [
   { name: 'run', summary: 'one pass of the registration task: enroll, renew, or nothing (the default command)', load: async () => (await import('./run.js')).runCommand },
   { name: 'status', summary: 'whether this device is trusted, as named tests (PASS/FAIL/SKIPPED); --check also asks the network', load: async () => (await import('./status.js')).statusCommand },
+  { name: 'posture', summary: 'device posture: disk encryption, firewall, screen lock, updates, Secure Boot, endpoint protection', load: async () => (await import('./posture.js')).postureCommand },
   { name: 'diagnose', summary: 'probe everything device trust depends on and say what is broken and what to do', load: async () => (await import('./diagnose.js')).diagnoseCommand },
   { name: 'events', summary: "show the agent's event log, filtered by time, ID, level or text", load: async () => (await import('./events.js')).eventsCommand },
   { name: 'proxy-check', summary: "for each server the agent uses: which proxy rule chose which route, whether it works, each step's time", load: async () => (await import('./proxy-check.js')).proxyCheckCommand },

@@ -1,4 +1,5 @@
 import { ExitCode } from '../../base/errors.js';
+import { redact } from '../../core/redact.js';
 import { describeScheduleView } from '../../core/scheduler/view.js';
 import type { StatusReport } from '../../core/status.js';
 import { describeDoctor, getDoctorStatus, type DoctorStatus } from '../../core/fleet/doctor.js';
@@ -32,6 +33,12 @@ function describeStatus(r: StatusReport & Partial<DoctorStatus>): string {
   if (r.certificatesInStore > 1) lines.push(`  note: ${r.certificatesInStore} device-trust certificates in the store; the next run keeps one.`);
   lines.push(...describeScheduleView(r.schedule));
   if (r.lastRun) lines.push(`  last run:    ${r.lastRun.at} ${r.lastRun.outcome}${r.lastRun.code ? ` (${r.lastRun.code})` : ''}: ${r.lastRun.message}`);
+  if (r.posture) {
+    const p = r.posture;
+    lines.push(`  posture:     ${p.pass} pass, ${p.fail} fail, ${p.unknown} unknown (${p.at}; details: device-trust-agent posture)`);
+    for (const x of p.problems) lines.push(`    ${x.status} ${x.check}: ${x.summary}`);
+    if (p.compliance) lines.push(redact(`    org: ${p.compliance.status} (${p.compliance.mode})${p.compliance.deadline ? `, deadline ${p.compliance.deadline}` : ''}`));
+  }
   for (const [name, c] of Object.entries(r.checks ?? {})) lines.push(`  check ${name}: ${c.ok ? 'ok' : 'FAILED'} — ${c.detail}`);
   if (r.tests) lines.push(...describeDoctor(r as DoctorStatus));
   return lines.join('\n');

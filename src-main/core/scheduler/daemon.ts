@@ -8,6 +8,10 @@ import type { PlatformFactory } from '../../platform/types.js';
 import { systemClock, type Clock } from './clock.js';
 import type { AttemptResult, PassEngine, ScheduleStore } from './engine.js';
 import { NetworkWatcher } from './network.js';
+import { PostureMonitor, postureOnce } from '../posture/monitor.js';
+
+/** The posture monitor's first pass comes a minute after the daemon starts, behind its logon pass. */
+const POSTURE_START_DELAY_MS = 60_000;
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';
 import { Scheduler } from './scheduler.js';
@@ -68,19 +72,23 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     if (opts.once) {
       const r = await engine.attempt(opts.initial);
       opts.out(describeAttempt(r, clock.now()));
+      await postureOnce({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out });
       if (!r.ran) return r.why === 'busy' ? ExitCode.RETRY_LATER : ExitCode.NOTHING_TO_DO;
       if (r.error) return exitCodeFor(r.error);
       return r.report.ok ? (r.report.outcome === 'nothing-to-do' ? ExitCode.NOTHING_TO_DO : ExitCode.OK) : ExitCode.RETRY_LATER;
     }
     // The metrics file exists from the daemon's start, before its first pass (then every pass rewrites it).
     if (opts.task === 'user') writeMetricsAfterPass(opts.loadConfig, opts.stateDir);
-    const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: opts.watchNetwork, out: opts.out, onAttempt: (r) => opts.out(describeAttempt(r, clock.now())) });
+    const posture = new PostureMonitor({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out });
+    const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: opts.watchNetwork, out: opts.out, onAttempt: (r) => opts.out(describeAttempt(r, clock.now())), onNetworkChange: () => posture.trigger('network') });
     const { scheduler, watcher } = hosted;
     watcher?.start();
+    posture.start(POSTURE_START_DELAY_MS);
     opts.out(`${new Date(clock.now()).toISOString()} ${opts.task} daemon started (pid ${process.pid}, state ${opts.stateDir}, network watch: ${watcher?.mode ?? 'off'}).`);
     scheduler.start(opts.initial);
     const signal = await opts.stopSignal;
     await hosted.stop();
+    await posture.stop();
     opts.out(`${new Date(clock.now()).toISOString()} ${opts.task} daemon stopped (${signal}).`);
     return ExitCode.OK;
   } finally {
@@ -103,6 +111,8 @@ export function hostScheduler(opts: {
   watchNetwork: boolean;
   out: (line: string) => void;
   onAttempt?: (r: AttemptResult) => void;
+  /** Also told of network changes (the posture monitor re-checks then). */
+  onNetworkChange?: () => void;
 }): HostedScheduler {
   const { clock, policy } = opts;
   const scheduler = new Scheduler({ engine: opts.engine, store: opts.store, clock, policy, log: opts.out, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}) });
@@ -110,6 +120,7 @@ export function hostScheduler(opts: {
     ? new NetworkWatcher({ clock, debounceMs: policy.networkDebounceMs, log: opts.out, onChange: (summary) => {
       opts.out(`${new Date(clock.now()).toISOString()} network changed (${summary.join('; ') || 'no default route'}): checking whether a pass is wanted`);
       scheduler.trigger('network');
+      opts.onNetworkChange?.();
     } })
     : undefined;
   return {
@@ -142,8 +153,11 @@ export function startHostedAgentScheduler(opts: {
   const { engine, store } = createAgentEngine({
     loadConfig: opts.loadConfig, platform: opts.platform, stateDir: opts.stateDir, task: opts.task, trace: () => new Trace(undefined), respectRenewalMoment: true, policy, now: () => clock.now(),
   });
-  const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: true, out: opts.out, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}) });
+  // The tray app hosting the scheduler re-checks posture too, as the daemon would.
+  const posture = new PostureMonitor({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out });
+  const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: true, out: opts.out, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}), onNetworkChange: () => posture.trigger('network') });
   hosted.watcher?.start();
   hosted.scheduler.start(opts.initial);
-  return { ...hosted, release: () => lock.lock.release() };
+  posture.start(POSTURE_START_DELAY_MS);
+  return { ...hosted, stop: async () => { await hosted.stop(); await posture.stop(); }, release: () => lock.lock.release() };
 }

@@ -1,0 +1,88 @@
+import type { LoadedConfig } from '../config.js';
+import { runPosturePass } from './pass.js';
+import { resolvePostureSettings } from './settings.js';
+
+export interface PostureMonitorOptions {
+  loadConfig: () => LoadedConfig;
+  task: 'user' | 'device';
+  out: (line: string) => void;
+  now?: () => number;
+}
+
+/**
+ * Re-checks posture on an interval (posture.intervalMinutes, default 15), on network change and on resume
+ * (a tick that comes far later than asked means the machine slept). Passes never overlap; a failing pass is
+ * logged and the next one runs on time. Reports go to the org when a confirmed result changed.
+ */
+export class PostureMonitor {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private expectedAt = 0;
+
+  constructor(private readonly opts: PostureMonitorOptions) {}
+
+  private get now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  /** The first pass waits `delayMs` (the daemon's own logon pass goes first; posture is not urgent at start). */
+  start(delayMs = 0): void {
+    if (delayMs <= 0) {
+      this.trigger('start');
+      return;
+    }
+    this.expectedAt = this.now + delayMs;
+    this.timer = setTimeout(() => this.trigger('start'), delayMs);
+    this.timer.unref?.();
+  }
+
+  trigger(why: string): void {
+    if (this.stopped || this.running) return;
+    this.running = this.pass(why).finally(() => {
+      this.running = undefined;
+      this.schedule();
+    });
+  }
+
+  private interval(): number {
+    try {
+      return resolvePostureSettings(this.opts.loadConfig().config.posture).intervalMs;
+    } catch {
+      return 15 * 60_000;
+    }
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    const ms = this.interval();
+    this.expectedAt = this.now + ms;
+    this.timer = setTimeout(() => this.trigger(this.now - this.expectedAt > 60_000 ? 'resume' : 'interval'), ms);
+    this.timer.unref?.();
+  }
+
+  private async pass(why: string): Promise<void> {
+    try {
+      const r = await runPosturePass({ loaded: this.opts.loadConfig(), task: this.opts.task });
+      const c = { PASS: 0, FAIL: 0, UNKNOWN: 0 };
+      for (const x of r.file.results) c[x.status]++;
+      this.opts.out(`${new Date(this.now).toISOString()} posture (${why}): ${c.PASS} pass, ${c.FAIL} fail, ${c.UNKNOWN} unknown${r.changes.length ? `; changed: ${r.changes.map((x) => `${x.check} → ${x.to}`).join(', ')}` : ''}${r.reported ? `; report ${r.reported.ok ? 'sent' : `not sent (${r.reported.error})`}` : ''}`);
+    } catch (e) {
+      this.opts.out(`${new Date(this.now).toISOString()} posture (${why}) failed: ${(e as Error).message}`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+}
+
+/** One pass for the one-shot tasks (the device timer): errors are printed, never fail the task. */
+export async function postureOnce(opts: PostureMonitorOptions): Promise<void> {
+  const m = new PostureMonitor(opts);
+  m.trigger('timer');
+  await m.stop();
+}
