@@ -35,6 +35,10 @@ export interface SchedulePolicy {
   busyRetryMs: number;
   /** Between passes the configuration is re-read at most this often (a stuck agent notices a fix by it). */
   configCheckMs: number;
+  /** A stuck agent still checks again this often (a person may have fixed it): no state without a next deadline. */
+  stuckRecheckMs: number;
+  /** A server's Retry-After is honoured up to this long (a hostile or broken value cannot park the agent). */
+  retryAfterCapMs: number;
 }
 
 export const DEFAULT_POLICY: SchedulePolicy = {
@@ -53,6 +57,8 @@ export const DEFAULT_POLICY: SchedulePolicy = {
   networkDebounceMs: MIN,
   busyRetryMs: MIN,
   configCheckMs: 5 * MIN,
+  stuckRecheckMs: DAY,
+  retryAfterCapMs: DAY,
 };
 
 export function policyWith(overrides: Partial<SchedulePolicy> = {}): SchedulePolicy {
@@ -72,6 +78,18 @@ export function backoffDelay(policy: SchedulePolicy, failures: number, msToExpir
     : Math.min(policy.backoffCapMs, Math.max(policy.backoffFloorMs, msToExpiry / policy.urgencyDivisor));
   // Jitter after the cap, so the daily retries of agents that failed together spread over hours too.
   return Math.max(1000, Math.min(base, cap) * (1 - policy.backoffJitter + 2 * policy.backoffJitter * random()));
+}
+
+/**
+ * The delay before the next attempt after a failure: the backoff, or the server's Retry-After (429/503) when
+ * that is longer — plus up to `backoffJitter` of it again, so a fleet told the same Retry-After does not
+ * come back in the same second.
+ */
+export function retryDelay(policy: SchedulePolicy, failures: number, msToExpiry: number | undefined, retryAfterMs: number | undefined, random: () => number): number {
+  const backoff = backoffDelay(policy, failures, msToExpiry, random);
+  if (retryAfterMs === undefined || !(retryAfterMs > 0)) return backoff;
+  const asked = Math.min(retryAfterMs, policy.retryAfterCapMs);
+  return Math.max(backoff, asked * (1 + policy.backoffJitter * random()));
 }
 
 /**
