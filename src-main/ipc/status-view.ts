@@ -69,6 +69,7 @@ export function toStatusView(r: StatusReport, opts: { busy: Activity | null; dev
     ...(c?.renewFrom ? { plannedRenewal: c.renewFrom } : {}),
     ...(r.lastRun ? { lastRun: r.lastRun } : {}),
     busy: opts.busy,
-    ...(opts.next ? { nextRun: opts.next } : {}),
+    // The persisted schedule answers when no scheduler is hosted here (a daemon or a timer does the passes).
+    ...(opts.next ? { nextRun: opts.next } : r.schedule?.nextAttempt ? { nextRun: { at: r.schedule.nextAttempt.at, why: `${r.schedule.nextAttempt.reason}: ${r.schedule.nextAttempt.why}`.slice(0, 300) } } : {}),
   };
 }

@@ -47,7 +47,8 @@ export const DEFAULT_POLICY: SchedulePolicy = {
   tickMs: MIN,
   backoffMs: [1 * MIN, 10 * MIN, 100 * MIN, 1000 * MIN, DAY],
   backoffJitter: 0.25,
-  backoffCapMs: DAY,
+  // 19 h + 25 % jitter stays under a day: one day of reachability always sees an attempt.
+  backoffCapMs: 19 * HOUR,
   backoffCapNoCertMs: 4 * HOUR,
   urgencyDivisor: 8,
   backoffFloorMs: HOUR,
@@ -89,7 +90,7 @@ export function retryDelay(policy: SchedulePolicy, failures: number, msToExpiry:
   const backoff = backoffDelay(policy, failures, msToExpiry, random);
   if (retryAfterMs === undefined || !(retryAfterMs > 0)) return backoff;
   const asked = Math.min(retryAfterMs, policy.retryAfterCapMs);
-  return Math.max(backoff, asked * (1 + policy.backoffJitter * random()));
+  return Math.max(backoff, Math.min(policy.retryAfterCapMs, asked * (1 + policy.backoffJitter * random())));
 }
 
 /**
