@@ -154,12 +154,18 @@ export class EnrollmentTask {
     const current = await this.reconcile(ours);
     const deviceId = current?.info.subjectCN || this.state.deviceId;
 
-    const intent = this.state.forceRequested;
+    let intent = this.state.forceRequested;
+    if (!this.opts.force && intent?.replaces && current && current.info.serialNumber !== intent.replaces) {
+      // The killed run got as far as installing the new certificate (adopted above): the request is fulfilled.
+      this.state = { ...this.state, forceRequested: undefined };
+      saveState(this.config.stateDir, this.state);
+      intent = undefined;
+    }
     if (this.opts.force || intent) {
       this.dropPending();
       if (!intent) {
         // Persisted first: a crash from here on is completed by the next pass, not forgotten.
-        this.state = { ...this.state, forceRequested: { at: this.now().toISOString() } };
+        this.state = { ...this.state, forceRequested: { at: this.now().toISOString(), ...(current ? { replaces: current.info.serialNumber } : {}) } };
         saveState(this.config.stateDir, this.state);
       }
       const resumedMsg = !this.opts.force && intent ? ` (resuming the forced renewal requested at ${intent.at}, which did not complete)` : '';

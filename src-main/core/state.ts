@@ -54,7 +54,7 @@ export const StateSchema = z.object({
   pending: PendingSchema.optional(),
   hold: HoldSchema.optional(),
   /** `run --forceRenewal` was asked for and has not completed yet: the next pass completes it (survives a crash). */
-  forceRequested: z.object({ at: z.string() }).optional(),
+  forceRequested: z.object({ at: z.string(), replaces: z.string().optional() }).optional(),
   lastRun: z
     .object({ at: z.string(), task: z.string(), outcome: z.string(), code: z.string().optional(), message: z.string() })
     .optional(),
