@@ -254,7 +254,10 @@ export class EnrollmentTask {
     const now = this.now().getTime();
     const complete = this.creds.complete().map((c) => ({ ...c, info: describeCertificate(parseCertificate(c.certPem)) }));
     const newestFirst = <T extends { info: CertInfo }>(xs: T[]) => [...xs].sort((a, b) => Date.parse(b.info.notAfter) - Date.parse(a.info.notAfter));
-    const chosenCred = complete.find((c) => c.thumbprint === this.state.current?.thumbprint)
+    // A forced renewal killed after installing its certificate but before recording it: that new one is kept.
+    const replaces = this.state.forceRequested?.replaces;
+    const forcedNew = replaces ? newestFirst(complete.filter((c) => c.info.serialNumber !== replaces && ours.some((o) => o.info.sha256 === c.info.sha256)))[0] : undefined;
+    const chosenCred = forcedNew ?? complete.find((c) => c.thumbprint === this.state.current?.thumbprint)
       ?? newestFirst(complete.filter((c) => ours.some((o) => o.info.sha256 === c.info.sha256)))[0]
       ?? newestFirst(complete.filter((c) => Date.parse(c.info.notAfter) > now))[0];
     const keepSha = chosenCred?.info.sha256 ?? newestFirst(ours)[0]?.info.sha256;

@@ -23,7 +23,7 @@ export function scepRenewalRefusal(e: unknown, opts: { currentCertPem: string; w
   const serial = cert.serialNumber.replace(/^0+(?=.)/, '').toLowerCase();
   const daysLeft = (left / DAY).toFixed(1);
   const err = new AgentError('retry-later', SCEP_RENEWAL_REFUSED,
-    `The SCEP CA at ${opts.host} refused to renew certificate ${serial} (valid until ${new Date(notAfter).toISOString()}, ${daysLeft} days left): ${e.message.replace(/ Nothing was installed.*$/, '')} `
+    `The SCEP CA at ${opts.host} refused to renew certificate ${serial} (valid until ${new Date(notAfter).toISOString()}, ${daysLeft} days left; ${/failInfo \w+/.exec(e.message)?.[0] ?? 'no failInfo'}). `
     + `The agent's renewal window (scepRenewalWindowDays = ${opts.windowDays}) has opened, but the CA's has not: a CA that allows a second certificate for the same device only in the last days before expiry (scepserver: -allowrenew) answers "DN already exists". The current certificate stays in use.`,
     `Nothing to do on this device: the agent asks again about once a day (more often near expiry) until the CA's window opens. To renew earlier, the CA administrator sets the CA's renewal window (-allowrenew) to at least ${opts.windowDays} days, or set scepRenewalWindowDays to no more than the CA's -allowrenew.`,
     { cause: e });
