@@ -109,7 +109,9 @@ export class EnrollmentTask {
       this.recordLastRun(result.outcome, undefined, result.message);
       return result;
     } catch (e) {
-      const err = isAgentError(e) ? e : new AgentError('internal', 'INTERNAL', `Unexpected failure: ${(e as Error).message}`, undefined, { cause: e });
+      const raw = isAgentError(e) ? e : new AgentError('internal', 'INTERNAL', `Unexpected failure: ${(e as Error).message}`, undefined, { cause: e });
+      // Any refusal about time (token nbf/iat/exp, SCEP badTime, TLS validity) is named as the clock's, wherever it came from.
+      const err = clockFinding(raw, this.backend.target, { localNow: this.now().getTime() }) ?? raw;
       const kind: EventKind = err.code === 'ORG_READ_ONLY' ? 'ORG_READ_ONLY' : err.code === CLOCK_SKEW_CODE ? 'CLOCK_SKEW_FOUND' : FAILURE_EVENT[err.failure];
       this.events.record(kind, err.message, { code: err.code, ...(err.remedy ? { remedy: err.remedy } : {}) });
       this.recordLastRun('failed', err.code, err.message);

@@ -67,7 +67,7 @@ export function policyWith(overrides: Partial<SchedulePolicy> = {}): SchedulePol
 }
 
 /**
- * Delay before the retry after the `failures`-th consecutive failure: 1, 10, 100, 1000 minutes, then daily,
+ * Delay before the retry after the `failures`-th consecutive failure: 1, 10, 100, 1000 minutes, then every 19 h,
  * capped by how urgent the situation is — no valid certificate, or one close to expiry, retries more often —
  * and then ±25 % jitter, so a fleet that failed together (the org was down) does not retry together.
  */
