@@ -72,11 +72,12 @@ describe('SCEP: the CA\'s renewal window (-allowrenew 5) opens after the agent\'
     assert.match(text.stdout, /RENEWAL_REFUSED/);
 
     // The CA administrator follows the remedy: -allowrenew 60 (scepserver's clock is not shifted, so its window is
-    // opened by its setting rather than by time). The scheduled retry, a day later, renews.
+    // opened by its setting rather than by time). The next scheduled pass past the certificate's renewal moment
+    // (drawn in the first two thirds of the agent's window, so by day 35) renews.
     await server.close();
     server = await startScepServer({ depot: server.depot, challenge: CHALLENGE, validityDays: 40, allowRenewDays: 60 });
-    const day32 = await runAgent(['daemon', '--once', '--trigger', 'timer'], { ...p.env, DTA_SCEP_URL: server.url, ...faketimeEnv('+32d') });
-    assert.match(day32.stdout, /retry pass: renewed — ENROLLED/, day32.stdout + day32.stderr);
+    const day35 = await runAgent(['daemon', '--once', '--trigger', 'timer'], { ...p.env, DTA_SCEP_URL: server.url, ...faketimeEnv('+35d') });
+    assert.match(day35.stdout, /(retry|renewal) pass: renewed — ENROLLED/, day35.stdout + day35.stderr);
     const now = stateOf(p).current;
     assert.notEqual(now.serialNumber, serial);
     assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [now.serialNumber]);
