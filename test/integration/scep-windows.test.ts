@@ -77,7 +77,9 @@ describe('SCEP: the CA\'s renewal window (-allowrenew 5) opens after the agent\'
     await server.close();
     server = await startScepServer({ depot: server.depot, challenge: CHALLENGE, validityDays: 40, allowRenewDays: 60 });
     const day35 = await runAgent(['daemon', '--once', '--trigger', 'timer'], { ...p.env, DTA_SCEP_URL: server.url, ...faketimeEnv('+35d') });
-    assert.match(day35.stdout, /(retry|renewal) pass: renewed — ENROLLED/, day35.stdout + day35.stderr);
+    // (The new certificate starts at scepserver's real time, so to this device's shifted clock it is already due again:
+    // the state after the pass is not what a device with one clock would see, so only the renewal is asserted.)
+    assert.match(day35.stdout, /(retry|renewal) pass: renewed/, day35.stdout + day35.stderr);
     const now = stateOf(p).current;
     assert.notEqual(now.serialNumber, serial);
     assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [now.serialNumber]);
