@@ -16,6 +16,8 @@ export class AgentError extends Error {
   readonly code: string;
   /** What the user or help desk should do about it. */
   readonly remedy: string | undefined;
+  /** The server asked not to be asked again before this long (HTTP Retry-After on 429/503); the scheduler honours it. */
+  retryAfterMs?: number;
 
   constructor(failure: FailureClass, code: string, message: string, remedy?: string, options?: { cause?: unknown }) {
     super(message, options);

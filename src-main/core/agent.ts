@@ -20,6 +20,9 @@ import { loadState, saveState, type AgentState } from './state.js';
 import type { Trace } from './trace.js';
 import { failureContext, type FailureContext } from './fleet/failure.js';
 import { signingTest } from './fleet/signing.js';
+import { clockFinding, CLOCK_SKEW_CODE } from './clock-finding.js';
+import { clampWarning, effectiveWindow } from './renewal-window.js';
+import { sweepTempDirs } from './temp-sweep.js';
 
 export type TaskKind = 'user' | 'device';
 export type Outcome = 'enrolled' | 'renewed' | 'nothing-to-do' | 'configured';
@@ -110,8 +113,10 @@ export class EnrollmentTask {
       this.recordLastRun(result.outcome, undefined, result.message);
       return result;
     } catch (e) {
-      const err = sayNothingChanged(isAgentError(e) ? e : new AgentError('internal', 'INTERNAL', `Unexpected failure: ${(e as Error).message}`, undefined, { cause: e }));
-      const kind: EventKind = err.code === 'ORG_READ_ONLY' || err.code === 'CA_CHANGED' ? err.code : FAILURE_EVENT[err.failure];
+      const raw = isAgentError(e) ? e : new AgentError('internal', 'INTERNAL', `Unexpected failure: ${(e as Error).message}`, undefined, { cause: e });
+      // Any refusal about time (token nbf/iat/exp, SCEP badTime, TLS validity) is named as the clock's, wherever it came from.
+      const err = sayNothingChanged(clockFinding(raw, this.backend.target, { localNow: this.now().getTime() }) ?? raw);
+      const kind: EventKind = err.code === 'ORG_READ_ONLY' || err.code === 'CA_CHANGED' ? err.code : err.code === CLOCK_SKEW_CODE ? 'CLOCK_SKEW_FOUND' : FAILURE_EVENT[err.failure];
       // A server's failure names the request (its ID is in the server's log); a local one names only the pass.
       const remote = err.failure === 'retry-later' || err.failure === 'rejected' || err.failure === 'bad-answer';
       const ctx = failureContext(this.http.traceId, remote ? this.http.last : undefined, this.trace.steps, err);
@@ -139,6 +144,8 @@ export class EnrollmentTask {
     if (loaded.recoveredFrom) {
       this.events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${loaded.recoveredFrom}; it is rebuilt from the certificate store.`);
     }
+    const swept = sweepTempDirs(this.config.stateDir);
+    if (swept.length) this.events.record('TEMP_SWEPT', `Removed ${swept.length} temporary director${swept.length === 1 ? 'y' : 'ies'} (${swept.join(', ')}) left by an interrupted run; they could hold key material.`);
     trace.log(`Task: ${this.opts.task}; backend ${this.backend.kind} (${this.backend.target}); store: ${this.platform.store.description}; state: ${this.config.stateDir}`);
     this.startEarlyKey();
 
@@ -159,9 +166,22 @@ export class EnrollmentTask {
     const current = await this.reconcile(ours);
     const deviceId = current?.info.subjectCN || this.state.deviceId;
 
-    if (this.opts.force) {
+    let intent = this.state.forceRequested;
+    if (!this.opts.force && intent?.replaces && current && current.info.serialNumber !== intent.replaces) {
+      // The killed run got as far as installing the new certificate (adopted above): the request is fulfilled.
+      this.state = { ...this.state, forceRequested: undefined };
+      saveState(this.config.stateDir, this.state);
+      intent = undefined;
+    }
+    if (this.opts.force || intent) {
       this.dropPending();
-      this.events.record('FORCED_RENEWAL', `Forced renewal: ${current ? `certificate ${current.info.serialNumber} will be replaced` : 'no certificate present'}.`);
+      if (!intent) {
+        // Persisted first: a crash from here on is completed by the next pass, not forgotten.
+        this.state = { ...this.state, forceRequested: { at: this.now().toISOString(), ...(current ? { replaces: current.info.serialNumber } : {}) } };
+        saveState(this.config.stateDir, this.state);
+      }
+      const resumedMsg = !this.opts.force && intent ? ` (resuming the forced renewal requested at ${intent.at}, which did not complete)` : '';
+      this.events.record('FORCED_RENEWAL', `Forced renewal${resumedMsg}: ${current ? `certificate ${current.info.serialNumber} will be replaced` : 'no certificate present'}.`);
       return this.enroll(authority, deviceId, current);
     }
     const resumed = await this.resumePending(authority, deviceId, current);
@@ -203,7 +223,7 @@ export class EnrollmentTask {
       this.events.record('EXPIRED_FOUND', `Certificate ${current.info.serialNumber} expired on ${current.info.notAfter}; enrolling a new one.`);
       return this.enroll(authority, deviceId, current);
     }
-    const windowStart = notAfter - authority.renewalWindowSeconds * 1000;
+    const windowStart = notAfter - this.windowMs(authority, current.info, false);
     const renewFrom = this.opts.renewAt?.({ sha256: current.info.sha256, notAfter: new Date(notAfter), windowStart: new Date(windowStart) }).getTime() ?? windowStart;
     if (now >= renewFrom || this.opts.renewNow) return this.renew(authority, deviceId, current, key);
 
@@ -227,7 +247,7 @@ export class EnrollmentTask {
 
   /** Without the org we cannot enroll, but a valid certificate that is not due is still fine. */
   private async offlineAnswer(e: unknown, inventory: StoredCertificate[]): Promise<RunResult> {
-    if (!isAgentError(e) || e.failure !== 'retry-later' || this.opts.force) throw e;
+    if (!isAgentError(e) || e.failure !== 'retry-later' || this.opts.force || this.state.forceRequested) throw e;
     const state = this.state.current;
     const current = state && inventory.find((c) => c.id === state.storeId);
     const now = this.now().getTime();
@@ -252,7 +272,10 @@ export class EnrollmentTask {
     const now = this.now().getTime();
     const complete = this.creds.complete().map((c) => ({ ...c, info: describeCertificate(parseCertificate(c.certPem)) }));
     const newestFirst = <T extends { info: CertInfo }>(xs: T[]) => [...xs].sort((a, b) => Date.parse(b.info.notAfter) - Date.parse(a.info.notAfter));
-    const chosenCred = complete.find((c) => c.thumbprint === this.state.current?.thumbprint)
+    // A forced renewal killed after installing its certificate but before recording it: that new one is kept.
+    const replaces = this.state.forceRequested?.replaces;
+    const forcedNew = replaces ? newestFirst(complete.filter((c) => c.info.serialNumber !== replaces && ours.some((o) => o.info.sha256 === c.info.sha256)))[0] : undefined;
+    const chosenCred = forcedNew ?? complete.find((c) => c.thumbprint === this.state.current?.thumbprint)
       ?? newestFirst(complete.filter((c) => ours.some((o) => o.info.sha256 === c.info.sha256)))[0]
       ?? newestFirst(complete.filter((c) => Date.parse(c.info.notAfter) > now))[0];
     const keepSha = chosenCred?.info.sha256 ?? newestFirst(ours)[0]?.info.sha256;
@@ -276,7 +299,39 @@ export class EnrollmentTask {
     if (!kept) return undefined;
     const tp = chosenCred?.thumbprint ?? (await thumbprintOf(kept));
     if (this.state.current?.sha256 !== kept.info.sha256 || this.state.current.storeId !== kept.id) this.adopt(kept, tp);
+    this.ensureEnrollmentEvent(kept);
     return kept;
+  }
+
+  /** An installed certificate whose run was killed before event 1000/1001 gets its event 1000 now. */
+  private ensureEnrollmentEvent(kept: StoredCertificate): void {
+    const cur = this.state.current;
+    if (!cur || cur.eventLogged || cur.sha256 !== kept.info.sha256) return;
+    const serial = kept.info.serialNumber;
+    let logged = false;
+    try {
+      logged = this.events.read().some((e) => (e.id === 1000 || e.id === 1001) && (e.data as { serialNumber?: unknown } | undefined)?.serialNumber === serial);
+    } catch {
+      /* an unreadable log: record it */
+    }
+    if (!logged) {
+      this.events.record('ENROLLED', `Certificate ${serial} for device ${kept.info.subjectCN}, valid until ${kept.info.notAfter}, is installed in ${this.platform.store.description} (recorded on reconciliation: the run that installed it was interrupted before recording it).`,
+        { serialNumber: serial, notAfter: kept.info.notAfter, store: this.platform.store.description, reconciled: true });
+    }
+    this.state = { ...this.state, current: { ...cur, eventLogged: true } };
+    saveState(this.config.stateDir, this.state);
+  }
+
+  /** The renewal window for this certificate; the agent's own SCEP window is clamped to the CA's validity (renewal-window.ts). */
+  private windowMs(authority: Authority, info: CertInfo, warn: boolean): number {
+    const configured = authority.renewalWindowSeconds * 1000;
+    if (this.backend.kind !== 'scep') return configured;
+    const w = effectiveWindow(info.notBefore, info.notAfter, configured);
+    if (w.clamped) {
+      if (warn) this.warn('RENEWAL_WINDOW_CLAMPED', clampWarning(info.serialNumber, w, configured));
+      else this.trace.log(`note: ${clampWarning(info.serialNumber, w, configured)}`);
+    }
+    return w.windowMs;
   }
 
   private async installCredential(thumbprint: string, certPem: string, chainPem: string[]): Promise<StoredCertificate> {
@@ -413,6 +468,12 @@ export class EnrollmentTask {
     try {
       issued = await this.backend.renew({ key, deviceId, currentCertPem: current.pem, currentKey });
     } catch (e) {
+      // A refusal about time is the clock's fault: enrolling afresh would fail the same way, every run.
+      const clock = clockFinding(e, this.backend.target, { localNow: this.now().getTime() });
+      if (clock) {
+        this.creds.remove(key.thumbprint);
+        throw clock;
+      }
       if (isAgentError(e) && e.failure === 'rejected') {
         this.creds.remove(key.thumbprint);
         this.trace.log(`Renewal was refused (${e.message}); enrolling afresh.`);
@@ -460,9 +521,10 @@ export class EnrollmentTask {
         ...this.state,
         deviceId: info.subjectCN && /^[0-9a-f-]{36}$/.test(info.subjectCN) ? info.subjectCN : this.state.deviceId,
         current: { thumbprint: key.thumbprint, serialNumber: info.serialNumber, storeId: stored.id, subject: info.subject, issuer: info.issuer, notBefore: info.notBefore, notAfter: info.notAfter, sha256: info.sha256, enrolledAt: this.now().toISOString(), how, caSha256: chainFingerprints(authority.chainPem),
-          renewFrom: new Date(Date.parse(info.notAfter) - authority.renewalWindowSeconds * 1000).toISOString() },
+          renewFrom: new Date(Date.parse(info.notAfter) - this.windowMs(authority, info, true)).toISOString() },
         hold: undefined,
         pending: undefined,
+        forceRequested: undefined,
       };
       saveState(this.config.stateDir, this.state);
     } catch (e) {
@@ -476,6 +538,10 @@ export class EnrollmentTask {
     const event = how === 'enrolled' ? 'ENROLLED' : 'RENEWED';
     this.events.record(event, `Certificate ${info.serialNumber} ${how} for device ${info.subjectCN}, valid until ${info.notAfter}, installed in ${this.platform.store.description}.`,
       { serialNumber: info.serialNumber, notAfter: info.notAfter, store: this.platform.store.description, ...(previous ? { replaced: previous.info.serialNumber } : {}), correlationId: this.http.traceId });
+    if (this.state.current) {
+      this.state = { ...this.state, current: { ...this.state.current, eventLogged: true } };
+      try { saveState(this.config.stateDir, this.state); } catch { /* reconciliation looks in the event log instead */ }
+    }
     return {
       outcome: how,
       backend: this.backend.kind,

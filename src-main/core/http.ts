@@ -12,6 +12,7 @@ import { ProxyResolver } from './proxy/resolver.js';
 import { describeRoute, type Route, type RouteDecision } from './proxy/types.js';
 import { runCommand } from '../base/exec.js';
 import { newTraceId, requestIdsFor, serverErrorCode, type LastExchange } from './fleet/correlation.js';
+import { withServerTime } from './server-time.js';
 
 /** A hostile or broken server must not be able to make us buffer without bound. */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -223,7 +224,7 @@ export class HttpClient {
   /** Sends and parses a JSON answer; non-2xx answers become AgentErrors with the server's own words. */
   async json<T extends z.ZodType>(schema: T, spec: RequestSpec, clientCert?: ClientCertificate): Promise<{ data: z.infer<T>; response: HttpResponse }> {
     const response = await this.send(spec, clientCert);
-    if (response.status < 200 || response.status > 299) throw errorFromAnswer(response, spec.what, safeHost(spec.url));
+    if (response.status < 200 || response.status > 299) throw withServerTime(errorFromAnswer(response, spec.what, safeHost(spec.url)), response.status, response.headers);
     return { data: parseJsonAnswer(schema, response.body, spec.what, safeHost(spec.url)), response };
   }
 

@@ -23,6 +23,8 @@ const CurrentSchema = z.object({
   how: z.enum(['enrolled', 'renewed']),
   /** SHA-256 of the CA chain the certificate was issued under (the chain itself is stored with the credential). */
   caSha256: z.array(z.string()).optional(),
+  /** Its event 1000/1001 is in the event log (a run killed right after the import is repaired on reconciliation). */
+  eventLogged: z.boolean().optional(),
 });
 
 /** A request the CA left PENDING: its key is kept and the next run asks about it instead of starting over. */
@@ -54,6 +56,8 @@ export const StateSchema = z.object({
   current: CurrentSchema.optional(),
   pending: PendingSchema.optional(),
   hold: HoldSchema.optional(),
+  /** `run --forceRenewal` was asked for and has not completed yet: the next pass completes it (survives a crash). */
+  forceRequested: z.object({ at: z.string(), replaces: z.string().optional() }).optional(),
   lastRun: z
     .object({
       at: z.string(), task: z.string(), outcome: z.string(), code: z.string().optional(), message: z.string(),

@@ -70,7 +70,8 @@ export function toStatusView(r: StatusReport & Partial<DoctorSection>, opts: { b
     ...(c?.renewFrom ? { plannedRenewal: c.renewFrom } : {}),
     ...(r.lastRun ? { lastRun: r.lastRun } : {}),
     busy: opts.busy,
-    ...(opts.next ? { nextRun: opts.next } : {}),
+    // The persisted schedule answers when no scheduler is hosted here (a daemon or a timer does the passes).
+    ...(opts.next ? { nextRun: opts.next } : r.schedule?.nextAttempt ? { nextRun: { at: r.schedule.nextAttempt.at, why: `${r.schedule.nextAttempt.reason}: ${r.schedule.nextAttempt.why}`.slice(0, 300) } } : {}),
     ...(r.tests ? { tests: r.tests.map((t) => ({ name: t.name, title: t.title, result: t.result, evidence: t.evidence.slice(0, 1000) })) } : {}),
     ...(r.lastFailure ? { lastFailure: { ...r.lastFailure, message: r.lastFailure.message.slice(0, 2000) } } : {}),
   };

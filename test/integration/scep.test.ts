@@ -13,6 +13,7 @@ import { diagnoseScep } from '../../src-main/core/scep/diagnose.js';
 import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
 import { failingPk12util, nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
+import { faketimeEnv } from '../support/faketime.js';
 import { initDepot, scepUnavailable, startMtlsServer, startRecordingProxy, startScepServer, type MtlsServer, type ScepServer } from '../support/scep.js';
 
 const skipReason = scepUnavailable();
@@ -230,7 +231,8 @@ describe('SCEP renewal inside the CA\'s -allowrenew window', { skip: skipReason 
 
   test('a certificate inside the window is renewed with RenewalReq signed by the current certificate, replaced atomically', async () => {
     const old = stateOf().current;
-    const r = await runAgent(['run'], p.env);
+    // One-day certificates with a two-day window: the window is clamped to 8 h (renewal-window.ts), so the clock is 17 h on.
+    const r = await runAgent(['run'], { ...p.env, ...faketimeEnv('+17h') });
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /Certificate renewed/);
     assert.match(server.log(), /RenewalReq \(17\)/);
@@ -247,13 +249,13 @@ describe('SCEP renewal inside the CA\'s -allowrenew window', { skip: skipReason 
 
   test('if the store fails while swapping in the renewed certificate, the previous one is put back at once', async () => {
     const before = stateOf().current;
-    const r = await runAgent(['run'], { ...p.env, ...failingPk12util('once') });
+    const r = await runAgent(['run'], { ...p.env, ...failingPk12util('once'), ...faketimeEnv('+17h') });
     assert.equal(r.code, 40, r.stderr + r.stdout);
     assert.match(r.stderr, /No space left/);
     assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [before.serialNumber]);
     assert.equal(stateOf().current.serialNumber, before.serialNumber);
     assert.deepEqual(fs.readdirSync(path.join(p.stateDir, 'credentials')), [before.thumbprint]);
-    const again = await runAgent(['run'], p.env);
+    const again = await runAgent(['run'], { ...p.env, ...faketimeEnv('+17h') });
     assert.equal(again.code, 0, again.stderr + again.stdout);
     assert.equal(nssUserCerts(p.nssDb).length, 1);
   });

@@ -40,6 +40,11 @@ export class FakeClock implements Clock {
     return this.timers.length;
   }
 
+  /** The wall clock is set (by a person, a bad RTC, a VM snapshot restore): it moves by `ms`, either way; timers do not. */
+  jump(ms: number): void {
+    this.wall += ms;
+  }
+
   /** The machine sleeps: wall time passes, timers do not move. */
   suspend(ms: number): void {
     this.wall += ms;

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PassEngine, type AttemptResult } from '../../src-main/core/scheduler/engine.js';
 import { DEFAULT_POLICY } from '../../src-main/core/scheduler/policy.js';
+import { nextDeadline } from '../../src-main/core/scheduler/plan.js';
 import { Scheduler } from '../../src-main/core/scheduler/scheduler.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { ModelWorld } from '../support/model-agent.js';
@@ -127,8 +128,8 @@ test('a simulated year: install, daily passes, sleep and catch-up, renewal with 
   console.log(`simulated year: ${world.passes.length} passes, ${(performance.now() - t).toFixed(0)} ms`);
 });
 
-test('stuck states wait for a person: no timed retries, a network change does not help, a logon or a config change does', async () => {
-  const { clock, world, sched, settle, ran } = setup(3);
+test('stuck states wait for a person but keep a deadline: one recheck a day, a network change does not help, a logon or a config change does', async () => {
+  const { clock, world, sched, settle, ran, policy } = setup(3);
   sched.start('install');
   await sched.idle();
   world.revoked.add(world.cert!.sha256);
@@ -137,25 +138,30 @@ test('stuck states wait for a person: no timed retries, a network change does no
   assert.equal(revoked.state.state, 'REVOKED');
   assert.equal(revoked.state.stuck, true);
   assert.match(revoked.state.action ?? '', /forceRenewal/);
-  assert.equal(revoked.state.next, undefined, 'no next attempt while stuck');
+  assert.equal(revoked.state.next?.reason, 'recheck', 'a stuck agent with a certificate still has a next deadline');
+  assert.equal(revoked.state.next!.at, revoked.at + policy.stuckRecheckMs);
 
   const n = ran().length;
   await clock.advance(30 * DAY, settle);
-  assert.equal(ran().length, n, 'thirty days without a pass while stuck');
+  const rechecks = ran().slice(n);
+  assert.equal(rechecks.length, 30, 'one recheck a day while stuck (no retry storm)');
+  assert.ok(rechecks.every((p) => p.trigger === 'recheck' && p.state.state === 'REVOKED' && p.state.next !== undefined));
+  const m = ran().length;
   sched.trigger('network');
   await sched.idle();
-  assert.equal(ran().length, n, 'a network change does not run a stuck agent');
+  assert.equal(ran().length, m, 'a network change does not run a stuck agent');
 
+  await clock.advance(6 * HOUR, settle);
   sched.trigger('logon');
   await sched.idle();
-  assert.equal(ran().length, n + 1, 'a logon runs a pass (a person may have acted)');
+  assert.equal(ran().length, m + 1, 'a logon runs a pass (a person may have acted)');
   assert.equal(ran().at(-1)!.state.state, 'REVOKED');
 
   // The admin reinstates the device and the configuration is changed: the agent notices by itself.
   world.revoked.clear();
   world.configFingerprint = 'config-2';
   await clock.advance(2 * MIN, settle);
-  assert.equal(ran().length, n + 2);
+  assert.equal(ran().length, m + 2);
   assert.equal(ran().at(-1)!.trigger, 'config');
   assert.equal(ran().at(-1)!.state.state, 'ENROLLED');
   await sched.stop();
@@ -197,4 +203,144 @@ test('two schedulers sharing one state (the daemon and a timer one-shot) run a d
   assert.equal(world.passes.length, n + 1);
   assert.ok(!late.ran && late.why === 'skipped', JSON.stringify(late));
   await sched.stop();
+});
+
+/**
+ * Property test: random (seeded) sequences of clock jumps (± minutes to ± a year), suspends, crashes, org
+ * outages with Retry-After, read-only periods and CA refusals over simulated years. After each step: the agent
+ * has a next deadline and it is never more than a day and a half away (so a clock that ran ahead and came back
+ * cannot park the schedule); no certificate is renewed twice or before its window; and every certificate whose
+ * renewal moment was followed by a day of reachability (org up, not read-only, CA willing, clock right, awake)
+ * before its expiry was renewed before it expired. Reproduce a failure with DTA_PROPERTY_SEED=<seed>.
+ */
+test('property: clock jumps, suspends, crashes, outages, read-only periods and CA refusals over simulated years', async () => {
+  const seeds = process.env.DTA_PROPERTY_SEED ? [Number(process.env.DTA_PROPERTY_SEED)] : [101, 202, Math.floor(Math.random() * 2 ** 31)];
+  for (const seed of seeds) {
+    console.log(`property seed ${seed} (reproduce: DTA_PROPERTY_SEED=${seed})`);
+    const rnd = seededRandom(seed);
+    const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    const between = (lo: number, hi: number) => lo + (hi - lo) * rnd();
+    const clock = new FakeClock(T0);
+    let offset = 0; // device clock minus true time
+    const world = new ModelWorld(() => clock.now(), 365 * DAY, 30 * DAY, () => clock.now() - offset);
+    const policy = { ...DEFAULT_POLICY, tickMs: 30 * MIN };
+    let sched!: Scheduler;
+    const boot = (why: 'install' | 'logon') => {
+      const engine = new PassEngine({ store: world.store, lock: world.lock, pass: world.pass, now: () => clock.now(), policy, random: seededRandom(seed + world.passes.length) });
+      sched = new Scheduler({ engine, store: world.store, clock, policy });
+      sched.start(why);
+    };
+    const settle = () => (sched.isRunning ? sched.idle() : undefined);
+    boot('install');
+    await sched.idle();
+
+    // Longest stretch of true time, after each certificate's renewal moment, in which renewal was possible.
+    const good = new Map<string, { run: number; best: number }>();
+    let suspended = false;
+    const reachable = () => !world.orgDown && !world.readOnly && !world.caRefusesRenewal && Math.abs(offset) <= 5 * MIN && !suspended;
+    const account = (from: number, to: number, ok: boolean) => {
+      for (const c of world.issued) {
+        if (c.renewedAt !== undefined) continue;
+        const renewAt = world.record.renewal?.sha256 === c.sha256 ? Date.parse(world.record.renewal.renewAt) : c.windowStart;
+        const lo = Math.max(from, renewAt);
+        const hi = Math.min(to, c.notAfter);
+        const g = good.get(c.sha256) ?? { run: 0, best: 0 };
+        if (!ok) g.run = 0;
+        else if (hi > lo) g.run += hi - lo;
+        g.best = Math.max(g.best, g.run);
+        good.set(c.sha256, g);
+      }
+    };
+    const trueNow = () => clock.now() - offset;
+    let steps = 0;
+    const kinds: Record<string, number> = {};
+    while (trueNow() < T0 + 3 * 365 * DAY) {
+      const kind = pick(['quiet', 'quiet', 'quiet', 'jump', 'fix-clock', 'suspend', 'crash', 'outage', 'read-only', 'ca-refuses']);
+      kinds[kind] = (kinds[kind] ?? 0) + 1;
+      const t0 = trueNow();
+      let dur = between(HOUR, 20 * DAY);
+      switch (kind) {
+        case 'jump': {
+          const size = pick([between(MIN, HOUR), between(HOUR, 3 * DAY), between(3 * DAY, 365 * DAY)]) * (rnd() < 0.5 ? -1 : 1);
+          clock.jump(size);
+          offset += size;
+          dur = between(MIN, 5 * DAY);
+          break;
+        }
+        case 'fix-clock':
+          clock.jump(-offset);
+          offset = 0;
+          break;
+        case 'suspend':
+          suspended = true;
+          dur = between(HOUR, 10 * DAY);
+          account(t0, t0 + dur, false);
+          clock.suspend(dur);
+          suspended = false;
+          dur = between(MIN, HOUR);
+          break;
+        case 'crash':
+          await sched.stop();
+          world.locked = false;
+          dur = between(MIN, 10 * MIN);
+          await clock.advance(dur, settle);
+          boot('logon');
+          break;
+        case 'outage':
+          world.orgDown = true;
+          world.retryAfterMs = pick([undefined, between(MIN, HOUR)]);
+          dur = pick([between(MIN, HOUR), between(HOUR, 2 * DAY), between(2 * DAY, 40 * DAY)]);
+          break;
+        case 'read-only':
+          world.readOnly = true;
+          dur = between(HOUR, 3 * DAY);
+          break;
+        case 'ca-refuses':
+          world.caRefusesRenewal = true;
+          dur = between(HOUR, 20 * DAY);
+          break;
+      }
+      if (kind !== 'crash') {
+        // Advance in slices of at most an hour so that reachability is accounted for as it changes.
+        let left = dur;
+        while (left > 0) {
+          const slice = Math.min(HOUR, left);
+          const from = trueNow();
+          const ok = reachable();
+          await clock.advance(slice, settle);
+          account(from, trueNow(), ok);
+          left -= slice;
+        }
+      }
+      world.orgDown = false;
+      world.readOnly = false;
+      world.caRefusesRenewal = false;
+      world.retryAfterMs = undefined;
+      steps++;
+
+      const ctx = `seed ${seed}, step ${steps} (${kind}), device clock ${new Date(clock.now()).toISOString()}, offset ${Math.round(offset / 1000)} s`;
+      // After each step the agent has a deadline, and not one parked far away.
+      await clock.advance(MIN, settle);
+      const next = nextDeadline(policy, world.store.load(), clock.now());
+      assert.ok(next, `a next deadline (${ctx})`);
+      assert.ok(next.at - clock.now() <= 1.5 * DAY, `next deadline ${new Date(next.at).toISOString()} (${next.reason}) is at most a day and a half away (${ctx})`);
+      // Never twice in one window; never before the window opened.
+      for (const c of world.issued) {
+        if (c.renewedAt !== undefined) assert.ok(c.renewedAt >= c.windowStart - 5 * MIN, `renewed inside its window (${ctx})`);
+      }
+      const renewedTwice = world.issued.filter((c) => c.renewedAt !== undefined).length > world.issued.length - 1;
+      assert.ok(!renewedTwice, `each certificate replaced at most once (${ctx})`);
+      // Renewed before expiry whenever a day of reachability followed the renewal moment.
+      for (const c of world.issued) {
+        if (c.notAfter > trueNow()) continue;
+        const g = good.get(c.sha256);
+        if (g && g.best >= DAY) assert.ok(c.renewedAt !== undefined && c.renewedAt < c.notAfter, `renewed before expiry after ${(g.best / DAY).toFixed(2)} reachable days (${ctx})`);
+      }
+      assert.equal(world.maxInFlight, 1, 'never two passes at once');
+    }
+    await sched.stop();
+    const renewedInTime = world.issued.filter((c) => c.renewedAt !== undefined && c.renewedAt < c.notAfter).length;
+    console.log(`  ${steps} steps ${JSON.stringify(kinds)}; ${world.passes.length} passes; ${world.issued.length} certificates, ${renewedInTime} renewed before expiry; ${world.anomalies} clock anomalies repaired`);
+    assert.ok(world.issued.length >= 3, 'three years: at least two renewals or re-enrollments');
+  }
 });

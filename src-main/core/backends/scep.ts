@@ -4,6 +4,7 @@ import { AgentError } from '../../base/errors.js';
 import type { KeyAlgorithm } from '../keys.js';
 import { colonHex } from '../scep/ca.js';
 import { ScepClient } from '../scep/client.js';
+import { scepRenewalRefusal } from '../scep/renewal-refusal.js';
 import { x509 } from '../x509.js';
 import type { BackendDeps } from './idp.js';
 import type { Authority, EnrollmentBackend, IssuerFilter, IssueRequest, Issued, RenewRequest } from './types.js';
@@ -107,8 +108,12 @@ export class ScepBackend implements EnrollmentBackend {
   }
 
   async renew({ key, deviceId, currentCertPem, currentKey }: RenewRequest): Promise<Issued> {
-    const issued = await this.client.renew({ key, subject: `CN=${deviceId}`, challenge: this.settings.challenge, currentCertPem, currentKey });
-    return { certificatePem: issued.certificatePem };
+    try {
+      const issued = await this.client.renew({ key, subject: `CN=${deviceId}`, challenge: this.settings.challenge, currentCertPem, currentKey });
+      return { certificatePem: issued.certificatePem };
+    } catch (e) {
+      throw scepRenewalRefusal(e, { currentCertPem, windowDays: this.deps.config.scepRenewalWindowDays, now: this.deps.now().getTime(), host: new URL(this.settings.url).host }) ?? e;
+    }
   }
 
   async resume({ key, deviceId }: IssueRequest): Promise<Issued> {

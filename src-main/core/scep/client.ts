@@ -13,6 +13,7 @@ import { pinCaBundle, parseGetCaCert, type CaBundle } from './ca.js';
 import { chooseAlgorithms, parseCapabilities, type Algorithms, type Capabilities } from './capabilities.js';
 import { CmsError } from './cms.js';
 import { buildRequest, issuerAndSubject, parseCertRep, transactionIdFor, type CertRep, type RequestType } from './message.js';
+import { withServerTime } from '../server-time.js';
 
 export interface ScepClientOptions {
   http: HttpClient;
@@ -90,8 +91,8 @@ export class ScepClient {
     const said = res.body.toString('utf8').replace(/[^\x20-\x7e]+/g, ' ').trim().slice(0, 200);
     const detail = `HTTP ${res.status}${said ? `: "${said}"` : ''}`;
     if (res.status >= 500 || res.status === 429 || res.status === 408) {
-      return new AgentError('retry-later', 'SCEP_CA_UNAVAILABLE', `The SCEP CA at ${this.host} could not answer ${operation} (${detail}).`,
-        'The agent tries again later; if it persists, ask the CA administrator to check the SCEP service.');
+      return withServerTime(new AgentError('retry-later', 'SCEP_CA_UNAVAILABLE', `The SCEP CA at ${this.host} could not answer ${operation} (${detail}).`,
+        'The agent tries again later; if it persists, ask the CA administrator to check the SCEP service.'), res.status, res.headers);
     }
     if (res.status === 404) {
       return new AgentError('config', 'SCEP_NOT_FOUND', `${this.opts.url} does not answer SCEP ${operation} (${detail}).`,

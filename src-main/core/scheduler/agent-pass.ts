@@ -11,6 +11,7 @@ import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';
 import { probeConfig, StateFileStore } from './store.js';
 import { writeMetricsAfterPass } from '../fleet/metrics-writer.js';
+import { describeAnomalies } from './anomaly.js';
 
 export interface AgentPassOptions {
   /** Loads the configuration afresh (a long-running daemon picks up changes at every pass). */
@@ -27,6 +28,8 @@ export interface AgentPassOptions {
   respectRenewalMoment: boolean;
   policy?: SchedulePolicy;
   now?: () => number;
+  /** A clock anomaly was found and the schedule recomputed (the daemon logs it). */
+  onClockAnomaly?: (message: string) => void;
 }
 
 /** The lock of one state directory, as the engine wants it. */
@@ -57,7 +60,7 @@ export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine;
   const events = new EventLog(opts.stateDir, opts.task);
   const store = new StateFileStore(opts.stateDir, () => probeConfig(opts.loadConfig), (aside) =>
     events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${aside}; it is rebuilt from the certificate store.`),
-  policy.configCheckMs, opts.now ?? Date.now);
+  policy.configCheckMs, opts.now ?? Date.now, policy);
   const engine = new PassEngine({
     store,
     lock: fileLock(opts.stateDir),
@@ -71,6 +74,10 @@ export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine;
       trace: opts.trace(),
       ...(opts.respectRenewalMoment ? { renewAt: ctx.renewAt } : {}),
     }); },
+    onClockAnomaly: (found) => {
+      events.record('CLOCK_ANOMALY', describeAnomalies(found), { anomalies: found });
+      opts.onClockAnomaly?.(describeAnomalies(found));
+    },
     onStateChange: (from, to) => {
       const data = { from: from ?? null, to: to.state, stuck: to.stuck, ...(to.next ? { nextAttempt: new Date(to.next.at).toISOString(), nextReason: to.next.reason } : {}) };
       events.record(to.stuck ? 'AGENT_STUCK' : 'STATE_CHANGED', stateEventMessage(from, to), data);

@@ -67,6 +67,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     respectRenewalMoment: true,
     policy,
     now: () => clock.now(),
+    onClockAnomaly: (m) => opts.out(`${new Date(clock.now()).toISOString()} clock anomaly: ${m}`),
   });
   try {
     if (opts.once) {

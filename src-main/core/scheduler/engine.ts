@@ -4,6 +4,7 @@ import type { LockInfo } from '../lock.js';
 import { applyPass, effectiveReport, namedState, nextDeadline, isStuckNow, type NamedState, type PassReport, type Snapshot } from './plan.js';
 import { renewalFor, type SchedulePolicy } from './policy.js';
 import type { RenewalChoice, ScheduleRecord, Trigger } from './record.js';
+import type { ClockAnomaly } from './anomaly.js';
 
 /** Where the schedule record and the current certificate's facts are persisted (state.json in the agent). */
 export interface ScheduleStore {
@@ -11,6 +12,8 @@ export interface ScheduleStore {
   save(record: ScheduleRecord): void;
   /** Cheap; changes when another process (or a person) changed the state or the configuration. */
   changeToken(): string;
+  /** Finds persisted times in the future (clock anomalies), recomputes them from `now` and saves; returns what it found. */
+  repairClock?(now: number): ClockAnomaly[];
 }
 
 export interface PassLock {
@@ -42,9 +45,11 @@ export interface EngineDeps {
   onStateChange?: (from: string | undefined, to: NamedState) => void;
   /** Called after every pass is recorded (metrics file); must not throw. */
   afterRecord?: () => void;
+  /** Called when persisted times were found in the future and the schedule was recomputed from now. */
+  onClockAnomaly?: (found: ClockAnomaly[]) => void;
 }
 
-const TIMED = new Set<Trigger>(['first-run', 'daily', 'renewal', 'retry', 'expiry', 'config', 'timer']);
+const TIMED = new Set<Trigger>(['first-run', 'daily', 'renewal', 'retry', 'expiry', 'config', 'timer', 'clock', 'recheck']);
 
 /**
  * Runs one pass under the cross-process lock and records it. Inside the lock it re-reads the persisted
@@ -64,6 +69,8 @@ export class PassEngine {
     const last = s.record.lastPass ? Date.parse(s.record.lastPass.at) : undefined;
     const since = last === undefined ? Infinity : now - last;
     if (trigger === 'manual' || trigger === 'install') return { run: true, as: trigger };
+    // After a clock anomaly the check is due now, whatever started this process.
+    if (s.record.clockCheck && trigger !== 'network') return { run: true, as: 'clock' };
     if (trigger === 'logon') {
       return since < policy.coalesceMs ? { run: false, detail: `a pass ran ${Math.round(since / 1000)} s ago` } : { run: true, as: trigger };
     }
@@ -87,6 +94,8 @@ export class PassEngine {
     const held = lock.tryAcquire(`${trigger} pass`);
     if (!held.ok) return { ran: false, trigger, why: 'busy', holder: held.holder };
     try {
+      const found = store.repairClock?.(now()) ?? [];
+      if (found.length) this.deps.onClockAnomaly?.(found);
       const before = store.load();
       const d = this.decide(trigger, before, now());
       if (!d.run) return { ran: false, trigger, why: 'skipped', detail: d.detail, snapshot: before };
@@ -107,7 +116,8 @@ export class PassEngine {
         report = { ok: true, outcome: result.outcome, message: result.message };
       } catch (e) {
         error = isAgentError(e) ? e : new AgentError('internal', 'INTERNAL', `Unexpected failure: ${(e as Error).message}`, undefined, { cause: e });
-        report = { ok: false, outcome: 'failed', failure: error.failure, code: error.code, message: error.message, ...(error.remedy ? { remedy: error.remedy } : {}) };
+        report = { ok: false, outcome: 'failed', failure: error.failure, code: error.code, message: error.message, ...(error.remedy ? { remedy: error.remedy } : {}),
+          ...(error.retryAfterMs ? { retryAfterMs: error.retryAfterMs } : {}) };
       }
       const at = now();
       const after = store.load();

@@ -1,5 +1,5 @@
 import type { FailureClass } from '../../base/errors.js';
-import { backoffDelay, renewalFor, type SchedulePolicy } from './policy.js';
+import { renewalFor, retryDelay, type SchedulePolicy } from './policy.js';
 import type { RenewalChoice, ScheduleRecord, Trigger } from './record.js';
 import { AGENT_STATES, isStuck, stateForFailure, type AgentStateName } from './states.js';
 
@@ -12,6 +12,8 @@ import { AGENT_STATES, isStuck, stateForFailure, type AgentStateName } from './s
 /** The facts about the current certificate that scheduling needs (from state.json). */
 export interface CertFacts {
   sha256: string;
+  /** The certificate's serial: the one identifier user-facing texts name it by. */
+  serialNumber?: string;
   notAfter: number;
   /** Start of the org's renewal window for this certificate. */
   windowStart: number;
@@ -26,7 +28,7 @@ export interface Snapshot {
   configFingerprint: string;
 }
 
-export type DeadlineReason = 'first-run' | 'daily' | 'renewal' | 'retry' | 'expiry' | 'config';
+export type DeadlineReason = 'first-run' | 'daily' | 'renewal' | 'retry' | 'expiry' | 'config' | 'clock' | 'recheck';
 
 export interface Deadline {
   at: number;
@@ -41,6 +43,8 @@ export interface PassReport {
   code?: string;
   message: string;
   remedy?: string;
+  /** The server asked not to be asked again before this long (Retry-After on 429/503). */
+  retryAfterMs?: number;
 }
 
 export interface NamedState {
@@ -74,25 +78,30 @@ export function isStuckNow(s: Snapshot): boolean {
   return st !== undefined && isStuck(st);
 }
 
-/** Every pending deadline, earliest first. Empty when stuck and nothing has changed. */
+/** Every pending deadline, earliest first. Never empty: whatever happened, a next pass is planned. */
 export function deadlines(policy: SchedulePolicy, s: Snapshot, now: number): Deadline[] {
   const r = s.record;
   if (!r.lastPass) return [{ at: now, reason: 'first-run', why: 'no pass has run yet' }];
-  // A wall clock stepped backwards must not push the next pass into the far future.
+  // A wall clock stepped backwards must not push the next pass into the far future (anomaly.ts repairs the record).
   const last = Math.min(Date.parse(r.lastPass.at), now);
+  const out: Deadline[] = [];
+  if (r.clockCheck) out.push({ at: Math.min(Date.parse(r.clockCheck.at), now), reason: 'clock', why: 'the clock jumped: checking the certificate now' });
   if (isStuckNow(s)) {
     if (r.stuckConfig !== undefined && r.stuckConfig !== s.configFingerprint) {
       return [{ at: now, reason: 'config', why: 'the configuration changed since the agent got stuck' }];
     }
-    return [];
+    // While a certificate exists, stuck still has deadlines: a daily look whether a person fixed it, and the expiry.
+    // (Without one, nothing changes by itself: a configuration change or a logon starts the next pass.)
+    if (s.cert) out.push({ at: last + policy.stuckRecheckMs, reason: 'recheck', why: 'stuck: checking again daily whether a person fixed it' });
+    if (s.cert && last < s.cert.notAfter) out.push({ at: s.cert.notAfter, reason: 'expiry', why: `certificate ${certName(s.cert)} expires: enroll a new one` });
+    return out.sort((a, b) => a.at - b.at);
   }
-  const out: Deadline[] = [];
   if (r.retryAt) {
     // While retrying, the retry is the check: a daily pass on the grid would line up a fleet's retries
     // (everyone who installed at 9 am) right after an outage, which is the storm the jitter avoids.
     out.push({ at: Date.parse(r.retryAt), reason: 'retry', why: `retry ${r.failures} after ${r.lastPass.code ?? 'a failure'}` });
   } else {
-    const anchor = Date.parse(r.anchor ?? r.lastPass.at);
+    const anchor = Math.min(Date.parse(r.anchor ?? r.lastPass.at), now);
     const earliest = last + policy.dailyMinSpacingMs;
     const k = Math.ceil((earliest - anchor) / policy.dailyMs);
     out.push({ at: anchor + k * policy.dailyMs, reason: 'daily', why: `daily check (every ${policy.dailyMs / 3_600_000} h from ${iso(anchor)})` });
@@ -100,10 +109,14 @@ export function deadlines(policy: SchedulePolicy, s: Snapshot, now: number): Dea
   const renewal = renewalOf(policy, s);
   if (s.cert && renewal) {
     const renewAt = Date.parse(renewal.renewAt);
-    if (last < renewAt) out.push({ at: renewAt, reason: 'renewal', why: `renewal moment of certificate ${s.cert.sha256.slice(0, 16)} (window from ${renewal.windowStart})` });
-    if (last < s.cert.notAfter) out.push({ at: s.cert.notAfter, reason: 'expiry', why: 'the certificate expires: enroll a new one' });
+    if (last < renewAt) out.push({ at: renewAt, reason: 'renewal', why: `renewal moment of certificate ${certName(s.cert)} (window from ${renewal.windowStart})` });
+    if (last < s.cert.notAfter) out.push({ at: s.cert.notAfter, reason: 'expiry', why: `certificate ${certName(s.cert)} expires: enroll a new one` });
   }
   return out.sort((a, b) => a.at - b.at);
+}
+
+function certName(c: CertFacts): string {
+  return c.serialNumber ?? c.sha256.slice(0, 16);
 }
 
 export function nextDeadline(policy: SchedulePolicy, s: Snapshot, now: number): Deadline | undefined {
@@ -127,7 +140,9 @@ export function namedState(policy: SchedulePolicy, s: Snapshot, now: number, run
   if (failed) {
     const state: AgentStateName = expired && !isStuck(failed) ? 'EXPIRED' : failed;
     const stuck = isStuck(state);
-    const action = stuck ? (lp?.remedy ?? ('action' in AGENT_STATES[state] ? (AGENT_STATES[state] as { action: string }).action : undefined)) : undefined;
+    // Stuck states, and the named ones that need no person but explain what would help, say what to do.
+    const advises = stuck || state === 'CLOCK_WRONG' || state === 'RENEWAL_REFUSED';
+    const action = advises ? (lp?.remedy ?? ('action' in AGENT_STATES[state] ? (AGENT_STATES[state] as { action: string }).action : undefined)) : undefined;
     return { ...base, ...withNext, state, stuck, why: lp!.message, ...(action ? { action } : {}) };
   }
   if (!s.configured) {
@@ -160,6 +175,7 @@ export function applyPass(policy: SchedulePolicy, after: Snapshot, trigger: Trig
   };
   delete r.retryAt;
   delete r.stuckConfig;
+  delete r.clockCheck;
   if (report.ok) {
     r.failures = 0;
     r.lastSuccessAt = iso(now);
@@ -169,7 +185,7 @@ export function applyPass(policy: SchedulePolicy, after: Snapshot, trigger: Trig
       r.stuckConfig = after.configFingerprint;
     } else {
       const left = after.cert && after.cert.notAfter > now ? after.cert.notAfter - now : undefined;
-      r.retryAt = iso(now + backoffDelay(policy, r.failures, left, random));
+      r.retryAt = iso(now + retryDelay(policy, r.failures, left, report.retryAfterMs, random));
     }
   }
   if (after.cert) {

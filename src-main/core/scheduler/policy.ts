@@ -35,6 +35,10 @@ export interface SchedulePolicy {
   busyRetryMs: number;
   /** Between passes the configuration is re-read at most this often (a stuck agent notices a fix by it). */
   configCheckMs: number;
+  /** A stuck agent still checks again this often (a person may have fixed it): no state without a next deadline. */
+  stuckRecheckMs: number;
+  /** A server's Retry-After is honoured up to this long (a hostile or broken value cannot park the agent). */
+  retryAfterCapMs: number;
 }
 
 export const DEFAULT_POLICY: SchedulePolicy = {
@@ -43,7 +47,8 @@ export const DEFAULT_POLICY: SchedulePolicy = {
   tickMs: MIN,
   backoffMs: [1 * MIN, 10 * MIN, 100 * MIN, 1000 * MIN, DAY],
   backoffJitter: 0.25,
-  backoffCapMs: DAY,
+  // 19 h + 25 % jitter stays under a day: one day of reachability always sees an attempt.
+  backoffCapMs: 19 * HOUR,
   backoffCapNoCertMs: 4 * HOUR,
   urgencyDivisor: 8,
   backoffFloorMs: HOUR,
@@ -53,6 +58,8 @@ export const DEFAULT_POLICY: SchedulePolicy = {
   networkDebounceMs: MIN,
   busyRetryMs: MIN,
   configCheckMs: 5 * MIN,
+  stuckRecheckMs: DAY,
+  retryAfterCapMs: DAY,
 };
 
 export function policyWith(overrides: Partial<SchedulePolicy> = {}): SchedulePolicy {
@@ -60,7 +67,7 @@ export function policyWith(overrides: Partial<SchedulePolicy> = {}): SchedulePol
 }
 
 /**
- * Delay before the retry after the `failures`-th consecutive failure: 1, 10, 100, 1000 minutes, then daily,
+ * Delay before the retry after the `failures`-th consecutive failure: 1, 10, 100, 1000 minutes, then every 19 h,
  * capped by how urgent the situation is — no valid certificate, or one close to expiry, retries more often —
  * and then ±25 % jitter, so a fleet that failed together (the org was down) does not retry together.
  */
@@ -72,6 +79,18 @@ export function backoffDelay(policy: SchedulePolicy, failures: number, msToExpir
     : Math.min(policy.backoffCapMs, Math.max(policy.backoffFloorMs, msToExpiry / policy.urgencyDivisor));
   // Jitter after the cap, so the daily retries of agents that failed together spread over hours too.
   return Math.max(1000, Math.min(base, cap) * (1 - policy.backoffJitter + 2 * policy.backoffJitter * random()));
+}
+
+/**
+ * The delay before the next attempt after a failure: the backoff, or the server's Retry-After (429/503) when
+ * that is longer — plus up to `backoffJitter` of it again, so a fleet told the same Retry-After does not
+ * come back in the same second.
+ */
+export function retryDelay(policy: SchedulePolicy, failures: number, msToExpiry: number | undefined, retryAfterMs: number | undefined, random: () => number): number {
+  const backoff = backoffDelay(policy, failures, msToExpiry, random);
+  if (retryAfterMs === undefined || !(retryAfterMs > 0)) return backoff;
+  const asked = Math.min(retryAfterMs, policy.retryAfterCapMs);
+  return Math.max(backoff, Math.min(policy.retryAfterCapMs, asked * (1 + policy.backoffJitter * random())));
 }
 
 /**

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /** What a pass was started by. Timed reasons come from the persisted deadlines; the rest are events. */
-export const TRIGGERS = ['install', 'logon', 'first-run', 'daily', 'renewal', 'retry', 'expiry', 'network', 'config', 'manual', 'timer'] as const;
+export const TRIGGERS = ['install', 'logon', 'first-run', 'daily', 'renewal', 'retry', 'expiry', 'network', 'config', 'manual', 'timer', 'clock', 'recheck'] as const;
 export type Trigger = (typeof TRIGGERS)[number];
 
 export const PASS_OUTCOMES = ['enrolled', 'renewed', 'nothing-to-do', 'configured', 'failed'] as const;
@@ -40,6 +40,8 @@ export const ScheduleRecordSchema = z.object({
   renewal: RenewalChoiceSchema.optional(),
   /** For a stuck state: the configuration as it was, so that a change to it is worth a new pass. */
   stuckConfig: z.string().optional(),
+  /** A clock anomaly was found (a persisted time in the future): a check pass is due from `at` (scheduler/anomaly.ts). */
+  clockCheck: z.object({ at: z.string(), detail: z.string() }).optional(),
   /** The last named state reported to the event log (state changes are logged once). */
   state: z.string().optional(),
 });

@@ -1,3 +1,4 @@
+import { findClockAnomalies } from './anomaly.js';
 import type { Clock } from './clock.js';
 import type { AttemptResult, PassEngine, ScheduleStore } from './engine.js';
 import { namedState, nextDeadline, type Deadline, type NamedState, type Snapshot } from './plan.js';
@@ -116,6 +117,11 @@ export class Scheduler {
     if (event && now >= this.busyUntil) {
       this.pending.delete(event);
       return this.run(event);
+    }
+    // A persisted time in the future (the clock ran ahead, then back): the engine recomputes the schedule now.
+    if (now >= this.busyUntil && findClockAnomalies(policy, this.snapshot.record, now).length > 0) {
+      this.planned = undefined;
+      return this.run('clock');
     }
     // The plan only changes with the snapshot; between passes a tick is a clock read and a comparison.
     if (!this.planned || this.planned.snapshot !== this.snapshot) this.planned = { snapshot: this.snapshot, next: nextDeadline(policy, this.snapshot, now) };

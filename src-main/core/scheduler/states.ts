@@ -16,6 +16,8 @@ export const AGENT_STATES = {
   PENDING_APPROVAL: { stuck: false, meaning: 'The CA holds the request for approval; asking again with backoff (same key, same request).' },
   IWA_UNREACHABLE: { stuck: false, meaning: 'The IWA web app or the domain controller could not be reached (off the corporate network?); retrying with backoff.' },
   READ_ONLY_ORG: { stuck: false, meaning: 'The org is in read-only mode; retrying with backoff.' },
+  CLOCK_WRONG: { stuck: false, meaning: 'A server refused a request because of this device\'s clock; retrying with backoff (never by enrolling afresh).', action: 'Fix the system clock (turn on time synchronisation); the agent renews once the clocks agree.' },
+  RENEWAL_REFUSED: { stuck: false, meaning: 'The SCEP CA refused the renewal while the certificate is valid (its renewal window has not opened); asking again about daily.', action: 'Nothing on this device; to renew earlier, align the CA\'s -allowrenew with scepRenewalWindowDays.' },
   ANSWER_REFUSED: { stuck: false, meaning: 'A server answered something the agent refuses to use (captive portal, TLS inspection, malformed answer); retrying with backoff.' },
   LOCAL_FAILURE: { stuck: false, meaning: 'Something on this machine failed (certificate store, disk); retrying with backoff.' },
   INTERNAL_ERROR: { stuck: false, meaning: 'An unexpected error; retrying with backoff.' },
@@ -36,11 +38,14 @@ const STUCK_CODES: Record<string, AgentStateName> = {
   PLATFORM_UNSUPPORTED: 'NEED_CONFIGURATION',
   NOT_CONFIGURED: 'NOT_CONFIGURED',
 };
+/** Named states for codes that would otherwise fall into a generic class. */
+const NAMED_CODES: Record<string, AgentStateName> = { CLOCK_SKEW: 'CLOCK_WRONG', SCEP_RENEWAL_REFUSED: 'RENEWAL_REFUSED' };
 const IWA_CODES = new Set(['IWA_UNREACHABLE', 'KDC_UNREACHABLE', 'KERBEROS_NO_TICKET']);
 
 /** The named state a failed pass leaves the agent in. */
 export function stateForFailure(failure: FailureClass, code: string | undefined): AgentStateName {
   if (code && STUCK_CODES[code]) return STUCK_CODES[code]!;
+  if (code && NAMED_CODES[code]) return NAMED_CODES[code]!;
   switch (failure) {
     case 'retry-later':
       if (code === 'ORG_READ_ONLY') return 'READ_ONLY_ORG';

@@ -6,7 +6,8 @@ import { isAgentError } from '../../base/errors.js';
 import { loadState, saveState, stateFile, type AgentState } from '../state.js';
 import type { ScheduleStore } from './engine.js';
 import type { CertFacts, Snapshot } from './plan.js';
-import { DEFAULT_POLICY } from './policy.js';
+import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
+import { findClockAnomalies, repairRecord, repairTimes, type ClockAnomaly } from './anomaly.js';
 import { emptyRecord, type ScheduleRecord } from './record.js';
 
 /** What the configuration says right now, reduced to what scheduling needs. */
@@ -33,7 +34,7 @@ export function certFacts(state: AgentState, defaultWindowMs = DEFAULT_POLICY.de
   const c = state.current;
   if (!c) return undefined;
   const notAfter = Date.parse(c.notAfter);
-  return { sha256: c.sha256, notAfter, windowStart: c.renewFrom ? Date.parse(c.renewFrom) : notAfter - defaultWindowMs };
+  return { sha256: c.sha256, serialNumber: c.serialNumber, notAfter, windowStart: c.renewFrom ? Date.parse(c.renewFrom) : notAfter - defaultWindowMs };
 }
 
 /**
@@ -55,7 +56,17 @@ export class StateFileStore implements ScheduleStore {
     private readonly onRecovered?: (movedTo: string) => void,
     private readonly probeEveryMs = 5 * 60_000,
     private readonly now: () => number = Date.now,
+    private readonly policy: SchedulePolicy = DEFAULT_POLICY,
   ) {}
+
+  repairClock(now: number): ClockAnomaly[] {
+    const { state, recoveredFrom } = loadState(this.stateDir);
+    if (recoveredFrom) this.onRecovered?.(recoveredFrom);
+    const record = state.schedule ?? emptyRecord();
+    const found = findClockAnomalies(this.policy, record, now, state);
+    if (found.length) saveState(this.stateDir, { ...repairTimes(state, now), schedule: repairRecord(record, found, now) });
+    return found;
+  }
 
   private probe(fresh: boolean): ConfigProbe {
     const now = this.now();

@@ -1,0 +1,162 @@
+/**
+ * Time and crashes, as a user meets them: the real CLI and daemon under libfaketime against the lab org, and
+ * SIGKILL while each child process of the store import runs (openssl, pk12util, certutil).
+ * - A renewal refused because this device's clock is 340 days ahead is a named clock finding with the measured
+ *   offset — never a silent IWA re-enrollment — and when the clock comes back the daemon's logon pass runs
+ *   (no "a pass ran -29375588 s ago"), reports the anomaly with both times, and the next pass is near.
+ * - A forced renewal killed at any child is completed by the next plain run; the certificate installed by a run
+ *   killed before it recorded event 1000 gets it on reconciliation; no key material is left in temporary files.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
+import { faketimeEnv, faketimeUnavailable } from '../support/faketime.js';
+import { nssUserCerts } from '../support/nss.js';
+
+const skip = faketimeUnavailable();
+if (skip) console.log(`# time-recovery ${skip}`);
+const DAY = 86_400_000;
+
+const stateOf = (p: Profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+const events = (p: Profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+/** Every file under `dir` that holds private key material (PEM key, or a PKCS#12 bundle). */
+function keyMaterial(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        const text = fs.readFileSync(p).toString('latin1');
+        if (/PRIVATE KEY-----/.test(text) || /\.p12$|\.pfx$/.test(e.name)) out.push(p);
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/**
+ * Shims that SIGKILL the agent (their parent) while `target` runs: at its first call (openssl, pk12util), or —
+ * for certutil — at the first call after the certificate was imported (between the import and the state save).
+ */
+function killShim(target: 'openssl' | 'pk12util' | 'certutil'): Record<string, string> {
+  const dir = tempDir('kill-shim');
+  for (const cmd of ['openssl', 'pk12util', 'certutil']) {
+    const real = ['/usr/bin', '/bin'].map((d) => path.join(d, cmd)).find((p) => fs.existsSync(p))!;
+    const armed = cmd !== 'certutil' || target !== 'certutil' ? `[ ! -e "${dir}/killed" ]` : `[ -e "${dir}/imported" ] && [ ! -e "${dir}/killed" ]`;
+    const kill = cmd === target ? `if ${armed}; then touch "${dir}/killed"; kill -KILL $PPID; sleep 5; exit 1; fi\n` : '';
+    const after = cmd === 'pk12util' ? `"${real}" "$@"; rc=$?; case "$*" in *-i*) touch "${dir}/imported";; esac; exit $rc\n` : `exec "${real}" "$@"\n`;
+    fs.writeFileSync(path.join(dir, cmd), `#!/bin/sh\n${kill}${after}`, { mode: 0o755 });
+  }
+  return { PATH: `${dir}:${process.env.PATH}`, DTA_TEST_KILLED_MARK: path.join(dir, 'killed') };
+}
+
+describe('time anomalies and crashes: the real CLI and daemon, the lab org, libfaketime', { skip }, () => {
+  let lab: LabOrg;
+  let rootCaFile: string;
+  const profile = () => makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
+
+  before(async () => {
+    lab = await startLabOrg({ allowLabSignIn: true });
+    rootCaFile = writeRootCa(lab.rootCaPem);
+  });
+  after(() => lab.close());
+
+  test('a clock 340 days ahead: the refused renewal names the clock (no IWA re-enrollment); back in real time the logon pass runs and the schedule is near', async () => {
+    const p = profile();
+    assert.equal((await runAgent(['run'], p.env)).code, 0);
+    const serial = stateOf(p).current.serialNumber;
+
+    const mark = lab.received.length;
+    const ahead = await runAgent(['run'], { ...p.env, ...faketimeEnv('+340d') });
+    assert.equal(ahead.code, 20, ahead.stdout + ahead.stderr);
+    assert.match(ahead.stderr, /refused the request because of time/);
+    assert.match(ahead.stderr, /clock \([^)]*\) is 340 days ahead of the org's \(its Date header\)/);
+    assert.match(ahead.stderr, /Fix this device's clock/);
+    const sent = lab.received.slice(mark).map((q) => new URL(q.url).pathname);
+    assert.ok(sent.includes('/api/v1/device-trust/renew'), sent.join(', '));
+    assert.ok(!sent.some((s) => /device-token|user-token|enroll/.test(s)), `no fallback to IWA enrollment: ${sent.join(', ')}`);
+    assert.equal(stateOf(p).current.serialNumber, serial, 'the certificate stays');
+    assert.equal(stateOf(p).schedule.state, 'CLOCK_WRONG');
+    assert.ok(events(p).some((e) => e.id === 1303), 'event 1303: the clock finding');
+    // A second run with the clock still ahead: the same finding, still no enrollment.
+    const again = await runAgent(['run'], { ...p.env, ...faketimeEnv('+340d') });
+    assert.equal(again.code, 20);
+    assert.ok(!lab.received.slice(mark).some((q) => /device-token|user-token/.test(q.url)));
+
+    // The clock is right again: the logon pass is not skipped, and the anomaly is reported with both times.
+    const logon = await runAgent(['daemon', '--once', '--trigger', 'logon'], p.env);
+    assert.doesNotMatch(logon.stdout, /skipped \(a pass ran -/);
+    assert.match(logon.stdout, /clock pass: nothing-to-do — ENROLLED/, logon.stdout + logon.stderr);
+    const anomaly = events(p).find((e) => e.id === 1302);
+    assert.ok(anomaly, 'event 1302: clock anomaly');
+    assert.match(anomaly.message, /last pass recorded at \S+ \(340 days ahead\)/);
+    const sched = JSON.parse((await runAgent(['schedule', '--json'], p.env)).stdout);
+    assert.equal(sched.state, 'ENROLLED');
+    assert.ok(Date.parse(sched.nextAttempt.at) - Date.now() <= 1.5 * DAY, `next pass ${sched.nextAttempt.at} is near, not ~340 days away`);
+    // A timer pass a day later is not skipped for "next pass at …" 340 days away.
+    const timer = await runAgent(['daemon', '--once', '--trigger', 'timer'], { ...p.env, ...faketimeEnv('+1d') });
+    assert.match(timer.stdout, /daily pass: nothing-to-do/, timer.stdout);
+    // The renewal line names the certificate by its serial, as every other line does.
+    const schedule = await runAgent(['schedule'], p.env);
+    assert.match(schedule.stdout, new RegExp(`renewal moment of certificate ${serial} \\(window`));
+    assert.doesNotMatch(schedule.stdout, /certificate [0-9a-f]{16} \(window/);
+  });
+
+  for (const child of ['openssl', 'pk12util', 'certutil'] as const) {
+    test(`SIGKILL while ${child} runs during --forceRenewal: the next plain run completes it, records event 1000, and no key material is left in temporary files`, async () => {
+      const p = profile();
+      assert.equal((await runAgent(['run'], p.env)).code, 0);
+      const before = stateOf(p).current.serialNumber;
+      const shim = killShim(child);
+      const killed = await runAgent(['run', '--forceRenewal'], { ...p.env, ...shim });
+      assert.equal(killed.code, -1, `the agent was killed while ${child} ran (${killed.stdout}${killed.stderr})`);
+      assert.ok(fs.existsSync(shim.DTA_TEST_KILLED_MARK!), `${child} was reached`);
+      assert.ok(stateOf(p).forceRequested, 'the forced renewal was persisted before anything changed');
+
+      const next = await runAgent(['run'], p.env);
+      assert.equal(next.code, /Certificate (renewed|enrolled)/.test(next.stdout) ? 0 : 10, next.stdout + next.stderr);
+      const s = stateOf(p);
+      assert.notEqual(s.current.serialNumber, before, 'the forced renewal was completed, not forgotten');
+      assert.equal(s.forceRequested, undefined);
+      assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [s.current.serialNumber], 'exactly one certificate');
+      const ev = events(p);
+      assert.ok(ev.some((e) => e.id === 1000 && e.data?.serialNumber === s.current.serialNumber), 'event 1000 for the installed certificate');
+      assert.deepEqual(keyMaterial(path.join(p.stateDir, 'tmp')), [], 'no key material under the temporary directory');
+      const tmpLeft = fs.existsSync(path.join(p.stateDir, 'tmp')) ? fs.readdirSync(path.join(p.stateDir, 'tmp')).filter((n) => /^(p12|pfx|ff)-/.test(n)) : [];
+      assert.deepEqual(tmpLeft, []);
+      if (child !== 'certutil') assert.ok(ev.some((e) => e.id === 1110), 'event 1110: leftovers of the killed run swept');
+      if (child === 'certutil') {
+        // Killed after the import, before the state was saved: the next run adopts that certificate (no second
+        // renewal) and records its event 1000 on reconciliation.
+        assert.equal(next.code, 10, next.stdout + next.stderr);
+        assert.ok(ev.some((e) => e.id === 1000 && e.data?.reconciled === true && e.data?.serialNumber === s.current.serialNumber), 'event 1000 recorded on reconciliation');
+      }
+      assert.equal((await runAgent(['run'], p.env)).code, 10, 'and then: nothing to do');
+    });
+  }
+
+  test('remove-certificate also removes what a killed import left behind', async () => {
+    const p = profile();
+    assert.equal((await runAgent(['run'], p.env)).code, 0);
+    const killed = await runAgent(['run', '--forceRenewal'], { ...p.env, ...killShim('openssl') });
+    assert.equal(killed.code, -1);
+    assert.ok(keyMaterial(path.join(p.stateDir, 'tmp')).length > 0, 'the kill left a key in a temporary file (the case being repaired)');
+    const r = await runAgent(['remove-certificate'], p.env);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /temporary director(y|ies) left by an interrupted run/);
+    assert.deepEqual(keyMaterial(path.join(p.stateDir, 'tmp')), []);
+    assert.deepEqual(nssUserCerts(p.nssDb), []);
+  });
+});
