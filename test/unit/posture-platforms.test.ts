@@ -103,7 +103,7 @@ test('Windows: BitLocker on passes; off and suspended fail with a remedy; access
   const on = await run(ok(fx('win-bitlocker-on.json')));
   assert.equal(on.r.status, 'PASS');
   assert.equal(on.t.calls[0]!.file, 'powershell.exe');
-  assert.deepEqual(on.t.calls[0]!.args.slice(0, 6), ['-NoLogo', '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-EncodedCommand']);
+  assert.deepEqual(on.t.calls[0]!.args.slice(0, 8), ['-NoLogo', '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-OutputFormat', 'Text', '-EncodedCommand']);
   const off = await run(ok(fx('win-bitlocker-off.json')));
   assert.equal(off.r.status, 'FAIL');
   assert.match(off.r.remedy!, /Turn on BitLocker/);
