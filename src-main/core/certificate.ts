@@ -50,7 +50,7 @@ export function checkIssuedCertificate(pem: string, opts: CheckOptions): CertInf
       'Try again later; if it repeats, give the --debug output to the identity-provider admin.');
   const cert = parseCertificate(pem);
   const info = describeCertificate(cert);
-  if (!cert.checkPrivateKey(opts.key.privateKey)) throw refuse('CERT_KEY_MISMATCH', 'it is for a different key than the one this device generated');
+  if (!cert.publicKey.equals(opts.key.publicKey)) throw refuse('CERT_KEY_MISMATCH', 'it is for a different key than the one this device generated');
   if (info.issuerCN !== opts.issuerCN) throw refuse('CERT_WRONG_ISSUER', `it was issued by "${info.issuerCN}", not by "${opts.issuerCN}"`);
   if (opts.owns && !opts.owns(info)) throw refuse('CERT_WRONG_ISSUER', `it was issued by "${info.issuer}", not by the expected CA`);
   const anchors = opts.caChainPem.map(parseCertificate);
