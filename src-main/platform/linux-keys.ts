@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ensurePrivateDir } from '../base/fsutil.js';
@@ -30,6 +32,20 @@ export function tpmStoreDir(s: Pick<LinuxKeySettings, 'home' | 'env'>): string {
 
 function firstExisting(paths: string[]): string | undefined {
   return paths.find((p) => fs.existsSync(p));
+}
+
+/**
+ * Creates the agent's TPM token once: a primary key under the TPM's storage hierarchy and a token with an empty
+ * user PIN (browsers never prompt), through tpm2_ptool (C_InitToken in tpm2-pkcs11 1.9 leaves no way to set an
+ * empty user PIN). No key material passes through it; the SO PIN is random and not kept.
+ */
+export function provisionTpmToken(store: string): void {
+  const env = { ...process.env, TPM2_PKCS11_STORE: store };
+  const run = (args: string[]) => execFileSync('tpm2_ptool', args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+  let pid = /id:\s*(\d+)/.exec(run(['listprimaries', '--path', store]))?.[1];
+  if (!pid) pid = /id:\s*(\d+)/.exec(run(['init', '--path', store]))?.[1];
+  if (!pid) throw new Error('tpm2_ptool init did not report a primary key id');
+  run(['addtoken', `--pid=${pid}`, `--label=${TPM_TOKEN_LABEL}`, '--userpin=', `--sopin=${crypto.randomBytes(12).toString('hex')}`, '--path', store]);
 }
 
 /** Whether a TPM is worth trying, and if not, why (for `status`). */
@@ -97,9 +113,15 @@ export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
       fs.chmodSync(store, 0o700);
       // The library reads its store and TCTI from the environment when it is initialized.
       process.env.TPM2_PKCS11_STORE = store;
-      const token = new Pkcs11Token({ library: tpm.library, tokenLabel: TPM_TOKEN_LABEL, createToken: true, protection: 'tpm', tag: 'tpm' });
+      const token = new Pkcs11Token({ library: tpm.library, tokenLabel: TPM_TOKEN_LABEL, protection: 'tpm', tag: 'tpm' });
       try {
-        token.open();
+        try {
+          token.open();
+        } catch (e) {
+          if (!/no token labelled/.test((e as Error).message)) throw e;
+          provisionTpmToken(store);
+          token.open();
+        }
         this.chosen = { token, info: { protection: 'tpm', reason: `TPM 2.0 via ${tpm.via}`, description: `TPM 2.0 token "${TPM_TOKEN_LABEL}" (tpm2-pkcs11, store ${store})` } };
         this.description = `TPM 2.0 token "${TPM_TOKEN_LABEL}" and NSS database ${this.s.nssDbDir}`;
         return this.chosen;

@@ -41,8 +41,6 @@ export interface TokenOptions {
   libraryParameters?: string;
   /** Picks the slot: by token label, or the first slot whose token passes. */
   tokenLabel?: string;
-  /** Called when no token has `tokenLabel`: may initialize one (tpm2-pkcs11's empty slot). */
-  createToken?: boolean;
   protection: KeyProtection;
   /** Short tag used in store ids: "tpm" or "nss". */
   tag: string;
@@ -87,7 +85,8 @@ export class Pkcs11Token {
       const info = this.mod.C_GetTokenInfo(slot);
       this.label = tokenLabel(info.label);
       this.session = this.mod.C_OpenSession(slot, p.CKF_RW_SESSION | p.CKF_SERIAL_SESSION);
-      if (!(info.flags & p.CKF_USER_PIN_INITIALIZED)) this.initEmptyUserPin(slot);
+      // A fresh NSS database: its user PIN is set to empty (the SO PIN of a new NSS database is empty too).
+      if (!(info.flags & p.CKF_USER_PIN_INITIALIZED)) this.initEmptyUserPin(slot, '');
       this.login();
       this.opened = true;
     } catch (e) {
@@ -112,22 +111,15 @@ export class Pkcs11Token {
       return ti.flags & p.CKF_TOKEN_INITIALIZED && tokenLabel(ti.label) === want;
     });
     if (found) return found;
-    if (!this.opts.createToken) throw new Error(`no token labelled "${want}"`);
-    const empty = slots.find((s) => !(this.mod.C_GetTokenInfo(s).flags & p.CKF_TOKEN_INITIALIZED));
-    if (!empty) throw new Error(`no token labelled "${want}" and no free slot to create it`);
-    // The SO PIN guards only token re-initialization; it is random and not kept (the token is re-created if ever needed).
-    this.mod.C_InitToken(empty, crypto.randomBytes(12).toString('hex'), want);
-    const again = this.mod.C_GetSlotList(true).find((s) => tokenLabel(this.mod.C_GetTokenInfo(s).label) === want);
-    if (!again) throw new Error(`token "${want}" was created but is not listed`);
-    return again;
+    throw new Error(`no token labelled "${want}"`);
   }
 
   /** Browsers never prompt only for tokens with an empty user PIN (a PIN token makes headless Chromium hang). */
-  private initEmptyUserPin(slot: Handle): void {
+  private initEmptyUserPin(slot: Handle, soPin: string): void {
     const p = this.p;
     const so = this.mod.C_OpenSession(slot, p.CKF_RW_SESSION | p.CKF_SERIAL_SESSION);
     try {
-      this.mod.C_Login(so, p.CKU_SO, '');
+      this.mod.C_Login(so, p.CKU_SO, soPin);
       this.mod.C_InitPIN(so, '');
       this.mod.C_Logout(so);
     } finally {
