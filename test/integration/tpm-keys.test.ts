@@ -14,7 +14,7 @@ import { LinuxKeyStore } from '../../src-main/platform/linux-keys.js';
 import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
 import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
 import { filesWithPrivateKeys, nssPrivateKeyFacts } from '../support/keyscan.js';
-import { nssTrustRoot, nssUserCerts } from '../support/nss.js';
+import { nssTrustRoot, nssUserNicknamesAllTokens } from '../support/nss.js';
 import { startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
 
 const skipReason = tpmUnavailable() ?? (kerberosToolsAvailable() ? undefined : 'skipped: MIT Kerberos is not installed (apt install krb5-kdc krb5-admin-server krb5-user)');
@@ -95,8 +95,10 @@ describe('device key in a TPM 2.0 (swtpm + tpm2-abrmd + tpm2-pkcs11)', { skip: s
       t.skip(why);
       return;
     }
+    // certutil runs with this process's HOME: point tpm2-pkcs11 at the profile's token store, as HOME does for Chromium.
+    process.env.TPM2_PKCS11_STORE = tpmStore();
     nssTrustRoot(profile.nssDb, rootCaFile);
-    assert.equal(nssUserCerts(profile.nssDb).length, 1, 'certutil sees the TPM certificate as a user certificate');
+    assert.deepEqual(nssUserNicknamesAllTokens(profile.nssDb).map((n) => n.split(':')[0]), ['device-trust'], 'certutil sees the TPM certificate as a user certificate of the TPM token');
     const text = await chromiumPageText(lab.mtlsUrl, { home: profile.home, chromiumEtc: profile.chromiumEtc, env: tpm.env });
     const verdict = JSON.parse(text);
     assert.equal(verdict.trusted, true, text);
@@ -172,7 +174,7 @@ describe('device key in a TPM 2.0 (swtpm + tpm2-abrmd + tpm2-pkcs11)', { skip: s
     const id = keyRefs.at(-1)!;
     const r = await run(['remove-certificate']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.equal(nssUserCerts(profile.nssDb).length, 0);
+    assert.deepEqual(nssUserNicknamesAllTokens(profile.nssDb), []);
     Object.assign(process.env, tpm.env);
     const ks = new LinuxKeyStore({ nssDbDir: profile.nssDb, home: profile.home, skipTpm: false, env: { ...process.env, TPM2_PKCS11_STORE: tpmStore() } });
     try {

@@ -23,6 +23,12 @@ export function nssUserCerts(db: string): { nickname: string; serial: string; is
   return res;
 }
 
+/** Nicknames of user certificates (u,u,u) on every token of the database, the registered TPM module's too. */
+export function nssUserNicknamesAllTokens(db: string): string[] {
+  const out = execFileSync('certutil', ['-L', '-d', `sql:${db}`, '-h', 'all'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return out.split('\n').map((l) => /^(.*\S)\s+u,u,u\s*$/.exec(l)?.[1]).filter((n): n is string => !!n);
+}
+
 /**
  * Private keys in the database (`certutil -K`), to prove an old key was removed with its certificate. stdin is
  * closed rather than fed: certutil does not read it for an empty-password database, and writing to a process
