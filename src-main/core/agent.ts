@@ -291,6 +291,12 @@ export class EnrollmentTask {
     return this.creds.readKey(thumbprint);
   }
 
+  /** How a credential's key is kept: in the key store (tpm/software) or a legacy key file. */
+  private async protectionOf(thumbprint: string, storeId: string): Promise<LocalKey['protection'] | undefined> {
+    const key = await this.loadKey(thumbprint, storeId).catch(() => undefined);
+    return key?.protection;
+  }
+
   /** Drops a credential the agent no longer needs: its key in the store (if any) and its files. */
   private async forget(thumbprint: string): Promise<void> {
     const ref = this.creds.readKeyRef(thumbprint);
@@ -457,6 +463,7 @@ export class EnrollmentTask {
       (i) => `serial ${i.serialNumber}, valid until ${i.notAfter}`);
     this.creds.writeCertificate(key.thumbprint, certificate, authority.chainPem);
     const oldTp = previous ? await thumbprintOf(previous) : undefined;
+    const oldProtection = oldTp ? await this.protectionOf(oldTp, previous!.id) : undefined;
     // The previous certificate goes first (NSS files same-subject certificates under one nickname); if
     // anything below fails it is put back from the agent's own copy, so the device never ends up with none.
     const restorePrevious = async () => {
@@ -497,6 +504,10 @@ export class EnrollmentTask {
     }
     if (oldTp && oldTp !== key.thumbprint) await this.forget(oldTp);
     const browserPolicy = await this.configureBrowsers(authority);
+    if (oldProtection && oldProtection !== key.protection) {
+      this.events.record('KEY_PROTECTION_CHANGED', `The device key is now protected by ${key.protection === 'file' ? 'a key file' : key.protection === 'tpm' ? 'the TPM' : 'the software token'} (was ${oldProtection}).`,
+        { from: oldProtection, to: key.protection });
+    }
     const event = how === 'enrolled' ? 'ENROLLED' : 'RENEWED';
     this.events.record(event, `Certificate ${info.serialNumber} ${how} for device ${info.subjectCN}, valid until ${info.notAfter}, installed in ${this.platform.store.description}.`,
       { serialNumber: info.serialNumber, notAfter: info.notAfter, store: this.platform.store.description, ...(previous ? { replaced: previous.info.serialNumber } : {}) });

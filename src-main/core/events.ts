@@ -27,6 +27,7 @@ export const EVENTS = {
   BROWSER_SETUP_SKIPPED: { id: 1105, level: 'warning', title: 'Browser policy could not be written' },
   REVOCATION_UNCHECKED: { id: 1106, level: 'warning', title: 'Revocation could not be checked' },
   CERT_REINSTALLED: { id: 1107, level: 'warning', title: 'Missing certificate reinstalled from the agent\'s copy' },
+  KEY_PROTECTION_CHANGED: { id: 1108, level: 'warning', title: 'Device key protection changed (TPM, software token, key file)' },
   DIAGNOSE_OK: { id: 1200, level: 'info', title: 'Diagnostics: no problem found' },
   DIAGNOSE_WARNINGS: { id: 1201, level: 'warning', title: 'Diagnostics: warnings found' },
   DIAGNOSE_ERRORS: { id: 1202, level: 'error', title: 'Diagnostics: problems found' },
