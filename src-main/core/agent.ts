@@ -403,10 +403,12 @@ export class EnrollmentTask {
     const keys = this.keys;
     if (keys) {
       const info = await keys.info();
-      const key = await this.trace.step(`Generate the device key (${algorithm}) inside the ${info.description}`, async () => keyInStore(keys, await keys.generate(algorithm, 'device-trust-key')),
-        (k) => `key thumbprint ${k.thumbprint}, protection ${info.protection} (${info.reason})`);
-      this.creds.writeKeyRef(key.thumbprint, key.storeId!);
-      return key;
+      // The reference is written at once, inside the step: a pass killed later still knows the key and removes it.
+      return this.trace.step(`Generate the device key (${algorithm}) inside the ${info.description}`, async () => {
+        const k = await keyInStore(keys, await keys.generate(algorithm, 'device-trust-key'));
+        this.creds.writeKeyRef(k.thumbprint, k.storeId!);
+        return k;
+      }, (k) => `key thumbprint ${k.thumbprint}, protection ${info.protection} (${info.reason})`);
     }
     const key = await this.trace.step(`Generate the device key (${algorithm}) on this machine`, () => early ?? generateLocalKey(algorithm),
       (k) => `key thumbprint ${k.thumbprint}${early ? ' (generated while the CA was asked)' : ''}`);
