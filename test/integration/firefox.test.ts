@@ -29,7 +29,7 @@ function addFirefoxProfile(home: string, name: string): string {
   return dir;
 }
 
-describe('Firefox presents the enrolled certificate through the policy and the profile\'s NSS database', () => {
+describe('Firefox and a device key in the NSS software token: policy written, no key copied into profiles', () => {
   let lab: LabOrg;
   let rootCaFile: string;
   let profile: Profile;
@@ -56,7 +56,7 @@ describe('Firefox presents the enrolled certificate through the policy and the p
     assert.equal(r.code, 0, r.stderr + r.stdout);
     // The key lives in ~/.pki/nssdb's software token and is never copied: Firefox can reach it only through the TPM module.
     assert.deepEqual(nssUserCerts(ffProfile), [], 'no certificate copied into the Firefox profile');
-    assert.equal(nssKeyCount(ffProfile), 0, 'no private key copied into the Firefox profile');
+    assert.ok(!fs.existsSync(path.join(ffProfile, 'key4.db')) || nssKeyCount(ffProfile) === 0, 'no private key copied into the Firefox profile');
     const result = JSON.parse(r.stdout);
     const skipped = (result.browserPolicy?.skipped ?? []) as { dir: string; reason: string }[];
     assert.ok(skipped.some((x) => x.dir === ffProfile && /software token/.test(x.reason)), JSON.stringify(result.browserPolicy));
