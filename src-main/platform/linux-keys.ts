@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ensurePrivateDir } from '../base/fsutil.js';
 import { AgentError } from '../base/errors.js';
+import { storeWriteFault } from '../base/test-faults.js';
 import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, StoreKey } from './keystore.js';
 import { Pkcs11Token } from './pkcs11.js';
 import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
@@ -156,7 +157,16 @@ export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
   }
 
   async attach(id: string, req: { certPem: string; chainPem: string[]; label: string }): Promise<StoredCertificate> {
+    this.injectedFault();
     return this.choose().token.attach(id, req.certPem, req.chainPem, req.label);
+  }
+
+  private injectedFault(): void {
+    const fault = storeWriteFault();
+    if (fault) {
+      throw new AgentError('local', 'DISK_FULL', `Could not file the certificate in the ${this.description}: ${fault.message}.`,
+        'Free some disk space; the agent tries again on its next run and the previous certificate is unchanged.');
+    }
   }
 
   async close(): Promise<void> {
@@ -189,6 +199,7 @@ export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
    * backend's software key, which goes into the NSS software token in-process (no PKCS#12, no child process).
    */
   async install(req: InstallRequest): Promise<StoredCertificate> {
+    this.injectedFault();
     return this.nssToken().importKeyAndCertificate(req.keyPem, req.certPem, req.chainPem, req.label);
   }
 

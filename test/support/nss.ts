@@ -49,19 +49,9 @@ export function nssTrustRoot(db: string, rootPemFile: string): void {
 }
 
 /**
- * Environment for a child process whose `pk12util` fails like a full disk (the real tool otherwise): always,
- * or only on its first call. Failure injection into the real NSS tool, not a fake store.
+ * Environment for a child process whose key store fails to file a certificate like a full disk: always, or
+ * only the first time (src-main/base/test-faults.ts; the store is written in-process through PKCS#11).
  */
 export function failingPk12util(mode: 'always' | 'once'): Record<string, string> {
-  const dir = tempDir('shim');
-  const real = ['/usr/bin/pk12util', '/bin/pk12util'].find((p) => fs.existsSync(p))!;
-  fs.writeFileSync(path.join(dir, 'pk12util'), `#!/bin/sh
-if [ "${mode}" = always ] || [ ! -e "${dir}/failed" ]; then
-  touch "${dir}/failed"
-  echo "pk12util: PKCS12 decode import bags failed: SEC_ERROR_IO: No space left on device" >&2
-  exit 1
-fi
-exec ${real} "$@"
-`, { mode: 0o755 });
-  return { PATH: `${dir}:${process.env.PATH}` };
+  return { DTA_TEST_FAIL_STORE: `${mode}:${tempDir('fault')}` };
 }
