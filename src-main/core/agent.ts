@@ -1,17 +1,17 @@
 import { X509Certificate } from 'node:crypto';
 import type { Platform } from '../platform/types.js';
 import type { PolicyResult } from '../platform/browser-policy.js';
-import type { StoredCertificate } from '../platform/types.js';
+import type { DeviceKeyStore, StoredCertificate } from '../platform/types.js';
 import { createBackend, PENDING_CODE, type Authority, type EnrollmentBackend } from './backends/index.js';
 import type { BackendKind, Issued } from './backends/types.js';
 import { checkIssuedCertificate, describeCertificate, parseCertificate, type CertInfo } from './certificate.js';
 import type { LoadedConfig } from './config.js';
-import { CredentialFiles } from './credentials.js';
+import { CredentialFiles, loadDeviceKey } from './credentials.js';
 import { AgentError, isAgentError, type FailureClass } from '../base/errors.js';
 import { EventLog, type EventKind } from './events.js';
 import { ensurePrivateDir } from '../base/fsutil.js';
 import { HttpClient } from './http.js';
-import { generateLocalKey, keyThumbprint, type LocalKey } from './keys.js';
+import { generateLocalKey, keyInStore, keyThumbprint, type LocalKey } from './keys.js';
 import { httpOptionsFor } from './proxy/options.js';
 import { checkRevocation } from './revocation.js';
 import { assertCaContinuity, chainFingerprints } from './ca-continuity.js';
@@ -87,6 +87,8 @@ export class EnrollmentTask {
   private readonly http: HttpClient;
   private readonly platform: Platform;
   private readonly creds: CredentialFiles;
+  /** The platform's key store; SCEP keeps a software key (its answers are encrypted to the key). */
+  private readonly keys: DeviceKeyStore | undefined;
   private readonly events: EventLog;
   private readonly trace: Trace;
   private readonly now: () => Date;
@@ -104,6 +106,7 @@ export class EnrollmentTask {
     ensurePrivateDir(this.config.stateDir);
     this.platform = opts.platform;
     this.creds = new CredentialFiles(this.config.stateDir);
+    this.keys = this.backend.kind === 'scep' ? undefined : opts.platform.keys;
     this.events = new EventLog(this.config.stateDir, opts.task);
   }
 
@@ -174,7 +177,7 @@ export class EnrollmentTask {
       intent = undefined;
     }
     if (this.opts.force || intent) {
-      this.dropPending();
+      await this.dropPending();
       if (!intent) {
         // Persisted first: a crash from here on is completed by the next pass, not forgotten.
         this.state = { ...this.state, forceRequested: { at: this.now().toISOString(), ...(current ? { replaces: current.info.serialNumber } : {}) } };
@@ -205,9 +208,9 @@ export class EnrollmentTask {
         this.warn('REVOCATION_UNCHECKED', `Revocation could not be checked: ${(e as Error).message}`);
       }
     }
-    const key = await this.creds.readKey(tp);
+    const key = await this.loadKey(tp, current.id);
     if (!key) {
-      this.events.record('KEY_MISSING', `The private key of certificate ${current.info.serialNumber} is missing from ${this.creds.root}.`);
+      this.events.record('KEY_MISSING', `The private key of certificate ${current.info.serialNumber} is missing (key store and ${this.creds.root}).`);
       throw new AgentError('local', 'KEY_MISSING', `The private key of the device certificate ${current.info.serialNumber} is missing, so it cannot be renewed or proven.`,
         'Run: device-trust-agent run --forceRenewal (it removes the certificate and enrolls a new one).');
     }
@@ -287,7 +290,7 @@ export class EnrollmentTask {
       this.events.record('DUPLICATES_REMOVED', `Kept one device-trust certificate; removed ${extras.map((x) => x.info.serialNumber).join(', ')}.`);
     }
     // A request the CA holds as PENDING keeps its key (it has no certificate yet).
-    for (const tp of this.creds.list()) if (tp !== chosenCred?.thumbprint && tp !== this.state.pending?.thumbprint) this.creds.remove(tp);
+    for (const tp of this.creds.list()) if (tp !== chosenCred?.thumbprint && tp !== this.state.pending?.thumbprint) await this.forget(tp);
     if (!keepSha) return undefined;
 
     let kept = (extras.length ? await this.platform.store.list() : ours).find((o) => o.info.sha256 === keepSha);
@@ -335,14 +338,36 @@ export class EnrollmentTask {
   }
 
   private async installCredential(thumbprint: string, certPem: string, chainPem: string[]): Promise<StoredCertificate> {
-    const keyPem = this.creds.readKeyPem(thumbprint);
-    if (!keyPem) throw new AgentError('local', 'KEY_MISSING', 'The private key file of the certificate to install is missing.');
     const issuingCas = chainPem.filter((p) => {
       const c = new X509Certificate(p);
       return c.subject !== c.issuer;
     });
     const info = describeCertificate(parseCertificate(certPem));
-    return this.platform.store.install({ certPem, chainPem: issuingCas, keyPem, label: `device-trust-${info.serialNumber.slice(0, 16)}` });
+    const label = `device-trust-${info.serialNumber.slice(0, 16)}`;
+    // A key in the key store: the certificate is filed beside it (this is also the repair of a broken entry).
+    const ref = this.creds.readKeyRef(thumbprint);
+    if (ref && this.keys) return this.keys.attach(ref, { certPem, chainPem: issuingCas, label });
+    const keyPem = this.creds.readKeyPem(thumbprint);
+    if (!keyPem) throw new AgentError('local', 'KEY_MISSING', 'The private key of the certificate to install is missing.');
+    return this.platform.store.install({ certPem, chainPem: issuingCas, keyPem, label });
+  }
+
+  /** The key of a credential: in the key store (by its recorded reference, or the store entry's own key), else a legacy key file. */
+  private loadKey(thumbprint: string, storeId?: string): Promise<LocalKey | undefined> {
+    return loadDeviceKey(this.creds, this.keys, thumbprint, storeId);
+  }
+
+  /** How a credential's key is kept: in the key store (tpm/software) or a legacy key file. */
+  private async protectionOf(thumbprint: string, storeId: string): Promise<LocalKey['protection'] | undefined> {
+    const key = await this.loadKey(thumbprint, storeId).catch(() => undefined);
+    return key?.protection;
+  }
+
+  /** Drops a credential the agent no longer needs: its key in the store (if any) and its files. */
+  private async forget(thumbprint: string): Promise<void> {
+    const ref = this.creds.readKeyRef(thumbprint);
+    if (ref && this.keys) await this.keys.remove(ref).catch(() => undefined);
+    this.creds.remove(thumbprint);
   }
 
   /** Rebuilds the state's record of the current certificate from the store (lost or corrupt state). */
@@ -374,13 +399,13 @@ export class EnrollmentTask {
   }
 
   /** Records what happened to a request: a PENDING one keeps its key for the next run, a rejected one is held. */
-  private afterFailedRequest(e: unknown, key: LocalKey, how: 'enrolled' | 'renewed'): void {
+  private async afterFailedRequest(e: unknown, key: LocalKey, how: 'enrolled' | 'renewed'): Promise<void> {
     if (isAgentError(e) && e.code === PENDING_CODE) {
       this.state = { ...this.state, pending: { thumbprint: key.thumbprint, backend: this.backend.kind, requestIdentity: this.backend.requestIdentity, since: this.state.pending?.since ?? this.now().toISOString(), how, message: e.message } };
       saveState(this.config.stateDir, this.state);
       return;
     }
-    this.creds.remove(key.thumbprint);
+    await this.forget(key.thumbprint);
     if (this.state.pending?.thumbprint === key.thumbprint) this.state = { ...this.state, pending: undefined };
     if (isAgentError(e) && e.failure === 'rejected' && this.backend.holdAfterRejectionSeconds > 0) {
       const at = this.now();
@@ -393,10 +418,10 @@ export class EnrollmentTask {
     }
   }
 
-  private dropPending(): void {
+  private async dropPending(): Promise<void> {
     const p = this.state.pending;
     if (!p) return;
-    if (p.thumbprint !== this.state.current?.thumbprint) this.creds.remove(p.thumbprint);
+    if (p.thumbprint !== this.state.current?.thumbprint) await this.forget(p.thumbprint);
     this.state = { ...this.state, pending: undefined };
     saveState(this.config.stateDir, this.state);
   }
@@ -405,10 +430,10 @@ export class EnrollmentTask {
   private async resumePending(authority: Authority, deviceId: string, current: StoredCertificate | undefined): Promise<RunResult | undefined> {
     const p = this.state.pending;
     if (!p) return undefined;
-    const key = p.backend === this.backend.kind && p.requestIdentity === this.backend.requestIdentity && this.backend.resume ? await this.creds.readKey(p.thumbprint) : undefined;
+    const key = p.backend === this.backend.kind && p.requestIdentity === this.backend.requestIdentity && this.backend.resume ? await this.loadKey(p.thumbprint) : undefined;
     if (!key || !this.backend.resume) {
       this.trace.log('A pending request from an earlier run no longer matches the configuration (or its key is gone); starting afresh.');
-      this.dropPending();
+      await this.dropPending();
       return undefined;
     }
     this.ensureWritable(authority);
@@ -417,7 +442,7 @@ export class EnrollmentTask {
     try {
       issued = await resume({ key, deviceId });
     } catch (e) {
-      this.afterFailedRequest(e, key, p.how);
+      await this.afterFailedRequest(e, key, p.how);
       throw e;
     }
     // The pending record (and its key) stays until the certificate is installed: a failed install polls again.
@@ -431,7 +456,8 @@ export class EnrollmentTask {
   private startEarlyKey(): void {
     const cur = this.state.current;
     const due = !cur || Date.parse(cur.renewFrom ?? cur.notAfter) <= this.now().getTime();
-    if (this.opts.task !== 'user' || (!this.opts.force && !due) || (this.state.pending && !this.opts.force)) return;
+    // A key in the store is made only when it is used: an unneeded one would stay behind in the token.
+    if (this.keys || this.opts.task !== 'user' || (!this.opts.force && !due) || (this.state.pending && !this.opts.force)) return;
     this.earlyKey = generateLocalKey(this.backend.keyAlgorithm);
     this.earlyKey.catch(() => undefined);
   }
@@ -440,6 +466,16 @@ export class EnrollmentTask {
     const algorithm = this.backend.keyAlgorithm;
     const early = this.earlyKey;
     this.earlyKey = undefined;
+    const keys = this.keys;
+    if (keys) {
+      const info = await keys.info();
+      // The reference is written at once, inside the step: a pass killed later still knows the key and removes it.
+      return this.trace.step(`Generate the device key (${algorithm}) inside the ${info.description}`, async () => {
+        const k = await keyInStore(keys, await keys.generate(algorithm, 'device-trust-key'));
+        this.creds.writeKeyRef(k.thumbprint, k.storeId!);
+        return k;
+      }, (k) => `key thumbprint ${k.thumbprint}, protection ${info.protection} (${info.reason})`);
+    }
     const key = await this.trace.step(`Generate the device key (${algorithm}) on this machine`, () => early ?? generateLocalKey(algorithm),
       (k) => `key thumbprint ${k.thumbprint}${early ? ' (generated while the CA was asked)' : ''}`);
     this.creds.writeKey(key);
@@ -454,7 +490,7 @@ export class EnrollmentTask {
     try {
       issued = await this.backend.enroll({ key, deviceId });
     } catch (e) {
-      this.afterFailedRequest(e, key, 'enrolled');
+      await this.afterFailedRequest(e, key, 'enrolled');
       throw e;
     }
     return this.installOrDiscard(authority, issued, key, previous, 'enrolled');
@@ -475,11 +511,11 @@ export class EnrollmentTask {
         throw clock;
       }
       if (isAgentError(e) && e.failure === 'rejected') {
-        this.creds.remove(key.thumbprint);
+        await this.forget(key.thumbprint);
         this.trace.log(`Renewal was refused (${e.message}); enrolling afresh.`);
         return this.enroll(authority, deviceId, current);
       }
-      this.afterFailedRequest(e, key, 'renewed');
+      await this.afterFailedRequest(e, key, 'renewed');
       throw e;
     }
     return this.installOrDiscard(authority, issued, key, current, 'renewed');
@@ -489,7 +525,7 @@ export class EnrollmentTask {
     try {
       return await this.install(authority, issued, key, previous, how);
     } catch (e) {
-      this.creds.remove(key.thumbprint);
+      await this.forget(key.thumbprint);
       throw e;
     }
   }
@@ -501,19 +537,23 @@ export class EnrollmentTask {
       (i) => `serial ${i.serialNumber}, valid until ${i.notAfter}`);
     this.creds.writeCertificate(key.thumbprint, certificate, authority.chainPem);
     const oldTp = previous ? await thumbprintOf(previous) : undefined;
+    const oldProtection = oldTp ? await this.protectionOf(oldTp, previous!.id) : undefined;
     // The previous certificate goes first (NSS files same-subject certificates under one nickname); if
     // anything below fails it is put back from the agent's own copy, so the device never ends up with none.
     const restorePrevious = async () => {
       const cred = oldTp && this.creds.complete().find((c) => c.thumbprint === oldTp);
       if (cred) await this.installCredential(cred.thumbprint, cred.certPem, cred.chainPem).catch(() => undefined);
     };
-    if (previous) await this.trace.step(`Remove the previous certificate ${previous.info.serialNumber} from the store`, () => this.platform.store.remove(previous.id));
+    // A key-store key has its own id and label, so the new pair goes in first and the previous one leaves after.
+    const inStore = key.storeId !== undefined;
+    const removePrevious = (p: StoredCertificate) => this.trace.step(`Remove the previous certificate ${p.info.serialNumber} from the store`, () => this.platform.store.remove(p.id));
+    if (previous && !inStore) await removePrevious(previous);
     let stored: StoredCertificate;
     try {
       stored = await this.trace.step(`Install into the ${this.platform.store.description}`, () => this.installCredential(key.thumbprint, certificate, authority.chainPem),
         (s) => `as "${s.id}"`);
     } catch (e) {
-      await restorePrevious();
+      if (!inStore) await restorePrevious();
       throw e;
     }
     try {
@@ -529,12 +569,20 @@ export class EnrollmentTask {
       saveState(this.config.stateDir, this.state);
     } catch (e) {
       await this.platform.store.remove(stored.id).catch(() => undefined);
-      await restorePrevious();
+      if (!inStore) await restorePrevious();
       throw new AgentError('local', 'STATE_WRITE_FAILED', `The new certificate could not be recorded (${(e as Error).message}); it was removed again and the previous one kept.`,
         'Check free disk space and permissions of the state directory, then run again.', { cause: e });
     }
-    if (oldTp && oldTp !== key.thumbprint) this.creds.remove(oldTp);
+    // The previous pair (and, on migration, its old key file) goes only once the new one is recorded.
+    if (previous && inStore && previous.id !== stored.id) {
+      await removePrevious(previous).catch((e) => this.warn('LOCAL_FAILURE', `The previous certificate ${previous.info.serialNumber} could not be removed yet (${(e as Error).message}); the next run removes it.`));
+    }
+    if (oldTp && oldTp !== key.thumbprint) await this.forget(oldTp);
     const browserPolicy = await this.configureBrowsers(authority);
+    if (oldProtection && oldProtection !== key.protection) {
+      this.events.record('KEY_PROTECTION_CHANGED', `The device key is now protected by ${key.protection === 'file' ? 'a key file' : key.protection === 'tpm' ? 'the TPM' : 'the software token'} (was ${oldProtection}).`,
+        { from: oldProtection, to: key.protection });
+    }
     const event = how === 'enrolled' ? 'ENROLLED' : 'RENEWED';
     this.events.record(event, `Certificate ${info.serialNumber} ${how} for device ${info.subjectCN}, valid until ${info.notAfter}, installed in ${this.platform.store.description}.`,
       { serialNumber: info.serialNumber, notAfter: info.notAfter, store: this.platform.store.description, ...(previous ? { replaced: previous.info.serialNumber } : {}), correlationId: this.http.traceId });

@@ -95,7 +95,7 @@ export function checkIssuedCertificate(pem: string, opts: CheckOptions): CertInf
     }
     if (!(u & x509.KeyUsageFlags.digitalSignature)) throw refuse('CERT_NO_DIGITAL_SIGNATURE', 'its key usage lacks digitalSignature, which TLS client authentication needs');
   }
-  if (!cert.checkPrivateKey(opts.key.privateKey)) throw refuse('CERT_KEY_MISMATCH', 'it is for a different key than the one this device generated');
+  if (!cert.publicKey.equals(opts.key.publicKey)) throw refuse('CERT_KEY_MISMATCH', 'it is for a different key than the one this device generated');
   if (info.issuerCN !== opts.issuerCN) throw refuse('CERT_WRONG_ISSUER', `it was issued by "${info.issuerCN}", not by "${opts.issuerCN}"`);
   if (opts.owns && !opts.owns(info)) throw refuse('CERT_WRONG_ISSUER', `it was issued by "${info.issuer}", not by the expected CA`);
   if (!chainsTo(cert, anchors, opts.pinnedPem ? parseCertificate(opts.pinnedPem) : undefined)) {

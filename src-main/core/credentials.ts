@@ -1,11 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ensurePrivateDir, writeFileAtomic } from '../base/fsutil.js';
-import { keyFromPem, privateKeyPem, type LocalKey } from './keys.js';
+import type { DeviceKeyStore } from '../platform/keystore.js';
+import { keyFromPem, keyInStore, privateKeyPem, type LocalKey } from './keys.js';
 
 /**
- * The agent's own copy of each credential, one owner-only directory per key thumbprint:
- * key.pem (0600, needed to sign renewal tokens and the mTLS check), cert.pem, chain.pem.
+ * The agent's own record of each credential, one owner-only directory per key thumbprint: key-ref.json (which
+ * key-store key it is: no private data), cert.pem, chain.pem. On platforms whose key store does not make keys
+ * yet, and for installations made before the key stores, key.pem (0600) stands in for key-ref.json; it is
+ * deleted when the next renewal moves the device to a key in the store.
  * A directory with a key but no certificate is a pending enrollment.
  */
 export class CredentialFiles {
@@ -24,6 +27,27 @@ export class CredentialFiles {
     ensurePrivateDir(this.root);
     const dir = ensurePrivateDir(this.dir(key.thumbprint));
     writeFileAtomic(path.join(dir, 'key.pem'), privateKeyPem(key), 0o600);
+  }
+
+  /** Records which key-store key belongs to this thumbprint (written right after the key is made, before any request). */
+  writeKeyRef(thumbprint: string, storeId: string): void {
+    ensurePrivateDir(this.root);
+    const dir = ensurePrivateDir(this.dir(thumbprint));
+    writeFileAtomic(path.join(dir, 'key-ref.json'), JSON.stringify({ storeId }) + '\n', 0o600);
+  }
+
+  readKeyRef(thumbprint: string): string | undefined {
+    try {
+      const v = JSON.parse(fs.readFileSync(path.join(this.dir(thumbprint), 'key-ref.json'), 'utf8')) as { storeId?: unknown };
+      return typeof v.storeId === 'string' && /^[\w:.-]{1,200}$/.test(v.storeId) ? v.storeId : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A key.pem from before the key stores (or a platform without one). */
+  hasKeyFile(thumbprint: string): boolean {
+    return this.readKeyPem(thumbprint) !== undefined;
   }
 
   writeCertificate(thumbprint: string, certPem: string, chainPem: string[]): void {
@@ -56,12 +80,12 @@ export class CredentialFiles {
     }
   }
 
-  /** Credentials with both a key and a certificate, i.e. ones that could be (re)installed. */
+  /** Credentials with both a key (file or key-store reference) and a certificate, i.e. ones that could be (re)installed. */
   complete(): { thumbprint: string; certPem: string; chainPem: string[] }[] {
     const out = [];
     for (const thumbprint of this.list()) {
       const certPem = this.readCertificate(thumbprint);
-      if (!certPem || this.readKeyPem(thumbprint) === undefined) continue;
+      if (!certPem || (this.readKeyPem(thumbprint) === undefined && this.readKeyRef(thumbprint) === undefined)) continue;
       let chain = '';
       try {
         chain = fs.readFileSync(path.join(this.dir(thumbprint), 'chain.pem'), 'utf8');
@@ -84,4 +108,18 @@ export class CredentialFiles {
   remove(thumbprint: string): void {
     fs.rmSync(this.dir(thumbprint), { recursive: true, force: true });
   }
+}
+
+/**
+ * A credential's device key, wherever it is kept: in the key store when the agent recorded a reference (or the
+ * store knows the certificate), else a key file from an older version (or SCEP). Used by the pass, the doctor's
+ * signing test and the posture report, so all three prove the same key.
+ */
+export async function loadDeviceKey(creds: CredentialFiles, keys: DeviceKeyStore | undefined, thumbprint: string, storeId?: string): Promise<LocalKey | undefined> {
+  const ref = creds.readKeyRef(thumbprint) ?? (storeId ? keys?.keyIdOf(storeId) : undefined);
+  if (ref && keys) {
+    const sk = await keys.find(ref);
+    if (sk) return keyInStore(keys, sk);
+  }
+  return creds.readKey(thumbprint);
 }

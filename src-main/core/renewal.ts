@@ -1,4 +1,3 @@
-import { SignJWT } from 'jose';
 import { X509Certificate } from 'node:crypto';
 import { jwsAlgorithm, type LocalKey } from './keys.js';
 
@@ -13,10 +12,17 @@ export const RENEWAL_TOKEN_LIFETIME_S = 60 * 60;
 export async function signRenewalToken(opts: { currentKey: LocalKey; currentCertPem: string; deviceId: string; newKeyThumbprint: string; now?: Date }): Promise<string> {
   const iat = Math.floor((opts.now ?? new Date()).getTime() / 1000);
   const der = new X509Certificate(opts.currentCertPem).raw.toString('base64');
-  return new SignJWT({ device: opts.deviceId, cnf: { jkt: opts.newKeyThumbprint } })
-    .setProtectedHeader({ alg: jwsAlgorithm(opts.currentKey), typ: 'JWT', x5c: [der] })
-    .setIssuedAt(iat)
-    .setNotBefore(iat - RENEWAL_NBF_SKEW_S)
-    .setExpirationTime(iat + RENEWAL_TOKEN_LIFETIME_S)
-    .sign(opts.currentKey.privateKey);
+  return signCompactJws(opts.currentKey, { alg: jwsAlgorithm(opts.currentKey), typ: 'JWT', x5c: [der] },
+    { device: opts.deviceId, cnf: { jkt: opts.newKeyThumbprint }, iat, nbf: iat - RENEWAL_NBF_SKEW_S, exp: iat + RENEWAL_TOKEN_LIFETIME_S });
+}
+
+/**
+ * A compact JWS (RFC 7515) signed wherever the key lives: jose signs only with key objects it holds, and a key
+ * in a TPM or token never is one. ES256 signatures are raw r‖s, which is what key stores return.
+ */
+export async function signCompactJws(key: LocalKey, header: Record<string, unknown>, payload: Record<string, unknown>): Promise<string> {
+  const enc = (o: Record<string, unknown>) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const input = `${enc(header)}.${enc(payload)}`;
+  const sig = await key.sign(Buffer.from(input, 'ascii'));
+  return `${input}.${sig.toString('base64url')}`;
 }

@@ -22,6 +22,8 @@ export interface StatusReport {
   certificate?: CertInfo & { storeId: string; renewFrom?: string };
   /** Device-trust certificates in the store (more than one means a pass was interrupted). */
   certificatesInStore: number;
+  /** How the device key is protected and why: `tpm` / `software` (a key store) or `file` (legacy key file). */
+  keyProtection?: { protection: 'tpm' | 'software' | 'file'; reason: string; store: string };
   lastRun?: AgentState['lastRun'];
   /** The scheduler's named state, why, what to do when stuck, and the next attempt. */
   schedule: ScheduleView;
@@ -63,11 +65,13 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   const creds = new CredentialFiles(config.stateDir);
   const tp = state.current?.storeId === current.id ? state.current.thumbprint : undefined;
   const keyPem = tp ? creds.readKeyPem(tp) : undefined;
+  const keyRef = tp ? creds.readKeyRef(tp) ?? platform.keys?.keyIdOf(current.id) : undefined;
+  const keyProtection = await protectionOf(platform, keyRef, keyPem !== undefined);
   const now = Date.now();
   const renewFrom = state.current?.storeId === current.id ? state.current.renewFrom : undefined;
   let st: DeviceState = 'ENROLLED';
   if (Date.parse(current.info.notAfter) <= now) st = 'EXPIRED';
-  else if (!keyPem) st = 'KEY_MISSING';
+  else if (!keyProtection) st = 'KEY_MISSING';
   else if (renewFrom && Date.parse(renewFrom) <= now) st = 'RENEWAL_DUE';
   const report: StatusReport = {
     ...base,
@@ -76,6 +80,7 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
     summary: '',
     certificate: { ...current.info, storeId: current.id, ...(renewFrom ? { renewFrom } : {}) },
     certificatesInStore: ours.length,
+    ...(keyProtection ? { keyProtection } : {}),
   };
 
   if (opts.check && config.backend === 'scep') {
@@ -102,7 +107,8 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
           report.checks.revocation = { ok: false, detail: (e as Error).message };
         }
       }
-      if (keyPem) {
+      // A key in a key store cannot be handed to Node's TLS: only the browsers (through the module) present it.
+      if (keyPem && !keyRef) {
         try {
           const answer = await checkMtls(http, org.mtls.url, current.pem, keyPem);
           report.checks.mtls = { ok: answer.trusted, trusted: answer.trusted, detail: answer.trusted ? `trusted as device ${answer.deviceId}` : `not trusted (${answer.reason ?? 'no reason given'})` };
@@ -136,4 +142,21 @@ function summarize(r: StatusReport): string {
     default:
       return r.summary;
   }
+}
+
+/** Where the current key is and why; undefined when it is in neither the key store nor a key file. */
+async function protectionOf(platform: Platform, keyRef: string | undefined, hasFile: boolean): Promise<StatusReport['keyProtection']> {
+  if (keyRef && platform.keys) {
+    try {
+      const k = await platform.keys.find(keyRef);
+      if (k) {
+        const info = await platform.keys.info();
+        return { protection: k.protection, reason: k.protection === info.protection ? info.reason : 'created before the current key store was chosen', store: info.description };
+      }
+    } catch {
+      /* an unreachable key store is reported as a missing key below */
+    }
+  }
+  if (hasFile) return { protection: 'file', reason: 'a key file from before the key store; the next renewal moves the key into the key store', store: platform.store.description };
+  return undefined;
 }

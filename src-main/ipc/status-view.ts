@@ -1,3 +1,4 @@
+import { redact } from '../core/redact.js';
 import type { StatusReport } from '../core/status.js';
 import type { DoctorSection } from '../core/fleet/doctor.js';
 import type { Activity, StatusView, TrustState } from './contract.js';
@@ -67,6 +68,7 @@ export function toStatusView(r: StatusReport & Partial<DoctorSection>, opts: { b
         }
       : {}),
     certificatesInStore: r.certificatesInStore,
+    ...(r.keyProtection ? { keyProtection: { protection: r.keyProtection.protection, reason: redact(r.keyProtection.reason).slice(0, 300) } } : {}),
     ...(c?.renewFrom ? { plannedRenewal: c.renewFrom } : {}),
     ...(r.lastRun ? { lastRun: r.lastRun } : {}),
     busy: opts.busy,

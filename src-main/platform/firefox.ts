@@ -2,9 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ensurePrivateDir } from '../base/fsutil.js';
 import { emptyResult, type PolicyResult } from './browser-policy.js';
-import { NssStore } from './nss.js';
-import { oneTimePassword } from './pkcs12.js';
-import type { CommandRunner } from '../base/exec.js';
 
 /** Where Firefox keeps its profiles on Linux: the Debian/Mozilla package, the snap and the flatpak. */
 export function firefoxProfileRoots(home: string): string[] {
@@ -51,44 +48,54 @@ export function findFirefoxProfiles(home: string): string[] {
   return out;
 }
 
+/** The PKCS#11 module that holds the device key, as an NSS module database (pkcs11.txt) entry. */
+export interface BrowserModule {
+  name: string;
+  library: string;
+}
+
+/** Adds (once) an external module to an NSS database's pkcs11.txt; NSS reads it when the database is opened. */
+export function registerModule(dbDir: string, module: BrowserModule): boolean {
+  const file = path.join(dbDir, 'pkcs11.txt');
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    /* a database without a module list yet: NSS adds its internal module itself */
+  }
+  if (text.split(/\r?\n/).some((l) => l.trim() === `library=${module.library}`)) return false;
+  const entry = `library=${module.library}\nname=${module.name}\nNSS=trustOrder=100 cipherOrder=0\n`;
+  fs.writeFileSync(file, (text && !text.endsWith('\n\n') ? text.replace(/\n?$/, '\n\n') : text) + entry, { mode: 0o600 });
+  return true;
+}
+
 /**
- * Firefox on Linux reads client certificates only from each profile's own NSS database, not from ~/.pki/nssdb, and
- * its policies cannot point it at another database. So the user task keeps a copy of our certificate and key in every
- * profile's database, in step with the agent's store: copied when missing, removed when the store no longer has it.
+ * Browsers reach the device key through the module that holds it, never through a copy: with a TPM, the
+ * tpm2-pkcs11 module is registered in the user's NSS database (Chromium) and in every Firefox profile's module
+ * list. With the NSS software token the key is in ~/.pki/nssdb itself, which Chromium reads; Firefox reads
+ * only its profile's own database and NSS cannot open a second software-token database from a module list, so
+ * Firefox is reported as not set up (it needs the TPM token) instead of receiving a copy of the key.
  */
-export async function syncFirefoxProfiles(opts: { primary: NssStore; home: string; workDir: string; issuerCN: string; run?: CommandRunner }): Promise<PolicyResult> {
+export async function registerFirefoxModules(opts: { home: string; keys: { info(): Promise<{ protection: string }>; browserModule(): BrowserModule | undefined; nssDbDir: string } }): Promise<PolicyResult> {
   const result = emptyResult();
-  const profiles = findFirefoxProfiles(opts.home);
-  if (!profiles.length) return result;
-  const wanted = (await opts.primary.list()).filter((c) => c.info.issuerCN === opts.issuerCN);
-  const wantedSha = new Set(wanted.map((c) => c.info.sha256));
-  for (const profile of profiles) {
-    const store = new NssStore(profile, opts.workDir, opts.run);
+  const info = await opts.keys.info();
+  const module = opts.keys.browserModule();
+  if (module) {
+    ensurePrivateDir(opts.keys.nssDbDir);
+    registerModule(opts.keys.nssDbDir, module);
+    result.written.push(path.join(opts.keys.nssDbDir, 'pkcs11.txt'));
+  }
+  for (const profile of findFirefoxProfiles(opts.home)) {
+    if (!module) {
+      result.skipped.push({ dir: profile, reason: `the device key is in the NSS software token of ${opts.keys.nssDbDir} (${info.protection}), which Firefox cannot load as a module; Firefox needs the TPM token` });
+      continue;
+    }
     try {
-      const present = (await store.list()).filter((c) => c.info.issuerCN === opts.issuerCN);
-      // Same-subject certificates share a nickname in NSS: a stale one goes with every copy of that nickname.
-      const stale = present.filter((c) => !wantedSha.has(c.info.sha256));
-      for (const id of new Set(stale.map((c) => c.id))) await store.remove(id);
-      const have = new Set((stale.length ? await store.list() : present).map((c) => c.info.sha256));
-      const missing = wanted.filter((c) => !have.has(c.info.sha256));
-      for (const id of new Set(missing.map((c) => c.id))) await copyIdentity(opts.primary, store, id, opts.workDir);
-      if (stale.length || missing.length || present.length) result.written.push(profile);
+      registerModule(profile, module);
+      result.written.push(path.join(profile, 'pkcs11.txt'));
     } catch (e) {
       result.skipped.push({ dir: profile, reason: (e as Error).message });
     }
   }
   return result;
-}
-
-async function copyIdentity(from: NssStore, to: NssStore, id: string, workDir: string): Promise<void> {
-  const tmp = fs.mkdtempSync(path.join(ensurePrivateDir(workDir), 'ff-'));
-  try {
-    const p12 = path.join(tmp, 'identity.p12');
-    const pwFile = path.join(tmp, 'password');
-    fs.writeFileSync(pwFile, oneTimePassword(), { mode: 0o600 });
-    await from.exportIdentity(id, p12, pwFile);
-    await to.importIdentity(p12, pwFile);
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
 }

@@ -7,9 +7,9 @@ import { defaultPaths } from '../base/paths.js';
 import { emptyResult, mergeResults, removeChromiumPolicies, removeFirefoxPolicies, writeChromiumPolicies, writeFirefoxPolicies, type PolicyResult } from './browser-policy.js';
 import { MacBrowserSetup } from './darwin-browser.js';
 import { loginKeychain, MacKeychainStore } from './darwin-store.js';
-import { syncFirefoxProfiles } from './firefox.js';
-import { NssStore } from './nss.js';
-import { PemExportingStore } from './pem-export.js';
+import { registerFirefoxModules } from './firefox.js';
+import { LinuxKeyStore } from './linux-keys.js';
+import { certificateExportingKeys, PemExportingStore } from './pem-export.js';
 import { firefoxPolicies, policyModel } from './policy-model.js';
 import type { CertificateStore, Platform, PlatformSettings } from './types.js';
 
@@ -45,12 +45,14 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
   }
 
   if (platform === 'linux') {
-    const nss = new NssStore(config.nssDbDir, workDir, run);
-    const store = config.exportPemDir ? new PemExportingStore(nss, config.exportPemDir) : nss;
-    const syncProfiles = (issuerCN: string) => syncFirefoxProfiles({ primary: nss, home, workDir, issuerCN, run });
+    // Keys are made in a PKCS#11 token (TPM, else the NSS software token) and certificates filed beside them.
+    const keys = new LinuxKeyStore({ nssDbDir: config.nssDbDir, home, skipTpm: config.skipTpm ?? false, env });
+    const store = config.exportPemDir ? new PemExportingStore(keys, config.exportPemDir) : keys;
+    const syncProfiles = (_issuerCN: string) => registerFirefoxModules({ home, keys });
     return {
       name: platform,
       store,
+      keys: config.exportPemDir ? certificateExportingKeys(keys, config.exportPemDir) : keys,
       configureBrowsers: async (patterns, issuer) =>
         mergeResults(
           writeChromiumPolicies(config.browserPolicyDirs, patterns, issuer),

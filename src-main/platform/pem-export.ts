@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describeCertificate, parseCertificate } from '../base/certinfo.js';
 import { ensurePrivateDir, writeFileAtomic } from '../base/fsutil.js';
-import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
+import type { CertificateStore, DeviceKeyStore, InstallRequest, StoredCertificate } from './types.js';
 
 export const PEM_FILES = { cert: 'cert.pem', key: 'key.pem', chain: 'chain.pem' } as const;
 
@@ -25,7 +25,7 @@ export class PemExportingStore implements CertificateStore {
   async install(req: InstallRequest): Promise<StoredCertificate> {
     const stored = await this.inner.install(req);
     ensurePrivateDir(this.dir);
-    writeFileAtomic(path.join(this.dir, PEM_FILES.key), req.keyPem.trim() + '\n', 0o600);
+    writeFileAtomic(path.join(this.dir, PEM_FILES.key), req.keyPem.trim() + '\n', 0o600);  // SCEP's software key only
     writeFileAtomic(path.join(this.dir, PEM_FILES.chain), req.chainPem.map((p) => p.trim()).join('\n') + '\n', 0o600);
     // The certificate last: a tool that sees the new cert.pem finds its key already in place.
     writeFileAtomic(path.join(this.dir, PEM_FILES.cert), req.certPem.trim() + '\n', 0o600);
@@ -45,4 +45,29 @@ export class PemExportingStore implements CertificateStore {
     }
     if (sha === undefined || removed.has(sha)) for (const f of Object.values(PEM_FILES)) fs.rmSync(path.join(this.dir, f), { force: true });
   }
+}
+
+/**
+ * `exportPemDir` with a key in a key store: the certificate and its chain are written (0600, atomically) when
+ * they are attached to the key; the key itself cannot be exported, so there is no key.pem (a stale one from
+ * an earlier version is deleted). Tools that need the key use the PKCS#11 module (e.g. curl --cert 'pkcs11:…').
+ */
+export function certificateExportingKeys(keys: DeviceKeyStore, dir: string): DeviceKeyStore {
+  return {
+    info: () => keys.info(),
+    generate: (a, l) => keys.generate(a, l),
+    find: (id) => keys.find(id),
+    sign: (id, d) => keys.sign(id, d),
+    keyIdOf: (s) => keys.keyIdOf(s),
+    remove: (id) => keys.remove(id),
+    close: () => keys.close(),
+    async attach(id, req) {
+      const stored = await keys.attach(id, req);
+      ensurePrivateDir(dir);
+      fs.rmSync(path.join(dir, PEM_FILES.key), { force: true });
+      writeFileAtomic(path.join(dir, PEM_FILES.chain), req.chainPem.map((p) => p.trim()).join('\n') + '\n', 0o600);
+      writeFileAtomic(path.join(dir, PEM_FILES.cert), req.certPem.trim() + '\n', 0o600);
+      return stored;
+    },
+  };
 }

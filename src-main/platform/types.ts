@@ -1,5 +1,7 @@
 import type { PolicyResult } from './browser-policy.js';
 import type { CertInfo } from '../base/certinfo.js';
+import type { DeviceKeyStore } from './keystore.js';
+export type { DeviceKeyStore, KeyStoreInfo, StoreKey, KeyProtection, KeyAlgorithmName } from './keystore.js';
 
 /** Which issuer a browser's auto-select policy matches (Chromium's ISSUER filter). */
 export interface IssuerFilter {
@@ -49,6 +51,11 @@ export interface CertificateStore {
 export interface Platform {
   name: NodeJS.Platform;
   store: CertificateStore;
+  /**
+   * Where device keys are made and used without ever leaving (see keystore.ts). Absent on a platform that does
+   * not have one yet: the agent then makes a software key and hands the store its PEM (InstallRequest.keyPem).
+   */
+  keys?: DeviceKeyStore;
   /**
    * Makes the browsers present our certificate to the org's mTLS hosts without asking: machine-wide policy
    * (written where this process may: root/administrator) and the user's own part (Firefox profiles on Linux,

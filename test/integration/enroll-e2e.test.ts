@@ -4,8 +4,9 @@
  * Chromium presenting the enrolled certificate to the lab's mTLS endpoint.
  */
 import assert from 'node:assert/strict';
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { kerberosToolsAvailable, startKdc, type Kdc } from '../../lab/kdc.js';
@@ -13,6 +14,7 @@ import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
 import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
 import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
+import { filesWithPrivateKeys, nssPrivateKeyFacts } from '../support/keyscan.js';
 
 const skipReason = kerberosToolsAvailable() ? undefined : 'skipped: MIT Kerberos is not installed (apt install krb5-kdc krb5-admin-server krb5-user)';
 if (skipReason) console.log(`# enroll-e2e ${skipReason}`);
@@ -27,7 +29,8 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
 
   const run = (args: string[], p: Profile = profile) => runAgent(args, { ...agentEnv, ...p.env });
   const stateOf = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
-  const currentKeyPem = (p: Profile = profile) => fs.readFileSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'key.pem'), 'utf8');
+  /** The key-store reference the agent keeps for the current key (never the key itself). */
+  const currentKeyRef = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'key-ref.json'), 'utf8')).storeId as string;
   const events = (p: Profile = profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
   before(async () => {
@@ -59,8 +62,13 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     const state = stateOf();
     assert.equal(state.current.serialNumber, certs[0]!.serial);
     assert.match(certs[0]!.subject, new RegExp(`CN=${state.deviceId}`));
-    const keyFile = path.join(profile.stateDir, 'credentials', state.current.thumbprint, 'key.pem');
-    assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600, 'key file is owner-only');
+    const credDir = path.join(profile.stateDir, 'credentials', state.current.thumbprint);
+    assert.ok(!fs.existsSync(path.join(credDir, 'key.pem')), 'no key file: the key was generated inside the NSS token');
+    assert.equal(fs.statSync(path.join(credDir, 'key-ref.json')).mode & 0o777, 0o600, 'the key reference is owner-only');
+    const facts = nssPrivateKeyFacts(profile.nssDb);
+    assert.equal(facts.length, 1);
+    assert.deepEqual({ ...facts[0], id: undefined }, { id: undefined, sensitive: true, extractable: false, valueReadable: false }, 'the token keeps the key sensitive and non-extractable');
+    assert.equal(facts[0]!.id, currentKeyRef(), 'the certificate sits beside its key (same CKA_ID)');
     for (const f of ['cert9.db', 'key4.db']) assert.equal(fs.statSync(path.join(profile.nssDb, f)).mode & 0o077, 0, `${f} is owner-only`);
     assert.ok(events().some((e) => e.id === 1000), 'event 1000 recorded');
     const policy = JSON.parse(fs.readFileSync(path.join(profile.policyDir, 'device-trust-agent.json'), 'utf8'));
@@ -68,7 +76,7 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     const issued = lab.issued().find((i) => i.serialNumber === state.current.serialNumber);
     assert.ok(issued, 'the lab issued this serial');
     assert.equal(issued.deviceId, state.deviceId);
-    keysSeen.push(currentKeyPem());
+    keysSeen.push(currentKeyRef());
   });
 
   test('headless Chromium, with the policy the agent wrote, presents the certificate and the mTLS endpoint trusts this device', async (t) => {
@@ -107,13 +115,18 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     assert.equal(nssUserCerts(profile.nssDb).length, 1);
   });
 
-  test('status --check reports the device trusted by the mTLS endpoint', async () => {
+  test('status --check reports the key protection (software token, and why) and revocation', async () => {
     const r = await run(['status', '--check', '--json']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const s = JSON.parse(r.stdout);
     assert.equal(s.state, 'ENROLLED');
-    assert.equal(s.checks.mtls.trusted, true);
+    assert.equal(s.keyProtection.protection, 'software');
+    assert.match(s.keyProtection.reason, /no TPM|tpm2-pkcs11/);
+    // The key never leaves the token, so Node's TLS cannot present it: the mTLS proof is Chromium's (above).
+    assert.equal(s.checks.mtls, undefined);
     assert.equal(s.checks.revocation.ok, true);
+    const text = await run(['status']);
+    assert.match(text.stdout, /key: +software/);
   });
 
   test('--forceRenewal replaces the certificate: new serial, the old one and its key are gone', async () => {
@@ -124,8 +137,8 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     assert.equal(certs.length, 1);
     assert.notEqual(certs[0]!.serial, old.serialNumber);
     assert.equal(nssKeyCount(profile.nssDb), 1, 'the old private key was removed with its certificate');
-    assert.ok(!fs.existsSync(path.join(profile.stateDir, 'credentials', old.thumbprint)), 'the old key file is gone');
-    keysSeen.push(currentKeyPem());
+    assert.ok(!fs.existsSync(path.join(profile.stateDir, 'credentials', old.thumbprint)), 'the old credential record is gone');
+    keysSeen.push(currentKeyRef());
   });
 
   test('a certificate revoked at the lab is reported (not replaced), and --forceRenewal fixes it', async () => {
@@ -146,14 +159,14 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     assert.equal(certs.length, 1);
     assert.notEqual(certs[0]!.serial, revoked);
     assert.equal((await run(['run'])).code, 10);
-    keysSeen.push(currentKeyPem());
+    keysSeen.push(currentKeyRef());
   });
 
   test('a certificate inside its renewal window is renewed with the renewal token (no IWA), atomically', async () => {
     lab.switches.validitySeconds = 3600;
     lab.switches.renewalWindowSeconds = 3600; // in the window from the moment it is issued
     assert.equal((await run(['run', '--forceRenewal'])).code, 0);
-    keysSeen.push(currentKeyPem());
+    keysSeen.push(currentKeyRef());
     const short = stateOf().current;
     const mark = lab.received.length;
     const r = await run(['run', '--debug']);
@@ -167,11 +180,11 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     assert.notEqual(certs[0]!.serial, short.serialNumber);
     assert.equal(stateOf().current.how, 'renewed');
     assert.ok(events().some((e) => e.id === 1001));
-    keysSeen.push(currentKeyPem());
+    keysSeen.push(currentKeyRef());
     lab.switches.validitySeconds = 365 * 86400;
     lab.switches.renewalWindowSeconds = 30 * 86400;
     assert.equal((await run(['run', '--forceRenewal'])).code, 0);
-    keysSeen.push(currentKeyPem());
+    keysSeen.push(currentKeyRef());
   });
 
   for (const tamper of ['malformed-json', 'other-key', 'wrong-issuer', 'expired', 'no-client-auth'] as const) {
@@ -224,23 +237,14 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     assert.ok(events().some((e) => e.id === 2001));
   });
 
-  test('the private key never appears in anything the lab received (PEM, DER/base64, raw key bytes)', () => {
-    assert.ok(keysSeen.length >= 5);
-    const everything = lab.received.map((r) => `${r.url}\n${JSON.stringify(r.headers)}\n${r.body}`).join('\n');
-    const rawBody = Buffer.from(everything, 'utf8');
-    for (const pem of keysSeen) {
-      const key = createPrivateKey(pem);
-      const der = key.export({ format: 'der', type: 'pkcs8' });
-      const d = Buffer.from((key.export({ format: 'jwk' }) as { d: string }).d, 'base64url');
-      assert.ok(!everything.includes(pem.split('\n')[1]!), 'PEM body');
-      assert.ok(!everything.includes(der.toString('base64')), 'DER base64');
-      assert.ok(!everything.includes(d.toString('base64url')) && !everything.includes(d.toString('base64')), 'private scalar (base64)');
-      assert.ok(!everything.includes(d.toString('hex')), 'private scalar (hex)');
-      assert.equal(rawBody.indexOf(d), -1, 'raw private bytes');
-    }
-    // And the lab did receive the public halves: the check above is looking at the right traffic.
-    const lastCert = new X509Certificate(fs.readFileSync(path.join(profile.stateDir, 'credentials', stateOf().current.thumbprint, 'cert.pem')));
+  test('no private key material in any file of the profile, state or temp directories; only the token holds keys', () => {
+    assert.ok(keysSeen.length >= 5 && new Set(keysSeen).size === keysSeen.length, 'every enrollment made a new key in the token');
+    assert.deepEqual(filesWithPrivateKeys([profile.home, profile.stateDir, os.tmpdir() === profile.home ? profile.home : path.join(profile.stateDir, 'tmp')]), []);
+    const facts = nssPrivateKeyFacts(profile.nssDb);
+    assert.equal(facts.length, 1, 'old keys left the token with their certificates');
+    assert.ok(facts.every((f) => f.sensitive && !f.extractable && !f.valueReadable));
     assert.ok(lab.received.some((r) => r.body.includes('BEGIN CERTIFICATE REQUEST')), 'CSRs were sent');
-    assert.ok(lastCert.serialNumber);
+    const everything = lab.received.map((r) => r.body).join('\n');
+    assert.ok(!/PRIVATE KEY/.test(everything));
   });
 });

@@ -3,6 +3,7 @@
  * org's agent pools read with it, a wrong token, and the support bundle — through the real command line.
  * The token, the private key and the user token must appear in none of: --json output, event log, bundle.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -100,7 +101,8 @@ printf %s "$TOKEN" | "$NODE" "$AGENT" admin-token set >"$OUT/set.out" 2>"$OUT/se
     const userToken = /User token: (eyJ[\w-]+\.[\w-]+\.[\w-]+)/.exec(read('run.err'))?.[1];
     assert.ok(userToken, 'the user token was printed with --show-tokens');
     const state = JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8'));
-    const keyPem = fs.readFileSync(path.join(profile.stateDir, 'credentials', state.current.thumbprint, 'key.pem'), 'utf8');
+    // The device key is in the NSS token (never in a file): a private key pasted into the log by an older agent stands in.
+    const keyPem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     const keyLine = keyPem.split('\n')[1]!;
     // An older agent (or a careless caller) that wrote secrets into the log unredacted: the bundle must still not carry them.
     fs.appendFileSync(path.join(profile.stateDir, 'events.jsonl'), JSON.stringify({ time: new Date().toISOString(), id: 2099, level: 'error', title: 'Internal error', message: `debug dump: ${userToken} ${keyPem} SSWS ${lab.apiToken}` }) + '\n');
@@ -147,7 +149,7 @@ printf %s "00wrongwrongwrongwrongwrongwrongwrongwrong" | "$NODE" "$AGENT" admin-
     const bundledReport = DiagnoseReportSchema.parse(JSON.parse(fs.readFileSync(path.join(unzipped, 'diagnostics.json'), 'utf8')));
     assert.ok(bundledReport.findings.some((f) => f.code === 'AD_AGENTS_DOWN'));
     const certs = JSON.parse(fs.readFileSync(path.join(unzipped, 'certificates.json'), 'utf8'));
-    assert.equal(certs.agentCopies[0].privateKeyFilePresent, true);
+    assert.equal(certs.agentCopies[0].privateKeyFilePresent, false, 'the key is in the token, not in a file');
     assert.equal(certs.inStore[0].serialNumber, state.current.serialNumber);
     assert.match(fs.readFileSync(path.join(unzipped, 'events.jsonl'), 'utf8'), /\[private key redacted\]/);
     assert.equal(fs.statSync(path.join(out, 'bundle.zip')).mode & 0o777, 0o600);

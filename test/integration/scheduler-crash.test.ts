@@ -4,6 +4,7 @@
  * still held). The next run must converge to exactly one valid certificate, with the state file, the
  * agent's key files and the NSS database in agreement, and the org trusting it over mTLS.
  */
+import { filesWithPrivateKeys, nssPrivateKeyFacts } from '../support/keyscan.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -52,15 +53,18 @@ describe('SIGKILL at each step of an enrollment: the next run converges', () => 
     assert.equal(certs.length, 1, `${context}: exactly one device-trust certificate in the store`);
     const state = JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
     assert.equal(state.current.serialNumber, certs[0]!.serial, `${context}: the state names the certificate in the store`);
-    assert.equal(state.current.storeId, certs[0]!.nickname);
+    assert.match(state.current.storeId, /^nss:[0-9a-f]{40}$/, `${context}: the store id names the key in the NSS token`);
     const creds = fs.readdirSync(path.join(p.stateDir, 'credentials'));
     assert.deepEqual(creds, [state.current.thumbprint], `${context}: one key directory, the current certificate's`);
-    assert.ok(fs.existsSync(path.join(p.stateDir, 'credentials', state.current.thumbprint, 'key.pem')));
+    assert.ok(fs.existsSync(path.join(p.stateDir, 'credentials', state.current.thumbprint, 'key-ref.json')), `${context}: the key reference is kept`);
+    assert.equal(nssPrivateKeyFacts(p.nssDb).length, 1, `${context}: one key in the token (a key made by a killed pass is gone)`);
+    assert.deepEqual(filesWithPrivateKeys([p.home, p.stateDir]), [], `${context}: no private key material in any file`);
     assert.ok(!fs.existsSync(path.join(p.stateDir, 'pass.lock')), `${context}: the lock was released`);
     const status = await runAgent(['status', '--check', '--json'], p.env);
     const s = JSON.parse(status.stdout);
     assert.equal(s.state, 'ENROLLED', `${context}: ${status.stdout}`);
-    assert.equal(s.checks.mtls.trusted, true, `${context}: the org trusts it over mTLS`);
+    assert.equal(s.checks.revocation.ok, true, `${context}: the org knows the certificate and has not revoked it`);
+    assert.equal(s.keyProtection.protection, 'software', `${context}: the key is in the NSS software token`);
     assert.equal(s.schedule.state, 'ENROLLED');
     return state.current.serialNumber;
   }

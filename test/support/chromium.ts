@@ -17,7 +17,7 @@ export function chromiumUnavailable(): string | undefined {
  * Loads `url` in headless Chromium with `home` as HOME (so its NSS database) and `chromiumEtc` mounted
  * over /etc/chromium, and returns the page's text.
  */
-export function chromiumPageText(url: string, opts: { home: string; chromiumEtc: string; timeoutMs?: number }): Promise<string> {
+export function chromiumPageText(url: string, opts: { home: string; chromiumEtc: string; timeoutMs?: number; env?: Record<string, string> }): Promise<string> {
   const flags = [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${opts.home}/chromium-profile`,
@@ -27,7 +27,7 @@ export function chromiumPageText(url: string, opts: { home: string; chromiumEtc:
   const script = 'mount --bind "$0" /etc/chromium && exec "$@"';
   return new Promise((resolve, reject) => {
     execFile('unshare', ['-m', 'sh', '-c', script, opts.chromiumEtc, CHROMIUM!, ...flags],
-      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: opts.home }, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 4 * 1024 * 1024 },
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: opts.home, ...opts.env }, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 4 * 1024 * 1024 },
       (err, stdout, stderr) => {
         if (err && !stdout) reject(new Error(`chromium failed: ${err.message}\n${stderr}`));
         else resolve(stdout.replace(/<[^>]+>/g, '').replace(/&quot;/g, '"').replace(/&amp;/g, '&').trim());

@@ -23,6 +23,12 @@ export function nssUserCerts(db: string): { nickname: string; serial: string; is
   return res;
 }
 
+/** Nicknames of user certificates (u,u,u) on every token of the database, the registered TPM module's too. */
+export function nssUserNicknamesAllTokens(db: string): string[] {
+  const out = execFileSync('certutil', ['-L', '-d', `sql:${db}`, '-h', 'all'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return out.split('\n').map((l) => /^(.*\S)\s+u,u,u\s*$/.exec(l)?.[1]).filter((n): n is string => !!n);
+}
+
 /**
  * Private keys in the database (`certutil -K`), to prove an old key was removed with its certificate. stdin is
  * closed rather than fed: certutil does not read it for an empty-password database, and writing to a process
@@ -43,19 +49,9 @@ export function nssTrustRoot(db: string, rootPemFile: string): void {
 }
 
 /**
- * Environment for a child process whose `pk12util` fails like a full disk (the real tool otherwise): always,
- * or only on its first call. Failure injection into the real NSS tool, not a fake store.
+ * Environment for a child process whose key store fails to file a certificate like a full disk: always, or
+ * only the first time (src-main/base/test-faults.ts; the store is written in-process through PKCS#11).
  */
 export function failingPk12util(mode: 'always' | 'once'): Record<string, string> {
-  const dir = tempDir('shim');
-  const real = ['/usr/bin/pk12util', '/bin/pk12util'].find((p) => fs.existsSync(p))!;
-  fs.writeFileSync(path.join(dir, 'pk12util'), `#!/bin/sh
-if [ "${mode}" = always ] || [ ! -e "${dir}/failed" ]; then
-  touch "${dir}/failed"
-  echo "pk12util: PKCS12 decode import bags failed: SEC_ERROR_IO: No space left on device" >&2
-  exit 1
-fi
-exec ${real} "$@"
-`, { mode: 0o755 });
-  return { PATH: `${dir}:${process.env.PATH}` };
+  return { DTA_TEST_FAIL_STORE: `${mode}:${tempDir('fault')}` };
 }

@@ -203,6 +203,8 @@ export interface LocalCredential {
   certPem: string;
   keyPem: string | undefined;
   serialNumber: string;
+  /** The key lives in a key store (TPM / token): Node's TLS cannot present it, only the browsers can. */
+  inKeyStore?: boolean;
 }
 
 /** The state as it is on disk, without the repairs `loadState` makes: diagnostics only look. */
@@ -221,13 +223,14 @@ export function currentCredential(config: Config): LocalCredential | undefined {
   const creds = new CredentialFiles(config.stateDir);
   const certPem = creds.readCertificate(cur.thumbprint);
   if (!certPem) return undefined;
-  return { certPem, keyPem: creds.readKeyPem(cur.thumbprint), serialNumber: cur.serialNumber };
+  return { certPem, keyPem: creds.readKeyPem(cur.thumbprint), serialNumber: cur.serialNumber, ...(creds.readKeyRef(cur.thumbprint) ? { inKeyStore: true } : {}) };
 }
 
 export function probeMtls(ctx: ProbeContext, org: OrgConfig, cred: LocalCredential | undefined): Promise<ProbeResult> {
   const url = org.mtls.url;
   return runProbe({ id: 'mtls', kind: 'mtls', target: url, deadlineMs: ctx.timeoutMs }, async (rec) => {
     if (!cred) throw new ProbeSkipped('no device certificate is enrolled');
+    if (cred.inKeyStore) throw new ProbeSkipped('the device key is in the key store (TPM or PKCS#11 token), which only the browsers present it from; open the mTLS URL in a browser to check');
     if (!cred.keyPem) throw new ProbeSkipped('the private key of the device certificate is missing');
     await connectStages(ctx, rec, url);
     const res = await httpStage(rec, `GET ${pathOf(url)} presenting certificate ${cred.serialNumber}`, () =>
@@ -470,7 +473,8 @@ export function probeCertificate(ctx: ProbeContext, org: OrgConfig | undefined):
     if (state.lastRun) rec.facts.lastRun = state.lastRun;
     rec.facts.certificates = ours.map((c) => ({ serialNumber: c.info.serialNumber, subject: c.info.subject, notBefore: c.info.notBefore, notAfter: c.info.notAfter, storeId: c.id, sha256: c.info.sha256 }));
     if (!current) return;
-    const cred = state.current && state.current.storeId === current.id ? new CredentialFiles(ctx.config.stateDir).readKeyPem(state.current.thumbprint) : undefined;
+    const files = new CredentialFiles(ctx.config.stateDir);
+    const cred = state.current && state.current.storeId === current.id ? files.readKeyPem(state.current.thumbprint) ?? files.readKeyRef(state.current.thumbprint) : undefined;
     const renewFrom = state.current?.storeId === current.id ? state.current.renewFrom : undefined;
     rec.facts.current = { serialNumber: current.info.serialNumber, notAfter: current.info.notAfter, ...(renewFrom ? { renewFrom } : {}) };
     rec.facts.keyPresent = cred !== undefined;

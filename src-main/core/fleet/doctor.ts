@@ -10,11 +10,10 @@ import { runCommand } from '../../base/exec.js';
 import { POLICY_FILE } from '../../platform/browser-policy.js';
 import type { Platform } from '../../platform/types.js';
 import type { LoadedConfig } from '../config.js';
-import { CredentialFiles } from '../credentials.js';
+import { CredentialFiles, loadDeviceKey } from '../credentials.js';
 import { discoverOrg } from '../discovery.js';
 import { EventLog } from '../events.js';
 import { HttpClient } from '../http.js';
-import { keyFromPem } from '../keys.js';
 import { httpOptionsFor } from '../proxy/options.js';
 import { loadState } from '../state.js';
 import { getStatus, type StatusReport } from '../status.js';
@@ -86,7 +85,7 @@ export async function getDoctorStatus(loaded: LoadedConfig, opts: { check?: bool
   return { ...report, ...(await doctor(loaded, report, opts)) };
 }
 
-export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: { check?: boolean }): Promise<DoctorSection> {
+export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: { check?: boolean; platform: Pick<Platform, "keys"> }): Promise<DoctorSection> {
   const { config } = loaded;
   const { state } = loadState(config.stateDir);
   const t = new Map<DoctorTestName, { result: TestResult; evidence: string }>();
@@ -132,7 +131,8 @@ export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: {
 
   const cert = report.certificate;
   const cred = state.current && cert && state.current.storeId === cert.storeId ? new CredentialFiles(config.stateDir).complete().find((c) => c.thumbprint === state.current!.thumbprint) : undefined;
-  const keyPem = state.current && cert && state.current.storeId === cert.storeId ? new CredentialFiles(config.stateDir).readKeyPem(state.current.thumbprint) : undefined;
+  const key = state.current && cert && state.current.storeId === cert.storeId
+    ? await loadDeviceKey(new CredentialFiles(config.stateDir), opts.platform.keys, state.current.thumbprint, cert.storeId).catch(() => undefined) : undefined;
   if (!cert) {
     set('certificate_present', 'FAIL', report.summary);
     for (const n of ['certificate_valid', 'certificate_not_revoked', 'certificate_chains', 'key_present', 'signing_test', 'mtls_accepted'] as const) set(n, 'SKIPPED', 'no certificate');
@@ -147,13 +147,12 @@ export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: {
     else if (rev) set('certificate_not_revoked', rev.ok ? 'PASS' : 'FAIL', rev.detail);
     else set('certificate_not_revoked', 'SKIPPED', check ? 'the org publishes no CRL (or the backend has none)' : NOT_CHECKED);
     set('certificate_chains', ...chainTest(cred?.certPem, cred?.chainPem));
-    if (!keyPem) {
-      set('key_present', 'FAIL', `no private key for certificate ${cert.serialNumber} in ${path.join(config.stateDir, 'credentials')}: run device-trust-agent run --forceRenewal`);
+    if (!key) {
+      set('key_present', 'FAIL', `no private key for certificate ${cert.serialNumber} in ${opts.platform.keys ? 'the key store or ' : ''}${path.join(config.stateDir, 'credentials')}: run device-trust-agent run --forceRenewal`);
       set('signing_test', 'SKIPPED', 'no device key');
     } else {
-      const key = await keyFromPem(keyPem);
-      set('key_present', key ? 'PASS' : 'FAIL', key ? `${key.algorithm} key, thumbprint ${key.thumbprint}` : 'the key file cannot be read as a private key');
-      if (!key || !cred) set('signing_test', key ? 'SKIPPED' : 'FAIL', key ? 'the agent\'s copy of the certificate is missing' : 'the key cannot be used: the next pass enrolls afresh');
+      set('key_present', 'PASS', `${key.algorithm} key (${key.protection}), thumbprint ${key.thumbprint}`);
+      if (!cred) set('signing_test', 'SKIPPED', 'the agent\'s copy of the certificate is missing');
       else {
         const s = await signingTest({ key, certificatePem: cred.certPem });
         set('signing_test', s.ok ? 'PASS' : 'FAIL', `${s.evidence} (${s.ms} ms)${s.ok ? '' : '; the next pass enrolls a new certificate'}`);

@@ -2,21 +2,20 @@ import crypto, { X509Certificate } from 'node:crypto';
 import type { LocalKey } from '../keys.js';
 
 /**
- * The one place the live signing test reaches the device key. Today the key is the agent's software key
- * (credentials/<thumbprint>/key.pem, read into a LocalKey); a PKCS#11 / TPM / OS-store key plugs in by giving
- * a DeviceSigner instead (sign a SHA-256 digest input, return the signature in the certificate key's format).
+ * The one place the live signing test reaches the device key: through the key's own `sign` (a PKCS#11 token,
+ * the TPM, or — for keys from older versions and SCEP — the agent's software key); never by reading the key.
  */
 export interface DeviceSigner {
   /** "software key (P-256)", "PKCS#11 token …": shown as evidence. */
   describe: string;
-  /** Signs `data` with SHA-256: DER ECDSA or PKCS#1 v1.5 RSA, as node:crypto's verify expects. */
+  /** Signs `data` with SHA-256, as JWS does: ECDSA as raw r‖s (IEEE P1363), RSA as PKCS#1 v1.5. */
   sign(data: Buffer): Promise<Buffer>;
 }
 
 export function signerFromLocalKey(key: LocalKey): DeviceSigner {
   return {
-    describe: `software key (${key.algorithm})`,
-    sign: async (data) => crypto.sign('sha256', data, key.privateKey),
+    describe: `${key.protection === 'tpm' ? 'TPM' : key.protection === 'software' ? 'software-token' : 'software'} key (${key.algorithm})`,
+    sign: (data) => key.sign(data),
   };
 }
 
@@ -32,7 +31,7 @@ export interface SigningTestResult {
  * key: proves the key is present, usable, and the one the certificate was issued for.
  */
 export async function signingTest(opts: { key: LocalKey | DeviceSigner; certificatePem: string }): Promise<SigningTestResult> {
-  const signer = 'sign' in opts.key ? opts.key : signerFromLocalKey(opts.key);
+  const signer = 'describe' in opts.key ? opts.key : signerFromLocalKey(opts.key);
   const t0 = performance.now();
   const nonce = crypto.randomBytes(32);
   const done = (ok: boolean, evidence: string): SigningTestResult => ({ ok, evidence, ms: Math.round((performance.now() - t0) * 10) / 10 });
@@ -44,7 +43,7 @@ export async function signingTest(opts: { key: LocalKey | DeviceSigner; certific
   }
   try {
     const publicKey = new X509Certificate(opts.certificatePem).publicKey;
-    const verified = crypto.verify('sha256', nonce, publicKey, signature);
+    const verified = crypto.verify('sha256', nonce, publicKey.asymmetricKeyType === 'ec' ? { key: publicKey, dsaEncoding: 'ieee-p1363' } : publicKey, signature);
     return verified
       ? done(true, `${signer.describe} signed a 32-byte nonce; the signature verifies with the certificate's public key`)
       : done(false, `${signer.describe} signed, but the signature does not verify with the certificate's public key (the key does not belong to the certificate)`);

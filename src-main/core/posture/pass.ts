@@ -1,7 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import { isAgentError } from '../../base/errors.js';
 import type { LoadedConfig } from '../config.js';
-import { CredentialFiles } from '../credentials.js';
+import { CredentialFiles, loadDeviceKey } from '../credentials.js';
+import type { DeviceKeyStore } from '../../platform/keystore.js';
 import { EventLog } from '../events.js';
 import { HttpClient } from '../http.js';
 import { keyFromPem } from '../keys.js';
@@ -19,8 +20,10 @@ export interface PosturePassOptions {
   task: 'user' | 'device';
   /** Send the signed report (the CLI's --report; the daemon: when something changed or the last one failed). */
   report?: 'always' | 'on-change' | 'never';
-  /** How the report is signed; default: the software key of the current certificate in the state directory. */
+  /** How the report is signed; default: the current certificate's device key (in `keys`, or an older key file). */
   signer?: () => Promise<DeviceSigner | undefined>;
+  /** The platform's key store, where the device key lives (handed in by the composition root). */
+  keys?: DeviceKeyStore | undefined;
   events?: EventLog;
   context?: Partial<PostureContext>;
   now?: Date;
@@ -31,14 +34,13 @@ export interface PosturePassResult extends PostureRun {
 }
 
 /** The signer for the installed certificate, or undefined when this device has no certificate yet. */
-export async function currentDeviceSigner(stateDir: string): Promise<DeviceSigner | undefined> {
+export async function currentDeviceSigner(stateDir: string, keys?: DeviceKeyStore): Promise<DeviceSigner | undefined> {
   const { state } = loadState(stateDir);
   const tp = state.current?.thumbprint;
   if (!tp) return undefined;
   const creds = new CredentialFiles(stateDir);
-  const keyPem = creds.readKeyPem(tp);
   const certPem = creds.readCertificate(tp);
-  const key = keyPem ? await keyFromPem(keyPem) : undefined;
+  const key = await loadDeviceKey(creds, keys, tp, state.current?.storeId).catch(() => undefined);
   return key && certPem ? softwareSigner(key, certPem) : undefined;
 }
 
@@ -61,7 +63,7 @@ export async function runPosturePass(opts: PosturePassOptions): Promise<PostureP
   const run = await evaluatePosture({ task: opts.task, stateDir: config.stateDir, settings, events, ...(opts.context ? { context: opts.context } : {}), ...(opts.now ? { now: opts.now } : {}) });
   const mode = opts.report ?? 'on-change';
   if (opts.task !== 'user' || !settings.report || mode === 'never' || !config.orgUrl || config.backend !== 'idp') return run;
-  const signer = await (opts.signer ?? (() => currentDeviceSigner(config.stateDir)))();
+  const signer = await (opts.signer ?? (() => currentDeviceSigner(config.stateDir, opts.keys)))();
   if (!signer) return run;
   // Sent on change, after a failed delivery, and for a new certificate (enrollment, renewal): the org keys reports by it.
   const certificate = certificateSha256(signer.certificatePem);

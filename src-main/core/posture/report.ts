@@ -20,7 +20,8 @@ export function softwareSigner(key: LocalKey, certificatePem: string): DeviceSig
   return {
     algorithm,
     certificatePem,
-    sign: async (data) => crypto.sign('sha256', data, algorithm === 'ES256' ? { key: key.privateKey, dsaEncoding: 'ieee-p1363' } : key.privateKey),
+    // The key signs itself (a token or the TPM; never read out): JWS format already.
+    sign: async (data) => key.sign(Buffer.from(data)),
   };
 }
 

@@ -6,7 +6,7 @@
 import crypto, { X509Certificate } from 'node:crypto';
 import { AgentError, isAgentError } from '../../base/errors.js';
 import type { HttpClient, HttpResponse } from '../http.js';
-import { createCsr, webCryptoKeyPair, type LocalKey } from '../keys.js';
+import { createCsr, softwarePrivateKey, webCryptoKeyPair, type LocalKey } from '../keys.js';
 import type { Trace } from '../trace.js';
 import { x509 } from '../x509.js';
 import { pinCaBundle, parseGetCaCert, type CaBundle } from './ca.js';
@@ -183,11 +183,11 @@ export class ScepClient {
     const { digest, cipher } = this.algorithmsFor(session);
     const senderNonce = crypto.randomBytes(16);
     const message = buildRequest({
-      type, content, transactionId, senderNonce, recipient: session.ca.recipient, signerCert, signerKey: signerKey.privateKey, digest, cipher,
+      type, content, transactionId, senderNonce, recipient: session.ca.recipient, signerCert, signerKey: softwarePrivateKey(signerKey), digest, cipher,
     });
     const body = await this.pkiOperation(message, session, type);
     try {
-      return parseCertRep(body, { signers: session.ca.signers, transactionId, senderNonce, recipientCert: signerCert, recipientKey: signerKey.privateKey });
+      return parseCertRep(body, { signers: session.ca.signers, transactionId, senderNonce, recipientCert: signerCert, recipientKey: softwarePrivateKey(signerKey) });
     } catch (e) {
       throw refused(e instanceof CmsError ? e.message : `unreadable (${(e as Error).message})`, e);
     }
@@ -226,7 +226,7 @@ export class ScepClient {
     // The answer's encryption only hides a public certificate, and the certificate is checked against the pinned
     // CA before use, so a CA that answers with (3)DES is reported, not refused.
     if (rep.weakCipher) this.opts.trace.log(`note: the CA encrypted its answer with ${rep.cipher.toUpperCase()} (weak; it protects only the public certificate)`);
-    const mine = rep.certificates.find((c) => c.checkPrivateKey(key.privateKey));
+    const mine = rep.certificates.find((c) => c.publicKey.equals(key.publicKey));
     if (!mine) throw refused('it holds no certificate for the key this device generated');
     return { certificatePem: mine.toString(), chainPem: session.ca.chain.map((c) => c.toString()), transactionId };
   }

@@ -66,6 +66,15 @@ export function StatusHeader({ status, busy, onRenew, onForceRenewal }: Props) {
           <dt>Expires</dt>
           <dd>{c ? `${formatDate(c.notAfter)} (${expiry})` : '–'}</dd>
         </div>
+        {status.keyProtection && (
+          <div>
+            <dt>Key protection</dt>
+            <dd data-testid="key-protection" title={status.keyProtection.reason}>
+              {status.keyProtection.protection === 'tpm' ? 'TPM' : status.keyProtection.protection === 'software' ? 'Software token' : 'Key file'}{' '}
+              <span className="muted">({status.keyProtection.reason})</span>
+            </dd>
+          </div>
+        )}
         <div>
           <dt>Renewal planned</dt>
           <dd>{renewal ?? '–'}</dd>

@@ -1,0 +1,54 @@
+import type { StoredCertificate } from './types.js';
+
+/**
+ * The device key lives in a key store that cannot hand it out: a PKCS#11 token on Linux (TPM 2.0 through
+ * tpm2-pkcs11, else the NSS software token), the Platform Crypto Provider on Windows, the keychain / Secure
+ * Enclave on macOS. The agent never sees the private key: it asks the store to generate one, to sign with it
+ * (CSR, renewal token), to file the issued certificate beside it, and to remove both.
+ *
+ * Lifecycle: generate → sign(CSR) → [CA issues] → attach(certificate) → sign(renewal token)… → remove.
+ */
+export type KeyAlgorithmName = 'P-256' | 'RSA-2048';
+
+/** How the key is protected, as `status` shows it. */
+export type KeyProtection = 'tpm' | 'software';
+
+export interface KeyStoreInfo {
+  protection: KeyProtection;
+  /** Why this store was chosen, e.g. "TPM 2.0 through tpm2-abrmd" or "no TPM (no /dev/tpmrm0, no tpm2-abrmd)", "SkipTPM=true". */
+  reason: string;
+  /** Human description: module and token. */
+  description: string;
+}
+
+/** A key held by the store. */
+export interface StoreKey {
+  /** Store-specific handle, stable across runs (PKCS#11 CKA_ID as hex, CNG key name, keychain application label). */
+  id: string;
+  algorithm: KeyAlgorithmName;
+  /** DER SubjectPublicKeyInfo: the agent builds CSRs, thumbprints and checks from it. */
+  spki: Buffer;
+  protection: KeyProtection;
+}
+
+export interface DeviceKeyStore {
+  /** Which store and why: computed once per process (cheap to call again). */
+  info(): Promise<KeyStoreInfo>;
+  /** Creates a new non-extractable key inside the store. `label` is what the store shows (NSS nickname). */
+  generate(algorithm: KeyAlgorithmName, label: string): Promise<StoreKey>;
+  /** The key with this id, or undefined when the store no longer has it. */
+  find(id: string): Promise<StoreKey | undefined>;
+  /**
+   * Signs `data` with the key: ECDSA P-256 over SHA-256 returning raw r‖s (64 bytes, the JWS/WebCrypto form),
+   * RSA PKCS#1 v1.5 over SHA-256. The hash is taken by the store.
+   */
+  sign(id: string, data: Buffer): Promise<Buffer>;
+  /** Files the issued certificate (and its issuing CAs, no private data) beside its key, where browsers find the pair. */
+  attach(id: string, req: { certPem: string; chainPem: string[]; label: string }): Promise<StoredCertificate>;
+  /** The key id behind a certificate-store entry (StoredCertificate.id) when that key is in this store. */
+  keyIdOf(storeId: string): string | undefined;
+  /** Removes the key and every certificate filed with it. Already gone is not an error. */
+  remove(id: string): Promise<void>;
+  /** Releases the module (tests and short-lived commands). */
+  close(): Promise<void>;
+}

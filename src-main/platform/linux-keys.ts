@@ -1,0 +1,236 @@
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ensurePrivateDir } from '../base/fsutil.js';
+import { AgentError } from '../base/errors.js';
+import { storeWriteFault } from '../base/test-faults.js';
+import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, StoreKey } from './keystore.js';
+import { Pkcs11Token } from './pkcs11.js';
+import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
+
+export const TPM2_PKCS11_LIBRARIES = ['/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so', '/usr/lib/aarch64-linux-gnu/pkcs11/libtpm2_pkcs11.so', '/usr/lib64/pkcs11/libtpm2_pkcs11.so', '/usr/lib/pkcs11/libtpm2_pkcs11.so'];
+export const SOFTOKN_LIBRARIES = ['/usr/lib/x86_64-linux-gnu/libsoftokn3.so', '/usr/lib/aarch64-linux-gnu/libsoftokn3.so', '/usr/lib64/libsoftokn3.so', '/usr/lib/libsoftokn3.so', '/usr/lib/x86_64-linux-gnu/nss/libsoftokn3.so'];
+/** The TPM token's label: empty user PIN, in its own store (never shared with PIN tokens, which make browsers prompt). */
+export const TPM_TOKEN_LABEL = 'device-trust';
+
+export interface LinuxKeySettings {
+  nssDbDir: string;
+  home: string;
+  skipTpm: boolean;
+  env: NodeJS.ProcessEnv;
+}
+
+/** NSS softokn's module parameters for one database (what NSS_Init passes; readOnly omitted: we write). */
+export function softoknParameters(dbDir: string): string {
+  return `configdir='sql:${dbDir}' certPrefix='' keyPrefix='' secmod='secmod.db' flags= `;
+}
+
+/** tpm2-pkcs11's own store: $TPM2_PKCS11_STORE, else ~/.tpm2_pkcs11 (the library's default, which browsers find too). */
+export function tpmStoreDir(s: Pick<LinuxKeySettings, 'home' | 'env'>): string {
+  return s.env.TPM2_PKCS11_STORE || path.join(s.home, '.tpm2_pkcs11');
+}
+
+function firstExisting(paths: string[]): string | undefined {
+  return paths.find((p) => fs.existsSync(p));
+}
+
+/**
+ * Creates the agent's TPM token once: a primary key under the TPM's storage hierarchy and a token with an empty
+ * user PIN (browsers never prompt), through tpm2_ptool (C_InitToken in tpm2-pkcs11 1.9 leaves no way to set an
+ * empty user PIN). No key material passes through it; the SO PIN is random and not kept.
+ */
+export function provisionTpmToken(store: string): void {
+  const env = { ...process.env, TPM2_PKCS11_STORE: store };
+  const run = (args: string[]) => execFileSync('tpm2_ptool', args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+  let pid = /id:\s*(\d+)/.exec(run(['listprimaries', '--path', store]))?.[1];
+  if (!pid) pid = /id:\s*(\d+)/.exec(run(['init', '--path', store]))?.[1];
+  if (!pid) throw new Error('tpm2_ptool init did not report a primary key id');
+  run(['addtoken', `--pid=${pid}`, `--label=${TPM_TOKEN_LABEL}`, '--userpin=', `--sopin=${crypto.randomBytes(12).toString('hex')}`, '--path', store]);
+}
+
+/** Whether a TPM is worth trying, and if not, why (for `status`). */
+export function tpmAvailability(s: LinuxKeySettings): { usable: true; library: string; via: string } | { usable: false; reason: string } {
+  if (s.skipTpm) return { usable: false, reason: 'SkipTPM=true' };
+  const library = firstExisting(TPM2_PKCS11_LIBRARIES);
+  if (!library) return { usable: false, reason: 'tpm2-pkcs11 is not installed (libtpm2-pkcs11-1)' };
+  const tcti = s.env.TPM2_PKCS11_TCTI || s.env.TSS2_TCTI || s.env.TPM2TOOLS_TCTI;
+  if (tcti) return { usable: true, library, via: `TCTI ${tcti}` };
+  if (fs.existsSync('/dev/tpmrm0')) return { usable: true, library, via: '/dev/tpmrm0' };
+  if (fs.existsSync('/dev/tpm0')) return { usable: false, reason: 'a TPM is present (/dev/tpm0) but no resource manager (/dev/tpmrm0, tpm2-abrmd)' };
+  return { usable: false, reason: 'no TPM (no /dev/tpmrm0 and no TPM2_PKCS11_TCTI)' };
+}
+
+/**
+ * The Linux key store: the TPM token when a TPM and its resource manager answer, else the NSS software token of
+ * the user's database. Also the certificate store: it lists the personal certificates of both tokens (the NSS
+ * database also holds ones installed by earlier versions, with their extractable keys, until the next renewal
+ * replaces them).
+ */
+export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
+  description: string;
+  private chosen: { token: Pkcs11Token; info: KeyStoreInfo } | undefined;
+  private nss: Pkcs11Token | undefined;
+
+  constructor(private readonly s: LinuxKeySettings) {
+    this.description = `NSS database ${s.nssDbDir}`;
+  }
+
+  private nssToken(): Pkcs11Token {
+    if (this.nss) return this.nss;
+    const library = firstExisting(SOFTOKN_LIBRARIES);
+    if (!library) {
+      throw new AgentError('local', 'NSS_MISSING', 'The NSS software token (libsoftokn3.so) is not installed, so there is nowhere to keep the device key.',
+        'Install NSS (Debian/Ubuntu: apt install libnss3; Fedora: dnf install nss-softokn).');
+    }
+    ensurePrivateDir(this.s.nssDbDir);
+    const t = new Pkcs11Token({ library, libraryParameters: softoknParameters(this.s.nssDbDir), protection: 'software', tag: 'nss' });
+    try {
+      t.open();
+    } catch (e) {
+      if ((e as AgentError).code === 'TOKEN_HAS_PIN') throw e;
+      const msg = (e as Error).message;
+      const full = /DEVICE_MEMORY|No space/i.test(msg);
+      throw new AgentError('local', full ? 'DISK_FULL' : 'NSS_FAILED', `The NSS database ${this.s.nssDbDir} could not be opened: ${msg}.`,
+        full ? 'Free some disk space; the agent tries again on its next run.' : 'Check that you own the database and that it is not damaged (move it aside and run with --forceRenewal).');
+    }
+    for (const f of ['cert9.db', 'key4.db', 'pkcs11.txt']) {
+      const p = path.join(this.s.nssDbDir, f);
+      if (fs.existsSync(p)) fs.chmodSync(p, 0o600);
+    }
+    this.nss = t;
+    this.description = `NSS database ${this.s.nssDbDir}`;
+    return t;
+  }
+
+  /** Chooses the token once: TPM first (unless SkipTPM), falling back to software with the reason. */
+  private choose(): { token: Pkcs11Token; info: KeyStoreInfo } {
+    if (this.chosen) return this.chosen;
+    const tpm = tpmAvailability(this.s);
+    let reason: string;
+    if (tpm.usable) {
+      const store = tpmStoreDir(this.s);
+      ensurePrivateDir(store);
+      fs.chmodSync(store, 0o700);
+      // The library reads its store and TCTI from the environment when it is initialized.
+      process.env.TPM2_PKCS11_STORE = store;
+      const token = new Pkcs11Token({ library: tpm.library, tokenLabel: TPM_TOKEN_LABEL, protection: 'tpm', tag: 'tpm' });
+      try {
+        try {
+          token.open();
+        } catch (e) {
+          if (!/no token labelled/.test((e as Error).message)) throw e;
+          provisionTpmToken(store);
+          token.open();
+        }
+        this.chosen = { token, info: { protection: 'tpm', reason: `TPM 2.0 via ${tpm.via}`, description: `TPM 2.0 token "${TPM_TOKEN_LABEL}" (tpm2-pkcs11, store ${store})` } };
+        this.description = `TPM 2.0 token "${TPM_TOKEN_LABEL}" and NSS database ${this.s.nssDbDir}`;
+        return this.chosen;
+      } catch (e) {
+        reason = `the TPM could not be used (${(e as Error).message})`;
+      }
+    } else {
+      reason = tpm.reason;
+    }
+    const token = this.nssToken();
+    this.chosen = { token, info: { protection: 'software', reason, description: `NSS software token of ${this.s.nssDbDir}` } };
+    return this.chosen;
+  }
+
+  async info(): Promise<KeyStoreInfo> {
+    return this.choose().info;
+  }
+
+  async generate(algorithm: KeyAlgorithmName, label: string): Promise<StoreKey> {
+    return this.choose().token.generate(algorithm, label);
+  }
+
+  async find(id: string): Promise<StoreKey | undefined> {
+    return this.choose().token.findKey(id);
+  }
+
+  async sign(id: string, data: Buffer): Promise<Buffer> {
+    const { token } = this.choose();
+    const key = token.findKey(id);
+    if (!key) throw new AgentError('local', 'KEY_MISSING', `The device key is no longer in the ${this.chosen!.info.description}.`, 'Run: device-trust-agent run --forceRenewal');
+    return token.sign(id, key.algorithm, data);
+  }
+
+  async attach(id: string, req: { certPem: string; chainPem: string[]; label: string }): Promise<StoredCertificate> {
+    this.injectedFault();
+    return this.choose().token.attach(id, req.certPem, req.chainPem, req.label);
+  }
+
+  private injectedFault(): void {
+    const fault = storeWriteFault();
+    if (fault) {
+      throw new AgentError('local', 'DISK_FULL', `Could not file the certificate in the ${this.description}: ${fault.message}.`,
+        'Free some disk space; the agent tries again on its next run and the previous certificate is unchanged.');
+    }
+  }
+
+  async close(): Promise<void> {
+    this.chosen?.token.close();
+    if (this.nss !== this.chosen?.token) this.nss?.close();
+    this.chosen = undefined;
+    this.nss = undefined;
+  }
+
+  /** Both tokens' personal certificates: the chosen one's first. */
+  private tokens(): Pkcs11Token[] {
+    const { token } = this.choose();
+    const out = [token];
+    if (token.opts.tag !== 'nss') {
+      try {
+        out.push(this.nssToken());
+      } catch {
+        /* no NSS database: nothing of ours can be in it */
+      }
+    }
+    return out;
+  }
+
+  async list(): Promise<StoredCertificate[]> {
+    return this.tokens().flatMap((t) => t.listPersonal());
+  }
+
+  /**
+   * Keys are made in the token and certificates attached to them (attach). This import is only for the SCEP
+   * backend's software key, which goes into the NSS software token in-process (no PKCS#12, no child process).
+   */
+  async install(req: InstallRequest): Promise<StoredCertificate> {
+    this.injectedFault();
+    return this.nssToken().importKeyAndCertificate(req.keyPem, req.certPem, req.chainPem, req.label);
+  }
+
+  /**
+   * Both interfaces' remove: a certificate-store id "<tpm|nss>:<CKA_ID hex>", or a bare key id of the chosen
+   * token (DeviceKeyStore). The key pair and its certificates go together.
+   */
+  async remove(id: string): Promise<void> {
+    if (/^[0-9a-f]+$/.test(id)) {
+      this.choose().token.remove(id);
+      return;
+    }
+    const m = /^(tpm|nss):([0-9a-f]*)$/.exec(id);
+    if (!m) return;
+    const token = this.tokens().find((t) => t.opts.tag === m[1]);
+    token?.remove(m[2]!);
+  }
+
+  get nssDbDir(): string {
+    return this.s.nssDbDir;
+  }
+
+  /** The module browsers must load to reach the key: the TPM token's; undefined for the NSS database's own token. */
+  browserModule(): { name: string; library: string } | undefined {
+    const { token } = this.choose();
+    return token.opts.tag === 'tpm' ? { name: 'Device Trust TPM', library: token.opts.library } : undefined;
+  }
+
+  /** The key id inside a store id ("nss:ab12…" → "ab12…"), if the id is of the chosen token. */
+  keyIdOf(storeId: string): string | undefined {
+    const m = /^(tpm|nss):([0-9a-f]+)$/.exec(storeId);
+    return m && m[1] === this.choose().token.opts.tag ? m[2] : undefined;
+  }
+}

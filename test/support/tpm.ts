@@ -1,0 +1,114 @@
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { tempDir } from './agent.js';
+import { TPM2_PKCS11_LIBRARIES } from '../../src-main/platform/linux-keys.js';
+
+/**
+ * A real TPM 2.0 for one test file: swtpm on ephemeral loopback ports, a private D-Bus session bus and
+ * tpm2-abrmd as its resource manager (tpm2-pkcs11 needs one: the bare simulator runs out of object slots).
+ * `env` is what the agent and Chromium need to reach it.
+ */
+export interface SoftTpm {
+  dir: string;
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+const TOOLS = ['swtpm', 'swtpm_setup', 'tpm2-abrmd', 'dbus-daemon'];
+
+export function tpmUnavailable(): string | undefined {
+  const missing = TOOLS.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+  if (!TPM2_PKCS11_LIBRARIES.some((l) => fs.existsSync(l))) missing.push('libtpm2-pkcs11-1');
+  return missing.length ? `skipped: ${missing.join(', ')} not installed (apt install swtpm swtpm-tools tpm2-abrmd dbus libtpm2-pkcs11-1)` : undefined;
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function canBind(port: number): Promise<boolean> {
+  const s = net.createServer();
+  return new Promise((resolve) => {
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+async function adjacentFreePorts(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const p = await freePort();
+    if (p < 65535 && (await canBind(p + 1))) return p;
+  }
+  throw new Error('no two adjacent free loopback ports');
+}
+
+async function waitFor(check: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function waitForPort(port: number, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
+      c.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`swtpm did not listen on ${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function startSoftTpm(): Promise<SoftTpm> {
+  const dir = tempDir('tpm');
+  const state = path.join(dir, 'state');
+  fs.mkdirSync(state, { recursive: true });
+  execFileSync('swtpm_setup', ['--tpm2', '--tpmstate', state, '--overwrite', '--config', writeSetupConfig(dir)], { stdio: 'pipe' });
+  const children: ChildProcess[] = [];
+  // The swtpm TCTI reaches the control channel on port+1.
+  const port = await adjacentFreePorts();
+  const ctrl = port + 1;
+  const swtpm = spawn('swtpm', ['socket', '--tpm2', '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${ctrl},bindaddr=127.0.0.1`,
+    '--tpmstate', `dir=${state}`, '--flags', 'not-need-init,startup-clear'], { stdio: 'ignore' });
+  children.push(swtpm);
+  await waitForPort(port);
+  const sock = path.join(dir, 'dbus.sock');
+  const dbus = spawn('dbus-daemon', ['--session', '--nofork', `--address=unix:path=${sock}`], { stdio: 'ignore' });
+  children.push(dbus);
+  await waitFor(() => fs.existsSync(sock), 'the D-Bus socket');
+  const bus = `unix:path=${sock}`;
+  const abrmd = spawn('tpm2-abrmd', ['--session', '--allow-root', '--flush-all', `--tcti=swtpm:host=127.0.0.1,port=${port}`], { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'abrmd.log'), 'w')], env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: bus } });
+  children.push(abrmd);
+  const env = { DBUS_SESSION_BUS_ADDRESS: bus, TPM2_PKCS11_TCTI: 'tabrmd:bus_type=session', TPM2TOOLS_TCTI: 'tabrmd:bus_type=session' };
+  // abrmd registers its bus name once it has talked to the TPM.
+  await waitFor(() => spawnSync('tpm2_getcap', ['properties-fixed'], { env: { ...process.env, ...env }, stdio: 'ignore', timeout: 5_000 }).status === 0, 'tpm2-abrmd', 20_000);
+  return {
+    dir,
+    env,
+    async stop() {
+      for (const c of children.reverse()) {
+        if (c.exitCode === null) {
+          c.kill('SIGTERM');
+          await new Promise((r) => { c.once('exit', r); setTimeout(r, 3_000); });
+        }
+      }
+    },
+  };
+}
+
+/** swtpm_setup's configuration in the temp dir (never the machine's): no EK certificates (no local CA needed). */
+function writeSetupConfig(dir: string): string {
+  const conf = path.join(dir, 'swtpm_setup.conf');
+  fs.writeFileSync(conf, `create_certs_tool = /bin/true\nactive_pcr_banks = sha256\n`);
+  return conf;
+}
