@@ -139,7 +139,7 @@ export class HttpClient {
 
   /** The certificate chain `host` (host:port) presented on its last TLS handshake, leaf first. */
   presentedChain(host: string): PresentedCertificate[] | undefined {
-    return this.chains.get(host) ?? this.chains.get(host.replace(/:443$/, ''));
+    return this.chains.get(host) ?? this.chains.get(host.replace(/:443$/, '')) ?? this.chains.get(`${host}:443`);
   }
 
   /** The interception found for `host` (host:port) by this client, if any. */
@@ -174,7 +174,11 @@ export class HttpClient {
     const deadlineMs = this.opts.deadlineMs ?? this.opts.timeoutMs;
     const control = new AbortController();
     let current: { route: Route; conn?: RouteConnection } | undefined;
-    const timer = setTimeout(() => control.abort(deadlineError(spec.what, host, deadlineMs, current?.conn?.stall?.() ?? (current ? `on route ${describeRoute(current.route)}` : 'while choosing the route'))), deadlineMs);
+    const timer = setTimeout(() => {
+      const stall = current?.conn?.stall?.();
+      // A proxy that took the connection and then said nothing is named as such, not as "unreachable".
+      control.abort(deadlineError(spec.what, host, deadlineMs, stall ?? (current ? `on route ${describeRoute(current.route)}` : 'while choosing the route (PAC file)'), stall ? 'PROXY_NO_ANSWER' : 'REQUEST_TIMEOUT'));
+    }, deadlineMs);
     this.inFlight.add(control);
     try {
       return await this.sendWithin(spec, host, control.signal, clientCert, (c) => (current = c));

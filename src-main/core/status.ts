@@ -9,7 +9,7 @@ import { EventLog } from './events.js';
 import { HttpClient } from './http.js';
 import { httpOptionsFor } from './proxy/options.js';
 import { discoverOrg } from './discovery.js';
-import { checkMtls } from './mtls.js';
+import { checkMtlsPath } from './mtls.js';
 import { checkRevocation } from './revocation.js';
 import { scheduleView, type ScheduleView } from './scheduler/view.js';
 import { loadState, type AgentState } from './state.js';
@@ -104,8 +104,9 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
       }
       if (keyPem) {
         try {
-          const answer = await checkMtls(http, org.mtls.url, current.pem, keyPem);
-          report.checks.mtls = { ok: answer.trusted, trusted: answer.trusted, detail: answer.trusted ? `trusted as device ${answer.deviceId}` : `not trusted (${answer.reason ?? 'no reason given'})` };
+          const { answer, intercepted } = await checkMtlsPath(http, org.mtls.url, { certPem: current.pem, keyPem, serialNumber: current.info.serialNumber }, [new URL(config.orgUrl).host]);
+          report.checks.mtls = { ok: answer.trusted, trusted: answer.trusted,
+            detail: answer.trusted ? `trusted as device ${answer.deviceId}` : intercepted ? `${intercepted.message} What to do: ${intercepted.remedy}` : `not trusted (${answer.reason ?? 'no reason given'})` };
         } catch (e) {
           report.checks.mtls = { ok: false, detail: isAgentError(e) ? e.message : String(e) };
         }

@@ -13,6 +13,8 @@ export const statusCommand: Command = {
     const report = await getStatus(ctx.config(), { check: Boolean(ctx.values.check), platform: ctx.platform() });
     if (ctx.json) ctx.io.out(JSON.stringify(report, null, 2));
     else ctx.io.out(describeStatus(report));
+    // A certificate the mTLS endpoint does not accept (or never sees: interception) is not a working device trust.
+    if (report.checks?.mtls && !report.checks.mtls.ok) return ExitCode.NEEDS_ATTENTION;
     return report.state === 'ENROLLED' || report.state === 'RENEWAL_DUE' ? ExitCode.OK : ExitCode.NEEDS_ATTENTION;
   },
 };

@@ -49,6 +49,7 @@ export class IdpBackend implements EnrollmentBackend {
       owns: (info) => info.issuerCN === org.ca.issuerCN,
       chainPem: org.ca.chainPem,
       hostPatterns: org.mtls.hostPatterns,
+      mtlsUrl: org.mtls.url,
       renewalWindowSeconds: org.certificate.renewalWindowSeconds,
       crlUrl: org.crlUrl,
       readOnly: org.readOnly,

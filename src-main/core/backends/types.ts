@@ -26,6 +26,8 @@ export interface Authority {
   pinnedPem?: string | undefined;
   /** Browser URL patterns that should be given the certificate without asking. */
   hostPatterns: string[];
+  /** Where a browser presents the certificate (the IdP's mTLS endpoint), checked after install for interception. */
+  mtlsUrl?: string | undefined;
   renewalWindowSeconds: number;
   crlUrl?: string | undefined;
   /** Enrollment is impossible for now (read-only org): retry later, change nothing. */

@@ -11,6 +11,7 @@ import { parseJsonAnswer, type HttpClient, type HttpResponse } from '../http.js'
 import { labSignInAllowed } from '../iwa.js';
 import { MtlsCheckAnswerSchema, OrgConfigSchema, type OrgConfig } from '../protocol.js';
 import { checkRevocation } from '../revocation.js';
+import { strippedCertificateFinding } from '../proxy/diagnose.js';
 import type { SecretStore } from '../secrets/index.js';
 import { adminTokenName } from '../secrets/index.js';
 import { StateSchema, stateFile, type AgentState } from '../state.js';
@@ -237,6 +238,13 @@ export function probeMtls(ctx: ProbeContext, org: OrgConfig, cred: LocalCredenti
     const answer = parseJsonAnswer(MtlsCheckAnswerSchema, res.body, 'the mTLS endpoint', new URL(url).host);
     rec.facts.presented = cred.serialNumber;
     rec.facts.trusted = answer.trusted;
+    if (!answer.trusted && answer.reason === 'no-certificate') {
+      // Presented but not seen: something terminated TLS. Name it by who presented the mTLS host's certificate.
+      const host = new URL(url).host;
+      const found = strippedCertificateFinding({ host, serialNumber: cred.serialNumber, chain: ctx.http.presentedChain(host), exemptHosts: ctx.orgUrl ? [new URL(ctx.orgUrl).host] : [] });
+      ctx.http.noteInterception(found.interception, found.error.message);
+      rec.facts.interception = { host, issuer: found.interception.issuer, exempt: found.interception.exempt };
+    }
     if (answer.reason) rec.facts.reason = answer.reason;
     if (answer.deviceId) rec.facts.deviceId = answer.deviceId;
   });
