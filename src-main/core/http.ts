@@ -9,6 +9,7 @@ import { ProxyAuthError, routeDispatcher, ProxyUnreachableError, type PresentedC
 import { diagnoseRouteFailure, type InterceptionFinding } from './proxy/diagnose.js';
 import { deadlineError, withDeadline } from './deadline.js';
 import { osProxyReader, type OsProxyReader } from './proxy/os.js';
+import { PAC_TIME_LIMIT_MS } from './proxy/pac.js';
 import { ProxyResolver } from './proxy/resolver.js';
 import { describeRoute, type Route, type RouteDecision } from './proxy/types.js';
 import { runCommand } from '../base/exec.js';
@@ -113,7 +114,9 @@ export class HttpClient {
       os: p.os ?? osProxyReader(runCommand),
       ca: this.roots,
       timeoutMs: opts.timeoutMs,
-      ...(p.pacTimeLimitMs ? { pacTimeLimitMs: p.pacTimeLimitMs } : {}),
+      // The PAC file gets a part of the request's deadline, so that a script that loops is named as such
+      // before the request as a whole runs out of time.
+      pacTimeLimitMs: p.pacTimeLimitMs ?? Math.max(200, Math.min(PAC_TIME_LIMIT_MS, Math.floor((opts.deadlineMs ?? opts.timeoutMs) / 3))),
       ...(log ? { log } : {}),
     });
   }
@@ -236,7 +239,11 @@ export class HttpClient {
       headers['content-type'] = 'application/json';
     }
     try {
-      const res = await request(spec.url, { method: spec.method ?? 'GET', headers, body, dispatcher: conn.dispatcher, signal });
+      // undici honours the signal only once a connection is up: a tunnel or handshake still under way would
+      // outlive the deadline. The exchange ends at the deadline regardless; a late answer is discarded.
+      const pending = request(spec.url, { method: spec.method ?? 'GET', headers, body, dispatcher: conn.dispatcher, signal });
+      pending.then((r) => signal.aborted && r.body.destroy(), () => undefined);
+      const res = await withDeadline(pending, signal);
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const chunk of res.body) {

@@ -32,9 +32,9 @@ export interface StatusReport {
   /** The scheduler's named state, why, what to do when stuck, and the next attempt. */
   schedule: ScheduleView;
   checks?: {
-    org?: { ok: boolean; detail: string };
+    org?: { ok: boolean; detail: string; code?: string };
     revocation?: { ok: boolean; detail: string };
-    mtls?: { ok: boolean; trusted?: boolean; detail: string };
+    mtls?: { ok: boolean; trusted?: boolean; detail: string; code?: string };
     /** SCEP backend: the CA reachable, matching the pin, with acceptable algorithms (scep/diagnose.ts). */
     ca?: { ok: boolean; detail: string };
   };
@@ -105,14 +105,14 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
       if (keyPem) {
         try {
           const { answer, intercepted } = await checkMtlsPath(http, org.mtls.url, { certPem: current.pem, keyPem, serialNumber: current.info.serialNumber }, [new URL(config.orgUrl).host]);
-          report.checks.mtls = { ok: answer.trusted, trusted: answer.trusted,
+          report.checks.mtls = { ok: answer.trusted, trusted: answer.trusted, ...(intercepted ? { code: intercepted.code } : {}),
             detail: answer.trusted ? `trusted as device ${answer.deviceId}` : intercepted ? `${intercepted.message} What to do: ${intercepted.remedy}` : `not trusted (${answer.reason ?? 'no reason given'})` };
         } catch (e) {
-          report.checks.mtls = { ok: false, detail: isAgentError(e) ? e.message : String(e) };
+          report.checks.mtls = { ok: false, detail: isAgentError(e) ? e.message : String(e), ...(isAgentError(e) ? { code: e.code } : {}) };
         }
       }
     } catch (e) {
-      report.checks.org = { ok: false, detail: (e as Error).message };
+      report.checks.org = { ok: false, detail: (e as Error).message, ...(isAgentError(e) ? { code: e.code } : {}) };
     } finally {
       await http.close();
     }

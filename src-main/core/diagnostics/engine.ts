@@ -82,7 +82,7 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
   if (opts.secrets !== null) secrets = opts.secrets ?? openSecretStore();
   // Each request gives up just before its probe's deadline, so the probe records why (a silent proxy, a PAC
   // file, a trickling body) rather than only that time ran out.
-  const http = new HttpClient({ ...httpOptionsFor(config, { env }), timeoutMs: policy.timeoutMs, deadlineMs: Math.max(100, policy.timeoutMs - Math.min(250, policy.timeoutMs / 10)) });
+  const http = new HttpClient({ ...httpOptionsFor(config, { env }), timeoutMs: policy.timeoutMs, deadlineMs: Math.max(100, policy.timeoutMs - Math.min(500, policy.timeoutMs / 5)) });
   const ctx: ProbeContext = {
     config, orgUrl, http, roots: rootCertificates(config.tlsCaFile), timeoutMs: policy.timeoutMs, env, platform, secrets,
     runner: opts.runner ?? runCommand, ...(opts.dnsServers ? { dnsServers: opts.dnsServers } : {}), ntpPort: opts.ntpPort ?? 123,
