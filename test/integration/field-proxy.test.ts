@@ -23,8 +23,7 @@ const skipReason = squidUnavailable();
 if (skipReason) console.log(`# field-proxy ${skipReason}`);
 
 /** Generous bounds: not performance targets (those are in npm run bench), only "it did not hang". */
-const BOUND_MS = 60_000;
-const TIMEOUT_ARG = 'requestTimeoutMs=6000';
+const BOUND_MS = 90_000;
 
 interface Timed extends AgentResult {
   ms: number;
@@ -32,7 +31,7 @@ interface Timed extends AgentResult {
 
 async function timed(args: string[], env: Record<string, string>): Promise<Timed> {
   const t0 = Date.now();
-  const r = await runAgent([...args, TIMEOUT_ARG], env, { timeoutMs: 120_000 });
+  const r = await runAgent(args, env, { timeoutMs: 150_000 });
   return { ...r, ms: Date.now() - t0 };
 }
 
@@ -99,7 +98,8 @@ describe('field conditions with real squids: run, status --check, proxy-check an
       timed(['run'], p.env),
       timed(['status', '--check'], onEnrolled),
       timed(['proxy-check'], onEnrolled),
-      timed(['diagnose', '--json', '--timeout', '3'], onEnrolled),
+      // A generous probe timeout: four agents and four squids share this machine's CPUs during the test.
+      timed(['diagnose', '--json', '--timeout', '10'], onEnrolled),
     ]);
     let report: Four['report'];
     try {
@@ -289,7 +289,7 @@ describe('field conditions with real squids: run, status --check, proxy-check an
     assert.equal(f.proxyCheck.code, 20, f.proxyCheck.stdout);
     assert.match(f.proxyCheck.stdout, /accepted the connection but (never answered|did not answer)|did not complete within/);
     assert.ok(finding(f, 'PROXY_NO_ANSWER'), JSON.stringify(f.report.findings.map((x) => x.code)));
-    // Generous: the per-probe timeout is 3 s; the bench measures the real ratio.
-    assert.ok(f.diagnose.ms < 20_000, `diagnose took ${f.diagnose.ms} ms`);
+    // Generous (process start-up on a busy machine included); npm run bench measures the real ratio.
+    assert.ok(f.diagnose.ms < 60_000, `diagnose took ${f.diagnose.ms} ms`);
   });
 });

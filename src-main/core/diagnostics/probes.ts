@@ -12,6 +12,7 @@ import { labSignInAllowed } from '../iwa.js';
 import { MtlsCheckAnswerSchema, OrgConfigSchema, type OrgConfig } from '../protocol.js';
 import { checkRevocation } from '../revocation.js';
 import { strippedCertificateFinding } from '../proxy/diagnose.js';
+import { redactUserInfo } from '../proxy/env.js';
 import type { SecretStore } from '../secrets/index.js';
 import { adminTokenName } from '../secrets/index.js';
 import { StateSchema, stateFile, type AgentState } from '../state.js';
@@ -45,7 +46,8 @@ export const ORG_CACHE_FILE = 'diagnostics-org.json';
 async function connectStages(ctx: ProbeContext, rec: ProbeRecorder, url: string): Promise<TlsFacts | undefined> {
   const { host, port, servername } = hostPort(url);
   if (!ctx.direct(url)) {
-    const via = ctx.config.httpProxy ?? ctx.config.httpProxyPacLocation ?? 'the proxy';
+    // Never the proxy's user-info: the report is printed and saved.
+    const via = redactUserInfo(ctx.config.httpProxy ?? ctx.config.httpProxyPacLocation ?? 'the proxy');
     for (const name of ['dns', 'tcp', 'tls'] as const) rec.skip(name, `${name.toUpperCase()} ${host}:${port}`, `through ${via}: part of the HTTP stage`);
     return undefined;
   }

@@ -146,12 +146,13 @@ class PacWorker {
       settle?.fail(new Error('interrupted'));
       this.kill();
     };
-    // Starting a thread and a VM can take a while on a busy machine; compiling the script gets the time limit.
-    let loadTimer = setTimeout(stop, WORKER_START_LIMIT_MS);
+    // Starting a thread, its VM and the PAC helpers' own compiler can take seconds on a busy machine: that is
+    // not the script's time. A script that loops while loading is stopped by QuickJS's interrupt in the worker;
+    // this is the backstop. Callers are bounded by their own request deadline meanwhile.
+    const loadTimer = setTimeout(stop, WORKER_START_LIMIT_MS + timeLimitMs);
     this.worker.on('message', (m: PacWorkerReply) => {
       if (m.type === 'vm') {
-        clearTimeout(loadTimer);
-        loadTimer = setTimeout(stop, timeLimitMs + HARD_STOP_GRACE_MS);
+        /* the VM is up; compiling the script follows */
       } else if (m.type === 'ready') {
         clearTimeout(loadTimer);
         this.started = true;
@@ -252,7 +253,6 @@ export class PacScript {
       script.dispose();
       throw pacError(e, location, timeLimitMs, 'loading');
     }
-    script.warm();
     return script;
   }
 
@@ -260,17 +260,6 @@ export class PacScript {
     const w = new PacWorker(this.source, this.wasm, this.timeLimitMs, this, this.log);
     this.workers.add(w);
     return w;
-  }
-
-  /**
-   * Keeps one idle worker started ahead of need (up to the limit): starting a thread and a VM takes longer
-   * than most evaluations, so the evaluation that arrives while another is slow finds one ready.
-   */
-  warm(): void {
-    if (this.closed || this.workers.size >= PAC_MAX_WORKERS) return;
-    if ([...this.workers].some((x) => !x.busy && !x.dead)) return;
-    if (this.queue.length) return;
-    this.spawn().ready.catch(() => undefined);
   }
 
   /** @internal a worker that exited or was terminated. */
@@ -298,7 +287,6 @@ export class PacScript {
       this.queue.shift();
       w.run(job);
     }
-    this.warm();
   }
 
   /** FindProxyForURL(url, host) within the time limit; host-side helpers (dnsResolve) count too. */
