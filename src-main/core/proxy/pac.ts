@@ -102,6 +102,8 @@ export function parsePacResult(answer: unknown, location: string): { routes: Rou
 export const PAC_MAX_WORKERS = 4;
 /** Grace past the time limit before the worker is terminated (QuickJS's own interrupt normally fires first). */
 const HARD_STOP_GRACE_MS = 250;
+/** An evaluation running longer than this gets a second worker started for the ones waiting behind it. */
+const SLOW_EVALUATION_MS = 200;
 /** How long a worker may take to start its thread and VM before it is given up. */
 const WORKER_START_LIMIT_MS = 15_000;
 
@@ -125,6 +127,7 @@ interface PacJob {
 class PacWorker {
   readonly worker: Worker;
   busy = false;
+  busySince = 0;
   dead = false;
   started = false;
   private pending: { id: number; job: PacJob; timer: NodeJS.Timeout } | undefined;
@@ -199,6 +202,7 @@ class PacWorker {
 
   run(job: PacJob): void {
     this.busy = true;
+    this.busySince = Date.now();
     const id = this.nextId++;
     // The hard stop: whatever the script is doing (a host call such as dnsResolve still pending included), the
     // worker is terminated at the caller's deadline and its answer, if any, is never read.
@@ -280,8 +284,13 @@ export class PacScript {
       // Jobs wait for whichever worker is free first, a started one or one still starting.
       const w = [...this.workers].find((x) => x.started && !x.busy && !x.dead);
       if (!w) {
-        const starting = [...this.workers].filter((x) => !x.started && !x.dead).length;
-        if (starting < this.queue.length && this.workers.size < PAC_MAX_WORKERS) this.spawn().ready.catch(() => undefined);
+        // Another worker only for an evaluation that is slow (a loop, a DNS lookup that hangs), and one
+        // starting at a time: starting one costs more CPU than most evaluations take.
+        const live = [...this.workers].filter((x) => !x.dead);
+        const starting = live.some((x) => !x.started);
+        const slow = live.filter((x) => x.started && x.busy).every((x) => Date.now() - x.busySince >= SLOW_EVALUATION_MS);
+        if (!starting && slow && this.workers.size < PAC_MAX_WORKERS) this.spawn().ready.catch(() => undefined);
+        else if (!starting && this.workers.size < PAC_MAX_WORKERS) setTimeout(() => this.pump(), SLOW_EVALUATION_MS).unref();
         return;
       }
       this.queue.shift();
