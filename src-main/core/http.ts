@@ -179,8 +179,11 @@ export class HttpClient {
     let current: { route: Route; conn?: RouteConnection } | undefined;
     const timer = setTimeout(() => {
       const stall = current?.conn?.stall?.();
-      // A proxy that took the connection and then said nothing is named as such, not as "unreachable".
-      control.abort(deadlineError(spec.what, host, deadlineMs, stall ?? (current ? `on route ${describeRoute(current.route)}` : 'while choosing the route (PAC file)'), stall ? 'PROXY_NO_ANSWER' : 'REQUEST_TIMEOUT'));
+      // A proxy that took the connection and then said nothing is named as such, not as "unreachable"; a PAC
+      // file that gave no route in time is the route's failure, not the server's.
+      const deciding = !current;
+      control.abort(deadlineError(spec.what, host, deadlineMs, stall ?? (current ? `on route ${describeRoute(current.route)}` : 'while evaluating the PAC file to choose the route'),
+        stall ? 'PROXY_NO_ANSWER' : deciding ? 'PAC_NO_ANSWER' : 'REQUEST_TIMEOUT'));
     }, deadlineMs);
     this.inFlight.add(control);
     try {

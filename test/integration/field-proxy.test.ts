@@ -274,7 +274,8 @@ describe('field conditions with real squids: run, status --check, proxy-check an
       assert.match(f.proxyCheck.stdout, words);
       const pac = finding(f, 'PAC_FAILED');
       assert.ok(pac, JSON.stringify(f.report.findings.map((x) => x.code)));
-      assert.match(pac.evidence.join('\n'), words);
+      // On a busy machine the probe's own deadline may end the PAC evaluation first; either way it is named.
+      assert.match(pac.evidence.join('\n'), new RegExp(`${words.source}|while evaluating the PAC file`));
     });
   }
 

@@ -122,20 +122,23 @@ function httpAnswer(socket: Socket, u: URL, timeoutMs: number): Promise<{ status
 }
 
 /** One URL over one route, step by step; throws the step's error. */
-async function probeRoute(u: URL, route: Route, tls: TlsSettings, http: HttpClient, steps: CheckStep[]): Promise<{ status: number; body: Buffer }> {
+async function probeRoute(u: URL, route: Route, tls: TlsSettings, http: HttpClient, steps: CheckStep[], open: Set<Socket>): Promise<{ status: number; body: Buffer }> {
   const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
   let socket: Socket;
   if (route.kind === 'direct') {
     socket = await timed(steps, `TCP connect to ${u.hostname}:${port}`, () => tcp(u.hostname, port, tls.timeoutMs));
+    open.add(socket);
   } else {
     const tunnel = new ProxyTunnel(route.proxy, http.resolver, tls);
     try {
       socket = await timed(steps, `CONNECT ${u.hostname}:${port} through ${describeRoute(route)}`, () => tunnel.open(`${u.hostname}:${port}`));
+      open.add(socket);
     } finally {
       void tunnel.close();
     }
   }
   const stream = u.protocol === 'https:' ? await timed(steps, `TLS handshake with ${u.host}`, () => tlsOver(socket, u, tls), (s) => `certificate issued by ${issuerOf(s)}`) : socket;
+  open.add(stream);
   return timed(steps, `HTTP answer from ${u.host}`, () => httpAnswer(stream, u, tls.timeoutMs), (r) => `HTTP ${r.status}`);
 }
 
@@ -158,21 +161,24 @@ interface Presenting {
 async function checkUrl(what: string, url: string, http: HttpClient, tls: TlsSettings, anchors: string, exemptHosts: string[], present?: Presenting): Promise<UrlCheck> {
   const steps: CheckStep[] = [];
   const deadlineMs = tls.timeoutMs + 500;
+  const open = new Set<Socket>();
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<UrlCheck>((resolve) => {
     timer = setTimeout(() => {
+      // Abandoned means closed: a trickling server must not keep the process alive after the report.
+      for (const s of open) s.destroy();
       const waiting = steps.length ? `after "${steps[steps.length - 1]!.name}"` : 'while deciding the route';
       resolve({ what, url, ok: false, code: 'REQUEST_TIMEOUT', steps: [...steps], detail: `${what} at ${new URL(url).host} did not complete within the ${deadlineMs} ms deadline (${waiting}); the check was abandoned.` });
     }, deadlineMs);
   });
   try {
-    return await Promise.race([checkUrlSteps(what, url, http, tls, anchors, exemptHosts, steps, present), late]);
+    return await Promise.race([checkUrlSteps(what, url, http, tls, anchors, exemptHosts, steps, present, open), late]);
   } finally {
     clearTimeout(timer);
   }
 }
 
-async function checkUrlSteps(what: string, url: string, http: HttpClient, tls: TlsSettings, anchors: string, exemptHosts: string[], steps: CheckStep[], present: Presenting | undefined): Promise<UrlCheck> {
+async function checkUrlSteps(what: string, url: string, http: HttpClient, tls: TlsSettings, anchors: string, exemptHosts: string[], steps: CheckStep[], present: Presenting | undefined, open: Set<Socket>): Promise<UrlCheck> {
   const u = new URL(url);
   let decision: RouteDecision;
   try {
@@ -187,7 +193,7 @@ async function checkUrlSteps(what: string, url: string, http: HttpClient, tls: T
     try {
       let chain: PresentedCertificate[] | undefined;
       const routeTls: TlsSettings = { ...tls, onChain: (_h, c) => (chain = c), ...(present ? { cert: present.certPem, key: present.keyPem } : {}) };
-      const { status, body } = await probeRoute(u, route, routeTls, http, steps);
+      const { status, body } = await probeRoute(u, route, routeTls, http, steps, open);
       const used = describeRoute(route);
       if (present) {
         const verdict = mtlsVerdict(status, body);
