@@ -249,7 +249,7 @@ describe('diagnose against the lab (real KDC, lab org, lab DC time source)', { s
       assert.equal(probe(r, 'mtls').facts.reason, 'no-certificate');
       const f = finding(r, 'TLS_INTERCEPTION');
       assert.equal(f.severity, 'error');
-      assert.ok(f.evidence.some((e) => /^mtls: certificate \w+ was presented, but the mTLS endpoint saw no client certificate$/.test(e)), f.evidence.join('\n'));
+      assert.ok(f.evidence.some((e) => /^mtls: certificate \w+ was presented, but the mTLS endpoint saw no client certificate; the certificate presented for localhost:\d+ is issued by "Zscaler Root CA \(test\)"/.test(e)), f.evidence.join('\n'));
       assert.ok(f.evidence.some((e) => /^org: the server certificate was issued by "Zscaler Root CA \(test\)"$/.test(e)), f.evidence.join('\n'));
       assert.ok(!codes(r).includes('CERT_NOT_TRUSTED'), 'the certificate is not blamed');
     } finally {
