@@ -12,6 +12,8 @@ import { EventLog, type EventKind } from './events.js';
 import { ensurePrivateDir } from '../base/fsutil.js';
 import { HttpClient } from './http.js';
 import { generateLocalKey, keyInStore, keyThumbprint, type LocalKey } from './keys.js';
+import { passDeadline } from './deadline.js';
+import { checkMtlsPath } from './mtls.js';
 import { httpOptionsFor } from './proxy/options.js';
 import { checkRevocation } from './revocation.js';
 import { assertCaContinuity, chainFingerprints } from './ca-continuity.js';
@@ -111,8 +113,10 @@ export class EnrollmentTask {
   }
 
   async run(): Promise<RunResult> {
+    // The pass's own deadline (README "Deadlines"): its requests are cut off, and it ends, within it.
+    const pass = passDeadline(this.config.requestTimeoutMs, this.config.scepPendingWaitSeconds, this.http);
     try {
-      const result = await this.runInner();
+      const result = await pass.bound(this.runInner());
       this.recordLastRun(result.outcome, undefined, result.message);
       return result;
     } catch (e) {
@@ -127,6 +131,7 @@ export class EnrollmentTask {
       this.recordLastRun('failed', err.code, err.message, ctx);
       throw err;
     } finally {
+      pass.clear();
       await this.http.close();
     }
   }
@@ -583,6 +588,7 @@ export class EnrollmentTask {
       this.events.record('KEY_PROTECTION_CHANGED', `The device key is now protected by ${key.protection === 'file' ? 'a key file' : key.protection === 'tpm' ? 'the TPM' : 'the software token'} (was ${oldProtection}).`,
         { from: oldProtection, to: key.protection });
     }
+    await this.checkInterception(authority, certificate, key, info.serialNumber);
     const event = how === 'enrolled' ? 'ENROLLED' : 'RENEWED';
     this.events.record(event, `Certificate ${info.serialNumber} ${how} for device ${info.subjectCN}, valid until ${info.notAfter}, installed in ${this.platform.store.description}.`,
       { serialNumber: info.serialNumber, notAfter: info.notAfter, store: this.platform.store.description, ...(previous ? { replaced: previous.info.serialNumber } : {}), correlationId: this.http.traceId });
@@ -616,6 +622,25 @@ export class EnrollmentTask {
       this.warn('BROWSER_SETUP_SKIPPED', `The browser policy could not be written (${res.skipped.map((s) => `${s.dir}: ${s.reason}`).join('; ')}); browsers will ask which certificate to present. The device task (run as root) writes it.`);
     }
     return res;
+  }
+
+  /**
+   * After install, the new certificate is presented once to the mTLS endpoint: a TLS interceptor the machine
+   * trusts is invisible otherwise, and would make every browser sign-in fail with a "working" certificate.
+   */
+  private async checkInterception(authority: Authority, certPem: string, key: LocalKey, serialNumber: string): Promise<void> {
+    const keyPem = this.creds.readKeyPem(key.thumbprint);
+    if (!authority.mtlsUrl || !keyPem) return;
+    try {
+      const { intercepted } = await checkMtlsPath(this.http, authority.mtlsUrl, { certPem, keyPem, serialNumber }, this.config.orgUrl ? [new URL(this.config.orgUrl).host] : []);
+      if (intercepted) {
+        this.warnings.push(`${intercepted.message} What to do: ${intercepted.remedy}`);
+        this.trace.log(`warning: ${intercepted.message}`);
+      }
+    } catch (e) {
+      // Only the interception matters here; any other failure is for status --check and diagnose to report.
+      this.trace.log(`mTLS check after install: ${(e as Error).message}`);
+    }
   }
 
   private warn(kind: EventKind, message: string): void {

@@ -5,9 +5,11 @@ import type { z } from 'zod';
 import { AgentError } from '../base/errors.js';
 import type { EventLog } from './events.js';
 import { ErrorAnswerSchema } from './protocol.js';
-import { ProxyAuthError, routeDispatcher, ProxyUnreachableError, type TlsSettings } from './proxy/connect.js';
-import { diagnoseRouteFailure } from './proxy/diagnose.js';
+import { ProxyAuthError, routeDispatcher, ProxyUnreachableError, type PresentedCertificate, type RouteConnection, type TlsSettings } from './proxy/connect.js';
+import { diagnoseRouteFailure, type InterceptionFinding } from './proxy/diagnose.js';
+import { deadlineError, withDeadline } from './deadline.js';
 import { osProxyReader, type OsProxyReader } from './proxy/os.js';
+import { PAC_TIME_LIMIT_MS } from './proxy/pac.js';
 import { ProxyResolver } from './proxy/resolver.js';
 import { describeRoute, type Route, type RouteDecision } from './proxy/types.js';
 import { runCommand } from '../base/exec.js';
@@ -20,7 +22,10 @@ const MAX_BODY_BYTES = 1024 * 1024;
 export interface HttpOptions {
   /** PEM file of extra trust anchors (added to the system roots, never replacing verification). */
   tlsCaFile?: string | undefined;
+  /** Per step (TCP/TLS connect, waiting for headers, between body chunks) and, unless `deadlineMs`, the whole exchange. */
   timeoutMs: number;
+  /** The deadline of one whole exchange: route decision (PAC), connect, tunnel, TLS, headers and body together. */
+  deadlineMs?: number | undefined;
   /**
    * Where requests go (see proxy/resolver.ts for the precedence): the explicit proxy and PAC location from
    * the configuration; the environment and the OS settings are read unless turned off. Absent: environment
@@ -84,8 +89,6 @@ export function rootCertificates(tlsCaFile: string | undefined): string[] {
   return roots;
 }
 
-type RouteConnection = ReturnType<typeof routeDispatcher>;
-
 /**
  * Every request the agent makes goes through one HttpClient, so trust, timeouts, limits and the proxy
  * route are uniform. Each request asks the proxy resolver for its routes and takes the first that works: a
@@ -101,6 +104,12 @@ export class HttpClient {
   readonly traceId: string;
   /** The last request sent and what came back: recorded with a failure. */
   last: LastExchange | undefined;
+  /** The chain each https host presented last (host:port → chain), for the interception findings. */
+  private readonly chains = new Map<string, PresentedCertificate[]>();
+  private readonly findings = new Map<string, InterceptionFinding>();
+  /** Exchanges under way, so that `cutOff` (a pass past its deadline) can end them all at once. */
+  private readonly inFlight = new Set<AbortController>();
+  private cut: AgentError | undefined;
 
   constructor(private readonly opts: HttpOptions) {
     this.traceId = opts.traceId ?? newTraceId();
@@ -114,13 +123,15 @@ export class HttpClient {
       os: p.os ?? osProxyReader(runCommand),
       ca: this.roots,
       timeoutMs: opts.timeoutMs,
-      ...(p.pacTimeLimitMs ? { pacTimeLimitMs: p.pacTimeLimitMs } : {}),
+      // The PAC file gets a part of the request's deadline, so that a script that loops is named as such
+      // before the request as a whole runs out of time.
+      pacTimeLimitMs: p.pacTimeLimitMs ?? Math.max(200, Math.min(PAC_TIME_LIMIT_MS, Math.floor((opts.deadlineMs ?? opts.timeoutMs) / 3))),
       ...(log ? { log } : {}),
     });
   }
 
   private tls(clientCert?: ClientCertificate): TlsSettings {
-    return { ca: this.roots, timeoutMs: this.opts.timeoutMs, ...(clientCert ? { cert: clientCert.certPem, key: clientCert.keyPem } : {}) };
+    return { ca: this.roots, timeoutMs: this.opts.timeoutMs, onChain: (host, chain) => this.chains.set(host, chain), ...(clientCert ? { cert: clientCert.certPem, key: clientCert.keyPem } : {}) };
   }
 
   private connection(route: Route): RouteConnection {
@@ -138,12 +149,69 @@ export class HttpClient {
     return this.resolver.decide(url);
   }
 
+  /** The certificate chain `host` (host:port) presented on its last TLS handshake, leaf first. */
+  presentedChain(host: string): PresentedCertificate[] | undefined {
+    return this.chains.get(host) ?? this.chains.get(host.replace(/:443$/, '')) ?? this.chains.get(`${host}:443`);
+  }
+
+  /** The interception found for `host` (host:port) by this client, if any. */
+  interceptionFor(host: string): InterceptionFinding | undefined {
+    return this.findings.get(host);
+  }
+
+  /** Records an interception found by a caller (e.g. the mTLS endpoint saw no client certificate). */
+  noteInterception(f: InterceptionFinding, message: string): void {
+    this.findings.set(f.host, f);
+    if (!this.opts.events || this.intercepted.has(f.host)) return;
+    this.intercepted.add(f.host);
+    this.opts.events.record('TLS_INTERCEPTED', message, {
+      host: f.host, issuer: f.issuer, exempt: f.exempt, verifyError: f.code, ...(f.route ? { route: f.route } : {}),
+      chain: f.chain.map((c) => ({ subject: c.subject, issuer: c.issuer, sha256: c.fingerprint256 })),
+    });
+  }
+
+  /** Ends every exchange under way with `error`, and refuses new ones: a pass past its own deadline stops here. */
+  cutOff(error: AgentError): void {
+    this.cut = error;
+    for (const c of this.inFlight) c.abort(error);
+  }
+
+  /**
+   * One request, bounded by one deadline for the whole exchange (route decision with PAC evaluation, proxy
+   * tunnel, TLS, headers and body together): a server that trickles its answer is abandoned at the deadline.
+   */
   async send(spec: RequestSpec, clientCert?: ClientCertificate): Promise<HttpResponse> {
+    if (this.cut) throw this.cut;
     const host = safeHost(spec.url);
+    const deadlineMs = this.opts.deadlineMs ?? this.opts.timeoutMs;
+    const control = new AbortController();
+    let current: { route: Route; conn?: RouteConnection } | undefined;
+    const timer = setTimeout(() => {
+      const stall = current?.conn?.stall?.();
+      // A proxy that took the connection and then said nothing is named as such, not as "unreachable"; a PAC
+      // file that gave no route in time is the route's failure, not the server's.
+      const deciding = !current;
+      control.abort(deadlineError(spec.what, host, deadlineMs, stall ?? (current ? `on route ${describeRoute(current.route)}` : 'while evaluating the PAC file to choose the route'),
+        stall ? 'PROXY_NO_ANSWER' : deciding ? 'PAC_NO_ANSWER' : 'REQUEST_TIMEOUT'));
+    }, deadlineMs);
+    this.inFlight.add(control);
+    try {
+      return await this.sendWithin(spec, host, control.signal, clientCert, (c) => (current = c));
+    } catch (e) {
+      if (control.signal.aborted) throw control.signal.reason;
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      this.inFlight.delete(control);
+    }
+  }
+
+  private async sendWithin(spec: RequestSpec, host: string, signal: AbortSignal, clientCert: ClientCertificate | undefined, onRoute: (c: { route: Route; conn?: RouteConnection }) => void): Promise<HttpResponse> {
     let decision: RouteDecision | undefined;
     try {
-      decision = await this.resolver.decide(spec.url);
+      decision = await withDeadline(this.resolver.decide(spec.url), signal);
     } catch (e) {
+      if (signal.aborted) throw e;
       throw classifyNetworkError(e, spec.what, host);
     }
     const { routes } = decision;
@@ -154,8 +222,9 @@ export class HttpClient {
     for (let i = 0; i < routes.length; i++) {
       const route = routes[i]!;
       try {
-        return await this.sendOn(route, spec, clientCert);
+        return await this.sendOn(route, spec, clientCert, signal, onRoute);
       } catch (caught) {
+        if (signal.aborted) throw caught;
         const e = route.kind === 'proxy' && spec.url.startsWith('http:') ? plainProxyError(caught, route.proxy, this.resolver) : caught;
         const unreachable = proxyUnreachable(e);
         if (unreachable && route.kind === 'proxy') {
@@ -171,9 +240,10 @@ export class HttpClient {
     throw new AgentError('internal', 'NO_ROUTE', `No route to ${spec.what} at ${host}.`);
   }
 
-  private async sendOn(route: Route, spec: RequestSpec, clientCert?: ClientCertificate): Promise<HttpResponse> {
+  private async sendOn(route: Route, spec: RequestSpec, clientCert: ClientCertificate | undefined, signal: AbortSignal, onRoute: (c: { route: Route; conn?: RouteConnection }) => void): Promise<HttpResponse> {
     // A client certificate gets its own connections, closed after the request: it is never offered elsewhere.
     const conn = clientCert ? routeDispatcher(route, this.tls(clientCert), this.resolver) : this.connection(route);
+    onRoute({ route, conn });
     const ids = requestIdsFor(this.traceId);
     const headers: Record<string, string> = { accept: 'application/json', ...spec.headers, 'x-request-id': ids.requestId, traceparent: ids.traceparent };
     const method = spec.method ?? 'GET';
@@ -185,7 +255,11 @@ export class HttpClient {
       headers['content-type'] = 'application/json';
     }
     try {
-      const res = await request(spec.url, { method, headers, body, dispatcher: conn.dispatcher });
+      // undici honours the signal only once a connection is up: a tunnel or handshake still under way would
+      // outlive the deadline. The exchange ends at the deadline regardless; a late answer is discarded.
+      const pending = request(spec.url, { method, headers, body, dispatcher: conn.dispatcher, signal });
+      pending.then((r) => signal.aborted && r.body.destroy(), () => undefined);
+      const res = await withDeadline(pending, signal);
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const chunk of res.body) {
@@ -201,7 +275,8 @@ export class HttpClient {
       this.last = { ...this.last, status: answer.status, ...(serverCode ? { serverCode } : {}) };
       return answer;
     } finally {
-      if (clientCert) await conn.close();
+      // At the deadline nothing is waited for: a half-open tunnel or TLS handshake is torn down.
+      if (clientCert) await (signal.aborted ? conn.destroy() : conn.close());
     }
   }
 
@@ -210,14 +285,7 @@ export class HttpClient {
     const anchors = this.opts.tlsCaFile ? `system roots and ${this.opts.tlsCaFile}` : 'system roots';
     const found = diagnoseRouteFailure(e, { what, host, decision, anchors, ...(this.opts.exemptHosts ? { exemptHosts: this.opts.exemptHosts } : {}) });
     if (!found) return classifyNetworkError(e, what, host);
-    if (found.interception && this.opts.events && !this.intercepted.has(host)) {
-      this.intercepted.add(host);
-      const f = found.interception;
-      this.opts.events.record('TLS_INTERCEPTED', found.error.message, {
-        host: f.host, issuer: f.issuer, exempt: f.exempt, verifyError: f.code, ...(f.route ? { route: f.route } : {}),
-        chain: f.chain.map((c) => ({ subject: c.subject, issuer: c.issuer, sha256: c.fingerprint256 })),
-      });
-    }
+    if (found.interception) this.noteInterception(found.interception, found.error.message);
     return found.error;
   }
 
@@ -236,7 +304,8 @@ export class HttpClient {
 
   /** Like close, but aborts requests still under way (diagnostics stop waiting for a target at its deadline). */
   async destroy(): Promise<void> {
-    await Promise.all([...this.routes.values()].map((c) => c.dispatcher.destroy().catch(() => undefined)));
+    for (const c of this.inFlight) c.abort(new AgentError('retry-later', 'ABANDONED', 'The request was abandoned.'));
+    await Promise.all([...this.routes.values()].map((c) => c.destroy()));
     this.routes.clear();
     await this.resolver.close();
   }

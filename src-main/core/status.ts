@@ -30,9 +30,9 @@ export interface StatusReport {
   /** The last posture pass (docs/POSTURE.md): counts, failing checks, the org's compliance answer. */
   posture?: PostureSection;
   checks?: {
-    org?: { ok: boolean; detail: string };
+    org?: { ok: boolean; detail: string; code?: string };
     revocation?: { ok: boolean; detail: string };
-    mtls?: { ok: boolean; trusted?: boolean; detail: string };
+    mtls?: { ok: boolean; trusted?: boolean; detail: string; code?: string };
     /** SCEP backend: the CA reachable, matching the pin, with acceptable algorithms (scep/diagnose.ts). */
     ca?: { ok: boolean; detail: string };
   };
@@ -91,7 +91,7 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   }
   if (opts.check && config.orgUrl && config.backend === 'idp') {
     // Loaded only for --check: plain `status` reads local state and starts fast.
-    const [{ HttpClient }, { httpOptionsFor }, { EventLog }, { discoverOrg }, { checkMtls }, { checkRevocation }] = await Promise.all([
+    const [{ HttpClient }, { httpOptionsFor }, { EventLog }, { discoverOrg }, { checkMtlsPath }, { checkRevocation }] = await Promise.all([
       import('./http.js'), import('./proxy/options.js'), import('./events.js'), import('./discovery.js'), import('./mtls.js'), import('./revocation.js')]);
     const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
     report.checks = {};
@@ -110,14 +110,15 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
       // A key in a key store cannot be handed to Node's TLS: only the browsers (through the module) present it.
       if (keyPem && !keyRef) {
         try {
-          const answer = await checkMtls(http, org.mtls.url, current.pem, keyPem);
-          report.checks.mtls = { ok: answer.trusted, trusted: answer.trusted, detail: answer.trusted ? `trusted as device ${answer.deviceId}` : `not trusted (${answer.reason ?? 'no reason given'})` };
+          const { answer, intercepted } = await checkMtlsPath(http, org.mtls.url, { certPem: current.pem, keyPem, serialNumber: current.info.serialNumber }, [new URL(config.orgUrl).host]);
+          report.checks.mtls = { ok: answer.trusted, trusted: answer.trusted, ...(intercepted ? { code: intercepted.code } : {}),
+            detail: answer.trusted ? `trusted as device ${answer.deviceId}` : intercepted ? `${intercepted.message} What to do: ${intercepted.remedy}` : `not trusted (${answer.reason ?? 'no reason given'})` };
         } catch (e) {
-          report.checks.mtls = { ok: false, detail: isAgentError(e) ? e.message : String(e) };
+          report.checks.mtls = { ok: false, detail: isAgentError(e) ? e.message : String(e), ...(isAgentError(e) ? { code: e.code } : {}) };
         }
       }
     } catch (e) {
-      report.checks.org = { ok: false, detail: (e as Error).message };
+      report.checks.org = { ok: false, detail: (e as Error).message, ...(isAgentError(e) ? { code: e.code } : {}) };
     } finally {
       await http.close();
     }

@@ -246,6 +246,7 @@ describe('diagnose against the lab (real KDC, lab org, lab DC time source)', { s
       const r = await diagnose({ DTA_ORG_URL: orgBox.origin, DTA_TLS_CA_FILE: trust });
       assert.equal(probe(r, 'org').status, 'ok', JSON.stringify(probe(r, 'org')));
       const f = finding(r, 'TLS_INTERCEPTION');
+      assert.equal(f.severity, 'error');
       assert.ok(f.evidence.some((e) => /^org: the server certificate was issued by "Zscaler Root CA \(test\)"$/.test(e)), f.evidence.join('\n'));
       assert.ok(!codes(r).includes('CERT_NOT_TRUSTED'), 'the certificate is not blamed');
     } finally {

@@ -19,6 +19,11 @@ export const statusCommand: Command = {
     const report = await getDoctorStatus(ctx.config(), { check: Boolean(ctx.values.check), platform: ctx.platform() });
     if (ctx.json) ctx.io.out(JSON.stringify(report, null, 2));
     else ctx.io.out(describeStatus(report));
+    // A certificate the mTLS endpoint does not accept (or never sees: interception) is not a working device
+    // trust; a check that could not be made (network, proxy) is "try again later".
+    const checks = Object.values(report.checks ?? {});
+    if ((report.checks?.mtls && !report.checks.mtls.ok) || checks.some((c) => !c.ok && 'code' in c && c.code === 'TLS_INTERCEPTED')) return ExitCode.NEEDS_ATTENTION;
+    if (checks.some((c) => !c.ok)) return ExitCode.RETRY_LATER;
     return report.state === 'ENROLLED' || report.state === 'RENEWAL_DUE' ? ExitCode.OK : ExitCode.NEEDS_ATTENTION;
   },
 };

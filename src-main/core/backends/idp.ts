@@ -52,6 +52,7 @@ export class IdpBackend implements EnrollmentBackend {
       chainPem: org.ca.chainPem,
       hostPatterns: patterns.accepted,
       refusedHostPatterns: patterns.refused,
+      mtlsUrl: org.mtls.url,
       renewalWindowSeconds: org.certificate.renewalWindowSeconds,
       crlUrl: org.crlUrl,
       readOnly: org.readOnly,

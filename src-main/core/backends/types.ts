@@ -28,6 +28,8 @@ export interface Authority {
   hostPatterns: string[];
   /** Patterns the server sent that failed the host-pattern rules (core/host-patterns.ts): reported, never written. */
   refusedHostPatterns?: { pattern: string; reason: string }[];
+  /** Where a browser presents the certificate (the IdP's mTLS endpoint), checked after install for interception. */
+  mtlsUrl?: string | undefined;
   renewalWindowSeconds: number;
   crlUrl?: string | undefined;
   /** Enrollment is impossible for now (read-only org): retry later, change nothing. */

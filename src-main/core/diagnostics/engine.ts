@@ -80,7 +80,9 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
   const platform = platformOrNone(opts.platform, config);
   let secrets: SecretStore | undefined;
   if (opts.secrets !== null) secrets = opts.secrets ?? openSecretStore();
-  const http = new HttpClient({ ...httpOptionsFor(config, { env }), timeoutMs: policy.timeoutMs });
+  // Each request gives up just before its probe's deadline, so the probe records why (a silent proxy, a PAC
+  // file, a trickling body) rather than only that time ran out.
+  const http = new HttpClient({ ...httpOptionsFor(config, { env }), timeoutMs: policy.timeoutMs, deadlineMs: Math.max(100, policy.timeoutMs - Math.min(500, policy.timeoutMs / 5)) });
   const ctx: ProbeContext = {
     config, orgUrl, http, roots: rootCertificates(config.tlsCaFile), timeoutMs: policy.timeoutMs, env, platform, secrets,
     runner: opts.runner ?? runCommand, ...(opts.dnsServers ? { dnsServers: opts.dnsServers } : {}), ntpPort: opts.ntpPort ?? 123,
@@ -115,6 +117,7 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
 
     const probes = [orgOutcome.result, ...(orgOutcome.clock ? [orgOutcome.clock] : []), ...orgOutcome.rest, ...directory, gateway, pools.result, certificate]
       .sort((a, b) => rank(a.id) - rank(b.id));
+    attachInterceptions(probes, http);
 
     const signedIn = probes.find((p) => p.kind === 'iwa' && (p.facts.auth as { ok?: boolean } | undefined)?.ok);
     const auth = signedIn?.facts.auth as { principal?: string; via?: string } | undefined;
@@ -169,5 +172,20 @@ export function platformOrNone(factory: PlatformFactory | null | undefined, conf
     return factory(config);
   } catch {
     return undefined;
+  }
+}
+
+/** Interceptions the HTTP client found (any route, proxy included) become facts of the probes that met them. */
+function attachInterceptions(probes: ProbeResult[], http: HttpClient): void {
+  for (const p of probes) {
+    if (p.facts.interception) continue;
+    let host: string;
+    try {
+      host = new URL(p.target).host;
+    } catch {
+      continue;
+    }
+    const f = http.interceptionFor(host);
+    if (f && (p.error?.code === 'TLS_INTERCEPTED' || p.kind === 'mtls')) p.facts.interception = { host: f.host, issuer: f.issuer, exempt: f.exempt };
   }
 }

@@ -35,6 +35,8 @@ const FAILOVER_TEXT: Record<string, string> = {
   FIXED_URL: '"Only redirect to the following URL"',
 };
 
+/** Failures of the route (proxy, PAC) rather than of the server behind it. */
+const ROUTE_CODES = /^(PROXY_|PAC_)/;
 const down = (p: ProbeResult | undefined) => p !== undefined && (p.status === 'fail' || p.status === 'timeout');
 const up = (p: ProbeResult | undefined) => p !== undefined && p.status === 'ok';
 const host = (u: string) => {
@@ -82,14 +84,14 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
   const iwaProbes = ofKind('iwa');
   if (down(orgP)) {
     const code = orgP!.error?.code ?? '';
-    const networkBlocked = /^TCP_|^TIMEOUT$|UNREACHABLE/.test(code) || orgP!.status === 'timeout';
+    const networkBlocked = /^TCP_|^TIMEOUT$|UNREACHABLE|REQUEST_TIMEOUT/.test(code) || orgP!.status === 'timeout';
     const internalUp = iwaProbes.some(up) || ofKind('kdc').some(up);
     if (networkBlocked && internalUp) {
       add({ code: 'IDP_BLOCKED', severity: 'error', title: 'The identity provider is blocked from this network',
         evidence: [evidenceOf(orgP!), ...iwaProbes.filter(up).map((p) => `${p.id}: reachable`)],
         cause: `Internal servers answer but the org (${host(input.orgUrl!)}) does not: a firewall, proxy or allowlist is missing the identity provider's domains.`,
         remedy: `Allow ${[host(input.orgUrl!), ...IDP_DOMAINS].join(', ')} (HTTPS, port 443) through the firewall/proxy allowlist.`, probes: ['org', ...iwaProbes.filter(up).map((p) => p.id)] });
-    } else if (code !== 'TLS_UNTRUSTED') {
+    } else if (code !== 'TLS_UNTRUSTED' && code !== 'TLS_INTERCEPTED' && !ROUTE_CODES.test(code)) {
       add({ code: 'ORG_UNREACHABLE', severity: 'error', title: 'The org does not answer', evidence: [evidenceOf(orgP!)],
         cause: code.startsWith('DNS_') ? 'The org\'s host name does not resolve: this device is offline or its DNS is broken.'
           : /^HTTP_5|E0000/.test(code) ? 'The org answered with an error: an outage or maintenance at the identity provider.'
@@ -219,19 +221,43 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
       remedy: 'Enable time synchronisation with the domain\'s time source (timedatectl set-ntp true / w32tm /resync), then run again.', probes: clocks.map((c) => c.id) });
   }
 
+  // --- the proxy route itself ---
+  const routeFailed = input.probes.filter((p) => ROUTE_CODES.test(p.error?.code ?? ''));
+  if (routeFailed.length) {
+    const silent = routeFailed.some((p) => p.error?.code === 'PROXY_NO_ANSWER');
+    const pac = routeFailed.some((p) => /^PAC_/.test(p.error?.code ?? ''));
+    add({ code: pac ? 'PAC_FAILED' : silent ? 'PROXY_NO_ANSWER' : 'PROXY_FAILED', severity: 'error',
+      title: pac ? 'The PAC file cannot be used' : silent ? 'The proxy accepts connections but never answers' : 'The proxy on the way to the identity provider fails',
+      evidence: routeFailed.map(evidenceOf),
+      cause: pac ? 'The configured PAC file cannot be fetched or evaluated (see the evidence), so no route can be chosen.'
+        : silent ? 'The configured proxy takes the TCP connection and then says nothing: it is overloaded, misconfigured, or a firewall blackholes traffic behind it.'
+          : 'The configured proxy cannot be reached, refuses the destination, or wants credentials it did not get.',
+      remedy: 'Check the proxy setting (HttpProxy=, HttpProxyPacLocation=, HTTPS_PROXY or the system proxy) and the proxy itself with the network admin; device-trust-agent proxy-check shows each step.',
+      probes: routeFailed.map((p) => p.id) });
+  }
+
   // --- TLS ---
   const tlsUntrusted = input.probes.filter((p) => p.error?.code === 'TLS_UNTRUSTED');
-  const intercepted = input.probes.filter((p) => INTERCEPTOR_ISSUERS.test(((p.facts.tls as TlsFacts | undefined)?.chain ?? []).map((c) => c.issuer).join(' ')));
+  const seen = (p: ProbeResult) => p.facts.interception as { host: string; issuer: string; exempt: string[] } | undefined;
   const mtls = get('mtls');
   const stripped = mtls?.facts.trusted === false && mtls.facts.reason === 'no-certificate';
+  // Named by a known interceptor's issuer on the direct TLS stage, or by the HTTP client's own finding
+  // (a chain that does not verify, on any route); the stripped client certificate is evidence of its own.
+  const intercepted = input.probes.filter((p) => !(p === mtls && stripped) &&
+    (INTERCEPTOR_ISSUERS.test(((p.facts.tls as TlsFacts | undefined)?.chain ?? []).map((c) => c.issuer).join(' ')) || Boolean(seen(p))));
   if (stripped || intercepted.length) {
+    const strippedBy = stripped ? seen(mtls!) : undefined;
+    const exempt = [...new Set([...input.probes.flatMap((p) => seen(p)?.exempt ?? []),
+      ...[input.org ? host(input.org.mtls.url) : undefined, input.orgUrl ? host(input.orgUrl) : undefined, ...IDP_DOMAINS].filter((x): x is string => Boolean(x))])];
     add({ code: 'TLS_INTERCEPTION', severity: 'error', title: 'A TLS-intercepting proxy or security product sits between this device and the identity provider',
       evidence: [
-        ...(stripped ? [`mtls: certificate ${String(mtls!.facts.presented)} was presented, but the mTLS endpoint saw no client certificate`] : []),
-        ...intercepted.map((p) => `${p.id}: the server certificate was issued by "${(p.facts.tls as TlsFacts).chain.map((c) => c.issuer).find((i) => INTERCEPTOR_ISSUERS.test(i))}"`),
+        ...(stripped ? [`mtls: certificate ${String(mtls!.facts.presented)} was presented, but the mTLS endpoint saw no client certificate${strippedBy ? `; the certificate presented for ${strippedBy.host} is issued by "${strippedBy.issuer}" (a CA this machine trusts)` : ''}`] : []),
+        ...intercepted.map((p) => seen(p)
+          ? `${p.id}: the certificate presented for ${seen(p)!.host} is issued by "${seen(p)!.issuer}"`
+          : `${p.id}: the server certificate was issued by "${(p.facts.tls as TlsFacts).chain.map((c) => c.issuer).find((i) => INTERCEPTOR_ISSUERS.test(i))}"`),
       ],
       cause: 'Something terminates TLS on the way and re-signs it with its own certificate authority; it cannot pass the device certificate on, so mutual TLS (device trust) fails.',
-      remedy: `Exempt ${[input.org ? host(input.org.mtls.url) : undefined, input.orgUrl ? host(input.orgUrl) : undefined, ...IDP_DOMAINS].filter(Boolean).join(', ')} from TLS inspection in the proxy / endpoint-protection policy.`,
+      remedy: `Exempt ${exempt.join(', ')} from TLS inspection in the proxy / endpoint-protection policy.`,
       probes: [...(stripped ? ['mtls'] : []), ...intercepted.map((p) => p.id)] });
   }
   if (tlsUntrusted.length) {

@@ -11,6 +11,8 @@ import { parseJsonAnswer, type HttpClient, type HttpResponse } from '../http.js'
 import { labSignInAllowed } from '../iwa.js';
 import { MtlsCheckAnswerSchema, OrgConfigSchema, type OrgConfig } from '../protocol.js';
 import { checkRevocation } from '../revocation.js';
+import { strippedCertificateFinding } from '../proxy/diagnose.js';
+import { redactUserInfo } from '../proxy/env.js';
 import type { SecretStore } from '../secrets/index.js';
 import { adminTokenName } from '../secrets/index.js';
 import { StateSchema, stateFile, type AgentState } from '../state.js';
@@ -44,7 +46,8 @@ export const ORG_CACHE_FILE = 'diagnostics-org.json';
 async function connectStages(ctx: ProbeContext, rec: ProbeRecorder, url: string): Promise<TlsFacts | undefined> {
   const { host, port, servername } = hostPort(url);
   if (!ctx.direct(url)) {
-    const via = ctx.config.httpProxy ?? ctx.config.httpProxyPacLocation ?? 'the proxy';
+    // Never the proxy's user-info: the report is printed and saved.
+    const via = redactUserInfo(ctx.config.httpProxy ?? ctx.config.httpProxyPacLocation ?? 'the proxy');
     for (const name of ['dns', 'tcp', 'tls'] as const) rec.skip(name, `${name.toUpperCase()} ${host}:${port}`, `through ${via}: part of the HTTP stage`);
     return undefined;
   }
@@ -240,6 +243,13 @@ export function probeMtls(ctx: ProbeContext, org: OrgConfig, cred: LocalCredenti
     const answer = parseJsonAnswer(MtlsCheckAnswerSchema, res.body, 'the mTLS endpoint', new URL(url).host);
     rec.facts.presented = cred.serialNumber;
     rec.facts.trusted = answer.trusted;
+    if (!answer.trusted && answer.reason === 'no-certificate') {
+      // Presented but not seen: something terminated TLS. Name it by who presented the mTLS host's certificate.
+      const host = new URL(url).host;
+      const found = strippedCertificateFinding({ host, serialNumber: cred.serialNumber, chain: ctx.http.presentedChain(host), exemptHosts: ctx.orgUrl ? [new URL(ctx.orgUrl).host] : [] });
+      ctx.http.noteInterception(found.interception, found.error.message);
+      rec.facts.interception = { host, issuer: found.interception.issuer, exempt: found.interception.exempt };
+    }
     if (answer.reason) rec.facts.reason = answer.reason;
     if (answer.deviceId) rec.facts.deviceId = answer.deviceId;
   });

@@ -12,8 +12,10 @@ import { discoverOrg } from '../discovery.js';
 import { AgentError, isAgentError } from '../../base/errors.js';
 import { classifyNetworkError, HttpClient, rootCertificates } from '../http.js';
 import type { OrgConfig } from '../protocol.js';
-import { ProxyTunnel, ProxyUnreachableError, tlsConnector, type TlsSettings } from './connect.js';
-import { diagnoseRouteFailure } from './diagnose.js';
+import { ProxyTunnel, ProxyUnreachableError, tlsConnector, type PresentedCertificate, type TlsSettings } from './connect.js';
+import { diagnoseRouteFailure, strippedCertificateFinding } from './diagnose.js';
+import { currentCredential } from '../diagnostics/probes.js';
+import { MtlsCheckAnswerSchema, type MtlsCheckAnswer } from '../protocol.js';
 import { redactUserInfo } from './env.js';
 import { httpOptionsFor } from './options.js';
 import { describeRoute, type Route, type RouteDecision } from './types.js';
@@ -88,15 +90,29 @@ function tlsOver(socket: Socket, u: URL, tls: TlsSettings): Promise<TLSSocket> {
   });
 }
 
+const MAX_CHECK_BODY = 64 * 1024;
+
 /** One GET on the socket the previous steps opened (node:http takes a ready connection; undici's Client does not). */
-function httpAnswer(socket: Socket, u: URL, timeoutMs: number): Promise<number> {
+function httpAnswer(socket: Socket, u: URL, timeoutMs: number): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       { host: u.hostname, port: u.port, path: `${u.pathname}${u.search}`, method: 'GET', headers: { host: u.host, accept: '*/*', connection: 'close' }, createConnection: () => socket, timeout: timeoutMs },
       (res) => {
-        res.resume();
-        res.on('end', () => socket.destroy());
-        resolve(res.statusCode ?? 0);
+        // The body is read only for the mTLS endpoint's verdict; a few KB are enough, the rest is dropped.
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          if (size < MAX_CHECK_BODY) chunks.push(c);
+          size += c.length;
+          if (size >= MAX_CHECK_BODY) res.destroy();
+        });
+        const done = () => {
+          socket.destroy();
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) });
+        };
+        res.on('end', done);
+        res.on('close', done);
+        res.on('error', done);
       },
     );
     req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' })));
@@ -106,21 +122,24 @@ function httpAnswer(socket: Socket, u: URL, timeoutMs: number): Promise<number> 
 }
 
 /** One URL over one route, step by step; throws the step's error. */
-async function probeRoute(u: URL, route: Route, tls: TlsSettings, http: HttpClient, steps: CheckStep[]): Promise<number> {
+async function probeRoute(u: URL, route: Route, tls: TlsSettings, http: HttpClient, steps: CheckStep[], open: Set<Socket>): Promise<{ status: number; body: Buffer }> {
   const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
   let socket: Socket;
   if (route.kind === 'direct') {
     socket = await timed(steps, `TCP connect to ${u.hostname}:${port}`, () => tcp(u.hostname, port, tls.timeoutMs));
+    open.add(socket);
   } else {
     const tunnel = new ProxyTunnel(route.proxy, http.resolver, tls);
     try {
       socket = await timed(steps, `CONNECT ${u.hostname}:${port} through ${describeRoute(route)}`, () => tunnel.open(`${u.hostname}:${port}`));
+      open.add(socket);
     } finally {
       void tunnel.close();
     }
   }
   const stream = u.protocol === 'https:' ? await timed(steps, `TLS handshake with ${u.host}`, () => tlsOver(socket, u, tls), (s) => `certificate issued by ${issuerOf(s)}`) : socket;
-  return timed(steps, `HTTP answer from ${u.host}`, () => httpAnswer(stream, u, tls.timeoutMs), (status) => `HTTP ${status}`);
+  open.add(stream);
+  return timed(steps, `HTTP answer from ${u.host}`, () => httpAnswer(stream, u, tls.timeoutMs), (r) => `HTTP ${r.status}`);
 }
 
 function issuerOf(s: TLSSocket): string {
@@ -128,8 +147,38 @@ function issuerOf(s: TLSSocket): string {
   return issuer?.CN ?? issuer?.O ?? 'unknown issuer';
 }
 
-async function checkUrl(what: string, url: string, http: HttpClient, tls: TlsSettings, anchors: string, exemptHosts: string[]): Promise<UrlCheck> {
+/** The device certificate to present to the mTLS endpoint (without one its check proves only the route). */
+interface Presenting {
+  certPem: string;
+  keyPem: string;
+  serialNumber: string;
+}
+
+/**
+ * One URL, bounded by one deadline (route decision, every route tried, each step): at the deadline the check
+ * ends with what it got through, and names what it was waiting for.
+ */
+async function checkUrl(what: string, url: string, http: HttpClient, tls: TlsSettings, anchors: string, exemptHosts: string[], present?: Presenting): Promise<UrlCheck> {
   const steps: CheckStep[] = [];
+  const deadlineMs = tls.timeoutMs + 500;
+  const open = new Set<Socket>();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<UrlCheck>((resolve) => {
+    timer = setTimeout(() => {
+      // Abandoned means closed: a trickling server must not keep the process alive after the report.
+      for (const s of open) s.destroy();
+      const waiting = steps.length ? `after "${steps[steps.length - 1]!.name}"` : 'while deciding the route';
+      resolve({ what, url, ok: false, code: 'REQUEST_TIMEOUT', steps: [...steps], detail: `${what} at ${new URL(url).host} did not complete within the ${deadlineMs} ms deadline (${waiting}); the check was abandoned.` });
+    }, deadlineMs);
+  });
+  try {
+    return await Promise.race([checkUrlSteps(what, url, http, tls, anchors, exemptHosts, steps, present, open), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function checkUrlSteps(what: string, url: string, http: HttpClient, tls: TlsSettings, anchors: string, exemptHosts: string[], steps: CheckStep[], present: Presenting | undefined, open: Set<Socket>): Promise<UrlCheck> {
   const u = new URL(url);
   let decision: RouteDecision;
   try {
@@ -142,8 +191,23 @@ async function checkUrl(what: string, url: string, http: HttpClient, tls: TlsSet
   let last: AgentError | undefined;
   for (const route of decision.routes) {
     try {
-      const status = await probeRoute(u, route, tls, http, steps);
-      return { ...base, ok: true, route: describeRoute(route), status, detail: `answered HTTP ${status} via ${describeRoute(route)}`, steps };
+      let chain: PresentedCertificate[] | undefined;
+      const routeTls: TlsSettings = { ...tls, onChain: (_h, c) => (chain = c), ...(present ? { cert: present.certPem, key: present.keyPem } : {}) };
+      const { status, body } = await probeRoute(u, route, routeTls, http, steps, open);
+      const used = describeRoute(route);
+      if (present) {
+        const verdict = mtlsVerdict(status, body);
+        if (verdict?.reason === 'no-certificate' && !verdict.trusted) {
+          const found = strippedCertificateFinding({ host: u.host, serialNumber: present.serialNumber, chain, exemptHosts, route: decision.rule });
+          http.noteInterception(found.interception, found.error.message);
+          return { ...base, ok: false, route: used, status, code: found.error.code, detail: `${found.error.message} What to do: ${found.error.remedy}`, steps };
+        }
+        if (!verdict || !verdict.trusted) {
+          return { ...base, ok: false, route: used, status, code: 'MTLS_NOT_TRUSTED', detail: `answered HTTP ${status} via ${used}, but the mTLS endpoint did not accept certificate ${present.serialNumber} (${verdict ? verdict.reason ?? 'no reason given' : 'no verdict in its answer'})`, steps };
+        }
+        return { ...base, ok: true, route: used, status, detail: `answered HTTP ${status} via ${used}; certificate ${present.serialNumber} accepted`, steps };
+      }
+      return { ...base, ok: true, route: used, status, detail: `answered HTTP ${status} via ${used}`, steps };
     } catch (e) {
       const found = diagnoseRouteFailure(e, { what, host: u.host, decision, anchors, exemptHosts });
       last = found?.error ?? classifyNetworkError(e, what, u.host);
@@ -192,7 +256,11 @@ export async function proxyCheck(config: Config, env: NodeJS.ProcessEnv = proces
         ...(org.crlUrl ? [['the revocation list (CRL)', org.crlUrl] as [string, string]] : []),
         ['the mTLS endpoint', org.mtls.url],
       ];
-      for (const [what, url] of targets) checks.push(await checkUrl(what, url, http, tls, anchors, [...exempt, ...org.mtls.hostPatterns.map(hostOfPattern)]));
+      // In parallel: a silent proxy costs one deadline for all of them, not one each.
+      const cred = currentCredential(config);
+      const present = cred?.keyPem ? { certPem: cred.certPem, keyPem: cred.keyPem, serialNumber: cred.serialNumber } : undefined;
+      const exemptAll = [...exempt, ...org.mtls.hostPatterns.map(hostOfPattern)];
+      checks.push(...(await Promise.all(targets.map(([what, url]) => checkUrl(what, url, http, tls, anchors, exemptAll, url === org!.mtls.url ? present : undefined)))));
     }
   } finally {
     await http.close();
@@ -205,5 +273,15 @@ function hostOfPattern(p: string): string {
     return new URL(p).host;
   } catch {
     return p;
+  }
+}
+
+function mtlsVerdict(status: number, body: Buffer): MtlsCheckAnswer | undefined {
+  if (status !== 200) return undefined;
+  try {
+    const parsed = MtlsCheckAnswerSchema.safeParse(JSON.parse(body.toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
   }
 }

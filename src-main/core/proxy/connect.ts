@@ -8,7 +8,7 @@
  */
 import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
-import { Agent, buildConnector, Client, ProxyAgent, type Dispatcher } from 'undici';
+import { Agent, buildConnector, Pool, ProxyAgent, type Dispatcher } from 'undici';
 import { KerberosError, negotiateAuthorization } from '../auth/negotiate.js';
 import type { ProxyResolver } from './resolver.js';
 import { describeRoute, proxyKey, type Route } from './types.js';
@@ -18,6 +18,8 @@ export interface TlsSettings {
   cert?: string;
   key?: string;
   timeoutMs: number;
+  /** Told the chain every https server presented (verified or not), leaf first: interception evidence. */
+  onChain?: ((host: string, chain: PresentedCertificate[]) => void) | undefined;
 }
 
 export interface PresentedCertificate {
@@ -38,13 +40,24 @@ export class PresentedChainError extends Error {
   }
 }
 
-/** The proxy itself could not be reached: the next route (PAC fall-through) may work. */
+const SILENT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED', 'ABORT_ERR', 'UND_ERR_SOCKET', 'ECONNRESET']);
+
+/**
+ * The proxy itself failed us: it could not be reached, or it accepted the connection and then never answered
+ * (a blackholed or overloaded proxy). Either way the next route (PAC fall-through) may work.
+ */
 export class ProxyUnreachableError extends Error {
   readonly code: string | undefined;
-  constructor(readonly proxy: URL, cause: Error & { code?: string }) {
-    super(`the proxy ${proxyKey(proxy)} cannot be reached (${cause.code ?? cause.message})`, { cause });
+  /** True when the TCP connection to the proxy was made but the proxy did not answer the CONNECT. */
+  readonly silent: boolean;
+  constructor(readonly proxy: URL, cause: Error & { code?: string }, opts: { connected?: boolean; timeoutMs?: number } = {}) {
+    const silent = Boolean(opts.connected) && SILENT_CODES.has(cause.code ?? cause.name ?? '');
+    super(silent
+      ? `the proxy ${proxyKey(proxy)} accepted the connection but did not answer${cause.code === 'UND_ERR_HEADERS_TIMEOUT' && opts.timeoutMs ? ` within ${opts.timeoutMs} ms` : ` (${cause.code ?? cause.message})`}`
+      : `the proxy ${proxyKey(proxy)} cannot be reached (${cause.code ?? cause.message})`, { cause });
     this.name = 'ProxyUnreachableError';
     this.code = cause.code;
+    this.silent = silent;
   }
 }
 
@@ -127,7 +140,12 @@ export function tlsConnector(tls: TlsSettings): SyncConnector {
       else if (err) cb(err, null);
       else cb(null, s as Socket);
     }) as buildConnector.Callback);
-    if (opts.protocol === 'https:' && socket) (socket as TLSSocket).prependListener('secure', () => (chain = presentedChain(socket as TLSSocket)));
+    if (opts.protocol === 'https:' && socket) {
+      (socket as TLSSocket).prependListener('secure', () => {
+        chain = presentedChain(socket as TLSSocket);
+        tls.onChain?.(`${opts.hostname}${opts.port ? `:${opts.port}` : ''}`, chain);
+      });
+    }
     return socket;
   };
 }
@@ -137,12 +155,20 @@ function challengeSchemes(header: string | string[] | undefined): string[] {
   return values.flatMap((v) => v.split(/,(?=\s*[A-Za-z-]+(?:\s|$))/)).map((v) => v.trim().split(/\s+/)[0]!).filter(Boolean);
 }
 
-/** Opens CONNECT tunnels through one proxy, answering its authentication challenges. */
+/**
+ * Opens CONNECT tunnels through one proxy, answering its authentication challenges. A pool, not a single
+ * client: tunnels to several servers open in parallel instead of one after another behind a slow CONNECT.
+ */
 export class ProxyTunnel {
-  private readonly client: Client;
+  private readonly client: Pool;
+  private readonly timeoutMs: number;
+  /** Whether the proxy has taken a TCP connection / answered a CONNECT: "silent" vs "unreachable". */
+  accepted = false;
+  answered = false;
 
   constructor(readonly proxy: URL, private readonly resolver: ProxyResolver | undefined, tls: TlsSettings) {
-    this.client = new Client(proxy.origin, {
+    this.timeoutMs = tls.timeoutMs;
+    this.client = new Pool(proxy.origin, {
       connect: { secureContext: secureContextFor({ ca: tls.ca, timeoutMs: tls.timeoutMs }), rejectUnauthorized: true, timeout: tls.timeoutMs },
       headersTimeout: tls.timeoutMs,
       bodyTimeout: tls.timeoutMs,
@@ -150,14 +176,21 @@ export class ProxyTunnel {
   }
 
   private async attempt(target: string, authorization: string | undefined): Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined>; socket: Socket }> {
+    let connected = false;
+    // undici only reports "headers timeout": whether the proxy took the TCP connection is learnt here.
+    const onConnect = () => (connected = this.accepted = true);
+    this.client.on('connect', onConnect);
     try {
       const r = await this.client.connect({
         path: target,
         headers: { host: target, ...(authorization ? { 'proxy-authorization': authorization } : {}) },
       });
+      this.answered = true;
       return { statusCode: r.statusCode, headers: r.headers, socket: r.socket as Socket };
     } catch (e) {
-      throw new ProxyUnreachableError(this.proxy, e as Error);
+      throw new ProxyUnreachableError(this.proxy, e as Error, { connected, timeoutMs: this.timeoutMs });
+    } finally {
+      this.client.off('connect', onConnect);
     }
   }
 
@@ -198,15 +231,30 @@ export class ProxyTunnel {
   close(): Promise<void> {
     return this.client.close().catch(() => undefined);
   }
+
+  /** Abandons CONNECTs still waiting for an answer. */
+  destroy(): Promise<void> {
+    return this.client.destroy().catch(() => undefined);
+  }
+}
+
+/** Connections for one route: close waits for requests under way, destroy aborts them. */
+export interface RouteConnection {
+  dispatcher: Dispatcher;
+  close: () => Promise<void>;
+  destroy: () => Promise<void>;
+  label: string;
+  /** For a deadline message: what the route was stuck on, when that is known ("the proxy … did not answer"). */
+  stall?: () => string | undefined;
 }
 
 /** A dispatcher that sends every request on `route`; requests to https servers are tunnelled with CONNECT. */
-export function routeDispatcher(route: Route, tls: TlsSettings, resolver: ProxyResolver | undefined): { dispatcher: Dispatcher; close: () => Promise<void>; label: string } {
+export function routeDispatcher(route: Route, tls: TlsSettings, resolver: ProxyResolver | undefined): RouteConnection {
   const connectTls = tlsConnector(tls);
   const agentTimeouts = { headersTimeout: tls.timeoutMs, bodyTimeout: tls.timeoutMs };
   if (route.kind === 'direct') {
     const agent = new Agent({ connect: connectTls as buildConnector.connector, ...agentTimeouts });
-    return { dispatcher: agent, close: () => agent.close().catch(() => undefined), label: 'DIRECT' };
+    return { dispatcher: agent, close: () => agent.close().catch(() => undefined), destroy: () => agent.destroy().catch(() => undefined), label: 'DIRECT' };
   }
   const tunnel = new ProxyTunnel(route.proxy, resolver, tls);
   const connect = ((opts: buildConnector.Options, cb: buildConnector.Callback) => {
@@ -236,6 +284,10 @@ export function routeDispatcher(route: Route, tls: TlsSettings, resolver: ProxyR
     close: async () => {
       await Promise.all([tunnelled.close().catch(() => undefined), plain.close().catch(() => undefined), tunnel.close()]);
     },
+    destroy: async () => {
+      await Promise.all([tunnelled.destroy().catch(() => undefined), plain.destroy().catch(() => undefined), tunnel.destroy()]);
+    },
+    stall: () => (tunnel.accepted && !tunnel.answered ? `the proxy ${proxyKey(route.proxy)} accepted the connection but never answered` : undefined),
     label: describeRoute(route),
   };
 }

@@ -126,11 +126,35 @@ export function diagnoseRouteFailure(
   const unreachable = findIn(e, ProxyUnreachableError);
   if (unreachable) {
     return {
-      error: new AgentError('retry-later', 'PROXY_UNREACHABLE',
+      error: new AgentError('retry-later', unreachable.silent ? 'PROXY_NO_ANSWER' : 'PROXY_UNREACHABLE',
         `Cannot reach ${ctx.what} at ${ctx.host}: ${unreachable.message}${via}.`,
         'Check the proxy setting (HttpProxy=, the PAC file, HTTPS_PROXY or the system proxy) and the network connection; the agent tries again later.',
         { cause: e }),
     };
   }
   return undefined;
+}
+
+/**
+ * The signature of an interceptor the machine trusts (enterprises install its CA): TLS verifies, but the mTLS
+ * endpoint saw no client certificate although one was presented — something terminated TLS on the way and
+ * could not pass the certificate on. `chain` is what was presented for the mTLS host, naming the interceptor.
+ */
+export function strippedCertificateFinding(ctx: {
+  host: string;
+  serialNumber: string;
+  chain: PresentedCertificate[] | undefined;
+  exemptHosts?: readonly string[];
+  route?: string | undefined;
+}): { error: AgentError; interception: InterceptionFinding } {
+  const chain = ctx.chain ?? [];
+  const issuer = chain.length ? issuerName(chain) : 'an unknown issuer';
+  const exempt = exemptPatterns(ctx.host, ctx.exemptHosts);
+  const interception: InterceptionFinding = { host: ctx.host, what: 'the mTLS endpoint', issuer, chain, exempt, route: ctx.route, code: 'CLIENT_CERTIFICATE_STRIPPED' };
+  return {
+    interception,
+    error: new AgentError('bad-answer', 'TLS_INTERCEPTED',
+      `A TLS-intercepting proxy or security product sits between this device and ${ctx.host} (the mTLS endpoint): this device presented certificate ${ctx.serialNumber}, but the endpoint saw no client certificate. The certificate presented for ${ctx.host} is issued by "${issuer}"${ctx.route ? ` (route chosen by ${ctx.route})` : ''}; this machine trusts that CA, so the interception is otherwise invisible. The device certificate itself is fine and nothing was changed.`,
+      `Exempt ${exempt.join(', ')} from TLS inspection on the proxy or security product whose CA is "${issuer}": mutual TLS (device trust) cannot work through inspection.`),
+  };
 }

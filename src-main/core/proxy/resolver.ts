@@ -47,6 +47,7 @@ export class ProxyResolver {
   private readonly credentials = new Map<string, ProxyCredentials>();
   private readonly failed = new Map<string, number>();
   private readonly results = new Map<string, { at: number; decision: RouteDecision }>();
+  private readonly deciding = new Map<string, Promise<RouteDecision>>();
   private pac: Map<string, Promise<LoadedPac>> = new Map();
   private osSettings: Promise<OsProxySettings | undefined> | undefined;
 
@@ -89,7 +90,13 @@ export class ProxyResolver {
     const origin = `${u.protocol}//${u.host}`;
     const cached = this.results.get(origin);
     if (cached && Date.now() - cached.at < PAC_RESULT_TTL_MS) return { ...cached.decision, url: target, routes: this.order(cached.decision.routes) };
-    const decision = await this.decideUncached(u);
+    // Concurrent requests to one origin share one evaluation instead of queuing several.
+    let inFlight = this.deciding.get(origin);
+    if (!inFlight) {
+      inFlight = this.decideUncached(u).finally(() => this.deciding.delete(origin));
+      this.deciding.set(origin, inFlight);
+    }
+    const decision = await inFlight;
     // Only PAC answers cost something to compute; the others are cheap and must follow config at once.
     if (decision.source === 'pac' || (decision.source === 'os' && decision.rule.includes('PAC'))) this.results.set(origin, { at: Date.now(), decision });
     return { ...decision, url: target, routes: this.order(decision.routes) };
