@@ -93,6 +93,8 @@ export interface LabOrg {
    */
   requestLog: string[];
   revoke(serialHex: string): void;
+  /** What the mTLS endpoint would answer for this client certificate (PEM), without a handshake. */
+  judgeClientCertificate(certPem: string): { trusted: boolean; reason?: string; serialNumber?: string };
   deactivateUser(principal: string): void;
   issued(): IssuedRecord[];
   /** Device assurance: signed posture reports and the policy the mTLS check applies (lab/posture.ts). */
@@ -627,18 +629,19 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
 
   // --- mTLS endpoint (P3): the lab's own fixture, so it judges the client certificate itself ---
 
+  /** The mTLS endpoint's verdict on a client certificate (also asked directly by tests whose key lives in a token). */
+  const judgeClientCertificate = (peer: X509Certificate | undefined) => {
+    if (!peer) return { trusted: false, reason: 'no-certificate' };
+    if (!peer.checkIssued(issuingCa) || !peer.verify(issuingCa.publicKey)) return { trusted: false, reason: 'untrusted-issuer' };
+    const now = Date.now();
+    // PROTOCOL §7 has no "not yet valid" reason; outside the validity period is "expired".
+    if (now < Date.parse(peer.validFrom) || now > Date.parse(peer.validTo)) return { trusted: false, reason: 'expired' };
+    const serialNumber = normalizeSerial(peer.serialNumber);
+    if (revokedSet().has(serialNumber)) return { trusted: false, reason: 'revoked' };
+    return posture.mtlsAnswer({ trusted: true, deviceId: commonName(peer.subject), serialNumber, subject: peer.subject.split('\n').join(', ') });
+  };
   const mtlsRoutes: Record<string, Route> = {
-    'GET /mtls/check': async (req) => {
-      const peer = (req.socket as TLSSocket).getPeerX509Certificate();
-      if (!peer) return { json: { trusted: false, reason: 'no-certificate' } };
-      if (!peer.checkIssued(issuingCa) || !peer.verify(issuingCa.publicKey)) return { json: { trusted: false, reason: 'untrusted-issuer' } };
-      const now = Date.now();
-      // PROTOCOL §7 has no "not yet valid" reason; outside the validity period is "expired".
-      if (now < Date.parse(peer.validFrom) || now > Date.parse(peer.validTo)) return { json: { trusted: false, reason: 'expired' } };
-      const serialNumber = normalizeSerial(peer.serialNumber);
-      if (revokedSet().has(serialNumber)) return { json: { trusted: false, reason: 'revoked' } };
-      return { json: posture.mtlsAnswer({ trusted: true, deviceId: commonName(peer.subject), serialNumber, subject: peer.subject.split('\n').join(', ') }) };
-    },
+    'GET /mtls/check': async (req) => ({ json: judgeClientCertificate((req.socket as TLSSocket).getPeerX509Certificate()) }),
   };
 
   // --- servers ---
@@ -756,6 +759,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     received,
     requestLog,
     revoke,
+    judgeClientCertificate: (certPem: string) => judgeClientCertificate(new X509Certificate(certPem)) as { trusted: boolean; reason?: string; serialNumber?: string },
     deactivateUser,
     issued,
     posture,

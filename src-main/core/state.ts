@@ -23,6 +23,8 @@ const CurrentSchema = z.object({
   how: z.enum(['enrolled', 'renewed']),
   /** SHA-256 of the CA chain the certificate was issued under (the chain itself is stored with the credential). */
   caSha256: z.array(z.string()).optional(),
+  /** Where its key is kept (tpm, software token, or a key file of an older version): for metrics and status. */
+  keyProtection: z.enum(['tpm', 'software', 'file']).optional(),
   /** Its event 1000/1001 is in the event log (a run killed right after the import is repaired on reconciliation). */
   eventLogged: z.boolean().optional(),
 });

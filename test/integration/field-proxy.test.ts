@@ -192,7 +192,10 @@ describe('field conditions with real squids: run, status --check, proxy-check an
     assert.equal(f.run.code, 0, f.run.stderr);
     assert.equal(nssUserCerts(f.freshProfile.nssDb).length, 1);
     assert.equal(f.status.code, 0, f.status.stdout + f.status.stderr);
-    assert.match(f.status.stdout, /check mtls: ok/);
+    // The device key lives in a PKCS#11 token, which Node's TLS cannot present: status --check reports the org and
+    // the CRL, and leaves the mTLS check to the browsers (the doctor says so).
+    assert.match(f.status.stdout, /check org: ok/);
+    assert.match(f.status.stdout, /SKIPPED mTLS endpoint accepts the certificate: no key the agent's own TLS can present/);
     assert.equal(f.proxyCheck.code, 0, f.proxyCheck.stdout);
     assert.match(f.proxyCheck.stdout, /certificate \S+ accepted/);
     assert.match(f.proxyCheck.stdout, /Every route works/);
@@ -227,7 +230,11 @@ describe('field conditions with real squids: run, status --check, proxy-check an
     assert.equal(f.diagnose.code, 30);
   });
 
-  test('ssl_bump with a CA the machine TRUSTS: the mTLS endpoint sees no certificate, and that is named as interception', async () => {
+  // The agent sees a trusted interceptor only when its own TLS presents the device certificate and the mTLS endpoint
+  // answers that none arrived. With the key in a PKCS#11 token (every Linux enrollment now), Node's TLS cannot
+  // present it; an OpenSSL PKCS#11 provider would give that back. Until then this case cannot be observed here.
+  const TRUSTED_INTERCEPTOR_SKIP = 'skipped: the device key is in a PKCS#11 token that the agent\'s own TLS cannot present, so a trusted interceptor that strips the client certificate is not observable by the agent (browsers present the key)';
+  test('ssl_bump with a CA the machine TRUSTS: the mTLS endpoint sees no certificate, and that is named as interception', { skip: TRUSTED_INTERCEPTOR_SKIP }, async () => {
     const f = await four({ DTA_HTTP_PROXY: bumpTrusted.url }, trustedCaFile);
     // Enrollment itself works through a trusted interceptor; the warning says mutual TLS will not.
     assert.equal(f.run.code, 0, f.run.stderr);

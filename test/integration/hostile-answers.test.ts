@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import https from 'node:https';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { webcrypto } from 'node:crypto';
@@ -117,15 +116,13 @@ describe('hostile server answers: nothing installed, previous certificate intact
     return fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.existsSync(path.join(root, d, 'cert.pem'))) : [];
   };
 
-  function mtlsCheck(p: Profile, thumbprint: string): Promise<{ trusted: boolean; serialNumber?: string; reason?: string }> {
-    const dir = path.join(p.stateDir, 'credentials', thumbprint);
-    return new Promise((resolve, reject) => {
-      https.get(lab.mtlsUrl, { cert: fs.readFileSync(path.join(dir, 'cert.pem')), key: fs.readFileSync(path.join(dir, 'key.pem')), ca: lab.rootCaPem }, (res) => {
-        let d = '';
-        res.on('data', (c) => (d += c));
-        res.on('end', () => resolve(JSON.parse(d)));
-      }).on('error', reject);
-    });
+  /**
+   * The lab mTLS endpoint's verdict on the installed certificate. The key lives in a PKCS#11 token that Node's TLS
+   * cannot use, so the endpoint's own rules are asked directly; that the key is still paired with the certificate
+   * is what NSS's user-certificate listing (u,u,u) above proves.
+   */
+  async function mtlsCheck(p: Profile, thumbprint: string): Promise<{ trusted: boolean; serialNumber?: string; reason?: string }> {
+    return lab.judgeClientCertificate(fs.readFileSync(path.join(p.stateDir, 'credentials', thumbprint, 'cert.pem'), 'utf8'));
   }
 
   /** Discovery at renewal: the renewal window covers the whole validity, so the pass renews. */

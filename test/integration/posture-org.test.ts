@@ -14,27 +14,22 @@ import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { loadConfig } from '../../src-main/core/config.js';
 import { keyFromPem } from '../../src-main/core/keys.js';
 import { runPosturePass } from '../../src-main/core/posture/pass.js';
-import { signPostureReport, softwareSigner } from '../../src-main/core/posture/report.js';
+import { signPostureReport } from '../../src-main/core/posture/report.js';
+import { currentDeviceSigner } from '../../src-main/core/posture/pass.js';
+import { createPlatform } from '../../src-main/platform/index.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type Profile } from '../support/agent.js';
 
 describe('signed posture reports and the org\'s device-assurance policy', () => {
   let lab: LabOrg;
   let profile: Profile;
   let marker: string;
-  let creds: { cert: string; key: string; deviceId: string };
+  let creds: { cert: string; deviceId: string };
   const run = (args: string[]) => runAgent(args, profile.env);
   const events = () => fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: number; message: string; data?: Record<string, unknown> });
 
-  function mtlsCheck(cert = creds.cert, key = creds.key): Promise<Record<string, unknown>> {
-    return new Promise((resolve, reject) => {
-      const req = https.request(lab.mtlsUrl, { cert, key, ca: lab.rootCaPem, timeout: 10_000 }, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve(JSON.parse(body)));
-      });
-      req.on('error', reject);
-      req.end();
-    });
+  /** The lab mTLS endpoint's verdict (its own rules, asked directly: the device key lives in a PKCS#11 token). */
+  async function mtlsCheck(cert = creds.cert): Promise<Record<string, unknown>> {
+    return lab.judgeClientCertificate(cert) as Record<string, unknown>;
   }
 
   async function postReport(report: string): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -74,7 +69,7 @@ describe('signed posture reports and the org\'s device-assurance policy', () => 
     const state = JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8'));
     const dirOf = path.join(profile.stateDir, 'credentials', state.current.thumbprint);
     const cert = fs.readFileSync(path.join(dirOf, 'cert.pem'), 'utf8');
-    creds = { cert, key: fs.readFileSync(path.join(dirOf, 'key.pem'), 'utf8'), deviceId: /CN=([^\n]*)/.exec(new crypto.X509Certificate(cert).subject)![1]! };
+    creds = { cert, deviceId: /CN=([^\n]*)/.exec(new crypto.X509Certificate(cert).subject)![1]! };
   });
 
   after(() => lab.close());
@@ -147,9 +142,11 @@ describe('signed posture reports and the org\'s device-assurance policy', () => 
   });
 
   test('the org refuses forged reports: altered claims, another key, another device', async () => {
-    const key = (await keyFromPem(creds.key))!;
+    // The device's own signer: its key in the NSS token, reached through the platform's key store.
+    const keys = createPlatform(loadConfig({ env: profile.env }).config, 'linux', { env: profile.env }).keys!;
+    const signer = (await currentDeviceSigner(profile.stateDir, keys))!;
     const claims = { device: creds.deviceId, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600, posture: { checkedAt: new Date().toISOString(), platform: 'linux', results: [{ check: 'firewall', status: 'PASS', summary: 'ok', evidence: [] }] } };
-    const good = await signPostureReport(softwareSigner(key, creds.cert), claims);
+    const good = await signPostureReport(signer, claims);
     assert.equal((await postReport(good)).status, 200);
     const [h, , s] = good.split('.');
     const altered = `${h}.${Buffer.from(JSON.stringify({ ...claims, posture: { ...claims.posture, platform: 'win32' } })).toString('base64url')}.${s}`;
@@ -159,10 +156,11 @@ describe('signed posture reports and the org\'s device-assurance policy', () => 
     const other = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const foreign = await signPostureReport({ algorithm: 'ES256', certificatePem: creds.cert, sign: async (d) => crypto.sign('sha256', d, { key: other.privateKey, dsaEncoding: 'ieee-p1363' }) }, claims);
     assert.equal((await postReport(foreign)).status, 401, 'signed by a key that is not the certificate\'s');
-    const wrongDevice = await signPostureReport(softwareSigner(key, creds.cert), { ...claims, device: 'someone-else' });
+    const wrongDevice = await signPostureReport(signer, { ...claims, device: 'someone-else' });
     const r3 = await postReport(wrongDevice);
     assert.equal(r3.status, 401);
     assert.match(String(r3.body.errorSummary), /names device someone-else/);
+    await keys.close();
   });
 
   test('the daemon\'s pass reports a new certificate (renewal) even when no result changed, and nothing when nothing is new', async () => {

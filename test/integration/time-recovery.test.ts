@@ -14,6 +14,8 @@ import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { faketimeEnv, faketimeUnavailable } from '../support/faketime.js';
+import { filesWithPrivateKeys } from '../support/keyscan.js';
+import { startPaused } from '../support/pause.js';
 import { nssUserCerts } from '../support/nss.js';
 
 const skip = faketimeUnavailable();
@@ -23,44 +25,9 @@ const DAY = 86_400_000;
 const stateOf = (p: Profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
 const events = (p: Profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
-/** Every file under `dir` that holds private key material (PEM key, or a PKCS#12 bundle). */
-function keyMaterial(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile()) {
-        const text = fs.readFileSync(p).toString('latin1');
-        if (/PRIVATE KEY-----/.test(text) || /\.p12$|\.pfx$/.test(e.name)) out.push(p);
-      }
-    }
-  };
-  walk(dir);
-  return out;
-}
+/** Every file under `dir` that holds private key material (PEM or DER key, or a PKCS#12 bundle). */
+const keyMaterial = (dir: string): string[] => filesWithPrivateKeys([dir]);
 
-/**
- * Shims that SIGKILL the agent (their parent) while `target` runs: at its first call (openssl, pk12util), or —
- * for certutil — at the first call after the certificate was imported (between the import and the state save).
- */
-function killShim(target: 'openssl' | 'pk12util' | 'certutil'): Record<string, string> {
-  const dir = tempDir('kill-shim');
-  for (const cmd of ['openssl', 'pk12util', 'certutil']) {
-    const real = ['/usr/bin', '/bin'].map((d) => path.join(d, cmd)).find((p) => fs.existsSync(p))!;
-    const armed = cmd !== 'certutil' || target !== 'certutil' ? `[ ! -e "${dir}/killed" ]` : `[ -e "${dir}/imported" ] && [ ! -e "${dir}/killed" ]`;
-    const kill = cmd === target ? `if ${armed}; then touch "${dir}/killed"; kill -KILL $PPID; sleep 5; exit 1; fi\n` : '';
-    const after = cmd === 'pk12util' ? `"${real}" "$@"; rc=$?; case "$*" in *-i*) touch "${dir}/imported";; esac; exit $rc\n` : `exec "${real}" "$@"\n`;
-    fs.writeFileSync(path.join(dir, cmd), `#!/bin/sh\n${kill}${after}`, { mode: 0o755 });
-  }
-  return { PATH: `${dir}:${process.env.PATH}`, DTA_TEST_KILLED_MARK: path.join(dir, 'killed') };
-}
 
 describe('time anomalies and crashes: the real CLI and daemon, the lab org, libfaketime', { skip }, () => {
   let lab: LabOrg;
@@ -114,45 +81,46 @@ describe('time anomalies and crashes: the real CLI and daemon, the lab org, libf
     assert.doesNotMatch(schedule.stdout, /certificate [0-9a-f]{16} \(window/);
   });
 
-  for (const child of ['openssl', 'pk12util', 'certutil'] as const) {
-    test(`SIGKILL while ${child} runs during --forceRenewal: the next plain run completes it, records event 1000, and no key material is left in temporary files`, async () => {
+  // SIGKILL at each step of a forced renewal (the key is generated and the certificate attached inside the PKCS#11
+  // token, in-process: no child process holds key material any more, so the points are the pass's own steps).
+  const KILL_POINTS = [
+    { at: 'after:Generate the device key', imported: false },
+    { at: 'before:Install into', imported: false },
+    { at: 'after:Install into', imported: true },
+  ];
+  for (const { at, imported } of KILL_POINTS) {
+    test(`SIGKILL at ${at} during --forceRenewal: the next plain run completes it, records event 1000, and no key material is left in any file`, async () => {
       const p = profile();
       assert.equal((await runAgent(['run'], p.env)).code, 0);
       const before = stateOf(p).current.serialNumber;
-      const shim = killShim(child);
-      const killed = await runAgent(['run', '--forceRenewal'], { ...p.env, ...shim });
-      assert.equal(killed.code, -1, `the agent was killed while ${child} ran (${killed.stdout}${killed.stderr})`);
-      assert.ok(fs.existsSync(shim.DTA_TEST_KILLED_MARK!), `${child} was reached`);
+      const paused = await startPaused(['run', '--forceRenewal'], p.env, at);
+      await paused.kill();
       assert.ok(stateOf(p).forceRequested, 'the forced renewal was persisted before anything changed');
 
       const next = await runAgent(['run'], p.env);
-      assert.equal(next.code, /Certificate (renewed|enrolled)/.test(next.stdout) ? 0 : 10, next.stdout + next.stderr);
+      // Killed after the import, before the state was saved: the next run adopts that certificate (no second
+      // renewal) and records its event 1000 on reconciliation; otherwise it completes the forced renewal.
+      assert.equal(next.code, imported ? 10 : 0, next.stdout + next.stderr);
       const s = stateOf(p);
       assert.notEqual(s.current.serialNumber, before, 'the forced renewal was completed, not forgotten');
       assert.equal(s.forceRequested, undefined);
       assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [s.current.serialNumber], 'exactly one certificate');
       const ev = events(p);
       assert.ok(ev.some((e) => e.id === 1000 && e.data?.serialNumber === s.current.serialNumber), 'event 1000 for the installed certificate');
-      assert.deepEqual(keyMaterial(path.join(p.stateDir, 'tmp')), [], 'no key material under the temporary directory');
-      const tmpLeft = fs.existsSync(path.join(p.stateDir, 'tmp')) ? fs.readdirSync(path.join(p.stateDir, 'tmp')).filter((n) => /^(p12|pfx|ff)-/.test(n)) : [];
-      assert.deepEqual(tmpLeft, []);
-      if (child !== 'certutil') assert.ok(ev.some((e) => e.id === 1110), 'event 1110: leftovers of the killed run swept');
-      if (child === 'certutil') {
-        // Killed after the import, before the state was saved: the next run adopts that certificate (no second
-        // renewal) and records its event 1000 on reconciliation.
-        assert.equal(next.code, 10, next.stdout + next.stderr);
-        assert.ok(ev.some((e) => e.id === 1000 && e.data?.reconciled === true && e.data?.serialNumber === s.current.serialNumber), 'event 1000 recorded on reconciliation');
-      }
+      if (imported) assert.ok(ev.some((e) => e.id === 1000 && e.data?.reconciled === true), 'event 1000 recorded on reconciliation');
+      assert.deepEqual(filesWithPrivateKeys([p.stateDir, p.home]), [], 'no private key material in any file of the profile');
       assert.equal((await runAgent(['run'], p.env)).code, 10, 'and then: nothing to do');
     });
   }
 
-  test('remove-certificate also removes what a killed import left behind', async () => {
+  test('remove-certificate removes the certificate and its key from the token, and temporary directories an older version left', async () => {
     const p = profile();
     assert.equal((await runAgent(['run'], p.env)).code, 0);
-    const killed = await runAgent(['run', '--forceRenewal'], { ...p.env, ...killShim('openssl') });
-    assert.equal(killed.code, -1);
-    assert.ok(keyMaterial(path.join(p.stateDir, 'tmp')).length > 0, 'the kill left a key in a temporary file (the case being repaired)');
+    // What an interrupted import of an older version (PKCS#12 in a temporary directory) left behind.
+    const left = path.join(p.stateDir, 'tmp', 'p12-left');
+    fs.mkdirSync(left, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(path.join(left, 'key.pem'), '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n', { mode: 0o600 });
+    fs.utimesSync(left, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
     const r = await runAgent(['remove-certificate'], p.env);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /temporary director(y|ies) left by an interrupted run/);

@@ -14,7 +14,7 @@ const MARKERS = [
   Buffer.from('020100300d06092a864886f70d0101010500', 'hex'), // PKCS#8 v0 + rsaEncryption
 ];
 
-/** Every file under `dirs` (except token databases) that contains private-key material markers. */
+/** Every file under `dirs` (except token databases) that contains private-key material markers, or is a PKCS#12 bundle. */
 export function filesWithPrivateKeys(dirs: string[]): string[] {
   const hits: string[] = [];
   const walk = (d: string) => {
@@ -29,7 +29,7 @@ export function filesWithPrivateKeys(dirs: string[]): string[] {
       if (e.isDirectory()) walk(p);
       else if (e.isFile() && !TOKEN_FILES.has(e.name)) {
         const buf = fs.readFileSync(p);
-        if (MARKERS.some((m) => buf.includes(m))) hits.push(p);
+        if (MARKERS.some((m) => buf.includes(m)) || /\.(p12|pfx)$/.test(e.name)) hits.push(p);
       }
     }
   };

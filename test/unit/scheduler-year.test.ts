@@ -213,8 +213,9 @@ test('two schedulers sharing one state (the daemon and a timer one-shot) run a d
  * renewal moment was followed by a day of reachability (org up, not read-only, CA willing, clock right, awake)
  * before its expiry was renewed before it expired. Reproduce a failure with DTA_PROPERTY_SEED=<seed>.
  */
-test('property: clock jumps, suspends, crashes, outages, read-only periods and CA refusals over simulated years', async () => {
-  const seeds = process.env.DTA_PROPERTY_SEED ? [Number(process.env.DTA_PROPERTY_SEED)] : [101, 202, Math.floor(Math.random() * 2 ** 31)];
+test('property: clock jumps, suspends, crashes, outages, read-only periods and CA refusals over simulated years', { timeout: 120_000 }, async () => {
+  // Fixed seeds in the suite (a CI run must be reproducible); DTA_PROPERTY_SEED explores others.
+  const seeds = process.env.DTA_PROPERTY_SEED ? [Number(process.env.DTA_PROPERTY_SEED)] : [101, 202, 303];
   for (const seed of seeds) {
     console.log(`property seed ${seed} (reproduce: DTA_PROPERTY_SEED=${seed})`);
     const rnd = seededRandom(seed);

@@ -41,7 +41,7 @@ export class ProbeRecorder {
       this.finish(entry, 'ok', describe?.(r) ?? '');
       return r;
     } catch (e) {
-      this.finish(entry, e instanceof Timeout ? 'timeout' : 'fail', messageOf(e));
+      this.finish(entry, timedOut(e) ? 'timeout' : 'fail', messageOf(e));
       throw e;
     }
   }
@@ -83,7 +83,7 @@ export async function runProbe(spec: ProbeSpec, fn: (r: ProbeRecorder) => Promis
     if (e instanceof ProbeSkipped) {
       status = 'skipped';
       rec.facts.skipped = e.message;
-    } else if (e instanceof Timeout) {
+    } else if (timedOut(e)) {
       rec.timedOut(spec.deadlineMs);
       status = 'timeout';
       error = { code: 'TIMEOUT', message: `${spec.target} did not answer within ${spec.deadlineMs} ms` };
@@ -101,6 +101,11 @@ export function round(ms: number): number {
 
 export function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** The probe's own deadline, or the request's whole-exchange deadline (the same length): both are a timeout. */
+function timedOut(e: unknown): boolean {
+  return e instanceof Timeout || codeOf(e) === 'REQUEST_TIMEOUT';
 }
 
 function codeOf(e: unknown): string {

@@ -159,7 +159,7 @@ export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: {
       }
     }
     const mtls = report.checks?.mtls;
-    set('mtls_accepted', mtls ? (mtls.ok ? 'PASS' : 'FAIL') : 'SKIPPED', mtls ? mtls.detail : check ? (idp ? 'no usable key to present' : 'the SCEP backend has no mTLS check endpoint') : NOT_CHECKED);
+    set('mtls_accepted', mtls ? (mtls.ok ? 'PASS' : 'FAIL') : 'SKIPPED', mtls ? mtls.detail : check ? (idp ? 'no key the agent\'s own TLS can present: a key held in a PKCS#11 token or the TPM is presented by the browsers through their module, not by the agent' : 'the SCEP backend has no mTLS check endpoint') : NOT_CHECKED);
   }
 
   set('browser_policy', ...browserPolicyTest(loaded));
