@@ -67,7 +67,8 @@ export function redact(text: string): string {
     .replace(AUTH_SCHEME, (_m, scheme: string) => `${scheme} [redacted]`)
     .replace(AUTH_HEADER, '$1[redacted]')
     .replace(JWT, (m) => redactToken(m))
-    .replace(URL_PASSWORD, '$1:[redacted]@')
+    // Our own remedies show the form `http://user:password@host`: that placeholder is not a secret.
+    .replace(URL_PASSWORD, (m, prefix: string) => (/:\/\/user:password@$/i.test(m) ? m : `${prefix}:[redacted]@`))
     .replace(API_TOKEN, '[token redacted]');
   if (secretValues.size) {
     // Longest first, so a value that contains another is replaced whole.

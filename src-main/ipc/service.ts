@@ -111,7 +111,7 @@ export class DashboardService {
   }
 
   runPosture(): Promise<PostureView> {
-    return runPostureView(this.host.loadConfig());
+    return runPostureView(this.host.loadConfig(), this.host.platform);
   }
 
   lastDiagnostics(): DiagnosticsReport | null {

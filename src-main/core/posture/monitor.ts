@@ -1,11 +1,14 @@
 import type { LoadedConfig } from '../config.js';
 import { runPosturePass } from './pass.js';
+import type { PlatformFactory } from '../../platform/types.js';
 import { resolvePostureSettings } from './settings.js';
 
 export interface PostureMonitorOptions {
   loadConfig: () => LoadedConfig;
   task: 'user' | 'device';
   out: (line: string) => void;
+  /** Builds the platform (its key store signs the posture report). */
+  platform?: PlatformFactory | undefined;
   now?: () => number;
 }
 
@@ -64,7 +67,7 @@ export class PostureMonitor {
 
   private async pass(why: string): Promise<void> {
     try {
-      const r = await runPosturePass({ loaded: this.opts.loadConfig(), task: this.opts.task });
+      const r = await runPosturePass({ loaded: this.opts.loadConfig(), task: this.opts.task, platform: this.opts.platform });
       const c = { PASS: 0, FAIL: 0, UNKNOWN: 0 };
       for (const x of r.file.results) c[x.status]++;
       this.opts.out(`${new Date(this.now).toISOString()} posture (${why}): ${c.PASS} pass, ${c.FAIL} fail, ${c.UNKNOWN} unknown${r.changes.length ? `; changed: ${r.changes.map((x) => `${x.check} → ${x.to}`).join(', ')}` : ''}${r.reported ? `; report ${r.reported.ok ? 'sent' : `not sent (${r.reported.error})`}` : ''}`);

@@ -3,6 +3,7 @@ import { isAgentError } from '../../base/errors.js';
 import type { LoadedConfig } from '../config.js';
 import { CredentialFiles, loadDeviceKey } from '../credentials.js';
 import type { DeviceKeyStore } from '../../platform/keystore.js';
+import type { PlatformFactory } from '../../platform/types.js';
 import { EventLog } from '../events.js';
 import { HttpClient } from '../http.js';
 import { keyFromPem } from '../keys.js';
@@ -22,8 +23,10 @@ export interface PosturePassOptions {
   report?: 'always' | 'on-change' | 'never';
   /** How the report is signed; default: the current certificate's device key (in `keys`, or an older key file). */
   signer?: () => Promise<DeviceSigner | undefined>;
-  /** The platform's key store, where the device key lives (handed in by the composition root). */
+  /** The platform's key store, where the device key lives (handed in by the composition root)… */
   keys?: DeviceKeyStore | undefined;
+  /** …or the factory that builds this configuration's platform (long-running callers). */
+  platform?: PlatformFactory | undefined;
   events?: EventLog;
   context?: Partial<PostureContext>;
   now?: Date;
@@ -63,7 +66,7 @@ export async function runPosturePass(opts: PosturePassOptions): Promise<PostureP
   const run = await evaluatePosture({ task: opts.task, stateDir: config.stateDir, settings, events, ...(opts.context ? { context: opts.context } : {}), ...(opts.now ? { now: opts.now } : {}) });
   const mode = opts.report ?? 'on-change';
   if (opts.task !== 'user' || !settings.report || mode === 'never' || !config.orgUrl || config.backend !== 'idp') return run;
-  const signer = await (opts.signer ?? (() => currentDeviceSigner(config.stateDir, opts.keys)))();
+  const signer = await (opts.signer ?? (() => currentDeviceSigner(config.stateDir, opts.keys ?? opts.platform?.(config).keys)))();
   if (!signer) return run;
   // Sent on change, after a failed delivery, and for a new certificate (enrollment, renewal): the org keys reports by it.
   const certificate = certificateSha256(signer.certificatePem);

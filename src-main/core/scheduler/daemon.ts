@@ -80,7 +80,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     }
     // The metrics file exists from the daemon's start, before its first pass (then every pass rewrites it).
     if (opts.task === 'user') writeMetricsAfterPass(opts.loadConfig, opts.stateDir);
-    const posture = new PostureMonitor({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out });
+    const posture = new PostureMonitor({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out, platform: opts.platform });
     const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: opts.watchNetwork, out: opts.out, onAttempt: (r) => opts.out(describeAttempt(r, clock.now())), onNetworkChange: () => posture.trigger('network') });
     const { scheduler, watcher } = hosted;
     watcher?.start();
@@ -155,7 +155,7 @@ export function startHostedAgentScheduler(opts: {
     loadConfig: opts.loadConfig, platform: opts.platform, stateDir: opts.stateDir, task: opts.task, trace: () => new Trace(undefined), respectRenewalMoment: true, policy, now: () => clock.now(),
   });
   // The tray app hosting the scheduler re-checks posture too, as the daemon would.
-  const posture = new PostureMonitor({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out });
+  const posture = new PostureMonitor({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out, platform: opts.platform });
   const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: true, out: opts.out, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}), onNetworkChange: () => posture.trigger('network') });
   hosted.watcher?.start();
   hosted.scheduler.start(opts.initial);
