@@ -158,6 +158,13 @@ async function protectionOf(platform: Platform, keyRef: string | undefined, hasF
       /* an unreachable key store is reported as a missing key below */
     }
   }
-  if (hasFile) return { protection: 'file', reason: 'a key file from before the key store; the next renewal moves the key into the key store', store: platform.store.description };
+  if (hasFile) {
+    const reason = platform.keys
+      ? 'a key file from before the key store; the next renewal moves the key into the key store'
+      : process.platform === 'linux'
+        ? 'the PKCS#11 binding (pkcs11js) is not installed, so the key is a software key file; install the agent with its native part (npm install with g++ and make) to keep it in a token'
+        : 'this platform has no key store wired in yet: a non-exportable key in the OS store, with the agent\'s own copy for renewal';
+    return { protection: 'file', reason, store: platform.store.description };
+  }
   return undefined;
 }

@@ -9,6 +9,8 @@ import { MacBrowserSetup } from './darwin-browser.js';
 import { loginKeychain, MacKeychainStore } from './darwin-store.js';
 import { registerFirefoxModules } from './firefox.js';
 import { LinuxKeyStore } from './linux-keys.js';
+import { NssStore } from './nss.js';
+import { loadPkcs11js } from './pkcs11.js';
 import { certificateExportingKeys, PemExportingStore } from './pem-export.js';
 import { firefoxPolicies, policyModel } from './policy-model.js';
 import type { CertificateStore, Platform, PlatformSettings } from './types.js';
@@ -42,6 +44,21 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
   if (platform === 'darwin') {
     const store = new MacKeychainStore({ keychain: loginKeychain(home), workDir, agentPath: process.execPath, run });
     return withBrowserSetup(platform, store, new MacBrowserSetup({ run, store, stateDir: config.stateDir }));
+  }
+
+  if (platform === 'linux' && !pkcs11Available()) {
+    // Without the PKCS#11 binding (an install without its native part: `npm install --omit=optional`, no compiler),
+    // the agent still works the way it did before the key stores: a software key, imported into the NSS database
+    // with pk12util, and an owner-only key file that status reports as "key: file" with the fix.
+    const nss = new NssStore(config.nssDbDir, workDir, run);
+    return {
+      name: platform,
+      store: config.exportPemDir ? new PemExportingStore(nss, config.exportPemDir) : nss,
+      configureBrowsers: async (patterns, issuer) =>
+        mergeResults(writeChromiumPolicies(config.browserPolicyDirs, patterns, issuer), writeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux'))),
+      removeBrowserSetup: async () => mergeResults(removeChromiumPolicies(config.browserPolicyDirs), removeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux'))),
+      syncCertificateCopies: async () => emptyResult(),
+    };
   }
 
   if (platform === 'linux') {
@@ -81,4 +98,14 @@ function withBrowserSetup(
     removeBrowserSetup: (issuerCN) => browsers.remove(issuerCN),
     syncCertificateCopies: async () => emptyResult(),
   };
+}
+
+/** Whether the PKCS#11 binding (the optional native module pkcs11js) can be loaded here. */
+function pkcs11Available(): boolean {
+  try {
+    loadPkcs11js();
+    return true;
+  } catch {
+    return false;
+  }
 }
