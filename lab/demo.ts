@@ -112,7 +112,18 @@ async function main(): Promise<number> {
       state: string; deviceId: string; store: string;
       certificate?: { subject: string; issuer: string; notAfter: string; serialNumber: string; storeId: string };
       checks?: { mtls?: { ok: boolean; detail: string } };
+      stateDir: string;
     };
+    // A key in a PKCS#11 token is presented by the browsers, not by the agent's own TLS: then the lab's mTLS
+    // endpoint judges the installed certificate directly (the same rules its handshake check applies).
+    if (!s.checks?.mtls) {
+      const state = JSON.parse(fs.readFileSync(path.join(s.stateDir, 'state.json'), 'utf8')) as { current?: { thumbprint: string } };
+      const certFile = state.current ? path.join(s.stateDir, 'credentials', state.current.thumbprint, 'cert.pem') : undefined;
+      if (certFile && fs.existsSync(certFile)) {
+        const v = lab.judgeClientCertificate(fs.readFileSync(certFile, 'utf8'));
+        s.checks = { ...s.checks, mtls: { ok: v.trusted, detail: v.trusted ? `the lab's mTLS endpoint trusts serial ${v.serialNumber}; browsers present the key from its token` : `not trusted (${v.reason})` } };
+      }
+    }
     console.log('\nSummary');
     console.log(`  state:        ${s.state}`);
     console.log(`  device:       ${s.deviceId}`);
