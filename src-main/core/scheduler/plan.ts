@@ -84,6 +84,9 @@ export function deadlines(policy: SchedulePolicy, s: Snapshot, now: number): Dea
   if (!r.lastPass) return [{ at: now, reason: 'first-run', why: 'no pass has run yet' }];
   // A wall clock stepped backwards must not push the next pass into the far future (anomaly.ts repairs the record).
   const last = Math.min(Date.parse(r.lastPass.at), now);
+  // The last pass is persisted to the millisecond: a deadline is "still ahead of it" only by a whole millisecond,
+  // or a pass run exactly at a fractional deadline would find that deadline due again, for ever.
+  const after = (t: number) => last < Math.floor(t);
   const out: Deadline[] = [];
   if (r.clockCheck) out.push({ at: Math.min(Date.parse(r.clockCheck.at), now), reason: 'clock', why: 'the clock jumped: checking the certificate now' });
   if (isStuckNow(s)) {
@@ -93,7 +96,7 @@ export function deadlines(policy: SchedulePolicy, s: Snapshot, now: number): Dea
     // While a certificate exists, stuck still has deadlines: a daily look whether a person fixed it, and the expiry.
     // (Without one, nothing changes by itself: a configuration change or a logon starts the next pass.)
     if (s.cert) out.push({ at: last + policy.stuckRecheckMs, reason: 'recheck', why: 'stuck: checking again daily whether a person fixed it' });
-    if (s.cert && last < s.cert.notAfter) out.push({ at: s.cert.notAfter, reason: 'expiry', why: `certificate ${certName(s.cert)} expires: enroll a new one` });
+    if (s.cert && after(s.cert.notAfter)) out.push({ at: s.cert.notAfter, reason: 'expiry', why: `certificate ${certName(s.cert)} expires: enroll a new one` });
     return out.sort((a, b) => a.at - b.at);
   }
   if (r.retryAt) {
@@ -109,8 +112,8 @@ export function deadlines(policy: SchedulePolicy, s: Snapshot, now: number): Dea
   const renewal = renewalOf(policy, s);
   if (s.cert && renewal) {
     const renewAt = Date.parse(renewal.renewAt);
-    if (last < renewAt) out.push({ at: renewAt, reason: 'renewal', why: `renewal moment of certificate ${certName(s.cert)} (window from ${renewal.windowStart})` });
-    if (last < s.cert.notAfter) out.push({ at: s.cert.notAfter, reason: 'expiry', why: `certificate ${certName(s.cert)} expires: enroll a new one` });
+    if (after(renewAt)) out.push({ at: renewAt, reason: 'renewal', why: `renewal moment of certificate ${certName(s.cert)} (window from ${renewal.windowStart})` });
+    if (after(s.cert.notAfter)) out.push({ at: s.cert.notAfter, reason: 'expiry', why: `certificate ${certName(s.cert)} expires: enroll a new one` });
   }
   return out.sort((a, b) => a.at - b.at);
 }

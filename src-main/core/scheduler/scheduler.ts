@@ -38,6 +38,8 @@ export class Scheduler {
   private planned: { snapshot: Snapshot; next: Deadline | undefined } | undefined;
   /** Wake-ups noticed (wall clock ran ahead of the monotonic clock): for tests and the log. */
   wakeUps = 0;
+  /** The last pass started for a deadline, to refuse running the same still-due deadline back to back. */
+  private lastTimed: { reason: Trigger; at: number } | undefined;
 
   constructor(private readonly deps: SchedulerDeps) {
     this.snapshot = deps.store.load();
@@ -127,6 +129,14 @@ export class Scheduler {
     if (!this.planned || this.planned.snapshot !== this.snapshot) this.planned = { snapshot: this.snapshot, next: nextDeadline(policy, this.snapshot, now) };
     const d = this.planned.next;
     if (d && d.at <= now && now >= this.busyUntil) {
+      // Never a pass loop: a deadline still due right after a pass for it (a record the pass could not move on)
+      // waits a minute instead of running again at once.
+      const prev = this.lastTimed;
+      if (prev && prev.reason === d.reason && prev.at >= d.at && now - prev.at < policy.busyRetryMs) {
+        this.deps.log?.(`The ${d.reason} deadline is still due right after a pass for it; trying again in ${policy.busyRetryMs / 1000} s.`);
+        return this.arm(prev.at + policy.busyRetryMs - now);
+      }
+      this.lastTimed = { reason: d.reason, at: now };
       this.planned = undefined;
       return this.run(d.reason);
     }
