@@ -22,7 +22,8 @@ import { loadState, saveState, type AgentState } from './state.js';
 import type { Trace } from './trace.js';
 import { failureContext, type FailureContext } from './fleet/failure.js';
 import { signingTest } from './fleet/signing.js';
-import { clockFinding, CLOCK_SKEW_CODE } from './clock-finding.js';
+import { clockFinding, CLOCK_SKEW_CODE, isTimeRefusal } from './clock-finding.js';
+import { dcClockOffset } from './dc-clock.js';
 import { clampWarning, effectiveWindow } from './renewal-window.js';
 import { sweepTempDirs } from './temp-sweep.js';
 
@@ -122,7 +123,7 @@ export class EnrollmentTask {
     } catch (e) {
       const raw = isAgentError(e) ? e : new AgentError('internal', 'INTERNAL', `Unexpected failure: ${(e as Error).message}`, undefined, { cause: e });
       // Any refusal about time (token nbf/iat/exp, SCEP badTime, TLS validity) is named as the clock's, wherever it came from.
-      const err = sayNothingChanged(clockFinding(raw, this.backend.target, { localNow: this.now().getTime() }) ?? raw);
+      const err = sayNothingChanged((await this.clockRefusal(raw)) ?? raw);
       const kind: EventKind = err.code === 'ORG_READ_ONLY' || err.code === 'CA_CHANGED' ? err.code : err.code === CLOCK_SKEW_CODE ? 'CLOCK_SKEW_FOUND' : FAILURE_EVENT[err.failure];
       // A server's failure names the request (its ID is in the server's log); a local one names only the pass.
       const remote = err.failure === 'retry-later' || err.failure === 'rejected' || err.failure === 'bad-answer';
@@ -134,6 +135,14 @@ export class EnrollmentTask {
       pass.clear();
       await this.http.close();
     }
+  }
+
+  /** A refusal about time as a clock finding, with the org's offset (its Date header) and the DC's (SNTP) measured now. */
+  private async clockRefusal(e: unknown): Promise<AgentError | undefined> {
+    if (!isTimeRefusal(e)) return undefined;
+    const fresh = !(isAgentError(e) && e.code === CLOCK_SKEW_CODE);
+    const sntpOffsetMs = fresh ? await dcClockOffset(this.config) : undefined;
+    return clockFinding(e, this.backend.target, { localNow: this.now().getTime(), ...(sntpOffsetMs !== undefined ? { sntpOffsetMs } : {}) });
   }
 
   private recordLastRun(outcome: string, code: string | undefined, message: string, ctx?: FailureContext): void {
@@ -510,7 +519,7 @@ export class EnrollmentTask {
       issued = await this.backend.renew({ key, deviceId, currentCertPem: current.pem, currentKey });
     } catch (e) {
       // A refusal about time is the clock's fault: enrolling afresh would fail the same way, every run.
-      const clock = clockFinding(e, this.backend.target, { localNow: this.now().getTime() });
+      const clock = await this.clockRefusal(e);
       if (clock) {
         this.creds.remove(key.thumbprint);
         throw clock;

@@ -40,6 +40,8 @@ export const ConfigSchema = z.object({
   requestTimeoutMs: z.number().int().positive(),
   /** Diagnostics: the AD domain whose DCs are found by DNS SRV (default: krb5.conf's default realm, lower case). */
   adDomain: z.string().regex(/^[A-Za-z0-9.-]+$/, 'adDomain must be a DNS domain name').optional(),
+  /** Clock findings: the domain controller asked for its time over SNTP, host[:port] (default: krb5.conf's first KDC of the default realm, port 123). */
+  dcTimeSource: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/, 'dcTimeSource must be host or host:port').optional(),
   /** Diagnostics: the access gateway's authentication-service health URL, when there is one. */
   gatewayHealthUrl: z.url({ protocol: /^https$/, error: 'gatewayHealthUrl must be an https:// URL' }).optional(),
   /** Which enrollment backend issues the certificate: the identity provider's flow, or a SCEP CA (RFC 8894). */
@@ -119,6 +121,7 @@ const ALIASES: Record<string, keyof Config> = {
   issuercn: 'issuerCN',
   requesttimeoutms: 'requestTimeoutMs',
   addomain: 'adDomain',
+  dctimesource: 'dcTimeSource',
   gatewayhealthurl: 'gatewayHealthUrl',
   backend: 'backend',
   enrollmentbackend: 'backend',
@@ -256,6 +259,7 @@ const ENV_VARS: Record<string, keyof Config> = {
   DTA_DEVICE_PRINCIPAL: 'devicePrincipal',
   DTA_DEVICE_KEYTAB: 'deviceKeytab',
   DTA_AD_DOMAIN: 'adDomain',
+  DTA_DC_TIME_SOURCE: 'dcTimeSource',
   DTA_GATEWAY_HEALTH_URL: 'gatewayHealthUrl',
   DTA_BACKEND: 'backend',
   DTA_SCEP_URL: 'scepUrl',

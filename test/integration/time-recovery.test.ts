@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { startLabNtp, type LabNtp } from '../../lab/ntp.js';
 import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { faketimeEnv, faketimeUnavailable } from '../support/faketime.js';
 import { filesWithPrivateKeys } from '../support/keyscan.js';
@@ -31,14 +32,20 @@ const keyMaterial = (dir: string): string[] => filesWithPrivateKeys([dir]);
 
 describe('time anomalies and crashes: the real CLI and daemon, the lab org, libfaketime', { skip }, () => {
   let lab: LabOrg;
+  let dc: LabNtp;
   let rootCaFile: string;
-  const profile = () => makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
+  // The lab DC's time service keeps real time (libfaketime only moves the agent's clock).
+  const profile = () => makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true', DTA_DC_TIME_SOURCE: `127.0.0.1:${dc.port}` } });
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
+    dc = await startLabNtp();
     rootCaFile = writeRootCa(lab.rootCaPem);
   });
-  after(() => lab.close());
+  after(async () => {
+    await dc.close();
+    await lab.close();
+  });
 
   test('a clock 340 days ahead: the refused renewal names the clock (no IWA re-enrollment); back in real time the logon pass runs and the schedule is near', async () => {
     const p = profile();
@@ -50,6 +57,7 @@ describe('time anomalies and crashes: the real CLI and daemon, the lab org, libf
     assert.equal(ahead.code, 20, ahead.stdout + ahead.stderr);
     assert.match(ahead.stderr, /refused the request because of time/);
     assert.match(ahead.stderr, /clock \([^)]*\) is 340 days ahead of the org's \(its Date header\)/);
+    assert.match(ahead.stderr, /340 days ahead of the domain controller's \(SNTP\)/, 'the DC offset measured during the pass');
     assert.match(ahead.stderr, /Fix this device's clock/);
     const sent = lab.received.slice(mark).map((q) => new URL(q.url).pathname);
     assert.ok(sent.includes('/api/v1/device-trust/renew'), sent.join(', '));
