@@ -48,17 +48,6 @@ function consoleUid(req: TaskRequest): number | undefined {
 
 export function launchAgentPlist(req: TaskRequest, global = false): string {
   const log = path.join(macLogDir(req.env), 'daemon.log');
-  if (global) {
-    // One file for every user: no per-user log path can be named here (the agent keeps its own log).
-    return renderPlist({
-      Label: MAC_LABELS.user,
-      ProgramArguments: [...req.agent, 'daemon', '--trigger', 'logon', ...req.extraArgs],
-      RunAtLoad: true,
-      KeepAlive: { SuccessfulExit: false },
-      ProcessType: 'Background',
-      LimitLoadToSessionType: 'Aqua',
-    });
-  }
   return renderPlist({
     Label: MAC_LABELS.user,
     ProgramArguments: [...req.agent, 'daemon', '--trigger', 'logon', ...req.extraArgs],
@@ -66,8 +55,8 @@ export function launchAgentPlist(req: TaskRequest, global = false): string {
     // Restarted if it crashes; a clean exit (a second daemon that found the first running) is left alone.
     KeepAlive: { SuccessfulExit: false },
     ProcessType: 'Background',
-    StandardOutPath: log,
-    StandardErrorPath: log,
+    // One file for every user (global) can name no per-user log path (the agent keeps its own log), and is for GUI sessions.
+    ...(global ? { LimitLoadToSessionType: 'Aqua' } : { StandardOutPath: log, StandardErrorPath: log }),
   });
 }
 
