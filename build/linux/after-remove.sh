@@ -18,6 +18,7 @@ if [ "$1" = purge ] || [ "$1" = 0 ]; then
   rm -rf "$ROOT/var/lib/device-trust-agent"
   rm -f "$ROOT/etc/systemd/system/timers.target.wants/device-trust-agent-device.timer" \
     "$ROOT/etc/systemd/user/default.target.wants/device-trust-agent.service" \
+    "$ROOT/etc/systemd/user/default.target.wants/device-trust-agent-p11-kit.service" \
     "$ROOT/etc/systemd/user/timers.target.wants/device-trust-agent-check.timer"
   # Directories the agent or systemctl created for us, only while empty (rmdir never removes others' files).
   for d in etc/chromium/policies/managed etc/chromium/policies etc/chromium etc/opt/chrome/policies/managed etc/opt/chrome/policies \

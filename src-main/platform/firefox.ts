@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ensurePrivateDir } from '../base/fsutil.js';
 import { emptyResult, type PolicyResult } from './browser-policy.js';
+import { SOFTOKN_LIBRARIES } from './linux-keys.js';
+import { p11KitClientModule, writeNssDbModuleConfig } from './p11kit-bridge.js';
 
 /** Where Firefox keeps its profiles on Linux: the Debian/Mozilla package, the snap and the flatpak. */
 export function firefoxProfileRoots(home: string): string[] {
@@ -72,26 +74,39 @@ export function registerModule(dbDir: string, module: BrowserModule): boolean {
 /**
  * Browsers reach the device key through the module that holds it, never through a copy: with a TPM, the
  * tpm2-pkcs11 module is registered in the user's NSS database (Chromium) and in every Firefox profile's module
- * list. With the NSS software token the key is in ~/.pki/nssdb itself, which Chromium reads; Firefox reads
- * only its profile's own database and NSS cannot open a second software-token database from a module list, so
- * Firefox is reported as not set up (it needs the TPM token) instead of receiving a copy of the key.
+ * list. With the NSS software token the key is in ~/.pki/nssdb itself, which Chromium reads; Firefox reads only
+ * its profile's own database, so each profile loads p11-kit's client module instead, and `p11-kit server` (the
+ * user unit device-trust-agent-p11-kit.service) serves the database's token to it (see p11kit-bridge.ts).
  */
-export async function registerFirefoxModules(opts: { home: string; keys: { info(): Promise<{ protection: string }>; browserModule(): BrowserModule | undefined; nssDbDir: string } }): Promise<PolicyResult> {
+export async function registerFirefoxModules(opts: {
+  home: string;
+  env?: NodeJS.ProcessEnv;
+  keys: { info(): Promise<{ protection: string }>; browserModule(): BrowserModule | undefined; nssDbDir: string };
+  /** Where p11-kit's client module and softokn are looked for (tests). */
+  p11KitClient?: () => BrowserModule | undefined;
+}): Promise<PolicyResult> {
   const result = emptyResult();
-  const info = await opts.keys.info();
-  const module = opts.keys.browserModule();
+  const profiles = findFirefoxProfiles(opts.home);
+  let module = opts.keys.browserModule();
   if (module) {
     ensurePrivateDir(opts.keys.nssDbDir);
     registerModule(opts.keys.nssDbDir, module);
     result.written.push(path.join(opts.keys.nssDbDir, 'pkcs11.txt'));
-  }
-  for (const profile of findFirefoxProfiles(opts.home)) {
-    if (!module) {
-      result.skipped.push({ dir: profile, reason: `the device key is in the NSS software token of ${opts.keys.nssDbDir} (${info.protection}), which Firefox cannot load as a module; Firefox needs the TPM token` });
-      continue;
+  } else if (profiles.length > 0) {
+    const client = (opts.p11KitClient ?? p11KitClientModule)();
+    const softokn = SOFTOKN_LIBRARIES.find((p) => fs.existsSync(p));
+    if (!client || !softokn) {
+      const info = await opts.keys.info();
+      const reason = `the device key is in the NSS software token of ${opts.keys.nssDbDir} (${info.protection}); Firefox reaches it through p11-kit, whose client module is not installed (Debian/Ubuntu: apt install p11-kit p11-kit-modules; Fedora: dnf install p11-kit-server)`;
+      for (const profile of profiles) result.skipped.push({ dir: profile, reason });
+      return result;
     }
+    result.written.push(writeNssDbModuleConfig(opts.env ?? process.env, softokn, opts.keys.nssDbDir));
+    module = client;
+  }
+  for (const profile of profiles) {
     try {
-      registerModule(profile, module);
+      registerModule(profile, module!);
       result.written.push(path.join(profile, 'pkcs11.txt'));
     } catch (e) {
       result.skipped.push({ dir: profile, reason: (e as Error).message });

@@ -8,6 +8,7 @@ import { emptyResult, mergeResults, removeChromiumPolicies, removeFirefoxPolicie
 import { MacBrowserSetup } from './darwin-browser.js';
 import { loginKeychain, MacKeychainStore } from './darwin-store.js';
 import { registerFirefoxModules } from './firefox.js';
+import { removeNssDbModuleConfig } from './p11kit-bridge.js';
 import { LinuxKeyStore } from './linux-keys.js';
 import { NssStore } from './nss.js';
 import { loadPkcs11js } from './pkcs11.js';
@@ -65,7 +66,7 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
     // Keys are made in a PKCS#11 token (TPM, else the NSS software token) and certificates filed beside them.
     const keys = new LinuxKeyStore({ nssDbDir: config.nssDbDir, home, skipTpm: config.skipTpm ?? false, env });
     const store = config.exportPemDir ? new PemExportingStore(keys, config.exportPemDir) : keys;
-    const syncProfiles = (_issuerCN: string) => registerFirefoxModules({ home, keys });
+    const syncProfiles = (_issuerCN: string) => registerFirefoxModules({ home, env, keys });
     return {
       name: platform,
       store,
@@ -76,7 +77,10 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
           writeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux')),
           await syncProfiles(typeof issuer === 'string' ? issuer : (issuer.CN ?? '')),
         ),
-      removeBrowserSetup: async () => mergeResults(removeChromiumPolicies(config.browserPolicyDirs), removeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux'))),
+      removeBrowserSetup: async () => {
+        removeNssDbModuleConfig(env);
+        return mergeResults(removeChromiumPolicies(config.browserPolicyDirs), removeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux')));
+      },
       syncCertificateCopies: syncProfiles,
     };
   }

@@ -1,10 +1,8 @@
 /**
  * Linux, for real: the agent's Firefox route and its PEM export.
- *  - With the NSS software token the key is never copied into a Firefox profile (reported skipped; Firefox reaches
- *    device keys only through the TPM module, see README "Device keys"); policies.json is still written. Formerly:
- *    mTLS endpoint using only what the agent set up: the certificate in the profile's own NSS database and
- *    /etc/firefox/policies/policies.json with security.default_personal_cert = "Select Automatically". Without the
- *    policy it does not (a negative control).
+ *  - With the NSS software token the key is never copied into a Firefox profile: each profile loads p11-kit's client
+ *    module and `p11-kit server` (the user unit) serves the token of ~/.pki/nssdb; headless Firefox then presents
+ *    the device certificate to the lab's mTLS endpoint. Without the server it cannot (a negative control).
  *  - Renewal keeps exactly one certificate in the Firefox profile; remove-certificate takes it out again.
  *  - exportPemDir writes owner-only PEM files that curl can use to prove the device to the mTLS endpoint.
  * Lab-only sign-in (no Kerberos needed here: Kerberos has its own tests).
@@ -17,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
+import { firefoxPageText, firefoxUnavailable, startP11KitServer } from '../support/firefox.js';
 
 /** A user's Firefox profile as Firefox itself lays it out: profiles.ini naming one profile directory. */
 function addFirefoxProfile(home: string, name: string): string {
@@ -29,7 +28,7 @@ function addFirefoxProfile(home: string, name: string): string {
   return dir;
 }
 
-describe('Firefox and a device key in the NSS software token: policy written, no key copied into profiles', () => {
+describe('Firefox and a device key in the NSS software token: reached through p11-kit, never copied into profiles', () => {
   let lab: LabOrg;
   let rootCaFile: string;
   let profile: Profile;
@@ -51,18 +50,47 @@ describe('Firefox and a device key in the NSS software token: policy written, no
 
   after(() => lab?.close());
 
-  test('run enrolls into the NSS software token and gives Firefox no copy of the key (reported skipped); policies.json written', async () => {
+  test('run enrolls into the NSS software token, gives Firefox no copy of the key but p11-kit\'s client module and the server\'s module file; policies.json written', async () => {
     const r = await runAgent(['run', '--json'], profile.env);
     assert.equal(r.code, 0, r.stderr + r.stdout);
-    // The key lives in ~/.pki/nssdb's software token and is never copied: Firefox can reach it only through the TPM module.
     assert.deepEqual(nssUserCerts(ffProfile), [], 'no certificate copied into the Firefox profile');
     assert.ok(!fs.existsSync(path.join(ffProfile, 'key4.db')) || nssKeyCount(ffProfile) === 0, 'no private key copied into the Firefox profile');
     const result = JSON.parse(r.stdout);
-    const skipped = (result.browserPolicy?.skipped ?? []) as { dir: string; reason: string }[];
-    assert.ok(skipped.some((x) => x.dir === ffProfile && /software token/.test(x.reason)), JSON.stringify(result.browserPolicy));
+    assert.ok((result.browserPolicy?.written ?? []).includes(path.join(ffProfile, 'pkcs11.txt')), JSON.stringify(result.browserPolicy));
+    assert.match(fs.readFileSync(path.join(ffProfile, 'pkcs11.txt'), 'utf8'), /^library=\S+\/p11-kit-client\.so$/m, 'the profile loads p11-kit\'s client module');
+    const moduleFile = path.join(profile.home, '.config', 'pkcs11', 'modules', 'device-trust-agent-nssdb.module');
+    const config = fs.readFileSync(moduleFile, 'utf8');
+    assert.ok(config.includes(`configdir='sql:${profile.nssDb}'`) && /flags=readOnly/.test(config), config);
+    assert.match(config, /^disable-in: p11-kit-proxy$/m, 'not offered to every program through the proxy module');
     const policies = JSON.parse(fs.readFileSync(path.join(etcOverlay, 'firefox', 'policies', 'policies.json'), 'utf8'));
     assert.deepEqual(policies.policies.Preferences['security.default_personal_cert'], { Value: 'Select Automatically', Status: 'locked' });
-    void stateOf;
+  });
+
+  test('headless Firefox presents the device certificate through p11-kit (the key stays in ~/.pki/nssdb); without the server it cannot', async (t) => {
+    const why = firefoxUnavailable() ?? (fs.existsSync('/usr/bin/p11-kit') ? undefined : 'skipped: p11-kit is not installed (apt install p11-kit p11-kit-modules)');
+    if (why) {
+      console.log(`# ${why}`);
+      t.skip(why);
+      return;
+    }
+    nssTrustRoot(ffProfile, rootCaFile); // the org's CA as an enterprise root, as an admin would deploy it
+    const runtimeDir = tempDir('xdgrun');
+    fs.chmodSync(runtimeDir, 0o700);
+    const env = { XDG_RUNTIME_DIR: runtimeDir };
+    // Negative control first: the module is registered but nothing serves the token.
+    const none = await firefoxPageText(lab.mtlsUrl, { home: profile.home, profile: ffProfile, etcOverlay, env, pageLoadMs: 8_000 });
+    assert.ok(!/"trusted":\s*true/.test(none.text), `a certificate was presented without the token server: ${none.text}`);
+    const server = await startP11KitServer({ moduleFile: path.join(profile.home, '.config', 'pkcs11', 'modules', 'device-trust-agent-nssdb.module'), runtimeDir, scratch: tempDir('p11') });
+    try {
+      const { text, error } = await firefoxPageText(lab.mtlsUrl, { home: profile.home, profile: ffProfile, etcOverlay, env });
+      assert.ok(text.startsWith('{'), `no verdict from the mTLS endpoint (${error ?? 'no error'}): ${text}`);
+      const verdict = JSON.parse(text);
+      assert.equal(verdict.trusted, true, text);
+      assert.equal(verdict.serialNumber, stateOf().current.serialNumber);
+    } finally {
+      server.stop();
+    }
+    assert.deepEqual(nssUserCerts(ffProfile), [], 'still no copy in the profile');
   });
 
   test('remove-certificate takes the certificate out of the store, the agent\'s key files and the Firefox profile', async () => {

@@ -56,9 +56,11 @@ describe('install and uninstall on Linux', () => {
     assert.equal(res.mode, 'systemd');
     const unitDir = path.join(p.home, '.config', 'systemd', 'user');
     assert.deepEqual(ours(p.home), [
+      '.config/systemd/user/default.target.wants/device-trust-agent-p11-kit.service',
       '.config/systemd/user/default.target.wants/device-trust-agent.service',
       '.config/systemd/user/device-trust-agent-check.service',
       '.config/systemd/user/device-trust-agent-check.timer',
+      '.config/systemd/user/device-trust-agent-p11-kit.service',
       '.config/systemd/user/device-trust-agent.service',
       '.config/systemd/user/timers.target.wants/device-trust-agent-check.timer',
     ]);
@@ -67,7 +69,7 @@ describe('install and uninstall on Linux', () => {
     assert.match(fs.readFileSync(path.join(unitDir, 'device-trust-agent.service'), 'utf8'), /^ExecStart=\S+node \S+\/bin\/device-trust-agent\.js daemon --trigger logon$/m);
     if (has('systemd-analyze')) {
       const runtime = tempDir('rt');
-      const v = spawnSync('systemd-analyze', ['--user', 'verify', ...['device-trust-agent.service', 'device-trust-agent-check.service', 'device-trust-agent-check.timer'].map((n) => path.join(unitDir, n))],
+      const v = spawnSync('systemd-analyze', ['--user', 'verify', ...['device-trust-agent.service', 'device-trust-agent-check.service', 'device-trust-agent-check.timer', 'device-trust-agent-p11-kit.service'].map((n) => path.join(unitDir, n))],
         { encoding: 'utf8', env: { ...process.env, HOME: p.home, XDG_RUNTIME_DIR: runtime } });
       assert.equal(v.status, 0, v.stderr);
     } else {

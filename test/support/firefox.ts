@@ -87,6 +87,40 @@ export interface FirefoxPageOptions {
   /** Laid over /etc: holds firefox/policies/policies.json. */
   etcOverlay: string;
   pageLoadMs?: number;
+  /** More environment for Firefox (e.g. XDG_RUNTIME_DIR, where p11-kit's client module finds its server). */
+  env?: Record<string, string>;
+}
+
+/** `sh -c` script: lays "$0" (upper) over /etc with workdir "$1", then runs the rest of the arguments. */
+const OVERLAY_ETC = 'upper="$0"; work="$1"; shift; mount -t overlay overlay -o "lowerdir=/etc,upperdir=$upper,workdir=$work" /etc && exec "$@"';
+
+/**
+ * `p11-kit server` as the user unit device-trust-agent-p11-kit.service runs it, on $XDG_RUNTIME_DIR/p11-kit/pkcs11.
+ * p11-kit reads no user configuration for root, so (tests run as root) the agent's module file from
+ * ~/.config/pkcs11/modules is shown to it as /etc/pkcs11/modules in a private mount namespace.
+ */
+export async function startP11KitServer(opts: { moduleFile: string; runtimeDir: string; scratch: string }): Promise<{ socket: string; stop(): void }> {
+  const upper = path.join(opts.scratch, 'p11-upper');
+  const work = path.join(opts.scratch, 'p11-work');
+  fs.mkdirSync(path.join(upper, 'pkcs11', 'modules'), { recursive: true });
+  fs.mkdirSync(work, { recursive: true });
+  fs.copyFileSync(opts.moduleFile, path.join(upper, 'pkcs11', 'modules', path.basename(opts.moduleFile)));
+  const socket = path.join(opts.runtimeDir, 'p11-kit', 'pkcs11');
+  fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o700 });
+  const child = spawn('unshare', ['-m', 'sh', '-c', OVERLAY_ETC, upper, work, 'p11-kit', 'server', '--foreground', '--name', socket, 'pkcs11:token=NSS%20Certificate%20DB'], {
+    stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  const start = Date.now();
+  while (!fs.existsSync(socket)) {
+    if (child.exitCode !== null || Date.now() - start > 10_000) {
+      kill(child);
+      throw new Error(`p11-kit server did not start: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { socket, stop: () => kill(child) };
 }
 
 /**
@@ -97,9 +131,8 @@ export async function firefoxPageText(url: string, opts: FirefoxPageOptions): Pr
   const port = await freePort();
   writeProfilePrefs(opts.profile, port);
   const work = fs.mkdtempSync(path.join(path.dirname(opts.etcOverlay), 'ovl-work-'));
-  const script = 'upper="$0"; work="$1"; shift; mount -t overlay overlay -o "lowerdir=/etc,upperdir=$upper,workdir=$work" /etc && exec "$@"';
-  const child: ChildProcess = spawn('unshare', ['-m', 'sh', '-c', script, opts.etcOverlay, work, FIREFOX!, '--headless', '--marionette', '--no-remote', '--profile', opts.profile], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: opts.home, MOZ_HEADLESS: '1' },
+  const child: ChildProcess = spawn('unshare', ['-m', 'sh', '-c', OVERLAY_ETC, opts.etcOverlay, work, FIREFOX!, '--headless', '--marionette', '--no-remote', '--profile', opts.profile], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: opts.home, MOZ_HEADLESS: '1', ...opts.env },
     stdio: ['ignore', 'ignore', 'pipe'],
     detached: true,
   });

@@ -34,19 +34,24 @@ function request(over: Partial<TaskRequest> = {}): TaskRequest {
   return { scope: 'user', agent: awkwardAgent(), extraArgs: ['OktaURL=https://org.example.com'], env: { HOME: home }, linuxMode: 'systemd', ...over };
 }
 
-test('Linux user units: the daemon at login and an hourly check; systemd-analyze verify accepts them', (t) => {
+test('Linux user units: the daemon at login, an hourly check and the Firefox token server; systemd-analyze verify accepts them', (t) => {
   const req = request();
   const plan = linuxTasks.install(req);
   assert.equal(plan.mode, 'systemd');
   assert.deepEqual(plan.files.map((f) => path.relative(req.env.HOME!, f.path)), [
-    '.config/systemd/user/device-trust-agent.service', '.config/systemd/user/device-trust-agent-check.service', '.config/systemd/user/device-trust-agent-check.timer']);
+    '.config/systemd/user/device-trust-agent.service', '.config/systemd/user/device-trust-agent-check.service',
+    '.config/systemd/user/device-trust-agent-p11-kit.service', '.config/systemd/user/device-trust-agent-check.timer']);
   const service = String(plan.files[0]!.content);
   assert.match(service, /^ExecStart=".*Device Trust 100%%\/agent" daemon --trigger logon OktaURL=https:\/\/org\.example\.com$/m);
   assert.match(service, /^WantedBy=default\.target$/m);
-  assert.match(String(plan.files[2]!.content), /^Persistent=true$/m);
+  assert.match(String(plan.files[3]!.content), /^Persistent=true$/m);
+  // p11-kit's server for Firefox: only once the agent wrote its module file, on the socket the client module finds.
+  const p11 = String(plan.files[2]!.content);
+  assert.match(p11, /^ConditionPathExists=%E\/pkcs11\/modules\/device-trust-agent-nssdb\.module$/m);
+  assert.match(p11, /^ExecStart=\/usr\/bin\/p11-kit server --foreground --name %t\/p11-kit\/pkcs11 pkcs11:token=NSS%%20Certificate%%20DB$/m);
   assert.deepEqual(plan.commands.map((c) => [c.file, ...c.args].join(' ')), [
     'systemctl --user daemon-reload',
-    'systemctl --user enable device-trust-agent.service device-trust-agent-check.timer',
+    'systemctl --user enable device-trust-agent.service device-trust-agent-check.timer device-trust-agent-p11-kit.service',
     'systemctl --user start device-trust-agent.service device-trust-agent-check.timer',
   ]);
   assert.equal(plan.commands[1]!.optional, undefined, 'enable must work (it needs no running manager)');

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { NSSDB_MODULE_FILE, NSSDB_TOKEN_URI } from '../p11kit-bridge.js';
 import { deviceStateArgs, type InstallPlan, type PlannedCommand, type RemovalPlan, type TaskRegistrar, type TaskRequest } from './types.js';
 
 /** Unit and file names: one place, so install and uninstall cannot drift apart. */
@@ -8,6 +9,7 @@ export const LINUX_NAMES = {
   userDaemon: 'device-trust-agent.service',
   userCheck: 'device-trust-agent-check.service',
   userCheckTimer: 'device-trust-agent-check.timer',
+  userP11Kit: 'device-trust-agent-p11-kit.service',
   deviceService: 'device-trust-agent-device.service',
   deviceTimer: 'device-trust-agent-device.timer',
   autostart: 'device-trust-agent.desktop',
@@ -77,6 +79,24 @@ ExecStart=${execLine(req, ['daemon', '--once', '--trigger', 'timer'])}
 # 10: nothing was due; 20: the org or IWA could not be reached (retried later) — neither is a unit failure.
 SuccessExitStatus=10 20
 Nice=10
+`,
+    [LINUX_NAMES.userP11Kit]: `# Written by device-trust-agent install; removed by device-trust-agent uninstall.
+[Unit]
+Description=Device Trust Agent (user task): serves the device key's NSS token to Firefox (p11-kit server)
+# Only when the key is in the NSS software token and Firefox is set up: the agent then writes this module file.
+ConditionPathExists=%E/pkcs11/modules/${NSSDB_MODULE_FILE}
+
+[Service]
+Type=simple
+# The socket p11-kit's client module (loaded by each Firefox profile) finds by default; owner-only.
+RuntimeDirectory=p11-kit
+RuntimeDirectoryMode=0700
+ExecStart=/usr/bin/p11-kit server --foreground --name %t/p11-kit/pkcs11 ${systemdArg(NSSDB_TOKEN_URI)}
+Restart=on-failure
+RestartSec=10
+
+[Install]
+WantedBy=default.target
 `,
     [LINUX_NAMES.userCheckTimer]: `# Written by device-trust-agent install; removed by device-trust-agent uninstall.
 [Unit]
@@ -178,7 +198,7 @@ export const linuxTasks: TaskRegistrar = {
       files: Object.entries(userUnits(req)).map(([name, content]) => ({ path: path.join(dir, name), content, mode: 0o644, what: `user unit ${name}` })),
       commands: [
         systemctl(true, ['daemon-reload'], 'reload the user manager', NO_MANAGER),
-        systemctl(true, ['enable', LINUX_NAMES.userDaemon, LINUX_NAMES.userCheckTimer], 'enable the daemon (at login) and the hourly check'),
+        systemctl(true, ['enable', LINUX_NAMES.userDaemon, LINUX_NAMES.userCheckTimer, LINUX_NAMES.userP11Kit], 'enable the daemon (at login), the hourly check and the Firefox token server'),
         systemctl(true, ['start', LINUX_NAMES.userDaemon, LINUX_NAMES.userCheckTimer], 'start them now', NO_MANAGER_YET),
       ],
     };
@@ -203,8 +223,8 @@ export const linuxTasks: TaskRegistrar = {
     return {
       platform: 'linux', scope: 'user', notes: [],
       commands: present.length ? [
-        systemctl(true, ['stop', LINUX_NAMES.userDaemon, LINUX_NAMES.userCheckTimer, LINUX_NAMES.userCheck], 'stop the daemon and the hourly check', NO_MANAGER),
-        systemctl(true, ['disable', LINUX_NAMES.userDaemon, LINUX_NAMES.userCheckTimer], 'disable them', 'they were not enabled'),
+        systemctl(true, ['stop', LINUX_NAMES.userDaemon, LINUX_NAMES.userCheckTimer, LINUX_NAMES.userCheck, LINUX_NAMES.userP11Kit], 'stop the daemon, the hourly check and the Firefox token server', NO_MANAGER),
+        systemctl(true, ['disable', LINUX_NAMES.userDaemon, LINUX_NAMES.userCheckTimer, LINUX_NAMES.userP11Kit], 'disable them', 'they were not enabled'),
       ] : [],
       files: [...units.map((n) => path.join(unitDir, n)), path.join(autostartDir(req.env), LINUX_NAMES.autostart)],
       dirs: [unitDir, path.dirname(unitDir), autostartDir(req.env)],
