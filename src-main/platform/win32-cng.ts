@@ -304,6 +304,8 @@ export interface WindowsCngKeyStoreOptions {
   run?: CommandRunner;
   /** The certificate store the certificates go to (CurrentUser\My); made from the options when absent. */
   certificates?: WindowsCertificateStore;
+  /** How long the agent waits for one command before giving up (default: the command's own deadline + 1 s). */
+  deadlineMs?: number;
 }
 
 export class WindowsCngKeyStore implements DeviceKeyStore {
@@ -324,8 +326,8 @@ export class WindowsCngKeyStore implements DeviceKeyStore {
   private async exec(cmd: Command, what: string): Promise<CommandResult> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<CommandResult>((resolve) => {
-      timer = setTimeout(() => resolve({ code: 124, stdout: '', stderr: `(no answer after ${cmd.timeoutMs ?? CNG_TIMEOUT_MS} ms)` }), (cmd.timeoutMs ?? CNG_TIMEOUT_MS) + 1000);
-      timer.unref?.();
+      const ms = this.opts.deadlineMs ?? (cmd.timeoutMs ?? CNG_TIMEOUT_MS) + 1000;
+      timer = setTimeout(() => resolve({ code: 124, stdout: '', stderr: `(no answer after ${ms} ms)` }), ms);
     });
     try {
       return await Promise.race([this.run(cmd), deadline]);
