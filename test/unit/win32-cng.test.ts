@@ -11,9 +11,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import { test } from 'node:test';
-import type { Command, CommandResult } from '../../src-main/base/exec.js';
+import type { Command } from '../../src-main/base/exec.js';
 import { runCommand } from '../../src-main/base/exec.js';
 import { isAgentError } from '../../src-main/base/errors.js';
 import { createCsr, keyInStore } from '../../src-main/core/keys.js';
@@ -24,6 +23,7 @@ import { SOFTWARE_PROVIDER, TPM_PROVIDER, win32Scripts } from '../../src-main/pl
 import { CNG_TIMEOUT_MS, cngPublicBlobToSpki, parseCngAnswer, spkiToCngPublicBlob, win32CngCommands, win32CngScripts, WindowsCngKeyStore } from '../../src-main/platform/win32-cng.js';
 import { tempDir } from '../support/agent.js';
 import { decodePowershell, fail, fixture, ok } from '../support/commands.js';
+import { windowsStandIn } from '../support/win32-cng.js';
 
 test('command lines as data: PowerShell with the script encoded, inputs only in the environment, a deadline on each', () => {
   const create = win32CngCommands.create(TPM_PROVIDER, 'DeviceTrust-00112233445566778899aabbccddeeff', 'P-256');
@@ -70,81 +70,6 @@ test('public key blobs in the BCRYPT_ECCPUBLIC_BLOB / BCRYPT_RSAPUBLIC_BLOB layo
   assert.throws(() => cngPublicBlobToSpki(Buffer.from('XXXX0000')), /unknown blob magic/);
 });
 
-/** Plays the CNG providers: answers each script as its JSON envelope would, with keys held here. */
-function windows(opts: { tpm?: string; createAnswer?: (cmd: Command) => CommandResult | undefined; signAnswer?: (cmd: Command) => CommandResult | undefined; list?: () => string; show?: string; repair?: CommandResult } = {}) {
-  const keys = new Map<string, { provider: string; privateKey: crypto.KeyObject; publicKey: crypto.KeyObject; algorithm: string }>();
-  const calls: Command[] = [];
-  const publicAnswer = (name: string) => {
-    const k = keys.get(name)!;
-    return { exists: true, name, provider: k.provider, algorithm: k.algorithm === 'P-256' ? 'ECDSA_P256' : 'RSA', exportPolicy: 'None', publicBlob: spkiToCngPublicBlob(k.publicKey).toString('base64') };
-  };
-  const json = (data: unknown) => ok(JSON.stringify({ ok: true, data }) + '\r\n');
-  const run = async (cmd: Command): Promise<CommandResult> => {
-    calls.push(cmd);
-    const env = cmd.env ?? {};
-    if (cmd.file === 'powershell.exe') {
-      const s = decodePowershell(cmd);
-      if (s === win32CngScripts.probe) {
-        if (env.DTA_PROVIDER === TPM_PROVIDER && opts.tpm) return fail('', 1, opts.tpm);
-        return json({ provider: env.DTA_PROVIDER });
-      }
-      if (s === win32CngScripts.create) {
-        const custom = opts.createAnswer?.(cmd);
-        if (custom) return custom;
-        const pair = env.DTA_ALGORITHM === 'RSA-2048' ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }) : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-        keys.set(env.DTA_KEY_NAME!, { provider: env.DTA_PROVIDER!, ...pair, algorithm: env.DTA_ALGORITHM! });
-        return json(publicAnswer(env.DTA_KEY_NAME!));
-      }
-      const k = keys.get(env.DTA_KEY_NAME ?? '');
-      if (s === win32CngScripts.find) return k && k.provider === env.DTA_PROVIDER ? json(publicAnswer(env.DTA_KEY_NAME!)) : ok(fixture('win32', 'cng-find-absent.json'));
-      if (s === win32CngScripts.sign) {
-        const custom = opts.signAnswer?.(cmd);
-        if (custom) return custom;
-        if (!k) return fail('', 1, fixture('win32', 'cng-sign-keyset-missing-fr.json'));
-        const digest = Buffer.from(env.DTA_DIGEST!, 'base64');
-        // What ECDsaCng.SignHash / RSACng.SignHash(…, Pkcs1) return: P1363 r‖s, or the PKCS#1 v1.5 signature.
-        const sig = k.algorithm === 'P-256'
-          ? derToP1363(ecdsaSignDigest(k.privateKey, digest))
-          : crypto.privateEncrypt({ key: k.privateKey, padding: crypto.constants.RSA_PKCS1_PADDING }, Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), digest]));
-        return json({ signature: sig.toString('base64') });
-      }
-      if (s === win32CngScripts.remove) {
-        const had = keys.delete(env.DTA_KEY_NAME!);
-        return json(had ? 'deleted' : 'absent');
-      }
-      if (s === win32Scripts.list) return ok(opts.list?.() ?? JSON.stringify({ ok: true, data: [] }));
-      if (s === win32Scripts.remove) return json('removed');
-    }
-    if (cmd.file === 'certutil.exe') {
-      if (cmd.args.includes('-repairstore')) return opts.repair ?? ok(fixture('win32', 'certutil-repairstore-ok.txt'));
-      if (cmd.args.includes('-exportPFX')) return fail(fixture('win32', 'certutil-exportpfx-not-exportable.txt'));
-      if (cmd.args.includes('-store')) return ok(opts.show ?? fixture('win32', 'certutil-store-tpm.txt'));
-      return ok('CertUtil: -addstore command completed successfully.\r\n');
-    }
-    throw new Error(`unexpected command ${cmd.file} ${cmd.args.join(' ')}`);
-  };
-  return { run, calls, keys };
-}
-
-/** ECDSA over a digest the way CNG's SignHash does (no second hash): openssl pkeyutl signs the digest as given. */
-function ecdsaSignDigest(privateKey: crypto.KeyObject, digest: Buffer): Buffer {
-  const f = path.join(tempDir('cngsig'), 'k.pem');
-  fs.writeFileSync(f, privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  return execFileSync('openssl', ['pkeyutl', '-sign', '-inkey', f], { input: digest });
-}
-
-function derToP1363(der: Buffer): Buffer {
-  let p = 2;
-  const int = () => {
-    const len = der[p + 1]!;
-    let v = der.subarray(p + 2, p + 2 + len);
-    p += 2 + len;
-    while (v.length > 32 && v[0] === 0) v = v.subarray(1);
-    return Buffer.concat([Buffer.alloc(32 - v.length), v]);
-  };
-  return Buffer.concat([int(), int()]);
-}
-
 function issueWith(caKey: string, spki: Buffer, subject: string, dir: string): string {
   const pub = `${dir}/pub.pem`;
   fs.writeFileSync(pub, crypto.createPublicKey({ key: spki, format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }));
@@ -153,13 +78,9 @@ function issueWith(caKey: string, spki: Buffer, subject: string, dir: string): s
   return execFileSync('openssl', ['x509', '-new', '-force_pubkey', pub, '-subj', subject, '-CA', caCert, '-CAkey', caKey, '-days', '2'], { encoding: 'utf8' });
 }
 
-function listAnswer(pems: string[]): string {
-  return JSON.stringify({ ok: true, data: pems.map((pem) => { const c = new crypto.X509Certificate(pem); return { Thumbprint: crypto.createHash('sha1').update(c.raw).digest('hex').toUpperCase(), HasPrivateKey: true, RawData: [...c.raw] }; }) });
-}
 
 test('with a TPM: the key is made in the Platform Crypto Provider; the CSR and the renewal token the agent signs through it verify; the certificate is linked to it', async () => {
-  let certPem = '';
-  const win = windows({ list: () => listAnswer(certPem ? [certPem] : []) });
+  const win = windowsStandIn();
   const store = new WindowsCngKeyStore({ skipTpm: false, workDir: tempDir('cng'), run: win.run });
   const info = await store.info();
   assert.deepEqual([info.protection, info.reason], ['tpm', 'TPM 2.0 through the Microsoft Platform Crypto Provider']);
@@ -175,7 +96,7 @@ test('with a TPM: the key is made in the Platform Crypto Provider; the CSR and t
   const verified = execFileSync('openssl', ['req', '-noout', '-verify'], { input: csr, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
   assert.equal(verified, '', 'openssl accepts the request signed by the provider');
 
-  certPem = issueWith(writeCaKey(), k.spki, '/CN=f784e4a2-6026-4aef-8e15-a5c31aa7374e', tempDir('cngiss'));
+  const certPem = issueWith(writeCaKey(), k.spki, '/CN=f784e4a2-6026-4aef-8e15-a5c31aa7374e', tempDir('cngiss'));
   const token = await signRenewalToken({ currentKey: key, currentCertPem: certPem, deviceId: 'f784e4a2-6026-4aef-8e15-a5c31aa7374e', newKeyThumbprint: 'x' });
   const [h, p, s] = token.split('.');
   assert.ok(crypto.verify('sha256', Buffer.from(`${h}.${p}`), { key: crypto.createPublicKey({ key: k.spki, format: 'der', type: 'spki' }), dsaEncoding: 'ieee-p1363' }, Buffer.from(s!, 'base64url')), 'the renewal token verifies with the certificate\'s key');
@@ -206,7 +127,7 @@ test('no TPM, TPM not ready, lockout, SkipTPM: the key goes to the Software KSP 
     ['cng-probe-not-ready-de.json', /^the TPM is not ready \(0x80090030\)$/],
     ['cng-probe-lockout.json', /dictionary-attack lockout \(0x80280921\)/],
   ] as const) {
-    const win = windows({ tpm: fixture('win32', answer) });
+    const win = windowsStandIn({ tpm: fixture('win32', answer) });
     const store = new WindowsCngKeyStore({ skipTpm: false, workDir: tempDir('cng'), run: win.run });
     const info = await store.info();
     assert.equal(info.protection, 'software', answer);
@@ -217,31 +138,31 @@ test('no TPM, TPM not ready, lockout, SkipTPM: the key goes to the Software KSP 
     const sig = await store.sign(k.id, Buffer.from('data'));
     assert.ok(crypto.verify('sha256', Buffer.from('data'), crypto.createPublicKey({ key: k.spki, format: 'der', type: 'spki' }), sig), 'RSA PKCS#1 v1.5 signature verifies');
   }
-  const win = windows();
+  const win = windowsStandIn();
   const store = new WindowsCngKeyStore({ skipTpm: true, workDir: tempDir('cng'), run: win.run });
   assert.deepEqual(await store.info(), { protection: 'software', reason: 'SkipTPM=true', description: `${SOFTWARE_PROVIDER}, non-exportable` });
   assert.equal(win.calls.length, 0, 'SkipTPM: the TPM is not even probed');
 });
 
 test('failures say what to do: ConstrainedLanguage, key gone, exportable key, bad signature, no answer, PowerShell that could not start', async () => {
-  const clm = windows({ tpm: fixture('win32', 'cng-constrained-language.json') });
+  const clm = windowsStandIn({ tpm: fixture('win32', 'cng-constrained-language.json') });
   await assert.rejects(new WindowsCngKeyStore({ skipTpm: false, workDir: tempDir('cng'), run: clm.run }).info(),
     (e: unknown) => isAgentError(e) && e.code === 'WINDOWS_KEY_CONSTRAINED_LANGUAGE' && /AppLocker\/WDAC/.test(e.remedy ?? ''));
 
-  const gone = windows();
+  const gone = windowsStandIn();
   const store = new WindowsCngKeyStore({ skipTpm: true, workDir: tempDir('cng'), run: gone.run });
   await assert.rejects(store.sign('sw:DeviceTrust-00112233445566778899aabbccddeeff', Buffer.from('x')),
     (e: unknown) => isAgentError(e) && e.code === 'WINDOWS_KEY_KEY_MISSING' && /0x80090016/.test(e.message) && /--forceRenewal/.test(e.remedy ?? ''));
   assert.equal(await store.find('sw:DeviceTrust-00112233445566778899aabbccddeeff'), undefined, 'a key that is gone is "not found", not an error');
 
-  const exportable = windows({ createAnswer: (cmd) => {
+  const exportable = windowsStandIn({ createAnswer: (cmd) => {
     const { publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
     return ok(JSON.stringify({ ok: true, data: { exists: true, name: cmd.env!.DTA_KEY_NAME, provider: SOFTWARE_PROVIDER, algorithm: 'ECDSA_P256', exportPolicy: 'AllowExport', publicBlob: spkiToCngPublicBlob(publicKey).toString('base64') } }));
   } });
   await assert.rejects(new WindowsCngKeyStore({ skipTpm: true, workDir: tempDir('cng'), run: exportable.run }).generate('P-256', 'k'),
     (e: unknown) => isAgentError(e) && e.code === 'WINDOWS_KEY_EXPORTABLE');
 
-  const forged = windows({ signAnswer: () => ok(JSON.stringify({ ok: true, data: { signature: crypto.randomBytes(64).toString('base64') } })) });
+  const forged = windowsStandIn({ signAnswer: () => ok(JSON.stringify({ ok: true, data: { signature: crypto.randomBytes(64).toString('base64') } })) });
   const fs2 = new WindowsCngKeyStore({ skipTpm: true, workDir: tempDir('cng'), run: forged.run });
   const k = await fs2.generate('P-256', 'k');
   await assert.rejects(fs2.sign(k.id, Buffer.from('x')), (e: unknown) => isAgentError(e) && e.code === 'WINDOWS_KEY_BAD_SIGNATURE');
@@ -253,7 +174,7 @@ test('failures say what to do: ConstrainedLanguage, key gone, exportable key, ba
   assert.equal(clixml.ok, false);
   assert.ok(!clixml.ok && clixml.message.length > 10, 'PowerShell\'s own error (CLIXML) is decoded for the message');
 
-  const badLink = windows({ repair: fail(fixture('win32', 'certutil-repairstore-no-key.txt')) });
+  const badLink = windowsStandIn({ repair: fail(fixture('win32', 'certutil-repairstore-no-key.txt')) });
   const bl = new WindowsCngKeyStore({ skipTpm: true, workDir: tempDir('cng'), run: badLink.run });
   const k2 = await bl.generate('P-256', 'k');
   const pem = issueWith(writeCaKey(), k2.spki, '/CN=dev', tempDir('cngiss'));
