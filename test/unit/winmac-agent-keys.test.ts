@@ -1,0 +1,59 @@
+/**
+ * The whole agent (core + lab org on loopback) with the Windows CNG key store: it enrolls and renews with the key
+ * made and used inside the (stand-in) provider, the org accepts the CSR and the renewal token signed there, and no
+ * private key is ever written under the agent's state directory. Windows is played by test/support/win32-cng.ts.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { runTask } from '../../src-main/core/agent.js';
+import { loadConfig } from '../../src-main/core/config.js';
+import { Trace } from '../../src-main/core/trace.js';
+import { createPlatform } from '../../src-main/platform/index.js';
+import { TPM_PROVIDER } from '../../src-main/platform/win32-store.js';
+import { tempDir } from '../support/agent.js';
+import { windowsStandIn } from '../support/win32-cng.js';
+
+let lab: LabOrg;
+before(async () => {
+  lab = await startLabOrg({ allowLabSignIn: true });
+});
+after(async () => {
+  await lab.close();
+});
+
+function filesUnder(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+}
+
+test('Windows: enrollment and renewal with the key in the TPM provider; the org accepts both; no key.pem, no private key on disk', async () => {
+  const home = tempDir('winhome');
+  const rootCa = path.join(home, 'root.pem');
+  fs.writeFileSync(rootCa, lab.rootCaPem);
+  const env = { HOME: home, DTA_MANAGED_CONFIG_DIR: path.join(home, 'managed'), USER: 'alice' };
+  const loaded = loadConfig({ env, cli: { orgUrl: lab.orgUrl, tlsCaFile: rootCa, labSignIn: 'true', browserPolicyDirs: [path.join(home, 'policy')] } });
+  const win = windowsStandIn();
+  const platform = createPlatform(loaded.config, 'win32', { run: win.run, env });
+
+  const first = await runTask({ loaded, platform, task: 'user', force: true, trace: new Trace(undefined) });
+  assert.equal(first.outcome, 'enrolled', first.message);
+  assert.equal(win.keys.size, 1);
+  const [name, key] = [...win.keys][0]!;
+  assert.equal(key.provider, TPM_PROVIDER, 'the key was made in the TPM provider');
+  assert.equal(win.my.size, 1);
+  assert.ok([...win.my.values()][0]!.linked, 'the certificate is linked to the key (-repairstore)');
+
+  const files = filesUnder(loaded.config.stateDir);
+  assert.ok(!files.some((f) => path.basename(f) === 'key.pem'), `no key.pem: ${files.join(', ')}`);
+  assert.ok(files.some((f) => path.basename(f) === 'key-ref.json' && fs.readFileSync(f, 'utf8').includes(`tpm:${name}`)), 'the state names the key by its CNG handle');
+  for (const f of files) assert.doesNotMatch(fs.readFileSync(f, 'latin1'), /PRIVATE KEY/, `${f} holds no private key`);
+
+  const second = await runTask({ loaded, platform, task: 'user', force: false, renewNow: true, trace: new Trace(undefined) });
+  assert.equal(second.outcome, 'renewed', second.message);
+  assert.equal(win.keys.size, 1, 'the previous key was deleted after the swap');
+  assert.notEqual([...win.keys][0]![0], name, 'a new key');
+  assert.equal(win.my.size, 1, 'one certificate in CurrentUser\\My');
+  assert.ok(!filesUnder(loaded.config.stateDir).some((f) => path.basename(f) === 'key.pem'));
+});
