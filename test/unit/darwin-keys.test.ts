@@ -18,6 +18,7 @@ import { darwinKeyCommands, derEcdsaToRaw, hasSecureEnclave, hashOfSpki, JXA_KEY
 import { MacKeychainStore, publicKeyHash } from '../../src-main/platform/darwin-store.js';
 import { tempDir } from '../support/agent.js';
 import { fail, fixture, ok } from '../support/commands.js';
+import { macStandIn } from '../support/darwin-keys.js';
 
 test('command lines as data: sc_auth makes a non-exportable Secure Enclave identity; the JXA program takes its inputs from the environment', () => {
   assert.deepEqual(darwinKeyCommands.createIdentity('device-trust-key-ab12', 'device-trust-key-ab12'),
@@ -65,93 +66,6 @@ test('parsers: sc_auth identities, Secure Enclave presence, a request sc_auth wr
   assert.deepEqual(parseJxaAnswer(fail(fixture('darwin', 'osascript-reference-error.txt'))), { ok: false, status: -2700, message: "execution error: Error: ReferenceError: Can't find variable: SecKeyCreateSignature (-2700)" });
 });
 
-/** Plays sc_auth, osascript (the JXA program) and security with keys held here, in their documented output forms. */
-function mac(opts: { arm64?: CommandResult; usage?: string; jxa?: (env: Record<string, string>) => CommandResult | undefined } = {}) {
-  const identities = new Map<string, { label: string; privateKey: crypto.KeyObject; publicKey: crypto.KeyObject; cert?: string }>();
-  const keychain = new Map<string, { privateKey: crypto.KeyObject; publicKey: crypto.KeyObject; extractable: boolean }>();
-  const certs: string[] = [];
-  const calls: Command[] = [];
-  const hashOf = (pub: crypto.KeyObject) => hashOfSpki(pub.export({ type: 'spki', format: 'der' }));
-  const json = (data: unknown) => ok(JSON.stringify({ ok: true, data }) + '\n');
-  const point = (pub: crypto.KeyObject) => { const j = pub.export({ format: 'jwk' }) as { x: string; y: string }; return Buffer.concat([Buffer.from([4]), Buffer.from(j.x, 'base64url'), Buffer.from(j.y, 'base64url')]); };
-  const sha1 = (pem: string) => new crypto.X509Certificate(pem).fingerprint.replace(/:/g, '');
-  const run = async (cmd: Command): Promise<CommandResult> => {
-    calls.push(cmd);
-    const a = cmd.args;
-    if (cmd.file === '/usr/sbin/sysctl') return opts.arm64 ?? ok('1\n');
-    if (cmd.file === '/usr/sbin/system_profiler') return ok(fixture('darwin', 'system_profiler-ibridge-none.json'));
-    if (cmd.file === '/usr/sbin/sc_auth') {
-      if (a.length === 0) return fail(opts.usage ?? fixture('darwin', 'sc_auth-usage.txt'));
-      if (a[0] === 'create-ctk-identity') {
-        const pair = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-        identities.set(hashOf(pair.publicKey), { label: a[a.indexOf('-l') + 1]!, ...pair });
-        return ok('');
-      }
-      if (a[0] === 'list-ctk-identities') {
-        const rows = [...identities].map(([h, i]) => `p-256-ne ${h} none ${i.label} ${i.label}               01.12.27, 01:00 YES`);
-        return ok([fixture('darwin', 'sc_auth-list-ctk-identities.txt').trimEnd(), ...rows].join('\n') + '\n');
-      }
-      if (a[0] === 'create-ctk-csr') {
-        const id = identities.get(a[a.indexOf('-h') + 1]!);
-        if (!id) return fail('identity not found\n');
-        const dir = tempDir('ctk');
-        fs.writeFileSync(path.join(dir, 'k.pem'), id.privateKey.export({ type: 'pkcs8', format: 'pem' }));
-        execFileSync('openssl', ['req', '-new', '-key', path.join(dir, 'k.pem'), '-subj', `/CN=${a[a.indexOf('-N') + 1]}`, '-outform', 'DER', '-out', a[a.indexOf('-f') + 1]!], { stdio: 'ignore' });
-        return ok('');
-      }
-      if (a[0] === 'import-ctk-certificate') {
-        const pem = new crypto.X509Certificate(fs.readFileSync(a[2]!)).toString();
-        const id = identities.get(publicKeyHash(pem));
-        if (!id) return fail('no identity for this certificate\n');
-        id.cert = pem;
-        return ok('');
-      }
-      if (a[0] === 'delete-ctk-identity') return identities.delete(a[2]!) ? ok('') : fail('not found\n');
-    }
-    if (cmd.file === '/usr/bin/osascript') {
-      const env = cmd.env!;
-      const custom = opts.jxa?.(env);
-      if (custom) return custom;
-      if (env.DTA_OP === 'create') {
-        const pair = env.DTA_ALGORITHM === 'RSA-2048' ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }) : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-        keychain.set(hashOf(pair.publicKey), { ...pair, extractable: false });
-        const pub = env.DTA_ALGORITHM === 'RSA-2048' ? pair.publicKey.export({ type: 'pkcs1', format: 'der' }) : point(pair.publicKey);
-        return json({ exists: true, label: env.DTA_LABEL, publicKey: pub.toString('base64'), extractable: false });
-      }
-      const hash = Buffer.from(env.DTA_KEY_HASH_B64!, 'base64').toString('hex').toUpperCase();
-      const k = env.DTA_WHERE === 'token' ? identities.get(hash) : keychain.get(hash);
-      if (env.DTA_OP === 'delete') return json(keychain.delete(hash) ? 'deleted' : 'absent');
-      if (!k) return json({ exists: false });
-      if (env.DTA_OP === 'public') {
-        const pub = k.publicKey.asymmetricKeyType === 'rsa' ? k.publicKey.export({ type: 'pkcs1', format: 'der' }) : point(k.publicKey);
-        return json({ exists: true, label: '', publicKey: pub.toString('base64'), extractable: false });
-      }
-      if (env.DTA_OP === 'sign') {
-        // SecKeyCreateSignature: X9.62 DER for ECDSA, PKCS#1 v1.5 for RSA, over SHA-256 of the message.
-        return json({ signature: crypto.sign('sha256', Buffer.from(env.DTA_DATA_B64!, 'base64'), { key: k.privateKey, dsaEncoding: 'der' }).toString('base64') });
-      }
-    }
-    if (cmd.file === '/usr/bin/security') {
-      if (a[0] === 'import') {
-        for (const pem of fs.readFileSync(a[1]!, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? []) certs.push(pem.trim() + '\n');
-        return ok('1 certificate imported.\n');
-      }
-      if (a[0] === 'find-identity') {
-        const mine = certs.filter((p) => keychain.has(publicKeyHash(p)));
-        return ok(`\nPolicy: X509 Basic\n  Matching identities\n${mine.map((p, i) => `  ${i + 1}) ${sha1(p)} "device"`).join('\n')}\n     ${mine.length} identities found\n\n  Valid identities only\n`);
-      }
-      if (a[0] === 'find-certificate') return ok(certs.map((p) => `SHA-1 hash: ${sha1(p)}\nkeychain: "${a.at(-1)}"\n${p}`).join(''));
-      if (a[0] === 'delete-identity') {
-        const i = certs.findIndex((p) => sha1(p) === a[2]);
-        if (i >= 0) certs.splice(i, 1);
-        return ok('');
-      }
-    }
-    throw new Error(`unexpected command ${cmd.file} ${a.join(' ')}`);
-  };
-  return { run, calls, identities, keychain, certs };
-}
-
 function issueFor(spki: Buffer, cn: string): string {
   const dir = tempDir('iss');
   const ca = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
@@ -169,7 +83,7 @@ function store(run: (c: Command) => Promise<CommandResult>, skipTpm = false) {
 }
 
 test('Secure Enclave: the identity is made by sc_auth (p-256-ne), the agent\'s CSR is signed through the keychain and verifies, the certificate is attached, removal deletes the identity', async () => {
-  const m = mac();
+  const m = macStandIn();
   const s = store(m.run);
   const info = await s.info();
   assert.deepEqual([info.protection, info.reason], ['tpm', 'Secure Enclave through a CryptoTokenKit identity (sc_auth)']);
@@ -191,20 +105,20 @@ test('Secure Enclave: the identity is made by sc_auth (p-256-ne), the agent\'s C
   assert.equal(m.identities.size, 0, 'identity (key and certificate) deleted');
   await s.remove(k.id);
 
-  await assert.rejects(store(mac().run).generate('RSA-2048', 'k'), (e: unknown) => isAgentError(e) && e.code === 'MAC_KEY_ALGORITHM' && /P-256/.test(e.remedy ?? ''));
+  await assert.rejects(store(macStandIn().run).generate('RSA-2048', 'k'), (e: unknown) => isAgentError(e) && e.code === 'MAC_KEY_ALGORITHM' && /P-256/.test(e.remedy ?? ''));
 });
 
 test('no Secure Enclave, an older macOS, or SkipTPM: a non-extractable login-keychain key, and status says why', async () => {
   for (const [m, reason] of [
-    [mac({ arm64: ok('0\n') }), /no Secure Enclave/],
-    [mac({ usage: fixture('darwin', 'sc_auth-usage-old.txt') }), /no CTK identities/],
+    [macStandIn({ arm64: ok('0\n') }), /no Secure Enclave/],
+    [macStandIn({ usage: fixture('darwin', 'sc_auth-usage-old.txt') }), /no CTK identities/],
   ] as const) {
     const s = store(m.run);
     const info = await s.info();
     assert.equal(info.protection, 'software');
     assert.match(info.reason, reason);
   }
-  const m = mac();
+  const m = macStandIn();
   const s = store(m.run, true);
   assert.equal((await s.info()).reason, 'SkipTPM=true');
   assert.equal(m.calls.length, 0, 'SkipTPM: nothing probed');
@@ -226,22 +140,22 @@ test('no Secure Enclave, an older macOS, or SkipTPM: a non-extractable login-key
 });
 
 test('failures say what to do: locked keychain, key gone, extractable key, forged signature, wrong certificate', async () => {
-  const locked = store(mac({ jxa: () => ok(JSON.stringify({ ok: false, status: -25308, message: 'SecKeyCreateRandomKey: User interaction is not allowed.' })) }).run, true);
+  const locked = store(macStandIn({ jxa: () => ok(JSON.stringify({ ok: false, status: -25308, message: 'SecKeyCreateRandomKey: User interaction is not allowed.' })) }).run, true);
   await assert.rejects(locked.generate('P-256', 'k'), (e: unknown) => isAgentError(e) && /OSStatus -25308/.test(e.message) && /logged in/.test(e.remedy ?? ''));
 
-  const gone = store(mac().run, true);
+  const gone = store(macStandIn().run, true);
   await assert.rejects(gone.sign('kc-ec:A581E5404ED157C4C73FFDBDFC1339E0D873FCAE', Buffer.from('x')), (e: unknown) => isAgentError(e) && e.code === 'KEY_MISSING' && /--forceRenewal/.test(e.remedy ?? ''));
 
-  const extractable = store(mac({ jxa: (env) => env.DTA_OP === 'create' ? ok(JSON.stringify({ ok: true, data: { exists: true, label: 'k', publicKey: Buffer.concat([Buffer.from([4]), crypto.randomBytes(64)]).toString('base64'), extractable: true } })) : undefined }).run, true);
+  const extractable = store(macStandIn({ jxa: (env) => env.DTA_OP === 'create' ? ok(JSON.stringify({ ok: true, data: { exists: true, label: 'k', publicKey: Buffer.concat([Buffer.from([4]), crypto.randomBytes(64)]).toString('base64'), extractable: true } })) : undefined }).run, true);
   await assert.rejects(extractable.generate('P-256', 'k'), (e: unknown) => isAgentError(e) && e.code === 'MAC_KEY_EXTRACTABLE');
 
-  const forged = mac({ jxa: (env) => env.DTA_OP === 'sign' ? ok(JSON.stringify({ ok: true, data: { signature: crypto.sign('sha256', Buffer.from('x'), { key: crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, dsaEncoding: 'der' }).toString('base64') } })) : undefined });
+  const forged = macStandIn({ jxa: (env) => env.DTA_OP === 'sign' ? ok(JSON.stringify({ ok: true, data: { signature: crypto.sign('sha256', Buffer.from('x'), { key: crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, dsaEncoding: 'der' }).toString('base64') } })) : undefined });
   const fs1 = store(forged.run, true);
   const k = await fs1.generate('P-256', 'k');
   await assert.rejects(fs1.sign(k.id, Buffer.from('x')), (e: unknown) => isAgentError(e) && e.code === 'MAC_KEY_BAD_SIGNATURE');
   const other = issueFor(crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' }), 'dev');
   await assert.rejects(fs1.attach(k.id, { certPem: other, chainPem: [], label: 'l' }), (e: unknown) => isAgentError(e) && e.code === 'MAC_KEY_MISMATCH');
 
-  const timeout = store(mac({ jxa: () => ({ code: 124, stdout: '', stderr: '' }) }).run, true);
+  const timeout = store(macStandIn({ jxa: () => ({ code: 124, stdout: '', stderr: '' }) }).run, true);
   await assert.rejects(timeout.generate('P-256', 'k'), (e: unknown) => isAgentError(e) && e.code === 'MAC_KEY_TIMEOUT' && /password prompt/.test(e.remedy ?? ''));
 });

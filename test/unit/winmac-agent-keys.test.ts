@@ -1,7 +1,8 @@
 /**
  * The whole agent (core + lab org on loopback) with the Windows CNG key store: it enrolls and renews with the key
  * made and used inside the (stand-in) provider, the org accepts the CSR and the renewal token signed there, and no
- * private key is ever written under the agent's state directory. Windows is played by test/support/win32-cng.ts.
+ * private key is ever written under the agent's state directory. The same with the macOS Secure Enclave identity.
+ * Windows and macOS are played by test/support/win32-cng.ts and test/support/darwin-keys.ts.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -14,6 +15,7 @@ import { Trace } from '../../src-main/core/trace.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { TPM_PROVIDER } from '../../src-main/platform/win32-store.js';
 import { tempDir } from '../support/agent.js';
+import { macStandIn } from '../support/darwin-keys.js';
 import { windowsStandIn } from '../support/win32-cng.js';
 
 let lab: LabOrg;
@@ -55,5 +57,33 @@ test('Windows: enrollment and renewal with the key in the TPM provider; the org 
   assert.equal(win.keys.size, 1, 'the previous key was deleted after the swap');
   assert.notEqual([...win.keys][0]![0], name, 'a new key');
   assert.equal(win.my.size, 1, 'one certificate in CurrentUser\\My');
+  assert.ok(!filesUnder(loaded.config.stateDir).some((f) => path.basename(f) === 'key.pem'));
+});
+
+test('macOS: enrollment and renewal with the key in a Secure Enclave identity, signed through the keychain; no key.pem', async () => {
+  const home = tempDir('machome');
+  const rootCa = path.join(home, 'root.pem');
+  fs.writeFileSync(rootCa, lab.rootCaPem);
+  fs.mkdirSync(path.join(home, 'Library', 'Keychains'), { recursive: true });
+  fs.writeFileSync(path.join(home, 'Library', 'Keychains', 'login.keychain-db'), '');
+  const env = { HOME: home, DTA_MANAGED_CONFIG_DIR: path.join(home, 'managed'), USER: 'alice' };
+  const loaded = loadConfig({ env, cli: { orgUrl: lab.orgUrl, tlsCaFile: rootCa, labSignIn: 'true', browserPolicyDirs: [path.join(home, 'policy')] } });
+  const mac = macStandIn();
+  const platform = createPlatform(loaded.config, 'darwin', { run: mac.run, env });
+
+  const first = await runTask({ loaded, platform, task: 'user', force: true, trace: new Trace(undefined) });
+  assert.equal(first.outcome, 'enrolled', first.message);
+  assert.equal(mac.identities.size, 1, 'one Secure Enclave identity');
+  const [hash, identity] = [...mac.identities][0]!;
+  assert.ok(identity.cert, 'the issued certificate went to the identity');
+  assert.ok(mac.calls.some((c) => c.env?.DTA_OP === 'sign' && c.env.DTA_WHERE === 'token'), 'the CSR was signed by the CTK key');
+  const files = filesUnder(loaded.config.stateDir);
+  assert.ok(!files.some((f) => path.basename(f) === 'key.pem'), `no key.pem: ${files.join(', ')}`);
+  for (const f of files) assert.doesNotMatch(fs.readFileSync(f, 'latin1'), /PRIVATE KEY/, `${f} holds no private key`);
+
+  const second = await runTask({ loaded, platform, task: 'user', force: false, renewNow: true, trace: new Trace(undefined) });
+  assert.equal(second.outcome, 'renewed', second.message);
+  assert.equal(mac.identities.size, 1, 'the previous identity was deleted after the swap');
+  assert.notEqual([...mac.identities][0]![0], hash, 'a new key');
   assert.ok(!filesUnder(loaded.config.stateDir).some((f) => path.basename(f) === 'key.pem'));
 });
