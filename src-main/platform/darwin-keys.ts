@@ -8,7 +8,7 @@ import { runCommand, type Command, type CommandResult, type CommandRunner } from
 import { ensurePrivateDir } from '../base/fsutil.js';
 import { darwinCommands, MacKeychainStore, parseSecurityError, publicKeyHash } from './darwin-store.js';
 import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, StoreKey } from './keystore.js';
-import type { StoredCertificate } from './types.js';
+import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
 
 /**
  * The macOS device key store (issue 13, macOS part). Nothing here has run on a Mac: every command line is data,
@@ -71,6 +71,21 @@ function run() {
     if (isNil(key)) return cfFail('SecKeyCreateRandomKey', err);
     return publicOf(key, arg('DTA_LABEL'));
   }
+  if (op === 'certs') {
+    const cq = $.NSMutableDictionary.alloc.init;
+    cq.setObjectForKey(c($.kSecClassCertificate), c($.kSecClass));
+    cq.setObjectForKey(c($.kSecAttrAccessGroupToken), c($.kSecAttrAccessGroup));
+    cq.setObjectForKey(yes, c($.kSecReturnData));
+    cq.setObjectForKey(c($.kSecMatchLimitAll), c($.kSecMatchLimit));
+    const r = Ref();
+    const st = Number($.SecItemCopyMatching(cq, r));
+    if (st === -25300) return JSON.stringify({ ok: true, data: [] });
+    if (st !== 0) return JSON.stringify({ ok: false, status: st, message: 'SecItemCopyMatching' });
+    const arr = c(r[0]);
+    const out = [];
+    for (let i = 0; i < Number(arr.count); i++) out.push(ObjC.unwrap(arr.objectAtIndex(i).base64EncodedStringWithOptions(0)));
+    return JSON.stringify({ ok: true, data: out });
+  }
   const q = $.NSMutableDictionary.alloc.init;
   q.setObjectForKey(c($.kSecClassKey), c($.kSecClass));
   q.setObjectForKey(c($.kSecAttrKeyClassPrivate), c($.kSecAttrKeyClass));
@@ -120,6 +135,8 @@ export const darwinKeyCommands = {
   publicKey: (where: 'token' | 'keychain', hash: string): Command => jxa({ DTA_OP: 'public', DTA_WHERE: where, DTA_KEY_HASH_B64: Buffer.from(hash, 'hex').toString('base64') }),
   sign: (where: 'token' | 'keychain', hash: string, algorithm: KeyAlgorithmName, data: Buffer): Command =>
     jxa({ DTA_OP: 'sign', DTA_WHERE: where, DTA_ALGORITHM: algorithm, DTA_KEY_HASH_B64: Buffer.from(hash, 'hex').toString('base64'), DTA_DATA_B64: data.toString('base64') }),
+  /** The certificates of CryptoTokenKit tokens (the Secure Enclave identities among them), DER. */
+  tokenCertificates: (): Command => jxa({ DTA_OP: 'certs' }),
   deleteKeychainKey: (hash: string): Command => jxa({ DTA_OP: 'delete', DTA_WHERE: 'keychain', DTA_KEY_HASH_B64: Buffer.from(hash, 'hex').toString('base64') }),
 };
 
@@ -207,6 +224,7 @@ const JxaFailure = z.object({ ok: z.literal(false), status: z.number(), message:
 const JxaSuccess = z.object({ ok: z.literal(true), data: z.unknown() });
 const PublicData = z.union([z.object({ exists: z.literal(false) }), z.object({ exists: z.literal(true), label: z.string(), publicKey: z.string().min(8), extractable: z.boolean().nullable() })]);
 const SignData = z.object({ signature: z.string().min(8) });
+const CertList = z.array(z.string());
 
 export type JxaAnswer = { ok: true; data: unknown } | { ok: false; status?: number; message: string; timedOut?: boolean };
 
@@ -499,5 +517,62 @@ export class MacKeyStore implements DeviceKeyStore {
 
   async close(): Promise<void> {
     /* each operation is one process */
+  }
+
+  /**
+   * The Secure Enclave identities that carry a certificate, as certificate-store entries (id = certificate SHA-1):
+   * the login keychain's `find-identity` does not list token identities. Nothing is asked under SkipTPM.
+   */
+  async tokenCertificates(): Promise<{ cert: StoredCertificate; keyHash: string }[]> {
+    if (this.opts.skipTpm) return [];
+    const listed = await this.exec(darwinKeyCommands.listIdentities(), 'list CTK identities').catch(() => undefined);
+    const hashes = new Set(listed && listed.code === 0 ? parseCtkIdentities(listed.stdout).map((r) => r.hash) : []);
+    if (!hashes.size) return [];
+    const a = parseJxaAnswer(await this.exec(darwinKeyCommands.tokenCertificates(), 'list token certificates'));
+    if (!a.ok) throw this.jxaFail('list the Secure Enclave certificates', a);
+    const ders = CertList.safeParse(a.data);
+    if (!ders.success) throw new AgentError('local', 'MAC_KEY_ANSWER', 'The keychain answered the token certificates in an unexpected form.', 'Run again with --debug.');
+    const out: { cert: StoredCertificate; keyHash: string }[] = [];
+    for (const b64 of ders.data) {
+      let x: X509Certificate;
+      try {
+        x = new X509Certificate(Buffer.from(b64, 'base64'));
+      } catch {
+        continue;
+      }
+      const pem = x.toString();
+      const keyHash = publicKeyHash(pem);
+      if (!hashes.has(keyHash)) continue;
+      out.push({ cert: { id: x.fingerprint.replace(/:/g, '').toUpperCase(), pem, info: describeCertificate(parseCertificate(pem)) }, keyHash });
+    }
+    return out;
+  }
+}
+
+/**
+ * The macOS certificate store the core sees: the login keychain's identities plus the Secure Enclave identities
+ * (which `security find-identity <keychain>` does not list). Removing a Secure Enclave entry deletes its identity.
+ */
+export class MacDeviceCertificateStore implements CertificateStore {
+  readonly description: string;
+
+  constructor(private readonly keychain: MacKeychainStore, private readonly keys: MacKeyStore) {
+    this.description = `${keychain.description} and the Secure Enclave`;
+  }
+
+  async list(): Promise<StoredCertificate[]> {
+    const fromKeychain = await this.keychain.list();
+    const fromToken = (await this.keys.tokenCertificates()).map((t) => t.cert).filter((c) => !fromKeychain.some((k) => k.id === c.id));
+    return [...fromKeychain, ...fromToken];
+  }
+
+  install(req: InstallRequest): Promise<StoredCertificate> {
+    return this.keychain.install(req);
+  }
+
+  async remove(id: string): Promise<void> {
+    const token = (await this.keys.tokenCertificates()).find((t) => t.cert.id === id);
+    if (token) return this.keys.remove(`se:${token.keyHash}`);
+    return this.keychain.remove(id);
   }
 }

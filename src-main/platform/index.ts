@@ -6,7 +6,7 @@ import { runCommand, type CommandRunner } from '../base/exec.js';
 import { defaultPaths } from '../base/paths.js';
 import { emptyResult, mergeResults, removeChromiumPolicies, removeFirefoxPolicies, writeChromiumPolicies, writeFirefoxPolicies, type PolicyResult } from './browser-policy.js';
 import { MacBrowserSetup } from './darwin-browser.js';
-import { MacKeyStore } from './darwin-keys.js';
+import { MacDeviceCertificateStore, MacKeyStore } from './darwin-keys.js';
 import { loginKeychain, MacKeychainStore } from './darwin-store.js';
 import { registerFirefoxModules } from './firefox.js';
 import { LinuxKeyStore } from './linux-keys.js';
@@ -49,7 +49,7 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
     const store = new MacKeychainStore({ keychain: loginKeychain(home), workDir, agentPath: process.execPath, run });
     // Keys are created in the Secure Enclave (a CTK identity), else non-extractable in the login keychain: no key.pem.
     const keys = new MacKeyStore({ skipTpm: config.skipTpm ?? false, workDir, keychain: store, keychainPath: loginKeychain(home), run });
-    return { ...withBrowserSetup(platform, store, new MacBrowserSetup({ run, store, stateDir: config.stateDir })), keys };
+    return { ...withBrowserSetup(platform, new MacDeviceCertificateStore(store, keys), new MacBrowserSetup({ run, store, stateDir: config.stateDir })), keys };
   }
 
   if (platform === 'linux' && !pkcs11Available()) {

@@ -55,6 +55,7 @@ export function macStandIn(opts: { arm64?: CommandResult; usage?: string; jxa?: 
       const env = cmd.env!;
       const custom = opts.jxa?.(env);
       if (custom) return custom;
+      if (env.DTA_OP === 'certs') return json([...identities.values()].filter((i) => i.cert).map((i) => new crypto.X509Certificate(i.cert!).raw.toString('base64')));
       if (env.DTA_OP === 'create') {
         const pair = env.DTA_ALGORITHM === 'RSA-2048' ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }) : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
         keychain.set(hashOf(pair.publicKey), { ...pair, extractable: false });

@@ -52,6 +52,12 @@ test('Windows: enrollment and renewal with the key in the TPM provider; the org 
   assert.ok(files.some((f) => path.basename(f) === 'key-ref.json' && fs.readFileSync(f, 'utf8').includes(`tpm:${name}`)), 'the state names the key by its CNG handle');
   for (const f of files) assert.doesNotMatch(fs.readFileSync(f, 'latin1'), /PRIVATE KEY/, `${f} holds no private key`);
 
+  const repairs = () => win.calls.filter((c) => c.args.includes('-repairstore')).length;
+  const before = repairs();
+  const again = await runTask({ loaded, platform, task: 'user', force: false, trace: new Trace(undefined) });
+  assert.equal(again.outcome, 'nothing-to-do', again.message);
+  assert.equal(repairs(), before, 'nothing re-attached on a pass with a valid certificate');
+
   const second = await runTask({ loaded, platform, task: 'user', force: false, renewNow: true, trace: new Trace(undefined) });
   assert.equal(second.outcome, 'renewed', second.message);
   assert.equal(win.keys.size, 1, 'the previous key was deleted after the swap');
@@ -81,9 +87,21 @@ test('macOS: enrollment and renewal with the key in a Secure Enclave identity, s
   assert.ok(!files.some((f) => path.basename(f) === 'key.pem'), `no key.pem: ${files.join(', ')}`);
   for (const f of files) assert.doesNotMatch(fs.readFileSync(f, 'latin1'), /PRIVATE KEY/, `${f} holds no private key`);
 
+  const listed = await platform.store.list();
+  assert.deepEqual(listed.map((c) => c.pem.trim()), [identity.cert!.trim()], 'the certificate store lists the Secure Enclave identity');
+  const imports = () => mac.calls.filter((c) => c.args[0] === 'import-ctk-certificate').length;
+  const before = imports();
+  const again = await runTask({ loaded, platform, task: 'user', force: false, trace: new Trace(undefined) });
+  assert.equal(again.outcome, 'nothing-to-do', again.message);
+  assert.equal(imports(), before, 'nothing re-attached: the Secure Enclave entry is seen as installed');
+
   const second = await runTask({ loaded, platform, task: 'user', force: false, renewNow: true, trace: new Trace(undefined) });
   assert.equal(second.outcome, 'renewed', second.message);
   assert.equal(mac.identities.size, 1, 'the previous identity was deleted after the swap');
   assert.notEqual([...mac.identities][0]![0], hash, 'a new key');
   assert.ok(!filesUnder(loaded.config.stateDir).some((f) => path.basename(f) === 'key.pem'));
+
+  const [current] = await platform.store.list();
+  await platform.store.remove(current!.id);
+  assert.equal(mac.identities.size, 0, 'removing the store entry deletes the Secure Enclave identity (uninstall)');
 });
