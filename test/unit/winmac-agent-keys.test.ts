@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { runTask } from '../../src-main/core/agent.js';
 import { loadConfig } from '../../src-main/core/config.js';
+import { getStatus } from '../../src-main/core/status.js';
 import { Trace } from '../../src-main/core/trace.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { TPM_PROVIDER } from '../../src-main/platform/win32-store.js';
@@ -52,6 +53,10 @@ test('Windows: enrollment and renewal with the key in the TPM provider; the org 
   assert.ok(files.some((f) => path.basename(f) === 'key-ref.json' && fs.readFileSync(f, 'utf8').includes(`tpm:${name}`)), 'the state names the key by its CNG handle');
   for (const f of files) assert.doesNotMatch(fs.readFileSync(f, 'latin1'), /PRIVATE KEY/, `${f} holds no private key`);
 
+  const status = await getStatus(loaded, { platform });
+  assert.equal(status.state, 'ENROLLED');
+  assert.deepEqual([status.keyProtection?.protection, status.keyProtection?.reason], ['tpm', 'TPM 2.0 through the Microsoft Platform Crypto Provider'], 'status says where the key is and why');
+
   const repairs = () => win.calls.filter((c) => c.args.includes('-repairstore')).length;
   const before = repairs();
   const again = await runTask({ loaded, platform, task: 'user', force: false, trace: new Trace(undefined) });
@@ -89,6 +94,10 @@ test('macOS: enrollment and renewal with the key in a Secure Enclave identity, s
 
   const listed = await platform.store.list();
   assert.deepEqual(listed.map((c) => c.pem.trim()), [identity.cert!.trim()], 'the certificate store lists the Secure Enclave identity');
+  const status = await getStatus(loaded, { platform });
+  assert.equal(status.state, 'ENROLLED');
+  assert.deepEqual([status.keyProtection?.protection, status.keyProtection?.reason], ['tpm', 'Secure Enclave through a CryptoTokenKit identity (sc_auth)'], 'status says where the key is and why');
+
   const imports = () => mac.calls.filter((c) => c.args[0] === 'import-ctk-certificate').length;
   const before = imports();
   const again = await runTask({ loaded, platform, task: 'user', force: false, trace: new Trace(undefined) });
