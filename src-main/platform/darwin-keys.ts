@@ -476,10 +476,13 @@ export class MacKeyStore implements DeviceKeyStore {
         fs.writeFileSync(cer, new X509Certificate(req.certPem).raw, { mode: 0o600 });
         const res = await this.exec(darwinKeyCommands.importCertificate(cer), 'attach the certificate to the Secure Enclave identity');
         if (res.code !== 0) throw this.toolFail('attach the certificate to the Secure Enclave identity (sc_auth import-ctk-certificate)', res);
-        const rows = parseCtkIdentities((await this.exec(darwinKeyCommands.listIdentities(), 'list CTK identities')).stdout);
-        if (!rows.some((r) => r.hash === k.hash)) throw new AgentError('local', 'KEY_MISSING', 'The Secure Enclave identity is gone.', 'Run device-trust-agent run --forceRenewal');
-        const info = describeCertificate(parseCertificate(req.certPem));
-        return { id: sha1, pem: req.certPem, info };
+        // What a browser will see: the token lists the certificate with the Secure Enclave key.
+        const joined = (await this.tokenCertificates()).find((t) => t.cert.id === sha1 && t.keyHash === k.hash);
+        if (!joined) {
+          throw new AgentError('local', 'MAC_KEY_NOT_JOINED', 'sc_auth accepted the certificate but the Secure Enclave identity does not carry it.',
+            'Run device-trust-agent run --forceRenewal; if it repeats, send the output of `sc_auth list-ctk-identities`.');
+        }
+        return joined.cert;
       }
       const cer = path.join(tmp, 'device.pem');
       fs.writeFileSync(cer, req.certPem, { mode: 0o600 });

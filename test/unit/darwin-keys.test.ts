@@ -139,7 +139,7 @@ test('no Secure Enclave, an older macOS, or SkipTPM: a non-extractable login-key
   }
 });
 
-test('failures say what to do: locked keychain, key gone, extractable key, forged signature, wrong certificate', async () => {
+test('failures say what to do: locked keychain, key gone, extractable key, forged signature, wrong certificate, certificate not joined, no answer', async () => {
   const locked = store(macStandIn({ jxa: () => ok(JSON.stringify({ ok: false, status: -25308, message: 'SecKeyCreateRandomKey: User interaction is not allowed.' })) }).run, true);
   await assert.rejects(locked.generate('P-256', 'k'), (e: unknown) => isAgentError(e) && /OSStatus -25308/.test(e.message) && /logged in/.test(e.remedy ?? ''));
 
@@ -155,6 +155,12 @@ test('failures say what to do: locked keychain, key gone, extractable key, forge
   await assert.rejects(fs1.sign(k.id, Buffer.from('x')), (e: unknown) => isAgentError(e) && e.code === 'MAC_KEY_BAD_SIGNATURE');
   const other = issueFor(crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' }), 'dev');
   await assert.rejects(fs1.attach(k.id, { certPem: other, chainPem: [], label: 'l' }), (e: unknown) => isAgentError(e) && e.code === 'MAC_KEY_MISMATCH');
+
+  const lost = macStandIn({ jxa: (env) => env.DTA_OP === 'certs' ? ok(JSON.stringify({ ok: true, data: [] })) : undefined });
+  const ls = store(lost.run);
+  const se = await ls.generate('P-256', 'k');
+  await assert.rejects(ls.attach(se.id, { certPem: issueFor(se.spki, 'dev'), chainPem: [], label: 'l' }),
+    (e: unknown) => isAgentError(e) && e.code === 'MAC_KEY_NOT_JOINED' && /sc_auth list-ctk-identities/.test(e.remedy ?? ''));
 
   const timeout = store(macStandIn({ jxa: () => ({ code: 124, stdout: '', stderr: '' }) }).run, true);
   await assert.rejects(timeout.generate('P-256', 'k'), (e: unknown) => isAgentError(e) && e.code === 'MAC_KEY_TIMEOUT' && /password prompt/.test(e.remedy ?? ''));
