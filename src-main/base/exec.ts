@@ -7,6 +7,8 @@ export interface Command {
   env?: Record<string, string>;
   /** Written to the command's standard input. */
   input?: string;
+  /** Kills the command after this long (default 60 s); a killed command answers code 124. */
+  timeoutMs?: number;
 }
 
 export interface CommandResult {
@@ -23,10 +25,14 @@ export const runCommand: CommandRunner = (cmd) =>
     const child = execFile(
       cmd.file,
       cmd.args,
-      { env: { ...process.env, ...cmd.env }, timeout: 60_000, maxBuffer: 16 * 1024 * 1024, windowsHide: true },
+      { env: { ...process.env, ...cmd.env }, timeout: cmd.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024, windowsHide: true },
       (err, stdout, stderr) => {
         if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
           reject(err); // ENOENT and friends: the command itself could not run
+          return;
+        }
+        if (err && (err as { killed?: boolean }).killed && cmd.timeoutMs !== undefined) {
+          resolve({ code: 124, stdout: String(stdout), stderr: `${String(stderr)}\n(killed after ${cmd.timeoutMs} ms)` });
           return;
         }
         const code = err ? ((err as { code?: number }).code ?? 1) : 0;

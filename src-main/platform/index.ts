@@ -6,6 +6,7 @@ import { runCommand, type CommandRunner } from '../base/exec.js';
 import { defaultPaths } from '../base/paths.js';
 import { emptyResult, mergeResults, removeChromiumPolicies, removeFirefoxPolicies, writeChromiumPolicies, writeFirefoxPolicies, type PolicyResult } from './browser-policy.js';
 import { MacBrowserSetup } from './darwin-browser.js';
+import { MacDeviceCertificateStore, MacKeyStore } from './darwin-keys.js';
 import { loginKeychain, MacKeychainStore } from './darwin-store.js';
 import { registerFirefoxModules } from './firefox.js';
 import { removeNssDbModuleConfig } from './p11kit-bridge.js';
@@ -18,6 +19,7 @@ import type { CertificateStore, Platform, PlatformSettings } from './types.js';
 
 export type { Platform, PlatformFactory } from './types.js';
 import { WindowsBrowserSetup } from './win32-browser.js';
+import { WindowsCngKeyStore } from './win32-cng.js';
 import { WindowsCertificateStore } from './win32-store.js';
 
 
@@ -39,12 +41,16 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
 
   if (platform === 'win32') {
     const store = new WindowsCertificateStore({ skipTpm: config.skipTpm ?? false, workDir, run });
-    return withBrowserSetup(platform, store, new WindowsBrowserSetup(run));
+    // Keys are created in the TPM (Platform Crypto Provider), else the software KSP, and never leave it: no key.pem.
+    const keys = new WindowsCngKeyStore({ skipTpm: config.skipTpm ?? false, workDir, run, certificates: store });
+    return { ...withBrowserSetup(platform, store, new WindowsBrowserSetup(run)), keys };
   }
 
   if (platform === 'darwin') {
     const store = new MacKeychainStore({ keychain: loginKeychain(home), workDir, agentPath: process.execPath, run });
-    return withBrowserSetup(platform, store, new MacBrowserSetup({ run, store, stateDir: config.stateDir }));
+    // Keys are created in the Secure Enclave (a CTK identity), else non-extractable in the login keychain: no key.pem.
+    const keys = new MacKeyStore({ skipTpm: config.skipTpm ?? false, workDir, keychain: store, keychainPath: loginKeychain(home), run });
+    return { ...withBrowserSetup(platform, new MacDeviceCertificateStore(store, keys), new MacBrowserSetup({ run, store, stateDir: config.stateDir })), keys };
   }
 
   if (platform === 'linux' && !pkcs11Available()) {

@@ -9,6 +9,9 @@ import { envelope, parsePsAnswer, powershell } from './win32-powershell.js';
 import { parseCertutilError, psToWindowsError, sha1Thumbprint, showsTpmProvider, SOFTWARE_PROVIDER, TPM_PROVIDER, WindowsCertificateStore, type ParsedWindowsError } from './win32-store.js';
 
 /**
+ * Not wired into createPlatform: the DeviceKeyStore on Windows is win32-cng.ts (CNG through PowerShell/.NET), which
+ * can also sign the JWS renewal token. This certreq route stays for a ConstrainedLanguage-only fleet (see below).
+ *
  * The device key created IN PLACE by Windows (issue 13, Windows part): `certreq -new` makes the key pair inside
  * the Microsoft Platform Crypto Provider (the TPM) — or, without a TPM or with SkipTPM, inside the Software Key
  * Storage Provider — non-exportable, and writes only the PKCS#10 request, signed by that key. `certreq -accept`

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import type { Command, CommandResult } from '../base/exec.js';
 
 /**
- * Windows PowerShell 5.1 as a structured tool. Every script we run:
+ * Windows PowerShell 5.1 as a structured tool. Every script we run (except the CNG key-store scripts of
+ * win32-cng.ts, which need .NET and check for FullLanguage first):
  * - runs in ConstrainedLanguage (AppLocker/WDAC fleets): cmdlets, variables, hashtables, pipelines and
  *   property reads only — no .NET static calls, no method calls, no New-Object/Add-Type (`clmViolations`
  *   checks the text, and a unit test runs it over every script);
