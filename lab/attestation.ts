@@ -11,8 +11,8 @@
 import crypto, { X509Certificate, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 
-/** The policy OID the lab puts in certificatePolicies of a certificate whose key was attested (a 2.25 UUID OID). */
-export const ATTESTED_KEY_POLICY_OID = '2.25.316728118776445512888605655382547223155';
+/** The policy OID the lab puts in certificatePolicies of a certificate whose key was attested (under 32473, the enterprise number RFC 5612 reserves for documentation; a real org uses its own arc). */
+export const ATTESTED_KEY_POLICY_OID = '1.3.6.1.4.1.32473.13.1';
 
 export const TPM_GENERATED_VALUE = 0xff544347;
 export const TPM_ST_ATTEST_CERTIFY = 0x8017;

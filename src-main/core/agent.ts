@@ -515,7 +515,8 @@ export class EnrollmentTask {
         this.creds.remove(key.thumbprint);
         throw clock;
       }
-      if (isAgentError(e) && e.failure === 'rejected') {
+      // A refused TPM attestation would be refused the same way at enrollment (docs/PROTOCOL.md §9).
+      if (isAgentError(e) && e.failure === 'rejected' && !/^E0000_ATTESTATION_/.test(e.code)) {
         await this.forget(key.thumbprint);
         this.trace.log(`Renewal was refused (${e.message}); enrolling afresh.`);
         return this.enroll(authority, deviceId, current);

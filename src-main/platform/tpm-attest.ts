@@ -41,12 +41,14 @@ const STEP_DEADLINE_MS = 30_000;
 
 /** The python3 that has tpm2_pytss (the distribution's, normally), or why there is none. */
 export function attestationPython(): { python: string } | { reason: string } {
-  for (const p of PYTHONS) {
+  // Test hook (tpm-attest.test.ts): the python3 to use, e.g. one without tpm2-pytss on its path.
+  const pythons = process.env.DTA_TEST_ATTEST_PYTHON ? [process.env.DTA_TEST_ATTEST_PYTHON] : PYTHONS;
+  for (const p of pythons) {
     if (p.startsWith('/') && !fs.existsSync(p)) continue;
     const r = spawnSync(p, ['-c', 'import tpm2_pytss, yaml, cryptography'], { stdio: 'ignore', timeout: 10_000 });
     if (r.status === 0) return { python: p };
   }
-  const any = PYTHONS.some((p) => spawnSync(p, ['-c', '0'], { stdio: 'ignore', timeout: 5_000 }).status === 0);
+  const any = pythons.some((p) => spawnSync(p, ['-c', '0'], { stdio: 'ignore', timeout: 5_000 }).status === 0);
   return { reason: any ? 'python3-tpm2-pytss is not installed (apt install python3-tpm2-pytss)' : 'python3 is not installed (apt install python3 python3-tpm2-pytss)' };
 }
 

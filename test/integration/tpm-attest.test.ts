@@ -1,0 +1,237 @@
+/**
+ * TPM key attestation end to end with real parts (docs/PROTOCOL.md §9): swtpm with EK certificates from its own
+ * local vendor CA, tpm2-abrmd, tpm2-pkcs11 and the agent's tpm2-pytss helper; the lab org verifies the EK chain,
+ * the credential activation, the TPM2_Certify over its nonce and the key, and refuses forgeries with a reason.
+ */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { kerberosToolsAvailable, startKdc, type Kdc } from '../../lab/kdc.js';
+import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { ATTESTED_KEY_POLICY_OID, parseTpmtPublic, type Evidence } from '../../lab/attestation.js';
+import { x509 } from '../../lab/ca.js';
+import { attestationPython, attestTpmKey, type AttestationChallenge } from '../../src-main/platform/tpm-attest.js';
+import { TPM_TOKEN_LABEL } from '../../src-main/platform/linux-keys.js';
+import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { filesWithPrivateKeys } from '../support/keyscan.js';
+import { softTpmEkCaPem, startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
+
+const py = attestationPython();
+const skipReason = tpmUnavailable()
+  ?? (kerberosToolsAvailable() ? undefined : 'skipped: MIT Kerberos is not installed (apt install krb5-kdc krb5-admin-server krb5-user)')
+  ?? ('reason' in py ? `skipped: ${py.reason}` : undefined);
+if (skipReason) console.log(`# tpm-attest ${skipReason}`);
+
+describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verification)', { skip: skipReason }, () => {
+  let kdc: Kdc;
+  let lab: LabOrg;
+  let tpm: SoftTpm;
+  let ekCa: string;
+  let rootCaFile: string;
+  let agentEnv: Record<string, string>;
+  let profile: Profile;
+
+  const run = (args: string[], p: Profile = profile, extra: Record<string, string> = {}) => runAgent(args, { ...agentEnv, ...tpm.env, ...p.env, ...extra });
+  const stateOf = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const keyRef = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'key-ref.json'), 'utf8')).storeId as string;
+  const certOf = (p: Profile = profile) => fs.readFileSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'cert.pem'), 'utf8');
+  const tpmStore = (p: Profile = profile) => path.join(p.home, '.tpm2_pkcs11');
+  const events = (p: Profile = profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  /** The helper run directly against the profile's key, with the lab's challenge (optionally altered on the way). */
+  const evidenceFor = (keyId: string, env: Record<string, string> = tpm.env, alter: (r: { ekCert: string; akPublic: string }) => { ekCert: string; akPublic: string } = (r) => r): Promise<Evidence & { nonce: string }> => {
+    let nonce = '';
+    return attestTpmKey({
+      store: tpmStore(), keyId, tokenLabel: TPM_TOKEN_LABEL, env: { ...process.env, ...env },
+      ask: async (r): Promise<AttestationChallenge> => {
+        const c = lab.attestation.challenge(alter(r));
+        nonce = c.nonce;
+        return c;
+      },
+    }).then((e) => ({ ...e, nonce }));
+  };
+  const refusal = (fn: () => unknown): { code: string; message: string } => {
+    try {
+      fn();
+    } catch (e) {
+      return { code: (e as { code: string }).code, message: (e as Error).message };
+    }
+    assert.fail('the lab accepted it');
+  };
+
+  before(async () => {
+    const dir = tempDir('kdc');
+    kdc = await startKdc({ dir, users: ['alice'] });
+    Object.assign(process.env, kdc.serverEnv());
+    ekCa = path.join(tempDir('ekca'), 'ca');
+    tpm = await startSoftTpm({ ekCa });
+    lab = await startLabOrg({ trustedEkCaPem: softTpmEkCaPem(ekCa) });
+    rootCaFile = path.join(dir, 'lab-root.pem');
+    fs.writeFileSync(rootCaFile, lab.rootCaPem);
+    const userEnv = await kdc.kinit(kdc.users[0]!.principal);
+    agentEnv = { ...userEnv, DTA_DEVICE_KEYTAB: kdc.deviceKeytab, DTA_DEVICE_PRINCIPAL: kdc.devicePrincipal };
+    Object.assign(process.env, tpm.env);
+    profile = makeProfile({ orgUrl: lab.orgUrl, rootCaFile });
+  });
+
+  after(async () => {
+    await lab?.close();
+    await kdc?.stop();
+    await tpm?.stop();
+  });
+
+  test('enrollment carries the attestation; the lab records it in the certificate and its mTLS answer; status says "tpm (attested)"', async () => {
+    const mark = lab.received.length;
+    const r = await run(['run', '--user']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const sent = lab.received.slice(mark);
+    assert.ok(sent.some((q) => q.url.endsWith('/api/v1/attestation/challenge')), 'the agent asked for a challenge');
+    const enroll = JSON.parse(sent.find((q) => q.url.endsWith('/device-trust/enroll'))!.body);
+    assert.match(enroll.attestation.challengeId, /^[0-9a-f]{32}$/);
+    const cert = new x509.X509Certificate(certOf());
+    assert.deepEqual(cert.getExtension(x509.CertificatePolicyExtension)?.policies, [ATTESTED_KEY_POLICY_OID]);
+    assert.equal(lab.judgeClientCertificate(certOf()).keyAttested, true);
+    const s = JSON.parse((await run(['status', '--json'])).stdout);
+    assert.equal(s.keyProtection.protection, 'tpm');
+    assert.equal(s.keyProtection.label, 'tpm (attested)');
+    assert.equal(s.keyProtection.attested, true);
+    assert.match(s.keyProtection.attestation, /verified the TPM attestation/);
+    assert.match((await run(['status'])).stdout, /key: +tpm \(attested\)/);
+    assert.deepEqual(filesWithPrivateKeys([profile.home, profile.stateDir]), []);
+  });
+
+  test('renewal makes a new TPM key and attests it again, under the "attested keys only" policy', async () => {
+    const before = keyRef();
+    lab.switches.requireAttestedKeys = true;
+    try {
+      const r = await run(['run', '--forceRenewal']);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+    } finally {
+      lab.switches.requireAttestedKeys = false;
+    }
+    assert.notEqual(keyRef(), before, 'a new key');
+    assert.equal(stateOf().current.keyAttestation.attested, true);
+    assert.equal(lab.judgeClientCertificate(certOf()).keyAttested, true);
+    assert.ok(!events().some((e) => e.id === 1111), 'no protection change: attested before and after');
+  });
+
+  test('the lab refuses a replayed nonce, a tampered certification, an unbound AK, a different TPMT_PUBLIC or CSR key', async () => {
+    const keyId = keyRef();
+    const spki = crypto.createPublicKey(certOf()).export({ format: 'der', type: 'spki' });
+    // The genuine evidence passes once; the same answer again is a replay.
+    const good = await evidenceFor(keyId);
+    assert.deepEqual(lab.attestation.verify(good, spki).attributes.slice(0, 3), ['fixedTPM', 'fixedParent', 'sensitiveDataOrigin']);
+    assert.equal(refusal(() => lab.attestation.verify(good, spki)).code, 'E0000_ATTESTATION_REPLAYED');
+
+    // One byte of the signed TPMS_ATTEST changed (in its nonce): the AK signature no longer verifies.
+    const e1 = await evidenceFor(keyId);
+    const attest = Buffer.from(e1.certifyInfo, 'base64');
+    attest[attest.length - 40]! ^= 0x01;
+    const r1 = refusal(() => lab.attestation.verify({ ...e1, certifyInfo: attest.toString('base64') }, spki));
+    assert.equal(r1.code, 'E0000_ATTESTATION_SIGNATURE');
+    assert.match(r1.message, /signature does not verify/);
+
+    // The TPMT_PUBLIC sent is not the one certified (an attribute bit changed, noDA): the certified name differs.
+    const e2 = await evidenceFor(keyId);
+    const altered = Buffer.from(e2.tpmtPublic, 'base64');
+    altered[6]! ^= 0x04;
+    const r2 = refusal(() => lab.attestation.verify({ ...e2, tpmtPublic: altered.toString('base64') }, spki));
+    assert.equal(r2.code, 'E0000_ATTESTATION_NAME_MISMATCH');
+    // A TPMT_PUBLIC (and certification) that does not match the key in the CSR.
+    const e3 = await evidenceFor(keyId);
+    const otherKey = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'der', type: 'spki' });
+    const r3 = refusal(() => lab.attestation.verify(e3, otherKey));
+    assert.equal(r3.code, 'E0000_ATTESTATION_KEY_MISMATCH');
+    assert.match(r3.message, /not the key in the certificate request/);
+
+    // An AK from this TPM presented with the EK certificate of another TPM (same trusted vendor CA): the
+    // credential is sealed to the other TPM's EK, so this TPM cannot open it, and a guessed secret is refused.
+    const tpm2 = await startSoftTpm({ ekCa });
+    try {
+      const ekCert2 = execFileSync('tpm2_nvread', ['0x1c00002', '-C', 'o'], { env: { ...process.env, ...tpm2.env }, stdio: ['ignore', 'pipe', 'ignore'] }).toString('base64');
+      await assert.rejects(evidenceFor(keyId, tpm.env, (r) => ({ ...r, ekCert: ekCert2 })), /refused to activate/);
+    } finally {
+      await tpm2.stop();
+    }
+    const e4 = await evidenceFor(keyId);
+    const r4 = refusal(() => lab.attestation.verify({ ...e4, secret: crypto.randomBytes(32).toString('base64') }, spki));
+    assert.equal(r4.code, 'E0000_ATTESTATION_AK_NOT_BOUND');
+    assert.match(r4.message, /not bound to the endorsement key/);
+  });
+
+  test('a key imported into the TPM (no fixedTPM, no sensitiveDataOrigin) is certified by the TPM but refused by the lab', async () => {
+    const dir = tempDir('imported');
+    const pemFile = path.join(dir, 'k.pem');
+    fs.writeFileSync(pemFile, crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+    const out = execFileSync('tpm2_ptool', ['import', `--label=${TPM_TOKEN_LABEL}`, '--key-label=imported', '--userpin=', `--privkey=${pemFile}`, '--algorithm=ecc', '--path', tpmStore()],
+      { env: { ...process.env, ...tpm.env, TPM2_PKCS11_STORE: tpmStore() }, encoding: 'utf8' });
+    fs.rmSync(dir, { recursive: true, force: true });
+    const id = /CKA_ID:\s*'([0-9a-f]+)'/.exec(out)?.[1];
+    assert.ok(id, out);
+    const ev = await evidenceFor(id);
+    const spki = parseTpmtPublic(Buffer.from(ev.tpmtPublic, 'base64')).key.export({ format: 'der', type: 'spki' });
+    const r = refusal(() => lab.attestation.verify(ev, spki));
+    assert.equal(r.code, 'E0000_ATTESTATION_KEY_NOT_FIXED');
+    assert.match(r.message, /not generated inside the TPM/);
+  });
+
+  test('an EK certificate from a CA the org does not trust is refused with what to do; the previous certificate stays', async () => {
+    const serial = stateOf().current.serialNumber;
+    const trusted = lab.attestation.trustedEkCaPem;
+    lab.attestation.trustedEkCaPem = [];
+    try {
+      const r = await run(['run', '--forceRenewal']);
+      assert.notEqual(r.code, 0);
+      const text = r.stdout + r.stderr;
+      assert.match(text, /does not chain to a TPM vendor CA this org trusts/);
+      assert.match(text, /What to do: .*TPM vendor's CA/);
+    } finally {
+      lab.attestation.trustedEkCaPem = trusted;
+    }
+    assert.equal(stateOf().current.serialNumber, serial);
+    assert.equal((await run(['status', '--json'])).code, 0);
+  });
+
+  test('"attested keys only": a software key is refused with a clear message and what to do; the previous certificate stays', async () => {
+    const p = makeProfile({ orgUrl: lab.orgUrl, rootCaFile });
+    const sw = { DTA_SKIP_TPM: 'true' };
+    assert.equal((await run(['run', '--user'], p, sw)).code, 0);
+    const serial = stateOf(p).current.serialNumber;
+    let s = JSON.parse((await run(['status', '--json'], p, sw)).stdout);
+    assert.equal(s.keyProtection.label, 'software');
+    assert.equal(s.keyProtection.attested, false);
+    lab.switches.requireAttestedKeys = true;
+    try {
+      const r = await run(['run', '--forceRenewal'], p, sw);
+      assert.notEqual(r.code, 0);
+      const text = r.stdout + r.stderr;
+      assert.match(text, /accepts only device keys attested by a TPM/);
+      assert.match(text, /What to do: .*device-trust-agent status/);
+    } finally {
+      lab.switches.requireAttestedKeys = false;
+    }
+    assert.equal(stateOf(p).current.serialNumber, serial, 'the previous certificate stays');
+    s = JSON.parse((await run(['status', '--json'], p, sw)).stdout);
+    assert.equal(s.state, 'ENROLLED');
+  });
+
+  test('without tpm2-pytss the key is enrolled unattested in the TPM, status says why, and the change is an event', async () => {
+    const dir = tempDir('nopytss');
+    const shim = path.join(dir, 'python3');
+    // A real python3 without its site packages: tpm2_pytss cannot be imported.
+    fs.writeFileSync(shim, '#!/bin/sh\nexec /usr/bin/python3 -S "$@"\n', { mode: 0o755 });
+    const r = await run(['run', '--forceRenewal'], profile, { DTA_TEST_ATTEST_PYTHON: shim });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const s = JSON.parse((await run(['status', '--json'])).stdout);
+    assert.equal(s.keyProtection.label, 'tpm');
+    assert.equal(s.keyProtection.attested, false);
+    assert.match(s.keyProtection.attestation, /python3-tpm2-pytss is not installed/);
+    assert.match((await run(['status'])).stdout, /attestation: not attested — python3-tpm2-pytss is not installed/);
+    assert.equal(lab.judgeClientCertificate(certOf()).keyAttested, false);
+    const change = events().filter((e) => e.id === 1111).at(-1);
+    assert.ok(change, 'KEY_PROTECTION_CHANGED recorded');
+    assert.match(change.message, /was tpm \(attested\)/);
+  });
+});
