@@ -91,7 +91,7 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
     const enroll = JSON.parse(sent.find((q) => q.url.endsWith('/device-trust/enroll'))!.body);
     assert.match(enroll.attestation.challengeId, /^[0-9a-f]{32}$/);
     const cert = new x509.X509Certificate(certOf());
-    assert.deepEqual(cert.getExtension(x509.CertificatePolicyExtension)?.policies, [ATTESTED_KEY_POLICY_OID]);
+    assert.deepEqual([...(cert.getExtension(x509.CertificatePolicyExtension)?.policies ?? [])], [ATTESTED_KEY_POLICY_OID]);
     assert.equal(lab.judgeClientCertificate(certOf()).keyAttested, true);
     const s = JSON.parse((await run(['status', '--json'])).stdout);
     assert.equal(s.keyProtection.protection, 'tpm');
