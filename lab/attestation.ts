@@ -1,5 +1,5 @@
 /**
- * The lab org's verifier of TPM key attestation (docs/PROTOCOL.md §9).
+ * The lab org's verifier of TPM key attestation (docs/PROTOCOL.md §11).
  *
  * Round 1 (challenge): the device sends its EK certificate and the TPMT_PUBLIC of a fresh attestation key (AK).
  * The org checks the EK certificate against the TPM vendor CAs it trusts, checks that the AK is a restricted

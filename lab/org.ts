@@ -56,7 +56,7 @@ export interface LabSwitches {
   adAgentsDown: boolean;
   /** What the access gateway health check reports. */
   gatewayStatus: string;
-  /** Policy: only keys with a verified TPM attestation are issued certificates (docs/PROTOCOL.md §9). */
+  /** Policy: only keys with a verified TPM attestation are issued certificates (docs/PROTOCOL.md §11). */
   requireAttestedKeys: boolean;
 }
 

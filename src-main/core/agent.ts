@@ -515,7 +515,7 @@ export class EnrollmentTask {
         this.creds.remove(key.thumbprint);
         throw clock;
       }
-      // A refused TPM attestation would be refused the same way at enrollment (docs/PROTOCOL.md §9).
+      // A refused TPM attestation would be refused the same way at enrollment (docs/PROTOCOL.md §11).
       if (isAgentError(e) && e.failure === 'rejected' && !/^E0000_ATTESTATION_/.test(e.code)) {
         await this.forget(key.thumbprint);
         this.trace.log(`Renewal was refused (${e.message}); enrolling afresh.`);

@@ -6,7 +6,7 @@ import { AttestationChallengeSchema } from './protocol.js';
 import type { Trace } from './trace.js';
 
 /**
- * TPM key attestation, the agent's side (docs/PROTOCOL.md §9). With a key in the TPM, the enrollment and renewal
+ * TPM key attestation, the agent's side (docs/PROTOCOL.md §11). With a key in the TPM, the enrollment and renewal
  * requests carry proof that the key is TPM-resident; without one (or when this machine cannot make the proof)
  * the request goes unattested and the reason is recorded for `status`.
  */

@@ -40,7 +40,7 @@ export const IssuedAnswerSchema = z.object({
   chainPem: z.array(pem).max(10).optional(),
   deviceId: z.string().max(200).optional(),
   serialNumber: z.string().max(200).optional(),
-  /** The org verified the request's TPM attestation and recorded it in the certificate (PROTOCOL §9). */
+  /** The org verified the request's TPM attestation and recorded it in the certificate (PROTOCOL §11). */
   keyAttested: z.boolean().optional(),
 });
 export type IssuedAnswer = z.infer<typeof IssuedAnswerSchema>;
@@ -60,12 +60,12 @@ export const MtlsCheckAnswerSchema = z.object({
   serialNumber: z.string().max(200).optional(),
   subject: text(1000, 0).optional(),
   reason: text(200, 0).optional(),
-  /** The certificate records a TPM-attested key (PROTOCOL §9). */
+  /** The certificate records a TPM-attested key (PROTOCOL §11). */
   keyAttested: z.boolean().optional(),
 });
 export type MtlsCheckAnswer = z.infer<typeof MtlsCheckAnswerSchema>;
 
-/** Round 1 of TPM key attestation (PROTOCOL §9): the org's challenge for the EK and AK sent. */
+/** Round 1 of TPM key attestation (PROTOCOL §11): the org's challenge for the EK and AK sent. */
 const b64 = (max: number) => z.string().min(1).max(max).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'not base64');
 export const AttestationChallengeSchema = z.object({
   challengeId: z.string().regex(/^[0-9a-f]{32}$/, 'not a challenge id'),

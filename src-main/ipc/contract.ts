@@ -50,7 +50,7 @@ export const StatusViewSchema = z.object({
   certificatesInStore: z.number().int().nonnegative(),
   /** How the device key is protected (tpm / software token / legacy key file) and why. */
   keyProtection: z.object({ protection: z.enum(['tpm', 'software', 'file']), reason: text(300),
-    /** The org verified a TPM attestation of the key (docs/PROTOCOL.md §9), and why (not). */
+    /** The org verified a TPM attestation of the key (docs/PROTOCOL.md §11), and why (not). */
     attested: z.boolean().optional(), attestation: text(300).optional() }).optional(),
   /** When renewal is planned (start of the renewal window, or the scheduler's chosen moment). */
   plannedRenewal: iso.optional(),

@@ -52,7 +52,7 @@ export interface DeviceKeyStore {
   /** Removes the key and every certificate filed with it. Already gone is not an error. */
   remove(id: string): Promise<void>;
   /**
-   * Proof that the key is TPM-resident (docs/PROTOCOL.md §9), for stores that can give it: `ask` takes the EK
+   * Proof that the key is TPM-resident (docs/PROTOCOL.md §11), for stores that can give it: `ask` takes the EK
    * certificate and a fresh AK to the org and returns its challenge. Throws AttestationUnavailable (platform/tpm-attest.ts)
    * with the reason when this machine cannot attest (no TPM key, python3-tpm2-pytss missing, no EK certificate).
    */

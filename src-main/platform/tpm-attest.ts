@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import readline from 'node:readline';
 
 /**
- * TPM key attestation on Linux (docs/PROTOCOL.md §9): a small Python helper (python3-tpm2-pytss) run as a child
+ * TPM key attestation on Linux (docs/PROTOCOL.md §11): a small Python helper (python3-tpm2-pytss) run as a child
  * process, JSON lines over stdin/stdout, kept alive across the two round trips with the org so the attestation
  * key (AK) it makes under the endorsement key never leaves the TPM. It finds the device key in the tpm2-pkcs11
  * store by CKA_ID and loads its SRK-wrapped blobs in memory: nothing is written to any file.

@@ -1,5 +1,5 @@
 /**
- * TPM key attestation end to end with real parts (docs/PROTOCOL.md §9): swtpm with EK certificates from its own
+ * TPM key attestation end to end with real parts (docs/PROTOCOL.md §11): swtpm with EK certificates from its own
  * local vendor CA, tpm2-abrmd, tpm2-pkcs11 and the agent's tpm2-pytss helper; the lab org verifies the EK chain,
  * the credential activation, the TPM2_Certify over its nonce and the key, and refuses forgeries with a reason.
  */
