@@ -17,6 +17,7 @@ import { attestationPython, attestTpmKey, type AttestationChallenge } from '../.
 import { TPM_TOKEN_LABEL } from '../../src-main/platform/linux-keys.js';
 import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
 import { filesWithPrivateKeys } from '../support/keyscan.js';
+import { dashboardUnavailable, launchChromium, openDashboard } from '../support/dashboard.js';
 import { softTpmEkCaPem, startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
 
 const py = attestationPython();
@@ -100,6 +101,31 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
     assert.match(s.keyProtection.attestation, /verified the TPM attestation/);
     assert.match((await run(['status'])).stdout, /key: +tpm \(attested\)/);
     assert.deepEqual(filesWithPrivateKeys([profile.home, profile.stateDir]), []);
+  });
+
+  test('the dashboard header shows "TPM (attested)" with why', async (t) => {
+    const why = dashboardUnavailable();
+    if (why) {
+      t.skip(why);
+      return;
+    }
+    // The dashboard's handlers run in this process: tpm2-pkcs11 reads its store from the environment when loaded.
+    process.env.TPM2_PKCS11_STORE = tpmStore();
+    const browser = await launchChromium();
+    try {
+      const h = await openDashboard(browser, { ...agentEnv, ...tpm.env, ...profile.env, TPM2_PKCS11_STORE: tpmStore() });
+      const cell = h.page.getByTestId('key-protection');
+      await cell.filter({ hasText: 'TPM (attested)' }).waitFor({ timeout: 20_000 }).catch(async (e: Error) => {
+        throw new Error(`${e.message}\npage: ${(await h.page.locator('body').innerText()).slice(0, 1500)}`);
+      });
+      assert.match(await cell.innerText(), /TPM \(attested\) \(TPM 2\.0 via .*; attested: the org verified the TPM attestation/);
+      const shot = path.join(tempDir('shots'), 'header-attested.png');
+      await h.page.screenshot({ path: shot });
+      assert.ok(fs.statSync(shot).size > 1000);
+      console.log(`# dashboard header screenshot: ${shot}`);
+    } finally {
+      await browser.close();
+    }
   });
 
   test('renewal makes a new TPM key and attests it again, under the "attested keys only" policy', async () => {
