@@ -526,7 +526,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       state.data.issued.push({ serialNumber, deviceId, notAfter: cert.notAfter.toISOString(), principal });
       state.save();
     }
-    return { json: { certificate: cert.toString('pem'), chainPem, deviceId, serialNumber, keyAttested } };
+    return { json: { certificate: cert.toString('pem'), chainPem, deviceId, serialNumber, ...(keyAttested ? { keyAttested } : {}) } };
   }
 
   async function verifyRenewalToken(token: string): Promise<{ deviceId: string; jkt: string; serialNumber: string }> {
@@ -675,7 +675,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     const serialNumber = normalizeSerial(peer.serialNumber);
     if (revokedSet().has(serialNumber)) return { trusted: false, reason: 'revoked' };
     const keyAttested = new x509.X509Certificate(peer.raw).getExtension(x509.CertificatePolicyExtension)?.policies.includes(ATTESTED_KEY_POLICY_OID) ?? false;
-    return posture.mtlsAnswer({ trusted: true, deviceId: commonName(peer.subject), serialNumber, subject: peer.subject.split('\n').join(', '), keyAttested });
+    return posture.mtlsAnswer({ trusted: true, deviceId: commonName(peer.subject), serialNumber, subject: peer.subject.split('\n').join(', '), ...(keyAttested ? { keyAttested } : {}) });
   };
   const mtlsRoutes: Record<string, Route> = {
     'GET /mtls/check': async (req) => ({ json: judgeClientCertificate((req.socket as TLSSocket).getPeerX509Certificate()) }),
