@@ -117,6 +117,13 @@ test('the lab refuses an EK certificate outside its trusted TPM vendor CAs, and 
   for (const attrs of [TPMA.fixedTPM | TPMA.fixedParent | TPMA.sensitiveDataOrigin | TPMA.sign, TPMA.fixedParent | TPMA.sensitiveDataOrigin | TPMA.restricted | TPMA.sign]) {
     assert.throws(() => v.challenge({ ekCert: vendorEk, akPublic: tpmtPublic(attrs).toString('base64') }), (e: Error & { code?: string }) => e.code === 'E0000_ATTESTATION_AK_INVALID');
   }
+  // A challenge is short-lived: answered too late, it is refused (and used up).
+  const brief = new AttestationVerifier({ trustedEkCaPem: [vendor.cert.toString('pem')], challengeTtlMs: 1 });
+  const late = brief.challenge({ ekCert: vendorEk, akPublic: goodAk.toString('base64') });
+  await new Promise((r) => setTimeout(r, 20));
+  const junk = { secret: 'AA==', tpmtPublic: 'AA==', certifyInfo: 'AA==', signature: 'AA==' };
+  assert.throws(() => brief.verify({ challengeId: late.challengeId, ...junk }, Buffer.alloc(0)), (e: Error & { code?: string }) => e.code === 'E0000_ATTESTATION_NONCE' && /expired/.test(e.message));
+  assert.throws(() => brief.verify({ challengeId: late.challengeId, ...junk }, Buffer.alloc(0)), (e: Error & { code?: string }) => e.code === 'E0000_ATTESTATION_REPLAYED');
   // An answer to a challenge that was never issued.
   assert.throws(() => v.verify({ challengeId: 'cd'.repeat(16), secret: 'AA==', tpmtPublic: 'AA==', certifyInfo: 'AA==', signature: 'AA==' }, Buffer.alloc(0)), (e: Error & { code?: string }) => e.code === 'E0000_ATTESTATION_NONCE');
 });
