@@ -587,6 +587,8 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
   const orgRoutes: Record<string, Route> = {
     'GET /api/v1/device-trust/config': async () => ({ json: discovery() }),
     'POST /api/v1/attestation/challenge': async (_req, body) => {
+      // Without a TPM vendor CA nothing can be verified: the org does not offer attestation (devices send none).
+      if (!attestation.trustedEkCaPem.length) throw new HttpError(404, 'E0000_ATTESTATION_NOT_CONFIGURED', 'This org does not verify TPM attestation (no TPM vendor CA is configured).');
       try {
         return { json: attestation.challenge(parseJson(ChallengeRequestSchema, body)) };
       } catch (e) {
