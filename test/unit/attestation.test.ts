@@ -5,7 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { AttestationVerifier, TPMA, kdfa, parseTpmtPublic, tpmName } from '../../lab/attestation.js';
@@ -13,6 +16,7 @@ import { createRootCa, issueCertificate } from '../../lab/ca.js';
 import { isAgentError } from '../../src-main/base/errors.js';
 import { attestKey } from '../../src-main/core/attestation.js';
 import { HttpClient } from '../../src-main/core/http.js';
+import { AttestationChallengeSchema } from '../../src-main/core/protocol.js';
 import { generateLocalKey, type LocalKey } from '../../src-main/core/keys.js';
 import { Trace } from '../../src-main/core/trace.js';
 
@@ -140,4 +144,25 @@ test('TPM names and KDFa follow the TPM 2.0 specification', () => {
 
 function notACertificate(): string {
   return Buffer.from('not a certificate').toString('base64');
+}
+
+test('the lab offers attestation only once it trusts a TPM vendor CA (404 otherwise, so devices enroll unattested)', async () => {
+  const { startLabOrg } = await import('../../lab/org.js');
+  const lab = await startLabOrg({ authenticate: async () => ({ ok: false }) as never });
+  try {
+    const client = new HttpClient({ timeoutMs: 5000, tlsCaFile: writeTemp(lab.rootCaPem) });
+    await assert.rejects(client.json(AttestationChallengeSchema, { url: `${lab.orgUrl}/api/v1/attestation/challenge`, method: 'POST', json: { ekCert: 'AAAA', akPublic: 'AAAA' }, what: 'the org' }),
+      (e: unknown) => isAgentError(e) && e.code === 'E0000_ATTESTATION_NOT_CONFIGURED' && /HTTP 404/.test(e.message));
+    lab.attestation.trustedEkCaPem = [lab.rootCaPem];
+    await assert.rejects(client.json(AttestationChallengeSchema, { url: `${lab.orgUrl}/api/v1/attestation/challenge`, method: 'POST', json: { ekCert: 'AAAA', akPublic: 'AAAA' }, what: 'the org' }),
+      (e: unknown) => isAgentError(e) && e.code === 'E0000_ATTESTATION_EK_UNTRUSTED' && /HTTP 403/.test(e.message));
+  } finally {
+    await lab.close();
+  }
+});
+
+function writeTemp(pem: string): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dta-attest-')), 'root.pem');
+  fs.writeFileSync(file, pem);
+  return file;
 }
