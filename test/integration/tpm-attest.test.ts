@@ -105,16 +105,24 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
     }
   });
 
-  test('renewal makes a new TPM key and attests it again, under the "attested keys only" policy', async () => {
+  test('renewal (renewal token, no IWA) makes a new TPM key and attests it again, under the "attested keys only" policy', async () => {
     const before = keyRef();
+    const mark = lab.received.length;
     lab.switches.requireAttestedKeys = true;
+    // A renewal window longer than the validity: the certificate is due at once.
+    lab.switches.renewalWindowSeconds = 400 * 86400;
     try {
-      const r = await run(['run', '--forceRenewal']);
+      const r = await run(['run']);
       assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.match(r.stdout, /renewed/);
     } finally {
       lab.switches.requireAttestedKeys = false;
+      lab.switches.renewalWindowSeconds = 30 * 86400;
     }
+    const renew = lab.received.slice(mark).find((q) => q.url.endsWith('/device-trust/renew'));
+    assert.ok(renew && JSON.parse(renew.body).attestation, 'the renewal request carried an attestation');
     assert.notEqual(keyRef(), before, 'a new key');
+    assert.equal(stateOf().current.how, 'renewed');
     assert.equal(stateOf().current.keyAttestation.attested, true);
     assert.equal(lab.judgeClientCertificate(certOf()).keyAttested, true);
     assert.ok(!events().some((e) => e.id === 1111), 'no protection change: attested before and after');
@@ -147,15 +155,21 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
     assert.equal(s.keyProtection.label, 'software');
     assert.equal(s.keyProtection.attested, false);
     lab.switches.requireAttestedKeys = true;
+    lab.switches.renewalWindowSeconds = 400 * 86400;
+    const mark = lab.received.length;
     try {
-      const r = await run(['run', '--forceRenewal'], p, sw);
+      const r = await run(['run'], p, sw);
       assert.notEqual(r.code, 0);
       const text = r.stdout + r.stderr;
       assert.match(text, /accepts only device keys attested by a TPM/);
       assert.match(text, /What to do: .*device-trust-agent status/);
     } finally {
       lab.switches.requireAttestedKeys = false;
+      lab.switches.renewalWindowSeconds = 30 * 86400;
     }
+    const paths = lab.received.slice(mark).map((q) => new URL(q.url, 'https://x').pathname);
+    assert.ok(paths.includes('/api/v1/device-trust/renew'), paths.join(', '));
+    assert.ok(!paths.includes('/api/v1/device-trust/enroll'), 'a refused attestation is not retried as an enrollment');
     assert.equal(stateOf(p).current.serialNumber, serial, 'the previous certificate stays');
     s = JSON.parse((await run(['status', '--json'], p, sw)).stdout);
     assert.equal(s.state, 'ENROLLED');
