@@ -3,7 +3,7 @@ import { decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { z } from 'zod';
 
 /**
- * The lab org's device-assurance side (PROTOCOL §11): it takes signed posture reports, keeps the newest per
+ * The lab org's device-assurance side (PROTOCOL §9): it takes signed posture reports, keeps the newest per
  * device, and judges them against a policy an admin rolls out in stages — report-only, a grace period with a
  * deadline, then enforce — which the mTLS check answer carries.
  */

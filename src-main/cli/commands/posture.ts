@@ -10,7 +10,7 @@ export const postureCommand: Command = {
   name: 'posture',
   summary: 'device posture: disk encryption, firewall, screen lock, updates, Secure Boot, endpoint protection',
   usage: `device-trust-agent posture [--report] [--device] [--json]
-  --report   also sign the results with the device key and send them to the org now (PROTOCOL §11)
+  --report   also sign the results with the device key and send them to the org now (PROTOCOL §9)
   --device   run as the device task (root/SYSTEM): answer what only root can see and write the shared
              posture file the user task reads (state directory: the device task's, unless given)
   Exit code 0 when no check fails, 30 when one fails or the org finds the device non-compliant.`,

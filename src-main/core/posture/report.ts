@@ -30,7 +30,7 @@ export const POSTURE_REPORT_LIFETIME_S = 3600;
 
 const b64u = (b: Uint8Array | string) => Buffer.from(b).toString('base64url');
 
-/** The report's claims (PROTOCOL §11): the device, when, and each check's result without the user-facing remedy. */
+/** The report's claims (PROTOCOL §9): the device, when, and each check's result without the user-facing remedy. */
 export function postureClaims(file: PostureFile, deviceId: string, now: Date) {
   const iat = Math.floor(now.getTime() / 1000);
   return {

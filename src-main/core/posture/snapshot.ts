@@ -22,7 +22,7 @@ export const PostureResultSchema = z.object({
 });
 export type StoredPostureResult = z.infer<typeof PostureResultSchema>;
 
-/** What the org answered to the last posture report (lab org: PROTOCOL §11). */
+/** What the org answered to the last posture report (lab org: PROTOCOL §9). */
 export const ComplianceSchema = z.object({
   status: z.enum(['compliant', 'non-compliant', 'not-evaluated']),
   mode: z.enum(['off', 'report-only', 'grace', 'enforce']),
