@@ -43,6 +43,8 @@ export interface IssueOptions {
   now?: Date;
   /** Defaults to clientAuth only. */
   extendedKeyUsages?: string[];
+  /** Added after the standard ones (e.g. the attested-key certificate policy, lab/attestation.ts). */
+  extraExtensions?: x509.Extension[];
 }
 
 export interface RevokedEntry {
@@ -166,6 +168,7 @@ export async function issueCertificate(ca: KeyedCertificate, opts: IssueOptions)
       new x509.CRLDistributionPointsExtension([opts.crlUrl]),
       await x509.SubjectKeyIdentifierExtension.create(opts.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(ca.cert.publicKey),
+      ...(opts.extraExtensions ?? []),
     ],
   });
 }

@@ -9,6 +9,7 @@ import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, generateKeyPa
 import { z } from 'zod';
 import { createRootCa, ISSUING_CA_CN, issueCertificate, LabPki, normalizeSerial, x509 } from './ca.js';
 import { acceptNegotiate, type NegotiateResult } from './negotiate.js';
+import { ATTESTED_KEY_POLICY_OID, AttestationRefused, AttestationVerifier, ChallengeRequestSchema, EvidenceSchema, type Evidence } from './attestation.js';
 import { PosturePolicySchema, PostureDesk, PostureReportRequest, ReportRefused } from './posture.js';
 
 /** Answers like `acceptNegotiate`; injected by tests that run without Kerberos. */
@@ -30,6 +31,8 @@ export interface LabOrgOptions {
   authenticate?: Authenticator;
   /** Gets each line of the access log (requestLog) as it is written: `npm run lab` prints them. */
   log?: (line: string) => void;
+  /** TPM vendor CAs (PEM) an EK certificate must chain to for key attestation (lab/attestation.ts). */
+  trustedEkCaPem?: string[];
 }
 
 export interface LabSwitches {
@@ -53,6 +56,8 @@ export interface LabSwitches {
   adAgentsDown: boolean;
   /** What the access gateway health check reports. */
   gatewayStatus: string;
+  /** Policy: only keys with a verified TPM attestation are issued certificates (docs/PROTOCOL.md §11). */
+  requireAttestedKeys: boolean;
 }
 
 export type LabTarget = 'org' | 'iwaPrimary' | 'iwaBackup' | 'mtls';
@@ -94,7 +99,9 @@ export interface LabOrg {
   requestLog: string[];
   revoke(serialHex: string): void;
   /** What the mTLS endpoint would answer for this client certificate (PEM), without a handshake. */
-  judgeClientCertificate(certPem: string): { trusted: boolean; reason?: string; serialNumber?: string };
+  judgeClientCertificate(certPem: string): { trusted: boolean; reason?: string; serialNumber?: string; keyAttested?: boolean };
+  /** TPM key attestation: challenges issued, trusted TPM vendor CAs (lab/attestation.ts). */
+  attestation: AttestationVerifier;
   deactivateUser(principal: string): void;
   issued(): IssuedRecord[];
   /** Device assurance: signed posture reports and the policy the mTLS check applies (lab/posture.ts). */
@@ -133,8 +140,8 @@ const thumbprint = z.string().regex(/^[\w-]{43}$/, 'not an RFC 7638 SHA-256 thum
 
 const DeviceTokenRequest = z.object({ deviceId: z.guid(), deviceName: z.string().min(1).max(255), keyThumbprint: thumbprint });
 const UserTokenRequest = z.object({ deviceToken: jwtString });
-const EnrollRequest = z.object({ userToken: jwtString, csr: csrString });
-const RenewRequest = z.object({ renewalToken: jwtString, csr: csrString });
+const EnrollRequest = z.object({ userToken: jwtString, csr: csrString, attestation: EvidenceSchema.optional() });
+const RenewRequest = z.object({ renewalToken: jwtString, csr: csrString, attestation: EvidenceSchema.optional() });
 const LabSignIn = z.object({ principal: z.string().min(1).max(500) });
 const DeviceClaims = z.object({ typ: z.literal('device'), sub: z.string(), principal: z.string(), deviceName: z.string(), cnf: z.object({ jkt: thumbprint }) });
 const UserClaims = z.object({ typ: z.literal('user'), sub: z.string(), deviceId: z.string(), cnf: z.object({ jkt: thumbprint }) });
@@ -154,6 +161,7 @@ const SwitchesPatch = z.strictObject({
   targetDelayMs: z.strictObject({ org: z.number().int().min(0).max(120_000), iwaPrimary: z.number().int().min(0).max(120_000), iwaBackup: z.number().int().min(0).max(120_000), mtls: z.number().int().min(0).max(120_000) }).partial(),
   adAgentsDown: z.boolean(),
   gatewayStatus: z.string().min(1).max(50),
+  requireAttestedKeys: z.boolean(),
 }).partial();
 const RevokeRequest = z.object({ serialNumber: z.string().regex(/^(?:0x)?[0-9a-fA-F]{1,64}$/, 'not a hex serial number') });
 const DeactivateRequest = z.object({ principal: z.string().min(1).max(500) });
@@ -313,7 +321,26 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     targetDelayMs: {},
     adAgentsDown: false,
     gatewayStatus: 'HEALTHY',
+    requireAttestedKeys: false,
   };
+  const attestation = new AttestationVerifier({ trustedEkCaPem: opts.trustedEkCaPem ?? [] });
+
+  /** The request's TPM attestation, verified against the CSR's key; refusals and the attested-only policy are 403. */
+  function checkAttestation(evidence: Evidence | undefined, csr: x509.Pkcs10CertificateRequest): boolean {
+    if (!evidence) {
+      if (switches.requireAttestedKeys) {
+        throw new HttpError(403, 'E0000_ATTESTATION_REQUIRED', 'This org accepts only device keys attested by a TPM, and this request carries no TPM attestation.');
+      }
+      return false;
+    }
+    try {
+      attestation.verify(evidence, Buffer.from(csr.publicKey.rawData));
+      return true;
+    } catch (e) {
+      if (e instanceof AttestationRefused) throw new HttpError(403, e.code, `The TPM attestation was refused: ${e.message}`);
+      throw e;
+    }
+  }
   const received: ReceivedRequest[] = [];
   const urls = { org: '', iwaPrimary: '', iwaBackup: '', mtls: '', crl: '', jwks: '', mtlsOrigin: '' };
   const iwaIssuers = () => [urls.iwaPrimary, urls.iwaBackup];
@@ -462,11 +489,12 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
   }
 
   /** Issues (or, with a tamper switch set, forges) the enrollment/renewal answer. */
-  async function issue(deviceId: string, publicKey: x509.PublicKey, principal: string): Promise<Reply> {
+  async function issue(deviceId: string, publicKey: x509.PublicKey, principal: string, keyAttested = false): Promise<Reply> {
     const tamper = switches.tamper ?? null;
     switches.tamper = null;
     const subject: x509.JsonName = [{ CN: [deviceId] }, { OU: ['Device Trust'] }, { O: [orgName] }];
-    const base = { subject, crlUrl: urls.crl, validitySeconds: switches.validitySeconds };
+    const base = { subject, crlUrl: urls.crl, validitySeconds: switches.validitySeconds,
+      ...(keyAttested ? { extraExtensions: [new x509.CertificatePolicyExtension([ATTESTED_KEY_POLICY_OID])] } : {}) };
     let cert: x509.X509Certificate;
     let chainPem = pki.chainPem;
     switch (tamper) {
@@ -498,7 +526,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       state.data.issued.push({ serialNumber, deviceId, notAfter: cert.notAfter.toISOString(), principal });
       state.save();
     }
-    return { json: { certificate: cert.toString('pem'), chainPem, deviceId, serialNumber } };
+    return { json: { certificate: cert.toString('pem'), chainPem, deviceId, serialNumber, ...(keyAttested ? { keyAttested } : {}) } };
   }
 
   async function verifyRenewalToken(token: string): Promise<{ deviceId: string; jkt: string; serialNumber: string }> {
@@ -558,13 +586,23 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
 
   const orgRoutes: Record<string, Route> = {
     'GET /api/v1/device-trust/config': async () => ({ json: discovery() }),
+    'POST /api/v1/attestation/challenge': async (_req, body) => {
+      // Without a TPM vendor CA nothing can be verified: the org does not offer attestation (devices send none).
+      if (!attestation.trustedEkCaPem.length) throw new HttpError(404, 'E0000_ATTESTATION_NOT_CONFIGURED', 'This org does not verify TPM attestation (no TPM vendor CA is configured).');
+      try {
+        return { json: attestation.challenge(parseJson(ChallengeRequestSchema, body)) };
+      } catch (e) {
+        if (e instanceof AttestationRefused) throw new HttpError(403, e.code, `The TPM attestation was refused: ${e.message}`);
+        throw e;
+      }
+    },
     'POST /api/v1/device-trust/enroll': async (_req, body) => {
       refuseWhenReadOnly();
       const input = parseJson(EnrollRequest, body);
       const user = await verifyIwaToken(input.userToken, UserClaims, 'user token', 401);
       if (isDeactivated(user.sub)) throw new HttpError(403, 'E0000_USER_NOT_ACTIVE', `The user ${user.sub} is not active in this org (deactivated or suspended).`);
       const csr = await csrMatching(input.csr, user.cnf.jkt);
-      return issue(user.deviceId, csr.publicKey, user.sub);
+      return issue(user.deviceId, csr.publicKey, user.sub, checkAttestation(input.attestation, csr));
     },
     'POST /api/v1/device-trust/renew': async (_req, body) => {
       refuseWhenReadOnly();
@@ -572,7 +610,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       const current = await verifyRenewalToken(input.renewalToken);
       const csr = await csrMatching(input.csr, current.jkt);
       const principal = state.data.issued.find((r) => r.serialNumber === current.serialNumber)?.principal ?? '';
-      return issue(current.deviceId, csr.publicKey, principal);
+      return issue(current.deviceId, csr.publicKey, principal, checkAttestation(input.attestation, csr));
     },
     'POST /api/v1/device-trust/posture': async (_req, body) => {
       const { report } = parseJson(PostureReportRequest, body);
@@ -638,7 +676,8 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     if (now < Date.parse(peer.validFrom) || now > Date.parse(peer.validTo)) return { trusted: false, reason: 'expired' };
     const serialNumber = normalizeSerial(peer.serialNumber);
     if (revokedSet().has(serialNumber)) return { trusted: false, reason: 'revoked' };
-    return posture.mtlsAnswer({ trusted: true, deviceId: commonName(peer.subject), serialNumber, subject: peer.subject.split('\n').join(', ') });
+    const keyAttested = new x509.X509Certificate(peer.raw).getExtension(x509.CertificatePolicyExtension)?.policies.includes(ATTESTED_KEY_POLICY_OID) ?? false;
+    return posture.mtlsAnswer({ trusted: true, deviceId: commonName(peer.subject), serialNumber, subject: peer.subject.split('\n').join(', '), ...(keyAttested ? { keyAttested } : {}) });
   };
   const mtlsRoutes: Record<string, Route> = {
     'GET /mtls/check': async (req) => ({ json: judgeClientCertificate((req.socket as TLSSocket).getPeerX509Certificate()) }),
@@ -759,7 +798,8 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     received,
     requestLog,
     revoke,
-    judgeClientCertificate: (certPem: string) => judgeClientCertificate(new X509Certificate(certPem)) as { trusted: boolean; reason?: string; serialNumber?: string },
+    judgeClientCertificate: (certPem: string) => judgeClientCertificate(new X509Certificate(certPem)) as { trusted: boolean; reason?: string; serialNumber?: string; keyAttested?: boolean },
+    attestation,
     deactivateUser,
     issued,
     posture,

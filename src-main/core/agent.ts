@@ -524,7 +524,8 @@ export class EnrollmentTask {
         this.creds.remove(key.thumbprint);
         throw clock;
       }
-      if (isAgentError(e) && e.failure === 'rejected') {
+      // A refused TPM attestation would be refused the same way at enrollment (docs/PROTOCOL.md §11).
+      if (isAgentError(e) && e.failure === 'rejected' && !/^E0000_ATTESTATION_/.test(e.code)) {
         await this.forget(key.thumbprint);
         this.trace.log(`Renewal was refused (${e.message}); enrolling afresh.`);
         return this.enroll(authority, deviceId, current);
@@ -552,6 +553,7 @@ export class EnrollmentTask {
     this.creds.writeCertificate(key.thumbprint, certificate, authority.chainPem);
     const oldTp = previous ? await thumbprintOf(previous) : undefined;
     const oldProtection = oldTp ? await this.protectionOf(oldTp, previous!.id) : undefined;
+    const previousAttested = this.state.current?.thumbprint === oldTp ? this.state.current?.keyAttestation?.attested : undefined;
     // The previous certificate goes first (NSS files same-subject certificates under one nickname); if
     // anything below fails it is put back from the agent's own copy, so the device never ends up with none.
     const restorePrevious = async () => {
@@ -575,6 +577,7 @@ export class EnrollmentTask {
         ...this.state,
         deviceId: info.subjectCN && /^[0-9a-f-]{36}$/.test(info.subjectCN) ? info.subjectCN : this.state.deviceId,
         current: { thumbprint: key.thumbprint, serialNumber: info.serialNumber, storeId: stored.id, subject: info.subject, issuer: info.issuer, notBefore: info.notBefore, notAfter: info.notAfter, sha256: info.sha256, enrolledAt: this.now().toISOString(), how, caSha256: chainFingerprints(authority.chainPem), keyProtection: key.protection,
+          ...(issued.attestation ? { keyAttestation: issued.attestation } : {}),
           renewFrom: new Date(Date.parse(info.notAfter) - this.windowMs(authority, info, true)).toISOString() },
         hold: undefined,
         pending: undefined,
@@ -593,9 +596,11 @@ export class EnrollmentTask {
     }
     if (oldTp && oldTp !== key.thumbprint) await this.forget(oldTp);
     const browserPolicy = await this.configureBrowsers(authority);
-    if (oldProtection && oldProtection !== key.protection) {
-      this.events.record('KEY_PROTECTION_CHANGED', `The device key is now protected by ${key.protection === 'file' ? 'a key file' : key.protection === 'tpm' ? 'the TPM' : 'the software token'} (was ${oldProtection}).`,
-        { from: oldProtection, to: key.protection });
+    const label = (p: string, a: boolean | undefined) => (p === 'tpm' && a ? 'tpm (attested)' : p);
+    const [was, now] = [oldProtection && label(oldProtection, previousAttested), label(key.protection, issued.attestation?.attested)];
+    if (was && was !== now) {
+      this.events.record('KEY_PROTECTION_CHANGED', `The device key is now protected by ${key.protection === 'file' ? 'a key file' : key.protection === 'tpm' ? `the TPM${issued.attestation?.attested ? ', attested to the org' : ''}` : 'the software token'} (was ${was})${issued.attestation && !issued.attestation.attested && key.protection === 'tpm' ? `; not attested: ${issued.attestation.reason}` : ''}.`,
+        { from: was, to: now });
     }
     await this.checkInterception(authority, certificate, key, info.serialNumber);
     const event = how === 'enrolled' ? 'ENROLLED' : 'RENEWED';

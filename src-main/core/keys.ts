@@ -1,7 +1,7 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { x509 } from './x509.js';
-import type { DeviceKeyStore, StoreKey } from '../platform/keystore.js';
+import type { AskChallenge, DeviceKeyStore, KeyAttestationEvidence, StoreKey } from '../platform/keystore.js';
 
 export type KeyAlgorithm = 'P-256' | 'RSA-2048';
 
@@ -21,6 +21,8 @@ export interface LocalKey {
   protection: 'tpm' | 'software' | 'file';
   /** ES256 (raw r‖s) or RS256 signature over `data`, made wherever the key lives. */
   sign(data: Buffer): Promise<Buffer>;
+  /** Proof that the key is TPM-resident (core/attestation.ts), when its store can give one. */
+  attest?: (ask: AskChallenge) => Promise<KeyAttestationEvidence>;
 }
 
 function softwareSigner(algorithm: KeyAlgorithm, privateKey: KeyObject): (data: Buffer) => Promise<Buffer> {
@@ -30,7 +32,8 @@ function softwareSigner(algorithm: KeyAlgorithm, privateKey: KeyObject): (data: 
 /** A key that lives in a key store: the agent holds its public half and a way to ask the store to sign. */
 export async function keyInStore(store: DeviceKeyStore, k: StoreKey): Promise<LocalKey> {
   const publicKey = crypto.createPublicKey({ key: k.spki, format: 'der', type: 'spki' });
-  return { algorithm: k.algorithm, publicKey, thumbprint: await keyThumbprint(publicKey), storeId: k.id, protection: k.protection, sign: (data) => store.sign(k.id, data) };
+  return { algorithm: k.algorithm, publicKey, thumbprint: await keyThumbprint(publicKey), storeId: k.id, protection: k.protection, sign: (data) => store.sign(k.id, data),
+    ...(store.attest && k.protection === 'tpm' ? { attest: (ask: AskChallenge) => store.attest!(k.id, ask) } : {}) };
 }
 
 /** The private key of a software key; a key in a store has none to give (SCEP needs one for its envelopes). */

@@ -40,6 +40,8 @@ export const IssuedAnswerSchema = z.object({
   chainPem: z.array(pem).max(10).optional(),
   deviceId: z.string().max(200).optional(),
   serialNumber: z.string().max(200).optional(),
+  /** The org verified the request's TPM attestation and recorded it in the certificate (PROTOCOL §11). */
+  keyAttested: z.boolean().optional(),
 });
 export type IssuedAnswer = z.infer<typeof IssuedAnswerSchema>;
 
@@ -58,5 +60,16 @@ export const MtlsCheckAnswerSchema = z.object({
   serialNumber: z.string().max(200).optional(),
   subject: text(1000, 0).optional(),
   reason: text(200, 0).optional(),
+  /** The certificate records a TPM-attested key (PROTOCOL §11). */
+  keyAttested: z.boolean().optional(),
 });
 export type MtlsCheckAnswer = z.infer<typeof MtlsCheckAnswerSchema>;
+
+/** Round 1 of TPM key attestation (PROTOCOL §11): the org's challenge for the EK and AK sent. */
+const b64 = (max: number) => z.string().min(1).max(max).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'not base64');
+export const AttestationChallengeSchema = z.object({
+  challengeId: z.string().regex(/^[0-9a-f]{32}$/, 'not a challenge id'),
+  nonce: b64(200).refine((s) => Buffer.from(s, 'base64').length >= 16 && Buffer.from(s, 'base64').length <= 64, 'nonce of 16 to 64 bytes'),
+  credentialBlob: b64(2048),
+  encryptedSecret: b64(2048),
+});

@@ -25,6 +25,8 @@ const CurrentSchema = z.object({
   caSha256: z.array(z.string()).optional(),
   /** Where its key is kept (tpm, software token, or a key file of an older version): for metrics and status. */
   keyProtection: z.enum(['tpm', 'software', 'file']).optional(),
+  /** Whether the org verified a TPM attestation of its key, and why (not) (core/attestation.ts). */
+  keyAttestation: z.object({ attested: z.boolean(), reason: z.string().max(500) }).optional(),
   /** Its event 1000/1001 is in the event log (a run killed right after the import is repaired on reconciliation). */
   eventLogged: z.boolean().optional(),
 });

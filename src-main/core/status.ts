@@ -23,7 +23,9 @@ export interface StatusReport {
   /** Device-trust certificates in the store (more than one means a pass was interrupted). */
   certificatesInStore: number;
   /** How the device key is protected and why: `tpm` / `software` (a key store) or `file` (legacy key file). */
-  keyProtection?: { protection: 'tpm' | 'software' | 'file'; reason: string; store: string };
+  keyProtection?: { protection: 'tpm' | 'software' | 'file'; reason: string; store: string;
+    /** `tpm (attested)`, `tpm`, `software` or `file`: what `status` and the dashboard show. */
+    label?: string; attested?: boolean; attestation?: string };
   lastRun?: AgentState['lastRun'];
   /** The scheduler's named state, why, what to do when stuck, and the next attempt. */
   schedule: ScheduleView;
@@ -66,7 +68,7 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   const tp = state.current?.storeId === current.id ? state.current.thumbprint : undefined;
   const keyPem = tp ? creds.readKeyPem(tp) : undefined;
   const keyRef = tp ? creds.readKeyRef(tp) ?? platform.keys?.keyIdOf(current.id) : undefined;
-  const keyProtection = await protectionOf(platform, keyRef, keyPem !== undefined);
+  const keyProtection = withAttestation(await protectionOf(platform, keyRef, keyPem !== undefined), state.current?.storeId === current.id ? state.current.keyAttestation : undefined);
   const now = Date.now();
   const renewFrom = state.current?.storeId === current.id ? state.current.renewFrom : undefined;
   let st: DeviceState = 'ENROLLED';
@@ -143,6 +145,14 @@ function summarize(r: StatusReport): string {
     default:
       return r.summary;
   }
+}
+
+/** Adds whether the org verified the key's TPM attestation (recorded at issuance) and why (not). */
+function withAttestation(p: StatusReport['keyProtection'], a: { attested: boolean; reason: string } | undefined): StatusReport['keyProtection'] {
+  if (!p) return p;
+  const attested = p.protection === 'tpm' && a?.attested === true;
+  const attestation = p.protection !== 'tpm' ? undefined : a ? a.reason : 'enrolled before TPM attestation; the next renewal attests the new key';
+  return { ...p, label: attested ? 'tpm (attested)' : p.protection, attested, ...(attestation ? { attestation } : {}) };
 }
 
 /** Where the current key is and why; undefined when it is in neither the key store nor a key file. */

@@ -49,7 +49,9 @@ export const StatusViewSchema = z.object({
   certificate: CertificateViewSchema.optional(),
   certificatesInStore: z.number().int().nonnegative(),
   /** How the device key is protected (tpm / software token / legacy key file) and why. */
-  keyProtection: z.object({ protection: z.enum(['tpm', 'software', 'file']), reason: text(300) }).optional(),
+  keyProtection: z.object({ protection: z.enum(['tpm', 'software', 'file']), reason: text(300),
+    /** The org verified a TPM attestation of the key (docs/PROTOCOL.md §11), and why (not). */
+    attested: z.boolean().optional(), attestation: text(300).optional() }).optional(),
   /** When renewal is planned (start of the renewal window, or the scheduler's chosen moment). */
   plannedRenewal: iso.optional(),
   lastRun: z.object({ at: iso, task: text(50), outcome: text(50), code: text(100).optional(), message: text() }).optional(),

@@ -68,7 +68,9 @@ export function toStatusView(r: StatusReport & Partial<DoctorSection>, opts: { b
         }
       : {}),
     certificatesInStore: r.certificatesInStore,
-    ...(r.keyProtection ? { keyProtection: { protection: r.keyProtection.protection, reason: redact(r.keyProtection.reason).slice(0, 300) } } : {}),
+    ...(r.keyProtection ? { keyProtection: { protection: r.keyProtection.protection, reason: redact(r.keyProtection.reason).slice(0, 300),
+      ...(r.keyProtection.attested !== undefined ? { attested: r.keyProtection.attested } : {}),
+      ...(r.keyProtection.attestation ? { attestation: redact(r.keyProtection.attestation).slice(0, 300) } : {}) } } : {}),
     ...(c?.renewFrom ? { plannedRenewal: c.renewFrom } : {}),
     ...(r.lastRun ? { lastRun: r.lastRun } : {}),
     busy: opts.busy,

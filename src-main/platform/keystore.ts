@@ -1,4 +1,6 @@
 import type { StoredCertificate } from './types.js';
+import type { AskChallenge, KeyAttestationEvidence } from './tpm-attest.js';
+export type { AskChallenge, AttestationChallenge, KeyAttestationEvidence } from './tpm-attest.js';
 
 /**
  * The device key lives in a key store that cannot hand it out: a PKCS#11 token on Linux (TPM 2.0 through
@@ -49,6 +51,12 @@ export interface DeviceKeyStore {
   keyIdOf(storeId: string): string | undefined;
   /** Removes the key and every certificate filed with it. Already gone is not an error. */
   remove(id: string): Promise<void>;
+  /**
+   * Proof that the key is TPM-resident (docs/PROTOCOL.md §11), for stores that can give it: `ask` takes the EK
+   * certificate and a fresh AK to the org and returns its challenge. Throws AttestationUnavailable (platform/tpm-attest.ts)
+   * with the reason when this machine cannot attest (no TPM key, python3-tpm2-pytss missing, no EK certificate).
+   */
+  attest?(id: string, ask: AskChallenge): Promise<KeyAttestationEvidence>;
   /** Releases the module (tests and short-lived commands). */
   close(): Promise<void>;
 }

@@ -7,6 +7,7 @@ import { AgentError } from '../base/errors.js';
 import { storeWriteFault } from '../base/test-faults.js';
 import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, StoreKey } from './keystore.js';
 import { Pkcs11Token } from './pkcs11.js';
+import { AttestationUnavailable, attestTpmKey, type AskChallenge, type KeyAttestationEvidence } from './tpm-attest.js';
 import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
 
 export const TPM2_PKCS11_LIBRARIES = ['/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so', '/usr/lib/aarch64-linux-gnu/pkcs11/libtpm2_pkcs11.so', '/usr/lib64/pkcs11/libtpm2_pkcs11.so', '/usr/lib/pkcs11/libtpm2_pkcs11.so'];
@@ -154,6 +155,13 @@ export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
     const key = token.findKey(id);
     if (!key) throw new AgentError('local', 'KEY_MISSING', `The device key is no longer in the ${this.chosen!.info.description}.`, 'Run: device-trust-agent run --forceRenewal');
     return token.sign(id, key.algorithm, data);
+  }
+
+  /** TPM2_Certify of the key by an AK bound to the EK (platform/tpm-attest.ts); only for a key in the TPM token. */
+  async attest(id: string, ask: AskChallenge): Promise<KeyAttestationEvidence> {
+    const { token } = this.choose();
+    if (token.opts.tag !== 'tpm' || !token.findKey(id)) throw new AttestationUnavailable('TPM_KEY_NOT_IN_TPM', 'the device key is not in the TPM token');
+    return attestTpmKey({ store: tpmStoreDir(this.s), keyId: id, tokenLabel: TPM_TOKEN_LABEL, env: { ...process.env, ...this.s.env }, ask });
   }
 
   async attach(id: string, req: { certPem: string; chainPem: string[]; label: string }): Promise<StoredCertificate> {

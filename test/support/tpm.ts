@@ -69,11 +69,12 @@ async function waitForPort(port: number, ms = 15_000): Promise<void> {
   }
 }
 
-export async function startSoftTpm(): Promise<SoftTpm> {
+export async function startSoftTpm(opts: { ekCa?: string } = {}): Promise<SoftTpm> {
   const dir = tempDir('tpm');
   const state = path.join(dir, 'state');
   fs.mkdirSync(state, { recursive: true });
-  execFileSync('swtpm_setup', ['--tpm2', '--tpmstate', state, '--overwrite', '--config', writeSetupConfig(dir)], { stdio: 'pipe' });
+  const conf = opts.ekCa ? writeLocalCaConfig(dir, opts.ekCa) : writeSetupConfig(dir);
+  execFileSync('swtpm_setup', ['--tpm2', '--tpmstate', state, '--overwrite', ...(opts.ekCa ? ['--create-ek-cert'] : []), '--config', conf], { stdio: 'pipe' });
   const children: ChildProcess[] = [];
   // The swtpm TCTI reaches the control channel on port+1.
   const port = await adjacentFreePorts();
@@ -111,4 +112,24 @@ function writeSetupConfig(dir: string): string {
   const conf = path.join(dir, 'swtpm_setup.conf');
   fs.writeFileSync(conf, `create_certs_tool = /bin/true\nactive_pcr_banks = sha256\n`);
   return conf;
+}
+
+/**
+ * swtpm_setup with EK certificates from swtpm_localca, whose CA (root + intermediate) lives in `caDir` (made on
+ * first use; TPMs set up with the same dir share the vendor CA). Nothing of the machine's /etc or /var is used.
+ */
+function writeLocalCaConfig(dir: string, caDir: string): string {
+  fs.mkdirSync(caDir, { recursive: true });
+  const caConf = path.join(dir, 'swtpm-localca.conf');
+  fs.writeFileSync(caConf, `statedir = ${caDir}\nsigningkey = ${caDir}/signkey.pem\nissuercert = ${caDir}/issuercert.pem\ncertserial = ${caDir}/certserial\n`);
+  const caOpts = path.join(dir, 'swtpm-localca.options');
+  fs.writeFileSync(caOpts, '--platform-manufacturer DeviceTrustLab\n--platform-version 2.1\n--platform-model swtpm\n');
+  const conf = path.join(dir, 'swtpm_setup.conf');
+  fs.writeFileSync(conf, `create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = ${caConf}\ncreate_certs_tool_options = ${caOpts}\nactive_pcr_banks = sha256\n`);
+  return conf;
+}
+
+/** The vendor CA certificates (root and intermediate, PEM) of a `caDir` used with startSoftTpm({ ekCa }). */
+export function softTpmEkCaPem(caDir: string): string[] {
+  return ['swtpm-localca-rootca-cert.pem', 'issuercert.pem'].map((f) => fs.readFileSync(path.join(caDir, f), 'utf8'));
 }

@@ -35,7 +35,8 @@ function describeStatus(r: StatusReport & Partial<DoctorStatus>): string {
       `  valid until: ${r.certificate.notAfter}`);
     if (r.certificate.renewFrom) lines.push(`  renews from: ${r.certificate.renewFrom}`);
   }
-  if (r.keyProtection) lines.push(`  key:         ${r.keyProtection.protection} — ${r.keyProtection.reason} (${r.keyProtection.store})`);
+  if (r.keyProtection) lines.push(`  key:         ${r.keyProtection.label ?? r.keyProtection.protection} — ${r.keyProtection.reason} (${r.keyProtection.store})`);
+  if (r.keyProtection?.attestation) lines.push(`  attestation: ${r.keyProtection.attested ? 'attested' : 'not attested'} — ${r.keyProtection.attestation}`);
   if (r.certificatesInStore > 1) lines.push(`  note: ${r.certificatesInStore} device-trust certificates in the store; the next run keeps one.`);
   lines.push(...describeScheduleView(r.schedule));
   if (r.lastRun) lines.push(`  last run:    ${r.lastRun.at} ${r.lastRun.outcome}${r.lastRun.code ? ` (${r.lastRun.code})` : ''}: ${r.lastRun.message}`);

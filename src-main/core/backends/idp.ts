@@ -4,7 +4,8 @@ import { discoverOrg } from '../discovery.js';
 import { AgentError } from '../../base/errors.js';
 import type { HttpClient } from '../http.js';
 import { IwaClient, labSignInAllowed } from '../iwa.js';
-import { createCsr } from '../keys.js';
+import { createCsr, type LocalKey } from '../keys.js';
+import { attestKey, withAttestationRemedy } from '../attestation.js';
 import { IssuedAnswerSchema, type OrgConfig } from '../protocol.js';
 import { checkHostPatterns } from '../host-patterns.js';
 import { signRenewalToken } from '../renewal.js';
@@ -75,9 +76,11 @@ export class IdpBackend implements EnrollmentBackend {
     const userToken = await trace.step('Get a user token from the IWA web app (logged-on user)', () => iwa.userToken(deviceToken));
     trace.secret('User token', userToken);
     const csr = await trace.step('Create the certificate signing request', () => createCsr(key, `CN=${deviceId}`));
+    const attempt = await attestKey(key, { http, orgUrl: this.orgUrl, trace });
     const { data } = await trace.step('Ask the org to issue the certificate', () =>
-      http.json(IssuedAnswerSchema, { url: `${this.orgUrl}/api/v1/device-trust/enroll`, method: 'POST', json: { userToken, csr }, what: 'the org' }));
-    return { certificatePem: data.certificate };
+      http.json(IssuedAnswerSchema, { url: `${this.orgUrl}/api/v1/device-trust/enroll`, method: 'POST', json: { userToken, csr, ...(attempt.evidence ? { attestation: attempt.evidence } : {}) }, what: 'the org' })
+        .catch((e: unknown) => { throw withAttestationRemedy(e); }));
+    return { certificatePem: data.certificate, attestation: this.attestationRecord(key, attempt, data.keyAttested) };
   }
 
   async renew({ key, deviceId, currentCertPem, currentKey }: RenewRequest): Promise<Issued> {
@@ -85,9 +88,18 @@ export class IdpBackend implements EnrollmentBackend {
     const renewalToken = await signRenewalToken({ currentKey, currentCertPem, deviceId, newKeyThumbprint: key.thumbprint, now: this.deps.now() });
     trace.secret('Renewal token (signed with the current key)', renewalToken);
     const csr = await trace.step('Create the certificate signing request', () => createCsr(key, `CN=${deviceId}`));
+    const attempt = await attestKey(key, { http, orgUrl: this.orgUrl, trace });
     const { data } = await trace.step('Ask the org to renew the certificate (no IWA needed)', () =>
-      http.json(IssuedAnswerSchema, { url: `${this.orgUrl}/api/v1/device-trust/renew`, method: 'POST', json: { renewalToken, csr }, what: 'the org' }));
-    return { certificatePem: data.certificate };
+      http.json(IssuedAnswerSchema, { url: `${this.orgUrl}/api/v1/device-trust/renew`, method: 'POST', json: { renewalToken, csr, ...(attempt.evidence ? { attestation: attempt.evidence } : {}) }, what: 'the org' })
+        .catch((e: unknown) => { throw withAttestationRemedy(e); }));
+    return { certificatePem: data.certificate, attestation: this.attestationRecord(key, attempt, data.keyAttested) };
+  }
+
+  /** What `status` says about the key's attestation after the org's answer. */
+  private attestationRecord(key: LocalKey, attempt: { evidence?: unknown; unattested?: string }, keyAttested: boolean | undefined): { attested: boolean; reason: string } {
+    if (attempt.evidence && keyAttested) return { attested: true, reason: 'the org verified the TPM attestation (EK certificate, AK, TPM2_Certify over its nonce)' };
+    if (attempt.evidence) return { attested: false, reason: 'the org did not confirm the TPM attestation it was sent' };
+    return { attested: false, reason: attempt.unattested ?? (key.protection === 'tpm' ? 'no attestation was made' : 'the key is not in a TPM') };
   }
 
   private labPrincipals(org: OrgConfig): { device: string; user: string } | undefined {

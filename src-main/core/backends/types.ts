@@ -1,5 +1,6 @@
 import type { CertInfo } from '../certificate.js';
 import type { KeyAlgorithm, LocalKey } from '../keys.js';
+import type { KeyAttestationRecord } from '../attestation.js';
 
 /** Chromium's AutoSelectCertificateForUrls ISSUER filter: CN, or O/OU for a CA without a common name. */
 export type { IssuerFilter } from '../../platform/types.js';
@@ -49,6 +50,8 @@ export interface RenewRequest extends IssueRequest {
 
 export interface Issued {
   certificatePem: string;
+  /** Whether the org verified a TPM attestation of the key, and why (not) (core/attestation.ts). */
+  attestation?: KeyAttestationRecord;
 }
 
 export type BackendKind = 'idp' | 'scep';

@@ -69,9 +69,9 @@ export function StatusHeader({ status, busy, onRenew, onForceRenewal }: Props) {
         {status.keyProtection && (
           <div>
             <dt>Key protection</dt>
-            <dd data-testid="key-protection" title={status.keyProtection.reason}>
-              {status.keyProtection.protection === 'tpm' ? 'TPM' : status.keyProtection.protection === 'software' ? 'Software token' : 'Key file'}{' '}
-              <span className="muted">({status.keyProtection.reason})</span>
+            <dd data-testid="key-protection" title={status.keyProtection.attestation ? `${status.keyProtection.reason}; ${status.keyProtection.attestation}` : status.keyProtection.reason}>
+              {status.keyProtection.protection === 'tpm' ? (status.keyProtection.attested ? 'TPM (attested)' : 'TPM') : status.keyProtection.protection === 'software' ? 'Software token' : 'Key file'}{' '}
+              <span className="muted">({status.keyProtection.reason}{status.keyProtection.protection === 'tpm' && status.keyProtection.attestation ? `; ${status.keyProtection.attested ? 'attested' : 'not attested'}: ${status.keyProtection.attestation}` : ''})</span>
             </dd>
           </div>
         )}

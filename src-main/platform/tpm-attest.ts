@@ -1,0 +1,250 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import readline from 'node:readline';
+
+/**
+ * TPM key attestation on Linux (docs/PROTOCOL.md §11): a small Python helper (python3-tpm2-pytss) run as a child
+ * process, JSON lines over stdin/stdout, kept alive across the two round trips with the org so the attestation
+ * key (AK) it makes under the endorsement key never leaves the TPM. It finds the device key in the tpm2-pkcs11
+ * store by CKA_ID and loads its SRK-wrapped blobs in memory: nothing is written to any file.
+ */
+
+/** What the org answers to round 1 (validated by the caller's schema). */
+export interface AttestationChallenge {
+  challengeId: string;
+  nonce: string;
+  credentialBlob: string;
+  encryptedSecret: string;
+}
+
+/** What the enrollment/renewal request carries (all base64 TPM structures). */
+export interface KeyAttestationEvidence {
+  challengeId: string;
+  secret: string;
+  tpmtPublic: string;
+  certifyInfo: string;
+  signature: string;
+}
+
+/** Round 1: the EK certificate and the new AK go to the org, which answers a challenge. */
+export type AskChallenge = (req: { ekCert: string; akPublic: string }) => Promise<AttestationChallenge>;
+
+/** Why attestation could not be made on this machine (enrollment goes on, unattested). */
+export class AttestationUnavailable extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+const PYTHONS = ['/usr/bin/python3', 'python3'];
+const STEP_DEADLINE_MS = 30_000;
+
+/** The python3 that has tpm2_pytss (the distribution's, normally), or why there is none. */
+export function attestationPython(): { python: string } | { reason: string } {
+  // Test hook (tpm-attest.test.ts): the python3 to use, e.g. one without tpm2-pytss on its path.
+  const pythons = process.env.DTA_TEST_ATTEST_PYTHON ? [process.env.DTA_TEST_ATTEST_PYTHON] : PYTHONS;
+  for (const p of pythons) {
+    if (p.startsWith('/') && !fs.existsSync(p)) continue;
+    const r = spawnSync(p, ['-c', 'import tpm2_pytss, yaml, cryptography'], { stdio: 'ignore', timeout: 10_000 });
+    if (r.status === 0) return { python: p };
+  }
+  const any = pythons.some((p) => spawnSync(p, ['-c', '0'], { stdio: 'ignore', timeout: 5_000 }).status === 0);
+  return { reason: any ? 'python3-tpm2-pytss is not installed (apt install python3-tpm2-pytss)' : 'python3 is not installed (apt install python3 python3-tpm2-pytss)' };
+}
+
+/**
+ * Runs both rounds: the helper makes an AK under the EK and reads the EK certificate; `ask` gets the org's
+ * challenge; the helper activates the credential and certifies the device key over the nonce.
+ */
+export async function attestTpmKey(opts: { store: string; keyId: string; tokenLabel: string; env: NodeJS.ProcessEnv; ask: AskChallenge }): Promise<KeyAttestationEvidence> {
+  const py = attestationPython();
+  if ('reason' in py) throw new AttestationUnavailable('TPM_ATTEST_UNAVAILABLE', py.reason);
+  const child = spawn(py.python, ['-c', HELPER], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...opts.env, TSS2_LOG: 'all+none', PYTHONDONTWRITEBYTECODE: '1' } });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { if (stderr.length < 4096) stderr += d.toString('utf8'); });
+  child.stdin.on('error', () => undefined);
+  const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const step = async (req: object, what: string): Promise<Record<string, unknown>> => {
+    child.stdin.write(`${JSON.stringify(req)}\n`);
+    let timer: NodeJS.Timeout | undefined;
+    const line = await Promise.race([
+      lines.next(),
+      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new AttestationUnavailable('TPM_ATTEST_TIMEOUT', `the TPM attestation helper did not answer within ${STEP_DEADLINE_MS / 1000} s (${what})`)), STEP_DEADLINE_MS); }),
+    ]).finally(() => clearTimeout(timer));
+    if (line.done) {
+      await exited;
+      throw new AttestationUnavailable('TPM_ATTEST_FAILED', `the TPM attestation helper stopped (${what})${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`);
+    }
+    let msg: Record<string, unknown>;
+    try {
+      msg = JSON.parse(line.value) as Record<string, unknown>;
+    } catch {
+      throw new AttestationUnavailable('TPM_ATTEST_FAILED', `the TPM attestation helper answered something that is not JSON (${what})`);
+    }
+    if (msg.ok !== true) throw new AttestationUnavailable(String(msg.code ?? 'TPM_ATTEST_FAILED'), String(msg.message ?? 'the TPM attestation helper failed'));
+    return msg;
+  };
+  try {
+    const begun = await step({ op: 'begin' }, 'creating the attestation key');
+    const challenge = await opts.ask({ ekCert: String(begun.ekCert), akPublic: String(begun.akPublic) });
+    const done = await step({ op: 'finish', ...challenge, store: opts.store, keyId: opts.keyId, token: opts.tokenLabel }, 'certifying the device key');
+    return { challengeId: challenge.challengeId, secret: String(done.secret), tpmtPublic: String(done.tpmtPublic), certifyInfo: String(done.certifyInfo), signature: String(done.signature) };
+  } finally {
+    child.stdin.end();
+    const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(killer);
+  }
+}
+
+/** The helper program (Python 3, tpm2-pytss 1.x). Shipped inside the agent, run with `python3 -c`. */
+export const HELPER = String.raw`
+import base64, binascii, io, json, os, sqlite3, sys
+
+def out(o):
+    sys.stdout.write(json.dumps(o) + "\n")
+    sys.stdout.flush()
+
+def fail(code, message):
+    out({"ok": False, "code": code, "message": message})
+    sys.exit(1)
+
+try:
+    import yaml
+    from tpm2_pytss import ESAPI, ESYS_TR, TPM2_SE, TPM2_ALG, TPM2_ECC, TPMA_OBJECT, TPM2_RH
+    from tpm2_pytss.types import (TPMT_SYM_DEF, TPM2B_PUBLIC, TPM2B_PRIVATE, TPM2B_SENSITIVE_CREATE, TPMT_PUBLIC,
+        TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET, TPMT_SIG_SCHEME, TPM2B_DIGEST)
+    from tpm2_pytss.utils import create_ek_template, NVReadEK
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    import hashlib
+except Exception as e:  # noqa
+    fail("TPM_ATTEST_UNAVAILABLE", "python3-tpm2-pytss is not usable (%s)" % e)
+
+B64 = lambda b: base64.b64encode(bytes(b)).decode()
+CKA_ID = 0x102
+CKA_CLASS = 0
+CKO_PRIVATE_KEY = 3
+CKA_TPM2_OBJAUTH_ENC = 0x8F000001
+CKA_TPM2_PUB_BLOB = 0x8F000002
+CKA_TPM2_PRIV_BLOB = 0x8F000003
+
+def read_line():
+    line = sys.stdin.readline()
+    if not line:
+        sys.exit(0)
+    return json.loads(line)
+
+def policy_ek(ectx):
+    """A policy session satisfying the EK's default policy (PolicySecret(TPM_RH_ENDORSEMENT))."""
+    sym = TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL)
+    s = ectx.start_auth_session(ESYS_TR.NONE, ESYS_TR.NONE, TPM2_SE.POLICY, sym, TPM2_ALG.SHA256)
+    ectx.policy_secret(ESYS_TR.ENDORSEMENT, s, b"", b"", b"", 0)
+    return s
+
+def find_key(store, key_id, token_label):
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(store, "tpm2_pkcs11.sqlite3"), uri=True)
+    db.row_factory = sqlite3.Row
+    tok = db.execute("select * from tokens where label = ?", (token_label,)).fetchone()
+    if tok is None:
+        fail("TPM_KEY_NOT_FOUND", "no token labelled %s in %s" % (token_label, store))
+    for row in db.execute("select * from tobjects where tokid = ?", (tok["id"],)):
+        attrs = yaml.safe_load(io.StringIO(row["attrs"]))
+        if attrs.get(CKA_CLASS) == CKO_PRIVATE_KEY and str(attrs.get(CKA_ID, "")).lower() == key_id.lower():
+            pobj = db.execute("select * from pobjects where id = ?", (tok["pid"],)).fetchone()
+            seal = db.execute("select * from sealobjects where tokid = ?", (tok["id"],)).fetchone()
+            return tok, attrs, pobj, seal
+    fail("TPM_KEY_NOT_FOUND", "the device key %s is not in the TPM token" % key_id)
+
+def load_device_key(ectx, store, key_id, token_label):
+    tok, attrs, pobj, seal = find_key(store, key_id, token_label)
+    tconf = yaml.safe_load(io.StringIO(tok["config"]))
+    if not tconf.get("empty-user-pin"):
+        fail("TPM_TOKEN_HAS_PIN", "the TPM token has a user PIN; attestation needs the agent's empty-PIN token")
+    pconf = yaml.safe_load(io.StringIO(pobj["config"]))
+    if pconf.get("transient") or "esys-tr" not in pconf:
+        fail("TPM_PRIMARY_TRANSIENT", "the token's primary key is not persistent")
+    parent = ectx.tr_deserialize(binascii.unhexlify(pconf["esys-tr"]))
+    ectx.tr_set_auth(parent, pobj["objauth"] or "")
+    # The token's wrapping key, sealed under the primary; its auth is derived from the (empty) user PIN.
+    salt = seal["userauthsalt"]
+    salt = salt.encode() if isinstance(salt, str) else bytes(salt)
+    sealauth = hashlib.sha256(b"" + salt).hexdigest()[:32]
+    spub, _ = TPM2B_PUBLIC.unmarshal(bytes(seal["userpub"]))
+    spriv, _ = TPM2B_PRIVATE.unmarshal(bytes(seal["userpriv"]))
+    sealh = ectx.load(parent, spriv, spub)
+    try:
+        ectx.tr_set_auth(sealh, sealauth)
+        wrapping = binascii.unhexlify(bytes(ectx.unseal(sealh)))
+    finally:
+        ectx.flush_context(sealh)
+    objauth = b""
+    enc = attrs.get(CKA_TPM2_OBJAUTH_ENC)
+    if enc:
+        iv, tag, ct = [binascii.unhexlify(x) for x in binascii.unhexlify(enc).decode().split(":")]
+        d = Cipher(algorithms.AES(wrapping), modes.GCM(iv, tag)).decryptor()
+        objauth = d.update(ct) + d.finalize()
+    pub, _ = TPM2B_PUBLIC.unmarshal(binascii.unhexlify(attrs[CKA_TPM2_PUB_BLOB]))
+    priv, _ = TPM2B_PRIVATE.unmarshal(binascii.unhexlify(attrs[CKA_TPM2_PRIV_BLOB]))
+    h = ectx.load(parent, priv, pub)
+    ectx.tr_set_auth(h, objauth)
+    return h, pub
+
+def ak_template():
+    t = TPMT_PUBLIC.parse("ecc256:ecdsa-sha256:null",
+        objectAttributes=TPMA_OBJECT.FIXEDTPM | TPMA_OBJECT.FIXEDPARENT | TPMA_OBJECT.SENSITIVEDATAORIGIN
+        | TPMA_OBJECT.USERWITHAUTH | TPMA_OBJECT.RESTRICTED | TPMA_OBJECT.SIGN_ENCRYPT)
+    return TPM2B_PUBLIC(publicArea=t)
+
+def main():
+    tcti = os.environ.get("TPM2TOOLS_TCTI") or os.environ.get("TPM2_PKCS11_TCTI") or os.environ.get("TSS2_TCTI") or None
+    req = read_line()
+    if req.get("op") != "begin":
+        fail("PROTOCOL", "expected begin")
+    try:
+        ectx = ESAPI(tcti)
+    except Exception as e:
+        fail("TPM_UNREACHABLE", "the TPM could not be reached (%s)" % e)
+    try:
+        nvr = NVReadEK(ectx)
+        cert, template = create_ek_template("EK-RSA2048", nvr)
+        if not cert:
+            fail("TPM_NO_EK_CERT", "the TPM has no RSA EK certificate (NV index 0x1c00002)")
+        ek, _, _, _, _ = ectx.create_primary(None, template, ESYS_TR.ENDORSEMENT)
+        s = policy_ek(ectx)
+        akpriv, akpub, _, _, _ = ectx.create(ek, TPM2B_SENSITIVE_CREATE(), ak_template(), session1=s)
+        ectx.flush_context(s)
+        s = policy_ek(ectx)
+        ak = ectx.load(ek, akpriv, akpub, session1=s)
+        ectx.flush_context(s)
+        out({"ok": True, "ekCert": B64(cert), "akPublic": B64(akpub.publicArea.marshal())})
+        req = read_line()
+        if req.get("op") != "finish":
+            fail("PROTOCOL", "expected finish")
+        blob, _ = TPM2B_ID_OBJECT.unmarshal(base64.b64decode(req["credentialBlob"]))
+        secret, _ = TPM2B_ENCRYPTED_SECRET.unmarshal(base64.b64decode(req["encryptedSecret"]))
+        s = policy_ek(ectx)
+        try:
+            activated = ectx.activate_credential(ak, ek, blob, secret, session1=ESYS_TR.PASSWORD, session2=s)
+        except Exception as e:
+            fail("TPM_ACTIVATE_FAILED", "the TPM refused to activate the org's credential for this AK (%s)" % e)
+        finally:
+            ectx.flush_context(s)
+        key, pub = load_device_key(ectx, req["store"], req["keyId"], req.get("token") or "device-trust")
+        scheme = TPMT_SIG_SCHEME(scheme=TPM2_ALG.ECDSA)
+        scheme.details.any.hashAlg = TPM2_ALG.SHA256
+        attest, sig = ectx.certify(key, ak, base64.b64decode(req["nonce"]), scheme)
+        ectx.flush_context(key)
+        ectx.flush_context(ak)
+        ectx.flush_context(ek)
+        out({"ok": True, "secret": B64(activated.buffer if hasattr(activated, "buffer") else activated), "tpmtPublic": B64(pub.publicArea.marshal()),
+             "certifyInfo": B64(attest.attestationData if hasattr(attest, "attestationData") else attest), "signature": B64(sig.marshal())})
+    except SystemExit:
+        raise
+    except Exception as e:
+        if os.environ.get("DTA_ATTEST_DEBUG"):
+            import traceback; traceback.print_exc()
+        fail("TPM_ATTEST_FAILED", "%s: %s" % (type(e).__name__, e))
+
+main()
+`;
