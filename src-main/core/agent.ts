@@ -14,6 +14,7 @@ import { HttpClient } from './http.js';
 import { generateLocalKey, keyInStore, keyThumbprint, type LocalKey } from './keys.js';
 import { passDeadline } from './deadline.js';
 import { checkMtlsPath } from './mtls.js';
+import { checkPublishedChains } from './server-chain.js';
 import { httpOptionsFor } from './proxy/options.js';
 import { checkRevocation } from './revocation.js';
 import { assertCaContinuity, chainFingerprints } from './ca-continuity.js';
@@ -630,12 +631,15 @@ export class EnrollmentTask {
    */
   private async checkInterception(authority: Authority, certPem: string, key: LocalKey, serialNumber: string): Promise<void> {
     const keyPem = this.creds.readKeyPem(key.thumbprint);
-    if (!authority.mtlsUrl || !keyPem) return;
+    if (!authority.mtlsUrl) return;
     try {
-      const { intercepted } = await checkMtlsPath(this.http, authority.mtlsUrl, { certPem, keyPem, serialNumber }, this.config.orgUrl ? [new URL(this.config.orgUrl).host] : []);
-      if (intercepted) {
-        this.warnings.push(`${intercepted.message} What to do: ${intercepted.remedy}`);
-        this.trace.log(`warning: ${intercepted.message}`);
+      // A key in a token cannot be presented by Node's TLS: then the published TLS chain is the evidence alone.
+      const { intercepted } = keyPem ? await checkMtlsPath(this.http, authority.mtlsUrl, { certPem, keyPem, serialNumber }, this.config.orgUrl ? [new URL(this.config.orgUrl).host] : []) : { intercepted: undefined };
+      const mismatch = this.config.orgUrl ? (await checkPublishedChains(this.http, { mtlsUrl: authority.mtlsUrl, pins: authority.serverTlsPins }, this.config.orgUrl, { reach: true }))[0]?.error : undefined;
+      const found = intercepted ?? mismatch;
+      if (found) {
+        this.warnings.push(`${found.message} What to do: ${found.remedy}`);
+        this.trace.log(`warning: ${found.message}`);
       }
     } catch (e) {
       // Only the interception matters here; any other failure is for status --check and diagnose to report.

@@ -229,24 +229,27 @@ describe('field conditions with real squids: run, status --check, proxy-check an
     assert.equal(f.diagnose.code, 30);
   });
 
-  // The agent sees a trusted interceptor only when its own TLS presents the device certificate and the mTLS endpoint
-  // answers that none arrived. With the key in a PKCS#11 token (every Linux enrollment now), Node's TLS cannot
-  // present it; an OpenSSL PKCS#11 provider would give that back. Until then this case cannot be observed here.
-  const TRUSTED_INTERCEPTOR_SKIP = 'skipped: the device key is in a PKCS#11 token that the agent\'s own TLS cannot present, so a trusted interceptor that strips the client certificate is not observable by the agent (browsers present the key)';
-  test('ssl_bump with a CA the machine TRUSTS: the mTLS endpoint sees no certificate, and that is named as interception', { skip: TRUSTED_INTERCEPTOR_SKIP }, async () => {
+  // A trusted interceptor verifies fine; what betrays it is the chain: the org publishes the CAs that issue its own
+  // TLS certificates (discovery serverTls, PROTOCOL §1) and the chain seen for the org and mTLS hosts has none of them.
+  test('ssl_bump with a CA the machine TRUSTS: the chain is not the one the org publishes, and that is named as interception', async () => {
     const f = await four({ DTA_HTTP_PROXY: bumpTrusted.url }, trustedCaFile);
     // Enrollment itself works through a trusted interceptor; the warning says mutual TLS will not.
     assert.equal(f.run.code, 0, f.run.stderr);
-    assert.match(f.run.stdout + f.run.stderr, /warning: A TLS-intercepting proxy .*saw no client certificate.*"Corp Trusted Inspection CA"/s);
+    assert.equal(nssUserCerts(f.freshProfile.nssDb).length, 1);
+    assert.match(f.run.stdout + f.run.stderr, /warning: A TLS-intercepting proxy or security product sits between this device and localhost:\d+ \(the mTLS endpoint\).*issued by "Corp Trusted Inspection CA".*not by a CA the org publishes.*Exempt localhost from TLS inspection/s);
     assert.equal(f.status.code, 30, f.status.stdout);
-    assert.match(f.status.stdout, /check mtls: FAILED — A TLS-intercepting proxy .*Corp Trusted Inspection CA.*Exempt localhost/s);
+    assert.match(f.status.stdout, /check mtls: FAILED — A TLS-intercepting proxy .*Corp Trusted Inspection CA.*Exempt localhost/);
+    assert.match(f.status.stdout, /check org: FAILED — A TLS-intercepting proxy .*\(the org\).*Corp Trusted Inspection CA/);
     assert.equal(f.proxyCheck.code, 30, f.proxyCheck.stdout);
     assert.match(f.proxyCheck.stdout, /FAILED the mTLS endpoint/);
-    assert.match(f.proxyCheck.stdout, /Corp Trusted Inspection CA/);
+    assert.match(f.proxyCheck.stdout, /issued by "Corp Trusted Inspection CA".*not by a CA the org publishes.*Exempt localhost/);
     assert.doesNotMatch(f.proxyCheck.stdout, /Every route works/);
     const tlsFinding = finding(f, 'TLS_INTERCEPTION');
     assert.ok(tlsFinding, JSON.stringify(f.report.findings.map((x) => x.code)));
-    assert.match(tlsFinding.evidence.join('\n'), /saw no client certificate.*Corp Trusted Inspection CA/);
+    assert.match(tlsFinding.evidence.join('\n'), /mtls: the certificate presented for localhost:\d+ is issued by "Corp Trusted Inspection CA", not by a CA the org publishes/);
+    assert.match(tlsFinding.remedy, /Exempt .*localhost/);
+    assert.equal(finding(f, 'MTLS_UNREACHABLE'), undefined, 'not filed as "mTLS endpoint unreachable"');
+    assert.equal(f.diagnose.code, 30);
   });
 
   test('a PAC mixing DIRECT and PROXY: every command works', async () => {
