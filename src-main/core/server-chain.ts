@@ -43,7 +43,7 @@ export function unpublishedChainFinding(ctx: {
     what: ctx.what,
     interception,
     error: new AgentError('bad-answer', 'TLS_INTERCEPTED',
-      `A TLS-intercepting proxy or security product sits between this device and ${ctx.host} (${ctx.what}): the certificate presented for ${ctx.host} is issued by "${issuer}" (${presentingCa}), not by a CA the org publishes for its TLS servers${ctx.route ? ` (route chosen by ${ctx.route})` : ''}. This machine trusts that CA, so TLS succeeds, but the device certificate cannot reach ${ctx.host} through it: sign-ins that need device trust fail. The device certificate itself is fine and nothing was changed.`,
+      `A TLS-intercepting proxy or security product sits between this device and ${ctx.host} (${ctx.what}): the certificate presented for ${ctx.host} is issued by "${issuer}" (${presentingCa}), not by a CA the org publishes for its TLS servers${ctx.route ? ` (route chosen by ${ctx.route})` : ''}. This machine trusts that CA, so TLS succeeds, but mutual TLS (the device certificate) cannot pass through it: sign-ins that need device trust fail. The device certificate itself is fine and nothing was changed.`,
       `Exempt ${exempt.join(', ')} from TLS inspection on the proxy or security product whose CA is "${issuer}": mutual TLS (device trust) cannot work through inspection.`),
   };
 }

@@ -15,6 +15,10 @@ import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { loadConfig } from '../../src-main/core/config.js';
+import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js';
+import { DashboardService } from '../../src-main/ipc/service.js';
+import { createPlatform } from '../../src-main/platform/index.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type AgentResult, type Profile } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
 import { squidUnavailable, startSquid, type Squid } from '../support/squid.js';
@@ -250,6 +254,18 @@ describe('field conditions with real squids: run, status --check, proxy-check an
     assert.match(tlsFinding.remedy, /Exempt .*localhost/);
     assert.equal(finding(f, 'MTLS_UNREACHABLE'), undefined, 'not filed as "mTLS endpoint unreachable"');
     assert.equal(f.diagnose.code, 30);
+    // The dashboard: the mTLS card and the finding name the interceptor.
+    const env = { ...enrolled.env, DTA_HTTP_PROXY: bumpTrusted.url, DTA_TLS_CA_FILE: trustedCaFile, KRB5_CONFIG: '/dev/null', DTA_PLATFORM_LOG: 'off' };
+    const svc = new DashboardService({ loadConfig: () => loadConfig({ env }), platform: createPlatform, emit: () => undefined, saveExport: async () => null, env: { ...process.env, ...env },
+      healthPolicy: { ...DEFAULT_HEALTH_POLICY, maxRetries: 0 } });
+    const view = await svc.runDiagnostics();
+    const mtlsCard = view.targets.find((t) => t.kind === 'mtls');
+    assert.match(mtlsCard?.summary ?? '', /TLS-intercepting proxy .*"Corp Trusted Inspection CA".*not by a CA the org publishes/);
+    assert.match(view.targets.find((t) => t.id === 'org')?.summary ?? '', /through TLS interception.*"Corp Trusted Inspection CA"/);
+    const dashFinding = view.findings.find((x) => /TLS-intercepting/.test(x.title));
+    assert.ok(dashFinding, JSON.stringify(view.findings.map((x) => x.title)));
+    assert.match(JSON.stringify(dashFinding), /Corp Trusted Inspection CA/);
+    assert.match(JSON.stringify(dashFinding), /Exempt .*localhost/);
   });
 
   test('a PAC mixing DIRECT and PROXY: every command works', async () => {

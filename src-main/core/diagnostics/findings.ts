@@ -248,7 +248,7 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
   if (stripped || intercepted.length) {
     const strippedBy = stripped ? seen(mtls!) : undefined;
     const exempt = [...new Set([...input.probes.flatMap((p) => seen(p)?.exempt ?? []),
-      ...[input.org ? host(input.org.mtls.url) : undefined, input.orgUrl ? host(input.orgUrl) : undefined, ...IDP_DOMAINS].filter((x): x is string => Boolean(x))])];
+      ...[input.org ? host(input.org.mtls.url) : undefined, input.orgUrl ? host(input.orgUrl) : undefined, ...IDP_DOMAINS].filter((x): x is string => Boolean(x)).map((h) => h.replace(/:\d+$/, ''))])];
     add({ code: 'TLS_INTERCEPTION', severity: 'error', title: 'A TLS-intercepting proxy or security product sits between this device and the identity provider',
       evidence: [
         ...(stripped ? [`mtls: certificate ${String(mtls!.facts.presented)} was presented, but the mTLS endpoint saw no client certificate${strippedBy ? `; the certificate presented for ${strippedBy.host} is issued by "${strippedBy.issuer}" (a CA this machine trusts)` : ''}`] : []),
