@@ -14,7 +14,9 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { LabPki } from '../../lab/ca.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { lookalikeCa, startFront, type Front } from '../support/hostile-front.js';
 import { loadConfig } from '../../src-main/core/config.js';
 import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js';
 import { DashboardService } from '../../src-main/ipc/service.js';
@@ -84,6 +86,10 @@ describe('field conditions with real squids: run, status --check, proxy-check an
   let pacBase: string;
   let enrolled: Profile;
   let enrolledSerial: string;
+  let labPki: LabPki;
+  let swapped: { chainPem: string[] };
+  let swapFront: Front;
+  let swapNow = false;
 
   const fresh = (extra: Record<string, string> = {}, caFile = rootCaFile) => makeProfile({ orgUrl: lab.orgUrl, rootCaFile: caFile, extraEnv: { DTA_LAB_SIGN_IN: 'true', ...extra } });
   const serialInState = (p: Profile) => {
@@ -130,8 +136,13 @@ describe('field conditions with real squids: run, status --check, proxy-check an
   const finding = (f: Four, code: string) => f.report.findings.find((x) => x.code === code);
 
   before(async () => {
-    lab = await startLabOrg({ allowLabSignIn: true });
+    const labDir = tempDir('field-lab');
+    labPki = await LabPki.loadOrCreate(labDir);
+    lab = await startLabOrg({ allowLabSignIn: true, dataDir: labDir });
     rootCaFile = writeRootCa(lab.rootCaPem);
+    swapped = await lookalikeCa();
+    swapFront = await startFront({ labOrgUrl: lab.orgUrl, rootCaPem: lab.rootCaPem, tls: await labPki.serverTlsCredentials(),
+      behaviour: { discovery: (d) => (swapNow ? { ...d, ca: { ...d.ca, chainPem: swapped.chainPem } } : d) } });
     const untrusted = makeCa('Example Inspection CA');
     const trusted = makeCa('Corp Trusted Inspection CA');
     trustedCaFile = writeRootCa(`${lab.rootCaPem}\n${trusted.certPem}`);
@@ -187,7 +198,7 @@ describe('field conditions with real squids: run, status --check, proxy-check an
   after(async () => {
     pacServer?.closeAllConnections();
     await new Promise((r) => pacServer?.close(r));
-    await Promise.all([squid?.stop(), authSquid?.stop(), bumpUntrusted?.stop(), bumpTrusted?.stop(), blackhole?.close()]);
+    await Promise.all([squid?.stop(), authSquid?.stop(), bumpUntrusted?.stop(), bumpTrusted?.stop(), blackhole?.close(), swapFront?.close()]);
     await lab?.close();
   });
 
@@ -266,6 +277,43 @@ describe('field conditions with real squids: run, status --check, proxy-check an
     assert.ok(dashFinding, JSON.stringify(view.findings.map((x) => x.title)));
     assert.match(JSON.stringify(dashFinding), /Corp Trusted Inspection CA/);
     assert.match(JSON.stringify(dashFinding), /Exempt .*localhost/);
+  });
+
+  // CA continuity does not depend on the route: a discovery answer that swaps the CA (what a rewriting middlebox
+  // or a compromised front could do) is refused at renewal and at enrollment through a proxy as well.
+  test('a CA swap announced in discovery, through squid: refused at renewal (CA_CHANGED, named by diagnose) and at enrollment', async () => {
+    const env = (p: Profile) => ({ ...p.env, DTA_ORG_URL: swapFront.url, DTA_HTTP_PROXY: squid.url });
+    const p = fresh();
+    swapNow = false;
+    const first = await runAgent(['run'], env(p));
+    assert.equal(first.code, 0, first.stderr);
+    const serial = serialInState(p)!;
+    swapNow = true;
+    try {
+      const renew = await timed(['run', '--forceRenewal'], env(p));
+      assert.equal(renew.code, 30, renew.stdout + renew.stderr);
+      assert.match(renew.stderr, /publishes a different certificate authority than the one this device's certificate was issued under.*not signed or cross-signed/s);
+      assert.match(renew.stderr, /Nothing was requested or installed; the current certificate is kept/);
+      assert.match(renew.stderr, /caRolloverFingerprints/);
+      assert.equal(serialInState(p), serial, 'the current certificate is still the current one');
+      assert.equal(nssUserCerts(p.nssDb).length, 1, 'still exactly one certificate');
+      assert.equal(lab.judgeClientCertificate(fs.readFileSync(path.join(p.stateDir, 'credentials', JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8')).current.thumbprint, 'cert.pem'), 'utf8')).trusted, true,
+        'the kept certificate is still accepted by the org\'s mTLS endpoint');
+      assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"id":1151'), 'event 1151 (CA_CHANGED)');
+      const d = await timed(['diagnose', '--json', '--timeout', '10'], env(p));
+      const report = JSON.parse(d.stdout) as Four['report'];
+      const ca = report.findings.find((x) => x.code === 'CA_CHANGED');
+      assert.ok(ca, JSON.stringify(report.findings.map((x) => x.code)));
+      assert.match(ca.remedy, /caRolloverFingerprints/);
+      // At enrollment there is no earlier CA to compare with; the issued certificate does not chain to the announced one.
+      const q = fresh();
+      const enroll = await timed(['run'], env(q));
+      assert.equal(enroll.code, 30, enroll.stdout + enroll.stderr);
+      assert.match(enroll.stderr, /does not chain to the org's certificate authority/);
+      nothingInstalled(q);
+    } finally {
+      swapNow = false;
+    }
   });
 
   test('a PAC mixing DIRECT and PROXY: every command works', async () => {
