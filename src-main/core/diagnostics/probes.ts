@@ -11,7 +11,6 @@ import { parseJsonAnswer, type HttpClient, type HttpResponse } from '../http.js'
 import { labSignInAllowed } from '../iwa.js';
 import { MtlsCheckAnswerSchema, OrgConfigSchema, type OrgConfig } from '../protocol.js';
 import { publishedPins, unpublishedChainFinding } from '../server-chain.js';
-import { checkRevocation } from '../revocation.js';
 import { strippedCertificateFinding } from '../proxy/diagnose.js';
 import { redactUserInfo } from '../proxy/env.js';
 import type { SecretStore } from '../secrets/index.js';
@@ -281,6 +280,8 @@ export function probeCrl(ctx: ProbeContext, org: OrgConfig, cred: LocalCredentia
   return runProbe({ id: 'crl', kind: 'crl', target: url || '(none published)', deadlineMs: ctx.timeoutMs }, async (rec) => {
     if (!url) throw new ProbeSkipped('the org publishes no CRL location');
     await connectStages(ctx, rec, url);
+    // Loaded here: revocation.js brings @peculiar/x509, which the other probes do not need.
+    const { checkRevocation } = await import('../revocation.js');
     const rev = await rec.stage('http', `GET ${pathOf(url)} and verify the CRL`, () => checkRevocation(ctx.http, url, org.ca.chainPem, cred?.serialNumber ?? ''),
       (r) => `CRL of ${r.crlThisUpdate}${cred ? (r.revoked ? `; certificate ${cred.serialNumber} REVOKED` : `; certificate ${cred.serialNumber} not revoked`) : ''}`);
     rec.facts.thisUpdate = rev.crlThisUpdate;
