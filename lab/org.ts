@@ -1,4 +1,4 @@
-import { createPublicKey, randomBytes, timingSafeEqual, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, timingSafeEqual, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -110,6 +110,8 @@ export interface LabOrg {
 }
 
 const MAX_BODY_BYTES = 1024 * 1024;
+/** PROTOCOL §1 serverTls pins: base64 SHA-256 of a CA certificate's SubjectPublicKeyInfo. */
+const spkiSha256 = (pem: string) => createHash('sha256').update(new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
 /** Keeps a long-running `npm run lab` from growing without bound. */
 const MAX_RECEIVED = 10_000;
 const TOKEN_LIFETIME_S = 300;
@@ -471,6 +473,8 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       crlUrl: urls.crl,
       certificate: { validitySeconds: switches.validitySeconds, renewalWindowSeconds: switches.renewalWindowSeconds },
       iwaJwksUrl: urls.jwks,
+      // Every lab server's TLS certificate comes from the lab PKI: its CAs are the published TLS issuers.
+      serverTls: { issuerSpkiSha256: pki.chainPem.map((p) => spkiSha256(p)) },
     };
   }
 

@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { AgentError } from './errors.js';
 
 /** The facts about a certificate every layer shows: parsed once, described the same way everywhere. */
@@ -43,3 +43,9 @@ export function splitPem(bundle: string): string[] {
   return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
+
+/** Base64 SHA-256 of a certificate's DER SubjectPublicKeyInfo (the HPKP "pin-sha256" form): survives re-issuing with the same key. */
+export function spkiSha256(cert: X509Certificate | string): string {
+  const c = typeof cert === 'string' ? new X509Certificate(cert) : cert;
+  return createHash('sha256').update(c.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+}

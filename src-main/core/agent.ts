@@ -14,6 +14,7 @@ import { HttpClient } from './http.js';
 import { generateLocalKey, keyInStore, keyThumbprint, type LocalKey } from './keys.js';
 import { passDeadline } from './deadline.js';
 import { checkMtlsPath } from './mtls.js';
+import { checkPublishedChains } from './server-chain.js';
 import { httpOptionsFor } from './proxy/options.js';
 import { checkRevocation } from './revocation.js';
 import { assertCaContinuity, chainFingerprints } from './ca-continuity.js';
@@ -245,6 +246,7 @@ export class EnrollmentTask {
     if (now >= renewFrom || this.opts.renewNow) return this.renew(authority, deviceId, current, key);
 
     const browserPolicy = await this.configureBrowsers(authority);
+    await this.checkPublishedChain(authority, false);
     const msg = `This device is enrolled: certificate ${current.info.serialNumber} is valid until ${current.info.notAfter}; renewal from ${new Date(renewFrom).toISOString()}.`;
     return { outcome: 'nothing-to-do', backend: this.backend.kind, message: msg, deviceId, certificate: this.installed(current, tp), warnings: this.warnings, ...(browserPolicy ? { browserPolicy } : {}) };
   }
@@ -644,16 +646,27 @@ export class EnrollmentTask {
    */
   private async checkInterception(authority: Authority, certPem: string, key: LocalKey, serialNumber: string): Promise<void> {
     const keyPem = this.creds.readKeyPem(key.thumbprint);
-    if (!authority.mtlsUrl || !keyPem) return;
+    if (!authority.mtlsUrl) return;
     try {
-      const { intercepted } = await checkMtlsPath(this.http, authority.mtlsUrl, { certPem, keyPem, serialNumber }, this.config.orgUrl ? [new URL(this.config.orgUrl).host] : []);
+      // A key in a token cannot be presented by Node's TLS: then the published TLS chain is the evidence alone.
+      const { intercepted } = keyPem ? await checkMtlsPath(this.http, authority.mtlsUrl, { certPem, keyPem, serialNumber }, this.config.orgUrl ? [new URL(this.config.orgUrl).host] : []) : { intercepted: undefined };
       if (intercepted) {
         this.warnings.push(`${intercepted.message} What to do: ${intercepted.remedy}`);
         this.trace.log(`warning: ${intercepted.message}`);
-      }
+      } else await this.checkPublishedChain(authority, true);
     } catch (e) {
       // Only the interception matters here; any other failure is for status --check and diagnose to report.
       this.trace.log(`mTLS check after install: ${(e as Error).message}`);
+    }
+  }
+
+  /** The chains seen for the org (and, with `reach`, the mTLS host) against the TLS issuers the org publishes. */
+  private async checkPublishedChain(authority: Authority, reach: boolean): Promise<void> {
+    if (!authority.mtlsUrl || !this.config.orgUrl) return;
+    const found = (await checkPublishedChains(this.http, { mtlsUrl: authority.mtlsUrl, pins: authority.serverTlsPins }, this.config.orgUrl, { reach }).catch(() => []))[0]?.error;
+    if (found) {
+      this.warnings.push(`${found.message} What to do: ${found.remedy}`);
+      this.trace.log(`warning: ${found.message}`);
     }
   }
 

@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ensurePrivateDir, writeFileAtomic } from '../base/fsutil.js';
 import type { DeviceKeyStore } from '../platform/keystore.js';
-import { keyFromPem, keyInStore, privateKeyPem, type LocalKey } from './keys.js';
+// keys.js (with @peculiar/x509 and jose) is loaded only when a key is used: diagnose and status read these files
+// without it, and start faster.
+import type { LocalKey } from './keys.js';
 
 /**
  * The agent's own record of each credential, one owner-only directory per key thumbprint: key-ref.json (which
@@ -26,7 +28,8 @@ export class CredentialFiles {
   writeKey(key: LocalKey): void {
     ensurePrivateDir(this.root);
     const dir = ensurePrivateDir(this.dir(key.thumbprint));
-    writeFileAtomic(path.join(dir, 'key.pem'), privateKeyPem(key), 0o600);
+    if (!key.privateKey) throw new Error('this operation needs a software key, but the device key lives in a key store');
+    writeFileAtomic(path.join(dir, 'key.pem'), key.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), 0o600);
   }
 
   /** Records which key-store key belongs to this thumbprint (written right after the key is made, before any request). */
@@ -58,7 +61,9 @@ export class CredentialFiles {
 
   async readKey(thumbprint: string): Promise<LocalKey | undefined> {
     try {
-      return await keyFromPem(fs.readFileSync(path.join(this.dir(thumbprint), 'key.pem'), 'utf8'));
+      const pem = fs.readFileSync(path.join(this.dir(thumbprint), 'key.pem'), 'utf8');
+      const { keyFromPem } = await import('./keys.js');
+      return await keyFromPem(pem);
     } catch {
       return undefined;
     }
@@ -119,7 +124,7 @@ export async function loadDeviceKey(creds: CredentialFiles, keys: DeviceKeyStore
   const ref = creds.readKeyRef(thumbprint) ?? (storeId ? keys?.keyIdOf(storeId) : undefined);
   if (ref && keys) {
     const sk = await keys.find(ref);
-    if (sk) return keyInStore(keys, sk);
+    if (sk) return (await import('./keys.js')).keyInStore(keys, sk);
   }
   return creds.readKey(thumbprint);
 }

@@ -28,6 +28,12 @@ export const OrgConfigSchema = z.object({
     renewalWindowSeconds: z.number().int().nonnegative(),
   }),
   iwaJwksUrl: url.optional(),
+  /**
+   * The org's own TLS servers (PROTOCOL §1): SPKI SHA-256 pins (base64) of the CAs that issue the TLS certificates
+   * of the org host and the mTLS host. A chain presented for those hosts with none of them is TLS interception,
+   * even by a CA this machine trusts.
+   */
+  serverTls: z.object({ issuerSpkiSha256: z.array(z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'not a base64 SHA-256')).min(1).max(20) }).optional(),
 });
 export type OrgConfig = z.infer<typeof OrgConfigSchema>;
 

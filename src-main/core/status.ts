@@ -119,6 +119,14 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
           report.checks.mtls = { ok: false, detail: isAgentError(e) ? e.message : String(e), ...(isAgentError(e) ? { code: e.code } : {}) };
         }
       }
+      // The chains seen for the org and mTLS hosts against the TLS issuers the org publishes: an interceptor this
+      // machine trusts shows here even when no key can be presented.
+      if (!report.checks.mtls || report.checks.mtls.ok) {
+        const { checkPublishedChains } = await import('./server-chain.js');
+        for (const m of await checkPublishedChains(http, { mtlsUrl: org.mtls.url, pins: org.serverTls?.issuerSpkiSha256 }, config.orgUrl, { reach: true })) {
+          report.checks[m.what === 'the org' ? 'org' : 'mtls'] = { ok: false, code: m.error.code, detail: `${m.error.message} What to do: ${m.error.remedy}` };
+        }
+      }
     } catch (e) {
       report.checks.org = { ok: false, detail: (e as Error).message, ...(isAgentError(e) ? { code: e.code } : {}) };
     } finally {

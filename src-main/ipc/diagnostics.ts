@@ -81,8 +81,10 @@ function summaryOf(p: ProbeResult): string {
   if (p.status !== 'ok') return p.error?.message ?? `The check ${p.status === 'timeout' ? 'timed out' : 'failed'}.`;
   const f = p.facts;
   switch (p.kind) {
-    case 'org':
-      return `${String(f.orgName ?? 'The org')} answers${f.readOnly ? ' (read-only mode)' : ''}.`;
+    case 'org': {
+      const seen = f.interception as { issuer?: string; published?: boolean } | undefined;
+      return `${String(f.orgName ?? 'The org')} answers${f.readOnly ? ' (read-only mode)' : ''}${seen?.issuer && seen.published === false ? `, but through TLS interception: its certificate is issued by "${seen.issuer}", not by a CA the org publishes` : ''}.`;
+    }
     case 'mtls':
       return f.trusted ? `Trusts this device's certificate${f.deviceId ? ` (device ${String(f.deviceId)})` : ''}.` : `Answers, but does NOT trust this device's certificate (${String(f.reason ?? 'no reason given')}).`;
     case 'crl':

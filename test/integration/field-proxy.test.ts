@@ -14,7 +14,13 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { LabPki } from '../../lab/ca.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { lookalikeCa, startFront, type Front } from '../support/hostile-front.js';
+import { loadConfig } from '../../src-main/core/config.js';
+import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js';
+import { DashboardService } from '../../src-main/ipc/service.js';
+import { createPlatform } from '../../src-main/platform/index.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type AgentResult, type Profile } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
 import { squidUnavailable, startSquid, type Squid } from '../support/squid.js';
@@ -80,6 +86,10 @@ describe('field conditions with real squids: run, status --check, proxy-check an
   let pacBase: string;
   let enrolled: Profile;
   let enrolledSerial: string;
+  let labPki: LabPki;
+  let swapped: { chainPem: string[] };
+  let swapFront: Front;
+  let swapNow = false;
 
   const fresh = (extra: Record<string, string> = {}, caFile = rootCaFile) => makeProfile({ orgUrl: lab.orgUrl, rootCaFile: caFile, extraEnv: { DTA_LAB_SIGN_IN: 'true', ...extra } });
   const serialInState = (p: Profile) => {
@@ -126,8 +136,13 @@ describe('field conditions with real squids: run, status --check, proxy-check an
   const finding = (f: Four, code: string) => f.report.findings.find((x) => x.code === code);
 
   before(async () => {
-    lab = await startLabOrg({ allowLabSignIn: true });
+    const labDir = tempDir('field-lab');
+    labPki = await LabPki.loadOrCreate(labDir);
+    lab = await startLabOrg({ allowLabSignIn: true, dataDir: labDir });
     rootCaFile = writeRootCa(lab.rootCaPem);
+    swapped = await lookalikeCa();
+    swapFront = await startFront({ labOrgUrl: lab.orgUrl, rootCaPem: lab.rootCaPem, tls: await labPki.serverTlsCredentials(),
+      behaviour: { discovery: (d) => (swapNow ? { ...d, ca: { ...d.ca, chainPem: swapped.chainPem } } : d) } });
     const untrusted = makeCa('Example Inspection CA');
     const trusted = makeCa('Corp Trusted Inspection CA');
     trustedCaFile = writeRootCa(`${lab.rootCaPem}\n${trusted.certPem}`);
@@ -183,7 +198,7 @@ describe('field conditions with real squids: run, status --check, proxy-check an
   after(async () => {
     pacServer?.closeAllConnections();
     await new Promise((r) => pacServer?.close(r));
-    await Promise.all([squid?.stop(), authSquid?.stop(), bumpUntrusted?.stop(), bumpTrusted?.stop(), blackhole?.close()]);
+    await Promise.all([squid?.stop(), authSquid?.stop(), bumpUntrusted?.stop(), bumpTrusted?.stop(), blackhole?.close(), swapFront?.close()]);
     await lab?.close();
   });
 
@@ -229,24 +244,76 @@ describe('field conditions with real squids: run, status --check, proxy-check an
     assert.equal(f.diagnose.code, 30);
   });
 
-  // The agent sees a trusted interceptor only when its own TLS presents the device certificate and the mTLS endpoint
-  // answers that none arrived. With the key in a PKCS#11 token (every Linux enrollment now), Node's TLS cannot
-  // present it; an OpenSSL PKCS#11 provider would give that back. Until then this case cannot be observed here.
-  const TRUSTED_INTERCEPTOR_SKIP = 'skipped: the device key is in a PKCS#11 token that the agent\'s own TLS cannot present, so a trusted interceptor that strips the client certificate is not observable by the agent (browsers present the key)';
-  test('ssl_bump with a CA the machine TRUSTS: the mTLS endpoint sees no certificate, and that is named as interception', { skip: TRUSTED_INTERCEPTOR_SKIP }, async () => {
+  // A trusted interceptor verifies fine; what betrays it is the chain: the org publishes the CAs that issue its own
+  // TLS certificates (discovery serverTls, PROTOCOL §1) and the chain seen for the org and mTLS hosts has none of them.
+  test('ssl_bump with a CA the machine TRUSTS: the chain is not the one the org publishes, and that is named as interception', async () => {
     const f = await four({ DTA_HTTP_PROXY: bumpTrusted.url }, trustedCaFile);
     // Enrollment itself works through a trusted interceptor; the warning says mutual TLS will not.
     assert.equal(f.run.code, 0, f.run.stderr);
-    assert.match(f.run.stdout + f.run.stderr, /warning: A TLS-intercepting proxy .*saw no client certificate.*"Corp Trusted Inspection CA"/s);
+    assert.equal(nssUserCerts(f.freshProfile.nssDb).length, 1);
+    assert.match(f.run.stdout + f.run.stderr, /warning: A TLS-intercepting proxy or security product sits between this device and localhost:\d+ \(the mTLS endpoint\).*issued by "Corp Trusted Inspection CA".*not by a CA the org publishes.*Exempt localhost from TLS inspection/s);
     assert.equal(f.status.code, 30, f.status.stdout);
-    assert.match(f.status.stdout, /check mtls: FAILED — A TLS-intercepting proxy .*Corp Trusted Inspection CA.*Exempt localhost/s);
+    assert.match(f.status.stdout, /check mtls: FAILED — A TLS-intercepting proxy .*Corp Trusted Inspection CA.*Exempt localhost/);
+    assert.match(f.status.stdout, /check org: FAILED — A TLS-intercepting proxy .*\(the org\).*Corp Trusted Inspection CA/);
     assert.equal(f.proxyCheck.code, 30, f.proxyCheck.stdout);
     assert.match(f.proxyCheck.stdout, /FAILED the mTLS endpoint/);
-    assert.match(f.proxyCheck.stdout, /Corp Trusted Inspection CA/);
+    assert.match(f.proxyCheck.stdout, /issued by "Corp Trusted Inspection CA".*not by a CA the org publishes.*Exempt localhost/);
     assert.doesNotMatch(f.proxyCheck.stdout, /Every route works/);
     const tlsFinding = finding(f, 'TLS_INTERCEPTION');
     assert.ok(tlsFinding, JSON.stringify(f.report.findings.map((x) => x.code)));
-    assert.match(tlsFinding.evidence.join('\n'), /saw no client certificate.*Corp Trusted Inspection CA/);
+    assert.match(tlsFinding.evidence.join('\n'), /mtls: the certificate presented for localhost:\d+ is issued by "Corp Trusted Inspection CA", not by a CA the org publishes/);
+    assert.match(tlsFinding.remedy, /Exempt .*localhost/);
+    assert.equal(finding(f, 'MTLS_UNREACHABLE'), undefined, 'not filed as "mTLS endpoint unreachable"');
+    assert.equal(f.diagnose.code, 30);
+    // The dashboard: the mTLS card and the finding name the interceptor.
+    const env = { ...enrolled.env, DTA_HTTP_PROXY: bumpTrusted.url, DTA_TLS_CA_FILE: trustedCaFile, KRB5_CONFIG: '/dev/null', DTA_PLATFORM_LOG: 'off' };
+    const svc = new DashboardService({ loadConfig: () => loadConfig({ env }), platform: createPlatform, emit: () => undefined, saveExport: async () => null, env: { ...process.env, ...env },
+      healthPolicy: { ...DEFAULT_HEALTH_POLICY, maxRetries: 0 } });
+    const view = await svc.runDiagnostics();
+    const mtlsCard = view.targets.find((t) => t.kind === 'mtls');
+    assert.match(mtlsCard?.summary ?? '', /TLS-intercepting proxy .*"Corp Trusted Inspection CA".*not by a CA the org publishes/);
+    assert.match(view.targets.find((t) => t.id === 'org')?.summary ?? '', /through TLS interception.*"Corp Trusted Inspection CA"/);
+    const dashFinding = view.findings.find((x) => /TLS-intercepting/.test(x.title));
+    assert.ok(dashFinding, JSON.stringify(view.findings.map((x) => x.title)));
+    assert.match(JSON.stringify(dashFinding), /Corp Trusted Inspection CA/);
+    assert.match(JSON.stringify(dashFinding), /Exempt .*localhost/);
+  });
+
+  // CA continuity does not depend on the route: a discovery answer that swaps the CA (what a rewriting middlebox
+  // or a compromised front could do) is refused at renewal and at enrollment through a proxy as well.
+  test('a CA swap announced in discovery, through squid: refused at renewal (CA_CHANGED, named by diagnose) and at enrollment', async () => {
+    const env = (p: Profile) => ({ ...p.env, DTA_ORG_URL: swapFront.url, DTA_HTTP_PROXY: squid.url });
+    const p = fresh();
+    swapNow = false;
+    const first = await runAgent(['run'], env(p));
+    assert.equal(first.code, 0, first.stderr);
+    const serial = serialInState(p)!;
+    swapNow = true;
+    try {
+      const renew = await timed(['run', '--forceRenewal'], env(p));
+      assert.equal(renew.code, 30, renew.stdout + renew.stderr);
+      assert.match(renew.stderr, /publishes a different certificate authority than the one this device's certificate was issued under.*not signed or cross-signed/s);
+      assert.match(renew.stderr, /Nothing was requested or installed; the current certificate is kept/);
+      assert.match(renew.stderr, /caRolloverFingerprints/);
+      assert.equal(serialInState(p), serial, 'the current certificate is still the current one');
+      assert.equal(nssUserCerts(p.nssDb).length, 1, 'still exactly one certificate');
+      assert.equal(lab.judgeClientCertificate(fs.readFileSync(path.join(p.stateDir, 'credentials', JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8')).current.thumbprint, 'cert.pem'), 'utf8')).trusted, true,
+        'the kept certificate is still accepted by the org\'s mTLS endpoint');
+      assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"id":1151'), 'event 1151 (CA_CHANGED)');
+      const d = await timed(['diagnose', '--json', '--timeout', '10'], env(p));
+      const report = JSON.parse(d.stdout) as Four['report'];
+      const ca = report.findings.find((x) => x.code === 'CA_CHANGED');
+      assert.ok(ca, JSON.stringify(report.findings.map((x) => x.code)));
+      assert.match(ca.remedy, /caRolloverFingerprints/);
+      // At enrollment there is no earlier CA to compare with; the issued certificate does not chain to the announced one.
+      const q = fresh();
+      const enroll = await timed(['run'], env(q));
+      assert.equal(enroll.code, 30, enroll.stdout + enroll.stderr);
+      assert.match(enroll.stderr, /does not chain to the org's certificate authority/);
+      nothingInstalled(q);
+    } finally {
+      swapNow = false;
+    }
   });
 
   test('a PAC mixing DIRECT and PROXY: every command works', async () => {

@@ -54,6 +54,7 @@ export class IdpBackend implements EnrollmentBackend {
       hostPatterns: patterns.accepted,
       refusedHostPatterns: patterns.refused,
       mtlsUrl: org.mtls.url,
+      serverTlsPins: org.serverTls?.issuerSpkiSha256,
       renewalWindowSeconds: org.certificate.renewalWindowSeconds,
       crlUrl: org.crlUrl,
       readOnly: org.readOnly,

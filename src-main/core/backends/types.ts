@@ -31,6 +31,8 @@ export interface Authority {
   refusedHostPatterns?: { pattern: string; reason: string }[];
   /** Where a browser presents the certificate (the IdP's mTLS endpoint), checked after install for interception. */
   mtlsUrl?: string | undefined;
+  /** SPKI pins of the CAs issuing the org's own TLS certificates (discovery serverTls): other chains are interception. */
+  serverTlsPins?: string[] | undefined;
   renewalWindowSeconds: number;
   crlUrl?: string | undefined;
   /** Enrollment is impossible for now (read-only org): retry later, change nothing. */

@@ -15,6 +15,7 @@ import {
 } from './probes.js';
 import { DIAGNOSE_SCHEMA, DIAGNOSE_SCHEMA_VERSION, type DiagnoseReport, type ProbeResult } from './types.js';
 import { httpOptionsFor } from '../proxy/options.js';
+import { publishedPins, unpublishedChainFinding } from '../server-chain.js';
 
 export interface DiagnoseOptions {
   loaded: LoadedConfig;
@@ -118,6 +119,7 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
     const probes = [orgOutcome.result, ...(orgOutcome.clock ? [orgOutcome.clock] : []), ...orgOutcome.rest, ...directory, gateway, pools.result, certificate]
       .sort((a, b) => rank(a.id) - rank(b.id));
     attachInterceptions(probes, http);
+    if (orgOutcome.org && orgUrl) attachUnpublishedOrgChain(probes, http, orgOutcome.org, orgUrl);
 
     const signedIn = probes.find((p) => p.kind === 'iwa' && (p.facts.auth as { ok?: boolean } | undefined)?.ok);
     const auth = signedIn?.facts.auth as { principal?: string; via?: string } | undefined;
@@ -173,6 +175,20 @@ export function platformOrNone(factory: PlatformFactory | null | undefined, conf
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The chain the org host presented, against the TLS issuers the org publishes: an interceptor this machine trusts
+ * shows on the org probe too (the mTLS probe compares its own host).
+ */
+function attachUnpublishedOrgChain(probes: ProbeResult[], http: HttpClient, org: OrgConfig, orgUrl: string): void {
+  const probe = probes.find((p) => p.kind === 'org' && p.status === 'ok');
+  if (!probe || probe.facts.interception) return;
+  const host = new URL(orgUrl).host;
+  const found = unpublishedChainFinding({ host, what: 'the org', chain: http.presentedChain(host), pins: publishedPins(org), exemptHosts: [new URL(org.mtls.url).host] });
+  if (!found) return;
+  http.noteInterception(found.interception, found.error.message);
+  probe.facts.interception = { host, issuer: found.interception.issuer, exempt: found.interception.exempt, published: false };
 }
 
 /** Interceptions the HTTP client found (any route, proxy included) become facts of the probes that met them. */

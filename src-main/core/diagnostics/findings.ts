@@ -238,7 +238,7 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
 
   // --- TLS ---
   const tlsUntrusted = input.probes.filter((p) => p.error?.code === 'TLS_UNTRUSTED');
-  const seen = (p: ProbeResult) => p.facts.interception as { host: string; issuer: string; exempt: string[] } | undefined;
+  const seen = (p: ProbeResult) => p.facts.interception as { host: string; issuer: string; exempt: string[]; published?: boolean } | undefined;
   const mtls = get('mtls');
   const stripped = mtls?.facts.trusted === false && mtls.facts.reason === 'no-certificate';
   // Named by a known interceptor's issuer on the direct TLS stage, or by the HTTP client's own finding
@@ -248,12 +248,12 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
   if (stripped || intercepted.length) {
     const strippedBy = stripped ? seen(mtls!) : undefined;
     const exempt = [...new Set([...input.probes.flatMap((p) => seen(p)?.exempt ?? []),
-      ...[input.org ? host(input.org.mtls.url) : undefined, input.orgUrl ? host(input.orgUrl) : undefined, ...IDP_DOMAINS].filter((x): x is string => Boolean(x))])];
+      ...[input.org ? host(input.org.mtls.url) : undefined, input.orgUrl ? host(input.orgUrl) : undefined, ...IDP_DOMAINS].filter((x): x is string => Boolean(x)).map((h) => h.replace(/:\d+$/, ''))])];
     add({ code: 'TLS_INTERCEPTION', severity: 'error', title: 'A TLS-intercepting proxy or security product sits between this device and the identity provider',
       evidence: [
         ...(stripped ? [`mtls: certificate ${String(mtls!.facts.presented)} was presented, but the mTLS endpoint saw no client certificate${strippedBy ? `; the certificate presented for ${strippedBy.host} is issued by "${strippedBy.issuer}" (a CA this machine trusts)` : ''}`] : []),
         ...intercepted.map((p) => seen(p)
-          ? `${p.id}: the certificate presented for ${seen(p)!.host} is issued by "${seen(p)!.issuer}"`
+          ? `${p.id}: the certificate presented for ${seen(p)!.host} is issued by "${seen(p)!.issuer}"${seen(p)!.published === false ? ', not by a CA the org publishes for its TLS servers (a CA this machine trusts)' : ''}`
           : `${p.id}: the server certificate was issued by "${(p.facts.tls as TlsFacts).chain.map((c) => c.issuer).find((i) => INTERCEPTOR_ISSUERS.test(i))}"`),
       ],
       cause: 'Something terminates TLS on the way and re-signs it with its own certificate authority; it cannot pass the device certificate on, so mutual TLS (device trust) fails.',
@@ -303,7 +303,7 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
     add({ code: 'CERT_NOT_TRUSTED', severity: 'error', title: `The mTLS endpoint does not trust the device certificate (${String(mtls.facts.reason)})`, evidence: [evidenceOf(mtls), `reason: ${String(mtls.facts.reason)}`],
       cause: 'The certificate is not one the org issued and still considers valid.', remedy: 'Run: device-trust-agent run --forceRenewal', probes: ['mtls'] });
   }
-  if (down(mtls)) {
+  if (down(mtls) && mtls!.error?.code !== 'TLS_INTERCEPTED') {
     add({ code: 'MTLS_UNREACHABLE', severity: 'error', title: 'The mTLS endpoint cannot be reached', evidence: [evidenceOf(mtls!)],
       cause: 'Browsers cannot present the device certificate to the identity provider: network, firewall or proxy.', remedy: `Allow ${host(mtls!.target)} through firewalls and exempt it from TLS inspection.`, probes: ['mtls'] });
   }

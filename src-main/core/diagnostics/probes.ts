@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../../base/fsutil.js';
 import { parseJsonAnswer, type HttpClient, type HttpResponse } from '../http.js';
 import { labSignInAllowed } from '../iwa.js';
 import { MtlsCheckAnswerSchema, OrgConfigSchema, type OrgConfig } from '../protocol.js';
-import { checkRevocation } from '../revocation.js';
+import { publishedPins, unpublishedChainFinding } from '../server-chain.js';
 import { strippedCertificateFinding } from '../proxy/diagnose.js';
 import { redactUserInfo } from '../proxy/env.js';
 import type { SecretStore } from '../secrets/index.js';
@@ -232,9 +232,27 @@ export function currentCredential(config: Config): LocalCredential | undefined {
 export function probeMtls(ctx: ProbeContext, org: OrgConfig, cred: LocalCredential | undefined): Promise<ProbeResult> {
   const url = org.mtls.url;
   return runProbe({ id: 'mtls', kind: 'mtls', target: url, deadlineMs: ctx.timeoutMs }, async (rec) => {
-    if (!cred) throw new ProbeSkipped('no device certificate is enrolled');
-    if (cred.inKeyStore) throw new ProbeSkipped('the device key is in the key store (TPM or PKCS#11 token), which only the browsers present it from; open the mTLS URL in a browser to check');
-    if (!cred.keyPem) throw new ProbeSkipped('the private key of the device certificate is missing');
+    const cannot = !cred ? 'no device certificate is enrolled'
+      : cred.inKeyStore ? 'the device key is in the key store (TPM or PKCS#11 token), which only the browsers present it from; open the mTLS URL in a browser to check'
+        : !cred.keyPem ? 'the private key of the device certificate is missing' : undefined;
+    if (cannot) {
+      // Without a certificate to present, the route and the TLS chain can still be checked against the org's published one.
+      const pins = publishedPins(org);
+      if (!pins.length) throw new ProbeSkipped(cannot);
+      await connectStages(ctx, rec, url);
+      const res = await httpStage(rec, `GET ${pathOf(url)} without a client certificate (TLS chain against the org's published issuers)`, () => ctx.http.send({ url, what: 'the mTLS endpoint' }));
+      rec.facts.httpStatus = res.status;
+      const host = new URL(url).host;
+      const rule = await ctx.http.decide(url).then((d) => d.rule, () => undefined);
+      const found = unpublishedChainFinding({ host, what: 'the mTLS endpoint', chain: ctx.http.presentedChain(host), pins, exemptHosts: ctx.orgUrl ? [new URL(ctx.orgUrl).host] : [], route: rule });
+      if (found) {
+        ctx.http.noteInterception(found.interception, found.error.message);
+        rec.facts.interception = { host, issuer: found.interception.issuer, exempt: found.interception.exempt, published: false };
+        throw new StageFailure('TLS_INTERCEPTED', found.error.message);
+      }
+      throw new ProbeSkipped(`${cannot}; the route works and the TLS chain presented for ${host} is one the org publishes`);
+    }
+    if (!cred?.keyPem) throw new ProbeSkipped('the private key of the device certificate is missing');
     await connectStages(ctx, rec, url);
     const res = await httpStage(rec, `GET ${pathOf(url)} presenting certificate ${cred.serialNumber}`, () =>
       ctx.http.send({ url, what: 'the mTLS endpoint' }, { certPem: cred.certPem, keyPem: cred.keyPem! }));
@@ -262,6 +280,8 @@ export function probeCrl(ctx: ProbeContext, org: OrgConfig, cred: LocalCredentia
   return runProbe({ id: 'crl', kind: 'crl', target: url || '(none published)', deadlineMs: ctx.timeoutMs }, async (rec) => {
     if (!url) throw new ProbeSkipped('the org publishes no CRL location');
     await connectStages(ctx, rec, url);
+    // Loaded here: revocation.js brings @peculiar/x509, which the other probes do not need.
+    const { checkRevocation } = await import('../revocation.js');
     const rev = await rec.stage('http', `GET ${pathOf(url)} and verify the CRL`, () => checkRevocation(ctx.http, url, org.ca.chainPem, cred?.serialNumber ?? ''),
       (r) => `CRL of ${r.crlThisUpdate}${cred ? (r.revoked ? `; certificate ${cred.serialNumber} REVOKED` : `; certificate ${cred.serialNumber} not revoked`) : ''}`);
     rec.facts.thisUpdate = rev.crlThisUpdate;

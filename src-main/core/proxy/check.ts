@@ -17,6 +17,7 @@ import { diagnoseRouteFailure, strippedCertificateFinding } from './diagnose.js'
 import { currentCredential } from '../diagnostics/probes.js';
 import { MtlsCheckAnswerSchema, type MtlsCheckAnswer } from '../protocol.js';
 import { redactUserInfo } from './env.js';
+import { publishedPins, unpublishedChainFinding } from '../server-chain.js';
 import { httpOptionsFor } from './options.js';
 import { describeRoute, type Route, type RouteDecision } from './types.js';
 
@@ -192,7 +193,7 @@ async function checkUrlSteps(what: string, url: string, http: HttpClient, tls: T
   for (const route of decision.routes) {
     try {
       let chain: PresentedCertificate[] | undefined;
-      const routeTls: TlsSettings = { ...tls, onChain: (_h, c) => (chain = c), ...(present ? { cert: present.certPem, key: present.keyPem } : {}) };
+      const routeTls: TlsSettings = { ...tls, onChain: (h, c) => { chain = c; tls.onChain?.(h, c); }, ...(present ? { cert: present.certPem, key: present.keyPem } : {}) };
       const { status, body } = await probeRoute(u, route, routeTls, http, steps, open);
       const used = describeRoute(route);
       if (present) {
@@ -232,7 +233,9 @@ export async function proxyCheck(config: Config, env: NodeJS.ProcessEnv = proces
   const orgUrl = config.orgUrl.replace(/\/+$/, '');
   const opts = httpOptionsFor(config, { env });
   const http = new HttpClient(opts);
-  const tls: TlsSettings = { ca: rootCertificates(config.tlsCaFile), timeoutMs: config.requestTimeoutMs };
+  // The chain each host presented, compared with the TLS issuers the org publishes once discovery answered.
+  const seen = new Map<string, PresentedCertificate[]>();
+  const tls: TlsSettings = { ca: rootCertificates(config.tlsCaFile), timeoutMs: config.requestTimeoutMs, onChain: (h, c) => seen.set(h, c) };
   const anchors = config.tlsCaFile ? `system roots and ${config.tlsCaFile}` : 'system roots';
   const exempt = opts.exemptHosts ?? [];
   const checks: UrlCheck[] = [];
@@ -261,6 +264,15 @@ export async function proxyCheck(config: Config, env: NodeJS.ProcessEnv = proces
       const present = cred?.keyPem ? { certPem: cred.certPem, keyPem: cred.keyPem, serialNumber: cred.serialNumber } : undefined;
       const exemptAll = [...exempt, ...org.mtls.hostPatterns.map(hostOfPattern)];
       checks.push(...(await Promise.all(targets.map(([what, url]) => checkUrl(what, url, http, tls, anchors, exemptAll, url === org!.mtls.url ? present : undefined)))));
+      const pins = publishedPins(org);
+      for (const c of checks) {
+        if (!c.ok || !(c === orgCheck || c.url === org.mtls.url)) continue;
+        const host = new URL(c.url).host;
+        const found = unpublishedChainFinding({ host, what: c.what, chain: seen.get(host) ?? seen.get(`${host}:443`), pins, exemptHosts: exemptAll, route: c.rule });
+        if (!found) continue;
+        http.noteInterception(found.interception, found.error.message);
+        Object.assign(c, { ok: false, code: found.error.code, detail: `${found.error.message} What to do: ${found.error.remedy}` });
+      }
     }
   } finally {
     await http.close();

@@ -6,11 +6,13 @@
  * certificate chain a TLS-intercepting proxy presented. The CONNECT itself is undici's `Client.connect`;
  * the TLS handshake is undici's connector, with the presented chain recorded before verification fails.
  */
+import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { Agent, buildConnector, Pool, ProxyAgent, type Dispatcher } from 'undici';
 import { KerberosError, negotiateAuthorization } from '../auth/negotiate.js';
 import type { ProxyResolver } from './resolver.js';
+import { spkiSha256 } from '../../base/certinfo.js';
 import { describeRoute, proxyKey, type Route } from './types.js';
 
 export interface TlsSettings {
@@ -28,6 +30,8 @@ export interface PresentedCertificate {
   subjectCN: string;
   issuerCN: string;
   fingerprint256: string;
+  /** Base64 SHA-256 of the certificate's SubjectPublicKeyInfo: what the org's published TLS pins name (PROTOCOL §1). */
+  spkiSha256?: string | undefined;
 }
 
 /** A TLS verification failure, with the chain the other end presented (for the interception diagnosis). */
@@ -83,6 +87,15 @@ function cn(dn: string | undefined): string {
   return /(?:^|\n|, ?)CN=([^\n,]*)/.exec(dn ?? '')?.[1] ?? '';
 }
 
+function spkiOf(raw: Buffer | undefined): string | undefined {
+  if (!raw) return undefined;
+  try {
+    return spkiSha256(new X509Certificate(raw));
+  } catch {
+    return undefined;
+  }
+}
+
 /** The chain as sent by the server, leaf first (issuer links followed; stops at a self-signed certificate). */
 function presentedChain(socket: TLSSocket): PresentedCertificate[] {
   const out: PresentedCertificate[] = [];
@@ -93,7 +106,7 @@ function presentedChain(socket: TLSSocket): PresentedCertificate[] {
       seen.add(c.fingerprint256);
       const subject = Object.entries(c.subject ?? {}).map(([k, v]) => `${k}=${String(v)}`).join(', ');
       const issuer = Object.entries(c.issuer ?? {}).map(([k, v]) => `${k}=${String(v)}`).join(', ');
-      out.push({ subject, issuer, subjectCN: cn(subject), issuerCN: cn(issuer), fingerprint256: c.fingerprint256 });
+      out.push({ subject, issuer, subjectCN: cn(subject), issuerCN: cn(issuer), fingerprint256: c.fingerprint256, spkiSha256: spkiOf(c.raw) });
       c = c.issuerCertificate as typeof c;
     }
   } catch {

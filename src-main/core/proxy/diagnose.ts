@@ -51,7 +51,7 @@ export interface InterceptionFinding {
   code: string;
 }
 
-function issuerName(chain: PresentedCertificate[]): string {
+export function issuerName(chain: PresentedCertificate[]): string {
   const leaf = chain[0];
   if (!leaf) return 'an unknown issuer';
   const top = chain[chain.length - 1]!;

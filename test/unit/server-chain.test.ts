@@ -1,0 +1,120 @@
+/**
+ * The org's published TLS issuers (discovery serverTls, PROTOCOL §1) against the chain the agent's own TLS
+ * received, with real TLS servers on loopback: the org's CA, and an "inspection" CA this machine trusts too.
+ * A chain with a published issuer passes; one without is named as interception (CA subject, host, what to
+ * exempt); an org that publishes nothing changes nothing.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { spkiSha256 } from '../../src-main/base/certinfo.js';
+import { HttpClient } from '../../src-main/core/http.js';
+import { OrgConfigSchema } from '../../src-main/core/protocol.js';
+import { checkPublishedChains } from '../../src-main/core/server-chain.js';
+import { tempDir } from '../support/agent.js';
+
+interface Ca {
+  dir: string;
+  certPem: string;
+}
+
+function ca(name: string): Ca {
+  const dir = tempDir('chain-ca');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${dir}/ca.key`, '-out', `${dir}/ca.pem`, '-days', '2',
+    '-subj', `/O=${name} Inc/CN=${name}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { stdio: 'pipe' });
+  return { dir, certPem: fs.readFileSync(`${dir}/ca.pem`, 'utf8') };
+}
+
+function leaf(issuer: Ca): { cert: string; key: string } {
+  const dir = tempDir('chain-leaf');
+  execFileSync('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${dir}/k.pem`, '-out', `${dir}/r.csr`, '-subj', '/CN=localhost'], { stdio: 'pipe' });
+  fs.writeFileSync(`${dir}/ext`, 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  execFileSync('openssl', ['x509', '-req', '-in', `${dir}/r.csr`, '-CA', `${issuer.dir}/ca.pem`, '-CAkey', `${issuer.dir}/ca.key`, '-CAcreateserial', '-days', '2', '-extfile', `${dir}/ext`, '-out', `${dir}/c.pem`], { stdio: 'pipe' });
+  return { cert: fs.readFileSync(`${dir}/c.pem`, 'utf8'), key: fs.readFileSync(`${dir}/k.pem`, 'utf8') };
+}
+
+async function serve(cred: { cert: string; key: string }): Promise<{ url: string; server: https.Server }> {
+  const server = https.createServer(cred, (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"trusted":false,"reason":"no-certificate"}'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `https://localhost:${(server.address() as AddressInfo).port}`, server };
+}
+
+describe('published TLS issuers vs the chain seen (real TLS on loopback)', () => {
+  let orgCa: Ca;
+  let inspection: Ca;
+  let genuine: { url: string; server: https.Server };
+  let intercepted: { url: string; server: https.Server };
+  let anchors: string;
+
+  before(async () => {
+    orgCa = ca('Org TLS CA');
+    inspection = ca('Corp Inspection CA');
+    [genuine, intercepted] = await Promise.all([serve(leaf(orgCa)), serve(leaf(inspection))]);
+    // This machine trusts both: the inspection CA was installed by the enterprise, so TLS verifies either way.
+    anchors = path.join(tempDir('chain-anchors'), 'anchors.pem');
+    fs.writeFileSync(anchors, `${orgCa.certPem}\n${inspection.certPem}`);
+  });
+  after(() => {
+    genuine.server.closeAllConnections();
+    intercepted.server.closeAllConnections();
+    genuine.server.close();
+    intercepted.server.close();
+  });
+
+  const client = () => new HttpClient({ tlsCaFile: anchors, timeoutMs: 5000, proxy: { env: {}, os: false } });
+
+  test('the org\'s own chain: no finding, for the org and the mTLS host', async () => {
+    const http = client();
+    try {
+      await http.send({ url: `${genuine.url}/config`, what: 'the org' });
+      const found = await checkPublishedChains(http, { mtlsUrl: `${genuine.url}/mtls/check`, pins: [spkiSha256(orgCa.certPem)] }, genuine.url, { reach: true });
+      assert.deepEqual(found, []);
+    } finally {
+      await http.close();
+    }
+  });
+
+  test('a trusted inspection CA on the mTLS host: named with the CA, the host and what to exempt', async () => {
+    const http = client();
+    try {
+      await http.send({ url: `${genuine.url}/config`, what: 'the org' });
+      const found = await checkPublishedChains(http, { mtlsUrl: `${intercepted.url}/mtls/check`, pins: [spkiSha256(orgCa.certPem)] }, genuine.url, { reach: true });
+      assert.equal(found.length, 1, 'only the mTLS host is intercepted');
+      const [m] = found;
+      assert.equal(m!.error.code, 'TLS_INTERCEPTED');
+      assert.equal(m!.host, new URL(intercepted.url).host);
+      assert.match(m!.error.message, /TLS-intercepting proxy .* and localhost:\d+ \(the mTLS endpoint\)/);
+      assert.match(m!.error.message, /issued by "Corp Inspection CA" \(.*O=Corp Inspection CA Inc.*\), not by a CA the org publishes/);
+      assert.match(m!.error.remedy!, /^Exempt localhost from TLS inspection .*"Corp Inspection CA"/);
+      assert.equal(http.interceptionFor(m!.host)?.code, 'CHAIN_NOT_PUBLISHED', 'recorded for the findings');
+    } finally {
+      await http.close();
+    }
+  });
+
+  test('an org that publishes no TLS issuers: nothing is compared, nothing is flagged', async () => {
+    const http = client();
+    try {
+      await http.send({ url: `${intercepted.url}/config`, what: 'the org' });
+      assert.deepEqual(await checkPublishedChains(http, { mtlsUrl: `${intercepted.url}/mtls/check`, pins: undefined }, intercepted.url, { reach: true }), []);
+    } finally {
+      await http.close();
+    }
+  });
+
+  test('the discovery answer: pins must be base64 SHA-256 values', () => {
+    const base = {
+      orgId: 'o', orgName: 'Org', readOnly: false, iwa: { primary: 'https://iwa.example/IWA', backups: [], failoverMode: 'PRIMARY_ONLY' },
+      mtls: { url: 'https://mtls.example/check', hostPatterns: [] }, ca: { issuerCN: 'CA', chainPem: [orgCa.certPem] },
+      certificate: { validitySeconds: 1, renewalWindowSeconds: 0 },
+    };
+    assert.ok(OrgConfigSchema.safeParse({ ...base, serverTls: { issuerSpkiSha256: [spkiSha256(orgCa.certPem)] } }).success);
+    assert.ok(!OrgConfigSchema.safeParse({ ...base, serverTls: { issuerSpkiSha256: ['not a pin'] } }).success);
+    assert.ok(!OrgConfigSchema.safeParse({ ...base, serverTls: { issuerSpkiSha256: [] } }).success, 'an empty list would silently turn the check off');
+    assert.ok(OrgConfigSchema.safeParse(base).success, 'older orgs without serverTls still work');
+  });
+});
