@@ -108,7 +108,8 @@ export class EnrollmentTask {
     ensurePrivateDir(this.config.stateDir);
     this.platform = opts.platform;
     this.creds = new CredentialFiles(this.config.stateDir);
-    this.keys = this.backend.kind === 'scep' ? undefined : opts.platform.keys;
+    // SCEP answers are encrypted to the device key: its key lives in the store only if the store can decrypt.
+    this.keys = this.backend.kind === 'scep' && !opts.platform.keys?.decrypt ? undefined : opts.platform.keys;
     this.events = new EventLog(this.config.stateDir, opts.task);
   }
 
