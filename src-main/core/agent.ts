@@ -25,6 +25,7 @@ import { signingTest } from './fleet/signing.js';
 import { clockFinding, CLOCK_SKEW_CODE } from './clock-finding.js';
 import { clampWarning, effectiveWindow } from './renewal-window.js';
 import { sweepTempDirs } from './temp-sweep.js';
+import { newKeyLabel, orphanSweepMessage, sweepOrphanKeys } from './orphan-keys.js';
 
 export type TaskKind = 'user' | 'device';
 export type Outcome = 'enrolled' | 'renewed' | 'nothing-to-do' | 'configured';
@@ -155,6 +156,8 @@ export class EnrollmentTask {
     }
     const swept = sweepTempDirs(this.config.stateDir);
     if (swept.length) this.events.record('TEMP_SWEPT', `Removed ${swept.length} temporary director${swept.length === 1 ? 'y' : 'ies'} (${swept.join(', ')}) left by an interrupted run; they could hold key material.`);
+    const orphans = await sweepOrphanKeys(this.keys, this.config.stateDir);
+    if (orphans.removed.length) this.events.record('ORPHAN_KEYS_REMOVED', orphanSweepMessage(orphans.removed, (await this.keys!.info()).description));
     trace.log(`Task: ${this.opts.task}; backend ${this.backend.kind} (${this.backend.target}); store: ${this.platform.store.description}; state: ${this.config.stateDir}`);
     this.startEarlyKey();
 
@@ -477,7 +480,9 @@ export class EnrollmentTask {
       const info = await keys.info();
       // The reference is written at once, inside the step: a pass killed later still knows the key and removes it.
       return this.trace.step(`Generate the device key (${algorithm}) inside the ${info.description}`, async () => {
-        const k = await keyInStore(keys, await keys.generate(algorithm, 'device-trust-key'));
+        const k = await keyInStore(keys, await keys.generate(algorithm, newKeyLabel(Date.now())));
+        // Killed right here, the key has no reference yet: the next pass's orphan sweep removes it (orphan-keys.ts).
+        this.trace.log(`Device key ${k.storeId!.slice(0, 12)} made in the key store; recording it`);
         this.creds.writeKeyRef(k.thumbprint, k.storeId!);
         return k;
       }, (k) => `key thumbprint ${k.thumbprint}, protection ${info.protection} (${info.reason})`);
@@ -513,7 +518,7 @@ export class EnrollmentTask {
       // A refusal about time is the clock's fault: enrolling afresh would fail the same way, every run.
       const clock = clockFinding(e, this.backend.target, { localNow: this.now().getTime() });
       if (clock) {
-        this.creds.remove(key.thumbprint);
+        await this.forget(key.thumbprint);
         throw clock;
       }
       if (isAgentError(e) && e.failure === 'rejected') {
