@@ -90,6 +90,8 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
     direct: opts.direct ?? (() => !config.httpProxy && !config.httpProxyPacLocation), now,
   };
   const cred = currentCredential(config);
+  // First: it looks at the TPM store's permissions before the certificate probe opens the token (which sets them to 0700).
+  const tpmPhase = probeTpm(ctx);
 
   try {
     const dependentOn = (org: OrgConfig | undefined): Promise<ProbeResult[]> => {
@@ -114,7 +116,7 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
       return { ...o, fromCache: false, rest: await dependentOn(undefined) };
     });
     const directoryPhase = probeDirectory(ctx, readKrb5Conf(env)).then(async (d) => [...d.probes, ...(await Promise.all(d.timeSources.map((h) => probeDcClock(ctx, h))))]);
-    const [orgOutcome, directory, gateway, pools, certificate, tpm] = await Promise.all([orgPhase, directoryPhase, probeGateway(ctx), probeAgentPools(ctx), probeCertificate(ctx, undefined), probeTpm(ctx)]);
+    const [orgOutcome, directory, gateway, pools, certificate, tpm] = await Promise.all([orgPhase, directoryPhase, probeGateway(ctx), probeAgentPools(ctx), probeCertificate(ctx, undefined), tpmPhase]);
 
     const probes = [orgOutcome.result, ...(orgOutcome.clock ? [orgOutcome.clock] : []), ...orgOutcome.rest, ...directory, gateway, pools.result, certificate, tpm]
       .sort((a, b) => rank(a.id) - rank(b.id));

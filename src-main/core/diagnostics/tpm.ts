@@ -64,7 +64,7 @@ export function probeTpm(ctx: ProbeContext): Promise<ProbeResult> {
   const env = ctx.env;
   const home = env.HOME || os.homedir();
   const storePath = tpmStoreDir({ home, env });
-  return runProbe({ id: 'tpm', kind: 'tpm', target: 'TPM 2.0', deadlineMs: Math.max(ctx.timeoutMs, 5_000) }, async (rec) => {
+  return runProbe({ id: 'tpm', kind: 'tpm', target: 'TPM 2.0', deadlineMs: Math.max(ctx.timeoutMs, 10_000) }, async (rec) => {
     if (process.platform !== 'linux') throw new ProbeSkipped('the TPM checks are for Linux (Windows and macOS keep the key through their own key stores)');
     if (ctx.config.skipTpm) throw new ProbeSkipped('SkipTPM=true: the device key is kept in the software token');
     const library = TPM2_PKCS11_LIBRARIES.find((l) => fs.existsSync(l));
@@ -136,7 +136,7 @@ export function tpmFindings(p: ProbeResult | undefined): Finding[] {
     add({ code: 'TPM_STORE_PERMISSIONS', severity: 'error', title: `The TPM key store ${s.path} is readable by others (mode ${s.mode})`,
       evidence: [`${s.path}: mode ${s.mode}, owner uid ${s.ownerUid}`],
       cause: 'The device key\'s token has an empty PIN (so browsers never prompt): anyone who can read its store and reach the TPM can sign as this device.',
-      remedy: `Run: chmod 700 ${s.path}` });
+      remedy: `Run: chmod 700 ${s.path} (the agent also sets 0700 each time it opens the token), then find what changed it: a backup restore or a copy made with another umask.` });
   }
   if (s?.exists && s.uid !== undefined && s.ownerUid !== s.uid) {
     add({ code: 'TPM_STORE_OWNER', severity: 'error', title: `The TPM key store ${s.path} belongs to another user`,
