@@ -4,7 +4,7 @@
  * PKCS#11 engine. The loopback server times each handshake from TCP accept to "secure" (the client's
  * CertificateVerify signature is inside that interval), so process start-up and module loading are not counted.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -15,6 +15,7 @@ import { x509 } from '../../src-main/core/x509.js';
 import { LinuxKeyStore, SOFTOKN_LIBRARIES, TPM2_PKCS11_LIBRARIES, softoknParameters, TPM_TOKEN_LABEL } from '../../src-main/platform/linux-keys.js';
 import { tempDir } from '../support/agent.js';
 import { startSoftTpm, tpmUnavailable } from '../support/tpm.js';
+import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
 import { median, table } from './util.js';
 
 const ENGINE = ['/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so', '/usr/lib/aarch64-linux-gnu/engines-3/pkcs11.so', '/usr/lib64/engines-3/pkcs11.so'].find((p) => fs.existsSync(p));
@@ -53,12 +54,20 @@ async function startServer(ca: Ca, dir: string): Promise<{ port: number; handsha
   const server = tls.createServer({ key: keyPem, cert: certPem, ca: ca.cert.toString('pem'), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' }, (s) => {
     const t0 = accepted.get(s.remotePort ?? -1);
     if (t0 !== undefined) handshakes.push({ ms: performance.now() - t0, cert: Boolean(s.getPeerCertificate()?.subject) });
-    s.end('ok\n');
+    s.end('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n');
   });
-  server.on('connection', (sock: net.Socket) => accepted.set(sock.remotePort ?? -1, performance.now()));
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (sock: net.Socket) => {
+    accepted.set(sock.remotePort ?? -1, performance.now());
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+  });
   server.on('tlsClientError', () => undefined);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as net.AddressInfo).port, handshakes, close: () => new Promise((r) => server.close(() => r())) };
+  return { port: (server.address() as net.AddressInfo).port, handshakes, close: () => new Promise((r) => {
+    server.close(() => r());
+    for (const sock of sockets) sock.destroy();
+  }) };
 }
 
 /** OpenSSL's configuration loading libp11's engine on one PKCS#11 module (NSS softokn needs its init arguments). */
@@ -98,6 +107,29 @@ async function measure(handshakes: { ms: number; cert: boolean }[], run: () => P
   return mine.length ? { ms: median(mine) } : { ms: NaN, note: 'no handshake presented a certificate' };
 }
 
+/**
+ * Headless Chromium presenting a token key (the way the device key is used): a profile whose NSS database trusts
+ * the CA, with `module` registered when the key is in another token, and a policy that auto-selects the certificate.
+ */
+async function chromiumRounds(port: number, handshakes: { ms: number; cert: boolean }[], home: string, caFile: string, env: Record<string, string>, module?: string): Promise<{ ms: number; note?: string }> {
+  const db = `sql:${path.join(home, '.pki', 'nssdb')}`;
+  const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { env: { ...process.env, ...env, HOME: home }, stdio: 'pipe' });
+  fs.mkdirSync(path.join(home, '.pki', 'nssdb'), { recursive: true });
+  if (!fs.existsSync(path.join(home, '.pki', 'nssdb', 'cert9.db'))) run('certutil', ['-N', '-d', db, '--empty-password']);
+  run('certutil', ['-A', '-d', db, '-n', 'bench-ca', '-t', 'CT,C,C', '-i', caFile]);
+  if (module) run('modutil', ['-dbdir', db, '-add', 'bench-tpm', '-libfile', module, '-force']);
+  const etc = path.join(home, 'etc-chromium');
+  fs.mkdirSync(path.join(etc, 'policies', 'managed'), { recursive: true });
+  fs.writeFileSync(path.join(etc, 'policies', 'managed', 'bench.json'), JSON.stringify({ AutoSelectCertificateForUrls: [JSON.stringify({ pattern: `https://127.0.0.1:${port}`, filter: { ISSUER: { CN: 'bench TLS CA' } } })] }));
+  const before = handshakes.length;
+  for (let i = 0; i < 3; i++) {
+    const text = await chromiumPageText(`https://127.0.0.1:${port}/`, { home, chromiumEtc: etc, env, timeoutMs: 90_000 });
+    if (!/ok/.test(text)) return { ms: NaN, note: `Chromium did not get the page: ${text.slice(0, 120)}` };
+  }
+  const mine = handshakes.slice(before).filter((h) => h.cert).map((h) => h.ms);
+  return mine.length ? { ms: median(mine) } : { ms: NaN, note: 'Chromium presented no certificate' };
+}
+
 const pctId = (hex: string) => hex.replace(/../g, (b) => `%${b}`);
 
 export default async function bench(): Promise<void> {
@@ -133,6 +165,12 @@ export default async function bench(): Promise<void> {
     const n = await measure(server.handshakes, () => handshake(server.port, dir, nssCert, { uri: `pkcs11:token=NSS%20Certificate%20DB;id=${pctId(nk.storeId!)};type=private;pin-value=`, conf: nssConf }, process.env));
     rows.push(['NSS software token (PKCS#11 engine)', n.ms]);
     if (n.note) notes.push(`NSS token: ${n.note}`);
+    const noChromium = chromiumUnavailable();
+    if (!noChromium) {
+      const c = await chromiumRounds(server.port, server.handshakes, home, path.join(dir, 'ca.pem'), {});
+      rows.push(['NSS software token (headless Chromium)', c.ms]);
+      if (c.note) notes.push(`NSS token, Chromium: ${c.note}`);
+    } else notes.push(`Chromium: ${noChromium}`);
 
     // The TPM token.
     const why = tpmUnavailable();
@@ -156,7 +194,15 @@ export default async function bench(): Promise<void> {
         const tpmConf = engineConfig(dir, 'tpm', TPM2_PKCS11_LIBRARIES.find((l) => fs.existsSync(l))!);
         const t = await measure(server.handshakes, () => handshake(server.port, dir, tpmCert, { uri: `pkcs11:token=${TPM_TOKEN_LABEL};id=${pctId(tk.storeId!)};type=private;pin-value=`, conf: tpmConf }, { ...process.env, TPM2_PKCS11_STORE: store }));
         rows.push(['TPM 2.0 token, swtpm (PKCS#11 engine)', t.ms]);
-        if (t.note) notes.push(`TPM: ${t.note}`);
+        // `openssl -engine` makes libp11 the default for every algorithm, and tss2-esys inside tpm2-pkcs11 then cannot
+        // make its own RSA key for the session salt ("Could not create rsa key"): a provider-based client would not.
+        if (t.note) notes.push(`TPM, openssl s_client + libp11 engine: ${t.note.includes('General Error') ? 'C_Sign fails inside tpm2-pkcs11 (tss2-esys cannot use OpenSSL once the engine is the default for every algorithm)' : t.note}`);
+        if (!chromiumUnavailable()) {
+          const tpmLib = TPM2_PKCS11_LIBRARIES.find((l) => fs.existsSync(l))!;
+          const c = await chromiumRounds(server.port, server.handshakes, tpmHome, path.join(dir, 'ca.pem'), { ...tpm.env, TPM2_PKCS11_STORE: store }, tpmLib);
+          rows.push(['TPM 2.0 token, swtpm (headless Chromium)', c.ms]);
+          if (c.note) notes.push(`TPM, Chromium: ${c.note}`);
+        }
       } catch (e) {
         rows.push(['TPM 2.0 token, swtpm (PKCS#11 engine)', NaN]);
         notes.push(`TPM: ${(e as Error).message}`);
@@ -169,6 +215,6 @@ export default async function bench(): Promise<void> {
     await server.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  table(`TLS 1.3 handshake with a client certificate, by where the client key lives (server-side, accept → secure; median of ${ROUNDS} ms; openssl s_client)`, ['client key', 'handshake ms'], rows);
+  table(`TLS 1.3 handshake with a client certificate, by where the client key lives (server-side, accept → secure, median ms; openssl s_client ×${ROUNDS}, Chromium ×3)`, ['client key', 'handshake ms'], rows);
   for (const n of notes) console.log(`  ${n}`);
 }
