@@ -3,7 +3,8 @@
  * in-process) and a real SCEP CA (Debian's scepserver): afterwards no file under the profile (state, temp
  * directory, NSS database, config) holds private key material, the next run converges with exactly one key
  * and one certificate, a key left with no certificate and no reference is swept (event 1120), and
- * `remove-certificate` takes a pending request's key out of the token too.
+ * `remove-certificate` takes a pending request's key out of the token too. And SCEP with the RSA key in a TPM
+ * 2.0 token (swtpm): the TPM signs the pkiMessage and decrypts the CA's answer.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -15,6 +16,7 @@ import { faketimeEnv, faketimeUnavailable } from '../support/faketime.js';
 import { nssUserCerts } from '../support/nss.js';
 import { startPaused } from '../support/pause.js';
 import { scepUnavailable, startScepServer, type ScepServer } from '../support/scep.js';
+import { startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
 
 const skipReason = scepUnavailable() ?? faketimeUnavailable();
 if (skipReason) console.log(`# key-crash ${skipReason}`);
@@ -114,6 +116,51 @@ describe('SIGKILL at every step with the key in the PKCS#11 token (scepserver)',
     assert.equal(nssPrivateKeyFacts(p.nssDb).length, 0);
     assert.deepEqual(credentialDirs(p), []);
     assert.ok(eventIds(p).includes(1120));
+    assert.deepEqual(filesWithPrivateKeys([p.home]), []);
+  });
+});
+
+const tpmSkip = skipReason ?? tpmUnavailable();
+describe('SCEP with the RSA key in a TPM 2.0 token (swtpm + tpm2-abrmd), against scepserver', { skip: tpmSkip }, () => {
+  let server: ScepServer;
+  let tpm: SoftTpm;
+  let p: Profile;
+  const stateOf = () => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const credentialDirs = (x: Profile) => fs.readdirSync(path.join(x.stateDir, 'credentials'));
+
+  before(async () => {
+    server = await startScepServer({ challenge: CHALLENGE, validityDays: 1, allowRenewDays: 2 });
+    tpm = await startSoftTpm();
+    p = makeProfile({
+      orgUrl: 'https://unused.invalid', rootCaFile: '/dev/null',
+      extraEnv: { DTA_BACKEND: 'scep', DTA_SCEP_URL: server.url, DTA_SCEP_CA_FINGERPRINT: server.caFingerprint, DTA_SCEP_CHALLENGE: CHALLENGE, ...tpm.env },
+    });
+  });
+
+  after(async () => {
+    await server?.close();
+    await tpm?.stop();
+  });
+
+  test('enrollment and RenewalReq with the key in the TPM: status says tpm, no key file, nothing in the NSS softokn', async () => {
+    const r = await runAgent(['run', '--user', '--debug'], p.env);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stderr, /Generate the device key \(RSA-2048\) inside the TPM 2\.0 token/);
+    const first = stateOf().current;
+    assert.equal(first.keyProtection, 'tpm');
+    assert.ok(!fs.existsSync(path.join(p.stateDir, 'credentials', first.thumbprint, 'key.pem')));
+    assert.equal(nssPrivateKeyFacts(p.nssDb).length, 0, 'no key in the NSS software token');
+    const s = JSON.parse((await runAgent(['status', '--json'], p.env)).stdout);
+    assert.equal(s.keyProtection.protection, 'tpm');
+    // 17 h later the certificate is due: RenewalReq signed by the TPM key, the answer decrypted by the new TPM key.
+    const later = await runAgent(['run', '--user'], { ...p.env, ...faketimeEnv('+17h') });
+    assert.equal(later.code, 0, later.stderr + later.stdout);
+    assert.match(later.stdout, /Certificate renewed/);
+    assert.match(server.log(), /RenewalReq \(17\)/);
+    const now = stateOf().current;
+    assert.notEqual(now.serialNumber, first.serialNumber);
+    assert.equal(now.keyProtection, 'tpm');
+    assert.deepEqual(credentialDirs(p), [now.thumbprint]);
     assert.deepEqual(filesWithPrivateKeys([p.home]), []);
   });
 });
