@@ -27,6 +27,7 @@ import { clockFinding, CLOCK_SKEW_CODE, isTimeRefusal } from './clock-finding.js
 import { dcClockOffset } from './dc-clock.js';
 import { clampWarning, effectiveWindow } from './renewal-window.js';
 import { sweepTempDirs } from './temp-sweep.js';
+import { newKeyLabel, orphanSweepMessage, sweepOrphanKeys } from './orphan-keys.js';
 
 export type TaskKind = 'user' | 'device';
 export type Outcome = 'enrolled' | 'renewed' | 'nothing-to-do' | 'configured';
@@ -110,7 +111,8 @@ export class EnrollmentTask {
     ensurePrivateDir(this.config.stateDir);
     this.platform = opts.platform;
     this.creds = new CredentialFiles(this.config.stateDir);
-    this.keys = this.backend.kind === 'scep' ? undefined : opts.platform.keys;
+    // SCEP answers are encrypted to the device key: its key lives in the store only if the store can decrypt.
+    this.keys = this.backend.kind === 'scep' && !opts.platform.keys?.decrypt ? undefined : opts.platform.keys;
     this.events = new EventLog(this.config.stateDir, opts.task);
   }
 
@@ -164,6 +166,8 @@ export class EnrollmentTask {
     }
     const swept = sweepTempDirs(this.config.stateDir);
     if (swept.length) this.events.record('TEMP_SWEPT', `Removed ${swept.length} temporary director${swept.length === 1 ? 'y' : 'ies'} (${swept.join(', ')}) left by an interrupted run; they could hold key material.`);
+    const orphans = await sweepOrphanKeys(this.keys, this.config.stateDir);
+    if (orphans.removed.length) this.events.record('ORPHAN_KEYS_REMOVED', orphanSweepMessage(orphans.removed, (await this.keys!.info()).description));
     trace.log(`Task: ${this.opts.task}; backend ${this.backend.kind} (${this.backend.target}); store: ${this.platform.store.description}; state: ${this.config.stateDir}`);
     this.startEarlyKey();
 
@@ -487,7 +491,9 @@ export class EnrollmentTask {
       const info = await keys.info();
       // The reference is written at once, inside the step: a pass killed later still knows the key and removes it.
       return this.trace.step(`Generate the device key (${algorithm}) inside the ${info.description}`, async () => {
-        const k = await keyInStore(keys, await keys.generate(algorithm, 'device-trust-key'));
+        const k = await keyInStore(keys, await keys.generate(algorithm, newKeyLabel(Date.now())));
+        // Killed right here, the key has no reference yet: the next pass's orphan sweep removes it (orphan-keys.ts).
+        this.trace.log(`Device key ${k.storeId!.slice(0, 12)} made in the key store; recording it`);
         this.creds.writeKeyRef(k.thumbprint, k.storeId!);
         return k;
       }, (k) => `key thumbprint ${k.thumbprint}, protection ${info.protection} (${info.reason})`);
@@ -523,7 +529,7 @@ export class EnrollmentTask {
       // A refusal about time is the clock's fault: enrolling afresh would fail the same way, every run.
       const clock = await this.clockRefusal(e);
       if (clock) {
-        this.creds.remove(key.thumbprint);
+        await this.forget(key.thumbprint);
         throw clock;
       }
       // A refused TPM attestation would be refused the same way at enrollment (docs/PROTOCOL.md §11).

@@ -56,6 +56,7 @@ export const EVENTS = {
   CLOCK_SKEW_FOUND: { id: 1303, level: 'error', title: 'A server refused a request because of this device\'s clock' },
   RENEWAL_WINDOW_CLAMPED: { id: 1109, level: 'warning', title: 'Renewal window longer than the certificate\'s validity: clamped' },
   TEMP_SWEPT: { id: 1110, level: 'warning', title: 'Temporary files left by an interrupted run removed' },
+  ORPHAN_KEYS_REMOVED: { id: 1120, level: 'warning', title: 'Device keys left without a certificate by an interrupted run removed from the key store' },
   RETRY_LATER: { id: 2000, level: 'warning', title: 'Enrollment postponed; will retry' },
   ORG_READ_ONLY: { id: 2001, level: 'warning', title: 'Org is read-only; will retry' },
   REJECTED: { id: 2002, level: 'error', title: 'Enrollment rejected' },

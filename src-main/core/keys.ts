@@ -1,7 +1,7 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { x509 } from './x509.js';
-import type { AskChallenge, DeviceKeyStore, KeyAttestationEvidence, StoreKey } from '../platform/keystore.js';
+import type { AskChallenge, DeviceKeyStore, KeyAttestationEvidence, SignHash, StoreKey } from '../platform/keystore.js';
 
 export type KeyAlgorithm = 'P-256' | 'RSA-2048';
 
@@ -19,27 +19,30 @@ export interface LocalKey {
   storeId?: string;
   /** How the key is protected: in a TPM, in a software token, or (legacy) the agent's own file. */
   protection: 'tpm' | 'software' | 'file';
-  /** ES256 (raw r‖s) or RS256 signature over `data`, made wherever the key lives. */
-  sign(data: Buffer): Promise<Buffer>;
+  /** ES256 (raw r‖s) or RS256 signature over `data` (RSA: over `hash` if given), made wherever the key lives. */
+  sign(data: Buffer, hash?: SignHash): Promise<Buffer>;
+  /**
+   * RSA only: PKCS#1 v1.5 decryption where the key lives, returning the unpadded plaintext (SCEP's answer key).
+   * Absent for a key in a store that cannot decrypt.
+   */
+  decrypt?(ciphertext: Buffer): Promise<Buffer>;
   /** Proof that the key is TPM-resident (core/attestation.ts), when its store can give one. */
   attest?: (ask: AskChallenge) => Promise<KeyAttestationEvidence>;
 }
 
-function softwareSigner(algorithm: KeyAlgorithm, privateKey: KeyObject): (data: Buffer) => Promise<Buffer> {
-  return async (data) => crypto.sign('sha256', data, algorithm === 'P-256' ? { key: privateKey, dsaEncoding: 'ieee-p1363' } : privateKey);
+function softwareSigner(algorithm: KeyAlgorithm, privateKey: KeyObject): (data: Buffer, hash?: SignHash) => Promise<Buffer> {
+  return async (data, hash) => crypto.sign(algorithm === 'P-256' ? 'sha256' : hash ?? 'sha256', data, algorithm === 'P-256' ? { key: privateKey, dsaEncoding: 'ieee-p1363' } : privateKey);
 }
 
-/** A key that lives in a key store: the agent holds its public half and a way to ask the store to sign. */
+/** A key that lives in a key store: the agent holds its public half and a way to ask the store to sign (and decrypt). */
 export async function keyInStore(store: DeviceKeyStore, k: StoreKey): Promise<LocalKey> {
   const publicKey = crypto.createPublicKey({ key: k.spki, format: 'der', type: 'spki' });
-  return { algorithm: k.algorithm, publicKey, thumbprint: await keyThumbprint(publicKey), storeId: k.id, protection: k.protection, sign: (data) => store.sign(k.id, data),
-    ...(store.attest && k.protection === 'tpm' ? { attest: (ask: AskChallenge) => store.attest!(k.id, ask) } : {}) };
-}
-
-/** The private key of a software key; a key in a store has none to give (SCEP needs one for its envelopes). */
-export function softwarePrivateKey(key: LocalKey): KeyObject {
-  if (!key.privateKey) throw new Error('this operation needs a software key, but the device key lives in a key store');
-  return key.privateKey;
+  return {
+    algorithm: k.algorithm, publicKey, thumbprint: await keyThumbprint(publicKey), storeId: k.id, protection: k.protection,
+    sign: (data, hash) => store.sign(k.id, data, hash),
+    ...(store.decrypt && k.algorithm === 'RSA-2048' ? { decrypt: (c: Buffer) => store.decrypt!(k.id, c) } : {}),
+    ...(store.attest && k.protection === 'tpm' ? { attest: (ask: AskChallenge) => store.attest!(k.id, ask) } : {}),
+  };
 }
 
 /** Generates the device key with Node's native crypto (see `npm run bench` for why not node-forge). */
@@ -73,7 +76,8 @@ export async function keyFromPem(pem: string): Promise<SoftwareKey | undefined> 
 }
 
 export function privateKeyPem(key: LocalKey): string {
-  return softwarePrivateKey(key).export({ format: 'pem', type: 'pkcs8' }).toString();
+  if (!key.privateKey) throw new Error('this operation needs a software key, but the device key lives in a key store');
+  return key.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
 }
 
 /** The JWS algorithm this key signs with. */

@@ -3,10 +3,13 @@ import type { PolicyResult } from '../platform/browser-policy.js';
 import type { LoadedConfig } from './config.js';
 import { CredentialFiles } from './credentials.js';
 import { EventLog } from './events.js';
+import { orphanSweepMessage, sweepOrphanKeys } from './orphan-keys.js';
 import { loadState, saveState } from './state.js';
 
 export interface CertificateRemoval {
   removed: { id: string; serialNumber: string }[];
+  /** Keys of ours left without a certificate (an interrupted enrollment, a pending request) removed from the key store. */
+  keysRemoved: string[];
   store: string;
   copies: PolicyResult;
 }
@@ -21,6 +24,9 @@ export async function removeCertificates(loaded: LoadedConfig, platform: Platfor
   for (const id of new Set(ours.map((c) => c.id))) await platform.store.remove(id);
   const creds = new CredentialFiles(config.stateDir);
   for (const tp of creds.list()) creds.remove(tp);
+  // With the references gone, every key of ours without a certificate is an orphan (a pending request's included).
+  const keysRemoved = (await sweepOrphanKeys(platform.keys, config.stateDir)).removed;
+  if (keysRemoved.length) new EventLog(config.stateDir, 'user').record('ORPHAN_KEYS_REMOVED', orphanSweepMessage(keysRemoved, (await platform.keys!.info()).description));
   const { state } = loadState(config.stateDir);
   if (state.current) {
     const { current: _dropped, ...rest } = state;
@@ -31,7 +37,7 @@ export async function removeCertificates(loaded: LoadedConfig, platform: Platfor
   new EventLog(config.stateDir, 'user').record('CERT_REMOVED',
     removed.length ? `Removed ${removed.map((r) => r.serialNumber).join(', ')} from ${platform.store.description}.` : `No device-trust certificate was in ${platform.store.description}.`,
     { removed: removed.map((r) => r.serialNumber) });
-  return { removed, store: platform.store.description, copies };
+  return { removed, keysRemoved, store: platform.store.description, copies };
 }
 
 /** Uninstall: our browser policy entries go (machine-wide ones need root/administrator), others' stay. */

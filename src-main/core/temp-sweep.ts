@@ -42,6 +42,16 @@ function shredTree(dir: string): void {
   }
 }
 
+/** Whether another live process holds the pass lock (its fresh temporary files and keys are not leftovers). */
+export function anotherPassRunning(stateDir: string): boolean {
+  try {
+    const l = readLock(passLockFile(stateDir));
+    return Boolean(l?.info && l.info.pid !== process.pid && holderAlive(l.info, l.ageMs));
+  } catch {
+    return true;
+  }
+}
+
 /** Removes stale temporary directories; returns the names removed. Never throws (a sweep must not fail a pass). */
 export function sweepTempDirs(stateDir: string, now: number = Date.now()): string[] {
   const root = tempRoot(stateDir);
@@ -51,13 +61,7 @@ export function sweepTempDirs(stateDir: string, now: number = Date.now()): strin
   } catch {
     return [];
   }
-  let minAge = 0;
-  try {
-    const l = readLock(passLockFile(stateDir));
-    if (l?.info && l.info.pid !== process.pid && holderAlive(l.info, l.ageMs)) minAge = BUSY_MIN_AGE_MS;
-  } catch {
-    minAge = BUSY_MIN_AGE_MS;
-  }
+  const minAge = anotherPassRunning(stateDir) ? BUSY_MIN_AGE_MS : 0;
   const removed: string[] = [];
   for (const e of entries) {
     if (!e.isDirectory() || !TEMP_PREFIX.test(e.name)) continue;

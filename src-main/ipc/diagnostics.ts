@@ -122,7 +122,7 @@ export function toTargets({ report, health, proxy }: ViewInput): TargetReport[] 
   const mode = report.org?.failoverMode;
   const targets: TargetReport[] = [];
   for (const p of report.probes) {
-    if (p.kind === 'certificate') continue; // the header shows the certificate
+    if (p.kind === 'certificate' || p.kind === 'tpm') continue; // the header shows the certificate and how its key is kept; TPM problems are findings
     const h = health(p.id);
     const state: Health = p.status === 'skipped' || !h ? 'UNKNOWN' : h.state;
     const note = unusedBackup(p, mode) ? ' Not used in this failover mode.' : '';

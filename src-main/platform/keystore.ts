@@ -11,6 +11,16 @@ export type { AskChallenge, AttestationChallenge, KeyAttestationEvidence } from 
  * Lifecycle: generate → sign(CSR) → [CA issues] → attach(certificate) → sign(renewal token)… → remove.
  */
 export type KeyAlgorithmName = 'P-256' | 'RSA-2048';
+/** Digest an RSA signature is made over (SCEP CAs may offer only SHA-1 or SHA-512); ECDSA is always SHA-256. */
+export type SignHash = 'sha1' | 'sha256' | 'sha512';
+
+/** One of the agent's keys in a store, for the orphan sweep (core/orphan-keys.ts): never any private value. */
+export interface OwnKeyEntry {
+  id: string;
+  label: string;
+  /** A certificate is filed under the key's id. */
+  hasCertificate: boolean;
+}
 
 /** How the key is protected, as `status` shows it. */
 export type KeyProtection = 'tpm' | 'software';
@@ -42,9 +52,16 @@ export interface DeviceKeyStore {
   find(id: string): Promise<StoreKey | undefined>;
   /**
    * Signs `data` with the key: ECDSA P-256 over SHA-256 returning raw r‖s (64 bytes, the JWS/WebCrypto form),
-   * RSA PKCS#1 v1.5 over SHA-256. The hash is taken by the store.
+   * RSA PKCS#1 v1.5 over SHA-256 (or `hash`, RSA only). The hash is taken by the store.
    */
-  sign(id: string, data: Buffer): Promise<Buffer>;
+  sign(id: string, data: Buffer, hash?: SignHash): Promise<Buffer>;
+  /**
+   * RSA keys only: PKCS#1 v1.5 decryption inside the store (CKM_RSA_PKCS), returning the unpadded plaintext.
+   * SCEP needs it: the CA encrypts its answer to the device key. A store without it keeps SCEP on a software key.
+   */
+  decrypt?(id: string, ciphertext: Buffer): Promise<Buffer>;
+  /** The keys this agent made (label prefix `labelPrefix`) with whether a certificate is filed with each. */
+  listOwnKeys?(labelPrefix: string): Promise<OwnKeyEntry[]>;
   /** Files the issued certificate (and its issuing CAs, no private data) beside its key, where browsers find the pair. */
   attach(id: string, req: { certPem: string; chainPem: string[]; label: string }): Promise<StoredCertificate>;
   /** The key id behind a certificate-store entry (StoredCertificate.id) when that key is in this store. */

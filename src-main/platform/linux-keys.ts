@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ensurePrivateDir } from '../base/fsutil.js';
 import { AgentError } from '../base/errors.js';
 import { storeWriteFault } from '../base/test-faults.js';
-import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, StoreKey } from './keystore.js';
+import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, OwnKeyEntry, SignHash, StoreKey } from './keystore.js';
 import { Pkcs11Token } from './pkcs11.js';
 import { AttestationUnavailable, attestTpmKey, type AskChallenge, type KeyAttestationEvidence } from './tpm-attest.js';
 import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
@@ -150,11 +150,20 @@ export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
     return this.choose().token.findKey(id);
   }
 
-  async sign(id: string, data: Buffer): Promise<Buffer> {
+  async sign(id: string, data: Buffer, hash?: SignHash): Promise<Buffer> {
     const { token } = this.choose();
     const key = token.findKey(id);
     if (!key) throw new AgentError('local', 'KEY_MISSING', `The device key is no longer in the ${this.chosen!.info.description}.`, 'Run: device-trust-agent run --forceRenewal');
-    return token.sign(id, key.algorithm, data);
+    return token.sign(id, key.algorithm, data, hash);
+  }
+
+  async decrypt(id: string, ciphertext: Buffer): Promise<Buffer> {
+    return this.choose().token.decrypt(id, ciphertext);
+  }
+
+  /** The chosen token's keys of ours (the orphan sweep removes only from the token keys are made in). */
+  async listOwnKeys(labelPrefix: string): Promise<OwnKeyEntry[]> {
+    return this.choose().token.listOwnKeys(labelPrefix);
   }
 
   /** TPM2_Certify of the key by an AK bound to the EK (platform/tpm-attest.ts); only for a key in the TPM token. */

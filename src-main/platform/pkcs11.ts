@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describeCertificate, parseCertificate } from '../base/certinfo.js';
 import { AgentError } from '../base/errors.js';
-import type { KeyAlgorithmName, KeyProtection, StoreKey } from './keystore.js';
+import type { KeyAlgorithmName, KeyProtection, OwnKeyEntry, SignHash, StoreKey } from './keystore.js';
 import type { StoredCertificate } from './types.js';
 
 /**
@@ -31,6 +31,12 @@ export function loadPkcs11js(): P11 {
 
 const P256_OID = Buffer.from('06082a8648ce3d030107', 'hex');
 const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+/** DER DigestInfo prefixes (RFC 8017 §9.2 note 1): CKM_RSA_PKCS signs DigestInfo‖hash for any digest. */
+const DIGEST_INFO: Record<SignHash, Buffer> = {
+  sha1: Buffer.from('3021300906052b0e03021a05000414', 'hex'),
+  sha256: Buffer.from('3031300d060960864801650304020105000420', 'hex'),
+  sha512: Buffer.from('3051300d060960864801650304020305000440', 'hex'),
+};
 
 /** Modules are initialized once per process (a second C_Initialize is an error), keyed by library path. */
 const modules = new Map<string, { mod: Module; users: number }>();
@@ -197,8 +203,10 @@ export class Pkcs11Token {
     const priv = [...common, { type: p.CKA_PRIVATE, value: true }, { type: p.CKA_SENSITIVE, value: true }, { type: p.CKA_EXTRACTABLE, value: false }, { type: p.CKA_SIGN, value: true }];
     const kp = algorithm === 'P-256'
       ? this.mod.C_GenerateKeyPair(this.session, { mechanism: p.CKM_EC_KEY_PAIR_GEN, parameter: null as never }, [...common, { type: p.CKA_VERIFY, value: true }, { type: p.CKA_EC_PARAMS, value: P256_OID }], priv)
+      // RSA keys also decrypt: a SCEP CA encrypts its answer to the device key.
       : this.mod.C_GenerateKeyPair(this.session, { mechanism: p.CKM_RSA_PKCS_KEY_PAIR_GEN, parameter: null as never },
-        [...common, { type: p.CKA_VERIFY, value: true }, { type: p.CKA_MODULUS_BITS, value: 2048 }, { type: p.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) }], priv);
+        [...common, { type: p.CKA_VERIFY, value: true }, { type: p.CKA_ENCRYPT, value: true }, { type: p.CKA_MODULUS_BITS, value: 2048 }, { type: p.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) }],
+        [...priv, { type: p.CKA_DECRYPT, value: true }]);
     const { spki, idSource } = this.publicOf(kp.publicKey, algorithm);
     const id = crypto.createHash('sha1').update(idSource).digest();
     for (const h of [kp.publicKey, kp.privateKey]) this.mod.C_SetAttributeValue(this.session, h, [{ type: p.CKA_ID, value: id }]);
@@ -248,16 +256,47 @@ export class Pkcs11Token {
     return { id: idHex, algorithm, spki, protection: this.opts.protection };
   }
 
-  sign(idHex: string, algorithm: KeyAlgorithmName, data: Buffer): Buffer {
-    const p = this.p;
-    const key = this.objectsWithId(Buffer.from(idHex, 'hex'), p.CKO_PRIVATE_KEY)[0];
+  private privateKey(idHex: string): Handle {
+    const key = this.objectsWithId(Buffer.from(idHex, 'hex'), this.p.CKO_PRIVATE_KEY)[0];
     if (!key) throw new AgentError('local', 'KEY_MISSING', `The device key ${idHex} is no longer in the token "${this.label}".`, 'Run: device-trust-agent run --forceRenewal');
+    return key;
+  }
+
+  sign(idHex: string, algorithm: KeyAlgorithmName, data: Buffer, hash: SignHash = 'sha256'): Buffer {
+    const p = this.p;
+    const key = this.privateKey(idHex);
     if (algorithm === 'P-256') {
       this.mod.C_SignInit(this.session, { mechanism: p.CKM_ECDSA, parameter: null as never }, key);
       return Buffer.from(this.mod.C_Sign(this.session, crypto.createHash('sha256').update(data).digest(), Buffer.alloc(132)));
     }
+    if (hash !== 'sha256') {
+      // Other digests (a SCEP CA offering only SHA-1 or SHA-512): the raw mechanism over DigestInfo, same signature.
+      this.mod.C_SignInit(this.session, { mechanism: p.CKM_RSA_PKCS, parameter: null as never }, key);
+      return Buffer.from(this.mod.C_Sign(this.session, Buffer.concat([DIGEST_INFO[hash], crypto.createHash(hash).update(data).digest()]), Buffer.alloc(512)));
+    }
     this.mod.C_SignInit(this.session, { mechanism: p.CKM_SHA256_RSA_PKCS, parameter: null as never }, key);
     return Buffer.from(this.mod.C_Sign(this.session, data, Buffer.alloc(512)));
+  }
+
+  /** RSA PKCS#1 v1.5 decryption by the token (the padding is removed there); the key never leaves it. */
+  decrypt(idHex: string, ciphertext: Buffer): Buffer {
+    const p = this.p;
+    const key = this.privateKey(idHex);
+    this.mod.C_DecryptInit(this.session, { mechanism: p.CKM_RSA_PKCS, parameter: null as never }, key);
+    return Buffer.from(this.mod.C_Decrypt(this.session, ciphertext, Buffer.alloc(512)));
+  }
+
+  /** Private keys whose label starts with `labelPrefix`, and whether a certificate shares each one's CKA_ID. */
+  listOwnKeys(labelPrefix: string): OwnKeyEntry[] {
+    const p = this.p;
+    const out: OwnKeyEntry[] = [];
+    for (const h of this.find([{ type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY }])) {
+      const label = this.attr(h, p.CKA_LABEL)?.toString('utf8') ?? '';
+      const id = this.attr(h, p.CKA_ID);
+      if (!label.startsWith(labelPrefix) || !id?.length) continue;
+      out.push({ id: id.toString('hex'), label, hasCertificate: this.objectsWithId(id, p.CKO_CERTIFICATE).length > 0 });
+    }
+    return out;
   }
 
   /** Writes a certificate object; `id` pairs it with its key (issuing CAs get their own id and no key). */

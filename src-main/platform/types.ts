@@ -1,7 +1,7 @@
 import type { PolicyResult } from './browser-policy.js';
 import type { CertInfo } from '../base/certinfo.js';
 import type { DeviceKeyStore } from './keystore.js';
-export type { DeviceKeyStore, KeyStoreInfo, StoreKey, KeyProtection, KeyAlgorithmName } from './keystore.js';
+export type { DeviceKeyStore, KeyStoreInfo, StoreKey, KeyProtection, KeyAlgorithmName, SignHash, OwnKeyEntry } from './keystore.js';
 
 /** Which issuer a browser's auto-select policy matches (Chromium's ISSUER filter). */
 export interface IssuerFilter {

@@ -13,6 +13,7 @@ import { diagnoseScep } from '../../src-main/core/scep/diagnose.js';
 import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
 import { failingPk12util, nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
+import { filesWithPrivateKeys, nssPrivateKeyFacts } from '../support/keyscan.js';
 import { faketimeEnv } from '../support/faketime.js';
 import { initDepot, scepUnavailable, startMtlsServer, startRecordingProxy, startScepServer, type MtlsServer, type ScepServer } from '../support/scep.js';
 
@@ -74,6 +75,12 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
     assert.equal(state.current.serialNumber, certs[0]!.serial);
     assert.match(certs[0]!.subject, new RegExp(`CN=${state.deviceId}`));
     assert.ok(events(profile).some((e) => e.id === 1000));
+    // The RSA key was made in the NSS software token and signs and decrypts there: no key file, nothing readable.
+    const cred = path.join(profile.stateDir, 'credentials', state.current.thumbprint);
+    assert.ok(!fs.existsSync(path.join(cred, 'key.pem')), 'no key.pem for SCEP');
+    assert.match(JSON.parse(fs.readFileSync(path.join(cred, 'key-ref.json'), 'utf8')).storeId, /^[0-9a-f]{40}$/);
+    assert.deepEqual(nssPrivateKeyFacts(profile.nssDb).map((f) => [f.sensitive, f.extractable, f.valueReadable]), [[true, false, false]]);
+    assert.deepEqual(filesWithPrivateKeys([profile.home]), []);
     // The CA's own records: scepserver filed the certificate under the device's CN.
     assert.match(fs.readFileSync(path.join(server.depot, 'index.txt'), 'utf8'), new RegExp(`CN=${state.deviceId}`));
     assert.match(server.log(), /PKCSReq \(19\)/);
@@ -245,6 +252,9 @@ describe('SCEP renewal inside the CA\'s -allowrenew window', { skip: skipReason 
     assert.equal(now.serialNumber, certs[0]!.serial);
     assert.deepEqual(fs.readdirSync(path.join(p.stateDir, 'credentials')), [now.thumbprint]);
     assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"id":1001'));
+    // RenewalReq was signed by the old key and the answer decrypted by the new one, both inside the token.
+    assert.ok(!fs.existsSync(path.join(p.stateDir, 'credentials', now.thumbprint, 'key.pem')), 'no key.pem after renewal');
+    assert.deepEqual(filesWithPrivateKeys([p.home]), []);
   });
 
   test('if the store fails while swapping in the renewed certificate, the previous one is put back at once', async () => {

@@ -27,6 +27,7 @@ export const removeCertificateCommand: Command = {
     else {
       ctx.io.out(res.removed.length ? `Removed ${res.removed.map((r) => r.serialNumber).join(', ')} from ${res.store}.` : `No device-trust certificate in ${res.store}.`);
       for (const s of res.copies.skipped) ctx.io.out(`  not changed: ${s.dir} (${s.reason})`);
+      if (res.keysRemoved.length) ctx.io.out(`Removed ${res.keysRemoved.length} device key${res.keysRemoved.length === 1 ? '' : 's'} without a certificate (an interrupted enrollment or a pending request) from the key store.`);
       if (swept.length) ctx.io.out(`Removed ${swept.length} temporary director${swept.length === 1 ? 'y' : 'ies'} left by an interrupted run (they could hold key material).`);
     }
     return ExitCode.OK;

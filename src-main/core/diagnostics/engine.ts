@@ -13,6 +13,7 @@ import {
   currentCredential, probeAgentPools, probeCertificate, probeCrl, probeDcClock, probeDirectory, probeGateway, probeIwa, probeKerberos, probeMtls, probeOrg,
   readOrgCache, sameTargets, type ProbeContext,
 } from './probes.js';
+import { probeTpm } from './tpm.js';
 import { DIAGNOSE_SCHEMA, DIAGNOSE_SCHEMA_VERSION, type DiagnoseReport, type ProbeResult } from './types.js';
 import { httpOptionsFor } from '../proxy/options.js';
 import { publishedPins, unpublishedChainFinding } from '../server-chain.js';
@@ -47,7 +48,7 @@ export interface DiagnoseOptions {
 const SIGN_IN_RECORD_INTERVAL_MS = 3600_000;
 
 /** The order probes appear in the report: the way a sign-in travels. */
-const ORDER = ['org', 'clock:org', 'iwa:primary', 'iwa:backup', 'mtls', 'crl', 'kerberos:user', 'kerberos:device', 'kdc:', 'dc:srv', 'dc:', 'clock:dc:', 'gateway', 'agent-pools', 'certificate'];
+const ORDER = ['org', 'clock:org', 'iwa:primary', 'iwa:backup', 'mtls', 'crl', 'kerberos:user', 'kerberos:device', 'kdc:', 'dc:srv', 'dc:', 'clock:dc:', 'gateway', 'agent-pools', 'certificate', 'tpm'];
 const rank = (id: string) => {
   const i = ORDER.findIndex((p) => id === p || id.startsWith(p));
   return i < 0 ? ORDER.length : i;
@@ -90,6 +91,8 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
     direct: opts.direct ?? (() => !config.httpProxy && !config.httpProxyPacLocation), now,
   };
   const cred = currentCredential(config);
+  // First: it looks at the TPM store's permissions before the certificate probe opens the token (which sets them to 0700).
+  const tpmPhase = probeTpm(ctx);
 
   try {
     const dependentOn = (org: OrgConfig | undefined): Promise<ProbeResult[]> => {
@@ -114,9 +117,9 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
       return { ...o, fromCache: false, rest: await dependentOn(undefined) };
     });
     const directoryPhase = probeDirectory(ctx, readKrb5Conf(env)).then(async (d) => [...d.probes, ...(await Promise.all(d.timeSources.map((h) => probeDcClock(ctx, h))))]);
-    const [orgOutcome, directory, gateway, pools, certificate] = await Promise.all([orgPhase, directoryPhase, probeGateway(ctx), probeAgentPools(ctx), probeCertificate(ctx, undefined)]);
+    const [orgOutcome, directory, gateway, pools, certificate, tpm] = await Promise.all([orgPhase, directoryPhase, probeGateway(ctx), probeAgentPools(ctx), probeCertificate(ctx, undefined), tpmPhase]);
 
-    const probes = [orgOutcome.result, ...(orgOutcome.clock ? [orgOutcome.clock] : []), ...orgOutcome.rest, ...directory, gateway, pools.result, certificate]
+    const probes = [orgOutcome.result, ...(orgOutcome.clock ? [orgOutcome.clock] : []), ...orgOutcome.rest, ...directory, gateway, pools.result, certificate, tpm]
       .sort((a, b) => rank(a.id) - rank(b.id));
     attachInterceptions(probes, http);
     if (orgOutcome.org && orgUrl) attachUnpublishedOrgChain(probes, http, orgOutcome.org, orgUrl);

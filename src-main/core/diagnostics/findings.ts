@@ -1,4 +1,5 @@
 import type { OrgConfig } from '../protocol.js';
+import { tpmFindings } from './tpm.js';
 import { INTERCEPTOR_ISSUERS, type TlsFacts } from './stages.js';
 import { SEVERITY_RANK, type AgentPool, type Finding, type ProbeResult, type Severity } from './types.js';
 
@@ -374,6 +375,7 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
     }
   }
 
+  out.push(...tpmFindings(get('tpm')));
   return out.sort((a, b) => SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity]);
 }
 

@@ -24,7 +24,7 @@ export const ProbeStatusSchema = z.enum(['ok', 'fail', 'skipped', 'timeout']);
 export type ProbeStatus = z.infer<typeof ProbeStatusSchema>;
 
 export const ProbeKindSchema = z.enum([
-  'org', 'iwa', 'mtls', 'crl', 'kdc', 'dc', 'kerberos', 'clock', 'gateway', 'agent-pools', 'certificate',
+  'org', 'iwa', 'mtls', 'crl', 'kdc', 'dc', 'kerberos', 'clock', 'gateway', 'agent-pools', 'certificate', 'tpm',
 ]);
 export type ProbeKind = z.infer<typeof ProbeKindSchema>;
 

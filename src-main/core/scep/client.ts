@@ -6,13 +6,13 @@
 import crypto, { X509Certificate } from 'node:crypto';
 import { AgentError, isAgentError } from '../../base/errors.js';
 import type { HttpClient, HttpResponse } from '../http.js';
-import { createCsr, softwarePrivateKey, webCryptoKeyPair, type LocalKey } from '../keys.js';
+import { createCsr, storeCrypto, webCryptoKeyPair, type LocalKey } from '../keys.js';
 import type { Trace } from '../trace.js';
 import { x509 } from '../x509.js';
 import { pinCaBundle, parseGetCaCert, type CaBundle } from './ca.js';
 import { chooseAlgorithms, parseCapabilities, type Algorithms, type Capabilities } from './capabilities.js';
-import { CmsError } from './cms.js';
-import { buildRequest, issuerAndSubject, parseCertRep, transactionIdFor, type CertRep, type RequestType } from './message.js';
+import { buildRequestWith, issuerAndSubject, parseCertRepWith, transactionIdFor, type CertRep, type RequestType } from './message.js';
+import { CmsError, unwrapWithKey, type KeyUnwrapper } from './cms.js';
 import { withServerTime } from '../server-time.js';
 
 export interface ScepClientOptions {
@@ -174,7 +174,7 @@ export class ScepClient {
       keys: keys as never,
       signingAlgorithm,
       extensions: [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true)],
-    });
+    }, storeCrypto);
     return new X509Certificate(Buffer.from(cert.rawData));
   }
 
@@ -182,12 +182,11 @@ export class ScepClient {
   private async exchange(session: ScepSession, type: RequestType, content: Buffer, signerCert: X509Certificate, signerKey: LocalKey, transactionId: string): Promise<CertRep> {
     const { digest, cipher } = this.algorithmsFor(session);
     const senderNonce = crypto.randomBytes(16);
-    const message = buildRequest({
-      type, content, transactionId, senderNonce, recipient: session.ca.recipient, signerCert, signerKey: softwarePrivateKey(signerKey), digest, cipher,
-    });
+    // Signed and decrypted wherever the key lives: in the key store, the private key never reaches this process.
+    const message = await buildRequestWith({ type, content, transactionId, senderNonce, recipient: session.ca.recipient, signerCert, digest, cipher }, (data, hash) => signerKey.sign(data, hash));
     const body = await this.pkiOperation(message, session, type);
     try {
-      return parseCertRep(body, { signers: session.ca.signers, transactionId, senderNonce, recipientCert: signerCert, recipientKey: softwarePrivateKey(signerKey) });
+      return await parseCertRepWith(body, { signers: session.ca.signers, transactionId, senderNonce, recipientCert: signerCert }, unwrapperOf(signerKey));
     } catch (e) {
       throw refused(e instanceof CmsError ? e.message : `unreadable (${(e as Error).message})`, e);
     }
@@ -265,6 +264,18 @@ export class ScepClient {
       () => this.exchange(session, 'CertPoll', poll, signer, req.key, transactionId), (r) => r.status);
     return this.settle(session, 'PKCSReq', rep, req, async () => signer, transactionId);
   }
+}
+
+/** How the CA's content key is unwrapped: by Node for a software key (any transport), by the key store otherwise (PKCS#1 v1.5). */
+function unwrapperOf(key: LocalKey): KeyUnwrapper {
+  const priv = key.privateKey;
+  if (priv) return async (encryptedKey, oaep) => unwrapWithKey(priv, encryptedKey, oaep);
+  const decrypt = key.decrypt;
+  return async (encryptedKey, oaep) => {
+    if (!decrypt) throw new Error('the key store cannot decrypt with the device key');
+    if (oaep) throw new Error('the CA used RSA-OAEP key transport, which the key store is not asked for');
+    return decrypt(encryptedKey);
+  };
 }
 
 async function csrDerOf(req: EnrollRequest): Promise<Buffer> {

@@ -123,8 +123,22 @@ export interface SignOptions {
   attributes: Attribute[];
 }
 
+/** RSA PKCS#1 v1.5 signature over `data` with `digest`, made wherever the key lives (a key store, for the device key). */
+export type RsaSigner = (data: Buffer, digest: DigestName) => Promise<Buffer>;
+
 /** SignedData (RFC 5652 §5) over `content` as id-data, with the signer's certificate included; DER ContentInfo. */
 export function signData(opts: SignOptions): Buffer {
+  const { toSign, finish } = prepareSignedData(opts);
+  return finish(crypto.sign(opts.digest, toSign, opts.signerKey));
+}
+
+/** signData with the signature made by `sign` (the device key in its store: the agent never holds it). */
+export async function signDataWith(opts: Omit<SignOptions, 'signerKey'>, sign: RsaSigner): Promise<Buffer> {
+  const { toSign, finish } = prepareSignedData(opts);
+  return finish(await sign(toSign, opts.digest));
+}
+
+function prepareSignedData(opts: Omit<SignOptions, 'signerKey'>): { toSign: Buffer; finish(signature: Buffer): Buffer } {
   const digest = crypto.createHash(opts.digest).update(opts.content).digest();
   const signedAttrs = derSorted([
     attribute(OID.contentType, attrValue.oid(id_data)),
@@ -133,25 +147,27 @@ export function signData(opts: SignOptions): Buffer {
     ...opts.attributes,
   ]);
   const toSign = toBuffer(AsnConvert.serialize(new AttributeSet(signedAttrs)));
-  const signature = crypto.sign(opts.digest, toSign, opts.signerKey);
-  const digestAlgorithm = new AlgorithmIdentifier({ algorithm: DIGEST_OIDS[opts.digest], parameters: null });
-  const signer = new SignerInfo({
-    version: CMSVersion.v1,
-    sid: new SignerIdentifier({ issuerAndSerialNumber: issuerAndSerial(opts.signerCert) }),
-    digestAlgorithm,
-    signedAttrs,
-    // rsaEncryption (not shaXWithRSA) is what RFC 8894 implementations universally accept here.
-    signatureAlgorithm: new AlgorithmIdentifier({ algorithm: OID.rsaEncryption, parameters: null }),
-    signature: new OctetString(signature),
-  });
-  const signedData = new SignedData({
-    version: CMSVersion.v1,
-    digestAlgorithms: new DigestAlgorithmIdentifiers([digestAlgorithm]),
-    encapContentInfo: new EncapsulatedContentInfo({ eContentType: id_data, eContent: new EncapsulatedContent({ single: new OctetString(opts.content) }) }),
-    certificates: new CertificateSet([new CertificateChoices({ certificate: parseAsn1Certificate(opts.signerCert) })]),
-    signerInfos: new SignerInfos([signer]),
-  });
-  return toBuffer(AsnConvert.serialize(new ContentInfo({ contentType: id_signedData, content: AsnConvert.serialize(signedData) })));
+  const finish = (signature: Buffer): Buffer => {
+    const digestAlgorithm = new AlgorithmIdentifier({ algorithm: DIGEST_OIDS[opts.digest], parameters: null });
+    const signer = new SignerInfo({
+      version: CMSVersion.v1,
+      sid: new SignerIdentifier({ issuerAndSerialNumber: issuerAndSerial(opts.signerCert) }),
+      digestAlgorithm,
+      signedAttrs,
+      // rsaEncryption (not shaXWithRSA) is what RFC 8894 implementations universally accept here.
+      signatureAlgorithm: new AlgorithmIdentifier({ algorithm: OID.rsaEncryption, parameters: null }),
+      signature: new OctetString(signature),
+    });
+    const signedData = new SignedData({
+      version: CMSVersion.v1,
+      digestAlgorithms: new DigestAlgorithmIdentifiers([digestAlgorithm]),
+      encapContentInfo: new EncapsulatedContentInfo({ eContentType: id_data, eContent: new EncapsulatedContent({ single: new OctetString(opts.content) }) }),
+      certificates: new CertificateSet([new CertificateChoices({ certificate: parseAsn1Certificate(opts.signerCert) })]),
+      signerInfos: new SignerInfos([signer]),
+    });
+    return toBuffer(AsnConvert.serialize(new ContentInfo({ contentType: id_signedData, content: AsnConvert.serialize(signedData) })));
+  };
+  return { toSign, finish };
 }
 
 function contentInfo(der: Uint8Array, expected: string, what: string): ArrayBuffer {
@@ -283,17 +299,18 @@ export function envelope(content: Uint8Array, recipient: X509Certificate, cipher
 }
 
 /**
- * Removes PKCS#1 v1.5 type-2 padding from a raw RSA result. Node refuses PKCS#1 v1.5 private decryption
- * (CVE-2023-46809, the Marvin timing attack on servers that decrypt for anyone); here the only thing ever
- * unwrapped is the key of a CA answer that carries a public certificate, so there is no secret for such an
- * oracle to reveal. The length check against the cipher's key size still refuses anything malformed.
+ * Unwraps a content key with a software RSA key. For PKCS#1 v1.5, the padding is removed here: Node refuses
+ * PKCS#1 v1.5 private decryption (CVE-2023-46809, the Marvin timing attack on servers that decrypt for anyone);
+ * the only thing ever unwrapped is the key of a CA answer that carries a public certificate, so there is no
+ * secret for such an oracle to reveal. The caller's length check against the cipher's key size still refuses
+ * anything malformed.
  */
-function unpadPkcs1Type2(em: Buffer, keyBytes: number): Buffer | undefined {
-  if (em.length < 11 + keyBytes || em[0] !== 0x00 || em[1] !== 0x02) return undefined;
+export function unwrapWithKey(key: KeyObject, encryptedKey: Buffer, oaep: boolean): Buffer | undefined {
+  if (oaep) return crypto.privateDecrypt({ key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING }, encryptedKey);
+  const em = crypto.privateDecrypt({ key, padding: crypto.constants.RSA_NO_PADDING }, encryptedKey);
+  if (em[0] !== 0x00 || em[1] !== 0x02) return undefined;
   const sep = em.indexOf(0x00, 2);
-  if (sep < 10) return undefined;
-  const key = em.subarray(sep + 1);
-  return key.length === keyBytes ? key : undefined;
+  return sep >= 10 ? em.subarray(sep + 1) : undefined;
 }
 
 export interface Decrypted {
@@ -302,8 +319,22 @@ export interface Decrypted {
   weak: boolean;
 }
 
-/** Opens an EnvelopedData addressed to `recipientCert` with `recipientKey` (RSA key transport, CBC content). */
-export function openEnvelope(der: Uint8Array, recipientCert: X509Certificate, recipientKey: KeyObject, what: string): Decrypted {
+/**
+ * Unwraps the content key: `oaep` says which key transport the sender used. Returns the plaintext key (PKCS#1
+ * v1.5 padding already removed) or undefined when it cannot be unwrapped.
+ */
+export type KeyUnwrapper = (encryptedKey: Buffer, oaep: boolean) => Promise<Buffer | undefined>;
+
+interface SealedEnvelope {
+  spec: { name: CipherName; keyBytes: number; ivBytes: number; weak: boolean };
+  iv: Buffer;
+  encryptedKey: Buffer;
+  oaep: boolean;
+  body: Buffer;
+  what: string;
+}
+
+function readEnvelope(der: Uint8Array, recipientCert: X509Certificate, what: string): SealedEnvelope {
   let enveloped: EnvelopedData;
   try {
     enveloped = AsnConvert.parse(contentInfo(der, id_envelopedData, what), EnvelopedData);
@@ -320,24 +351,46 @@ export function openEnvelope(der: Uint8Array, recipientCert: X509Certificate, re
   const ivParam = eci.contentEncryptionAlgorithm.parameters;
   const iv = ivParam ? toBuffer(AsnConvert.parse(ivParam, OctetString).buffer) : undefined;
   if (!iv || iv.length !== spec.ivBytes) throw new CmsError(`${what} has a missing or malformed IV`);
-  const encryptedKey = toBuffer(mine.encryptedKey.buffer);
-  let key: Buffer | undefined;
   const kea = mine.keyEncryptionAlgorithm.algorithm;
-  if (kea === OID.rsaOaep) {
-    key = crypto.privateDecrypt({ key: recipientKey, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING }, encryptedKey);
-  } else if (kea === OID.rsaEncryption) {
-    key = unpadPkcs1Type2(crypto.privateDecrypt({ key: recipientKey, padding: crypto.constants.RSA_NO_PADDING }, encryptedKey), spec.keyBytes);
-  } else {
-    throw new CmsError(`${what} uses an unsupported key transport ${kea}`);
-  }
-  if (!key) throw new CmsError(`${what} could not be decrypted with this device's key`);
+  if (kea !== OID.rsaOaep && kea !== OID.rsaEncryption) throw new CmsError(`${what} uses an unsupported key transport ${kea}`);
   const body = eci.encryptedContent?.value ? toBuffer(eci.encryptedContent.value.buffer)
     : Buffer.concat((eci.encryptedContent?.constructedValue ?? []).map((o) => toBuffer(o.buffer)));
+  return { spec, iv, encryptedKey: toBuffer(mine.encryptedKey.buffer), oaep: kea === OID.rsaOaep, body, what };
+}
+
+function decryptContent(env: SealedEnvelope, key: Buffer | undefined): Decrypted {
+  const { spec, iv, what } = env;
+  // The length check against the cipher's key size refuses anything malformed, whoever unwrapped it.
+  if (!key || key.length !== spec.keyBytes) throw new CmsError(`${what} could not be decrypted with this device's key`);
   try {
     // OpenSSL 3 keeps single DES in its legacy provider; 3DES with K|K|K is exactly single DES with K.
     const d = spec.name === 'des-cbc' ? crypto.createDecipheriv('des-ede3-cbc', Buffer.concat([key, key, key]), iv) : crypto.createDecipheriv(spec.name, key, iv);
-    return { content: Buffer.concat([d.update(body), d.final()]), cipher: spec.name, weak: spec.weak };
+    return { content: Buffer.concat([d.update(env.body), d.final()]), cipher: spec.name, weak: spec.weak };
   } catch {
     throw new CmsError(`${what} could not be decrypted with this device's key`);
   }
+}
+
+/** Opens an EnvelopedData addressed to `recipientCert` with `recipientKey` (RSA key transport, CBC content). */
+export function openEnvelope(der: Uint8Array, recipientCert: X509Certificate, recipientKey: KeyObject, what: string): Decrypted {
+  const env = readEnvelope(der, recipientCert, what);
+  let key: Buffer | undefined;
+  try {
+    key = unwrapWithKey(recipientKey, env.encryptedKey, env.oaep);
+  } catch {
+    key = undefined;
+  }
+  return decryptContent(env, key);
+}
+
+/** openEnvelope with the content key unwrapped by `unwrap` (the device key in its store). */
+export async function openEnvelopeWith(der: Uint8Array, recipientCert: X509Certificate, unwrap: KeyUnwrapper, what: string): Promise<Decrypted> {
+  const env = readEnvelope(der, recipientCert, what);
+  let key: Buffer | undefined;
+  try {
+    key = await unwrap(env.encryptedKey, env.oaep);
+  } catch {
+    key = undefined;
+  }
+  return decryptContent(env, key);
 }

@@ -6,7 +6,7 @@
 import crypto, { X509Certificate, type KeyObject } from 'node:crypto';
 import { AsnConvert, AsnProp, AsnType, AsnTypeTypes } from '@peculiar/asn1-schema';
 import { Name } from '@peculiar/asn1-x509';
-import { CmsError, OID, attrValue, attribute, envelope, openEnvelope, parseAsn1Certificate, parseCertsOnly, parseSignedData, readAttribute, signData, verifySignedData, type CipherName, type DigestName } from './cms.js';
+import { CmsError, OID, attrValue, attribute, envelope, openEnvelope, openEnvelopeWith, parseAsn1Certificate, parseCertsOnly, parseSignedData, readAttribute, signData, signDataWith, verifySignedData, type CipherName, type Decrypted, type DigestName, type KeyUnwrapper, type RsaSigner } from './cms.js';
 
 /** RFC 8894 §3.2.1 attribute OIDs (id-VeriSign pki attributes) and §3.2.1.4.2 failInfoText. */
 export const SCEP_OID = {
@@ -65,19 +65,26 @@ export interface RequestOptions {
   cipher: Exclude<CipherName, 'des-cbc'>;
 }
 
-export function buildRequest(opts: RequestOptions): Buffer {
-  const enveloped = envelope(opts.content, opts.recipient, opts.cipher);
-  return signData({
-    content: enveloped,
+function requestParts(opts: Omit<RequestOptions, 'signerKey'>) {
+  return {
+    content: envelope(opts.content, opts.recipient, opts.cipher),
     signerCert: opts.signerCert,
-    signerKey: opts.signerKey,
     digest: opts.digest,
     attributes: [
       attribute(SCEP_OID.messageType, attrValue.printable(MessageType[opts.type])),
       attribute(SCEP_OID.transactionID, attrValue.printable(opts.transactionId)),
       attribute(SCEP_OID.senderNonce, attrValue.octets(opts.senderNonce)),
     ],
-  });
+  };
+}
+
+export function buildRequest(opts: RequestOptions): Buffer {
+  return signData({ ...requestParts(opts), signerKey: opts.signerKey });
+}
+
+/** buildRequest signed by `sign` (the device key in its key store). */
+export function buildRequestWith(opts: Omit<RequestOptions, 'signerKey'>, sign: RsaSigner): Promise<Buffer> {
+  return signDataWith(requestParts(opts), sign);
 }
 
 export function issuerAndSubject(ca: X509Certificate, subjectCert: X509Certificate): Buffer {
@@ -106,6 +113,24 @@ export interface CertRepExpectations {
  * else is refused (CmsError), because an unsigned or replayed answer could install an attacker's certificate.
  */
 export function parseCertRep(der: Uint8Array, expect: CertRepExpectations): CertRep {
+  const r = checkCertRep(der, expect);
+  if (r.status !== 'SEALED') return r;
+  return opened(openEnvelope(r.content, expect.recipientCert, expect.recipientKey, r.what));
+}
+
+/** parseCertRep with the answer's content key unwrapped by `unwrap` (the device key in its key store). */
+export async function parseCertRepWith(der: Uint8Array, expect: Omit<CertRepExpectations, 'recipientKey'>, unwrap: KeyUnwrapper): Promise<CertRep> {
+  const r = checkCertRep(der, expect);
+  if (r.status !== 'SEALED') return r;
+  return opened(await openEnvelopeWith(r.content, expect.recipientCert, unwrap, r.what));
+}
+
+function opened(d: Decrypted): CertRep {
+  return { status: 'SUCCESS', certificates: parseCertsOnly(d.content, 'The issued certificate bundle'), cipher: d.cipher, weakCipher: d.weak };
+}
+
+/** Everything but the decryption: signer, transaction, nonce, status. */
+function checkCertRep(der: Uint8Array, expect: Omit<CertRepExpectations, 'recipientKey'>): Exclude<CertRep, { status: 'SUCCESS' }> | { status: 'SEALED'; content: Buffer; what: string } {
   const what = "The CA's answer";
   const parsed = parseSignedData(der, what);
   const { attributes } = verifySignedData(parsed, expect.signers, what);
@@ -130,8 +155,7 @@ export function parseCertRep(der: Uint8Array, expect: CertRepExpectations): Cert
   }
   if (status !== '0') throw new CmsError(`${what} has an unknown pkiStatus ${status ?? '(missing)'}`);
   if (!parsed.content) throw new CmsError(`${what} says SUCCESS but carries no certificate`);
-  const opened = openEnvelope(parsed.content, expect.recipientCert, expect.recipientKey, `The envelope in ${what.toLowerCase()}`);
-  return { status: 'SUCCESS', certificates: parseCertsOnly(opened.content, 'The issued certificate bundle'), cipher: opened.cipher, weakCipher: opened.weak };
+  return { status: 'SEALED', content: parsed.content, what: `The envelope in ${what.toLowerCase()}` };
 }
 
 export { OID };
