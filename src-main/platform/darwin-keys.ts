@@ -369,7 +369,8 @@ export class MacKeyStore implements DeviceKeyStore {
 
   async generate(algorithm: KeyAlgorithmName, label: string): Promise<StoreKey> {
     const info = await this.choose();
-    const unique = `${label}-${crypto.randomBytes(6).toString('hex')}`;
+    // sc_auth lists identities as whitespace-separated columns: a label must not contain spaces.
+    const unique = `${label.replace(/\s+/g, '-')}-${crypto.randomBytes(6).toString('hex')}`;
     if (info.protection === 'tpm') {
       if (algorithm !== 'P-256') {
         throw new AgentError('config', 'MAC_KEY_ALGORITHM', `The Secure Enclave makes P-256 keys only, and ${algorithm} was asked.`, 'Set keyAlgorithm to P-256, or SkipTPM=true for an RSA key in the login keychain.');

@@ -15,18 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
-import { firefoxPageText, firefoxUnavailable, startP11KitServer } from '../support/firefox.js';
-
-/** A user's Firefox profile as Firefox itself lays it out: profiles.ini naming one profile directory. */
-function addFirefoxProfile(home: string, name: string): string {
-  const root = path.join(home, '.mozilla', 'firefox');
-  const dir = path.join(root, name);
-  fs.mkdirSync(dir, { recursive: true });
-  const ini = path.join(root, 'profiles.ini');
-  const n = fs.existsSync(ini) ? (fs.readFileSync(ini, 'utf8').match(/^\[Profile\d+\]/gm) ?? []).length : 0;
-  fs.appendFileSync(ini, `${n === 0 ? '[General]\nStartWithLastProfile=1\nVersion=2\n\n' : ''}[Profile${n}]\nName=${name}\nIsRelative=1\nPath=${name}\n${n === 0 ? 'Default=1\n' : ''}\n`);
-  return dir;
-}
+import { addFirefoxProfile, firefoxPageText, firefoxUnavailable, startP11KitServer } from '../support/firefox.js';
 
 describe('Firefox and a device key in the NSS software token: reached through p11-kit, never copied into profiles', () => {
   let lab: LabOrg;

@@ -16,6 +16,7 @@ import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
 import { filesWithPrivateKeys, nssPrivateKeyFacts } from '../support/keyscan.js';
 import { nssTrustRoot, nssUserNicknamesAllTokens } from '../support/nss.js';
 import { startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
+import { addFirefoxProfile, firefoxPageText, firefoxUnavailable } from '../support/firefox.js';
 
 const skipReason = tpmUnavailable() ?? (kerberosToolsAvailable() ? undefined : 'skipped: MIT Kerberos is not installed (apt install krb5-kdc krb5-admin-server krb5-user)');
 if (skipReason) console.log(`# tpm-keys ${skipReason}`);
@@ -107,6 +108,35 @@ describe('device key in a TPM 2.0 (swtpm + tpm2-abrmd + tpm2-pkcs11)', { skip: s
     fs.mkdirSync(emptyEtc, { recursive: true });
     const neg = await chromiumPageText(lab.mtlsUrl, { home: profile.home, chromiumEtc: emptyEtc, env: tpm.env, timeoutMs: 10_000 }).catch((e: Error) => e.message);
     assert.ok(!/"trusted":\s*true/.test(neg), `certificate was presented without the policy: ${neg}`);
+  });
+
+  test('headless Firefox presents the TPM-resident key through the module the agent registered in its profile; a profile without it does not', async (t) => {
+    const why = firefoxUnavailable();
+    if (why) {
+      console.log(`# ${why}`);
+      t.skip(why);
+      return;
+    }
+    const ffProfile = addFirefoxProfile(profile.home, 'dta.tpm-esr');
+    const r = await run(['run', '--user']); // a pass sets up the profiles it finds
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(fs.readFileSync(path.join(ffProfile, 'pkcs11.txt'), 'utf8'), /^library=\S*libtpm2_pkcs11\.so$/m, 'the TPM module, not a copy of the key');
+    assert.equal(nssPrivateKeyFacts(ffProfile).length, 0, 'no private key copied into the profile');
+    process.env.TPM2_PKCS11_STORE = tpmStore();
+    nssTrustRoot(ffProfile, rootCaFile); // the org's CA as an enterprise root, as an admin would deploy it
+    // Firefox reads the policy the agent wrote (security.default_personal_cert) from /etc, laid over in a mount namespace.
+    const etcOverlay = path.join(tempDir('etc'), 'upper');
+    fs.mkdirSync(path.join(etcOverlay, 'firefox', 'policies'), { recursive: true });
+    fs.copyFileSync(path.join(profile.env.DTA_FIREFOX_POLICY_DIRS!, 'policies.json'), path.join(etcOverlay, 'firefox', 'policies', 'policies.json'));
+    const { text, error } = await firefoxPageText(lab.mtlsUrl, { home: profile.home, profile: ffProfile, etcOverlay, env: tpm.env });
+    assert.ok(text.startsWith('{'), `no verdict from the mTLS endpoint (${error ?? 'no error'}): ${text}`);
+    assert.equal(JSON.parse(text).trusted, true, text);
+    assert.equal(JSON.parse(text).serialNumber, stateOf().current.serialNumber);
+    // Negative control: the same profile without the module cannot present the key.
+    const bare = path.join(tempDir('ffbare'), 'profile');
+    fs.cpSync(ffProfile, bare, { recursive: true, filter: (src) => !/pkcs11\.txt$|prefs\.js$|user\.js$/.test(src) });
+    const neg = await firefoxPageText(lab.mtlsUrl, { home: profile.home, profile: bare, etcOverlay, env: tpm.env, pageLoadMs: 8_000 });
+    assert.ok(!/"trusted":\s*true/.test(neg.text), `presented without the module: ${neg.text}`);
   });
 
   test('renewal signs the renewal token with the TPM key; the new key is in the TPM and the old one is gone', async () => {

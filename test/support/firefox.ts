@@ -17,6 +17,17 @@ export function firefoxUnavailable(): string | undefined {
 }
 
 
+/** A user's Firefox profile as Firefox itself lays it out: profiles.ini naming one profile directory. */
+export function addFirefoxProfile(home: string, name: string): string {
+  const root = path.join(home, '.mozilla', 'firefox');
+  const dir = path.join(root, name);
+  fs.mkdirSync(dir, { recursive: true });
+  const ini = path.join(root, 'profiles.ini');
+  const n = fs.existsSync(ini) ? (fs.readFileSync(ini, 'utf8').match(/^\[Profile\d+\]/gm) ?? []).length : 0;
+  fs.appendFileSync(ini, `${n === 0 ? '[General]\nStartWithLastProfile=1\nVersion=2\n\n' : ''}[Profile${n}]\nName=${name}\nIsRelative=1\nPath=${name}\n${n === 0 ? 'Default=1\n' : ''}\n`);
+  return dir;
+}
+
 /** A new, empty Firefox profile: prefs that keep a headless test quiet and let Marionette listen on `port`. */
 export function writeProfilePrefs(profile: string, port: number): void {
   fs.mkdirSync(profile, { recursive: true });
