@@ -118,8 +118,8 @@ describe('device key in a TPM 2.0 (swtpm + tpm2-abrmd + tpm2-pkcs11)', { skip: s
       return;
     }
     const ffProfile = addFirefoxProfile(profile.home, 'dta.tpm-esr');
-    const r = await run(['run', '--user']); // a pass sets up the profiles it finds
-    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const r = await run(['run', '--user']); // a pass (here: nothing to do) sets up the profiles it finds
+    assert.ok([0, 10].includes(r.code), r.stderr + r.stdout);
     assert.match(fs.readFileSync(path.join(ffProfile, 'pkcs11.txt'), 'utf8'), /^library=\S*libtpm2_pkcs11\.so$/m, 'the TPM module, not a copy of the key');
     assert.equal(nssPrivateKeyFacts(ffProfile).length, 0, 'no private key copied into the profile');
     process.env.TPM2_PKCS11_STORE = tpmStore();
