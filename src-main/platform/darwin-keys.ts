@@ -1,3 +1,4 @@
+import { lastJsonLine } from '../base/json-line.js';
 import crypto, { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -230,19 +231,11 @@ export type JxaAnswer = { ok: true; data: unknown } | { ok: false; status?: numb
 
 export function parseJxaAnswer(res: CommandResult): JxaAnswer {
   if (res.code === 124) return { ok: false, timedOut: true, message: 'osascript did not answer in time' };
-  const line = res.stdout.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.startsWith('{')).pop();
-  if (line) {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(line);
-    } catch {
-      raw = undefined;
-    }
-    const s = JxaSuccess.safeParse(raw);
-    if (s.success) return { ok: true, data: s.data.data };
-    const f = JxaFailure.safeParse(raw);
-    if (f.success) return { ok: false, status: f.data.status, message: f.data.message };
-  }
+  const raw = lastJsonLine(res.stdout);
+  const s = JxaSuccess.safeParse(raw);
+  if (s.success) return { ok: true, data: s.data.data };
+  const f = JxaFailure.safeParse(raw);
+  if (f.success) return { ok: false, status: f.data.status, message: f.data.message };
   // osascript's own errors: "execution error: … (-2700)" on stderr.
   const text = res.stderr.trim() || res.stdout.trim() || `osascript exited with ${res.code}`;
   const status = /\((-?\d+)\)\s*$/.exec(text)?.[1];

@@ -7,7 +7,7 @@ import { runCommand, type Command, type CommandResult, type CommandRunner } from
 import { ensurePrivateDir } from '../base/fsutil.js';
 import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, StoreKey } from './keystore.js';
 import type { StoredCertificate } from './types.js';
-import { hex32, parseClixml, type PsFailure } from './win32-powershell.js';
+import { parsePsAnswer, type PsFailure } from './win32-powershell.js';
 import { parseCertutilError, sha1Thumbprint, showsTpmProvider, SOFTWARE_PROVIDER, TPM_PROVIDER, WindowsCertificateStore } from './win32-store.js';
 import { describeCertificate, parseCertificate } from '../base/certinfo.js';
 
@@ -148,8 +148,6 @@ export const win32CngCommands = {
 
 // ---- answers ---------------------------------------------------------------------------------------------------
 
-const Failure = z.object({ ok: z.literal(false), hresult: z.number().nullable().optional(), id: z.string().nullable().optional(), category: z.string().nullable().optional(), message: z.string().nullable().optional() });
-const Success = z.object({ ok: z.literal(true), data: z.unknown() });
 const PublicAnswer = z.union([
   z.object({ exists: z.literal(false) }),
   z.object({ exists: z.literal(true), name: z.string(), provider: z.string(), algorithm: z.string(), exportPolicy: z.string(), publicBlob: z.string().min(8) }),
@@ -158,34 +156,10 @@ const SignAnswer = z.object({ signature: z.string().min(8) });
 
 export type CngAnswer = { ok: true; data: unknown } | ({ ok: false; timedOut?: boolean } & PsFailure);
 
-/** The JSON line of a script; without one, the CLIXML error of stderr (PowerShell could not run the script). */
+/** The JSON line of a script; without one, the CLIXML error of stderr (the same envelope as every PowerShell call). */
 export function parseCngAnswer(res: CommandResult): CngAnswer {
   if (res.code === 124) return { ok: false, timedOut: true, message: 'PowerShell did not answer in time' };
-  const line = res.stdout.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.startsWith('{')).pop();
-  if (line) {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(line);
-    } catch {
-      raw = undefined;
-    }
-    const s = Success.safeParse(raw);
-    if (s.success && res.code === 0) return { ok: true, data: s.data.data };
-    const f = Failure.safeParse(raw);
-    if (f.success) {
-      return {
-        ok: false,
-        ...(typeof f.data.hresult === 'number' ? { hresult: hex32(f.data.hresult) } : {}),
-        ...(f.data.id ? { id: f.data.id } : {}),
-        ...(f.data.category ? { category: f.data.category } : {}),
-        message: f.data.message?.trim() || `PowerShell exited with ${res.code}`,
-      };
-    }
-  }
-  const errors = parseClixml(res.stderr);
-  const text = errors.length ? errors.join(' ') : res.stderr.trim() || res.stdout.trim();
-  const hresult = /\b0x(8[0-9a-f]{7})\b/i.exec(text)?.[1];
-  return { ok: false, ...(hresult ? { hresult: `0x${hresult.toLowerCase()}` } : {}), message: text.split(/\r?\n/)[0]?.slice(0, 500) || `PowerShell exited with ${res.code}` };
+  return parsePsAnswer(res);
 }
 
 export type CngFailureKind = 'constrained-language' | 'no-tpm' | 'tpm-not-ready' | 'tpm-locked-out' | 'key-missing' | 'access-denied' | 'exists' | 'not-supported' | 'timeout' | 'other';

@@ -1,3 +1,4 @@
+import { lastJsonLine } from '../base/json-line.js';
 import { z } from 'zod';
 import type { Command, CommandResult } from '../base/exec.js';
 
@@ -86,25 +87,18 @@ export function hex32(n: number): string {
  * CLIXML: decoded for the message, and an HRESULT is taken from it if one is there.
  */
 export function parsePsAnswer(res: CommandResult): PsAnswer {
-  const line = res.stdout.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.startsWith('{')).pop();
-  if (line) {
-    try {
-      const raw: unknown = JSON.parse(line);
-      const s = Success.safeParse(raw);
-      if (s.success && res.code === 0) return { ok: true, data: s.data.data };
-      const f = Failure.safeParse(raw);
-      if (f.success) {
-        return {
-          ok: false,
-          ...(typeof f.data.hresult === 'number' ? { hresult: hex32(f.data.hresult) } : {}),
-          ...(f.data.id ? { id: f.data.id } : {}),
-          ...(f.data.category ? { category: f.data.category } : {}),
-          message: f.data.message?.trim() || `PowerShell exited with ${res.code}`,
-        };
-      }
-    } catch {
-      /* not our envelope: fall through */
-    }
+  const raw = lastJsonLine(res.stdout);
+  const s = Success.safeParse(raw);
+  if (s.success && res.code === 0) return { ok: true, data: s.data.data };
+  const f = Failure.safeParse(raw);
+  if (f.success) {
+    return {
+      ok: false,
+      ...(typeof f.data.hresult === 'number' ? { hresult: hex32(f.data.hresult) } : {}),
+      ...(f.data.id ? { id: f.data.id } : {}),
+      ...(f.data.category ? { category: f.data.category } : {}),
+      message: f.data.message?.trim() || `PowerShell exited with ${res.code}`,
+    };
   }
   const errors = parseClixml(res.stderr);
   const text = errors.length ? errors.join(' ') : res.stderr.trim() || res.stdout.trim();

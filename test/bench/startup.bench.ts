@@ -77,13 +77,14 @@ async function idleDaemon(): Promise<void> {
       if (enrolled.code !== 0) throw new Error(`enrollment before the idle window failed: ${enrolled.stderr}`);
       const child = spawn(process.execPath, [file, 'daemon', '--trigger', 'logon'], { env: { PATH: process.env.PATH, ...p.env }, stdio: ['ignore', 'pipe', 'pipe'] });
       try {
-        // Idle means after the logon pass: wait for its line, then let the process settle.
+        // Idle means after the start-up work: the logon pass and the first posture run, a minute after start (the
+        // window waits for its line, or 75 s when posture prints none), then a few seconds for the process to settle.
         await new Promise<void>((resolve, reject) => {
           let out = '';
-          const timer = setTimeout(() => reject(new Error(`the daemon printed no pass within 60 s: ${out}`)), 60_000);
+          const timer = setTimeout(() => (/\n/.test(out) ? resolve() : reject(new Error(`the daemon printed no pass within 75 s: ${out}`))), 75_000);
           child.stdout.on('data', (d) => {
             out += d;
-            if (/\n/.test(out)) {
+            if (/posture \(start\)/.test(out)) {
               clearTimeout(timer);
               resolve();
             }
