@@ -3,7 +3,9 @@ import path from 'node:path';
 import { ensurePrivateDir } from '../base/fsutil.js';
 import { emptyResult, type PolicyResult } from './browser-policy.js';
 import { SOFTOKN_LIBRARIES } from './linux-keys.js';
-import { p11KitClientModule, writeNssDbModuleConfig } from './p11kit-bridge.js';
+import { p11KitClientModule, startServerUnit, writeNssDbModuleConfig } from './p11kit-bridge.js';
+import { LINUX_NAMES, systemdBooted } from './tasks/linux.js';
+import { runCommand } from '../base/exec.js';
 
 /** Where Firefox keeps its profiles on Linux: the Debian/Mozilla package, the snap and the flatpak. */
 export function firefoxProfileRoots(home: string): string[] {
@@ -101,7 +103,10 @@ export async function registerFirefoxModules(opts: {
       for (const profile of profiles) result.skipped.push({ dir: profile, reason });
       return result;
     }
-    result.written.push(writeNssDbModuleConfig(opts.env ?? process.env, softokn, opts.keys.nssDbDir));
+    const written = writeNssDbModuleConfig(opts.env ?? process.env, softokn, opts.keys.nssDbDir);
+    result.written.push(written.file);
+    // The server unit waits for that file: start it now where a user manager runs (a failure only delays Firefox to the next login).
+    if (written.changed && systemdBooted()) await runCommand(startServerUnit(LINUX_NAMES.userP11Kit)).catch(() => undefined);
     module = client;
   }
   for (const profile of profiles) {

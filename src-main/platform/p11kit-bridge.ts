@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Command } from '../base/exec.js';
 import type { BrowserModule } from './firefox.js';
 
 /**
@@ -47,8 +48,8 @@ export function nssDbModuleConfig(softokn: string, nssDbDir: string): string {
   ].join('\n');
 }
 
-/** Writes the module file when it differs; returns its path. */
-export function writeNssDbModuleConfig(env: NodeJS.ProcessEnv, softokn: string, nssDbDir: string): string {
+/** Writes the module file when it differs; returns its path and whether it was (re)written. */
+export function writeNssDbModuleConfig(env: NodeJS.ProcessEnv, softokn: string, nssDbDir: string): { file: string; changed: boolean } {
   const dir = p11KitUserModuleDir(env);
   const file = path.join(dir, NSSDB_MODULE_FILE);
   const text = nssDbModuleConfig(softokn, nssDbDir);
@@ -62,7 +63,15 @@ export function writeNssDbModuleConfig(env: NodeJS.ProcessEnv, softokn: string, 
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(file, text, { mode: 0o644 });
   }
-  return file;
+  return { file, changed: current !== text };
+}
+
+/**
+ * The user unit's start command (it is enabled at install, but its condition — the module file — is only met once
+ * a pass has set Firefox up): started then, so Firefox need not wait for the next login.
+ */
+export function startServerUnit(unit: string): Command {
+  return { file: 'systemctl', args: ['--user', '--no-block', 'start', unit], timeoutMs: 5_000 };
 }
 
 export function removeNssDbModuleConfig(env: NodeJS.ProcessEnv): void {
