@@ -9,8 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { kerberosToolsAvailable, startKdc, type Kdc } from '../../lab/kdc.js';
-import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { kerberosToolsAvailable, type Kdc } from '../../lab/kdc.js';
+import { startKerberosLab } from '../support/kerberos-lab.js';
+import type { LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
 import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
 import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
@@ -34,15 +35,7 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
   const events = (p: Profile = profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
   before(async () => {
-    const dir = tempDir('kdc');
-    kdc = await startKdc({ dir, users: ['alice'] });
-    // This process hosts the lab's IWA web app: it accepts with the service keytab.
-    Object.assign(process.env, kdc.serverEnv());
-    lab = await startLabOrg({});
-    rootCaFile = path.join(dir, 'lab-root.pem');
-    fs.writeFileSync(rootCaFile, lab.rootCaPem);
-    const userEnv = await kdc.kinit(kdc.users[0]!.principal);
-    agentEnv = { ...userEnv, DTA_DEVICE_KEYTAB: kdc.deviceKeytab, DTA_DEVICE_PRINCIPAL: kdc.devicePrincipal };
+    ({ kdc, lab, rootCaFile, agentEnv } = await startKerberosLab());
     profile = makeProfile({ orgUrl: lab.orgUrl, rootCaFile });
   });
 

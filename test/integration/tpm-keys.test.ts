@@ -8,8 +8,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { kerberosToolsAvailable, startKdc, type Kdc } from '../../lab/kdc.js';
-import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { kerberosToolsAvailable, type Kdc } from '../../lab/kdc.js';
+import { startKerberosLab } from '../support/kerberos-lab.js';
+import type { LabOrg } from '../../lab/org.js';
 import { LinuxKeyStore } from '../../src-main/platform/linux-keys.js';
 import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
 import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
@@ -37,14 +38,7 @@ describe('device key in a TPM 2.0 (swtpm + tpm2-abrmd + tpm2-pkcs11)', { skip: s
   const scanDirs = (p: Profile = profile) => [p.home, p.stateDir];
 
   before(async () => {
-    const dir = tempDir('kdc');
-    kdc = await startKdc({ dir, users: ['alice'] });
-    Object.assign(process.env, kdc.serverEnv());
-    lab = await startLabOrg({});
-    rootCaFile = path.join(dir, 'lab-root.pem');
-    fs.writeFileSync(rootCaFile, lab.rootCaPem);
-    const userEnv = await kdc.kinit(kdc.users[0]!.principal);
-    agentEnv = { ...userEnv, DTA_DEVICE_KEYTAB: kdc.deviceKeytab, DTA_DEVICE_PRINCIPAL: kdc.devicePrincipal };
+    ({ kdc, lab, rootCaFile, agentEnv } = await startKerberosLab());
     tpm = await startSoftTpm();
     // certutil (nssUserCerts, nssTrustRoot) loads the TPM module registered in the profile's NSS database.
     Object.assign(process.env, tpm.env);
