@@ -5,6 +5,7 @@ import type { DeviceKeyStore } from '../platform/keystore.js';
 // keys.js (with @peculiar/x509 and jose) is loaded only when a key is used: diagnose and status read these files
 // without it, and start faster.
 import type { LocalKey } from './keys.js';
+import { privateKeyPem } from './key-pem.js';
 
 /**
  * The agent's own record of each credential, one owner-only directory per key thumbprint: key-ref.json (which
@@ -28,8 +29,7 @@ export class CredentialFiles {
   writeKey(key: LocalKey): void {
     ensurePrivateDir(this.root);
     const dir = ensurePrivateDir(this.dir(key.thumbprint));
-    if (!key.privateKey) throw new Error('this operation needs a software key, but the device key lives in a key store');
-    writeFileAtomic(path.join(dir, 'key.pem'), key.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), 0o600);
+    writeFileAtomic(path.join(dir, 'key.pem'), privateKeyPem(key), 0o600);
   }
 
   /** Records which key-store key belongs to this thumbprint (written right after the key is made, before any request). */

@@ -14,7 +14,7 @@ export async function dcClockOffset(config: Pick<Config, 'dcTimeSource' | 'reque
   if (!source) return undefined;
   const { host, port } = splitHostPort(source, 123);
   try {
-    const r = await sntpOffset(host, config.dcTimeSource ? port : 123, Math.min(DC_CLOCK_DEADLINE_MS, config.requestTimeoutMs));
+    const r = await sntpOffset(host, port, Math.min(DC_CLOCK_DEADLINE_MS, config.requestTimeoutMs));
     return Math.round(r.offsetMs);
   } catch {
     return undefined;

@@ -75,10 +75,7 @@ export async function keyFromPem(pem: string): Promise<SoftwareKey | undefined> 
   return { algorithm, privateKey, publicKey, thumbprint: await keyThumbprint(publicKey), protection: 'file', sign: softwareSigner(algorithm, privateKey) };
 }
 
-export function privateKeyPem(key: LocalKey): string {
-  if (!key.privateKey) throw new Error('this operation needs a software key, but the device key lives in a key store');
-  return key.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
-}
+export { privateKeyPem } from './key-pem.js';
 
 /** The JWS algorithm this key signs with. */
 export function jwsAlgorithm(key: Pick<LocalKey, 'algorithm'>): 'ES256' | 'RS256' {
