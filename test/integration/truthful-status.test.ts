@@ -62,8 +62,8 @@ describe('squid and PAC files: every command that talks to the org says the same
     ]);
     const body = (fn: string) => `function FindProxyForURL(url, host) { ${fn} }\n`;
     const pacs: Record<string, string> = {
-      // Valid, and slow: 1.5 s of work per evaluation, within the documented 3 s.
-      'slow.pac': body('var t = Date.now(); while (Date.now() - t < 1500) {} return "DIRECT";'),
+      // Valid, and slow: 2 s of work per evaluation, within the documented 3 s.
+      'slow.pac': body('var t = Date.now(); while (Date.now() - t < 2000) {} return "DIRECT";'),
       'loop.pac': body('var i = 0; while (true) { i++; }'),
     };
     pacServer = http.createServer((req, res) => {
@@ -96,9 +96,14 @@ describe('squid and PAC files: every command that talks to the org says the same
     assert.match(testLine(s.stdout, 'Org reachable'), /^\s+FAIL\s+Org reachable: .*Corp Trusted Inspection CA/, s.stdout);
   });
 
-  test('a valid PAC that takes 1.5 s: run, proxy-check and diagnose all use it (one PAC budget, 3 s)', async () => {
+  test('a valid PAC that takes 2 s: run, proxy-check and diagnose all use it (one PAC budget, 3 s)', async () => {
     const env = { ...enrolled.env, DTA_PAC_URL: `${pacBase}/slow.pac` };
-    const [r, pc, d] = await Promise.all([run(['run'], env), run(['proxy-check'], env), run(['diagnose', '--json', '--timeout', '5'], env)]);
+    // One after the other (not in parallel): a PAC evaluation is CPU work, and this machine's cores are shared.
+    const r = await run(['run'], env);
+    const pc = await run(['proxy-check'], env);
+    // A probe timeout of 5 s gave the PAC a third of the request deadline before (1.5 s; 833 ms at the default 3 s);
+    // 5 rather than 3 leaves room for the request itself on this machine's shared cores.
+    const d = await run(['diagnose', '--json', '--timeout', '5'], env);
     assert.equal(r.code, 10, r.stdout + r.stderr);
     assert.equal(pc.code, 0, pc.stdout);
     const report = json(d);
@@ -127,8 +132,11 @@ describe('squid and PAC files: every command that talks to the org says the same
     test(`${f.name}: exit ${f.exit} from run, status --check, proxy-check and diagnose`, async () => {
       const fresh = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true', ...f.env() } });
       const onEnrolled = { ...enrolled.env, ...f.env() };
-      const [r, s, pc, d] = await Promise.all([
-        run(['run'], fresh.env), run(['status', '--check'], onEnrolled), run(['proxy-check'], onEnrolled), run(['diagnose', '--json', '--timeout', '10'], onEnrolled)]);
+      // One after the other: four agents evaluating a looping PAC at once on shared cores would test the machine's load.
+      const r = await run(['run'], fresh.env);
+      const s = await run(['status', '--check'], onEnrolled);
+      const pc = await run(['proxy-check'], onEnrolled);
+      const d = await run(['diagnose', '--json', '--timeout', '10'], onEnrolled);
       const got = { run: r.code, 'status --check': s.code, 'proxy-check': pc.code, diagnose: d.code };
       assert.deepEqual(got, { run: f.exit, 'status --check': f.exit, 'proxy-check': f.exit, diagnose: f.exit },
         `${f.name}:\nrun: ${r.stderr}\nstatus: ${s.stdout}\nproxy-check: ${pc.stdout}\ndiagnose: ${d.stdout.slice(0, 3000)}`);
@@ -168,7 +176,8 @@ describe('after a wrong clock: status and schedule are computed from the present
       const sched = json(await run(['schedule', '--json'], p.env));
       assert.ok(sched.nextAttempt, JSON.stringify(sched));
       assert.ok(Date.parse(sched.nextAttempt.at) - Date.now() <= 1.5 * DAY, `next pass ${sched.nextAttempt.at} is near, not ${ahead} away`);
-      assert.ok(sched.upcoming.every((u: { at: string; reason: string }) => u.reason === 'expiry' || Date.parse(u.at) - Date.now() <= 3 * DAY), JSON.stringify(sched.upcoming));
+      // The passes the clock decides (daily, retry, recheck, clock) are near; the certificate's own moments are its own.
+      assert.ok(sched.upcoming.every((u: { at: string; reason: string }) => u.reason === 'expiry' || u.reason === 'renewal' || Date.parse(u.at) - Date.now() <= 3 * DAY), JSON.stringify(sched.upcoming));
       const status = json(await run(['status', '--json'], p.env));
       assert.ok(Date.parse(status.schedule.nextAttempt.at) - Date.now() <= 1.5 * DAY, JSON.stringify(status.schedule));
       const t = status.tests.find((x: { name: string }) => x.name === 'schedule_next_deadline');

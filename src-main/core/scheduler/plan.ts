@@ -142,7 +142,9 @@ export function namedState(policy: SchedulePolicy, s: Snapshot, now: number, run
   const lp = s.record.lastPass;
   const failed = lastFailureState(s.record);
   if (failed) {
-    const state: AgentStateName = expired && !isStuck(failed) ? 'EXPIRED' : failed;
+    // A pass refused because of this device's clock stays CLOCK_WRONG when the certificate looks expired: by a
+    // wrong clock it only looks so, and the next run cannot enroll a new one (the org refuses the clock too).
+    const state: AgentStateName = expired && !isStuck(failed) && failed !== 'CLOCK_WRONG' ? 'EXPIRED' : failed;
     const stuck = isStuck(state);
     // Stuck states, and the named ones that need no person but explain what would help, say what to do.
     const advises = stuck || state === 'CLOCK_WRONG' || state === 'RENEWAL_REFUSED';
