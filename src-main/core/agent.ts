@@ -64,6 +64,11 @@ export interface RunResult {
   deviceId: string;
   certificate?: InstalledCertificate;
   warnings: string[];
+  /**
+   * Faults found while the pass itself succeeded (a TLS interceptor between this device and the org): each
+   * is also a warning; the command exits with the fault's class (base/errors.ts FAULT_CLASSES).
+   */
+  faults?: { code: string; message: string; remedy?: string }[];
   browserPolicy?: PolicyResult;
 }
 
@@ -99,6 +104,7 @@ export class EnrollmentTask {
   private readonly now: () => Date;
   private state!: AgentState;
   private readonly warnings: string[] = [];
+  private readonly faults: NonNullable<RunResult['faults']> = [];
   /** A key being generated while the store and the CA are asked (RSA for SCEP takes longer than both). */
   private earlyKey: Promise<LocalKey> | undefined;
 
@@ -250,9 +256,11 @@ export class EnrollmentTask {
     if (now >= renewFrom || this.opts.renewNow) return this.renew(authority, deviceId, current, key);
 
     const browserPolicy = await this.configureBrowsers(authority);
-    await this.checkPublishedChain(authority, false);
+    // Reaching the mTLS host too: an interceptor this machine trusts is otherwise invisible to a pass that
+    // has nothing to do (the org's answer may come from its cache), and every browser sign-in would fail.
+    await this.checkPublishedChain(authority, true);
     const msg = `This device is enrolled: certificate ${current.info.serialNumber} is valid until ${current.info.notAfter}; renewal from ${new Date(renewFrom).toISOString()}.`;
-    return { outcome: 'nothing-to-do', backend: this.backend.kind, message: msg, deviceId, certificate: this.installed(current, tp), warnings: this.warnings, ...(browserPolicy ? { browserPolicy } : {}) };
+    return { outcome: 'nothing-to-do', backend: this.backend.kind, message: msg, deviceId, certificate: this.installed(current, tp), warnings: this.warnings, ...(this.faults.length ? { faults: this.faults } : {}), ...(browserPolicy ? { browserPolicy } : {}) };
   }
 
   /** The device task (system context) writes the machine-wide browser policy; certificates are per user. */
@@ -263,7 +271,7 @@ export class EnrollmentTask {
       backend: this.backend.kind,
       message: browserPolicy ? `Browser policy written to ${browserPolicy.written.join(', ') || 'no directory'}.` : 'Browser setup skipped (SkipBrowserSetup=true).',
       deviceId: this.state.deviceId,
-      warnings: this.warnings,
+      warnings: this.warnings, ...(this.faults.length ? { faults: this.faults } : {}),
       ...(browserPolicy ? { browserPolicy } : {}),
     };
   }
@@ -282,7 +290,7 @@ export class EnrollmentTask {
       message: `This device is enrolled (certificate ${current.info.serialNumber}, valid until ${current.info.notAfter}); ${this.backend.target} was not reachable for checks.`,
       deviceId: current.info.subjectCN,
       certificate: this.installed(current, state.thumbprint),
-      warnings: this.warnings,
+      warnings: this.warnings, ...(this.faults.length ? { faults: this.faults } : {}),
     };
   }
 
@@ -624,7 +632,7 @@ export class EnrollmentTask {
       message: `Certificate ${how}: serial ${info.serialNumber}, issued by ${info.issuerCN || info.issuer}, valid until ${info.notAfter}.`,
       deviceId: this.state.deviceId,
       certificate: this.installed(stored, key.thumbprint),
-      warnings: this.warnings,
+      warnings: this.warnings, ...(this.faults.length ? { faults: this.faults } : {}),
       ...(browserPolicy ? { browserPolicy } : {}),
     };
   }
@@ -658,6 +666,7 @@ export class EnrollmentTask {
       const { intercepted } = keyPem ? await checkMtlsPath(this.http, authority.mtlsUrl, { certPem, keyPem, serialNumber }, this.config.orgUrl ? [new URL(this.config.orgUrl).host] : []) : { intercepted: undefined };
       if (intercepted) {
         this.warnings.push(`${intercepted.message} What to do: ${intercepted.remedy}`);
+        this.faults.push({ code: intercepted.code, message: intercepted.message, ...(intercepted.remedy ? { remedy: intercepted.remedy } : {}) });
         this.trace.log(`warning: ${intercepted.message}`);
       } else await this.checkPublishedChain(authority, true);
     } catch (e) {
@@ -672,6 +681,7 @@ export class EnrollmentTask {
     const found = (await checkPublishedChains(this.http, { mtlsUrl: authority.mtlsUrl, pins: authority.serverTlsPins }, this.config.orgUrl, { reach }).catch(() => []))[0]?.error;
     if (found) {
       this.warnings.push(`${found.message} What to do: ${found.remedy}`);
+      this.faults.push({ code: found.code, message: found.message, ...(found.remedy ? { remedy: found.remedy } : {}) });
       this.trace.log(`warning: ${found.message}`);
     }
   }

@@ -303,6 +303,11 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** Defaults to this platform's reader; tests give another platform's reader with a scripted runner. */
   managed?: ManagedConfigReader;
+  /**
+   * Neither managed files nor the config file: what the environment and the command line give alone. `status`
+   * uses it when the files cannot be used, to still run every test it can (and name the broken file).
+   */
+  skipFiles?: boolean;
 }
 
 /** Precedence, highest first: command line > environment > config file > managed configuration > defaults. */
@@ -332,11 +337,11 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     caRolloverFingerprints: [],
     hostPatternAllowList: [],
   };
-  const managed = managedSettings(opts.managed ?? createManagedConfigReader(process.platform, env));
+  const managed = opts.skipFiles ? { settings: {}, files: [] } : managedSettings(opts.managed ?? createManagedConfigReader(process.platform, env));
   const files = [...managed.files];
   const configFile = opts.configFile ?? env.DTA_CONFIG_FILE ?? paths.configFile;
   let fileSettings: Partial_ = {};
-  if (opts.configFile || env.DTA_CONFIG_FILE || fs.existsSync(configFile)) {
+  if (!opts.skipFiles && (opts.configFile || env.DTA_CONFIG_FILE || fs.existsSync(configFile))) {
     fileSettings = normalizeSettings(readJsonObjectFile(configFile), configFile);
     files.push(configFile);
   }
@@ -360,7 +365,10 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => {
       const key = i.path.join('.');
-      return `${key} (from ${sources[key as keyof Config] ?? 'unknown'}): ${i.message}`;
+      const source = sources[key as keyof Config];
+      // The file itself is named, so a person knows which one to open.
+      const where = source === 'file' ? configFile : source === 'managed' && managed.files.length ? `managed configuration ${managed.files.join(', ')}` : source ?? 'unknown';
+      return `${key} (from ${where}): ${i.message}`;
     });
     throw new AgentError('config', 'CONFIG_INVALID', `The configuration is invalid: ${problems.join('; ')}.`,
       'Correct the setting where it came from (command line, environment, config file or managed configuration).');

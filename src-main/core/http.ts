@@ -123,9 +123,9 @@ export class HttpClient {
       os: p.os ?? osProxyReader(runCommand),
       ca: this.roots,
       timeoutMs: opts.timeoutMs,
-      // The PAC file gets a part of the request's deadline, so that a script that loops is named as such
-      // before the request as a whole runs out of time.
-      pacTimeLimitMs: p.pacTimeLimitMs ?? Math.max(200, Math.min(PAC_TIME_LIMIT_MS, Math.floor((opts.deadlineMs ?? opts.timeoutMs) / 3))),
+      // One PAC budget, the documented one, for every command: a valid PAC that `run` can use is never called
+      // a loop by `diagnose` (which gives its routed probes that budget on top of their own timeout).
+      pacTimeLimitMs: p.pacTimeLimitMs ?? PAC_TIME_LIMIT_MS,
       ...(log ? { log } : {}),
     });
   }

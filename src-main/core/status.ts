@@ -8,7 +8,7 @@ import { scheduleView, type ScheduleView } from './scheduler/view.js';
 import { loadState, type AgentState } from './state.js';
 import { postureSection, type PostureSection } from './posture/status.js';
 
-export type DeviceState = 'NOT_CONFIGURED' | 'NOT_ENROLLED' | 'ENROLLED' | 'RENEWAL_DUE' | 'EXPIRED' | 'KEY_MISSING' | 'REVOKED' | 'PENDING' | 'REJECTED';
+export type DeviceState = 'NOT_CONFIGURED' | 'NOT_ENROLLED' | 'ENROLLED' | 'RENEWAL_DUE' | 'EXPIRED' | 'KEY_MISSING' | 'REVOKED' | 'PENDING' | 'REJECTED' | 'CLOCK_WRONG';
 
 export interface StatusReport {
   state: DeviceState;
@@ -72,7 +72,10 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   const now = Date.now();
   const renewFrom = state.current?.storeId === current.id ? state.current.renewFrom : undefined;
   let st: DeviceState = 'ENROLLED';
-  if (Date.parse(current.info.notAfter) <= now) st = 'EXPIRED';
+  // A certificate not yet valid by this clock, or a server that refused the last pass because of this clock:
+  // the clock is what is wrong, and no run fixes it (the org refuses a clock it does not agree with).
+  if (Date.parse(current.info.notBefore) > now || (base.schedule.state === 'CLOCK_WRONG' && !base.schedule.clockAnomaly)) st = 'CLOCK_WRONG';
+  else if (Date.parse(current.info.notAfter) <= now) st = 'EXPIRED';
   else if (!keyProtection) st = 'KEY_MISSING';
   else if (renewFrom && Date.parse(renewFrom) <= now) st = 'RENEWAL_DUE';
   const report: StatusReport = {
@@ -146,6 +149,10 @@ function summarize(r: StatusReport): string {
       return `This device is trusted; its certificate (valid until ${c.notAfter}) is due for renewal.`;
     case 'EXPIRED':
       return `The device certificate expired on ${c.notAfter}; the next run enrolls a new one.`;
+    case 'CLOCK_WRONG':
+      return Date.parse(c.notBefore) > Date.now()
+        ? `This device is not trusted: its certificate ${c.serialNumber} is not valid before ${c.notBefore} by this device's clock (${new Date().toISOString()}). Fix the clock (turn on time synchronisation).`
+        : `This device's clock is wrong: ${r.schedule.why} Fix the clock (turn on time synchronisation); the certificate ${c.serialNumber} is kept${Date.parse(c.notAfter) <= Date.now() ? ` (by this clock it expired on ${c.notAfter})` : ''} and renews once the clocks agree.`;
     case 'KEY_MISSING':
       return 'The device certificate is installed but its private key is missing: run device-trust-agent run --forceRenewal.';
     case 'REVOKED':

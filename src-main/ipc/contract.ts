@@ -17,7 +17,7 @@ const text = (max = 2000) => z.string().max(max);
 export const TrustStateSchema = z.enum(['trusted', 'renewing', 'attention', 'not-trusted']);
 export type TrustState = z.infer<typeof TrustStateSchema>;
 
-export const DeviceStateSchema = z.enum(['NOT_CONFIGURED', 'NOT_ENROLLED', 'ENROLLED', 'RENEWAL_DUE', 'EXPIRED', 'KEY_MISSING', 'REVOKED', 'PENDING', 'REJECTED']);
+export const DeviceStateSchema = z.enum(['NOT_CONFIGURED', 'NOT_ENROLLED', 'ENROLLED', 'RENEWAL_DUE', 'EXPIRED', 'KEY_MISSING', 'REVOKED', 'PENDING', 'REJECTED', 'CLOCK_WRONG']);
 
 export const ActivitySchema = z.enum(['renew', 'forceRenewal', 'diagnostics', 'scheduled']);
 export type Activity = z.infer<typeof ActivitySchema>;

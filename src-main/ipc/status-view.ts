@@ -20,6 +20,7 @@ export function trustStateOf(state: StatusReport['state'], busy: Activity | null
     case 'REVOKED':
     case 'NOT_CONFIGURED':
     case 'REJECTED': // the CA said no: a person must act
+    case 'CLOCK_WRONG': // a person (or time synchronisation) fixes the clock
       return 'attention';
     default:
       return 'not-trusted';

@@ -248,8 +248,9 @@ describe('field conditions with real squids: run, status --check, proxy-check an
   // TLS certificates (discovery serverTls, PROTOCOL §1) and the chain seen for the org and mTLS hosts has none of them.
   test('ssl_bump with a CA the machine TRUSTS: the chain is not the one the org publishes, and that is named as interception', async () => {
     const f = await four({ DTA_HTTP_PROXY: bumpTrusted.url }, trustedCaFile);
-    // Enrollment itself works through a trusted interceptor; the warning says mutual TLS will not.
-    assert.equal(f.run.code, 0, f.run.stderr);
+    // Enrollment itself works through a trusted interceptor; the warning says mutual TLS will not, and the exit
+    // code is the interception's (30), as for status --check, proxy-check and diagnose.
+    assert.equal(f.run.code, 30, f.run.stderr);
     assert.equal(nssUserCerts(f.freshProfile.nssDb).length, 1);
     assert.match(f.run.stdout + f.run.stderr, /warning: A TLS-intercepting proxy or security product sits between this device and localhost:\d+ \(the mTLS endpoint\).*issued by "Corp Trusted Inspection CA".*not by a CA the org publishes.*Exempt localhost from TLS inspection/s);
     assert.equal(f.status.code, 30, f.status.stdout);

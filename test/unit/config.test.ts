@@ -52,7 +52,7 @@ test('install-time parameter names are accepted case-insensitively', () => {
 test('bad settings are refused with the setting, its source and the problem', () => {
   const { managed, env } = setup();
   fs.writeFileSync(path.join(managed, 'x.json'), JSON.stringify({ OktaURL: 'http://insecure.example.com' }));
-  assert.throws(() => loadConfig({ env }), (e: unknown) => isAgentError(e) && e.failure === 'config' && /orgUrl \(from managed\)/.test(e.message) && /https/.test(e.message));
+  assert.throws(() => loadConfig({ env }), (e: unknown) => isAgentError(e) && e.failure === 'config' && /orgUrl \(from managed configuration \S*x\.json\)/.test(e.message) && /https/.test(e.message));
   fs.writeFileSync(path.join(managed, 'x.json'), '{ not json');
   assert.throws(() => loadConfig({ env }), (e: unknown) => isAgentError(e) && /not valid JSON/.test(e.message) && e.message.includes('x.json'));
   fs.writeFileSync(path.join(managed, 'x.json'), JSON.stringify({ OktaUrll: 'https://typo.example.com' }));

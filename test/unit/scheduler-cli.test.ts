@@ -35,10 +35,10 @@ test('a run without an org URL is recorded: status shows the named state and tha
   assert.equal(st.schedule.state, 'NOT_CONFIGURED');
   assert.equal(st.schedule.stuck, true);
   assert.equal(st.schedule.lastPass.code, 'NOT_CONFIGURED');
-  assert.equal(st.schedule.nextAttempt, undefined, 'no timed retry until the configuration changes');
+  assert.equal(st.schedule.nextAttempt?.reason, 'recheck', 'every state has a next deadline: a daily recheck (a configuration change starts one sooner)');
   const text = (await cli(['status'], env)).out;
   assert.match(text, /agent state: NOT_CONFIGURED \(stuck\)/);
-  assert.match(text, /next pass:   none until a person acts/);
+  assert.match(text, /next pass:   \S+ \(recheck: stuck: checking again daily/);
 });
 
 test('bad options of the new commands are usage errors', async () => {

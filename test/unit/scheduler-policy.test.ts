@@ -83,7 +83,7 @@ test('deadlines: first run now; then daily on the first pass\'s grid, the renewa
   assert.ok(deadlines(P, s, NOW - 7 * DAY)[0]!.at <= NOW - 7 * DAY + 2 * DAY);
 });
 
-test('a failure schedules one retry (drawn once); a stuck failure schedules nothing until the configuration changes', () => {
+test('a failure schedules one retry (drawn once); a stuck failure schedules a daily recheck (sooner when the configuration changes)', () => {
   let s = snap();
   s = { ...s, record: applyPass(P, s, 'install', { ok: false, outcome: 'failed', failure: 'retry-later', code: 'UNREACHABLE', message: 'down' }, NOW, () => 0.5) };
   assert.equal(s.record.failures, 1);
@@ -96,8 +96,10 @@ test('a failure schedules one retry (drawn once); a stuck failure schedules noth
   assert.equal(st.state, 'REJECTED');
   assert.equal(st.stuck, true);
   assert.equal(st.action, 'Ask an admin.', 'the remedy of the error is what to do');
-  assert.equal(st.next, undefined);
-  assert.deepEqual(deadlines(P, s, NOW + 30 * DAY), []);
+  // Every state has a next deadline: stuck without a certificate still looks again daily (issue 24).
+  assert.equal(st.next?.reason, 'recheck');
+  assert.equal(st.next?.at, NOW + MIN + DAY);
+  assert.deepEqual(deadlines(P, s, NOW + 30 * DAY).map((d) => d.reason), ['recheck']);
   assert.deepEqual(deadlines(P, { ...s, configFingerprint: 'c2' }, NOW + 30 * DAY).map((d) => d.reason), ['config']);
 });
 

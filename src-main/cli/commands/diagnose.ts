@@ -27,7 +27,8 @@ export const diagnoseCommand: Command = {
   --count N       stop after N checks (default: until interrupted)
   --retries N     with --watch, retries of a failed check before it counts (default 3)
   --timeout S     per-probe timeout (default 3)
-Exit code: 0 no problem (notes only) · 20 warnings · 30 errors (the worst finding decides).`,
+Exit code: 0 no problem (notes only) · 20 warnings · 30 errors (the worst finding decides), except a fault
+with a written-down class, which exits as run and status --check do for it (README "Exit codes").`,
   options: {
     watch: { type: 'boolean' },
     interval: { type: 'string' },

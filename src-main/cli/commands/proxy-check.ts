@@ -1,4 +1,4 @@
-import { ExitCode } from '../../base/errors.js';
+import { ExitCode, exitCodeForFault, worstExitCode } from '../../base/errors.js';
 import { proxyCheck, type ProxyCheckReport } from '../../core/proxy/check.js';
 import type { Command } from '../command.js';
 
@@ -14,9 +14,9 @@ export const proxyCheckCommand: Command = {
     if (ctx.json) ctx.io.out(JSON.stringify(report, null, 2));
     else ctx.io.out(describe(report));
     if (report.ok) return ExitCode.OK;
-    return report.checks.some((c) => c.code === 'TLS_INTERCEPTED' || c.code === 'PROXY_AUTH_FAILED' || c.code === 'PROXY_REFUSED') ? ExitCode.NEEDS_ATTENTION
-      : report.checks.some((c) => /^(PAC_INVALID|PAC_TIMEOUT|PAC_UNUSABLE|PAC_UNREADABLE|PROXY_AUTH_REQUIRED|PROXY_INVALID|PROXY_UNSUPPORTED)$/.test(c.code ?? '')) ? ExitCode.CONFIG
-        : ExitCode.RETRY_LATER;
+    // The class of each fault is written down once (base/errors.ts FAULT_CLASSES); a route that failed otherwise is "try again later".
+    const failed = report.checks.filter((c) => !c.ok);
+    return failed.length ? worstExitCode(failed.map((c) => exitCodeForFault(c.code, ExitCode.RETRY_LATER))) : ExitCode.RETRY_LATER;
   },
 };
 

@@ -1,5 +1,5 @@
 import type { RunResult, TaskKind } from '../../core/agent.js';
-import { AgentError, ExitCode } from '../../base/errors.js';
+import { AgentError, ExitCode, exitCodeForFault, worstExitCode } from '../../base/errors.js';
 import { createAgentEngine, passRunningError } from '../../core/scheduler/agent-pass.js';
 import { Trace } from '../../core/trace.js';
 import type { Command } from '../command.js';
@@ -40,7 +40,10 @@ export const runCommand: Command = {
       ctx.io.err('Timings:');
       for (const s of trace.steps) ctx.io.err(`  ${s.ok ? '✓' : '✗'} ${s.name.padEnd(72)} ${s.ms.toFixed(1).padStart(8)} ms`);
     }
-    return result.outcome === 'nothing-to-do' ? ExitCode.NOTHING_TO_DO : ExitCode.OK;
+    // A fault found on the way (a TLS interceptor) decides the exit code, as it does for status --check,
+    // proxy-check and diagnose (base/errors.ts FAULT_CLASSES).
+    const done = result.outcome === 'nothing-to-do' ? ExitCode.NOTHING_TO_DO : ExitCode.OK;
+    return worstExitCode([done, ...(result.faults ?? []).map((f) => exitCodeForFault(f.code, ExitCode.NEEDS_ATTENTION))]);
   },
 };
 

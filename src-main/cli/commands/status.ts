@@ -1,8 +1,10 @@
-import { ExitCode } from '../../base/errors.js';
+import { isAgentError, type AgentError } from '../../base/errors.js';
+import { loadConfig, type LoadedConfig } from '../../core/config.js';
+import type { Platform } from '../../platform/types.js';
 import { redact } from '../../core/redact.js';
 import { describeScheduleView } from '../../core/scheduler/view.js';
 import type { StatusReport } from '../../core/status.js';
-import { describeDoctor, getDoctorStatus, type DoctorStatus } from '../../core/fleet/doctor.js';
+import { describeDoctor, getDoctorStatus, statusExitCode, type DoctorStatus } from '../../core/fleet/doctor.js';
 import type { Command } from '../command.js';
 
 export const statusCommand: Command = {
@@ -16,15 +18,26 @@ export const statusCommand: Command = {
   --json    the same as JSON (schema "device-trust-agent/status", schemaVersion 1)`,
   options: { check: { type: 'boolean' } },
   async run(ctx) {
-    const report = await getDoctorStatus(ctx.config(), { check: Boolean(ctx.values.check), platform: ctx.platform() });
+    // A doctor still reports every test it can run when the configuration files cannot be used: the
+    // configuration test FAILs naming the file and setting, the others run on what the environment gives.
+    let loaded: LoadedConfig;
+    let configError: AgentError | undefined;
+    let platform: Platform;
+    try {
+      loaded = ctx.config();
+      platform = ctx.platform();
+    } catch (e) {
+      if (!isAgentError(e) || e.failure !== 'config') throw e;
+      configError = e;
+      loaded = loadConfig({ cli: ctx.settings, env: ctx.io.env, skipFiles: true });
+      platform = ctx.platformFactory(loaded.config);
+    }
+    const report = await getDoctorStatus(loaded, { check: Boolean(ctx.values.check), platform, ...(configError ? { configError } : {}) });
     if (ctx.json) ctx.io.out(JSON.stringify(report, null, 2));
     else ctx.io.out(describeStatus(report));
-    // A certificate the mTLS endpoint does not accept (or never sees: interception) is not a working device
-    // trust; a check that could not be made (network, proxy) is "try again later".
-    const checks = Object.values(report.checks ?? {});
-    if ((report.checks?.mtls && !report.checks.mtls.ok) || checks.some((c) => !c.ok && 'code' in c && c.code === 'TLS_INTERCEPTED')) return ExitCode.NEEDS_ATTENTION;
-    if (checks.some((c) => !c.ok)) return ExitCode.RETRY_LATER;
-    return report.state === 'ENROLLED' || report.state === 'RENEWAL_DUE' ? ExitCode.OK : ExitCode.NEEDS_ATTENTION;
+    // One fault, one exit code (base/errors.ts FAULT_CLASSES): interception 30, a PAC file or proxy
+    // credentials this machine cannot use 78, a network that does not answer 20; a failed trust test 30.
+    return statusExitCode(report);
   },
 };
 

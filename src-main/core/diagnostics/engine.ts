@@ -1,6 +1,7 @@
 import type { Platform, PlatformFactory } from '../../platform/types.js';
 import type { Config, LoadedConfig } from '../config.js';
-import { ExitCode } from '../../base/errors.js';
+import { ExitCode, exitCodeForClass, faultClass, worstExitCode } from '../../base/errors.js';
+import { PAC_TIME_LIMIT_MS } from '../proxy/pac.js';
 import { EventLog } from '../events.js';
 import { runCommand, type CommandRunner } from '../../base/exec.js';
 import { HttpClient, rootCertificates } from '../http.js';
@@ -58,6 +59,22 @@ export function exitCodeForWorst(worst: DiagnoseReport['worst']): number {
   return worst === 'error' ? ExitCode.NEEDS_ATTENTION : worst === 'warning' ? ExitCode.RETRY_LATER : ExitCode.OK;
 }
 
+/**
+ * The exit code of a report: an error finding whose fault has a written-down class (base/errors.ts
+ * FAULT_CLASSES: by the finding's code, else by the error codes of the probes it rests on) exits as `run`,
+ * `status --check` and `proxy-check` do for that fault; any other error 30, a warning 20.
+ */
+export function diagnoseExitCode(findings: DiagnoseReport['findings'], probes: ProbeResult[]): number {
+  const byId = new Map(probes.map((p) => [p.id, p]));
+  return worstExitCode(findings.map((f) => {
+    if (f.severity !== 'error') return f.severity === 'warning' ? ExitCode.RETRY_LATER : ExitCode.OK;
+    const own = faultClass(f.code);
+    if (own) return exitCodeForClass(own);
+    const fromProbes = f.probes.map((id) => faultClass(byId.get(id)?.error?.code)).filter((c) => c !== undefined);
+    return fromProbes.length ? worstExitCode(fromProbes.map(exitCodeForClass)) : ExitCode.NEEDS_ATTENTION;
+  }));
+}
+
 /** The agent's own record of the last successful user sign-in it saw: an IWA Negotiate round trip or an enrollment. */
 export function lastSignInFromEvents(events: EventLog): SignInRecord | undefined {
   const e = events.latest(['SIGN_IN_SEEN', 'ENROLLED']);
@@ -84,9 +101,13 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
   if (opts.secrets !== null) secrets = opts.secrets ?? openSecretStore();
   // Each request gives up just before its probe's deadline, so the probe records why (a silent proxy, a PAC
   // file, a trickling body) rather than only that time ran out.
-  const http = new HttpClient({ ...httpOptionsFor(config, { env }), timeoutMs: policy.timeoutMs, deadlineMs: Math.max(100, policy.timeoutMs - Math.min(500, policy.timeoutMs / 5)) });
+  // A PAC file gets the one documented budget (PAC_TIME_LIMIT_MS), as in `run` and `proxy-check`: the probes that
+  // go through it get that long on top of their own timeout, so a valid but slow PAC is not called a loop.
+  const pacMs = config.httpProxyPacLocation ? PAC_TIME_LIMIT_MS : 0;
+  const routedMs = policy.timeoutMs + pacMs;
+  const http = new HttpClient({ ...httpOptionsFor(config, { env }), timeoutMs: policy.timeoutMs, deadlineMs: Math.max(100, routedMs - Math.min(500, policy.timeoutMs / 5)) });
   const ctx: ProbeContext = {
-    config, orgUrl, http, roots: rootCertificates(config.tlsCaFile), timeoutMs: policy.timeoutMs, env, platform, secrets,
+    config, orgUrl, http, roots: rootCertificates(config.tlsCaFile), timeoutMs: policy.timeoutMs, routedTimeoutMs: routedMs, env, platform, secrets,
     runner: opts.runner ?? runCommand, ...(opts.dnsServers ? { dnsServers: opts.dnsServers } : {}), ntpPort: opts.ntpPort ?? 123,
     direct: opts.direct ?? (() => !config.httpProxy && !config.httpProxyPacLocation), now,
   };
@@ -132,9 +153,11 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
     if (signedIn && auth && !fresh) {
       events.record('SIGN_IN_SEEN', `${auth.principal ?? 'The user'} signed in to the IWA web app ${signedIn.target} (${auth.via ?? 'Negotiate'}).`, { principal: auth.principal ?? null, iwa: signedIn.target });
     }
+    const scep = config.backend === 'scep' ? await scepFindings(opts.loaded) : [];
     const findings = evaluateFindings({
-      orgUrl, org: orgOutcome.org, orgFromCache: orgOutcome.fromCache, probes, pools: pools.pools, now: now(), lastSignIn: lastSignInFromEvents(events),
+      backend: config.backend, orgUrl, org: orgOutcome.org, orgFromCache: orgOutcome.fromCache, probes, pools: pools.pools, now: now(), lastSignIn: lastSignInFromEvents(events),
     });
+    findings.push(...scep);
     const worst = worstSeverity(findings);
     const report: DiagnoseReport = {
       schema: DIAGNOSE_SCHEMA,
@@ -149,7 +172,7 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
       agentPools: pools.pools ?? null,
       findings,
       worst,
-      exitCode: exitCodeForWorst(worst),
+      exitCode: diagnoseExitCode(findings, probes),
     };
     if (opts.recordOutcome !== false) {
       recordOutcome(events, report);
@@ -207,4 +230,14 @@ function attachInterceptions(probes: ProbeResult[], http: HttpClient): void {
     const f = http.interceptionFor(host);
     if (f && (p.error?.code === 'TLS_INTERCEPTED' || p.kind === 'mtls')) p.facts.interception = { host: f.host, issuer: f.issuer, exempt: f.exempt };
   }
+}
+
+/** The SCEP backend enrolls with its CA, not the org: the CA's own checks (scep/diagnose.ts) as findings. */
+async function scepFindings(loaded: LoadedConfig): Promise<DiagnoseReport['findings']> {
+  const { diagnoseScep } = await import('../scep/diagnose.js');
+  const { findings } = await diagnoseScep(loaded);
+  return findings.filter((f) => f.severity !== 'ok').map((f) => ({
+    code: f.severity === 'error' ? 'SCEP_CA_PROBLEM' : 'SCEP_CA_NOTE', severity: f.severity as 'info' | 'warning' | 'error', title: f.title, evidence: [f.evidence],
+    cause: f.cause ?? '', remedy: f.remedy ?? '', probes: [],
+  }));
 }

@@ -20,6 +20,8 @@ export interface SignInRecord {
 }
 
 export interface FindingsInput {
+  /** The configured enrollment backend: the SCEP backend needs no org URL. */
+  backend?: string;
   orgUrl: string | undefined;
   org: OrgConfig | undefined;
   orgFromCache: boolean;
@@ -76,7 +78,7 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
   const enrolled = Number(certProbe?.facts.count ?? 0) > 0;
 
   // --- configuration and the org ---
-  if (!input.orgUrl) {
+  if (!input.orgUrl && input.backend !== 'scep') {
     add({ code: 'NOT_CONFIGURED', severity: 'error', title: 'No org URL is configured', evidence: ['orgUrl is not set in any configuration source'],
       cause: 'The agent was installed without OktaURL= and no managed configuration names the org.',
       remedy: 'Set OktaURL= at install time, "orgUrl" in /etc/device-trust-agent/*.json, DTA_ORG_URL, or --org-url.', probes: [] });

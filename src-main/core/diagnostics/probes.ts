@@ -29,6 +29,8 @@ export interface ProbeContext {
   /** Trust anchors for the direct TLS stage (the same HttpClient uses). */
   roots: string[];
   timeoutMs: number;
+  /** The deadline of a probe whose requests go through the proxy route: `timeoutMs`, plus the PAC budget when a PAC file chooses the route. */
+  routedTimeoutMs?: number;
   env: NodeJS.ProcessEnv;
   platform: Platform | undefined;
   secrets: SecretStore | undefined;
@@ -90,7 +92,7 @@ export async function probeOrg(ctx: ProbeContext): Promise<OrgProbeOutcome> {
   let dateHeader: string | undefined;
   let midpoint = 0;
   const url = ctx.orgUrl ? `${ctx.orgUrl}/api/v1/device-trust/config` : '';
-  const result = await runProbe({ id: 'org', kind: 'org', target: url || '(no org URL configured)', deadlineMs: ctx.timeoutMs }, async (rec) => {
+  const result = await runProbe({ id: 'org', kind: 'org', target: url || '(no org URL configured)', deadlineMs: routed(ctx) }, async (rec) => {
     if (!ctx.orgUrl) throw new ProbeSkipped('no org URL is configured');
     await connectStages(ctx, rec, url);
     const t0 = ctx.now().getTime();
@@ -164,7 +166,7 @@ function kerberosCode(e: unknown): string {
 
 export function probeIwa(ctx: ProbeContext, org: OrgConfig, base: string, id: string): Promise<ProbeResult> {
   const testPage = `${base.replace(/\/+$/, '')}/authenticated.aspx`;
-  return runProbe({ id, kind: 'iwa', target: base, deadlineMs: ctx.timeoutMs }, async (rec) => {
+  return runProbe({ id, kind: 'iwa', target: base, deadlineMs: routed(ctx) }, async (rec) => {
     rec.facts.role = id === 'iwa:primary' ? 'primary' : 'backup';
     await connectStages(ctx, rec, testPage);
     const anon = await httpStage(rec, `GET ${pathOf(testPage)} (no credentials)`, () => ctx.http.send({ url: testPage, what: 'the IWA web app', headers: { accept: 'text/plain, */*' } }));
@@ -231,7 +233,7 @@ export function currentCredential(config: Config): LocalCredential | undefined {
 
 export function probeMtls(ctx: ProbeContext, org: OrgConfig, cred: LocalCredential | undefined): Promise<ProbeResult> {
   const url = org.mtls.url;
-  return runProbe({ id: 'mtls', kind: 'mtls', target: url, deadlineMs: ctx.timeoutMs }, async (rec) => {
+  return runProbe({ id: 'mtls', kind: 'mtls', target: url, deadlineMs: routed(ctx) }, async (rec) => {
     const cannot = !cred ? 'no device certificate is enrolled'
       : cred.inKeyStore ? 'the device key is in the key store (TPM or PKCS#11 token), which only the browsers present it from; open the mTLS URL in a browser to check'
         : !cred.keyPem ? 'the private key of the device certificate is missing' : undefined;
@@ -277,7 +279,7 @@ export function probeMtls(ctx: ProbeContext, org: OrgConfig, cred: LocalCredenti
 
 export function probeCrl(ctx: ProbeContext, org: OrgConfig, cred: LocalCredential | undefined): Promise<ProbeResult> {
   const url = org.crlUrl ?? '';
-  return runProbe({ id: 'crl', kind: 'crl', target: url || '(none published)', deadlineMs: ctx.timeoutMs }, async (rec) => {
+  return runProbe({ id: 'crl', kind: 'crl', target: url || '(none published)', deadlineMs: routed(ctx) }, async (rec) => {
     if (!url) throw new ProbeSkipped('the org publishes no CRL location');
     await connectStages(ctx, rec, url);
     // Loaded here: revocation.js brings @peculiar/x509, which the other probes do not need.
@@ -438,7 +440,7 @@ export async function probeKerberos(ctx: ProbeContext, org: OrgConfig | undefine
 
 export function probeGateway(ctx: ProbeContext): Promise<ProbeResult> {
   const url = ctx.config.gatewayHealthUrl ?? '';
-  return runProbe({ id: 'gateway', kind: 'gateway', target: url || '(not configured)', deadlineMs: ctx.timeoutMs }, async (rec) => {
+  return runProbe({ id: 'gateway', kind: 'gateway', target: url || '(not configured)', deadlineMs: routed(ctx) }, async (rec) => {
     if (!url) throw new ProbeSkipped('no access gateway health URL is configured (gatewayHealthUrl)');
     await connectStages(ctx, rec, url);
     const res = await httpStage(rec, `GET ${pathOf(url)}`, () => ctx.http.send({ url, what: 'the access gateway' }));
@@ -460,7 +462,7 @@ export interface PoolsOutcome {
 export async function probeAgentPools(ctx: ProbeContext): Promise<PoolsOutcome> {
   let pools: AgentPool[] | undefined;
   const url = ctx.orgUrl ? `${ctx.orgUrl}/api/v1/agentPools` : '';
-  const result = await runProbe({ id: 'agent-pools', kind: 'agent-pools', target: url || '(no org URL configured)', deadlineMs: ctx.timeoutMs }, async (rec) => {
+  const result = await runProbe({ id: 'agent-pools', kind: 'agent-pools', target: url || '(no org URL configured)', deadlineMs: routed(ctx) }, async (rec) => {
     if (!ctx.orgUrl) throw new ProbeSkipped('no org URL is configured');
     if (!ctx.secrets) throw new ProbeSkipped('no secret store');
     let token: string | undefined;
@@ -488,6 +490,8 @@ export async function probeAgentPools(ctx: ProbeContext): Promise<PoolsOutcome> 
   return { result, pools };
 }
 
+const routed = (ctx: ProbeContext) => ctx.routedTimeoutMs ?? ctx.timeoutMs;
+
 // --- the certificate on this device ---
 
 export function probeCertificate(ctx: ProbeContext, org: OrgConfig | undefined): Promise<ProbeResult> {
@@ -495,8 +499,9 @@ export function probeCertificate(ctx: ProbeContext, org: OrgConfig | undefined):
     if (!ctx.platform) throw new ProbeSkipped('no certificate store on this platform');
     const issuerCN = org?.ca.issuerCN ?? ctx.config.issuerCN;
     const list = await rec.stage('local', `list ${ctx.platform.store.description}`, () => ctx.platform!.store.list(), (l) => `${l.length} personal certificate(s)`);
-    const ours = list.filter((c) => c.info.issuerCN === issuerCN);
     const state = peekState(ctx.config.stateDir) ?? ({} as Partial<AgentState>);
+    // Ours: issued by the issuer the state recorded (a SCEP CA may have no CN, and is not the org's), else by the org's CA CN.
+    const ours = list.filter((c) => (state.current?.issuer ? c.info.issuer === state.current.issuer : c.info.issuerCN === issuerCN));
     const current = ours.find((c) => c.id === state.current?.storeId) ?? ours[0];
     rec.facts.issuerCN = issuerCN;
     rec.facts.count = ours.length;

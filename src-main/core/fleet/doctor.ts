@@ -7,6 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runCommand } from '../../base/exec.js';
+import { ExitCode, exitCodeForFault, worstExitCode, type AgentError } from '../../base/errors.js';
 import { POLICY_FILE } from '../../platform/browser-policy.js';
 import type { Platform } from '../../platform/types.js';
 import type { LoadedConfig } from '../config.js';
@@ -80,12 +81,50 @@ export type DoctorStatus = StatusReport & DoctorSection;
 const NOT_CHECKED = 'not checked: run "status --check" to ask the network';
 
 /** getStatus plus the doctor's tests. `check` also runs the tests that ask the network. */
-export async function getDoctorStatus(loaded: LoadedConfig, opts: { check?: boolean; platform: Platform }): Promise<DoctorStatus> {
+/**
+ * getStatus plus the doctor's tests. `check` also runs the tests that ask the network. `configError`: the
+ * configuration files could not be used and `loaded` is what the environment and command line give alone;
+ * every other test still runs, and the configuration test FAILs with the error (which names the file and setting).
+ */
+export async function getDoctorStatus(loaded: LoadedConfig, opts: { check?: boolean; platform: Platform; configError?: AgentError }): Promise<DoctorStatus> {
   const report = await getStatus(loaded, opts);
-  return { ...report, ...(await doctor(loaded, report, opts)) };
+  const section = await doctor(loaded, report, opts);
+  return { ...report, ...headline(report, section, opts.configError), ...section };
 }
 
-export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: { check?: boolean; platform: Pick<Platform, "keys"> }): Promise<DoctorSection> {
+/** Tests whose failure means the device is not trusted now, whatever the certificate's state says. */
+const TRUST_TESTS: ReadonlySet<DoctorTestName> = new Set(['certificate_valid', 'certificate_not_revoked', 'key_present', 'signing_test', 'mtls_accepted']);
+
+/**
+ * The headline (state and summary) as a function of the tests: it never says "trusted" while a test that
+ * trust depends on FAILs, and a broken configuration is named first.
+ */
+function headline(report: StatusReport, d: DoctorSection, configError: AgentError | undefined): Pick<StatusReport, 'state' | 'summary'> {
+  if (configError) return { state: 'NOT_CONFIGURED', summary: `The configuration cannot be used: ${configError.message}${configError.remedy ? ` What to do: ${configError.remedy}` : ''}` };
+  const failed = d.tests.filter((t) => t.result === 'FAIL' && TRUST_TESTS.has(t.name));
+  if ((report.state === 'ENROLLED' || report.state === 'RENEWAL_DUE') && failed.length) {
+    return { state: report.state, summary: `This device is NOT trusted: ${failed.map((t) => `${t.title} FAILED (${t.evidence})`).join('; ')}.` };
+  }
+  return { state: report.state, summary: report.summary };
+}
+
+/** The exit code of `status`: from the faults its checks and tests found (base/errors.ts FAULT_CLASSES) and the state. */
+export function statusExitCode(r: DoctorStatus): number {
+  const codes: number[] = [];
+  for (const [name, c] of Object.entries(r.checks ?? {})) {
+    if (!c.ok) codes.push(exitCodeForFault('code' in c ? c.code : undefined, name === 'mtls' ? ExitCode.NEEDS_ATTENTION : ExitCode.RETRY_LATER));
+  }
+  for (const t of r.tests) {
+    if (t.result !== 'FAIL') continue;
+    if (t.name === 'configuration') codes.push(ExitCode.CONFIG);
+    else if (TRUST_TESTS.has(t.name)) codes.push(ExitCode.NEEDS_ATTENTION);
+  }
+  codes.push(r.state === 'ENROLLED' || r.state === 'RENEWAL_DUE' ? ExitCode.OK : r.state === 'NOT_CONFIGURED' ? ExitCode.CONFIG
+    : r.state === 'CLOCK_WRONG' ? exitCodeForFault('CLOCK_SKEW', ExitCode.RETRY_LATER) : ExitCode.NEEDS_ATTENTION);
+  return worstExitCode(codes);
+}
+
+export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: { check?: boolean; platform: Pick<Platform, "keys">; configError?: AgentError }): Promise<DoctorSection> {
   const { config } = loaded;
   const { state } = loadState(config.stateDir);
   const t = new Map<DoctorTestName, { result: TestResult; evidence: string }>();
@@ -93,7 +132,8 @@ export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: {
   const check = Boolean(opts.check);
   const idp = config.backend === 'idp';
 
-  set('configuration', report.state === 'NOT_CONFIGURED' ? 'FAIL' : 'PASS', report.state === 'NOT_CONFIGURED' ? report.summary
+  if (opts.configError) set('configuration', 'FAIL', `${opts.configError.message}${opts.configError.remedy ? ` What to do: ${opts.configError.remedy}` : ''} (the other tests use the environment, the command line and defaults only)`);
+  else set('configuration', report.state === 'NOT_CONFIGURED' ? 'FAIL' : 'PASS', report.state === 'NOT_CONFIGURED' ? report.summary
     : `backend ${config.backend}${config.orgUrl ? `, org ${config.orgUrl}` : ''}${config.scepUrl ? `, SCEP CA ${config.scepUrl}` : ''}; read from ${loaded.files.length ? loaded.files.join(', ') : 'environment, command line and defaults'}`);
 
   // Network tests: the org (and through it the IWA web app), revocation and mTLS.
@@ -111,7 +151,11 @@ export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: {
     const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
     try {
       const org = await discoverOrg(http, config.orgUrl.replace(/\/+$/, ''));
-      set('org_reachable', 'PASS', `${org.orgName}${org.readOnly ? ' (read-only)' : ''} answered discovery [request ID ${http.last?.requestId}]`);
+      // The org answered, but status's own check of the route (interception of the org host) may have failed:
+      // that check decides, so the test and the check never disagree.
+      const orgCheck = report.checks?.org;
+      if (orgCheck && !orgCheck.ok) set('org_reachable', 'FAIL', orgCheck.detail);
+      else set('org_reachable', 'PASS', `${org.orgName}${org.readOnly ? ' (read-only)' : ''} answered discovery [request ID ${http.last?.requestId}]`);
       try {
         const res = await http.send({ url: org.iwa.primary, what: 'the IWA web app' });
         const negotiate = /negotiate/i.test(String(res.headers['www-authenticate'] ?? ''));

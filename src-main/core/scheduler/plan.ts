@@ -93,9 +93,10 @@ export function deadlines(policy: SchedulePolicy, s: Snapshot, now: number): Dea
     if (r.stuckConfig !== undefined && r.stuckConfig !== s.configFingerprint) {
       return [{ at: now, reason: 'config', why: 'the configuration changed since the agent got stuck' }];
     }
-    // While a certificate exists, stuck still has deadlines: a daily look whether a person fixed it, and the expiry.
-    // (Without one, nothing changes by itself: a configuration change or a logon starts the next pass.)
-    if (s.cert) out.push({ at: last + policy.stuckRecheckMs, reason: 'recheck', why: 'stuck: checking again daily whether a person fixed it' });
+    // Stuck still has deadlines, with or without a certificate: a daily look whether a person fixed it (an
+    // administrator approving the device, a CA policy changed), and the expiry. A configuration change or a
+    // logon starts a pass sooner.
+    out.push({ at: last + policy.stuckRecheckMs, reason: 'recheck', why: 'stuck: checking again daily whether a person fixed it' });
     if (s.cert && after(s.cert.notAfter)) out.push({ at: s.cert.notAfter, reason: 'expiry', why: `certificate ${certName(s.cert)} expires: enroll a new one` });
     return out.sort((a, b) => a.at - b.at);
   }
@@ -141,7 +142,9 @@ export function namedState(policy: SchedulePolicy, s: Snapshot, now: number, run
   const lp = s.record.lastPass;
   const failed = lastFailureState(s.record);
   if (failed) {
-    const state: AgentStateName = expired && !isStuck(failed) ? 'EXPIRED' : failed;
+    // A pass refused because of this device's clock stays CLOCK_WRONG when the certificate looks expired: by a
+    // wrong clock it only looks so, and the next run cannot enroll a new one (the org refuses the clock too).
+    const state: AgentStateName = expired && !isStuck(failed) && failed !== 'CLOCK_WRONG' ? 'EXPIRED' : failed;
     const stuck = isStuck(state);
     // Stuck states, and the named ones that need no person but explain what would help, say what to do.
     const advises = stuck || state === 'CLOCK_WRONG' || state === 'RENEWAL_REFUSED';

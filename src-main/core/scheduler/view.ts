@@ -6,6 +6,7 @@ import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import { emptyRecord, type ScheduleRecord, type Trigger } from './record.js';
 import type { AgentStateName } from './states.js';
 import { certFacts, probeConfig } from './store.js';
+import { describeAnomalies, findClockAnomalies, repairRecord } from './anomaly.js';
 
 export interface UpcomingRun {
   at: string;
@@ -32,6 +33,11 @@ export interface ScheduleView {
   passRunning?: Pick<LockInfo, 'pid' | 'since' | 'purpose'>;
   /** The long-running daemon for this state directory, when one is running. */
   daemon?: Pick<LockInfo, 'pid' | 'since'>;
+  /**
+   * Times in the record lie in the future (the clock was ahead when they were written): what is shown was
+   * recomputed from now, as the next pass will do, and this says what was found.
+   */
+  clockAnomaly?: string;
 }
 
 function liveHolder(file: string): LockInfo | undefined {
@@ -42,7 +48,11 @@ function liveHolder(file: string): LockInfo | undefined {
 export function scheduleView(loaded: LoadedConfig, state: AgentState, now = Date.now(), policy: SchedulePolicy = DEFAULT_POLICY): ScheduleView {
   const stateDir = loaded.config.stateDir;
   const probe = probeConfig(() => loaded);
-  const record = state.schedule ?? emptyRecord();
+  // What is shown is computed from the present: a record written under a clock that was ahead (a retry or a
+  // last pass 340 days from now) is recomputed as the next pass will recompute it, not read back as it is.
+  const persisted = state.schedule ?? emptyRecord();
+  const anomalies = findClockAnomalies(policy, persisted, now, state);
+  const record = repairRecord(persisted, anomalies, now);
   const snapshot = { record, cert: certFacts(state, policy.defaultWindowMs), configured: probe.configured, configFingerprint: probe.fingerprint };
   const pass = liveHolder(passLockFile(stateDir));
   const daemon = liveHolder(daemonLockFile(stateDir));
@@ -64,16 +74,18 @@ export function scheduleView(loaded: LoadedConfig, state: AgentState, now = Date
     upcoming,
     ...(named.renewAt !== undefined ? { renewAt: iso(named.renewAt) } : {}),
     failures: named.failures,
-    ...(record.lastPass ? { lastPass: record.lastPass } : {}),
+    ...(persisted.lastPass ? { lastPass: persisted.lastPass } : {}),
     ...(record.lastSuccessAt ? { lastSuccessAt: record.lastSuccessAt } : {}),
     ...(pass ? { passRunning: { pid: pass.pid, since: pass.since, purpose: pass.purpose } } : {}),
     ...(daemon ? { daemon: { pid: daemon.pid, since: daemon.since } } : {}),
+    ...(anomalies.length ? { clockAnomaly: describeAnomalies(anomalies) } : {}),
   };
 }
 
 export function describeScheduleView(v: ScheduleView): string[] {
   const lines = [`  agent state: ${v.state}${v.stuck ? ' (stuck)' : ''} — ${v.why}`];
   if (v.action) lines.push(`  what to do:  ${v.action}`);
+  if (v.clockAnomaly) lines.push(`  clock:       ${v.clockAnomaly}`);
   if (v.passRunning) lines.push(`  running:     pid ${v.passRunning.pid} since ${v.passRunning.since} (${v.passRunning.purpose})`);
   if (v.nextAttempt) lines.push(`  next pass:   ${v.nextAttempt.at} (${v.nextAttempt.reason}: ${v.nextAttempt.why})`);
   else if (v.stuck) lines.push('  next pass:   none until a person acts (or the configuration changes, or at the next logon)');
