@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEPENDENCIES } from './linux-dependencies.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { version: { type: 'string' }, out: { type: 'string' }, 'skip-build': { type: 'boolean' }, 'no-rpm': { type: 'boolean' } } });
@@ -26,25 +27,6 @@ const outDir = path.resolve(values.out ?? path.join(repo, 'release'));
 const NAME = 'device-trust-agent';
 const LIB = `/usr/lib/${NAME}`;
 const MACROS = { productFilename: 'Device Trust Agent', executable: NAME };
-
-/**
- * What each path of the agent needs from the distribution, declared in both packages (Debian name, Fedora name).
- * Depends/Requires: the default path — the NSS software token keeps the device key (libsoftokn3.so:
- * src-main/platform/linux-keys.ts), certutil/pk12util put the certificate in the users' NSS databases (Chromium),
- * and Firefox reaches the token through `p11-kit server` and p11-kit-client.so (src-main/platform/p11kit-bridge.ts).
- * Recommends: the TPM path (tpm2-pkcs11's module and tpm2_ptool, the resource manager, the attestation helper's
- * tpm2_pytss), Kerberos' klist (IWA sign-in) and openssl (exported PEM files). The agent says what is missing when
- * a path needs it (NSS_MISSING, TPM diagnostics), so a recommended package left out never fails the install.
- * glibc and libstdc++ are named by soname in the RPM, as Fedora's packaging guidelines ask (rpmlint: explicit-lib-dependency).
- * Fedora names: packages.fedoraproject.org/pkgs/{nss/nss-softokn, nss/nss-tools, p11-kit/p11-kit, p11-kit/p11-kit-server,
- * tpm2-pkcs11/tpm2-pkcs11, tpm2-pkcs11/tpm2-pkcs11-tools, tpm2-abrmd/tpm2-abrmd, python-tpm2-pytss/python3-tpm2-pytss,
- * krb5/krb5-workstation, openssl/openssl}.
- */
-export const DEPENDENCIES = {
-  requires: [['libc6', 'libc.so.6()(64bit)'], ['libstdc++6', 'libstdc++.so.6()(64bit)'], ['libnss3', 'nss-softokn'], ['libnss3-tools', 'nss-tools'], ['p11-kit', 'p11-kit'], ['p11-kit-modules', 'p11-kit-server']],
-  recommends: [['libtpm2-pkcs11-1', 'tpm2-pkcs11'], ['libtpm2-pkcs11-tools', 'tpm2-pkcs11-tools'], ['tpm2-abrmd', 'tpm2-abrmd'], ['libtss2-tcti-tabrmd0', null],
-    ['python3-tpm2-pytss', 'python3-tpm2-pytss'], ['krb5-user', 'krb5-workstation'], ['openssl', 'openssl']],
-};
 
 function must(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', ...opts });
