@@ -19,7 +19,7 @@ const withNode = process.argv.includes('--with-node');
 /** Loaded at run time from node_modules beside the bundle (a missing optional one is reported by the agent). */
 const EXTERNAL = ['quickjs-wasi', '@napi-rs/keyring', 'kerberos', 'pkcs11js', 'electron'];
 /** What each external needs at run time besides its package.json `main` (build-only dependencies left out). */
-const RUNTIME_ONLY = { kerberos: ['package.json', 'lib', 'build/Release/kerberos.node'] };
+const RUNTIME_ONLY = { kerberos: ['package.json', 'lib', 'build/Release/kerberos.node'], pkcs11js: ['package.json', 'index.js', 'LICENSE', 'build/Release/pkcs11.node'] };
 
 const t0 = performance.now();
 fs.rmSync(out, { recursive: true, force: true });
@@ -79,4 +79,4 @@ if (withNode) {
 void require;
 const size = fs.statSync(path.join(out, 'device-trust-agent.mjs')).size;
 console.log(`headless program: dist/headless/device-trust-agent.mjs (${(size / 1024).toFixed(0)} KiB), external packages: ${copied.join(', ') || 'none'}${withNode ? `, Node ${process.version}` : ''} (${(performance.now() - t0).toFixed(0)} ms)`);
-void result;
+fs.writeFileSync(path.join(repo, 'dist', 'headless-meta.json'), JSON.stringify(result.metafile));

@@ -51,5 +51,5 @@ for (const [name, debPackage] of Object.entries(ADDONS)) {
   }
   const r = spawnSync(pinned.bin, [gyp, 'rebuild', `--nodedir=${pinned.dir}`], { cwd: dir, encoding: 'utf8' });
   if (r.status === 0) console.log(`native add-ons: ${name} built for Node ${spawnSync(pinned.bin, ['--version'], { encoding: 'utf8' }).stdout.trim()} (headers: ${path.relative(repo, pinned.dir)}/include/node).`);
-  else console.log(`native add-ons: ${name} could not be built (${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}); install ${debPackage} (Debian/Ubuntu) and run npm rebuild.`);
+  else console.log(`native add-ons: ${name} could not be built (${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}); install ${debPackage} (Debian/Ubuntu) and run npm install again.`);
 }

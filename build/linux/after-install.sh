@@ -17,6 +17,16 @@ HEADLESS="$ROOT/usr/lib/device-trust-agent"
 [ -x "$HEADLESS/node" ] || HEADLESS="$ROOT/opt/${productFilename}/resources/headless"
 agent() { "$HEADLESS/node" "$HEADLESS/device-trust-agent.mjs" "$@"; }
 
+# The directories the agent or systemctl may create for us, deepest first: those missing now are recorded, and only
+# those are removed (when empty) on purge, never a directory that was there before us (e.g. Debian's empty /etc/opt).
+mkdir -p "$DTA_STATE_DIR"
+for d in etc/chromium/policies/managed etc/chromium/policies etc/chromium etc/opt/chrome/policies/managed etc/opt/chrome/policies \
+  etc/opt/chrome etc/opt/edge/policies/managed etc/opt/edge/policies etc/opt/edge etc/opt etc/firefox/policies etc/firefox \
+  etc/systemd/system/timers.target.wants etc/systemd/system etc/systemd/user/default.target.wants \
+  etc/systemd/user/timers.target.wants etc/systemd/user etc/systemd; do
+  if [ ! -e "$ROOT/$d" ] && ! grep -qx "$d" "$DTA_STATE_DIR/created-dirs" 2>/dev/null; then echo "$d" >>"$DTA_STATE_DIR/created-dirs"; fi
+done
+
 if [ -d "$ROOT/opt/${productFilename}" ]; then
   # The tray app's package: what electron-builder's default script does (the tray app on PATH, the SUID sandbox).
   mkdir -p "$ROOT/usr/bin"

@@ -14,17 +14,16 @@ ROOT="$DPKG_ROOT"
 LINK="$ROOT/usr/bin/${executable}-tray"
 if [ -L "$LINK" ]; then rm -f "$LINK"; fi
 if [ "$1" = purge ] || [ "$1" = 0 ]; then
+  # Directories the agent or systemctl created for us (recorded by postinst), only while empty: rmdir never removes
+  # others' files, and a directory that was there before the package stays.
+  created=$(cat "$ROOT/var/lib/device-trust-agent/created-dirs" 2>/dev/null || true)
   # The device task's state, and what enable left behind if prerm could not run systemctl.
   rm -rf "$ROOT/var/lib/device-trust-agent"
   rm -f "$ROOT/etc/systemd/system/timers.target.wants/device-trust-agent-device.timer" \
     "$ROOT/etc/systemd/user/default.target.wants/device-trust-agent.service" \
     "$ROOT/etc/systemd/user/default.target.wants/device-trust-agent-p11-kit.service" \
     "$ROOT/etc/systemd/user/timers.target.wants/device-trust-agent-check.timer"
-  # Directories the agent or systemctl created for us, only while empty (rmdir never removes others' files).
-  for d in etc/chromium/policies/managed etc/chromium/policies etc/chromium etc/opt/chrome/policies/managed etc/opt/chrome/policies \
-    etc/opt/chrome etc/opt/edge/policies/managed etc/opt/edge/policies etc/opt/edge etc/opt etc/firefox/policies etc/firefox \
-    etc/systemd/system/timers.target.wants etc/systemd/system etc/systemd/user/default.target.wants \
-    etc/systemd/user/timers.target.wants etc/systemd/user etc/systemd; do
+  for d in $created; do
     rmdir "$ROOT/$d" 2>/dev/null || true
   done
 fi

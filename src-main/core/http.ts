@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import tls from 'node:tls';
 import { request } from 'undici';
 import type { z } from 'zod';
 import { AgentError } from '../base/errors.js';
@@ -77,17 +75,8 @@ const NETWORK_CODES = new Set([
 const TLS_CODES = /^(CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|ERR_TLS_CERT|ERR_SSL|HOSTNAME_MISMATCH)/;
 
 /** The trust anchors every TLS connection of the agent uses (also the diagnostics TLS stage). */
-export function rootCertificates(tlsCaFile: string | undefined): string[] {
-  const roots = [...tls.rootCertificates];
-  if (tlsCaFile) {
-    try {
-      roots.push(fs.readFileSync(tlsCaFile, 'utf8'));
-    } catch (e) {
-      throw new AgentError('config', 'CONFIG_TLS_CA', `Cannot read the trust anchors file ${tlsCaFile}: ${(e as Error).message}.`);
-    }
-  }
-  return roots;
-}
+import { rootCertificates } from './tls-roots.js';
+export { rootCertificates };
 
 /**
  * Every request the agent makes goes through one HttpClient, so trust, timeouts, limits and the proxy

@@ -1,6 +1,8 @@
 import crypto, { type KeyObject } from 'node:crypto';
-import { calculateJwkThumbprint, type JWK } from 'jose';
-import { x509 } from './x509.js';
+// The thumbprint module alone (not jose's whole index), and @peculiar/x509 only when a CSR is made: `status` and
+// the daemon use store keys without loading either library whole.
+import { calculateJwkThumbprint } from 'jose/jwk/thumbprint';
+import type { JWK } from 'jose';
 import type { AskChallenge, DeviceKeyStore, KeyAttestationEvidence, SignHash, StoreKey } from '../platform/keystore.js';
 
 export type KeyAlgorithm = 'P-256' | 'RSA-2048';
@@ -144,7 +146,7 @@ export const storeCrypto = {
 
 /** A PKCS#10 request signed by the local key. */
 export async function createCsr(key: LocalKey, subject: string, opts: CsrOptions = {}): Promise<string> {
-  const { keys, signingAlgorithm } = await webCryptoKeyPair(key);
+  const [{ keys, signingAlgorithm }, { x509 }] = await Promise.all([webCryptoKeyPair(key), import('./x509.js')]);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: subject,
     keys: keys as never,

@@ -48,9 +48,9 @@ function run(file: string, args: string[], env: Record<string, string>, timeoutM
 
 /** The package as `npm run package:linux` builds it (the headless bundle is built once, then repackaged). */
 function buildDeb(version: string, outDir: string, skipBuild: boolean): string {
-  const r = spawnSync(process.execPath, [path.join(REPO, 'build', 'package-linux.mjs'), '--version', version, '--out', outDir, ...(skipBuild ? ['--skip-build'] : [])], { encoding: 'utf8', cwd: REPO });
+  const r = spawnSync(process.execPath, [path.join(REPO, 'build', 'package-linux.mjs'), '--version', version, '--out', outDir, '--no-rpm', ...(skipBuild ? ['--skip-build'] : [])], { encoding: 'utf8', cwd: REPO });
   assert.equal(r.status, 0, r.stderr + r.stdout);
-  const deb = r.stdout.trim().split('\n').pop()!;
+  const deb = r.stdout.trim().split('\n').filter((l) => l.endsWith('.deb')).pop()!;
   assert.ok(fs.existsSync(deb), deb);
   return deb;
 }
@@ -136,6 +136,10 @@ describe('the headless agent\'s DEB, built and installed for real (dpkg --root, 
     assert.match(control, /postinst/);
     assert.match(control, /prerm/);
     assert.match(control, /postrm/);
+    // What each path needs (build/linux-dependencies.mjs): the NSS software token, certutil and p11-kit for the
+    // default path; the TPM path's packages only recommended.
+    assert.match(control, /Depends: libc6, libstdc\+\+6, libnss3, libnss3-tools, p11-kit, p11-kit-modules\n/);
+    assert.match(control, /Recommends: libtpm2-pkcs11-1, libtpm2-pkcs11-tools, tpm2-abrmd, libtss2-tcti-tabrmd0, python3-tpm2-pytss, krb5-user, openssl\n/);
   });
 
   test('the maintainer scripts pass shellcheck (as packaged)', (t) => {

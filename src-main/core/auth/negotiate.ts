@@ -46,7 +46,7 @@ export interface NegotiateOptions {
 }
 
 export const KERBEROS_NOT_INSTALLED =
-  'Kerberos support is not installed: install libkrb5-dev (Debian) and run npm rebuild kerberos';
+  'Kerberos support is not installed: install libkrb5-dev (Debian), then run npm install again in the agent\'s checkout (npm leaves out an optional add-on it could not build)';
 
 // The subset of the `kerberos` module used here; declared locally so this compiles when the optional
 // dependency is absent.

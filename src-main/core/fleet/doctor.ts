@@ -12,10 +12,7 @@ import { POLICY_FILE } from '../../platform/browser-policy.js';
 import type { Platform } from '../../platform/types.js';
 import type { LoadedConfig } from '../config.js';
 import { CredentialFiles, loadDeviceKey } from '../credentials.js';
-import { discoverOrg } from '../discovery.js';
 import { EventLog } from '../events.js';
-import { HttpClient } from '../http.js';
-import { httpOptionsFor } from '../proxy/options.js';
 import { loadState } from '../state.js';
 import { getStatus, type StatusReport } from '../status.js';
 import { signingTest } from './signing.js';
@@ -148,6 +145,8 @@ export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: {
     set('org_reachable', 'SKIPPED', 'no org URL configured');
     set('iwa', 'SKIPPED', 'no org URL configured');
   } else {
+    // Loaded only for --check: plain `status` (what the tray polls) never loads the HTTP stack and its proxy engine.
+    const [{ HttpClient }, { discoverOrg }, { httpOptionsFor }] = await Promise.all([import('../http.js'), import('../discovery.js'), import('../proxy/options.js')]);
     const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
     try {
       const org = await discoverOrg(http, config.orgUrl.replace(/\/+$/, ''));

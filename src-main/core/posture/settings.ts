@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_POSTURE_OPTIONS, type PostureOptions } from '../../platform/posture/index.js';
+import { DEFAULT_POSTURE_OPTIONS, type PostureOptions } from '../../platform/posture/types.js';
 import { tasksFor } from '../../platform/tasks/index.js';
 
 const name = z.string().min(1).max(200);
