@@ -13,7 +13,7 @@ import { ensurePrivateDir } from '../base/fsutil.js';
 import { HttpClient } from './http.js';
 import { generateLocalKey, keyInStore, keyThumbprint, type LocalKey } from './keys.js';
 import { passDeadline } from './deadline.js';
-import { checkMtlsPath } from './mtls.js';
+import { checkMtlsPath, mtlsCredential } from './mtls.js';
 import { checkPublishedChains } from './server-chain.js';
 import { httpOptionsFor } from './proxy/options.js';
 import { checkRevocation } from './revocation.js';
@@ -654,8 +654,11 @@ export class EnrollmentTask {
     const keyPem = this.creds.readKeyPem(key.thumbprint);
     if (!authority.mtlsUrl) return;
     try {
-      // A key in a token cannot be presented by Node's TLS: then the published TLS chain is the evidence alone.
-      const { intercepted } = keyPem ? await checkMtlsPath(this.http, authority.mtlsUrl, { certPem, keyPem, serialNumber }, this.config.orgUrl ? [new URL(this.config.orgUrl).host] : []) : { intercepted: undefined };
+      // A key in a token is presented by the platform's TLS client (a child process); without one, the published
+      // TLS chain is the evidence alone.
+      const cred = mtlsCredential({ certPem, serialNumber, keyPem, keyRef: key.storeId }, this.platform.keys);
+      if ('unavailable' in cred) this.trace.log(`mTLS check after install: not made (${cred.unavailable})`);
+      const { intercepted } = 'unavailable' in cred ? { intercepted: undefined } : await checkMtlsPath(this.http, authority.mtlsUrl, cred, this.config.orgUrl ? [new URL(this.config.orgUrl).host] : []);
       if (intercepted) {
         this.warnings.push(`${intercepted.message} What to do: ${intercepted.remedy}`);
         this.trace.log(`warning: ${intercepted.message}`);

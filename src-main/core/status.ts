@@ -93,7 +93,7 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   }
   if (opts.check && config.orgUrl && config.backend === 'idp') {
     // Loaded only for --check: plain `status` reads local state and starts fast.
-    const [{ HttpClient }, { httpOptionsFor }, { EventLog }, { discoverOrg }, { checkMtlsPath }, { checkRevocation }] = await Promise.all([
+    const [{ HttpClient }, { httpOptionsFor }, { EventLog }, { discoverOrg }, { checkMtlsPath, mtlsCredential }, { checkRevocation }] = await Promise.all([
       import('./http.js'), import('./proxy/options.js'), import('./events.js'), import('./discovery.js'), import('./mtls.js'), import('./revocation.js')]);
     const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
     report.checks = {};
@@ -109,12 +109,15 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
           report.checks.revocation = { ok: false, detail: (e as Error).message };
         }
       }
-      // A key in a key store cannot be handed to Node's TLS: only the browsers (through the module) present it.
-      if (keyPem && !keyRef) {
+      // A key in a key store is presented by the platform's TLS client (a child process: Node's TLS cannot hold it).
+      const cred = mtlsCredential({ certPem: current.pem, serialNumber: current.info.serialNumber, keyPem, keyRef }, platform.keys);
+      if ('unavailable' in cred) {
+        if (keyRef || keyPem) report.checks.mtls = { ok: false, code: 'TOKEN_TLS_UNAVAILABLE', detail: `not checked: ${cred.unavailable}` };
+      } else {
         try {
-          const { answer, intercepted } = await checkMtlsPath(http, org.mtls.url, { certPem: current.pem, keyPem, serialNumber: current.info.serialNumber }, [new URL(config.orgUrl).host]);
+          const { answer, intercepted } = await checkMtlsPath(http, org.mtls.url, cred, [new URL(config.orgUrl).host]);
           report.checks.mtls = { ok: answer.trusted, trusted: answer.trusted, ...(intercepted ? { code: intercepted.code } : {}),
-            detail: answer.trusted ? `trusted as device ${answer.deviceId}` : intercepted ? `${intercepted.message} What to do: ${intercepted.remedy}` : `not trusted (${answer.reason ?? 'no reason given'})` };
+            detail: answer.trusted ? `trusted as device ${answer.deviceId}${'presenter' in cred ? ` (key presented from its token by ${cred.presenter.description})` : ''}` : intercepted ? `${intercepted.message} What to do: ${intercepted.remedy}` : `not trusted (${answer.reason ?? 'no reason given'})` };
         } catch (e) {
           report.checks.mtls = { ok: false, detail: isAgentError(e) ? e.message : String(e), ...(isAgentError(e) ? { code: e.code } : {}) };
         }
