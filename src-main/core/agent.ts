@@ -14,7 +14,7 @@ import { HttpClient } from './http.js';
 import { generateLocalKey, keyInStore, keyThumbprint, type LocalKey } from './keys.js';
 import { passDeadline } from './deadline.js';
 import { checkMtlsPath, mtlsCredential } from './mtls.js';
-import { checkPublishedChains } from './server-chain.js';
+import { checkPublishedChains, effectivePins, pinChangeFinding, pinsToRemember } from './server-chain.js';
 import { httpOptionsFor } from './proxy/options.js';
 import { checkRevocation } from './revocation.js';
 import { assertCaContinuity, chainFingerprints } from './ca-continuity.js';
@@ -672,10 +672,28 @@ export class EnrollmentTask {
   /** The chains seen for the org (and, with `reach`, the mTLS host) against the TLS issuers the org publishes. */
   private async checkPublishedChain(authority: Authority, reach: boolean): Promise<void> {
     if (!authority.mtlsUrl || !this.config.orgUrl) return;
-    const found = (await checkPublishedChains(this.http, { mtlsUrl: authority.mtlsUrl, pins: authority.serverTlsPins }, this.config.orgUrl, { reach }).catch(() => []))[0]?.error;
+    const published = authority.serverTlsPins ?? [];
+    const orgHost = new URL(this.config.orgUrl).host;
+    const remembered = this.state.serverTls;
+    const change = pinChangeFinding(published, remembered, orgHost);
+    if (change) {
+      this.warnings.push(`${change.message} What to do: ${change.remedy}`);
+      this.trace.log(`warning: ${change.message}`);
+    }
+    const pins = effectivePins(published, this.opts.loaded.sources.serverTlsPins === 'managed' ? this.config.serverTlsPins : [], remembered);
+    const found = (await checkPublishedChains(this.http, { mtlsUrl: authority.mtlsUrl, pins }, this.config.orgUrl, { reach }).catch(() => []))[0]?.error;
     if (found) {
       this.warnings.push(`${found.message} What to do: ${found.remedy}`);
       this.trace.log(`warning: ${found.message}`);
+      return;
+    }
+    // Nothing against them: remember the published pins, or (first use) the CAs each org host presented.
+    const mtlsHost = new URL(authority.mtlsUrl).host;
+    const next = pinsToRemember(published, remembered, { [orgHost]: this.http.presentedChain(orgHost), [mtlsHost]: this.http.presentedChain(mtlsHost) }, this.now());
+    if (next) {
+      this.state = { ...this.state, serverTls: next };
+      saveState(this.config.stateDir, this.state);
+      this.trace.log(`Server TLS pins remembered (${next.source === 'published' ? 'published by the org' : `first use: ${next.hosts.join(', ')}`}).`);
     }
   }
 

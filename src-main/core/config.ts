@@ -79,6 +79,11 @@ export const ConfigSchema = z.object({
    * Host patterns: DNS domains (besides the org's own) whose hosts the org may name in its browser host patterns,
    * e.g. "apps.example.com" allows https://apps.example.com and https://[*.]apps.example.com.
    */
+  /**
+   * Server TLS issuer pins for an org that publishes none (discovery serverTls): base64 SHA-256 of the SPKI of the
+   * CAs that issue the org's TLS certificates. Honoured from managed configuration only.
+   */
+  serverTlsPins: z.array(z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be base64 SHA-256 SPKI pins (44 characters)')).max(20),
   hostPatternAllowList: z.array(z.string().regex(/^(\[\*\.\]|\*\.)?[A-Za-z0-9.-]+$/, 'must be DNS domain names')).max(100),
   /** Device posture checks: interval, thresholds, endpoint agents, admin-defined checks (docs/POSTURE.md). */
   posture: PostureSettingsSchema.optional(),
@@ -137,6 +142,7 @@ const ALIASES: Record<string, keyof Config> = {
   syslogcafile: 'syslogCaFile',
   carolloverfingerprints: 'caRolloverFingerprints',
   hostpatternallowlist: 'hostPatternAllowList',
+  servertlspins: 'serverTlsPins',
   posture: 'posture',
 };
 
@@ -144,7 +150,7 @@ const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labS
 const NUMBER_KEYS = new Set<keyof Config>(['requestTimeoutMs', 'scepRenewalWindowDays', 'scepPendingWaitSeconds']);
 const LIST_KEYS = new Set<keyof Config>(['browserPolicyDirs', 'firefoxPolicyDirs']);
 /** URL patterns contain colons, so their lists are separated by commas or spaces instead of the path delimiter. */
-const PATTERN_LIST_KEYS = new Set<keyof Config>(['scepHostPatterns', 'caRolloverFingerprints', 'hostPatternAllowList']);
+const PATTERN_LIST_KEYS = new Set<keyof Config>(['scepHostPatterns', 'caRolloverFingerprints', 'hostPatternAllowList', 'serverTlsPins']);
 
 /** Settings that are secrets: shown as "[redacted]" wherever settings are printed. */
 export const SECRET_SETTINGS = new Set<keyof Config>(['scepChallenge']);
@@ -331,6 +337,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     metricsDir: defaultMetricsDir(),
     caRolloverFingerprints: [],
     hostPatternAllowList: [],
+    serverTlsPins: [],
   };
   const managed = managedSettings(opts.managed ?? createManagedConfigReader(process.platform, env));
   const files = [...managed.files];

@@ -35,6 +35,8 @@ export interface StatusReport {
     org?: { ok: boolean; detail: string; code?: string };
     revocation?: { ok: boolean; detail: string };
     mtls?: { ok: boolean; trusted?: boolean; detail: string; code?: string };
+    /** The server TLS issuer pins changed or were withdrawn since they were remembered. */
+    pins?: { ok: boolean; detail: string; code?: string };
     /** SCEP backend: the CA reachable, matching the pin, with acceptable algorithms (scep/diagnose.ts). */
     ca?: { ok: boolean; detail: string };
   };
@@ -100,6 +102,10 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
     try {
       const org = await discoverOrg(http, config.orgUrl.replace(/\/+$/, ''));
       report.checks.org = { ok: true, detail: `${org.orgName}${org.readOnly ? ' (read-only)' : ''}` };
+      // Pins the org published before and withdrew or replaced: a finding, not silence.
+      const { pinChangeFinding, publishedPins } = await import('./server-chain.js');
+      const pinChange = pinChangeFinding(publishedPins(org), state.serverTls, new URL(config.orgUrl).host);
+      if (pinChange) report.checks.pins = { ok: false, code: pinChange.code, detail: `${pinChange.message} What to do: ${pinChange.remedy}` };
       if (org.crlUrl) {
         try {
           const rev = await checkRevocation(http, org.crlUrl, org.ca.chainPem, current.info.serialNumber);
@@ -125,8 +131,9 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
       // The chains seen for the org and mTLS hosts against the TLS issuers the org publishes: an interceptor this
       // machine trusts shows here even when no key can be presented.
       if (!report.checks.mtls || report.checks.mtls.ok) {
-        const { checkPublishedChains } = await import('./server-chain.js');
-        for (const m of await checkPublishedChains(http, { mtlsUrl: org.mtls.url, pins: org.serverTls?.issuerSpkiSha256 }, config.orgUrl, { reach: true })) {
+        const { checkPublishedChains, pinsInForce } = await import('./server-chain.js');
+        const pins = pinsInForce(org, config, loaded.sources.serverTlsPins === 'managed', state.serverTls);
+        for (const m of await checkPublishedChains(http, { mtlsUrl: org.mtls.url, pins }, config.orgUrl, { reach: true })) {
           report.checks[m.what === 'the org' ? 'org' : 'mtls'] = { ok: false, code: m.error.code, detail: `${m.error.message} What to do: ${m.error.remedy}` };
         }
       }

@@ -207,10 +207,10 @@ describe('field conditions with real squids: run, status --check, proxy-check an
     assert.equal(f.run.code, 0, f.run.stderr);
     assert.equal(nssUserCerts(f.freshProfile.nssDb).length, 1);
     assert.equal(f.status.code, 0, f.status.stdout + f.status.stderr);
-    // The device key lives in a PKCS#11 token, which Node's TLS cannot present: status --check reports the org and
-    // the CRL, and leaves the mTLS check to the browsers (the doctor says so).
+    // The device key lives in a PKCS#11 token: the agent presents it through openssl + libp11 (a child process) on
+    // the same route, so status --check proves the org accepts it.
     assert.match(f.status.stdout, /check org: ok/);
-    assert.match(f.status.stdout, /SKIPPED mTLS endpoint accepts the certificate: no key the agent's own TLS can present/);
+    assert.match(f.status.stdout, /PASS +mTLS endpoint accepts the certificate: trusted as device .*key presented from its token/);
     assert.equal(f.proxyCheck.code, 0, f.proxyCheck.stdout);
     assert.match(f.proxyCheck.stdout, /Every route works/);
     assert.ok(!f.report.findings.some((x) => /PROXY|PAC|TLS/.test(x.code)), JSON.stringify(f.report.findings));

@@ -63,7 +63,7 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
 
     test('status --check: mtls_accepted PASS (direct and through squid), trusted as this device', async () => {
       const deviceId = stateOf(p).deviceId as string;
-      for (const extra of [{}, { DTA_HTTP_PROXY: squid.url }]) {
+      for (const extra of [{}, { DTA_HTTP_PROXY: squid.url }] as Record<string, string>[]) {
         const s = await runAgent(['status', '--check'], { ...p.env, ...extra });
         assert.equal(s.code, 0, s.stdout + s.stderr);
         assert.match(doctorLine(s.stdout), /PASS/);
@@ -122,7 +122,7 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
     });
 
     test('status --check: mtls_accepted PASS with the TPM key, direct and through squid', async () => {
-      for (const extra of [{}, { DTA_HTTP_PROXY: squid.url }]) {
+      for (const extra of [{}, { DTA_HTTP_PROXY: squid.url }] as Record<string, string>[]) {
         const s = await runAgent(['status', '--check'], env(extra));
         assert.equal(s.code, 0, s.stdout + s.stderr);
         assert.match(doctorLine(s.stdout), /PASS/);

@@ -22,7 +22,7 @@ export const statusCommand: Command = {
     // A certificate the mTLS endpoint does not accept (or never sees: interception) is not a working device
     // trust; a check that could not be made (network, proxy) is "try again later".
     const checks = Object.values(report.checks ?? {});
-    if ((report.checks?.mtls && !report.checks.mtls.ok) || checks.some((c) => !c.ok && 'code' in c && c.code === 'TLS_INTERCEPTED')) return ExitCode.NEEDS_ATTENTION;
+    if ((report.checks?.mtls && !report.checks.mtls.ok) || checks.some((c) => !c.ok && 'code' in c && (c.code === 'TLS_INTERCEPTED' || /^SERVER_PINS_/.test(c.code ?? '')))) return ExitCode.NEEDS_ATTENTION;
     if (checks.some((c) => !c.ok)) return ExitCode.RETRY_LATER;
     return report.state === 'ENROLLED' || report.state === 'RENEWAL_DUE' ? ExitCode.OK : ExitCode.NEEDS_ATTENTION;
   },

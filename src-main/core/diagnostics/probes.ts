@@ -10,13 +10,13 @@ import { writeFileAtomic } from '../../base/fsutil.js';
 import { parseJsonAnswer, type HttpClient, type HttpResponse } from '../http.js';
 import { labSignInAllowed } from '../iwa.js';
 import { MtlsCheckAnswerSchema, OrgConfigSchema, type OrgConfig } from '../protocol.js';
-import { publishedPins, unpublishedChainFinding } from '../server-chain.js';
+import { chainFinding, pinBasis, pinsInForce } from '../server-chain.js';
 import { strippedCertificateFinding } from '../proxy/diagnose.js';
 import { mtlsCredential } from '../mtls.js';
 import { redactUserInfo } from '../proxy/env.js';
 import type { SecretStore } from '../secrets/index.js';
 import { adminTokenName } from '../secrets/index.js';
-import { StateSchema, stateFile, type AgentState } from '../state.js';
+import { StateSchema, stateFile, type AgentState, type RememberedPins } from '../state.js';
 import type { Platform } from '../../platform/index.js';
 import { klistCommand, lookupSrv, parseKlist, sntpOffset, splitHostPort, srvNames, type Krb5Conf } from './directory.js';
 import { dnsStage, hostPort, messageOf, ProbeSkipped, runProbe, StageFailure, tcpConnect, tcpStage, tlsStage, withTimeout, type ProbeRecorder, type TlsFacts } from './stages.js';
@@ -39,6 +39,9 @@ export interface ProbeContext {
   /** Whether traffic to this URL goes direct (DNS/TCP/TLS can then be measured on their own) or via a proxy. */
   direct: (url: string) => boolean;
   now: () => Date;
+  /** serverTlsPins came from managed configuration (honoured only then); the pins remembered in state. */
+  managedPins?: boolean;
+  rememberedPins?: RememberedPins | undefined;
 }
 
 export const ORG_CACHE_FILE = 'diagnostics-org.json';
@@ -241,21 +244,21 @@ export function probeMtls(ctx: ProbeContext, org: OrgConfig, cred: LocalCredenti
       : present && 'unavailable' in present ? (cred.inKeyStore ? `the device key is in the key store (TPM or PKCS#11 token) and ${present.unavailable}` : 'the private key of the device certificate is missing') : undefined;
     if (cannot || !present || 'unavailable' in present) {
       // Without a certificate to present, the route and the TLS chain can still be checked against the org's published one.
-      const pins = publishedPins(org);
+      const set = pinsInForce(org, ctx.config, ctx.managedPins === true, ctx.rememberedPins);
       const why = cannot ?? 'no key to present';
-      if (!pins.length) throw new ProbeSkipped(why);
+      if (!set) throw new ProbeSkipped(why);
       await connectStages(ctx, rec, url);
       const res = await httpStage(rec, `GET ${pathOf(url)} without a client certificate (TLS chain against the org's published issuers)`, () => ctx.http.send({ url, what: 'the mTLS endpoint' }));
       rec.facts.httpStatus = res.status;
       const host = new URL(url).host;
       const rule = await ctx.http.decide(url).then((d) => d.rule, () => undefined);
-      const found = unpublishedChainFinding({ host, what: 'the mTLS endpoint', chain: ctx.http.presentedChain(host), pins, exemptHosts: ctx.orgUrl ? [new URL(ctx.orgUrl).host] : [], route: rule });
+      const found = chainFinding({ host, what: 'the mTLS endpoint', chain: ctx.http.presentedChain(host), set, exemptHosts: ctx.orgUrl ? [new URL(ctx.orgUrl).host] : [], route: rule });
       if (found) {
         ctx.http.noteInterception(found.interception, found.error.message);
         rec.facts.interception = { host, issuer: found.interception.issuer, exempt: found.interception.exempt, published: false };
         throw new StageFailure('TLS_INTERCEPTED', found.error.message);
       }
-      throw new ProbeSkipped(`${why}; the route works and the TLS chain presented for ${host} is one the org publishes`);
+      throw new ProbeSkipped(`${why}; the route works and the TLS chain presented for ${host} is issued by ${pinBasis(set)}`);
     }
     await connectStages(ctx, rec, url);
     const res = await httpStage(rec, `GET ${pathOf(url)} presenting certificate ${cred!.serialNumber}${'presenter' in present ? ` (key in its token, by ${present.presenter.description})` : ''}`, () =>

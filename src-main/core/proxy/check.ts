@@ -14,12 +14,12 @@ import { classifyNetworkError, HttpClient, rootCertificates } from '../http.js';
 import type { OrgConfig } from '../protocol.js';
 import { ProxyTunnel, ProxyUnreachableError, tlsConnector, type PresentedCertificate, type TlsSettings } from './connect.js';
 import { diagnoseRouteFailure, strippedCertificateFinding } from './diagnose.js';
-import { currentCredential, type LocalCredential } from '../diagnostics/probes.js';
+import { currentCredential, peekState, type LocalCredential } from '../diagnostics/probes.js';
 import { checkMtlsPath, mtlsCredential } from '../mtls.js';
 import type { DeviceKeyStore } from '../../platform/keystore.js';
 import { MtlsCheckAnswerSchema, type MtlsCheckAnswer } from '../protocol.js';
 import { redactUserInfo } from './env.js';
-import { publishedPins, unpublishedChainFinding } from '../server-chain.js';
+import { chainFinding, pinsInForce } from '../server-chain.js';
 import { httpOptionsFor } from './options.js';
 import { describeRoute, type Route, type RouteDecision } from './types.js';
 
@@ -221,7 +221,7 @@ async function checkUrlSteps(what: string, url: string, http: HttpClient, tls: T
 }
 
 /** The URLs the agent uses: the org first, then what the org names (IWA primary and backups, CRL, mTLS). */
-export async function proxyCheck(config: Config, env: NodeJS.ProcessEnv = process.env, keys?: Pick<DeviceKeyStore, 'tlsPresenter'>): Promise<ProxyCheckReport> {
+export async function proxyCheck(config: Config, env: NodeJS.ProcessEnv = process.env, keys?: Pick<DeviceKeyStore, 'tlsPresenter'>, managedPins = false): Promise<ProxyCheckReport> {
   const environment: Record<string, string> = {};
   for (const n of ENV_NAMES) if (env[n]) environment[n] = redactUserInfo(env[n]!);
   const settings = {
@@ -269,11 +269,11 @@ export async function proxyCheck(config: Config, env: NodeJS.ProcessEnv = proces
       // A key in a token: the route was proven above without a certificate; the platform's TLS client then presents it.
       const mtlsCheck = checks.find((c) => c.url === org!.mtls.url);
       if (cred && !present && cred.keyRef && mtlsCheck?.ok) await presentFromToken(mtlsCheck, http, cred, keys, exemptAll);
-      const pins = publishedPins(org);
+      const set = pinsInForce(org, config, managedPins, peekState(config.stateDir)?.serverTls);
       for (const c of checks) {
         if (!c.ok || !(c === orgCheck || c.url === org.mtls.url)) continue;
         const host = new URL(c.url).host;
-        const found = unpublishedChainFinding({ host, what: c.what, chain: seen.get(host) ?? seen.get(`${host}:443`), pins, exemptHosts: exemptAll, route: c.rule });
+        const found = chainFinding({ host, what: c.what, chain: seen.get(host) ?? seen.get(`${host}:443`), set, exemptHosts: exemptAll, route: c.rule });
         if (!found) continue;
         http.noteInterception(found.interception, found.error.message);
         Object.assign(c, { ok: false, code: found.error.code, detail: `${found.error.message} What to do: ${found.error.remedy}` });
