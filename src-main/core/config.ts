@@ -84,6 +84,11 @@ export const ConfigSchema = z.object({
    * CAs that issue the org's TLS certificates. Honoured from managed configuration only.
    */
   serverTlsPins: z.array(z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be base64 SHA-256 SPKI pins (44 characters)')).max(20),
+  /**
+   * Firefox (Linux): present the device certificate automatically to EVERY site that asks (the old behaviour), not
+   * only to the org's hosts. An admin's opt-in; see docs/INSTALLERS.md for the trade-off.
+   */
+  firefoxSelectAutomatically: z.boolean().optional(),
   hostPatternAllowList: z.array(z.string().regex(/^(\[\*\.\]|\*\.)?[A-Za-z0-9.-]+$/, 'must be DNS domain names')).max(100),
   /** Device posture checks: interval, thresholds, endpoint agents, admin-defined checks (docs/POSTURE.md). */
   posture: PostureSettingsSchema.optional(),
@@ -143,10 +148,11 @@ const ALIASES: Record<string, keyof Config> = {
   carolloverfingerprints: 'caRolloverFingerprints',
   hostpatternallowlist: 'hostPatternAllowList',
   servertlspins: 'serverTlsPins',
+  firefoxselectautomatically: 'firefoxSelectAutomatically',
   posture: 'posture',
 };
 
-const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labSignIn', 'scepAllowWeak']);
+const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labSignIn', 'scepAllowWeak', 'firefoxSelectAutomatically']);
 const NUMBER_KEYS = new Set<keyof Config>(['requestTimeoutMs', 'scepRenewalWindowDays', 'scepPendingWaitSeconds']);
 const LIST_KEYS = new Set<keyof Config>(['browserPolicyDirs', 'firefoxPolicyDirs']);
 /** URL patterns contain colons, so their lists are separated by commas or spaces instead of the path delimiter. */
@@ -253,6 +259,7 @@ const ENV_VARS: Record<string, keyof Config> = {
   DTA_PAC_URL: 'httpProxyPacLocation',
   DTA_SKIP_BROWSER_SETUP: 'skipBrowserSetup',
   DTA_SKIP_TPM: 'skipTpm',
+  DTA_FIREFOX_SELECT_AUTOMATICALLY: 'firefoxSelectAutomatically',
   DTA_FIREFOX_POLICY_DIRS: 'firefoxPolicyDirs',
   DTA_EXPORT_PEM_DIR: 'exportPemDir',
   DTA_STATE_DIR: 'stateDir',

@@ -40,6 +40,8 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
+    // An org like every real one (and every SCEP CA): it publishes no TLS issuer pins.
+    lab.switches.publishServerTls = false;
     rootCaFile = writeRootCa(lab.rootCaPem);
     const trusted = makeCa('Corp Trusted Inspection CA');
     trustedCaFile = writeRootCa(`${lab.rootCaPem}\n${trusted.certPem}`);
@@ -47,7 +49,6 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
   });
 
   after(async () => {
-    lab.switches.publishServerTls = true;
     await Promise.all([squid?.stop(), bump?.stop()]);
     await lab?.close();
   });
@@ -84,14 +85,26 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
       assert.match(pc.stdout, /certificate \S+ accepted \(key presented from its token\)/);
     });
 
+    test('pins learnt on first use: the org publishes none, the CAs its hosts presented at enrollment are in state', () => {
+      const pins = stateOf(p).serverTls;
+      assert.equal(pins?.source, 'first-use', JSON.stringify(pins));
+      assert.ok(pins.hosts.includes(new URL(lab.orgUrl).host), JSON.stringify(pins.hosts));
+    });
+
     test('a trusted ssl_bump squid strips the certificate, the org publishes no pins: FAIL naming the interceptor', async () => {
-      lab.switches.publishServerTls = false;
-      try {
+      {
         const env = { ...p.env, DTA_HTTP_PROXY: bump.url, DTA_TLS_CA_FILE: trustedCaFile };
         const s = await runAgent(['status', '--check'], env);
-        assert.notEqual(s.code, 0, s.stdout);
+        assert.equal(s.code, 30, s.stdout);
         assert.match(doctorLine(s.stdout), /FAIL/);
         assert.match(s.stdout, /check mtls: FAILED — .*TLS-intercepting proxy.*"Corp Trusted Inspection CA"/);
+        // A pass through it: the org host's chain is judged against the CA remembered on first use.
+        const again = await runAgent(['run'], env);
+        assert.equal(again.code, 10, again.stderr);
+        assert.match(again.stdout + again.stderr, /warning: A TLS-intercepting proxy .*\(the org\).*"Corp Trusted Inspection CA".*not by the CA this device saw for that host on first use/s);
+        const d = await runAgent(['diagnose', '--json', '--timeout', '20'], env);
+        assert.equal(d.code, 30, d.stdout.slice(0, 2000));
+        assert.match(d.stdout, /Corp Trusted Inspection CA/);
         const pc = await runAgent(['proxy-check'], env);
         assert.notEqual(pc.code, 0, pc.stdout);
         assert.match(pc.stdout, /Corp Trusted Inspection CA/);
@@ -100,9 +113,26 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
         const r = await runAgent(['run'], q.env);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout + r.stderr, /warning: .*TLS-intercepting proxy.*Corp Trusted Inspection CA/s);
-      } finally {
-        lab.switches.publishServerTls = true;
+        assert.equal(stateOf(q).serverTls, undefined, 'nothing learnt through an interceptor that was caught');
       }
+    });
+
+    test('pins the org published and then withdrew: run warns, status --check fails with SERVER_PINS_WITHDRAWN', async () => {
+      const q = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true', DTA_SKIP_TPM: 'true' } });
+      lab.switches.publishServerTls = true;
+      try {
+        assert.equal((await runAgent(['run'], q.env)).code, 0);
+        assert.equal(stateOf(q).serverTls?.source, 'published');
+      } finally {
+        lab.switches.publishServerTls = false;
+      }
+      const r = await runAgent(['run'], q.env);
+      assert.equal(r.code, 10, r.stderr);
+      assert.match(r.stdout + r.stderr, /warning: The org at localhost:\d+ published the CAs of its TLS servers .* no longer does/);
+      const s = await runAgent(['status', '--check'], q.env);
+      assert.equal(s.code, 30, s.stdout);
+      assert.match(s.stdout, /check pins: FAILED — The org at .* no longer does/);
+      assert.equal(stateOf(q).serverTls?.source, 'published', 'the withdrawn pins are kept and still checked');
     });
   });
 
@@ -142,14 +172,11 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
     });
 
     test('a trusted ssl_bump squid strips the TPM-held certificate: FAIL naming the interceptor', async () => {
-      lab.switches.publishServerTls = false;
-      try {
+      {
         const s = await runAgent(['status', '--check'], env({ DTA_HTTP_PROXY: bump.url, DTA_TLS_CA_FILE: trustedCaFile }));
         assert.notEqual(s.code, 0, s.stdout);
         assert.match(doctorLine(s.stdout), /FAIL/);
         assert.match(s.stdout, /check mtls: FAILED — .*TLS-intercepting proxy.*"Corp Trusted Inspection CA"/);
-      } finally {
-        lab.switches.publishServerTls = true;
       }
     });
   });
