@@ -106,7 +106,7 @@ describe('Firefox and a device key in the NSS software token: reached through p1
       return;
     }
     const stranger = await startNginx('stranger.test');
-    nssTrustRoot(ffProfile, stranger.caFile);
+    nssTrustRoot(ffProfile, stranger.caFile, 'Stranger Site CA');
     const runtimeDir = tempDir('xdgrun');
     fs.chmodSync(runtimeDir, 0o700);
     const env = { XDG_RUNTIME_DIR: runtimeDir };

@@ -43,7 +43,7 @@ test('slots round-trip with valid checksums; a corrupted slot is ignored', () =>
   assert.equal(slot.length, 1286);
   assert.deepEqual(decodeSlots(slot), [{ key: 'mtls.example.com,,', value: 'AAAA' }]);
   const bad = Buffer.from(slot);
-  bad[10] ^= 0xff;
+  bad[10] = bad[10]! ^ 0xff;
   assert.deepEqual(decodeSlots(bad), []);
 });
 
