@@ -106,14 +106,15 @@ describe('Firefox and a device key in the NSS software token: reached through p1
       return;
     }
     const stranger = await startNginx('stranger.test');
-    nssTrustRoot(ffProfile, stranger.caFile, 'Stranger Site CA');
     const runtimeDir = tempDir('xdgrun');
     fs.chmodSync(runtimeDir, 0o700);
     const env = { XDG_RUNTIME_DIR: runtimeDir };
     const prefs = { 'network.dns.localDomains': 'stranger.test' };
-    const server = await startP11KitServer({ moduleFile: path.join(profile.home, '.config', 'pkcs11', 'modules', 'device-trust-agent-nssdb.module'), runtimeDir, scratch: tempDir('p11') });
+    let server: Awaited<ReturnType<typeof startP11KitServer>> | undefined;
     const deviceId = stateOf().deviceId as string;
     try {
+      nssTrustRoot(ffProfile, stranger.caFile, 'Stranger Site CA');
+      server = await startP11KitServer({ moduleFile: path.join(profile.home, '.config', 'pkcs11', 'modules', 'device-trust-agent-nssdb.module'), runtimeDir, scratch: tempDir('p11') });
       const org = await firefoxPageText(lab.mtlsUrl, { home: profile.home, profile: ffProfile, etcOverlay, env, prefs });
       assert.match(org.text, /"trusted":\s*true/, `the org host did not get the certificate (${org.error ?? ''}): ${org.text}`);
       const other = await firefoxPageText(stranger.url, { home: profile.home, profile: ffProfile, etcOverlay, env, prefs, pageLoadMs: 8_000 });
@@ -121,15 +122,15 @@ describe('Firefox and a device key in the NSS software token: reached through p1
       assert.doesNotMatch(stranger.accessLog(), new RegExp(deviceId), 'nginx saw no device certificate');
       // The admin's opt-in: the global preference, and then the stranger does get it.
       const optIn = await runAgent(['run'], { ...profile.env, DTA_FIREFOX_SELECT_AUTOMATICALLY: 'true' });
-      assert.equal(optIn.code, 0, optIn.stderr);
+      assert.equal(optIn.code, 10, optIn.stderr); // enrolled already: nothing to do but the browser setup
       const leaked = await firefoxPageText(stranger.url, { home: profile.home, profile: ffProfile, etcOverlay, env, prefs });
       assert.match(leaked.text, new RegExp(`dn=.*${deviceId}`), `with the opt-in the stranger should get it (${leaked.error ?? ''}): ${leaked.text}`);
       // And back: the preference is withdrawn again.
-      assert.equal((await runAgent(['run'], profile.env)).code, 0);
+      assert.equal((await runAgent(['run'], profile.env)).code, 10);
       const policies = JSON.parse(fs.readFileSync(path.join(etcOverlay, 'firefox', 'policies', 'policies.json'), 'utf8'));
       assert.equal(policies.policies?.Preferences?.['security.default_personal_cert'], undefined);
     } finally {
-      server.stop();
+      server?.stop();
       await stranger.stop();
     }
   });
