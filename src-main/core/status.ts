@@ -130,11 +130,14 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
       }
       // The chains seen for the org and mTLS hosts against the TLS issuers the org publishes: an interceptor this
       // machine trusts shows here even when no key can be presented.
-      if (!report.checks.mtls || report.checks.mtls.ok) {
+      // (Also when the mTLS check already failed: the org host's chain is evidence of its own; a failed mTLS verdict is kept.)
+      {
         const { checkPublishedChains, pinsInForce } = await import('./server-chain.js');
         const pins = pinsInForce(org, config, loaded.sources.serverTlsPins === 'managed', state.serverTls);
         for (const m of await checkPublishedChains(http, { mtlsUrl: org.mtls.url, pins }, config.orgUrl, { reach: true })) {
-          report.checks[m.what === 'the org' ? 'org' : 'mtls'] = { ok: false, code: m.error.code, detail: `${m.error.message} What to do: ${m.error.remedy}` };
+          const which = m.what === 'the org' ? 'org' : 'mtls';
+          if (which === 'mtls' && report.checks.mtls && !report.checks.mtls.ok) continue;
+          report.checks[which] = { ok: false, code: m.error.code, detail: `${m.error.message} What to do: ${m.error.remedy}` };
         }
       }
     } catch (e) {

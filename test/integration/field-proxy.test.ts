@@ -108,8 +108,9 @@ describe('field conditions with real squids: run, status --check, proxy-check an
       timed(['run'], p.env),
       timed(['status', '--check'], onEnrolled),
       timed(['proxy-check'], onEnrolled),
-      // A generous probe timeout: four agents and four squids share this machine's CPUs during the test.
-      timed(['diagnose', '--json', '--timeout', '10'], onEnrolled),
+      // A generous probe timeout: four agents and four squids share this machine's CPUs during the test, and the mTLS
+      // probe presents the token key from a child process (openssl + libp11 + the NSS database), seconds under that load.
+      timed(['diagnose', '--json', '--timeout', '20'], onEnrolled),
     ]);
     let report: Four['report'];
     try {
@@ -251,7 +252,8 @@ describe('field conditions with real squids: run, status --check, proxy-check an
     // Enrollment itself works through a trusted interceptor; the warning says mutual TLS will not.
     assert.equal(f.run.code, 0, f.run.stderr);
     assert.equal(nssUserCerts(f.freshProfile.nssDb).length, 1);
-    assert.match(f.run.stdout + f.run.stderr, /warning: A TLS-intercepting proxy or security product sits between this device and localhost:\d+ \(the mTLS endpoint\).*issued by "Corp Trusted Inspection CA".*not by a CA the org publishes.*Exempt localhost from TLS inspection/s);
+    // The token key is presented after installing: the endpoint saw no certificate, named by the presenting CA.
+    assert.match(f.run.stdout + f.run.stderr, /warning: A TLS-intercepting proxy or security product sits between this device and localhost:\d+ \(the mTLS endpoint\).*but the endpoint saw no client certificate.*issued by "Corp Trusted Inspection CA".*Exempt localhost from TLS inspection/s);
     assert.equal(f.status.code, 30, f.status.stdout);
     assert.match(f.status.stdout, /check mtls: FAILED — A TLS-intercepting proxy .*Corp Trusted Inspection CA.*Exempt localhost/);
     assert.match(f.status.stdout, /check org: FAILED — A TLS-intercepting proxy .*\(the org\).*Corp Trusted Inspection CA/);
@@ -261,7 +263,8 @@ describe('field conditions with real squids: run, status --check, proxy-check an
     assert.doesNotMatch(f.proxyCheck.stdout, /Every route works/);
     const tlsFinding = finding(f, 'TLS_INTERCEPTION');
     assert.ok(tlsFinding, JSON.stringify(f.report.findings.map((x) => x.code)));
-    assert.match(tlsFinding.evidence.join('\n'), /mtls: the certificate presented for localhost:\d+ is issued by "Corp Trusted Inspection CA", not by a CA the org publishes/);
+    assert.match(tlsFinding.evidence.join('\n'), /mtls: certificate \S+ was presented, but the mTLS endpoint saw no client certificate; the certificate presented for localhost:\d+ is issued by "Corp Trusted Inspection CA"/);
+    assert.match(tlsFinding.evidence.join('\n'), /org: the certificate presented for localhost:\d+ is issued by "Corp Trusted Inspection CA", not by a CA the org publishes/);
     assert.match(tlsFinding.remedy, /Exempt .*localhost/);
     assert.equal(finding(f, 'MTLS_UNREACHABLE'), undefined, 'not filed as "mTLS endpoint unreachable"');
     assert.equal(f.diagnose.code, 30);
@@ -271,7 +274,7 @@ describe('field conditions with real squids: run, status --check, proxy-check an
       healthPolicy: { ...DEFAULT_HEALTH_POLICY, maxRetries: 0 } });
     const view = await svc.runDiagnostics();
     const mtlsCard = view.targets.find((t) => t.kind === 'mtls');
-    assert.match(mtlsCard?.summary ?? '', /TLS-intercepting proxy .*"Corp Trusted Inspection CA".*not by a CA the org publishes/);
+    assert.match(mtlsCard?.summary ?? '', /Corp Trusted Inspection CA/);
     assert.match(view.targets.find((t) => t.id === 'org')?.summary ?? '', /through TLS interception.*"Corp Trusted Inspection CA"/);
     const dashFinding = view.findings.find((x) => /TLS-intercepting/.test(x.title));
     assert.ok(dashFinding, JSON.stringify(view.findings.map((x) => x.title)));

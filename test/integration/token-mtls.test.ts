@@ -133,6 +133,8 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
       assert.equal(s.code, 30, s.stdout);
       assert.match(s.stdout, /check pins: FAILED — The org at .* no longer does/);
       assert.equal(stateOf(q).serverTls?.source, 'published', 'the withdrawn pins are kept and still checked');
+      const d = JSON.parse((await runAgent(['diagnose', '--json', '--timeout', '20'], q.env)).stdout);
+      assert.ok(d.findings.some((f: { code: string }) => f.code === 'SERVER_PINS_WITHDRAWN'), JSON.stringify(d.findings.map((f: { code: string }) => f.code)));
     });
   });
 

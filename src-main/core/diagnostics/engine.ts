@@ -135,6 +135,7 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
     }
     const findings = evaluateFindings({
       orgUrl, org: orgOutcome.org, orgFromCache: orgOutcome.fromCache, probes, pools: pools.pools, now: now(), lastSignIn: lastSignInFromEvents(events),
+      rememberedPins: ctx.rememberedPins,
     });
     const worst = worstSeverity(findings);
     const report: DiagnoseReport = {
