@@ -72,7 +72,8 @@ exec "$here/../lib/${NAME}/node" "$here/../lib/${NAME}/device-trust-agent.mjs" "
     `Package: ${NAME}`, `Version: ${version}`, `Architecture: ${arch}`, `Maintainer: Device Trust Agent contributors <dta@example.com>`,
     `Installed-Size: ${size}`, 'Section: admin', 'Priority: optional',
     'Depends: libc6, libstdc++6',
-    'Recommends: libnss3-tools, openssl',
+    // libengine-pkcs11-openssl and p11-kit: the agent's own mTLS check presents a key held in the NSS token or the TPM.
+    'Recommends: libnss3-tools, openssl, libengine-pkcs11-openssl, p11-kit, p11-kit-modules',
     'Suggests: krb5-user, device-trust-agent-tray',
     `Description: Device Trust Agent (headless program, Node ${process.version} included)`,
     ' Enrolls this device for mutual-TLS device trust and keeps its certificate current: the device task',
