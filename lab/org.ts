@@ -58,6 +58,8 @@ export interface LabSwitches {
   gatewayStatus: string;
   /** Policy: only keys with a verified TPM attestation are issued certificates (docs/PROTOCOL.md §11). */
   requireAttestedKeys: boolean;
+  /** Discovery publishes the TLS issuer pins (serverTls); off: an org like most, which publishes none. */
+  publishServerTls: boolean;
 }
 
 export type LabTarget = 'org' | 'iwaPrimary' | 'iwaBackup' | 'mtls';
@@ -164,6 +166,7 @@ const SwitchesPatch = z.strictObject({
   adAgentsDown: z.boolean(),
   gatewayStatus: z.string().min(1).max(50),
   requireAttestedKeys: z.boolean(),
+  publishServerTls: z.boolean(),
 }).partial();
 const RevokeRequest = z.object({ serialNumber: z.string().regex(/^(?:0x)?[0-9a-fA-F]{1,64}$/, 'not a hex serial number') });
 const DeactivateRequest = z.object({ principal: z.string().min(1).max(500) });
@@ -324,6 +327,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     adAgentsDown: false,
     gatewayStatus: 'HEALTHY',
     requireAttestedKeys: false,
+    publishServerTls: true,
   };
   const attestation = new AttestationVerifier({ trustedEkCaPem: opts.trustedEkCaPem ?? [] });
 
@@ -474,7 +478,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       certificate: { validitySeconds: switches.validitySeconds, renewalWindowSeconds: switches.renewalWindowSeconds },
       iwaJwksUrl: urls.jwks,
       // Every lab server's TLS certificate comes from the lab PKI: its CAs are the published TLS issuers.
-      serverTls: { issuerSpkiSha256: pki.chainPem.map((p) => spkiSha256(p)) },
+      ...(switches.publishServerTls ? { serverTls: { issuerSpkiSha256: pki.chainPem.map((p) => spkiSha256(p)) } } : {}),
     };
   }
 

@@ -64,6 +64,8 @@ export const FAULT_CLASSES: Readonly<Record<string, FailureClass>> = {
   PROXY_UNREACHABLE: 'retry-later', PROXY_NO_ANSWER: 'retry-later', PROXY_UPSTREAM_FAILED: 'retry-later',
   // Something between this device and the org inspects TLS (trusted or not): mutual TLS cannot work (30).
   TLS_INTERCEPTED: 'bad-answer', TLS_INTERCEPTION: 'bad-answer', TLS_UNTRUSTED: 'bad-answer',
+  // The org's TLS issuers changed or were withdrawn against the pins in force: possibly interception (30).
+  SERVER_PINS_CHANGED: 'bad-answer', SERVER_PINS_WITHDRAWN: 'bad-answer',
   // A server refused because of this device's clock: fixed by time synchronisation, retried (20).
   CLOCK_SKEW: 'retry-later',
   // Nothing (or not enough) is configured to enroll with (78).

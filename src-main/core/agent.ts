@@ -13,8 +13,8 @@ import { ensurePrivateDir } from '../base/fsutil.js';
 import { HttpClient } from './http.js';
 import { generateLocalKey, keyInStore, keyThumbprint, type LocalKey } from './keys.js';
 import { passDeadline } from './deadline.js';
-import { checkMtlsPath } from './mtls.js';
-import { checkPublishedChains } from './server-chain.js';
+import { checkMtlsPath, mtlsCredential } from './mtls.js';
+import { checkPublishedChains, effectivePins, pinChangeFinding, pinsToRemember } from './server-chain.js';
 import { httpOptionsFor } from './proxy/options.js';
 import { checkRevocation } from './revocation.js';
 import { assertCaContinuity, chainFingerprints } from './ca-continuity.js';
@@ -662,8 +662,11 @@ export class EnrollmentTask {
     const keyPem = this.creds.readKeyPem(key.thumbprint);
     if (!authority.mtlsUrl) return;
     try {
-      // A key in a token cannot be presented by Node's TLS: then the published TLS chain is the evidence alone.
-      const { intercepted } = keyPem ? await checkMtlsPath(this.http, authority.mtlsUrl, { certPem, keyPem, serialNumber }, this.config.orgUrl ? [new URL(this.config.orgUrl).host] : []) : { intercepted: undefined };
+      // A key in a token is presented by the platform's TLS client (a child process); without one, the published
+      // TLS chain is the evidence alone.
+      const cred = mtlsCredential({ certPem, serialNumber, keyPem, keyRef: key.storeId }, this.platform.keys);
+      if ('unavailable' in cred) this.trace.log(`mTLS check after install: not made (${cred.unavailable})`);
+      const { intercepted } = 'unavailable' in cred ? { intercepted: undefined } : await checkMtlsPath(this.http, authority.mtlsUrl, cred, this.config.orgUrl ? [new URL(this.config.orgUrl).host] : []);
       if (intercepted) {
         this.warnings.push(`${intercepted.message} What to do: ${intercepted.remedy}`);
         this.faults.push({ code: intercepted.code, message: intercepted.message, ...(intercepted.remedy ? { remedy: intercepted.remedy } : {}) });
@@ -678,11 +681,29 @@ export class EnrollmentTask {
   /** The chains seen for the org (and, with `reach`, the mTLS host) against the TLS issuers the org publishes. */
   private async checkPublishedChain(authority: Authority, reach: boolean): Promise<void> {
     if (!authority.mtlsUrl || !this.config.orgUrl) return;
-    const found = (await checkPublishedChains(this.http, { mtlsUrl: authority.mtlsUrl, pins: authority.serverTlsPins }, this.config.orgUrl, { reach }).catch(() => []))[0]?.error;
+    const published = authority.serverTlsPins ?? [];
+    const orgHost = new URL(this.config.orgUrl).host;
+    const remembered = this.state.serverTls;
+    const change = pinChangeFinding(published, remembered, orgHost);
+    if (change) {
+      this.warnings.push(`${change.message} What to do: ${change.remedy}`);
+      this.trace.log(`warning: ${change.message}`);
+    }
+    const pins = effectivePins(published, this.opts.loaded.sources.serverTlsPins === 'managed' ? this.config.serverTlsPins : [], remembered);
+    const found = (await checkPublishedChains(this.http, { mtlsUrl: authority.mtlsUrl, pins }, this.config.orgUrl, { reach }).catch(() => []))[0]?.error;
     if (found) {
       this.warnings.push(`${found.message} What to do: ${found.remedy}`);
       this.faults.push({ code: found.code, message: found.message, ...(found.remedy ? { remedy: found.remedy } : {}) });
       this.trace.log(`warning: ${found.message}`);
+      return;
+    }
+    // Nothing against them: remember the published pins, or (first use) the CAs each org host presented.
+    const mtlsHost = new URL(authority.mtlsUrl).host;
+    const next = pinsToRemember(published, remembered, { [orgHost]: this.http.presentedChain(orgHost), [mtlsHost]: this.http.presentedChain(mtlsHost) }, this.now());
+    if (next) {
+      this.state = { ...this.state, serverTls: next };
+      saveState(this.config.stateDir, this.state);
+      this.trace.log(`Server TLS pins remembered (${next.source === 'published' ? 'published by the org' : `first use: ${next.hosts.join(', ')}`}).`);
     }
   }
 

@@ -79,6 +79,16 @@ export const ConfigSchema = z.object({
    * Host patterns: DNS domains (besides the org's own) whose hosts the org may name in its browser host patterns,
    * e.g. "apps.example.com" allows https://apps.example.com and https://[*.]apps.example.com.
    */
+  /**
+   * Server TLS issuer pins for an org that publishes none (discovery serverTls): base64 SHA-256 of the SPKI of the
+   * CAs that issue the org's TLS certificates. Honoured from managed configuration only.
+   */
+  serverTlsPins: z.array(z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be base64 SHA-256 SPKI pins (44 characters)')).max(20),
+  /**
+   * Firefox (Linux): present the device certificate automatically to EVERY site that asks (the old behaviour), not
+   * only to the org's hosts. An admin's opt-in; see docs/INSTALLERS.md for the trade-off.
+   */
+  firefoxSelectAutomatically: z.boolean().optional(),
   hostPatternAllowList: z.array(z.string().regex(/^(\[\*\.\]|\*\.)?[A-Za-z0-9.-]+$/, 'must be DNS domain names')).max(100),
   /** Device posture checks: interval, thresholds, endpoint agents, admin-defined checks (docs/POSTURE.md). */
   posture: PostureSettingsSchema.optional(),
@@ -137,14 +147,16 @@ const ALIASES: Record<string, keyof Config> = {
   syslogcafile: 'syslogCaFile',
   carolloverfingerprints: 'caRolloverFingerprints',
   hostpatternallowlist: 'hostPatternAllowList',
+  servertlspins: 'serverTlsPins',
+  firefoxselectautomatically: 'firefoxSelectAutomatically',
   posture: 'posture',
 };
 
-const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labSignIn', 'scepAllowWeak']);
+const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labSignIn', 'scepAllowWeak', 'firefoxSelectAutomatically']);
 const NUMBER_KEYS = new Set<keyof Config>(['requestTimeoutMs', 'scepRenewalWindowDays', 'scepPendingWaitSeconds']);
 const LIST_KEYS = new Set<keyof Config>(['browserPolicyDirs', 'firefoxPolicyDirs']);
 /** URL patterns contain colons, so their lists are separated by commas or spaces instead of the path delimiter. */
-const PATTERN_LIST_KEYS = new Set<keyof Config>(['scepHostPatterns', 'caRolloverFingerprints', 'hostPatternAllowList']);
+const PATTERN_LIST_KEYS = new Set<keyof Config>(['scepHostPatterns', 'caRolloverFingerprints', 'hostPatternAllowList', 'serverTlsPins']);
 
 /** Settings that are secrets: shown as "[redacted]" wherever settings are printed. */
 export const SECRET_SETTINGS = new Set<keyof Config>(['scepChallenge']);
@@ -247,6 +259,7 @@ const ENV_VARS: Record<string, keyof Config> = {
   DTA_PAC_URL: 'httpProxyPacLocation',
   DTA_SKIP_BROWSER_SETUP: 'skipBrowserSetup',
   DTA_SKIP_TPM: 'skipTpm',
+  DTA_FIREFOX_SELECT_AUTOMATICALLY: 'firefoxSelectAutomatically',
   DTA_FIREFOX_POLICY_DIRS: 'firefoxPolicyDirs',
   DTA_EXPORT_PEM_DIR: 'exportPemDir',
   DTA_STATE_DIR: 'stateDir',
@@ -336,6 +349,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     metricsDir: defaultMetricsDir(),
     caRolloverFingerprints: [],
     hostPatternAllowList: [],
+    serverTlsPins: [],
   };
   const managed = opts.skipFiles ? { settings: {}, files: [] } : managedSettings(opts.managed ?? createManagedConfigReader(process.platform, env));
   const files = [...managed.files];

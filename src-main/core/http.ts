@@ -1,9 +1,14 @@
+import fs from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
 import { request } from 'undici';
 import type { z } from 'zod';
 import { AgentError } from '../base/errors.js';
 import type { EventLog } from './events.js';
 import { ErrorAnswerSchema } from './protocol.js';
-import { ProxyAuthError, routeDispatcher, ProxyUnreachableError, type PresentedCertificate, type RouteConnection, type TlsSettings } from './proxy/connect.js';
+import type { TokenTlsConnection, TokenTlsPresenter } from '../platform/token-tls.js';
+import { ProxyAuthError, ProxyTunnel, routeDispatcher, ProxyUnreachableError, type PresentedCertificate, type RouteConnection, type TlsSettings } from './proxy/connect.js';
 import { diagnoseRouteFailure, type InterceptionFinding } from './proxy/diagnose.js';
 import { deadlineError, withDeadline } from './deadline.js';
 import { osProxyReader, type OsProxyReader } from './proxy/os.js';
@@ -49,6 +54,13 @@ export interface HttpOptions {
 export interface ClientCertificate {
   certPem: string;
   keyPem: string;
+}
+
+/** A certificate whose key is in a token: the platform's TLS client presents it (platform/token-tls.ts). */
+export interface TokenClientCertificate {
+  certPem: string;
+  chainPem?: string[];
+  presenter: TokenTlsPresenter;
 }
 
 export interface HttpResponse {
@@ -278,9 +290,75 @@ export class HttpClient {
     return found.error;
   }
 
+  /**
+   * One GET presenting a key Node's TLS cannot hold (a token key): the platform's TLS client (a child process)
+   * connects to a loopback relay of this client's own route to the server (direct, or the proxy's CONNECT tunnel
+   * with its authentication), so the check goes the way every other request goes. Same deadline for the whole.
+   */
+  async sendPresenting(spec: RequestSpec, cert: TokenClientCertificate): Promise<HttpResponse> {
+    if (this.cut) throw this.cut;
+    const host = safeHost(spec.url);
+    const deadlineMs = this.opts.deadlineMs ?? this.opts.timeoutMs;
+    const control = new AbortController();
+    const timer = setTimeout(() => control.abort(deadlineError(spec.what, host, deadlineMs, 'presenting the device key from its token', 'REQUEST_TIMEOUT')), deadlineMs);
+    this.inFlight.add(control);
+    const until = Date.now() + deadlineMs;
+    try {
+      const decision = await withDeadline(this.resolver.decide(spec.url), control.signal).catch((e) => {
+        throw control.signal.aborted ? e : classifyNetworkError(e, spec.what, host);
+      });
+      const url = new URL(spec.url);
+      const target = `${url.hostname}:${url.port || 443}`;
+      for (let i = 0; i < decision.routes.length; i++) {
+        const route = decision.routes[i]!;
+        let upstream: Socket | undefined;
+        try {
+          upstream = await withDeadline(this.rawSocket(route, url), control.signal);
+        } catch (e) {
+          if (control.signal.aborted) throw control.signal.reason;
+          if (route.kind === 'proxy' && proxyUnreachable(e)) {
+            this.resolver.markFailed(route.proxy);
+            if (i < decision.routes.length - 1) continue;
+          }
+          throw this.classify(e, spec.what, host, decision);
+        }
+        this.last = { requestId: requestIdsFor(this.traceId).requestId, what: spec.what, host, method: 'GET' };
+        this.opts.log?.(`GET ${spec.what} at ${host} presenting the key in its token (${cert.presenter.description}, ${describeRoute(route)} to ${target})`);
+        return await withDeadline(exchangeOverRelay(upstream, spec, url, cert, this.roots, Math.max(1, until - Date.now())), control.signal);
+      }
+      throw new AgentError('internal', 'NO_ROUTE', `No route to ${spec.what} at ${host}.`);
+    } finally {
+      clearTimeout(timer);
+      this.inFlight.delete(control);
+    }
+  }
+
+  /** A plain TCP stream to the URL's host:port on `route` (for a TLS client of another process). */
+  private async rawSocket(route: Route, url: URL): Promise<Socket> {
+    const port = Number(url.port || 443);
+    const hostname = url.hostname.replace(/^\[|\]$/g, '');
+    if (route.kind === 'direct') {
+      return new Promise((resolve, reject) => {
+        const s = net.connect({ host: hostname, port, timeout: this.opts.timeoutMs });
+        s.once('connect', () => { s.setTimeout(0); resolve(s); });
+        s.once('timeout', () => s.destroy(Object.assign(new Error(`connect ETIMEDOUT ${hostname}:${port}`), { code: 'ETIMEDOUT' })));
+        s.once('error', reject);
+      });
+    }
+    const tunnel = new ProxyTunnel(route.proxy, this.resolver, this.tls());
+    try {
+      const socket = await tunnel.open(`${url.hostname}:${port}`);
+      socket.once('close', () => void tunnel.destroy());
+      return socket;
+    } catch (e) {
+      await tunnel.destroy();
+      throw e;
+    }
+  }
+
   /** Sends and parses a JSON answer; non-2xx answers become AgentErrors with the server's own words. */
-  async json<T extends z.ZodType>(schema: T, spec: RequestSpec, clientCert?: ClientCertificate): Promise<{ data: z.infer<T>; response: HttpResponse }> {
-    const response = await this.send(spec, clientCert);
+  async json<T extends z.ZodType>(schema: T, spec: RequestSpec, clientCert?: ClientCertificate | TokenClientCertificate): Promise<{ data: z.infer<T>; response: HttpResponse }> {
+    const response = clientCert && 'presenter' in clientCert ? await this.sendPresenting(spec, clientCert) : await this.send(spec, clientCert);
     if (response.status < 200 || response.status > 299) throw withServerTime(errorFromAnswer(response, spec.what, safeHost(spec.url)), response.status, response.headers);
     return { data: parseJsonAnswer(schema, response.body, spec.what, safeHost(spec.url)), response };
   }
@@ -298,6 +376,68 @@ export class HttpClient {
     this.routes.clear();
     await this.resolver.close();
   }
+}
+
+/**
+ * The exchange of sendPresenting: a one-connection loopback relay to `upstream`, the platform's TLS client on it,
+ * and Node's HTTP/1.1 client over that client's plaintext stream (Connection: close; the body is bounded).
+ */
+async function exchangeOverRelay(upstream: Socket, spec: RequestSpec, url: URL, cert: TokenClientCertificate, roots: string[], deadlineMs: number): Promise<HttpResponse> {
+  const relay = net.createServer({ pauseOnConnect: false });
+  relay.maxConnections = 1;
+  relay.on('connection', (local) => {
+    relay.close();
+    local.pipe(upstream).pipe(local);
+    local.on('error', () => upstream.destroy());
+    upstream.on('error', () => local.destroy());
+    local.on('close', () => upstream.destroy());
+    upstream.on('close', () => local.destroy());
+  });
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+  const port = (relay.address() as net.AddressInfo).port;
+  let conn: TokenTlsConnection | undefined;
+  try {
+    conn = await cert.presenter.open({ connect: { host: '127.0.0.1', port }, serverName: url.hostname.replace(/^\[|\]$/g, ''), certPem: cert.certPem, ...(cert.chainPem ? { chainPem: cert.chainPem } : {}), caPem: roots, deadlineMs });
+    const stream = conn.stream;
+    const ids = requestIdsFor(newTraceId());
+    return await new Promise<HttpResponse>((resolve, reject) => {
+      const req = httpRequest({ createConnection: () => stream as unknown as Socket, method: 'GET', path: `${url.pathname}${url.search}`, setHost: false,
+        headers: { host: url.host, accept: 'application/json', connection: 'close', 'x-request-id': ids.requestId, traceparent: ids.traceparent, ...spec.headers } });
+      const fail = (e: Error) => {
+        const why = conn?.failure();
+        reject(why ? tokenTlsError(why, spec.what, url.host) : e);
+      };
+      req.on('error', fail);
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > MAX_BODY_BYTES) {
+            res.destroy();
+            reject(new AgentError('bad-answer', 'ANSWER_TOO_LARGE', `${cap(spec.what)} at ${url.host} sent an answer larger than ${MAX_BODY_BYTES} bytes; it was refused.`));
+          } else chunks.push(c);
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', fail);
+      });
+      req.end();
+    });
+  } finally {
+    relay.close();
+    upstream.destroy();
+    await conn?.close();
+  }
+}
+
+/** The TLS client's own words when its handshake failed: an unverifiable server, or a key it could not use. */
+function tokenTlsError(why: string, what: string, host: string): AgentError {
+  if (/verify error|certificate verify failed|unable to get local issuer|self.signed|hostname mismatch|IP address mismatch/i.test(why)) {
+    return new AgentError('bad-answer', 'TLS_UNTRUSTED', `The TLS certificate presented for ${host} (${what}) could not be verified (${why}).`,
+      'If a proxy or security product inspects TLS on this network, exempt the identity provider\'s hosts from inspection; otherwise check the system clock and the trust anchors (tlsCaFile).');
+  }
+  return new AgentError('local', 'TOKEN_TLS_FAILED', `The device key in its token could not be presented to ${what} at ${host}: ${why}.`,
+    'Run device-trust-agent status: if the key is reported missing, run device-trust-agent run --forceRenewal; otherwise give the --debug output to the help desk.');
 }
 
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);

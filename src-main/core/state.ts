@@ -53,6 +53,15 @@ const HoldSchema = z.object({
   until: z.string(),
 });
 
+/** Server TLS issuer pins remembered (core/server-chain.ts): the org's published ones, or learnt on first use per host. */
+export const RememberedPinsSchema = z.object({
+  pins: z.array(z.string().regex(/^[A-Za-z0-9+/]{43}=$/)).min(1).max(40),
+  source: z.enum(['published', 'first-use']),
+  at: z.string(),
+  hosts: z.array(z.string().max(300)).max(10).default([]),
+});
+export type RememberedPins = z.infer<typeof RememberedPinsSchema>;
+
 export const StateSchema = z.object({
   version: z.literal(STATE_VERSION),
   deviceId: z.uuid(),
@@ -78,6 +87,8 @@ export const StateSchema = z.object({
    * renewal moment. Optional, so files written before it existed read unchanged (no version bump needed).
    */
   schedule: ScheduleRecordSchema.optional(),
+  /** The server TLS issuer pins of the last pass (optional: older files read unchanged). */
+  serverTls: RememberedPinsSchema.optional(),
 });
 export type AgentState = z.infer<typeof StateSchema>;
 export type CurrentCertificate = z.infer<typeof CurrentSchema>;

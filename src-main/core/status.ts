@@ -35,6 +35,8 @@ export interface StatusReport {
     org?: { ok: boolean; detail: string; code?: string };
     revocation?: { ok: boolean; detail: string };
     mtls?: { ok: boolean; trusted?: boolean; detail: string; code?: string };
+    /** The server TLS issuer pins changed or were withdrawn since they were remembered. */
+    pins?: { ok: boolean; detail: string; code?: string };
     /** SCEP backend: the CA reachable, matching the pin, with acceptable algorithms (scep/diagnose.ts). */
     ca?: { ok: boolean; detail: string };
   };
@@ -96,13 +98,17 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   }
   if (opts.check && config.orgUrl && config.backend === 'idp') {
     // Loaded only for --check: plain `status` reads local state and starts fast.
-    const [{ HttpClient }, { httpOptionsFor }, { EventLog }, { discoverOrg }, { checkMtlsPath }, { checkRevocation }] = await Promise.all([
+    const [{ HttpClient }, { httpOptionsFor }, { EventLog }, { discoverOrg }, { checkMtlsPath, mtlsCredential }, { checkRevocation }] = await Promise.all([
       import('./http.js'), import('./proxy/options.js'), import('./events.js'), import('./discovery.js'), import('./mtls.js'), import('./revocation.js')]);
     const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
     report.checks = {};
     try {
       const org = await discoverOrg(http, config.orgUrl.replace(/\/+$/, ''));
       report.checks.org = { ok: true, detail: `${org.orgName}${org.readOnly ? ' (read-only)' : ''}` };
+      // Pins the org published before and withdrew or replaced: a finding, not silence.
+      const { pinChangeFinding, publishedPins } = await import('./server-chain.js');
+      const pinChange = pinChangeFinding(publishedPins(org), state.serverTls, new URL(config.orgUrl).host);
+      if (pinChange) report.checks.pins = { ok: false, code: pinChange.code, detail: `${pinChange.message} What to do: ${pinChange.remedy}` };
       if (org.crlUrl) {
         try {
           const rev = await checkRevocation(http, org.crlUrl, org.ca.chainPem, current.info.serialNumber);
@@ -112,22 +118,29 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
           report.checks.revocation = { ok: false, detail: (e as Error).message };
         }
       }
-      // A key in a key store cannot be handed to Node's TLS: only the browsers (through the module) present it.
-      if (keyPem && !keyRef) {
+      // A key in a key store is presented by the platform's TLS client (a child process: Node's TLS cannot hold it).
+      const cred = mtlsCredential({ certPem: current.pem, serialNumber: current.info.serialNumber, keyPem, keyRef }, platform.keys);
+      if ('unavailable' in cred) {
+        if (keyRef || keyPem) report.checks.mtls = { ok: false, code: 'TOKEN_TLS_UNAVAILABLE', detail: `not checked: ${cred.unavailable}` };
+      } else {
         try {
-          const { answer, intercepted } = await checkMtlsPath(http, org.mtls.url, { certPem: current.pem, keyPem, serialNumber: current.info.serialNumber }, [new URL(config.orgUrl).host]);
+          const { answer, intercepted } = await checkMtlsPath(http, org.mtls.url, cred, [new URL(config.orgUrl).host]);
           report.checks.mtls = { ok: answer.trusted, trusted: answer.trusted, ...(intercepted ? { code: intercepted.code } : {}),
-            detail: answer.trusted ? `trusted as device ${answer.deviceId}` : intercepted ? `${intercepted.message} What to do: ${intercepted.remedy}` : `not trusted (${answer.reason ?? 'no reason given'})` };
+            detail: answer.trusted ? `trusted as device ${answer.deviceId}${'presenter' in cred ? ` (key presented from its token by ${cred.presenter.description})` : ''}` : intercepted ? `${intercepted.message} What to do: ${intercepted.remedy}` : `not trusted (${answer.reason ?? 'no reason given'})` };
         } catch (e) {
           report.checks.mtls = { ok: false, detail: isAgentError(e) ? e.message : String(e), ...(isAgentError(e) ? { code: e.code } : {}) };
         }
       }
       // The chains seen for the org and mTLS hosts against the TLS issuers the org publishes: an interceptor this
       // machine trusts shows here even when no key can be presented.
-      if (!report.checks.mtls || report.checks.mtls.ok) {
-        const { checkPublishedChains } = await import('./server-chain.js');
-        for (const m of await checkPublishedChains(http, { mtlsUrl: org.mtls.url, pins: org.serverTls?.issuerSpkiSha256 }, config.orgUrl, { reach: true })) {
-          report.checks[m.what === 'the org' ? 'org' : 'mtls'] = { ok: false, code: m.error.code, detail: `${m.error.message} What to do: ${m.error.remedy}` };
+      // (Also when the mTLS check already failed: the org host's chain is evidence of its own; a failed mTLS verdict is kept.)
+      {
+        const { checkPublishedChains, pinsInForce } = await import('./server-chain.js');
+        const pins = pinsInForce(org, config, loaded.sources.serverTlsPins === 'managed', state.serverTls);
+        for (const m of await checkPublishedChains(http, { mtlsUrl: org.mtls.url, pins }, config.orgUrl, { reach: true })) {
+          const which = m.what === 'the org' ? 'org' : 'mtls';
+          if (which === 'mtls' && report.checks.mtls && !report.checks.mtls.ok) continue;
+          report.checks[which] = { ok: false, code: m.error.code, detail: `${m.error.message} What to do: ${m.error.remedy}` };
         }
       }
     } catch (e) {

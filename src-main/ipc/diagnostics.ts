@@ -85,8 +85,13 @@ function summaryOf(p: ProbeResult): string {
       const seen = f.interception as { issuer?: string; published?: boolean } | undefined;
       return `${String(f.orgName ?? 'The org')} answers${f.readOnly ? ' (read-only mode)' : ''}${seen?.issuer && seen.published === false ? `, but through TLS interception: its certificate is issued by "${seen.issuer}", not by a CA the org publishes` : ''}.`;
     }
-    case 'mtls':
+    case 'mtls': {
+      const seen = f.interception as { issuer?: string } | undefined;
+      if (!f.trusted && f.reason === 'no-certificate' && seen?.issuer) {
+        return `Answers, but saw no client certificate although one was presented: a TLS-intercepting proxy or security product (certificate issued by "${seen.issuer}") strips it.`;
+      }
       return f.trusted ? `Trusts this device's certificate${f.deviceId ? ` (device ${String(f.deviceId)})` : ''}.` : `Answers, but does NOT trust this device's certificate (${String(f.reason ?? 'no reason given')}).`;
+    }
     case 'crl':
       return f.revoked ? `Lists this device's certificate as REVOKED${f.revokedAt ? ` (at ${String(f.revokedAt)})` : ''}.` : 'Reachable; this device\'s certificate is not revoked.';
     case 'iwa': {

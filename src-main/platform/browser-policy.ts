@@ -93,6 +93,8 @@ export function writeFirefoxPolicies(dirs: string[], ours: FirefoxPolicies): Pol
     const file = path.join(dir, FIREFOX_POLICY_FILE);
     try {
       const existing = readPolicies(file);
+      // Nothing of ours to put in (Linux without the admin's opt-in): no file is created for it.
+      if (existing === undefined && !ours.Certificates && Object.keys(ours.Preferences).length === 0) continue;
       const body = JSON.stringify(model.mergeFirefoxPolicies(existing, ours), null, 2) + '\n';
       if (existing === undefined || JSON.stringify(existing, null, 2) + '\n' !== body) {
         fs.mkdirSync(dir, { recursive: true, mode: 0o755 });

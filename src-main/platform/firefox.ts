@@ -6,10 +6,15 @@ import { SOFTOKN_LIBRARIES } from './linux-keys.js';
 import { p11KitClientModule, startServerUnit, writeNssDbModuleConfig } from './p11kit-bridge.js';
 import { LINUX_NAMES, systemdBooted } from './tasks/linux.js';
 import { runCommand } from '../base/exec.js';
+import { CLIENT_AUTH_FILE, rememberOrgCertificate } from './firefox-client-auth.js';
 
-/** Where Firefox keeps its profiles on Linux: the Debian/Mozilla package, the snap and the flatpak. */
-export function firefoxProfileRoots(home: string): string[] {
+/**
+ * Where Firefox keeps its profiles on Linux: the XDG location newer Firefox uses ($XDG_CONFIG_HOME/mozilla/firefox,
+ * default ~/.config/mozilla/firefox), the classic ~/.mozilla/firefox, the snap and the flatpak.
+ */
+export function firefoxProfileRoots(home: string, env: NodeJS.ProcessEnv = {}): string[] {
   return [
+    path.join(env.XDG_CONFIG_HOME || path.join(home, '.config'), 'mozilla', 'firefox'),
     path.join(home, '.mozilla', 'firefox'),
     path.join(home, 'snap', 'firefox', 'common', '.mozilla', 'firefox'),
     path.join(home, '.var', 'app', 'org.mozilla.firefox', '.mozilla', 'firefox'),
@@ -42,14 +47,37 @@ export function parseProfilesIni(text: string, root: string): string[] {
   return [...new Set(out)];
 }
 
-export function findFirefoxProfiles(home: string): string[] {
-  const out: string[] = [];
-  for (const root of firefoxProfileRoots(home)) {
+export function findFirefoxProfiles(home: string, env: NodeJS.ProcessEnv = {}): string[] {
+  return findFirefoxProfilesReport(home, env).profiles;
+}
+
+/** The profiles of every location, and the ones profiles.ini lists that do not exist (reported, not hidden). */
+export function findFirefoxProfilesReport(home: string, env: NodeJS.ProcessEnv = {}): { profiles: string[]; missing: string[] } {
+  const profiles: string[] = [];
+  const missing: string[] = [];
+  for (const root of firefoxProfileRoots(home, env)) {
     const ini = path.join(root, 'profiles.ini');
     if (!fs.existsSync(ini)) continue;
-    out.push(...parseProfilesIni(fs.readFileSync(ini, 'utf8'), root).filter((p) => fs.existsSync(p)));
+    for (const p of parseProfilesIni(fs.readFileSync(ini, 'utf8'), root)) (fs.existsSync(p) ? profiles : missing).push(p);
   }
-  return out;
+  return { profiles: [...new Set(profiles)], missing };
+}
+
+/**
+ * The origins Firefox remembers the device certificate for: the org's host patterns as exact origins (a
+ * "[*.]" wildcard covers its base host only: Firefox remembers per host).
+ */
+export function firefoxOrigins(patterns: string[]): string[] {
+  const out = new Set<string>();
+  for (const p of patterns) {
+    try {
+      const u = new URL(p.replace('[*.]', '').replace('*.', ''));
+      if (u.protocol === 'https:' && u.hostname) out.add(u.origin);
+    } catch {
+      /* not a URL pattern: nothing to remember */
+    }
+  }
+  return [...out];
 }
 
 /** The PKCS#11 module that holds the device key, as an NSS module database (pkcs11.txt) entry. */
@@ -86,9 +114,13 @@ export async function registerFirefoxModules(opts: {
   keys: { info(): Promise<{ protection: string }>; browserModule(): BrowserModule | undefined; nssDbDir: string };
   /** Where p11-kit's client module and softokn are looked for (tests). */
   p11KitClient?: () => BrowserModule | undefined;
+  /** The device certificate and the org's origins Firefox presents it to without asking (firefox-client-auth.ts). */
+  orgCertificate?: { certPem: string; origins: string[] } | undefined;
 }): Promise<PolicyResult> {
   const result = emptyResult();
-  const profiles = findFirefoxProfiles(opts.home);
+  const found = findFirefoxProfilesReport(opts.home, opts.env ?? process.env);
+  const profiles = found.profiles;
+  for (const m of found.missing) result.skipped.push({ dir: m, reason: 'listed in profiles.ini but the directory does not exist' });
   let module = opts.keys.browserModule();
   if (module) {
     ensurePrivateDir(opts.keys.nssDbDir);
@@ -113,6 +145,11 @@ export async function registerFirefoxModules(opts: {
     try {
       registerModule(profile, module!);
       result.written.push(path.join(profile, 'pkcs11.txt'));
+      // The device certificate for the org's hosts only (not "Select Automatically" for every site).
+      if (opts.orgCertificate?.origins.length) {
+        rememberOrgCertificate(profile, opts.orgCertificate.origins, opts.orgCertificate.certPem);
+        result.written.push(path.join(profile, CLIENT_AUTH_FILE));
+      }
     } catch (e) {
       result.skipped.push({ dir: profile, reason: (e as Error).message });
     }

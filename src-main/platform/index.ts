@@ -8,7 +8,7 @@ import { emptyResult, mergeResults, removeChromiumPolicies, removeFirefoxPolicie
 import { MacBrowserSetup } from './darwin-browser.js';
 import { MacDeviceCertificateStore, MacKeyStore } from './darwin-keys.js';
 import { loginKeychain, MacKeychainStore } from './darwin-store.js';
-import { registerFirefoxModules } from './firefox.js';
+import { firefoxOrigins, registerFirefoxModules } from './firefox.js';
 import { removeNssDbModuleConfig } from './p11kit-bridge.js';
 import { LinuxKeyStore } from './linux-keys.js';
 import { NssStore } from './nss.js';
@@ -72,20 +72,29 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
     // Keys are made in a PKCS#11 token (TPM, else the NSS software token) and certificates filed beside them.
     const keys = new LinuxKeyStore({ nssDbDir: config.nssDbDir, home, skipTpm: config.skipTpm ?? false, env });
     const store = config.exportPemDir ? new PemExportingStore(keys, config.exportPemDir) : keys;
-    const syncProfiles = (_issuerCN: string) => registerFirefoxModules({ home, env, keys });
+    // Firefox presents the device certificate to the org's hosts only: each profile remembers it for them.
+    let orgOrigins: string[] = [];
+    const orgCertificate = async (issuerCN: string) => {
+      const certs = (await keys.list()).filter((c) => !issuerCN || c.info.issuerCN === issuerCN).sort((a, b) => Date.parse(b.info.notAfter) - Date.parse(a.info.notAfter));
+      return certs[0] && orgOrigins.length ? { certPem: certs[0].pem, origins: orgOrigins } : undefined;
+    };
+    const syncProfiles = async (issuerCN: string) => registerFirefoxModules({ home, env, keys, orgCertificate: await orgCertificate(issuerCN).catch(() => undefined) });
+    const ffPolicies = firefoxPolicies('linux', { selectAutomatically: config.firefoxSelectAutomatically === true });
     return {
       name: platform,
       store,
       keys: config.exportPemDir ? certificateExportingKeys(keys, config.exportPemDir) : keys,
-      configureBrowsers: async (patterns, issuer) =>
-        mergeResults(
+      configureBrowsers: async (patterns, issuer) => {
+        orgOrigins = firefoxOrigins(patterns);
+        return mergeResults(
           writeChromiumPolicies(config.browserPolicyDirs, patterns, issuer),
-          writeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux')),
+          writeFirefoxPolicies(config.firefoxPolicyDirs, ffPolicies),
           await syncProfiles(typeof issuer === 'string' ? issuer : (issuer.CN ?? '')),
-        ),
+        );
+      },
       removeBrowserSetup: async () => {
         removeNssDbModuleConfig(env);
-        return mergeResults(removeChromiumPolicies(config.browserPolicyDirs), removeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux')));
+        return mergeResults(removeChromiumPolicies(config.browserPolicyDirs), removeFirefoxPolicies(config.firefoxPolicyDirs, ffPolicies));
       },
       syncCertificateCopies: syncProfiles,
     };

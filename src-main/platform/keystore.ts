@@ -43,6 +43,8 @@ export interface StoreKey {
   protection: KeyProtection;
 }
 
+import type { TokenTlsPresenter } from './token-tls.js';
+
 export interface DeviceKeyStore {
   /** Which store and why: computed once per process (cheap to call again). */
   info(): Promise<KeyStoreInfo>;
@@ -74,6 +76,11 @@ export interface DeviceKeyStore {
    * with the reason when this machine cannot attest (no TPM key, python3-tpm2-pytss missing, no EK certificate).
    */
   attest?(id: string, ask: AskChallenge): Promise<KeyAttestationEvidence>;
+  /**
+   * How the agent's own mTLS checks present this key (a child process: Node's TLS cannot use a token key);
+   * undefined when the key is not in this store or this machine lacks the tools (the reason then).
+   */
+  tlsPresenter?(id: string): { presenter: TokenTlsPresenter } | { unavailable: string } | undefined;
   /** Releases the module (tests and short-lived commands). */
   close(): Promise<void>;
 }

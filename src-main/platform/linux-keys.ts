@@ -7,6 +7,7 @@ import { AgentError } from '../base/errors.js';
 import { storeWriteFault } from '../base/test-faults.js';
 import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, OwnKeyEntry, SignHash, StoreKey } from './keystore.js';
 import { Pkcs11Token } from './pkcs11.js';
+import { tokenTlsPresenter, tokenTlsUnavailable, type TokenTlsPresenter, type TokenTlsSpec } from './token-tls.js';
 import { AttestationUnavailable, attestTpmKey, type AskChallenge, type KeyAttestationEvidence } from './tpm-attest.js';
 import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
 
@@ -48,6 +49,13 @@ export function provisionTpmToken(store: string): void {
   if (!pid) pid = /id:\s*(\d+)/.exec(run(['init', '--path', store]))?.[1];
   if (!pid) throw new Error('tpm2_ptool init did not report a primary key id');
   run(['addtoken', `--pid=${pid}`, `--label=${TPM_TOKEN_LABEL}`, '--userpin=', `--sopin=${crypto.randomBytes(12).toString('hex')}`, '--path', store]);
+}
+
+/** What tpm2-pkcs11 needs from the environment (TCTI, its store, tabrmd's D-Bus session) and nothing else. */
+export function tpmModuleEnv(env: NodeJS.ProcessEnv, store: string, home: string): Record<string, string> {
+  const out: Record<string, string> = { TPM2_PKCS11_STORE: store, HOME: home };
+  for (const k of ['TPM2_PKCS11_TCTI', 'TSS2_TCTI', 'TPM2TOOLS_TCTI', 'DBUS_SESSION_BUS_ADDRESS', 'DBUS_SYSTEM_BUS_ADDRESS', 'XDG_RUNTIME_DIR', 'TPM2_PKCS11_LOG_LEVEL']) if (env[k]) out[k] = env[k]!;
+  return out;
 }
 
 /** Whether a TPM is worth trying, and if not, why (for `status`). */
@@ -237,6 +245,18 @@ export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
 
   get nssDbDir(): string {
     return this.s.nssDbDir;
+  }
+
+  /** The agent's own mTLS check with the key: openssl + libp11 on the chosen token (token-tls.ts). */
+  tlsPresenter(id: string): { presenter: TokenTlsPresenter } | { unavailable: string } | undefined {
+    const { token } = this.choose();
+    if (!token.findKey(id)) return undefined;
+    const tpm = token.opts.tag === 'tpm';
+    const spec: TokenTlsSpec = tpm
+      ? { module: token.opts.library, tokenLabel: TPM_TOKEN_LABEL, keyId: id, outOfProcess: true, moduleEnv: tpmModuleEnv({ ...process.env, ...this.s.env }, tpmStoreDir(this.s), this.s.home) }
+      : { module: token.opts.library, initArgs: softoknParameters(this.s.nssDbDir), tokenLabel: 'NSS Certificate DB', keyId: id };
+    const why = tokenTlsUnavailable(spec);
+    return why ? { unavailable: why } : { presenter: tokenTlsPresenter(spec) };
   }
 
   /** The module browsers must load to reach the key: the TPM token's; undefined for the NSS database's own token. */

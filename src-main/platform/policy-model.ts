@@ -85,6 +85,8 @@ export interface FirefoxPreference {
 export interface FirefoxPolicies {
   Certificates?: { ImportEnterpriseRoots: boolean };
   Preferences: Record<string, FirefoxPreference>;
+  /** Preferences of ours taken out where they still hold our value (written by earlier versions). Not written. */
+  withdrawn?: Record<string, FirefoxPreference>;
 }
 
 /**
@@ -92,11 +94,15 @@ export interface FirefoxPolicies {
  * through its built-in osclientcerts module and trusts the OS's enterprise roots; on Linux the certificate is
  * in each profile's own NSS database (the agent puts it there), so only the selection preference is needed.
  */
-export function firefoxPolicies(platform: PolicyPlatform): FirefoxPolicies {
-  const prefs: Record<string, FirefoxPreference> = {
+export function firefoxPolicies(platform: PolicyPlatform, opts: { selectAutomatically?: boolean } = {}): FirefoxPolicies {
+  const auto: Record<string, FirefoxPreference> = {
     'security.default_personal_cert': { Value: FIREFOX_SELECT_AUTOMATICALLY, Status: 'locked' },
   };
-  if (platform === 'linux') return { Preferences: prefs };
+  // Linux: "Select Automatically" applies to every site that asks (the device ID goes to strangers); the agent writes
+  // each profile's remembered decision for the org's hosts instead (firefox-client-auth.ts). The global preference
+  // only when an admin opts in (FirefoxSelectAutomatically=true; trade-off in docs/INSTALLERS.md).
+  if (platform === 'linux') return opts.selectAutomatically ? { Preferences: auto } : { Preferences: {}, withdrawn: auto };
+  const prefs = auto;
   return {
     Certificates: { ImportEnterpriseRoots: true },
     Preferences: { ...prefs, 'security.osclientcerts.autoload': { Value: true, Status: 'locked' } },
@@ -130,7 +136,12 @@ export function mergeFirefoxPolicies(existing: unknown, ours: FirefoxPolicies): 
   }
   const prefs: JsonObject = isObject(policies.Preferences) ? policies.Preferences : {};
   for (const [name, pref] of Object.entries(ours.Preferences)) prefs[name] = { ...pref };
-  policies.Preferences = prefs;
+  for (const [name, pref] of Object.entries(ours.withdrawn ?? {})) {
+    const cur = prefs[name];
+    if (isObject(cur) && cur.Value === pref.Value) delete prefs[name];
+  }
+  if (Object.keys(prefs).length) policies.Preferences = prefs;
+  else delete policies.Preferences;
   return doc;
 }
 
@@ -146,7 +157,7 @@ export function unmergeFirefoxPolicies(existing: unknown, ours: FirefoxPolicies)
   }
   const prefs = policies.Preferences;
   if (isObject(prefs)) {
-    for (const [name, pref] of Object.entries(ours.Preferences)) {
+    for (const [name, pref] of Object.entries({ ...ours.Preferences, ...ours.withdrawn })) {
       const cur = prefs[name];
       if (isObject(cur) && cur.Value === pref.Value) delete prefs[name];
     }

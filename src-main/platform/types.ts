@@ -18,6 +18,8 @@ export interface PlatformSettings {
   nssDbDir: string;
   browserPolicyDirs: string[];
   firefoxPolicyDirs: string[];
+  /** Firefox (Linux): the global "Select Automatically" (an admin's opt-in) instead of per-host decisions. */
+  firefoxSelectAutomatically?: boolean | undefined;
 }
 
 /** One certificate with a private key in the OS store the browsers read. */

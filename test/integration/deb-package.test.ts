@@ -164,7 +164,9 @@ describe('the headless agent\'s DEB, built and installed for real (dpkg --root, 
     assert.deepEqual(chromium.AutoSelectCertificateForUrls.map((e: string) => JSON.parse(e).pattern), [new URL(lab.mtlsUrl).origin]);
     const ff = JSON.parse(fs.readFileSync(firefoxPolicies(), 'utf8'));
     assert.equal(ff.policies.DisableTelemetry, true, 'the admin\'s Firefox policy is kept');
-    assert.equal(ff.policies.Preferences['security.default_personal_cert'].Value, 'Select Automatically');
+    // No global "Select Automatically" (every site would get the device ID): the user task remembers the certificate
+    // per org host in each profile instead; the admin's opt-in FirefoxSelectAutomatically=true would add it.
+    assert.equal(ff.policies.Preferences?.['security.default_personal_cert'], undefined);
     assert.ok(fs.existsSync(path.join(stateDir(), 'state.json')) || fs.readdirSync(stateDir()).length > 0, 'the device task\'s state lives in the root');
     assert.equal(fs.readlinkSync(path.join(root, 'etc/systemd/system/timers.target.wants/device-trust-agent-device.timer')), '/usr/lib/systemd/system/device-trust-agent-device.timer');
     assert.ok(fs.lstatSync(path.join(root, 'etc/systemd/user/default.target.wants/device-trust-agent.service')).isSymbolicLink(), 'the user daemon is enabled for every user');

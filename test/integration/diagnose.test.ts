@@ -91,8 +91,9 @@ describe('diagnose against the lab (real KDC, lab org, lab DC time source)', { s
     assert.deepEqual(probe(r, 'org').stages.map((s) => [s.name, s.status]), [['dns', 'ok'], ['tcp', 'ok'], ['tls', 'ok'], ['http', 'ok']]);
     assert.deepEqual(probe(r, 'iwa:primary').stages.map((s) => s.name), ['dns', 'tcp', 'tls', 'http', 'auth']);
     assert.deepEqual(probe(r, 'iwa:primary').facts.auth, { ok: true, via: 'Negotiate', principal: 'alice@LAB.TEST' });
-    // The device key is in the NSS token: only browsers present it, so the agent's own mTLS probe says why it skipped.
-    assert.equal(probe(r, 'mtls').status, 'skipped', JSON.stringify(probe(r, 'mtls')));
+    // The device key is in the NSS token: the mTLS probe presents it through openssl + libp11 (a child process).
+    assert.equal(probe(r, 'mtls').status, 'ok', JSON.stringify(probe(r, 'mtls')));
+    assert.equal(probe(r, 'mtls').facts.trusted, true, JSON.stringify(probe(r, 'mtls')));
     assert.equal(probe(r, 'crl').facts.revoked, false);
     assert.equal(probe(r, 'kerberos:user').facts.principal, 'alice@LAB.TEST');
     assert.ok(Math.abs(probe(r, 'clock:dc:127.0.0.1').facts.skewMs as number) < 2000);

@@ -16,12 +16,16 @@ import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
 import { addFirefoxProfile, firefoxPageText, firefoxUnavailable, startP11KitServer } from '../support/firefox.js';
+import { nginxUnavailable, startNginx } from '../support/nginx.js';
+import { decodeSlots } from '../../src-main/platform/firefox-client-auth.js';
 
 describe('Firefox and a device key in the NSS software token: reached through p11-kit, never copied into profiles', () => {
   let lab: LabOrg;
   let rootCaFile: string;
   let profile: Profile;
   let ffProfile: string;
+  /** A second profile in the XDG location newer Firefox uses (~/.config/mozilla/firefox). */
+  let xdgProfile: string;
   /** Laid over /etc for Firefox: the agent writes firefox/policies/policies.json into it. */
   let etcOverlay: string;
   const stateOf = () => JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8'));
@@ -35,6 +39,7 @@ describe('Firefox and a device key in the NSS software token: reached through p1
     profile = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { HOME: home, DTA_LAB_SIGN_IN: 'true', DTA_FIREFOX_POLICY_DIRS: path.join(etcOverlay, 'firefox', 'policies') } });
     profile = { ...profile, home, nssDb: path.join(home, '.pki', 'nssdb'), stateDir: path.join(home, '.local', 'state', 'device-trust-agent') };
     ffProfile = addFirefoxProfile(home, 'dta.default-esr');
+    xdgProfile = addFirefoxProfile(home, 'xdg.default', path.join(home, '.config', 'mozilla', 'firefox'));
   });
 
   after(() => lab?.close());
@@ -51,8 +56,16 @@ describe('Firefox and a device key in the NSS software token: reached through p1
     const config = fs.readFileSync(moduleFile, 'utf8');
     assert.ok(config.includes(`configdir='sql:${profile.nssDb}'`) && /flags=readOnly/.test(config), config);
     assert.match(config, /^disable-in: p11-kit-proxy$/m, 'not offered to every program through the proxy module');
-    const policies = JSON.parse(fs.readFileSync(path.join(etcOverlay, 'firefox', 'policies', 'policies.json'), 'utf8'));
-    assert.deepEqual(policies.policies.Preferences['security.default_personal_cert'], { Value: 'Select Automatically', Status: 'locked' });
+    // No global "Select Automatically": each profile remembers the certificate for the org's hosts only.
+    const policiesFile = path.join(etcOverlay, 'firefox', 'policies', 'policies.json');
+    const policies = fs.existsSync(policiesFile) ? JSON.parse(fs.readFileSync(policiesFile, 'utf8')) : {};
+    assert.equal(policies.policies?.Preferences?.['security.default_personal_cert'], undefined, JSON.stringify(policies));
+    const mtlsHost = new URL(lab.mtlsUrl).hostname;
+    for (const p of [ffProfile, xdgProfile]) {
+      assert.ok((result.browserPolicy?.written ?? []).includes(path.join(p, 'pkcs11.txt')), `${p} set up and reported: ${JSON.stringify(result.browserPolicy)}`);
+      const remembered = decodeSlots(fs.readFileSync(path.join(p, 'ClientAuthRememberList.bin')));
+      assert.ok(remembered.length > 0 && remembered.every((e) => e.key.startsWith(`${mtlsHost},,`)), JSON.stringify(remembered));
+    }
   });
 
   test('headless Firefox presents the device certificate through p11-kit (the key stays in ~/.pki/nssdb); without the server it cannot', async (t) => {
@@ -80,6 +93,46 @@ describe('Firefox and a device key in the NSS software token: reached through p1
       server.stop();
     }
     assert.deepEqual(nssUserCerts(ffProfile), [], 'still no copy in the profile');
+  });
+
+  // Firefox has no host-scoped auto-selection policy; the agent writes the profile's remembered decision for the
+  // org's hosts. A stranger's nginx (another host name) that asks for a certificate must not get it — unless an
+  // admin opts in to the global "Select Automatically" (which proves this test can see a leak).
+  test('the device certificate goes to the org\'s host only: a stranger\'s nginx asking for one gets none (unless an admin opts in)', async (t) => {
+    const why = firefoxUnavailable() ?? nginxUnavailable() ?? (fs.existsSync('/usr/bin/p11-kit') ? undefined : 'skipped: p11-kit is not installed');
+    if (why) {
+      console.log(`# ${why}`);
+      t.skip(why);
+      return;
+    }
+    const stranger = await startNginx('stranger.test');
+    const runtimeDir = tempDir('xdgrun');
+    fs.chmodSync(runtimeDir, 0o700);
+    const env = { XDG_RUNTIME_DIR: runtimeDir };
+    const prefs = { 'network.dns.localDomains': 'stranger.test' };
+    let server: Awaited<ReturnType<typeof startP11KitServer>> | undefined;
+    const deviceId = stateOf().deviceId as string;
+    try {
+      nssTrustRoot(ffProfile, stranger.caFile, 'Stranger Site CA');
+      server = await startP11KitServer({ moduleFile: path.join(profile.home, '.config', 'pkcs11', 'modules', 'device-trust-agent-nssdb.module'), runtimeDir, scratch: tempDir('p11') });
+      const org = await firefoxPageText(lab.mtlsUrl, { home: profile.home, profile: ffProfile, etcOverlay, env, prefs });
+      assert.match(org.text, /"trusted":\s*true/, `the org host did not get the certificate (${org.error ?? ''}): ${org.text}`);
+      const other = await firefoxPageText(stranger.url, { home: profile.home, profile: ffProfile, etcOverlay, env, prefs, pageLoadMs: 8_000 });
+      assert.doesNotMatch(other.text, new RegExp(deviceId), `the stranger got the device certificate: ${other.text}`);
+      assert.doesNotMatch(stranger.accessLog(), new RegExp(deviceId), 'nginx saw no device certificate');
+      // The admin's opt-in: the global preference, and then the stranger does get it.
+      const optIn = await runAgent(['run'], { ...profile.env, DTA_FIREFOX_SELECT_AUTOMATICALLY: 'true' });
+      assert.equal(optIn.code, 10, optIn.stderr); // enrolled already: nothing to do but the browser setup
+      const leaked = await firefoxPageText(stranger.url, { home: profile.home, profile: ffProfile, etcOverlay, env, prefs });
+      assert.match(leaked.text, new RegExp(`dn=.*${deviceId}`), `with the opt-in the stranger should get it (${leaked.error ?? ''}): ${leaked.text}`);
+      // And back: the preference is withdrawn again.
+      assert.equal((await runAgent(['run'], profile.env)).code, 10);
+      const policies = JSON.parse(fs.readFileSync(path.join(etcOverlay, 'firefox', 'policies', 'policies.json'), 'utf8'));
+      assert.equal(policies.policies?.Preferences?.['security.default_personal_cert'], undefined);
+    } finally {
+      server?.stop();
+      await stranger.stop();
+    }
   });
 
   test('remove-certificate takes the certificate out of the store, the agent\'s key files and the Firefox profile', async () => {

@@ -17,9 +17,8 @@ export function firefoxUnavailable(): string | undefined {
 }
 
 
-/** A user's Firefox profile as Firefox itself lays it out: profiles.ini naming one profile directory. */
-export function addFirefoxProfile(home: string, name: string): string {
-  const root = path.join(home, '.mozilla', 'firefox');
+/** A user's Firefox profile as Firefox itself lays it out: profiles.ini naming one profile directory (classic location by default). */
+export function addFirefoxProfile(home: string, name: string, root = path.join(home, '.mozilla', 'firefox')): string {
   const dir = path.join(root, name);
   fs.mkdirSync(dir, { recursive: true });
   const ini = path.join(root, 'profiles.ini');
@@ -29,7 +28,7 @@ export function addFirefoxProfile(home: string, name: string): string {
 }
 
 /** A new, empty Firefox profile: prefs that keep a headless test quiet and let Marionette listen on `port`. */
-export function writeProfilePrefs(profile: string, port: number): void {
+export function writeProfilePrefs(profile: string, port: number, extra: Record<string, string | number | boolean> = {}): void {
   fs.mkdirSync(profile, { recursive: true });
   fs.writeFileSync(path.join(profile, 'user.js'), [
     `user_pref("marionette.port", ${port});`,
@@ -38,6 +37,7 @@ export function writeProfilePrefs(profile: string, port: number): void {
     'user_pref("datareporting.policy.dataSubmissionEnabled", false);',
     'user_pref("toolkit.telemetry.reportingpolicy.firstRun", false);',
     'user_pref("app.update.disabledForTesting", true);',
+    ...Object.entries(extra).map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`),
     '',
   ].join('\n'));
 }
@@ -100,6 +100,8 @@ export interface FirefoxPageOptions {
   pageLoadMs?: number;
   /** More environment for Firefox (e.g. XDG_RUNTIME_DIR, where p11-kit's client module finds its server). */
   env?: Record<string, string>;
+  /** More user.js preferences (e.g. network.dns.localDomains for a second host name on loopback). */
+  prefs?: Record<string, string | number | boolean>;
 }
 
 /** `sh -c` script: lays "$0" (upper) over /etc with workdir "$1", then runs the rest of the arguments. */
@@ -140,7 +142,7 @@ export async function startP11KitServer(opts: { moduleFile: string; runtimeDir: 
  */
 export async function firefoxPageText(url: string, opts: FirefoxPageOptions): Promise<{ text: string; error?: string }> {
   const port = await freePort();
-  writeProfilePrefs(opts.profile, port);
+  writeProfilePrefs(opts.profile, port, opts.prefs);
   const work = fs.mkdtempSync(path.join(path.dirname(opts.etcOverlay), 'ovl-work-'));
   const child: ChildProcess = spawn('unshare', ['-m', 'sh', '-c', OVERLAY_ETC, opts.etcOverlay, work, FIREFOX!, '--headless', '--marionette', '--no-remote', '--profile', opts.profile], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: opts.home, MOZ_HEADLESS: '1', ...opts.env },

@@ -44,8 +44,8 @@ export function nssKeyCount(db: string): number {
 }
 
 /** Trusts the lab root for TLS in a profile's NSS database (what an admin's managed root would be). */
-export function nssTrustRoot(db: string, rootPemFile: string): void {
-  execFileSync('certutil', ['-A', '-d', `sql:${db}`, '-n', 'Device Trust Lab Root CA', '-t', 'C,,', '-i', rootPemFile]);
+export function nssTrustRoot(db: string, rootPemFile: string, nickname = 'Device Trust Lab Root CA'): void {
+  execFileSync('certutil', ['-A', '-d', `sql:${db}`, '-n', nickname, '-t', 'C,,', '-i', rootPemFile]);
 }
 
 /**

@@ -85,8 +85,10 @@ test('macOS: managed preferences for com.google.Chrome and com.microsoft.Edge ca
   assert.equal(xmlSpecial.stdout.trim(), 'a<b & "c"');
 });
 
-test('Firefox: Linux gets the selection preference only; Windows and macOS also the OS store and enterprise roots', () => {
-  assert.deepEqual(model.firefoxPolicies('linux'), { Preferences: { 'security.default_personal_cert': { Value: 'Select Automatically', Status: 'locked' } } });
+test('Firefox: Linux gets the global selection preference only when an admin opts in; Windows and macOS also the OS store and enterprise roots', () => {
+  const auto = { 'security.default_personal_cert': { Value: 'Select Automatically', Status: 'locked' as const } };
+  assert.deepEqual(model.firefoxPolicies('linux', { selectAutomatically: true }), { Preferences: auto });
+  assert.deepEqual(model.firefoxPolicies('linux'), { Preferences: {}, withdrawn: auto }, 'by default: host-scoped decisions in the profiles instead');
   const win = model.firefoxPolicies('win32');
   assert.deepEqual(win.Certificates, { ImportEnterpriseRoots: true });
   assert.deepEqual(win.Preferences['security.osclientcerts.autoload'], { Value: true, Status: 'locked' });
@@ -112,18 +114,22 @@ test('policies.json: our leaves are merged into an admin\'s file and taken out a
   const file = path.join(dir, 'policies.json');
   const admin = { policies: { DisableTelemetry: true, Preferences: { 'browser.startup.homepage': { Value: 'https://intranet.example.com', Status: 'default' } } } };
   fs.writeFileSync(file, JSON.stringify(admin));
-  const w = writeFirefoxPolicies([dir], model.firefoxPolicies('linux'));
+  const w = writeFirefoxPolicies([dir], model.firefoxPolicies('linux', { selectAutomatically: true }));
   assert.deepEqual(w.written, [file]);
   const merged = JSON.parse(fs.readFileSync(file, 'utf8'));
   assert.equal(merged.policies.DisableTelemetry, true);
   assert.deepEqual(merged.policies.Preferences['security.default_personal_cert'], { Value: 'Select Automatically', Status: 'locked' });
   assert.deepEqual(merged.policies.Preferences['browser.startup.homepage'], admin.policies.Preferences['browser.startup.homepage']);
   assert.equal(fs.statSync(file).mode & 0o777, 0o644, 'Firefox runs as the user and must read it');
+  // Without the opt-in the global preference written by an earlier version is taken out, the admin's stay.
+  writeFirefoxPolicies([dir], model.firefoxPolicies('linux'));
+  assert.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), admin);
+  writeFirefoxPolicies([dir], model.firefoxPolicies('linux', { selectAutomatically: true }));
   removeFirefoxPolicies([dir], model.firefoxPolicies('linux'));
   assert.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), admin);
 
   const ownOnly = path.join(tempDir('ffpol'), 'policies');
-  writeFirefoxPolicies([ownOnly], model.firefoxPolicies('linux'));
+  writeFirefoxPolicies([ownOnly], model.firefoxPolicies('linux', { selectAutomatically: true }));
   removeFirefoxPolicies([ownOnly], model.firefoxPolicies('linux'));
   assert.ok(!fs.existsSync(path.join(ownOnly, 'policies.json')), 'a file that held only our policy is removed');
 

@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { spkiSha256 } from '../../src-main/base/certinfo.js';
 import { HttpClient } from '../../src-main/core/http.js';
 import { OrgConfigSchema } from '../../src-main/core/protocol.js';
-import { checkPublishedChains } from '../../src-main/core/server-chain.js';
+import { checkPublishedChains, effectivePins, pinChangeFinding, pinsToRemember } from '../../src-main/core/server-chain.js';
 import { tempDir } from '../support/agent.js';
 
 interface Ca {
@@ -116,5 +116,59 @@ describe('published TLS issuers vs the chain seen (real TLS on loopback)', () =>
     assert.ok(!OrgConfigSchema.safeParse({ ...base, serverTls: { issuerSpkiSha256: ['not a pin'] } }).success);
     assert.ok(!OrgConfigSchema.safeParse({ ...base, serverTls: { issuerSpkiSha256: [] } }).success, 'an empty list would silently turn the check off');
     assert.ok(OrgConfigSchema.safeParse(base).success, 'older orgs without serverTls still work');
+  });
+
+  // An org that publishes no pins (every real one, and SCEP): the CAs each org host presented on first use are
+  // remembered and later chains are judged against them; an admin's managed pins come before them.
+  test('first use: the chain is remembered per host, and an inspection CA later is named against it', async () => {
+    const swap = await serve(leaf(orgCa));
+    const http = client();
+    try {
+      await http.send({ url: `${swap.url}/config`, what: 'the org' });
+      const host = new URL(swap.url).host;
+      const now = new Date('2026-12-01T00:00:00Z');
+      const remembered = pinsToRemember([], undefined, { [host]: http.presentedChain(host) }, now);
+      assert.ok(remembered, 'pins learnt');
+      assert.equal(remembered.source, 'first-use');
+      assert.deepEqual(remembered.hosts, [host]);
+      assert.ok(remembered.pins.includes(spkiSha256(orgCa.certPem)), 'the CA, not the leaf, is pinned');
+      assert.equal(pinsToRemember([], remembered, { [host]: http.presentedChain(host) }, new Date()), undefined, 'learnt once, never silently replaced');
+      const set = effectivePins([], [], remembered);
+      assert.deepEqual(await checkPublishedChains(http, { mtlsUrl: `${swap.url}/mtls/check`, pins: set }, swap.url), [], 'the same chain passes');
+      // The same host now presents a chain from the inspection CA (which this machine trusts).
+      const cred = leaf(inspection);
+      swap.server.setSecureContext(cred);
+      const later = client();
+      try {
+        await later.send({ url: `${swap.url}/config`, what: 'the org' });
+        const found = await checkPublishedChains(later, { mtlsUrl: `${swap.url}/mtls/check`, pins: set }, swap.url);
+        assert.equal(found.length, 1);
+        assert.match(found[0]!.error.message, /issued by "Corp Inspection CA".*not by the CA this device saw for that host on first use \(2026-12-01/);
+        // Managed pins come before remembered ones: an admin pinning the inspection CA silences it.
+        assert.deepEqual(await checkPublishedChains(later, { mtlsUrl: `${swap.url}/mtls/check`, pins: effectivePins([], [spkiSha256(inspection.certPem)], remembered) }, swap.url), []);
+      } finally {
+        await later.close();
+      }
+    } finally {
+      await http.close();
+      swap.server.closeAllConnections();
+      swap.server.close();
+    }
+  });
+
+  test('pins the org published and then withdrew or replaced: a finding; published pins are remembered', () => {
+    const pin = spkiSha256(orgCa.certPem);
+    const other = spkiSha256(inspection.certPem);
+    const remembered = pinsToRemember([pin], undefined, {}, new Date('2026-11-01T00:00:00Z'))!;
+    assert.equal(remembered.source, 'published');
+    assert.equal(pinChangeFinding([pin], remembered, 'org.example'), undefined);
+    assert.equal(pinChangeFinding([pin, other], remembered, 'org.example'), undefined, 'a new pin beside the old one is a rollover');
+    const gone = pinChangeFinding([], remembered, 'org.example');
+    assert.equal(gone?.code, 'SERVER_PINS_WITHDRAWN');
+    assert.match(gone!.message, /published the CAs of its TLS servers .* on 2026-11-01.* no longer does/);
+    assert.equal(pinChangeFinding([other], remembered, 'org.example')?.code, 'SERVER_PINS_CHANGED');
+    // Withdrawn: the remembered ones are still the ones checked (and not replaced by first-use learning).
+    assert.deepEqual(effectivePins([], [], remembered), { pins: [pin], source: 'formerly-published', since: remembered.at });
+    assert.equal(pinsToRemember([], remembered, { 'org.example': [] }, new Date()), undefined);
   });
 });

@@ -11,13 +11,13 @@ import { readKrb5Conf } from './directory.js';
 import { evaluateFindings, worstSeverity, type SignInRecord } from './findings.js';
 import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from './health.js';
 import {
-  currentCredential, probeAgentPools, probeCertificate, probeCrl, probeDcClock, probeDirectory, probeGateway, probeIwa, probeKerberos, probeMtls, probeOrg,
+  currentCredential, peekState, probeAgentPools, probeCertificate, probeCrl, probeDcClock, probeDirectory, probeGateway, probeIwa, probeKerberos, probeMtls, probeOrg,
   readOrgCache, sameTargets, type ProbeContext,
 } from './probes.js';
 import { probeTpm } from './tpm.js';
 import { DIAGNOSE_SCHEMA, DIAGNOSE_SCHEMA_VERSION, type DiagnoseReport, type ProbeResult } from './types.js';
 import { httpOptionsFor } from '../proxy/options.js';
-import { publishedPins, unpublishedChainFinding } from '../server-chain.js';
+import { chainFinding, pinsInForce } from '../server-chain.js';
 
 export interface DiagnoseOptions {
   loaded: LoadedConfig;
@@ -110,6 +110,7 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
     config, orgUrl, http, roots: rootCertificates(config.tlsCaFile), timeoutMs: policy.timeoutMs, routedTimeoutMs: routedMs, env, platform, secrets,
     runner: opts.runner ?? runCommand, ...(opts.dnsServers ? { dnsServers: opts.dnsServers } : {}), ntpPort: opts.ntpPort ?? 123,
     direct: opts.direct ?? (() => !config.httpProxy && !config.httpProxyPacLocation), now,
+    managedPins: opts.loaded.sources.serverTlsPins === 'managed', rememberedPins: peekState(config.stateDir)?.serverTls,
   };
   const cred = currentCredential(config);
   // First: it looks at the TPM store's permissions before the certificate probe opens the token (which sets them to 0700).
@@ -143,7 +144,7 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
     const probes = [orgOutcome.result, ...(orgOutcome.clock ? [orgOutcome.clock] : []), ...orgOutcome.rest, ...directory, gateway, pools.result, certificate, tpm]
       .sort((a, b) => rank(a.id) - rank(b.id));
     attachInterceptions(probes, http);
-    if (orgOutcome.org && orgUrl) attachUnpublishedOrgChain(probes, http, orgOutcome.org, orgUrl);
+    if (orgOutcome.org && orgUrl) attachUnpublishedOrgChain(probes, http, orgOutcome.org, orgUrl, ctx);
 
     const signedIn = probes.find((p) => p.kind === 'iwa' && (p.facts.auth as { ok?: boolean } | undefined)?.ok);
     const auth = signedIn?.facts.auth as { principal?: string; via?: string } | undefined;
@@ -156,6 +157,7 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
     const scep = config.backend === 'scep' ? await scepFindings(opts.loaded) : [];
     const findings = evaluateFindings({
       backend: config.backend, orgUrl, org: orgOutcome.org, orgFromCache: orgOutcome.fromCache, probes, pools: pools.pools, now: now(), lastSignIn: lastSignInFromEvents(events),
+      rememberedPins: ctx.rememberedPins,
     });
     findings.push(...scep);
     const worst = worstSeverity(findings);
@@ -207,11 +209,11 @@ export function platformOrNone(factory: PlatformFactory | null | undefined, conf
  * The chain the org host presented, against the TLS issuers the org publishes: an interceptor this machine trusts
  * shows on the org probe too (the mTLS probe compares its own host).
  */
-function attachUnpublishedOrgChain(probes: ProbeResult[], http: HttpClient, org: OrgConfig, orgUrl: string): void {
+function attachUnpublishedOrgChain(probes: ProbeResult[], http: HttpClient, org: OrgConfig, orgUrl: string, ctx: ProbeContext): void {
   const probe = probes.find((p) => p.kind === 'org' && p.status === 'ok');
   if (!probe || probe.facts.interception) return;
   const host = new URL(orgUrl).host;
-  const found = unpublishedChainFinding({ host, what: 'the org', chain: http.presentedChain(host), pins: publishedPins(org), exemptHosts: [new URL(org.mtls.url).host] });
+  const found = chainFinding({ host, what: 'the org', chain: http.presentedChain(host), set: pinsInForce(org, ctx.config, ctx.managedPins === true, ctx.rememberedPins), exemptHosts: [new URL(org.mtls.url).host] });
   if (!found) return;
   http.noteInterception(found.interception, found.error.message);
   probe.facts.interception = { host, issuer: found.interception.issuer, exempt: found.interception.exempt, published: false };

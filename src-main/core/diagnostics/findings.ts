@@ -1,4 +1,6 @@
 import type { OrgConfig } from '../protocol.js';
+import { pinChangeFinding, publishedPins } from '../server-chain.js';
+import type { RememberedPins } from '../state.js';
 import { tpmFindings } from './tpm.js';
 import { INTERCEPTOR_ISSUERS, type TlsFacts } from './stages.js';
 import { SEVERITY_RANK, type AgentPool, type Finding, type ProbeResult, type Severity } from './types.js';
@@ -30,6 +32,8 @@ export interface FindingsInput {
   now: Date;
   /** The agent's own record of the last successful sign-in it saw (event log). */
   lastSignIn: SignInRecord | undefined;
+  /** The server TLS issuer pins remembered in state (core/server-chain.ts): a withdrawn or replaced set is a finding. */
+  rememberedPins?: RememberedPins | undefined;
 }
 
 const FAILOVER_TEXT: Record<string, string> = {
@@ -262,6 +266,13 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
       cause: 'Something terminates TLS on the way and re-signs it with its own certificate authority; it cannot pass the device certificate on, so mutual TLS (device trust) fails.',
       remedy: `Exempt ${exempt.join(', ')} from TLS inspection in the proxy / endpoint-protection policy.`,
       probes: [...(stripped ? ['mtls'] : []), ...intercepted.map((p) => p.id)] });
+  }
+  // Pins the org published and then withdrew or replaced (live discovery only: a cached answer proves nothing).
+  const pinChange = input.org && !input.orgFromCache && input.orgUrl ? pinChangeFinding(publishedPins(input.org), input.rememberedPins, host(input.orgUrl)) : undefined;
+  if (pinChange) {
+    add({ code: pinChange.code, severity: 'warning', title: 'The CAs the org publishes for its TLS servers changed since this device remembered them',
+      evidence: [`org: ${pinChange.message}`], cause: 'The org changed or withdrew its serverTls pins, or something between this device and the org rewrites its discovery answer.',
+      remedy: pinChange.remedy ?? 'Ask the org admin.', probes: ['org'] });
   }
   if (tlsUntrusted.length) {
     add({ code: 'TLS_UNTRUSTED', severity: 'error', title: 'A server certificate on the way to the identity provider is not trusted', evidence: tlsUntrusted.map(evidenceOf),

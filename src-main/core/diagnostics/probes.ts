@@ -10,12 +10,13 @@ import { writeFileAtomic } from '../../base/fsutil.js';
 import { parseJsonAnswer, type HttpClient, type HttpResponse } from '../http.js';
 import { labSignInAllowed } from '../iwa.js';
 import { MtlsCheckAnswerSchema, OrgConfigSchema, type OrgConfig } from '../protocol.js';
-import { publishedPins, unpublishedChainFinding } from '../server-chain.js';
+import { chainFinding, pinBasis, pinsInForce } from '../server-chain.js';
 import { strippedCertificateFinding } from '../proxy/diagnose.js';
+import { mtlsCredential } from '../mtls.js';
 import { redactUserInfo } from '../proxy/env.js';
 import type { SecretStore } from '../secrets/index.js';
 import { adminTokenName } from '../secrets/index.js';
-import { StateSchema, stateFile, type AgentState } from '../state.js';
+import { StateSchema, stateFile, type AgentState, type RememberedPins } from '../state.js';
 import type { Platform } from '../../platform/index.js';
 import { klistCommand, lookupSrv, parseKlist, sntpOffset, splitHostPort, srvNames, type Krb5Conf } from './directory.js';
 import { dnsStage, hostPort, messageOf, ProbeSkipped, runProbe, StageFailure, tcpConnect, tcpStage, tlsStage, withTimeout, type ProbeRecorder, type TlsFacts } from './stages.js';
@@ -40,6 +41,9 @@ export interface ProbeContext {
   /** Whether traffic to this URL goes direct (DNS/TCP/TLS can then be measured on their own) or via a proxy. */
   direct: (url: string) => boolean;
   now: () => Date;
+  /** serverTlsPins came from managed configuration (honoured only then); the pins remembered in state. */
+  managedPins?: boolean;
+  rememberedPins?: RememberedPins | undefined;
 }
 
 export const ORG_CACHE_FILE = 'diagnostics-org.json';
@@ -208,8 +212,10 @@ export interface LocalCredential {
   certPem: string;
   keyPem: string | undefined;
   serialNumber: string;
-  /** The key lives in a key store (TPM / token): Node's TLS cannot present it, only the browsers can. */
+  /** The key lives in a key store (TPM / token): the platform's TLS client presents it (Node's TLS cannot). */
   inKeyStore?: boolean;
+  /** The key store's id of that key. */
+  keyRef?: string;
 }
 
 /** The state as it is on disk, without the repairs `loadState` makes: diagnostics only look. */
@@ -228,45 +234,48 @@ export function currentCredential(config: Config): LocalCredential | undefined {
   const creds = new CredentialFiles(config.stateDir);
   const certPem = creds.readCertificate(cur.thumbprint);
   if (!certPem) return undefined;
-  return { certPem, keyPem: creds.readKeyPem(cur.thumbprint), serialNumber: cur.serialNumber, ...(creds.readKeyRef(cur.thumbprint) ? { inKeyStore: true } : {}) };
+  const keyRef = creds.readKeyRef(cur.thumbprint);
+  return { certPem, keyPem: creds.readKeyPem(cur.thumbprint), serialNumber: cur.serialNumber, ...(keyRef ? { inKeyStore: true, keyRef } : {}) };
 }
 
 export function probeMtls(ctx: ProbeContext, org: OrgConfig, cred: LocalCredential | undefined): Promise<ProbeResult> {
   const url = org.mtls.url;
   return runProbe({ id: 'mtls', kind: 'mtls', target: url, deadlineMs: routed(ctx) }, async (rec) => {
+    const present = cred ? mtlsCredential(cred, ctx.platform?.keys) : undefined;
     const cannot = !cred ? 'no device certificate is enrolled'
-      : cred.inKeyStore ? 'the device key is in the key store (TPM or PKCS#11 token), which only the browsers present it from; open the mTLS URL in a browser to check'
-        : !cred.keyPem ? 'the private key of the device certificate is missing' : undefined;
-    if (cannot) {
+      : present && 'unavailable' in present ? (cred.inKeyStore ? `the device key is in the key store (TPM or PKCS#11 token) and ${present.unavailable}` : 'the private key of the device certificate is missing') : undefined;
+    if (cannot || !present || 'unavailable' in present) {
       // Without a certificate to present, the route and the TLS chain can still be checked against the org's published one.
-      const pins = publishedPins(org);
-      if (!pins.length) throw new ProbeSkipped(cannot);
+      const set = pinsInForce(org, ctx.config, ctx.managedPins === true, ctx.rememberedPins);
+      const why = cannot ?? 'no key to present';
+      if (!set) throw new ProbeSkipped(why);
       await connectStages(ctx, rec, url);
       const res = await httpStage(rec, `GET ${pathOf(url)} without a client certificate (TLS chain against the org's published issuers)`, () => ctx.http.send({ url, what: 'the mTLS endpoint' }));
       rec.facts.httpStatus = res.status;
       const host = new URL(url).host;
       const rule = await ctx.http.decide(url).then((d) => d.rule, () => undefined);
-      const found = unpublishedChainFinding({ host, what: 'the mTLS endpoint', chain: ctx.http.presentedChain(host), pins, exemptHosts: ctx.orgUrl ? [new URL(ctx.orgUrl).host] : [], route: rule });
+      const found = chainFinding({ host, what: 'the mTLS endpoint', chain: ctx.http.presentedChain(host), set, exemptHosts: ctx.orgUrl ? [new URL(ctx.orgUrl).host] : [], route: rule });
       if (found) {
         ctx.http.noteInterception(found.interception, found.error.message);
         rec.facts.interception = { host, issuer: found.interception.issuer, exempt: found.interception.exempt, published: false };
         throw new StageFailure('TLS_INTERCEPTED', found.error.message);
       }
-      throw new ProbeSkipped(`${cannot}; the route works and the TLS chain presented for ${host} is one the org publishes`);
+      throw new ProbeSkipped(`${why}; the route works and the TLS chain presented for ${host} is issued by ${pinBasis(set)}`);
     }
-    if (!cred?.keyPem) throw new ProbeSkipped('the private key of the device certificate is missing');
     await connectStages(ctx, rec, url);
-    const res = await httpStage(rec, `GET ${pathOf(url)} presenting certificate ${cred.serialNumber}`, () =>
-      ctx.http.send({ url, what: 'the mTLS endpoint' }, { certPem: cred.certPem, keyPem: cred.keyPem! }));
+    const res = await httpStage(rec, `GET ${pathOf(url)} presenting certificate ${cred!.serialNumber}${'presenter' in present ? ` (key in its token, by ${present.presenter.description})` : ''}`, () =>
+      'keyPem' in present ? ctx.http.send({ url, what: 'the mTLS endpoint' }, { certPem: present.certPem, keyPem: present.keyPem })
+        : ctx.http.sendPresenting({ url, what: 'the mTLS endpoint' }, { certPem: present.certPem, presenter: present.presenter }));
     rec.facts.httpStatus = res.status;
     if (res.status !== 200) throw new StageFailure(`HTTP_${res.status}`, `the mTLS endpoint answered HTTP ${res.status}`);
     const answer = parseJsonAnswer(MtlsCheckAnswerSchema, res.body, 'the mTLS endpoint', new URL(url).host);
-    rec.facts.presented = cred.serialNumber;
+    rec.facts.presented = cred!.serialNumber;
     rec.facts.trusted = answer.trusted;
     if (!answer.trusted && answer.reason === 'no-certificate') {
       // Presented but not seen: something terminated TLS. Name it by who presented the mTLS host's certificate.
       const host = new URL(url).host;
-      const found = strippedCertificateFinding({ host, serialNumber: cred.serialNumber, chain: ctx.http.presentedChain(host), exemptHosts: ctx.orgUrl ? [new URL(ctx.orgUrl).host] : [] });
+      if (!ctx.http.presentedChain(host)) await ctx.http.send({ url, what: 'the mTLS endpoint' }).catch(() => undefined);
+      const found = strippedCertificateFinding({ host, serialNumber: cred!.serialNumber, chain: ctx.http.presentedChain(host), exemptHosts: ctx.orgUrl ? [new URL(ctx.orgUrl).host] : [] });
       ctx.http.noteInterception(found.interception, found.error.message);
       rec.facts.interception = { host, issuer: found.interception.issuer, exempt: found.interception.exempt };
     }

@@ -109,6 +109,8 @@ function headline(report: StatusReport, d: DoctorSection, configError: AgentErro
 export function statusExitCode(r: DoctorStatus): number {
   const codes: number[] = [];
   for (const [name, c] of Object.entries(r.checks ?? {})) {
+    // A check that could not be made here (no engine to present a token key) is SKIPPED, not a fault.
+    if (!c.ok && 'code' in c && c.code === 'TOKEN_TLS_UNAVAILABLE') continue;
     if (!c.ok) codes.push(exitCodeForFault('code' in c ? c.code : undefined, name === 'mtls' ? ExitCode.NEEDS_ATTENTION : ExitCode.RETRY_LATER));
   }
   for (const t of r.tests) {
@@ -202,7 +204,8 @@ export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: {
       }
     }
     const mtls = report.checks?.mtls;
-    set('mtls_accepted', mtls ? (mtls.ok ? 'PASS' : 'FAIL') : 'SKIPPED', mtls ? mtls.detail : check ? (idp ? 'no key the agent\'s own TLS can present: a key held in a PKCS#11 token or the TPM is presented by the browsers through their module, not by the agent' : 'the SCEP backend has no mTLS check endpoint') : NOT_CHECKED);
+    // A check that could not be made (the token's TLS client is not installed) is not a verdict on the org.
+    set('mtls_accepted', mtls ? (mtls.ok ? 'PASS' : mtls.code === 'TOKEN_TLS_UNAVAILABLE' ? 'SKIPPED' : 'FAIL') : 'SKIPPED', mtls ? mtls.detail : check ? (idp ? 'no key to present' : 'the SCEP backend has no mTLS check endpoint') : NOT_CHECKED);
   }
 
   set('browser_policy', ...browserPolicyTest(loaded));

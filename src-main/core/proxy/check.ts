@@ -14,10 +14,12 @@ import { classifyNetworkError, HttpClient, rootCertificates } from '../http.js';
 import type { OrgConfig } from '../protocol.js';
 import { ProxyTunnel, ProxyUnreachableError, tlsConnector, type PresentedCertificate, type TlsSettings } from './connect.js';
 import { diagnoseRouteFailure, strippedCertificateFinding } from './diagnose.js';
-import { currentCredential } from '../diagnostics/probes.js';
+import { currentCredential, peekState, type LocalCredential } from '../diagnostics/probes.js';
+import { checkMtlsPath, mtlsCredential } from '../mtls.js';
+import type { DeviceKeyStore } from '../../platform/keystore.js';
 import { MtlsCheckAnswerSchema, type MtlsCheckAnswer } from '../protocol.js';
 import { redactUserInfo } from './env.js';
-import { publishedPins, unpublishedChainFinding } from '../server-chain.js';
+import { chainFinding, pinsInForce } from '../server-chain.js';
 import { httpOptionsFor } from './options.js';
 import { describeRoute, type Route, type RouteDecision } from './types.js';
 
@@ -219,7 +221,7 @@ async function checkUrlSteps(what: string, url: string, http: HttpClient, tls: T
 }
 
 /** The URLs the agent uses: the org first, then what the org names (IWA primary and backups, CRL, mTLS). */
-export async function proxyCheck(config: Config, env: NodeJS.ProcessEnv = process.env): Promise<ProxyCheckReport> {
+export async function proxyCheck(config: Config, env: NodeJS.ProcessEnv = process.env, keys?: Pick<DeviceKeyStore, 'tlsPresenter'>, managedPins = false): Promise<ProxyCheckReport> {
   const environment: Record<string, string> = {};
   for (const n of ENV_NAMES) if (env[n]) environment[n] = redactUserInfo(env[n]!);
   const settings = {
@@ -264,11 +266,14 @@ export async function proxyCheck(config: Config, env: NodeJS.ProcessEnv = proces
       const present = cred?.keyPem ? { certPem: cred.certPem, keyPem: cred.keyPem, serialNumber: cred.serialNumber } : undefined;
       const exemptAll = [...exempt, ...org.mtls.hostPatterns.map(hostOfPattern)];
       checks.push(...(await Promise.all(targets.map(([what, url]) => checkUrl(what, url, http, tls, anchors, exemptAll, url === org!.mtls.url ? present : undefined)))));
-      const pins = publishedPins(org);
+      // A key in a token: the route was proven above without a certificate; the platform's TLS client then presents it.
+      const mtlsCheck = checks.find((c) => c.url === org!.mtls.url);
+      if (cred && !present && cred.keyRef && mtlsCheck?.ok) await presentFromToken(mtlsCheck, http, cred, keys, exemptAll);
+      const set = pinsInForce(org, config, managedPins, peekState(config.stateDir)?.serverTls);
       for (const c of checks) {
         if (!c.ok || !(c === orgCheck || c.url === org.mtls.url)) continue;
         const host = new URL(c.url).host;
-        const found = unpublishedChainFinding({ host, what: c.what, chain: seen.get(host) ?? seen.get(`${host}:443`), pins, exemptHosts: exemptAll, route: c.rule });
+        const found = chainFinding({ host, what: c.what, chain: seen.get(host) ?? seen.get(`${host}:443`), set, exemptHosts: exemptAll, route: c.rule });
         if (!found) continue;
         http.noteInterception(found.interception, found.error.message);
         Object.assign(c, { ok: false, code: found.error.code, detail: `${found.error.message} What to do: ${found.error.remedy}` });
@@ -278,6 +283,28 @@ export async function proxyCheck(config: Config, env: NodeJS.ProcessEnv = proces
     await http.close();
   }
   return { ok: checks.every((c) => c.ok), settings, checks };
+}
+
+/** The mTLS check of proxy-check for a key in a token, on the same route decision (a loopback relay of it). */
+async function presentFromToken(c: UrlCheck, http: HttpClient, cred: LocalCredential, keys: Pick<DeviceKeyStore, 'tlsPresenter'> | undefined, exemptHosts: string[]): Promise<void> {
+  const mc = mtlsCredential(cred, keys);
+  const t0 = performance.now();
+  const name = 'Present the device key from its token (openssl child, same route)';
+  if ('unavailable' in mc) {
+    c.steps.push({ name, ok: false, ms: 0, detail: mc.unavailable });
+    Object.assign(c, { ok: false, code: 'TOKEN_TLS_UNAVAILABLE', detail: `${c.detail}; certificate ${cred.serialNumber} not presented: ${mc.unavailable}` });
+    return;
+  }
+  try {
+    const { answer, intercepted } = await checkMtlsPath(http, c.url, mc, exemptHosts);
+    c.steps.push({ name, ok: answer.trusted, ms: performance.now() - t0, detail: 'presenter' in mc ? mc.presenter.description : '' });
+    if (intercepted) Object.assign(c, { ok: false, code: intercepted.code, detail: `${intercepted.message} What to do: ${intercepted.remedy}` });
+    else if (!answer.trusted) Object.assign(c, { ok: false, code: 'MTLS_NOT_TRUSTED', detail: `${c.detail}, but the mTLS endpoint did not accept certificate ${cred.serialNumber} (${answer.reason ?? 'no reason given'})` });
+    else c.detail = `${c.detail}; certificate ${cred.serialNumber} accepted (key presented from its token)`;
+  } catch (e) {
+    c.steps.push({ name, ok: false, ms: performance.now() - t0, detail: (e as Error).message });
+    Object.assign(c, { ok: false, code: isAgentError(e) ? e.code : 'TOKEN_TLS_FAILED', detail: (e as Error).message });
+  }
 }
 
 function hostOfPattern(p: string): string {
