@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, randomBytes, timingSafeEqual, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, randomUUID, timingSafeEqual, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -15,7 +15,7 @@ import { PosturePolicySchema, PostureDesk, PostureReportRequest, ReportRefused }
 /** Answers like `acceptNegotiate`; injected by tests that run without Kerberos. */
 export type Authenticator = (authorizationHeader: string | undefined) => Promise<NegotiateResult>;
 export type FailoverMode = 'REDIRECT_TO_BACKUP' | 'PRIMARY_ONLY' | 'FIXED_URL';
-export type Tamper = 'malformed-json' | 'other-key' | 'wrong-issuer' | 'expired' | 'no-client-auth';
+export type Tamper = 'malformed-json' | 'other-key' | 'wrong-issuer' | 'expired' | 'no-client-auth' | 'other-device-id' | 'foreign-san' | 'long-validity' | 'sha1-signature';
 
 export interface LabOrgOptions {
   /** Persist the PKI, issued/revoked records and deactivated users here; in memory if absent. */
@@ -148,7 +148,7 @@ const LabSignIn = z.object({ principal: z.string().min(1).max(500) });
 const DeviceClaims = z.object({ typ: z.literal('device'), sub: z.string(), principal: z.string(), deviceName: z.string(), cnf: z.object({ jkt: thumbprint }) });
 const UserClaims = z.object({ typ: z.literal('user'), sub: z.string(), deviceId: z.string(), cnf: z.object({ jkt: thumbprint }) });
 const RenewalClaims = z.object({ device: z.string(), cnf: z.object({ jkt: thumbprint }) });
-const TamperSchema = z.enum(['malformed-json', 'other-key', 'wrong-issuer', 'expired', 'no-client-auth']);
+const TamperSchema = z.enum(['malformed-json', 'other-key', 'wrong-issuer', 'expired', 'no-client-auth', 'other-device-id', 'foreign-san', 'long-validity', 'sha1-signature']);
 const SwitchesPatch = z.strictObject({
   readOnly: z.boolean(),
   iwaPrimaryDown: z.boolean(),
@@ -520,6 +520,19 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
         break;
       case 'no-client-auth':
         cert = await pki.issueClientCertificate({ ...base, publicKey, extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth] });
+        break;
+      // Issued by the real CA, but for another valid device ID, with a foreign SAN, for 20 years, or signed with SHA-1.
+      case 'other-device-id':
+        cert = await pki.issueClientCertificate({ ...base, publicKey, subject: [{ CN: [randomUUID()] }, { OU: ['Device Trust'] }, { O: [orgName] }] });
+        break;
+      case 'foreign-san':
+        cert = await pki.issueClientCertificate({ ...base, publicKey, extraExtensions: [...(base.extraExtensions ?? []), new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'login.other-org.example' }])] });
+        break;
+      case 'long-validity':
+        cert = await pki.issueClientCertificate({ ...base, publicKey, validitySeconds: 20 * 365 * DAY_S });
+        break;
+      case 'sha1-signature':
+        cert = await pki.issueClientCertificate({ ...base, publicKey, signingHash: 'SHA-1' });
         break;
       case null:
         cert = await pki.issueClientCertificate({ ...base, publicKey });

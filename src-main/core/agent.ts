@@ -4,7 +4,7 @@ import type { PolicyResult } from '../platform/browser-policy.js';
 import type { DeviceKeyStore, StoredCertificate } from '../platform/types.js';
 import { createBackend, PENDING_CODE, type Authority, type EnrollmentBackend } from './backends/index.js';
 import type { BackendKind, Issued } from './backends/types.js';
-import { checkIssuedCertificate, describeCertificate, parseCertificate, type CertInfo } from './certificate.js';
+import { assertStrongChain, checkIssuedCertificate, describeCertificate, parseCertificate, type CertInfo } from './certificate.js';
 import type { LoadedConfig } from './config.js';
 import { CredentialFiles, loadDeviceKey } from './credentials.js';
 import { AgentError, isAgentError, type FailureClass } from '../base/errors.js';
@@ -19,7 +19,7 @@ import { httpOptionsFor } from './proxy/options.js';
 import { checkRevocation } from './revocation.js';
 import { assertCaContinuity, chainFingerprints } from './ca-continuity.js';
 import { sayNothingChanged } from './refusal.js';
-import { loadState, saveState, type AgentState } from './state.js';
+import { isDeviceId, loadState, saveState, type AgentState } from './state.js';
 import type { Trace } from './trace.js';
 import { failureContext, type FailureContext } from './fleet/failure.js';
 import { signingTest } from './fleet/signing.js';
@@ -180,6 +180,8 @@ export class EnrollmentTask {
     }
 
     if (this.opts.task === 'device') return this.deviceTask(authority);
+    // A CA below the floor for keys and signatures is refused before any request (at first enrollment too).
+    assertStrongChain(authority.chainPem, authority.name);
     const cur = this.state.current;
     assertCaContinuity({ currentThumbprint: cur?.thumbprint, storedChainPem: cur && this.creds.complete().find((c) => c.thumbprint === cur.thumbprint)?.chainPem, authority,
       pins: this.opts.loaded.sources.caRolloverFingerprints === 'managed' ? this.config.caRolloverFingerprints : [], log: (l) => trace.log(l) });
@@ -394,7 +396,7 @@ export class EnrollmentTask {
   private adopt(c: StoredCertificate, thumbprint: string): void {
     this.state = {
       ...this.state,
-      deviceId: /^[0-9a-f-]{36}$/.test(c.info.subjectCN) ? c.info.subjectCN : this.state.deviceId,
+      deviceId: isDeviceId(c.info.subjectCN) ? c.info.subjectCN : this.state.deviceId,
       current: { thumbprint, serialNumber: c.info.serialNumber, storeId: c.id, subject: c.info.subject, issuer: c.info.issuer, notBefore: c.info.notBefore, notAfter: c.info.notAfter, sha256: c.info.sha256, enrolledAt: c.info.notBefore, how: 'enrolled' },
     };
     saveState(this.config.stateDir, this.state);
@@ -466,7 +468,7 @@ export class EnrollmentTask {
       throw e;
     }
     // The pending record (and its key) stays until the certificate is installed: a failed install polls again.
-    return this.install(authority, issued, key, current, p.how);
+    return this.install(authority, issued, key, current, p.how, deviceId);
   }
 
   /**
@@ -515,7 +517,7 @@ export class EnrollmentTask {
       await this.afterFailedRequest(e, key, 'enrolled');
       throw e;
     }
-    return this.installOrDiscard(authority, issued, key, previous, 'enrolled');
+    return this.installOrDiscard(authority, issued, key, previous, 'enrolled', deviceId);
   }
 
   private async renew(authority: Authority, deviceId: string, current: StoredCertificate, currentKey: LocalKey): Promise<RunResult> {
@@ -541,22 +543,23 @@ export class EnrollmentTask {
       await this.afterFailedRequest(e, key, 'renewed');
       throw e;
     }
-    return this.installOrDiscard(authority, issued, key, current, 'renewed');
+    return this.installOrDiscard(authority, issued, key, current, 'renewed', deviceId);
   }
 
-  private async installOrDiscard(authority: Authority, issued: Issued, key: LocalKey, previous: StoredCertificate | undefined, how: 'enrolled' | 'renewed'): Promise<RunResult> {
+  private async installOrDiscard(authority: Authority, issued: Issued, key: LocalKey, previous: StoredCertificate | undefined, how: 'enrolled' | 'renewed', deviceId: string): Promise<RunResult> {
     try {
-      return await this.install(authority, issued, key, previous, how);
+      return await this.install(authority, issued, key, previous, how, deviceId);
     } catch (e) {
       await this.forget(key.thumbprint);
       throw e;
     }
   }
 
-  private async install(authority: Authority, issued: Issued, key: LocalKey, previous: StoredCertificate | undefined, how: 'enrolled' | 'renewed'): Promise<RunResult> {
+  private async install(authority: Authority, issued: Issued, key: LocalKey, previous: StoredCertificate | undefined, how: 'enrolled' | 'renewed', deviceId: string): Promise<RunResult> {
     const certificate = issued.certificatePem;
-    const info = await this.trace.step('Check the issued certificate (key, issuer, chain, clientAuth, validity)', async () =>
-      checkIssuedCertificate(certificate, { key, caChainPem: authority.chainPem, issuerCN: authority.issuerCN, owns: authority.owns, issuedBy: authority.name, pinnedPem: authority.pinnedPem, now: this.now() }),
+    const info = await this.trace.step('Check the issued certificate (key, issuer, chain, clientAuth, identity, strength, validity)', async () =>
+      checkIssuedCertificate(certificate, { key, caChainPem: authority.chainPem, issuerCN: authority.issuerCN, owns: authority.owns, issuedBy: authority.name, pinnedPem: authority.pinnedPem, now: this.now(),
+        identity: deviceId, maxValiditySeconds: authority.maxValiditySeconds, lifetimeSource: authority.lifetimeSource }),
       (i) => `serial ${i.serialNumber}, valid until ${i.notAfter}`);
     this.creds.writeCertificate(key.thumbprint, certificate, authority.chainPem);
     const oldTp = previous ? await thumbprintOf(previous) : undefined;
@@ -583,7 +586,7 @@ export class EnrollmentTask {
     try {
       this.state = {
         ...this.state,
-        deviceId: info.subjectCN && /^[0-9a-f-]{36}$/.test(info.subjectCN) ? info.subjectCN : this.state.deviceId,
+        deviceId: isDeviceId(info.subjectCN) ? info.subjectCN : this.state.deviceId,
         current: { thumbprint: key.thumbprint, serialNumber: info.serialNumber, storeId: stored.id, subject: info.subject, issuer: info.issuer, notBefore: info.notBefore, notAfter: info.notAfter, sha256: info.sha256, enrolledAt: this.now().toISOString(), how, caSha256: chainFingerprints(authority.chainPem), keyProtection: key.protection,
           ...(issued.attestation ? { keyAttestation: issued.attestation } : {}),
           renewFrom: new Date(Date.parse(info.notAfter) - this.windowMs(authority, info, true)).toISOString() },
