@@ -164,6 +164,7 @@ export class EnrollmentTask {
     if (loaded.recoveredFrom) {
       this.events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${loaded.recoveredFrom}; it is rebuilt from the certificate store.`);
     }
+    await this.checkKeyStore();
     const swept = sweepTempDirs(this.config.stateDir);
     if (swept.length) this.events.record('TEMP_SWEPT', `Removed ${swept.length} temporary director${swept.length === 1 ? 'y' : 'ies'} (${swept.join(', ')}) left by an interrupted run; they could hold key material.`);
     const orphans = await sweepOrphanKeys(this.keys, this.config.stateDir);
@@ -257,6 +258,24 @@ export class EnrollmentTask {
     return { outcome: 'nothing-to-do', backend: this.backend.kind, message: msg, deviceId, certificate: this.installed(current, tp), warnings: this.warnings, ...(browserPolicy ? { browserPolicy } : {}) };
   }
 
+  /**
+   * A key store whose keys this machine cannot use (a TPM token from another TPM, or from this one before it was
+   * cleared) is named as such: a plain pass stops with what to do; a forced renewal sets it aside and enrolls a new
+   * key in the TPM that is here.
+   */
+  private async checkKeyStore(): Promise<void> {
+    if (this.opts.task !== 'user' || !this.keys?.unusable) return;
+    const problem = await this.keys.unusable();
+    if (!problem) return;
+    if (!this.opts.force && !this.state.forceRequested) {
+      this.events.record('KEY_UNUSABLE', `${problem.message}.`, { code: problem.code });
+      throw new AgentError('local', problem.code, `${problem.message}. Nothing was changed.`,
+        "Run: device-trust-agent run --forceRenewal (it sets the old token aside and enrolls a new key in this machine's TPM).");
+    }
+    const aside = await this.keys.replaceUnusable!();
+    this.events.record('KEY_UNUSABLE', `${problem.message}. Forced renewal: the old token store was moved to ${aside}; a new key is made in this machine's TPM.`, { code: problem.code });
+  }
+
   /** The device task (system context) writes the machine-wide browser policy; certificates are per user. */
   private async deviceTask(authority: Authority): Promise<RunResult> {
     const browserPolicy = await this.configureBrowsers(authority);
@@ -318,7 +337,17 @@ export class EnrollmentTask {
     let kept = (extras.length ? await this.platform.store.list() : ours).find((o) => o.info.sha256 === keepSha);
     if (!kept && chosenCred) {
       // Interrupted between removing the old certificate and installing the new one, or removed by hand.
-      kept = await this.trace.step('Reinstall the device certificate from the agent\'s own copy', () => this.installCredential(chosenCred.thumbprint, chosenCred.certPem, chosenCred.chainPem));
+      try {
+        kept = await this.trace.step('Reinstall the device certificate from the agent\'s own copy', () => this.installCredential(chosenCred.thumbprint, chosenCred.certPem, chosenCred.chainPem));
+      } catch (e) {
+        // Its key is gone for good (a TPM token set aside, a token wiped): a forced renewal enrolls afresh instead.
+        if (!(isAgentError(e) && e.code === 'KEY_MISSING' && (this.opts.force || this.state.forceRequested))) throw e;
+        this.trace.log(`The certificate ${chosenCred.info.serialNumber} cannot be reinstalled: its key is gone (${e.message}); the forced renewal enrolls a new one.`);
+        await this.forget(chosenCred.thumbprint);
+        this.state = { ...this.state, current: undefined };
+        saveState(this.config.stateDir, this.state);
+        return undefined;
+      }
       this.events.record('CERT_REINSTALLED', `Certificate ${kept.info.serialNumber} was missing from ${this.platform.store.description} and was reinstalled.`);
     }
     if (!kept) return undefined;
