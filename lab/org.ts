@@ -609,7 +609,11 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       try {
         return { json: attestation.challenge(parseJson(ChallengeRequestSchema, body)) };
       } catch (e) {
-        if (e instanceof AttestationRefused) throw new HttpError(403, e.code, `The TPM attestation was refused: ${e.message}`);
+        if (e instanceof AttestationRefused) {
+          throw e.code === 'E0000_ATTESTATION_TOO_MANY'
+            ? new HttpError(429, e.code, `Too many attestation challenges: ${e.message}`, { 'retry-after': String(Math.ceil(attestation.challengeTtlMs / 1000)) })
+            : new HttpError(403, e.code, `The TPM attestation was refused: ${e.message}`);
+        }
         throw e;
       }
     },
@@ -688,6 +692,8 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
   const judgeClientCertificate = (peer: X509Certificate | undefined) => {
     if (!peer) return { trusted: false, reason: 'no-certificate' };
     if (!peer.checkIssued(issuingCa) || !peer.verify(issuingCa.publicKey)) return { trusted: false, reason: 'untrusted-issuer' };
+    // A certificate of the CA that is not for client authentication (a server certificate, say) proves no device.
+    if (!(peer.keyUsage ?? []).includes('1.3.6.1.5.5.7.3.2')) return { trusted: false, reason: 'not-client-auth' };
     const now = Date.now();
     // PROTOCOL §7 has no "not yet valid" reason; outside the validity period is "expired".
     if (now < Date.parse(peer.validFrom) || now > Date.parse(peer.validTo)) return { trusted: false, reason: 'expired' };
