@@ -268,12 +268,12 @@ export class EnrollmentTask {
     const problem = await this.keys.unusable();
     if (!problem) return;
     if (!this.opts.force && !this.state.forceRequested) {
-      this.events.record('KEY_UNUSABLE', `${problem.message}.`, { code: problem.code });
+      this.events.record('TPM_NOT_THIS_ONE', `${problem.message}.`, { code: problem.code });
       throw new AgentError('local', problem.code, `${problem.message}. Nothing was changed.`,
         "Run: device-trust-agent run --forceRenewal (it sets the old token aside and enrolls a new key in this machine's TPM).");
     }
     const aside = await this.keys.replaceUnusable!();
-    this.events.record('KEY_UNUSABLE', `${problem.message}. Forced renewal: the old token store was moved to ${aside}; a new key is made in this machine's TPM.`, { code: problem.code });
+    this.events.record('TPM_NOT_THIS_ONE', `${problem.message}. Forced renewal: the old token store was moved to ${aside}; a new key is made in this machine's TPM.`, { code: problem.code });
   }
 
   /** The device task (system context) writes the machine-wide browser policy; certificates are per user. */
