@@ -66,25 +66,31 @@ export function provisionTpmToken(store: string): void {
   const env: NodeJS.ProcessEnv = tcti ? { ...base, TPM2TOOLS_TCTI: tcti } : base;
   const run = (args: string[]) => execFileSync('tpm2_ptool', args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
   const pidOf = (out: string) => /id:\s*(\d+)/.exec(out)?.[1];
-  let pid = pidOf(run(['listprimaries', '--path', store]));
-  let created: string[] = [];
-  if (!pid) {
-    const before = persistentHandles(env);
-    if (before.includes(SHARED_PRIMARY_HANDLE)) {
-      try {
-        pid = pidOf(run(['init', `--primary-handle=${SHARED_PRIMARY_HANDLE}`, '--path', store]));
-      } catch {
-        /* not a storage key we can use: make our own below */
-      }
-    }
-    if (!pid) {
-      pid = pidOf(run(['init', '--path', store]));
-      created = persistentHandles(env).filter((h) => !before.includes(h));
-    }
+  const db = path.join(store, 'tpm2_pkcs11.sqlite3');
+  const addToken = (pid: string) => run(['addtoken', `--pid=${pid}`, `--label=${TPM_TOKEN_LABEL}`, '--userpin=', `--sopin=${crypto.randomBytes(12).toString('hex')}`, '--path', store]);
+  const existing = pidOf(run(['listprimaries', '--path', store]));
+  if (existing) {
+    addToken(existing);
+    return;
   }
-  if (!pid) throw new Error('tpm2_ptool init did not report a primary key id');
+  const before = persistentHandles(env);
+  if (before.includes(SHARED_PRIMARY_HANDLE)) {
+    try {
+      const pid = pidOf(run(['init', `--primary-handle=${SHARED_PRIMARY_HANDLE}`, '--path', store]));
+      if (pid) {
+        addToken(pid);
+        return;
+      }
+    } catch {
+      /* not a storage key we can use: make our own below, in a clean store */
+    }
+    fs.rmSync(db, { force: true });
+  }
+  const pid = pidOf(run(['init', '--path', store]));
+  const created = persistentHandles(env).filter((h) => !before.includes(h));
   try {
-    run(['addtoken', `--pid=${pid}`, `--label=${TPM_TOKEN_LABEL}`, '--userpin=', `--sopin=${crypto.randomBytes(12).toString('hex')}`, '--path', store]);
+    if (!pid) throw new Error('tpm2_ptool init did not report a primary key id');
+    addToken(pid);
   } catch (e) {
     // Reclaimed: the handle this attempt persisted (nothing else can reference it) and the store that names it.
     for (const h of created) {
@@ -94,7 +100,7 @@ export function provisionTpmToken(store: string): void {
         /* best effort */
       }
     }
-    if (created.length) fs.rmSync(path.join(store, 'tpm2_pkcs11.sqlite3'), { force: true });
+    if (created.length) fs.rmSync(db, { force: true });
     throw e;
   }
 }
