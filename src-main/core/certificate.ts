@@ -98,7 +98,7 @@ export function assertStrongChain(chainPem: string[], authorityName: string): vo
     const why = weakness(c);
     if (why) {
       throw new AgentError('bad-answer', 'CA_WEAK_CRYPTO',
-        `${cap(authorityName)} names a certificate authority below the agent's floor for keys and signatures: "${c.subject.split('\n').join(', ')}" has ${why}. Nothing was requested or installed; the previous certificate (if any) is kept and still used.`,
+        `${cap(authorityName)} names a certificate authority below the agent's floor for keys and signatures: "${serverText(c.subject.split('\n').join(', '), 300)}" has ${why}. Nothing was requested or installed; the previous certificate (if any) is kept and still used.`,
         WEAK_REMEDY);
     }
   }
@@ -193,7 +193,7 @@ export function checkIssuedCertificate(pem: string, opts: CheckOptions): CertInf
   if (wrongName) throw refuse('CERT_WRONG_IDENTITY', `it names ${wrongName}, but this device asked for a certificate for its own ID ${opts.identity}`);
   for (const c of [cert, ...anchors]) {
     const why = weakness(c);
-    if (why) throw refuse(c === cert ? 'CERT_WEAK_CRYPTO' : 'CA_WEAK_CRYPTO', `${c === cert ? 'it has' : `its CA "${c.subject.split('\n').join(', ')}" has`} ${why}, below the agent's floor`);
+    if (why) throw refuse(c === cert ? 'CERT_WEAK_CRYPTO' : 'CA_WEAK_CRYPTO', `${c === cert ? 'it has' : `its CA "${serverText(c.subject.split('\n').join(', '), 300)}" has`} ${why}, below the agent's floor`);
   }
   const lifetimeMs = Date.parse(info.notAfter) - Date.parse(info.notBefore);
   if (lifetimeMs > (opts.maxValiditySeconds + LIFETIME_SLACK_SECONDS) * 1000) {
