@@ -17,6 +17,8 @@ export const DEPENDENCIES = {
   requires: [['libc6', 'libc.so.6()(64bit)'], ['libstdc++6', 'libstdc++.so.6()(64bit)'], ['libnss3', 'nss-softokn'], ['libnss3-tools', 'nss-tools'], ['p11-kit', 'p11-kit'], ['p11-kit-modules', 'p11-kit-server']],
   recommends: [['libtpm2-pkcs11-1', 'tpm2-pkcs11'], ['libtpm2-pkcs11-tools', 'tpm2-pkcs11-tools'], ['tpm2-abrmd', 'tpm2-abrmd'], ['libtss2-tcti-tabrmd0', null],
     ['python3-tpm2-pytss', 'python3-tpm2-pytss'], ['krb5-user', 'krb5-workstation'], ['openssl', 'openssl'],
+    // tpm2_getcap and tpm2_evictcontrol: the TPM token stores share one persistent primary, and a failed set-up gives its handle back.
+    ['tpm2-tools', 'tpm2-tools'],
     // The agent's own mTLS check presents a token key through openssl s_client and libp11 (platform/token-tls.ts).
     ['libengine-pkcs11-openssl', 'openssl-pkcs11']],
 };

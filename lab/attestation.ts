@@ -196,6 +196,8 @@ interface Challenge {
   ak: TpmPublic;
   akName: Buffer;
   ekSubject: string;
+  /** SHA-256 of the EK certificate: challenges are counted per EK. */
+  ekId: string;
   expires: number;
   used: boolean;
 }
@@ -211,17 +213,24 @@ export interface AttestationOptions {
   trustedEkCaPem?: string[];
   /** How long a challenge (its nonce) can be used, once. */
   challengeTtlMs?: number;
+  /** Open (unanswered, unexpired) challenges one EK may hold at once: more is refused (a flood, or a stolen EK cert). */
+  maxOpenChallengesPerEk?: number;
 }
+
+/** TCG EK Credential Profile: the extended key usage of an endorsement key certificate (tcg-kp-EKCertificate). */
+export const EK_CERTIFICATE_EKU = '2.23.133.8.1';
 
 /** Challenges issued and their single use; the list of trusted TPM vendor CAs is public so tests can set it. */
 export class AttestationVerifier {
   trustedEkCaPem: string[];
   readonly challengeTtlMs: number;
+  readonly maxOpenChallengesPerEk: number;
   private readonly challenges = new Map<string, Challenge>();
 
   constructor(opts: AttestationOptions = {}) {
     this.trustedEkCaPem = opts.trustedEkCaPem ?? [];
     this.challengeTtlMs = opts.challengeTtlMs ?? 5 * 60_000;
+    this.maxOpenChallengesPerEk = opts.maxOpenChallengesPerEk ?? 5;
   }
 
   /** Round 1: the EK certificate and the AK. Throws AttestationRefused. */
@@ -231,6 +240,15 @@ export class AttestationVerifier {
       ek = new X509Certificate(Buffer.from(req.ekCert, 'base64'));
     } catch {
       throw new AttestationRefused('E0000_ATTESTATION_EK_UNTRUSTED', 'The endorsement key certificate cannot be parsed.');
+    }
+    // Only an end-entity EK certificate, for the EK's purpose, valid now: not a vendor CA (or any certificate) that chains.
+    if (ek.ca) throw new AttestationRefused('E0000_ATTESTATION_EK_UNTRUSTED', 'The certificate sent as the endorsement key certificate is a CA certificate, not an EK certificate.');
+    if (!(ek.keyUsage ?? []).includes(EK_CERTIFICATE_EKU)) {
+      throw new AttestationRefused('E0000_ATTESTATION_EK_UNTRUSTED', `The certificate sent as the endorsement key certificate lacks the EK extended key usage (${EK_CERTIFICATE_EKU}).`);
+    }
+    const now = Date.now();
+    if (now < Date.parse(ek.validFrom) || now > Date.parse(ek.validTo)) {
+      throw new AttestationRefused('E0000_ATTESTATION_EK_UNTRUSTED', `The endorsement key certificate is not valid now (valid ${ek.validFrom} to ${ek.validTo}).`);
     }
     const trusted = this.trustedEkCaPem.flatMap((p) => { try { return [new X509Certificate(p)]; } catch { return []; } });
     if (!chainToTrusted(ek, trusted)) {
@@ -244,13 +262,18 @@ export class AttestationVerifier {
     if ((ak.attributes & need) !== need || ak.attributes & TPMA.decrypt) {
       throw new AttestationRefused('E0000_ATTESTATION_AK_INVALID', 'The attestation key is not a restricted signing key that stays in its TPM (fixedTPM, fixedParent, sensitiveDataOrigin, restricted, sign).');
     }
+    this.sweep();
+    const ekId = ek.fingerprint256;
+    const open = [...this.challenges.values()].filter((c) => c.ekId === ekId && !c.used && c.expires >= now).length;
+    if (open >= this.maxOpenChallengesPerEk) {
+      throw new AttestationRefused('E0000_ATTESTATION_TOO_MANY', `This TPM (endorsement key) already holds ${open} unanswered challenges; answer one or wait until they expire.`);
+    }
     const akName = tpmName(ak.raw);
     const secret = crypto.randomBytes(32);
     const nonce = crypto.randomBytes(32);
     const { credentialBlob, encryptedSecret } = makeCredential(ek.publicKey, akName, secret);
     const challengeId = crypto.randomBytes(16).toString('hex');
-    this.sweep();
-    this.challenges.set(challengeId, { nonce, secret, ak, akName, ekSubject: ek.issuer.replace(/\n/g, ', '), expires: Date.now() + this.challengeTtlMs, used: false });
+    this.challenges.set(challengeId, { nonce, secret, ak, akName, ekSubject: ek.issuer.replace(/\n/g, ', '), ekId, expires: Date.now() + this.challengeTtlMs, used: false });
     return { challengeId, nonce: nonce.toString('base64'), credentialBlob: credentialBlob.toString('base64'), encryptedSecret: encryptedSecret.toString('base64') };
   }
 

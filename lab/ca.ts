@@ -45,6 +45,8 @@ export interface IssueOptions {
   extendedKeyUsages?: string[];
   /** Added after the standard ones (e.g. the attested-key certificate policy, lab/attestation.ts). */
   extraExtensions?: x509.Extension[];
+  /** Hostile answers (lab/org.ts tamper switch): a weak signature hash, e.g. 'SHA-1'. */
+  signingHash?: 'SHA-1' | 'SHA-256';
 }
 
 export interface RevokedEntry {
@@ -160,7 +162,7 @@ export async function issueCertificate(ca: KeyedCertificate, opts: IssueOptions)
     notAfter: after(now, opts.validitySeconds),
     publicKey: opts.publicKey,
     signingKey: ca.privateKey,
-    signingAlgorithm: SIGNING,
+    signingAlgorithm: opts.signingHash ? { ...SIGNING, hash: opts.signingHash } : SIGNING,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),

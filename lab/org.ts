@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, randomBytes, timingSafeEqual, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, randomUUID, timingSafeEqual, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -15,7 +15,7 @@ import { PosturePolicySchema, PostureDesk, PostureReportRequest, ReportRefused }
 /** Answers like `acceptNegotiate`; injected by tests that run without Kerberos. */
 export type Authenticator = (authorizationHeader: string | undefined) => Promise<NegotiateResult>;
 export type FailoverMode = 'REDIRECT_TO_BACKUP' | 'PRIMARY_ONLY' | 'FIXED_URL';
-export type Tamper = 'malformed-json' | 'other-key' | 'wrong-issuer' | 'expired' | 'no-client-auth';
+export type Tamper = 'malformed-json' | 'other-key' | 'wrong-issuer' | 'expired' | 'no-client-auth' | 'other-device-id' | 'foreign-san' | 'long-validity' | 'sha1-signature';
 
 export interface LabOrgOptions {
   /** Persist the PKI, issued/revoked records and deactivated users here; in memory if absent. */
@@ -150,7 +150,7 @@ const LabSignIn = z.object({ principal: z.string().min(1).max(500) });
 const DeviceClaims = z.object({ typ: z.literal('device'), sub: z.string(), principal: z.string(), deviceName: z.string(), cnf: z.object({ jkt: thumbprint }) });
 const UserClaims = z.object({ typ: z.literal('user'), sub: z.string(), deviceId: z.string(), cnf: z.object({ jkt: thumbprint }) });
 const RenewalClaims = z.object({ device: z.string(), cnf: z.object({ jkt: thumbprint }) });
-const TamperSchema = z.enum(['malformed-json', 'other-key', 'wrong-issuer', 'expired', 'no-client-auth']);
+const TamperSchema = z.enum(['malformed-json', 'other-key', 'wrong-issuer', 'expired', 'no-client-auth', 'other-device-id', 'foreign-san', 'long-validity', 'sha1-signature']);
 const SwitchesPatch = z.strictObject({
   readOnly: z.boolean(),
   iwaPrimaryDown: z.boolean(),
@@ -525,6 +525,19 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       case 'no-client-auth':
         cert = await pki.issueClientCertificate({ ...base, publicKey, extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth] });
         break;
+      // Issued by the real CA, but for another valid device ID, with a foreign SAN, for 20 years, or signed with SHA-1.
+      case 'other-device-id':
+        cert = await pki.issueClientCertificate({ ...base, publicKey, subject: [{ CN: [randomUUID()] }, { OU: ['Device Trust'] }, { O: [orgName] }] });
+        break;
+      case 'foreign-san':
+        cert = await pki.issueClientCertificate({ ...base, publicKey, extraExtensions: [...(base.extraExtensions ?? []), new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'login.other-org.example' }])] });
+        break;
+      case 'long-validity':
+        cert = await pki.issueClientCertificate({ ...base, publicKey, validitySeconds: 20 * 365 * DAY_S });
+        break;
+      case 'sha1-signature':
+        cert = await pki.issueClientCertificate({ ...base, publicKey, signingHash: 'SHA-1' });
+        break;
       case null:
         cert = await pki.issueClientCertificate({ ...base, publicKey });
     }
@@ -600,7 +613,11 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       try {
         return { json: attestation.challenge(parseJson(ChallengeRequestSchema, body)) };
       } catch (e) {
-        if (e instanceof AttestationRefused) throw new HttpError(403, e.code, `The TPM attestation was refused: ${e.message}`);
+        if (e instanceof AttestationRefused) {
+          throw e.code === 'E0000_ATTESTATION_TOO_MANY'
+            ? new HttpError(429, e.code, `Too many attestation challenges: ${e.message}`, { 'retry-after': String(Math.ceil(attestation.challengeTtlMs / 1000)) })
+            : new HttpError(403, e.code, `The TPM attestation was refused: ${e.message}`);
+        }
         throw e;
       }
     },
@@ -679,6 +696,8 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
   const judgeClientCertificate = (peer: X509Certificate | undefined) => {
     if (!peer) return { trusted: false, reason: 'no-certificate' };
     if (!peer.checkIssued(issuingCa) || !peer.verify(issuingCa.publicKey)) return { trusted: false, reason: 'untrusted-issuer' };
+    // A certificate of the CA that is not for client authentication (a server certificate, say) proves no device.
+    if (!(peer.keyUsage ?? []).includes('1.3.6.1.5.5.7.3.2')) return { trusted: false, reason: 'not-client-auth' };
     const now = Date.now();
     // PROTOCOL §7 has no "not yet valid" reason; outside the validity period is "expired".
     if (now < Date.parse(peer.validFrom) || now > Date.parse(peer.validTo)) return { trusted: false, reason: 'expired' };

@@ -20,5 +20,13 @@ if (files.length === 0) {
   console.error('no test files found under dist/test (did the build run?)');
   process.exit(1);
 }
+// tpm2-pkcs11 makes its store in the working directory when a process loads it without HOME or TPM2_PKCS11_STORE:
+// a test that lets that happen fails the run instead of leaving a file to be committed.
+const strayStore = path.resolve('tpm2_pkcs11.sqlite3');
+const hadStore = fs.existsSync(strayStore);
 const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+if (!hadStore && fs.existsSync(strayStore)) {
+  console.error(`a test loaded tpm2-pkcs11 without HOME or TPM2_PKCS11_STORE: it wrote ${strayStore} (give the process a scratch HOME or store)`);
+  process.exit(1);
+}
 process.exit(r.status ?? 1);

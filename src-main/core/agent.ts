@@ -4,7 +4,7 @@ import type { PolicyResult } from '../platform/browser-policy.js';
 import type { DeviceKeyStore, StoredCertificate } from '../platform/types.js';
 import { createBackend, PENDING_CODE, type Authority, type EnrollmentBackend } from './backends/index.js';
 import type { BackendKind, Issued } from './backends/types.js';
-import { checkIssuedCertificate, describeCertificate, parseCertificate, type CertInfo } from './certificate.js';
+import { assertStrongChain, checkIssuedCertificate, describeCertificate, parseCertificate, type CertInfo } from './certificate.js';
 import type { LoadedConfig } from './config.js';
 import { CredentialFiles, loadDeviceKey } from './credentials.js';
 import { AgentError, isAgentError, type FailureClass } from '../base/errors.js';
@@ -19,7 +19,7 @@ import { httpOptionsFor } from './proxy/options.js';
 import { checkRevocation } from './revocation.js';
 import { assertCaContinuity, chainFingerprints } from './ca-continuity.js';
 import { sayNothingChanged } from './refusal.js';
-import { loadState, saveState, type AgentState } from './state.js';
+import { isDeviceId, loadState, saveState, type AgentState } from './state.js';
 import type { Trace } from './trace.js';
 import { failureContext, type FailureContext } from './fleet/failure.js';
 import { signingTest } from './fleet/signing.js';
@@ -170,6 +170,7 @@ export class EnrollmentTask {
     if (loaded.recoveredFrom) {
       this.events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${loaded.recoveredFrom}; it is rebuilt from the certificate store.`);
     }
+    await this.checkKeyStore();
     const swept = sweepTempDirs(this.config.stateDir);
     if (swept.length) this.events.record('TEMP_SWEPT', `Removed ${swept.length} temporary director${swept.length === 1 ? 'y' : 'ies'} (${swept.join(', ')}) left by an interrupted run; they could hold key material.`);
     const orphans = await sweepOrphanKeys(this.keys, this.config.stateDir);
@@ -186,6 +187,8 @@ export class EnrollmentTask {
     }
 
     if (this.opts.task === 'device') return this.deviceTask(authority);
+    // A CA below the floor for keys and signatures is refused before any request (at first enrollment too).
+    assertStrongChain(authority.chainPem, authority.name);
     const cur = this.state.current;
     assertCaContinuity({ currentThumbprint: cur?.thumbprint, storedChainPem: cur && this.creds.complete().find((c) => c.thumbprint === cur.thumbprint)?.chainPem, authority,
       pins: this.opts.loaded.sources.caRolloverFingerprints === 'managed' ? this.config.caRolloverFingerprints : [], log: (l) => trace.log(l) });
@@ -263,6 +266,24 @@ export class EnrollmentTask {
     return { outcome: 'nothing-to-do', backend: this.backend.kind, message: msg, deviceId, certificate: this.installed(current, tp), warnings: this.warnings, ...(this.faults.length ? { faults: this.faults } : {}), ...(browserPolicy ? { browserPolicy } : {}) };
   }
 
+  /**
+   * A key store whose keys this machine cannot use (a TPM token from another TPM, or from this one before it was
+   * cleared) is named as such: a plain pass stops with what to do; a forced renewal sets it aside and enrolls a new
+   * key in the TPM that is here.
+   */
+  private async checkKeyStore(): Promise<void> {
+    if (this.opts.task !== 'user' || !this.keys?.unusable) return;
+    const problem = await this.keys.unusable();
+    if (!problem) return;
+    if (!this.opts.force && !this.state.forceRequested) {
+      this.events.record('TPM_NOT_THIS_ONE', `${problem.message}.`, { code: problem.code });
+      throw new AgentError('local', problem.code, `${problem.message}. Nothing was changed.`,
+        "Run: device-trust-agent run --forceRenewal (it sets the old token aside and enrolls a new key in this machine's TPM).");
+    }
+    const aside = await this.keys.replaceUnusable!();
+    this.events.record('TPM_NOT_THIS_ONE', `${problem.message}. Forced renewal: the old token store was moved to ${aside}; a new key is made in this machine's TPM.`, { code: problem.code });
+  }
+
   /** The device task (system context) writes the machine-wide browser policy; certificates are per user. */
   private async deviceTask(authority: Authority): Promise<RunResult> {
     const browserPolicy = await this.configureBrowsers(authority);
@@ -324,7 +345,17 @@ export class EnrollmentTask {
     let kept = (extras.length ? await this.platform.store.list() : ours).find((o) => o.info.sha256 === keepSha);
     if (!kept && chosenCred) {
       // Interrupted between removing the old certificate and installing the new one, or removed by hand.
-      kept = await this.trace.step('Reinstall the device certificate from the agent\'s own copy', () => this.installCredential(chosenCred.thumbprint, chosenCred.certPem, chosenCred.chainPem));
+      try {
+        kept = await this.trace.step('Reinstall the device certificate from the agent\'s own copy', () => this.installCredential(chosenCred.thumbprint, chosenCred.certPem, chosenCred.chainPem));
+      } catch (e) {
+        // Its key is gone for good (a TPM token set aside, a token wiped): a forced renewal enrolls afresh instead.
+        if (!(isAgentError(e) && e.code === 'KEY_MISSING' && (this.opts.force || this.state.forceRequested))) throw e;
+        this.trace.log(`The certificate ${chosenCred.info.serialNumber} cannot be reinstalled: its key is gone (${e.message}); the forced renewal enrolls a new one.`);
+        await this.forget(chosenCred.thumbprint);
+        this.state = { ...this.state, current: undefined };
+        saveState(this.config.stateDir, this.state);
+        return undefined;
+      }
       this.events.record('CERT_REINSTALLED', `Certificate ${kept.info.serialNumber} was missing from ${this.platform.store.description} and was reinstalled.`);
     }
     if (!kept) return undefined;
@@ -402,7 +433,7 @@ export class EnrollmentTask {
   private adopt(c: StoredCertificate, thumbprint: string): void {
     this.state = {
       ...this.state,
-      deviceId: /^[0-9a-f-]{36}$/.test(c.info.subjectCN) ? c.info.subjectCN : this.state.deviceId,
+      deviceId: isDeviceId(c.info.subjectCN) ? c.info.subjectCN : this.state.deviceId,
       current: { thumbprint, serialNumber: c.info.serialNumber, storeId: c.id, subject: c.info.subject, issuer: c.info.issuer, notBefore: c.info.notBefore, notAfter: c.info.notAfter, sha256: c.info.sha256, enrolledAt: c.info.notBefore, how: 'enrolled' },
     };
     saveState(this.config.stateDir, this.state);
@@ -474,7 +505,7 @@ export class EnrollmentTask {
       throw e;
     }
     // The pending record (and its key) stays until the certificate is installed: a failed install polls again.
-    return this.install(authority, issued, key, current, p.how);
+    return this.install(authority, issued, key, current, p.how, deviceId);
   }
 
   /**
@@ -523,7 +554,7 @@ export class EnrollmentTask {
       await this.afterFailedRequest(e, key, 'enrolled');
       throw e;
     }
-    return this.installOrDiscard(authority, issued, key, previous, 'enrolled');
+    return this.installOrDiscard(authority, issued, key, previous, 'enrolled', deviceId);
   }
 
   private async renew(authority: Authority, deviceId: string, current: StoredCertificate, currentKey: LocalKey): Promise<RunResult> {
@@ -549,22 +580,23 @@ export class EnrollmentTask {
       await this.afterFailedRequest(e, key, 'renewed');
       throw e;
     }
-    return this.installOrDiscard(authority, issued, key, current, 'renewed');
+    return this.installOrDiscard(authority, issued, key, current, 'renewed', deviceId);
   }
 
-  private async installOrDiscard(authority: Authority, issued: Issued, key: LocalKey, previous: StoredCertificate | undefined, how: 'enrolled' | 'renewed'): Promise<RunResult> {
+  private async installOrDiscard(authority: Authority, issued: Issued, key: LocalKey, previous: StoredCertificate | undefined, how: 'enrolled' | 'renewed', deviceId: string): Promise<RunResult> {
     try {
-      return await this.install(authority, issued, key, previous, how);
+      return await this.install(authority, issued, key, previous, how, deviceId);
     } catch (e) {
       await this.forget(key.thumbprint);
       throw e;
     }
   }
 
-  private async install(authority: Authority, issued: Issued, key: LocalKey, previous: StoredCertificate | undefined, how: 'enrolled' | 'renewed'): Promise<RunResult> {
+  private async install(authority: Authority, issued: Issued, key: LocalKey, previous: StoredCertificate | undefined, how: 'enrolled' | 'renewed', deviceId: string): Promise<RunResult> {
     const certificate = issued.certificatePem;
-    const info = await this.trace.step('Check the issued certificate (key, issuer, chain, clientAuth, validity)', async () =>
-      checkIssuedCertificate(certificate, { key, caChainPem: authority.chainPem, issuerCN: authority.issuerCN, owns: authority.owns, issuedBy: authority.name, pinnedPem: authority.pinnedPem, now: this.now() }),
+    const info = await this.trace.step('Check the issued certificate (key, issuer, chain, clientAuth, identity, strength, validity)', async () =>
+      checkIssuedCertificate(certificate, { key, caChainPem: authority.chainPem, issuerCN: authority.issuerCN, owns: authority.owns, issuedBy: authority.name, pinnedPem: authority.pinnedPem, now: this.now(),
+        identity: deviceId, maxValiditySeconds: authority.maxValiditySeconds, lifetimeSource: authority.lifetimeSource }),
       (i) => `serial ${i.serialNumber}, valid until ${i.notAfter}`);
     this.creds.writeCertificate(key.thumbprint, certificate, authority.chainPem);
     const oldTp = previous ? await thumbprintOf(previous) : undefined;
@@ -591,7 +623,7 @@ export class EnrollmentTask {
     try {
       this.state = {
         ...this.state,
-        deviceId: info.subjectCN && /^[0-9a-f-]{36}$/.test(info.subjectCN) ? info.subjectCN : this.state.deviceId,
+        deviceId: isDeviceId(info.subjectCN) ? info.subjectCN : this.state.deviceId,
         current: { thumbprint: key.thumbprint, serialNumber: info.serialNumber, storeId: stored.id, subject: info.subject, issuer: info.issuer, notBefore: info.notBefore, notAfter: info.notAfter, sha256: info.sha256, enrolledAt: this.now().toISOString(), how, caSha256: chainFingerprints(authority.chainPem), keyProtection: key.protection,
           ...(issued.attestation ? { keyAttestation: issued.attestation } : {}),
           renewFrom: new Date(Date.parse(info.notAfter) - this.windowMs(authority, info, true)).toISOString() },

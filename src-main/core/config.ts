@@ -61,6 +61,8 @@ export const ConfigSchema = z.object({
   scepHostPatterns: z.array(z.string().min(1).max(500)).max(50),
   /** SCEP: renew when the certificate has less than this many days left (keep it within the CA's own renewal window). */
   scepRenewalWindowDays: z.number().positive().max(3650),
+  /** SCEP: the longest certificate lifetime accepted (there is no discovery to advertise one); one day of slack on top. */
+  scepMaxValidityDays: z.number().positive().max(36_500),
   /** SCEP: how long one run keeps polling a PENDING request before leaving it for the next run. */
   scepPendingWaitSeconds: z.number().nonnegative().max(3600),
   /** Prometheus: node_exporter's textfile-collector directory for device_trust_agent.prom; "off" disables it. */
@@ -141,6 +143,7 @@ const ALIASES: Record<string, keyof Config> = {
   scepallowweak: 'scepAllowWeak',
   scephostpatterns: 'scepHostPatterns',
   sceprenewalwindowdays: 'scepRenewalWindowDays',
+  scepmaxvaliditydays: 'scepMaxValidityDays',
   sceppendingwaitseconds: 'scepPendingWaitSeconds',
   metricsdir: 'metricsDir',
   syslogremote: 'syslogRemote',
@@ -153,7 +156,7 @@ const ALIASES: Record<string, keyof Config> = {
 };
 
 const BOOLEAN_KEYS = new Set<keyof Config>(['skipBrowserSetup', 'skipTpm', 'labSignIn', 'scepAllowWeak', 'firefoxSelectAutomatically']);
-const NUMBER_KEYS = new Set<keyof Config>(['requestTimeoutMs', 'scepRenewalWindowDays', 'scepPendingWaitSeconds']);
+const NUMBER_KEYS = new Set<keyof Config>(['requestTimeoutMs', 'scepRenewalWindowDays', 'scepMaxValidityDays', 'scepPendingWaitSeconds']);
 const LIST_KEYS = new Set<keyof Config>(['browserPolicyDirs', 'firefoxPolicyDirs']);
 /** URL patterns contain colons, so their lists are separated by commas or spaces instead of the path delimiter. */
 const PATTERN_LIST_KEYS = new Set<keyof Config>(['scepHostPatterns', 'caRolloverFingerprints', 'hostPatternAllowList', 'serverTlsPins']);
@@ -281,6 +284,7 @@ const ENV_VARS: Record<string, keyof Config> = {
   DTA_SCEP_ALLOW_WEAK: 'scepAllowWeak',
   DTA_SCEP_HOST_PATTERNS: 'scepHostPatterns',
   DTA_SCEP_RENEWAL_WINDOW_DAYS: 'scepRenewalWindowDays',
+  DTA_SCEP_MAX_VALIDITY_DAYS: 'scepMaxValidityDays',
   DTA_SCEP_PENDING_WAIT_SECONDS: 'scepPendingWaitSeconds',
   DTA_METRICS_DIR: 'metricsDir',
   DTA_SYSLOG_REMOTE: 'syslogRemote',
@@ -345,6 +349,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     scepAllowWeak: false,
     scepHostPatterns: [],
     scepRenewalWindowDays: 14,
+    // One year (a leap year's 366 days): what the agent's certificates are; an admin raises it for longer templates.
+    scepMaxValidityDays: 366,
     scepPendingWaitSeconds: 60,
     metricsDir: defaultMetricsDir(),
     caRolloverFingerprints: [],

@@ -34,6 +34,7 @@ export const EVENTS = {
   SYSLOG_SPOOL_DROPPED: { id: 1251, level: 'warning', title: 'Syslog spool full: oldest messages dropped' },
   HOST_PATTERNS_REFUSED: { id: 1150, level: 'warning', title: 'Host patterns from the server refused (not written to browser policy)' },
   CA_CHANGED: { id: 1151, level: 'error', title: 'The org\'s CA changed without a rollover the old CA vouches for' },
+  TPM_NOT_THIS_ONE: { id: 1112, level: 'error', title: 'The device key is in a TPM token this machine\'s TPM cannot open (another TPM, or cleared)' },
   KEY_PROTECTION_CHANGED: { id: 1111, level: 'warning', title: 'Device key protection changed (TPM, software token, key file)' },
   DIAGNOSE_OK: { id: 1200, level: 'info', title: 'Diagnostics: no problem found' },
   DIAGNOSE_WARNINGS: { id: 1201, level: 'warning', title: 'Diagnostics: warnings found' },

@@ -38,6 +38,11 @@ export async function sweepOrphanKeys(keys: DeviceKeyStore | undefined, stateDir
     const creds = new CredentialFiles(stateDir);
     const referenced = new Set(creds.list().map((tp) => creds.readKeyRef(tp)).filter((r): r is string => r !== undefined));
     const busy = anotherPassRunning(stateDir);
+    // Keys without any id (earlier versions set it only after generation) are ours by label alone.
+    if (!busy && keys.removeUnidentifiedKeys) {
+      const n = await keys.removeUnidentifiedKeys(KEY_LABEL_PREFIX).catch(() => 0);
+      for (let i = 0; i < n; i++) out.removed.push('(no id)');
+    }
     for (const k of await keys.listOwnKeys(KEY_LABEL_PREFIX)) {
       if (k.hasCertificate || referenced.has(k.id)) continue;
       const made = keyCreatedAt(k.label);

@@ -62,6 +62,11 @@ export const RememberedPinsSchema = z.object({
 });
 export type RememberedPins = z.infer<typeof RememberedPinsSchema>;
 
+/** A device ID as the state keeps it (a UUID): a certificate's CN that is not one never becomes the device's ID. */
+export function isDeviceId(s: string | undefined): s is string {
+  return z.uuid().safeParse(s).success;
+}
+
 export const StateSchema = z.object({
   version: z.literal(STATE_VERSION),
   deviceId: z.uuid(),

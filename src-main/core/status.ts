@@ -64,7 +64,12 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   if (!usable && state.pending) {
     return { ...base, state: 'PENDING', summary: `The request made at ${state.pending.since} is waiting for the CA's approval; the next run asks again.`, certificatesInStore: ours.length };
   }
-  if (!current) return { ...base, state: 'NOT_ENROLLED', summary: 'This device has no device-trust certificate yet.', certificatesInStore: 0 };
+  if (!current) {
+    // The certificate is in a TPM token this machine's TPM cannot open: not "no certificate yet".
+    const unusable = state.current ? await platform.keys?.unusable?.().catch(() => undefined) : undefined;
+    if (unusable) return { ...base, state: 'KEY_MISSING', summary: `${unusable.message}. Run: device-trust-agent run --forceRenewal (it enrolls a new key in this machine's TPM).`, certificatesInStore: 0 };
+    return { ...base, state: 'NOT_ENROLLED', summary: 'This device has no device-trust certificate yet.', certificatesInStore: 0 };
+  }
 
   const creds = new CredentialFiles(config.stateDir);
   const tp = state.current?.storeId === current.id ? state.current.thumbprint : undefined;

@@ -64,6 +64,15 @@ export interface DeviceKeyStore {
   decrypt?(id: string, ciphertext: Buffer): Promise<Buffer>;
   /** The keys this agent made (label prefix `labelPrefix`) with whether a certificate is filed with each. */
   listOwnKeys?(labelPrefix: string): Promise<OwnKeyEntry[]>;
+  /**
+   * Why the keys this store already holds cannot be used on this machine, when it knows (a TPM token made by another
+   * TPM, or by this one before it was cleared): code TPM_NOT_THIS_ONE and a sentence. Undefined when fine.
+   */
+  unusable?(): Promise<{ code: string; message: string } | undefined>;
+  /** Sets such a store aside and starts a new one on this machine's TPM (a forced renewal then enrolls a new key). */
+  replaceUnusable?(): Promise<string>;
+  /** Removes our keys (label prefix) that have no id at all (earlier versions, killed mid-generation); how many. */
+  removeUnidentifiedKeys?(labelPrefix: string): Promise<number>;
   /** Files the issued certificate (and its issuing CAs, no private data) beside its key, where browsers find the pair. */
   attach(id: string, req: { certPem: string; chainPem: string[]; label: string }): Promise<StoredCertificate>;
   /** The key id behind a certificate-store entry (StoredCertificate.id) when that key is in this store. */

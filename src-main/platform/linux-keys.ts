@@ -38,17 +38,72 @@ function firstExisting(paths: string[]): string | undefined {
 }
 
 /**
- * Creates the agent's TPM token once: a primary key under the TPM's storage hierarchy and a token with an empty
- * user PIN (browsers never prompt), through tpm2_ptool (C_InitToken in tpm2-pkcs11 1.9 leaves no way to set an
- * empty user PIN). No key material passes through it; the SO PIN is random and not kept.
+ * The persistent storage primary every token store of the agent shares (the TCG SRK handle). A TPM keeps only a
+ * handful of persistent objects (about seven on real chips): a new store reuses this one instead of taking another.
+ */
+export const SHARED_PRIMARY_HANDLE = '0x81000001';
+
+/** The TPM's persistent handles (tpm2_getcap); empty when tpm2-tools cannot be run (then nothing is reused or reclaimed). */
+export function persistentHandles(env: NodeJS.ProcessEnv): string[] {
+  try {
+    const out = execFileSync('tpm2_getcap', ['handles-persistent'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 30_000 });
+    return [...out.matchAll(/0x[0-9a-fA-F]{8}/g)].map((m) => m[0].toLowerCase());
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Creates the agent's TPM token once: a token with an empty user PIN (browsers never prompt) under a storage
+ * primary key, through tpm2_ptool (C_InitToken in tpm2-pkcs11 1.9 leaves no way to set an empty user PIN). The
+ * primary is the store's own if it has one, else the shared persistent one at SHARED_PRIMARY_HANDLE, else a new one
+ * (persisted there when it is free). A failed attempt gives back the handle it took and leaves no half store.
+ * No key material passes through it; the SO PIN is random and not kept.
  */
 export function provisionTpmToken(store: string): void {
-  const env = { ...process.env, TPM2_PKCS11_STORE: store };
+  const base: NodeJS.ProcessEnv = { ...process.env, TPM2_PKCS11_STORE: store };
+  // tpm2-tools read their own TCTI variable; the agent is usually given tpm2-pkcs11's.
+  const tcti = base.TPM2TOOLS_TCTI || base.TPM2_PKCS11_TCTI || base.TSS2_TCTI;
+  const env: NodeJS.ProcessEnv = tcti ? { ...base, TPM2TOOLS_TCTI: tcti } : base;
   const run = (args: string[]) => execFileSync('tpm2_ptool', args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
-  let pid = /id:\s*(\d+)/.exec(run(['listprimaries', '--path', store]))?.[1];
-  if (!pid) pid = /id:\s*(\d+)/.exec(run(['init', '--path', store]))?.[1];
-  if (!pid) throw new Error('tpm2_ptool init did not report a primary key id');
-  run(['addtoken', `--pid=${pid}`, `--label=${TPM_TOKEN_LABEL}`, '--userpin=', `--sopin=${crypto.randomBytes(12).toString('hex')}`, '--path', store]);
+  const pidOf = (out: string) => /id:\s*(\d+)/.exec(out)?.[1];
+  const db = path.join(store, 'tpm2_pkcs11.sqlite3');
+  const addToken = (pid: string) => run(['addtoken', `--pid=${pid}`, `--label=${TPM_TOKEN_LABEL}`, '--userpin=', `--sopin=${crypto.randomBytes(12).toString('hex')}`, '--path', store]);
+  const existing = pidOf(run(['listprimaries', '--path', store]));
+  if (existing) {
+    addToken(existing);
+    return;
+  }
+  const before = persistentHandles(env);
+  if (before.includes(SHARED_PRIMARY_HANDLE)) {
+    try {
+      const pid = pidOf(run(['init', `--primary-handle=${SHARED_PRIMARY_HANDLE}`, '--path', store]));
+      if (pid) {
+        addToken(pid);
+        return;
+      }
+    } catch {
+      /* not a storage key we can use: make our own below, in a clean store */
+    }
+    fs.rmSync(db, { force: true });
+  }
+  const pid = pidOf(run(['init', '--path', store]));
+  const created = persistentHandles(env).filter((h) => !before.includes(h));
+  try {
+    if (!pid) throw new Error('tpm2_ptool init did not report a primary key id');
+    addToken(pid);
+  } catch (e) {
+    // Reclaimed: the handle this attempt persisted (nothing else can reference it) and the store that names it.
+    for (const h of created) {
+      try {
+        execFileSync('tpm2_evictcontrol', ['-C', 'o', '-c', h], { env, stdio: 'ignore', timeout: 30_000 });
+      } catch {
+        /* best effort */
+      }
+    }
+    if (created.length) fs.rmSync(db, { force: true });
+    throw e;
+  }
 }
 
 /** What tpm2-pkcs11 needs from the environment (TCTI, its store, tabrmd's D-Bus session) and nothing else. */
@@ -79,6 +134,8 @@ export function tpmAvailability(s: LinuxKeySettings): { usable: true; library: s
 export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
   description: string;
   private chosen: { token: Pkcs11Token; info: KeyStoreInfo } | undefined;
+  /** The TPM token exists but this machine's TPM cannot open it (made by another TPM, or this one was cleared). */
+  private foreign: { store: string; detail: string } | undefined;
   private nss: Pkcs11Token | undefined;
 
   constructor(private readonly s: LinuxKeySettings) {
@@ -128,6 +185,7 @@ export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
         try {
           token.open();
         } catch (e) {
+          if ((e as AgentError).code === 'TOKEN_LOGIN_FAILED') this.foreign = { store, detail: (e as Error).message.replace(/\.$/, '') };
           if (!/no token labelled/.test((e as Error).message)) throw e;
           provisionTpmToken(store);
           token.open();
@@ -148,6 +206,27 @@ export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
 
   async info(): Promise<KeyStoreInfo> {
     return this.choose().info;
+  }
+
+  async unusable(): Promise<{ code: string; message: string } | undefined> {
+    this.choose();
+    if (!this.foreign) return undefined;
+    return {
+      code: 'TPM_NOT_THIS_ONE',
+      message: `The device key is in a TPM token (${this.foreign.store}) that this machine's TPM cannot open: the token was made by another TPM (a profile copied from another machine) or this TPM was cleared or replaced since. The key cannot be used here, so the certificate cannot be presented or renewed (${this.foreign.detail})`,
+    };
+  }
+
+  /** Moves the unusable token store aside (kept for the record, owner-only) and makes a new token on this TPM. */
+  async replaceUnusable(): Promise<string> {
+    const foreign = this.foreign;
+    if (!foreign) return '';
+    await this.close();
+    const aside = `${foreign.store}.unusable-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    fs.renameSync(foreign.store, aside);
+    this.foreign = undefined;
+    this.choose();
+    return aside;
   }
 
   async generate(algorithm: KeyAlgorithmName, label: string): Promise<StoreKey> {
@@ -172,6 +251,10 @@ export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
   /** The chosen token's keys of ours (the orphan sweep removes only from the token keys are made in). */
   async listOwnKeys(labelPrefix: string): Promise<OwnKeyEntry[]> {
     return this.choose().token.listOwnKeys(labelPrefix);
+  }
+
+  async removeUnidentifiedKeys(labelPrefix: string): Promise<number> {
+    return this.choose().token.removeUnidentified(labelPrefix);
   }
 
   /** TPM2_Certify of the key by an AK bound to the EK (platform/tpm-attest.ts); only for a key in the TPM token. */

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describeCertificate, parseCertificate } from '../base/certinfo.js';
 import { AgentError } from '../base/errors.js';
+import { testPausePoint } from '../base/test-hooks.js';
 import type { KeyAlgorithmName, KeyProtection, OwnKeyEntry, SignHash, StoreKey } from './keystore.js';
 import type { StoredCertificate } from './types.js';
 
@@ -145,7 +146,8 @@ export class Pkcs11Token {
         throw new AgentError('local', 'TOKEN_HAS_PIN', `The token "${this.label}" is protected by a password, so browsers would ask for it (and headless ones hang).`,
           'Remove the password of the NSS database (certutil -W) or set up a token with an empty user PIN.');
       }
-      throw e;
+      // The token is there but will not open: for tpm2-pkcs11, its wrapping key cannot be unsealed by this TPM.
+      throw new AgentError('local', 'TOKEN_LOGIN_FAILED', `The token "${this.label}" refused the log-in (${(e as Error).message}).`, undefined, { cause: e });
     }
   }
 
@@ -199,7 +201,10 @@ export class Pkcs11Token {
 
   generate(algorithm: KeyAlgorithmName, label: string): StoreKey {
     const p = this.p;
-    const common = [{ type: p.CKA_TOKEN, value: true }, { type: p.CKA_LABEL, value: label }];
+    // The pair has an id from the moment it exists (a random one until its NSS-style id is known): a pass killed in
+    // between leaves a key the orphan sweep can find and remove, never one without an id that stays for good.
+    const provisional = crypto.randomBytes(20);
+    const common = [{ type: p.CKA_TOKEN, value: true }, { type: p.CKA_LABEL, value: label }, { type: p.CKA_ID, value: provisional }];
     const priv = [...common, { type: p.CKA_PRIVATE, value: true }, { type: p.CKA_SENSITIVE, value: true }, { type: p.CKA_EXTRACTABLE, value: false }, { type: p.CKA_SIGN, value: true }];
     const kp = algorithm === 'P-256'
       ? this.mod.C_GenerateKeyPair(this.session, { mechanism: p.CKM_EC_KEY_PAIR_GEN, parameter: null as never }, [...common, { type: p.CKA_VERIFY, value: true }, { type: p.CKA_EC_PARAMS, value: P256_OID }], priv)
@@ -207,6 +212,7 @@ export class Pkcs11Token {
       : this.mod.C_GenerateKeyPair(this.session, { mechanism: p.CKM_RSA_PKCS_KEY_PAIR_GEN, parameter: null as never },
         [...common, { type: p.CKA_VERIFY, value: true }, { type: p.CKA_ENCRYPT, value: true }, { type: p.CKA_MODULUS_BITS, value: 2048 }, { type: p.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) }],
         [...priv, { type: p.CKA_DECRYPT, value: true }]);
+    testPausePoint('log:key pair made in the token, before its final CKA_ID');
     const { spki, idSource } = this.publicOf(kp.publicKey, algorithm);
     const id = crypto.createHash('sha1').update(idSource).digest();
     for (const h of [kp.publicKey, kp.privateKey]) this.mod.C_SetAttributeValue(this.session, h, [{ type: p.CKA_ID, value: id }]);
@@ -297,6 +303,24 @@ export class Pkcs11Token {
       out.push({ id: id.toString('hex'), label, hasCertificate: this.objectsWithId(id, p.CKO_CERTIFICATE).length > 0 });
     }
     return out;
+  }
+
+  /**
+   * Removes key objects labelled `labelPrefix…` that have no CKA_ID (made by versions that set the id only after
+   * generation, and killed in between): nothing can reference them, so they would stay for good. Returns how many.
+   */
+  removeUnidentified(labelPrefix: string): number {
+    const p = this.p;
+    let n = 0;
+    for (const cls of [p.CKO_PRIVATE_KEY, p.CKO_PUBLIC_KEY]) {
+      for (const h of this.find([{ type: p.CKA_CLASS, value: cls }])) {
+        const label = this.attr(h, p.CKA_LABEL)?.toString('utf8') ?? '';
+        if (!label.startsWith(labelPrefix) || this.attr(h, p.CKA_ID)?.length) continue;
+        this.mod.C_DestroyObject(this.session, h);
+        if (cls === p.CKO_PRIVATE_KEY) n++;
+      }
+    }
+    return n;
   }
 
   /** Writes a certificate object; `id` pairs it with its key (issuing CAs get their own id and no key). */

@@ -180,7 +180,7 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     keysSeen.push(currentKeyRef());
   });
 
-  for (const tamper of ['malformed-json', 'other-key', 'wrong-issuer', 'expired', 'no-client-auth'] as const) {
+  for (const tamper of ['malformed-json', 'other-key', 'wrong-issuer', 'expired', 'no-client-auth', 'other-device-id', 'foreign-san', 'long-validity', 'sha1-signature'] as const) {
     test(`a hostile enrollment answer (${tamper}) is refused and the previous certificate stays installed`, async () => {
       const before = stateOf().current;
       lab.switches.tamper = tamper;
@@ -193,6 +193,10 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
           'wrong-issuer': /issued by/,
           expired: /expired/,
           'no-client-auth': /client authentication/,
+          'other-device-id': /names the subject CN "[0-9a-f-]{36}", but this device asked for a certificate for its own ID/,
+          'foreign-san': /subject alternative name dns:"login\.other-org\.example"/,
+          'long-validity': /valid for 7300 days .*longer than the 365 days the org advertises/,
+          'sha1-signature': /ECDSA with SHA-1 signature/,
         };
         assert.match(r.stderr, expected[tamper]);
       } finally {

@@ -12,11 +12,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { webcrypto } from 'node:crypto';
+import { randomUUID, webcrypto } from 'node:crypto';
 import { createRootCa, LabPki, randomSerial, x509 } from '../../lab/ca.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type AgentResult, type Profile } from '../support/agent.js';
-import { forge, lookalikeCa, rolloverCa, startFront, type FrontBehaviour, type Reply } from '../support/hostile-front.js';
+import { forge, lookalikeCa, rolloverCa, startFront, weakRsaCa, type FrontBehaviour, type Reply } from '../support/hostile-front.js';
 import { nssUserCerts } from '../support/nss.js';
 
 const DAY = 86_400_000;
@@ -64,6 +64,7 @@ describe('hostile server answers: nothing installed, previous certificate intact
   const outputs: { where: string; text: string }[] = [];
   const profiles: Profile[] = [];
   let swapped: { chainPem: string[] };
+  const weak = {} as Record<'rsa1024' | 'sha1', Awaited<ReturnType<typeof weakRsaCa>>>;
 
   const profileEnv = (p: Profile, orgUrl: string, syslog: string) => ({
     ...p.env,
@@ -83,6 +84,8 @@ describe('hostile server answers: nothing installed, previous certificate intact
     rootCaFile = writeRootCa(lab.rootCaPem);
     tls = await pki.serverTlsCredentials();
     swapped = await lookalikeCa();
+    weak.rsa1024 = await weakRsaCa(pki);
+    weak.sha1 = await weakRsaCa(pki, 'SHA-1', 2048);
     wrongNameTls = await serverCredentials(pki, 'wrong-name.example');
     // The platform log (syslog) is captured by a `logger` first on PATH: it records the line it was given.
     shimDir = tempDir('shim');
@@ -187,6 +190,35 @@ describe('hostile server answers: nothing installed, previous certificate intact
     { name: 'keyCertSign leaf', behaviour: { issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { keyUsage: x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign }) }) }, enroll: { exit: 30, message: /keyCertSign/ } },
     { name: 'cRLSign leaf', behaviour: { issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { keyUsage: x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.cRLSign }) }) }, enroll: { exit: 30, message: /cRLSign/ } },
     { name: 'no digitalSignature', behaviour: { issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { keyUsage: x509.KeyUsageFlags.keyEncipherment }) }) }, enroll: { exit: 30, message: /lacks digitalSignature/ } },
+    // --- identity, lifetime and strength (README "Issued certificates"): refused with their own codes, exit 30 ---
+    {
+      name: 'CN of another valid device ID', behaviour: { issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { subject: `CN=${randomUUID()}` }) }) },
+      enroll: { exit: 30, message: /CERT_WRONG_IDENTITY|names the subject CN "[0-9a-f-]{36}", but this device asked for a certificate for its own ID/ },
+      check: (r, p) => {
+        assert.match(r.stderr, /names the subject CN "[0-9a-f-]{36}", but this device asked for a certificate for its own ID/);
+        if (fs.existsSync(path.join(p.stateDir, 'state.json'))) assert.equal(stateOf(p).deviceId, stateOf(p).deviceId.toLowerCase());
+        assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"code":"CERT_WRONG_IDENTITY"'), 'its own code');
+      },
+    },
+    { name: 'a CN that is not a device ID', behaviour: { issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { subject: 'CN=0123456789abcdef0123456789abcdef0123' }) }) }, enroll: { exit: 30, message: /names the subject CN "0123456789abcdef0123456789abcdef0123"/ } },
+    { name: 'a SAN naming another host', behaviour: { issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { san: [{ type: 'dns', value: 'login.other-org.example' }] }) }) }, enroll: { exit: 30, message: /subject alternative name dns:"login\.other-org\.example"/ } },
+    {
+      name: 'valid for 20 years', behaviour: { issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { notAfter: new Date(Date.now() + 20 * 365 * DAY) }) }) },
+      enroll: { exit: 30, message: /valid for 7300 days .*longer than the 365 days the org advertises/ },
+      check: (_r, p) => assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"code":"CERT_LIFETIME_TOO_LONG"'), 'its own code'),
+    },
+    { name: 'leaf signed with SHA-1', behaviour: { issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { hash: 'SHA-1' }) }) }, enroll: { exit: 30, message: /ECDSA with SHA-1 signature/ } },
+    {
+      name: 'an RSA-1024 CA in discovery, the certificate signed by it',
+      behaviour: { discovery: (d) => ({ ...d, ca: { ...d.ca, chainPem: weak.rsa1024.chainPem } }), issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { signer: weak.rsa1024.issuing }) }) },
+      enroll: { exit: 30, message: /names a certificate authority below the agent's floor .*an RSA key of 1024 bits/ },
+      check: (_r, p) => assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"code":"CA_WEAK_CRYPTO"'), 'its own code'),
+    },
+    {
+      name: 'a CA signed with SHA-1 in discovery',
+      behaviour: { discovery: (d) => ({ ...d, ca: { ...d.ca, chainPem: weak.sha1.chainPem } }), issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { signer: weak.sha1.issuing }) }) },
+      enroll: { exit: 30, message: /names a certificate authority below the agent's floor .*ECDSA with SHA-1 signature/ },
+    },
     { name: 'garbage PEM', behaviour: { issue: () => json(200, { certificate: '-----BEGIN CERTIFICATE-----\nM!!garbage@@not*base64\n-----END CERTIFICATE-----' }) }, enroll: { exit: 30, message: /does not hold a readable certificate/ } },
     { name: 'no certificate field', behaviour: { issue: () => json(200, { serialNumber: '01' }) }, enroll: { exit: 30, message: /unexpected shape \(certificate/ } },
     { name: 'wrong types', behaviour: { issue: () => json(200, { certificate: 42, chainPem: 'x' }) }, enroll: { exit: 30, message: /unexpected shape/ } },

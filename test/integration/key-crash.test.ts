@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeProfile, runAgent, type Profile } from '../support/agent.js';
-import { filesWithPrivateKeys, nssPrivateKeyFacts } from '../support/keyscan.js';
+import { filesWithPrivateKeys, nssPrivateKeyFacts, plantUnidentifiedKey } from '../support/keyscan.js';
 import { faketimeEnv, faketimeUnavailable } from '../support/faketime.js';
 import { nssUserCerts } from '../support/nss.js';
 import { startPaused } from '../support/pause.js';
@@ -25,6 +25,8 @@ const CHALLENGE = 'crash-test-challenge';
 
 /** Points of a pass where the process is killed: the trace's steps and the one gap inside key generation. */
 const ENROLL_POINTS = [
+  // Inside C_GenerateKeyPair's caller: the pair exists, its NSS-style CKA_ID is not set yet (platform/pkcs11.ts).
+  'log:before its final CKA_ID',
   'log:made in the key store; recording it',
   'after:Generate the device key',
   'before:Send the enrollment request',
@@ -33,6 +35,7 @@ const ENROLL_POINTS = [
   'after:Install into the',
 ];
 const RENEW_POINTS = [
+  'log:before its final CKA_ID',
   'log:made in the key store; recording it',
   'after:Generate the device key',
   'before:Send the renewal request',
@@ -104,6 +107,30 @@ describe('SIGKILL at every step with the key in the PKCS#11 token (scepserver)',
       assertConverged(p, at);
     });
   }
+
+  test('run --forceRenewal killed while the new key is being made, then again: no key is left without an id; one key after the next run', async () => {
+    const p = profile();
+    assert.equal((await runAgent(['run', '--user'], p.env)).code, 0);
+    for (let i = 0; i < 2; i++) {
+      const paused = await startPaused(['run', '--user', '--forceRenewal'], p.env, 'log:before its final CKA_ID');
+      await paused.kill();
+    }
+    assert.ok(nssPrivateKeyFacts(p.nssDb).every((k) => k.id.length > 0), `a key without CKA_ID: ${JSON.stringify(nssPrivateKeyFacts(p.nssDb))}`);
+    const r = await runAgent(['run', '--user'], p.env);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assertConverged(p, 'forceRenewal, twice');
+  });
+
+  test('a key without CKA_ID that an earlier version left (labelled as ours) is swept by its label', async () => {
+    const p = profile();
+    assert.equal((await runAgent(['run', '--user'], p.env)).code, 0);
+    plantUnidentifiedKey(p.nssDb, 'device-trust-key 1700000000');
+    assert.equal(nssPrivateKeyFacts(p.nssDb).filter((k) => k.id === '').length, 1, 'planted');
+    const r = await runAgent(['run', '--user'], p.env);
+    assert.equal(r.code, 10, r.stderr + r.stdout);
+    assertConverged(p, 'an id-less key');
+    assert.ok(eventIds(p).includes(1120), 'ORPHAN_KEYS_REMOVED recorded');
+  });
 
   test('remove-certificate after a kill that left a recorded key without a certificate: the token is empty', async () => {
     const p = profile();

@@ -159,6 +159,43 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
     assert.equal(server.count('PKIOperation'), pki, 'diagnostics never send a PKIOperation');
   });
 
+  test('a CA issuing 20-year certificates: refused (CERT_LIFETIME_TOO_LONG, exit 30, nothing installed); accepted once scepMaxValidityDays allows it', async () => {
+    const longLived = await startScepServer({ challenge: CHALLENGE, validityDays: 7300 });
+    try {
+      const p = scepProfile({ DTA_SCEP_URL: longLived.url, DTA_SCEP_CA_FINGERPRINT: longLived.caFingerprint });
+      const r = await runAgent(['run'], p.env);
+      assert.equal(r.code, 30, r.stderr + r.stdout);
+      assert.match(r.stderr, /valid for 730\d days .*longer than the 366 days scepMaxValidityDays allows/);
+      assert.match(r.stderr, /Nothing was installed/);
+      assert.match(r.stderr, /What to do: \S/);
+      assert.deepEqual(nssUserCerts(p.nssDb), []);
+      assert.deepEqual(credentialDirs(p), []);
+      assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"code":"CERT_LIFETIME_TOO_LONG"'));
+      // Another device (the CA keeps one certificate per name): the admin's setting lets the long certificate in.
+      const q = scepProfile({ DTA_SCEP_URL: longLived.url, DTA_SCEP_CA_FINGERPRINT: longLived.caFingerprint, DTA_SCEP_MAX_VALIDITY_DAYS: '7305' });
+      const allowed = await runAgent(['run'], q.env);
+      assert.equal(allowed.code, 0, allowed.stderr + allowed.stdout);
+      assert.equal(nssUserCerts(q.nssDb).length, 1);
+    } finally {
+      await longLived.close();
+    }
+  });
+
+  test('an RSA-1024 SCEP CA is refused before any PKIOperation (CA_WEAK_CRYPTO, exit 30)', async () => {
+    const weak = await startScepServer({ challenge: CHALLENGE, depot: initDepot(undefined, 1024).depot });
+    try {
+      const p = scepProfile({ DTA_SCEP_URL: weak.url, DTA_SCEP_CA_FINGERPRINT: weak.caFingerprint });
+      const r = await runAgent(['run'], p.env);
+      assert.equal(r.code, 30, r.stderr + r.stdout);
+      assert.match(r.stderr, /names a certificate authority below the agent's floor .*an RSA key of 1024 bits/);
+      assert.match(r.stderr, /Nothing was requested or installed/);
+      assert.equal(weak.count('PKIOperation'), 0, 'no request was sent');
+      assert.deepEqual(nssUserCerts(p.nssDb), []);
+    } finally {
+      await weak.close();
+    }
+  });
+
   test('a CA whose fingerprint does not match the pin is refused before any other request reaches it', async () => {
     const other = initDepot();
     const p = scepProfile({ DTA_SCEP_CA_FINGERPRINT: other.caFingerprint });
@@ -255,6 +292,25 @@ describe('SCEP renewal inside the CA\'s -allowrenew window', { skip: skipReason 
     // RenewalReq was signed by the old key and the answer decrypted by the new one, both inside the token.
     assert.ok(!fs.existsSync(path.join(p.stateDir, 'credentials', now.thumbprint, 'key.pem')), 'no key.pem after renewal');
     assert.deepEqual(filesWithPrivateKeys([p.home]), []);
+  });
+
+  test('a renewal answered with a 20-year certificate is refused (CERT_LIFETIME_TOO_LONG); the previous certificate stays', async () => {
+    const before = stateOf().current;
+    // The same CA (a copy of its depot: what it issues here must not count against the next test's renewal).
+    const depot = path.join(tempDir('scep-depot-copy'), 'depot');
+    fs.cpSync(server.depot, depot, { recursive: true });
+    const longLived = await startScepServer({ depot, challenge: CHALLENGE, validityDays: 7300, allowRenewDays: 7400 });
+    try {
+      const r = await runAgent(['run'], { ...p.env, DTA_SCEP_URL: longLived.url, ...faketimeEnv('+17h') });
+      assert.equal(r.code, 30, r.stderr + r.stdout);
+      assert.match(longLived.log(), /RenewalReq \(17\)/);
+      assert.match(r.stderr, /longer than the 366 days scepMaxValidityDays allows/);
+      assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [before.serialNumber]);
+      assert.equal(stateOf().current.serialNumber, before.serialNumber);
+      assert.deepEqual(fs.readdirSync(path.join(p.stateDir, 'credentials')), [before.thumbprint]);
+    } finally {
+      await longLived.close();
+    }
   });
 
   test('if the store fails while swapping in the renewed certificate, the previous one is put back at once', async () => {

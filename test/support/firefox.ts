@@ -121,7 +121,10 @@ export async function startP11KitServer(opts: { moduleFile: string; runtimeDir: 
   const socket = path.join(opts.runtimeDir, 'p11-kit', 'pkcs11');
   fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o700 });
   const child = spawn('unshare', ['-m', 'sh', '-c', OVERLAY_ETC, upper, work, 'p11-kit', 'server', '--foreground', '--name', socket, 'pkcs11:token=NSS%20Certificate%20DB'], {
-    stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    // p11-kit loads every registered module, tpm2-pkcs11's too: without HOME that library makes its store in the
+    // working directory (the repository: an empty tpm2_pkcs11.sqlite3 was once committed). Give it a scratch home.
+    stdio: ['ignore', 'ignore', 'pipe'], detached: true, cwd: opts.scratch,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: opts.scratch, TPM2_PKCS11_STORE: path.join(opts.scratch, 'tpm2_pkcs11') },
   });
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-4000)));

@@ -140,6 +140,12 @@ export interface ForgeOptions {
   eku?: string[];
   notBefore?: Date;
   notAfter?: Date;
+  /** Another subject than the CSR's (e.g. another device's ID). */
+  subject?: string;
+  /** Subject alternative names to add. */
+  san?: x509.JsonGeneralNames;
+  /** The signature's hash (a weak one: SHA-1). */
+  hash?: 'SHA-1' | 'SHA-256';
 }
 
 /** A certificate for the CSR's key (or another), signed by `signer`, with exactly the extensions asked for. */
@@ -152,17 +158,18 @@ export async function forge(pki: LabPki, csrPem: string, o: ForgeOptions = {}): 
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
-    subject: csr.subject,
+    subject: o.subject ?? csr.subject,
     issuer: signer.cert.subject,
     notBefore: o.notBefore ?? new Date(now - 60_000),
     notAfter: o.notAfter ?? new Date(now + 365 * DAY),
     publicKey,
     signingKey: signer.privateKey,
-    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    signingAlgorithm: signer.privateKey.algorithm.name === 'ECDSA' ? { name: 'ECDSA', hash: o.hash ?? 'SHA-256' } : { name: 'RSASSA-PKCS1-v1_5', hash: o.hash ?? 'SHA-256' },
     extensions: [
       new x509.BasicConstraintsExtension(o.ca ?? false, undefined, true),
       new x509.KeyUsagesExtension(o.keyUsage ?? x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension(o.eku ?? [x509.ExtendedKeyUsage.clientAuth]),
+      ...(o.san ? [new x509.SubjectAlternativeNameExtension(o.san)] : []),
     ],
   });
   return cert.toString('pem');
@@ -185,6 +192,27 @@ export async function lookalikeCa(): Promise<{ root: KeyedCertificate; issuing: 
   });
   const issuing = { cert, privateKey: keys.privateKey };
   return { root, issuing, chainPem: [cert.toString('pem'), root.cert.toString('pem')] };
+}
+
+/**
+ * An RSA-1024 issuing CA named like the lab's, signed by the lab's own root: weak, but a rollover the old trust
+ * verifies (so at renewal only the strength floor refuses it). Its own signature uses `hash`.
+ */
+export async function weakRsaCa(pki: LabPki, hash: 'SHA-256' | 'SHA-1' = 'SHA-256', bits = 1024): Promise<{ issuing: KeyedCertificate; chainPem: string[] }> {
+  const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: bits };
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: `CN=${ISSUING_CA_CN}`,
+    issuer: pki.root.cert.subject,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 365 * DAY),
+    publicKey: keys.publicKey,
+    signingKey: pki.root.privateKey,
+    signingAlgorithm: { name: 'ECDSA', hash },
+    extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
+  });
+  return { issuing: { cert, privateKey: keys.privateKey }, chainPem: [cert.toString('pem'), pki.rootCaPem] };
 }
 
 /** A new issuing CA (another key, same name) signed by the lab's own root: a rollover the old trust verifies. */

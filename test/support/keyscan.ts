@@ -50,3 +50,32 @@ export function nssPrivateKeyFacts(nssDb: string): { id: string; sensitive: bool
     void p;
   }
 }
+
+/**
+ * Plants what an earlier version left after a kill inside key generation: a key pair with the agent's label and
+ * no CKA_ID (that version set the id only after C_GenerateKeyPair). Raw pkcs11js, none of the agent's code.
+ */
+export function plantUnidentifiedKey(nssDb: string, label: string): void {
+  const library = SOFTOKN_LIBRARIES.find((l) => fs.existsSync(l))!;
+  const p = loadPkcs11js();
+  const mod = new p.PKCS11();
+  mod.load(library);
+  mod.C_Initialize({ libraryParameters: softoknParameters(nssDb) });
+  try {
+    const slot = mod.C_GetSlotList(true).find((s) => /Certificate DB|Private Key/i.test(mod.C_GetTokenInfo(s).label))!;
+    const session = mod.C_OpenSession(slot, p.CKF_RW_SESSION | p.CKF_SERIAL_SESSION);
+    try {
+      mod.C_Login(session, p.CKU_USER, '');
+    } catch {
+      /* already logged in / no PIN */
+    }
+    const common = [{ type: p.CKA_TOKEN, value: true }, { type: p.CKA_LABEL, value: label }];
+    mod.C_GenerateKeyPair(session, { mechanism: p.CKM_EC_KEY_PAIR_GEN, parameter: null as never },
+      [...common, { type: p.CKA_VERIFY, value: true }, { type: p.CKA_EC_PARAMS, value: Buffer.from('06082a8648ce3d030107', 'hex') }],
+      [...common, { type: p.CKA_PRIVATE, value: true }, { type: p.CKA_SENSITIVE, value: true }, { type: p.CKA_EXTRACTABLE, value: false }, { type: p.CKA_SIGN, value: true }]);
+    mod.C_CloseSession(session);
+  } finally {
+    mod.C_Finalize();
+    mod.close();
+  }
+}

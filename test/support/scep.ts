@@ -34,8 +34,8 @@ export function freePort(): Promise<number> {
 }
 
 /** A CA depot made by `scepserver ca -init` (2048-bit so that it is quick); reusable by several servers. */
-export function initDepot(dir = path.join(tempDir('scep-depot'), 'depot')): { depot: string; caPem: string; caFingerprint: string } {
-  execFileSync(SCEPSERVER!, ['ca', '-init', '-depot', dir, '-keySize', '2048'], { stdio: 'ignore' });
+export function initDepot(dir = path.join(tempDir('scep-depot'), 'depot'), keySize = 2048): { depot: string; caPem: string; caFingerprint: string } {
+  execFileSync(SCEPSERVER!, ['ca', '-init', '-depot', dir, '-keySize', String(keySize)], { stdio: 'ignore' });
   const caPem = fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8');
   return { depot: dir, caPem, caFingerprint: new X509Certificate(caPem).fingerprint256.replace(/:/g, '').toLowerCase() };
 }

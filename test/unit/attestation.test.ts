@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { AttestationVerifier, TPMA, kdfa, parseTpmtPublic, tpmName } from '../../lab/attestation.js';
+import { AttestationVerifier, EK_CERTIFICATE_EKU, TPMA, kdfa, parseTpmtPublic, tpmName } from '../../lab/attestation.js';
 import { createRootCa, issueCertificate } from '../../lab/ca.js';
 import { isAgentError } from '../../src-main/base/errors.js';
 import { attestKey } from '../../src-main/core/attestation.js';
@@ -107,7 +107,7 @@ test('the lab refuses an EK certificate outside its trusted TPM vendor CAs, and 
   const vendor = await createRootCa('TPM Vendor Root', 30);
   const rogue = await createRootCa('Rogue TPM Vendor', 30);
   const ekKeys = await crypto.webcrypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign', 'verify']);
-  const ek = (ca: typeof vendor) => issueCertificate(ca, { publicKey: ekKeys.publicKey, subject: 'CN=ek', crlUrl: 'http://crl.invalid/', validitySeconds: 3600 })
+  const ek = (ca: typeof vendor) => issueCertificate(ca, { publicKey: ekKeys.publicKey, subject: 'CN=ek', crlUrl: 'http://crl.invalid/', validitySeconds: 3600, extendedKeyUsages: [EK_CERTIFICATE_EKU] })
     .then((c) => Buffer.from(c.rawData).toString('base64'));
   const v = new AttestationVerifier({ trustedEkCaPem: [vendor.cert.toString('pem')] });
   const goodAk = tpmtPublic(TPMA.fixedTPM | TPMA.fixedParent | TPMA.sensitiveDataOrigin | TPMA.restricted | TPMA.sign | 0x40);
@@ -130,6 +130,28 @@ test('the lab refuses an EK certificate outside its trusted TPM vendor CAs, and 
   assert.throws(() => brief.verify({ challengeId: late.challengeId, ...junk }, Buffer.alloc(0)), (e: Error & { code?: string }) => e.code === 'E0000_ATTESTATION_REPLAYED');
   // An answer to a challenge that was never issued.
   assert.throws(() => v.verify({ challengeId: 'cd'.repeat(16), secret: 'AA==', tpmtPublic: 'AA==', certifyInfo: 'AA==', signature: 'AA==' }, Buffer.alloc(0)), (e: Error & { code?: string }) => e.code === 'E0000_ATTESTATION_NONCE');
+});
+
+test('the lab accepts only an end-entity EK certificate with the EK EKU, valid now, and a few open challenges per EK', async () => {
+  const vendor = await createRootCa('TPM Vendor Root', 30);
+  const rsa = () => crypto.webcrypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign', 'verify']);
+  const ekKeys = await rsa();
+  const make = (o: { eku?: string[]; now?: Date } = {}) => issueCertificate(vendor, { publicKey: ekKeys.publicKey, subject: 'CN=ek', crlUrl: 'http://crl.invalid/', validitySeconds: 3600,
+    extendedKeyUsages: o.eku ?? [EK_CERTIFICATE_EKU], ...(o.now ? { now: o.now } : {}) }).then((c) => Buffer.from(c.rawData).toString('base64'));
+  const v = new AttestationVerifier({ trustedEkCaPem: [vendor.cert.toString('pem')] });
+  const ak = tpmtPublic(TPMA.fixedTPM | TPMA.fixedParent | TPMA.sensitiveDataOrigin | TPMA.restricted | TPMA.sign | 0x40).toString('base64');
+  const refusedAs = (re: RegExp) => (e: Error & { code?: string }) => e.code === 'E0000_ATTESTATION_EK_UNTRUSTED' && re.test(e.message);
+  // A client certificate of the vendor CA, the vendor CA itself, an expired EK certificate: none is an EK certificate now.
+  await make({ eku: ['1.3.6.1.5.5.7.3.2'] }).then((c) => assert.throws(() => v.challenge({ ekCert: c, akPublic: ak }), refusedAs(/lacks the EK extended key usage \(2\.23\.133\.8\.1\)/)));
+  assert.throws(() => v.challenge({ ekCert: Buffer.from(vendor.cert.rawData).toString('base64'), akPublic: ak }), refusedAs(/is a CA certificate/));
+  await make({ now: new Date(Date.now() - 3 * 3600_000) }).then((c) => assert.throws(() => v.challenge({ ekCert: c, akPublic: ak }), refusedAs(/not valid now/)));
+  // Five open challenges per EK; the sixth is refused, another EK is not affected.
+  const good = await make();
+  for (let i = 0; i < 5; i++) v.challenge({ ekCert: good, akPublic: ak });
+  assert.throws(() => v.challenge({ ekCert: good, akPublic: ak }), (e: Error & { code?: string }) => e.code === 'E0000_ATTESTATION_TOO_MANY' && /5 unanswered challenges/.test(e.message));
+  const otherKeys = await rsa();
+  const other = await issueCertificate(vendor, { publicKey: otherKeys.publicKey, subject: 'CN=ek2', crlUrl: 'http://crl.invalid/', validitySeconds: 3600, extendedKeyUsages: [EK_CERTIFICATE_EKU] });
+  assert.match(v.challenge({ ekCert: Buffer.from(other.rawData).toString('base64'), akPublic: ak }).challengeId, /^[0-9a-f]{32}$/);
 });
 
 test('TPM names and KDFa follow the TPM 2.0 specification', () => {

@@ -296,6 +296,14 @@ test('mTLS endpoint: trusted with the issued certificate, not without, not when 
   assert.deepEqual((await call(lab, lab.mtlsUrl, { cert })).json(), { trusted: false, reason: 'revoked' });
 });
 
+test('mTLS endpoint: a certificate of the org\'s CA without the clientAuth extended key usage is not trusted', async () => {
+  const key = await newKey();
+  lab.switches.tamper = 'no-client-auth';
+  const serverOnly = await enroll(lab, key);
+  assert.deepEqual((await call(lab, lab.mtlsUrl, { cert: { cert: serverOnly.certificate, key: key.pem } })).json(), { trusted: false, reason: 'not-client-auth' });
+  assert.equal(lab.judgeClientCertificate(serverOnly.certificate).reason, 'not-client-auth');
+});
+
 test('switches: tamper forges one answer, down servers drop connections, admin endpoints need the token', async () => {
   const key = await newKey();
   lab.switches.tamper = 'other-key';

@@ -131,6 +131,7 @@ describe('host patterns from the server', () => {
   test('the org domain', () => {
     assert.equal(orgDomain('https://acme.okta.com'), 'okta.com');
     assert.equal(orgDomain('https://id.acme.co.uk'), 'acme.co.uk');
+    assert.equal(orgDomain('https://acme.github.io'), 'acme.github.io');
     assert.equal(orgDomain('https://localhost:8443'), 'localhost');
     assert.equal(orgDomain('https://127.0.0.1:8443'), '127.0.0.1');
   });

@@ -195,7 +195,7 @@ test('a pinned subordinate CA is enough: an NDES-style answer without the root s
     extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
   });
   const subPem = sub.toString('pem');
-  const opts = { key: device, caChainPem: [subPem], issuerCN: 'Unit Issuing CA' };
+  const opts = { key: device, caChainPem: [subPem], issuerCN: 'Unit Issuing CA', identity: 'device', maxValiditySeconds: 86_400 };
   assert.throws(() => checkIssuedCertificate(leaf.toString('pem'), opts), /does not chain/, 'without the pin, a chain without its root is refused');
   assert.equal(checkIssuedCertificate(leaf.toString('pem'), { ...opts, pinnedPem: subPem }).subjectCN, 'device');
 });

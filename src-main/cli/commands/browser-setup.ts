@@ -1,5 +1,5 @@
 import { discoverOrg } from '../../core/discovery.js';
-import { checkHostPatterns } from '../../core/host-patterns.js';
+import { checkHostPatterns, hostPatternOptions } from '../../core/host-patterns.js';
 import { requireOrgUrl } from '../../core/config.js';
 import { AgentError, ExitCode } from '../../base/errors.js';
 import { HttpClient } from '../../core/http.js';
@@ -38,7 +38,7 @@ export const browserSetupCommand: Command = {
     try {
       const org = await discoverOrg(http, requireOrgUrl(config));
       // The same host-pattern rules as a run (core/host-patterns.ts): refused patterns are reported, never written.
-      const checked = checkHostPatterns(org.mtls.hostPatterns, { orgUrl: requireOrgUrl(config), allowList: config.hostPatternAllowList });
+      const checked = checkHostPatterns(org.mtls.hostPatterns, hostPatternOptions(loaded));
       for (const r of checked.refused) ctx.io.err(`Refused host pattern "${r.pattern}": ${r.reason}. It is not written.`);
       m = { patterns: checked.accepted, issuerCN: org.ca.issuerCN };
     } finally {

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { requireOrgUrl, type Config } from '../config.js';
+import { requireOrgUrl, type Config, type LoadedConfig } from '../config.js';
 import { discoverOrg } from '../discovery.js';
 import { AgentError } from '../../base/errors.js';
 import type { HttpClient } from '../http.js';
@@ -7,7 +7,7 @@ import { IwaClient, labSignInAllowed } from '../iwa.js';
 import { createCsr, type LocalKey } from '../keys.js';
 import { attestKey, withAttestationRemedy } from '../attestation.js';
 import { IssuedAnswerSchema, type OrgConfig } from '../protocol.js';
-import { checkHostPatterns } from '../host-patterns.js';
+import { checkHostPatterns, hostPatternOptions, type HostPatternOptions } from '../host-patterns.js';
 import { signRenewalToken } from '../renewal.js';
 import type { Trace } from '../trace.js';
 import type { Authority, EnrollmentBackend, IssueRequest, Issued, RenewRequest } from './types.js';
@@ -32,9 +32,11 @@ export class IdpBackend implements EnrollmentBackend {
   readonly holdAfterRejectionSeconds = 0;
   private readonly orgUrl: string;
   private org: OrgConfig | undefined;
+  private readonly patternOptions: HostPatternOptions;
 
-  constructor(private readonly deps: BackendDeps) {
+  constructor(private readonly deps: BackendDeps, loaded?: LoadedConfig) {
     this.orgUrl = requireOrgUrl(deps.config);
+    this.patternOptions = loaded ? hostPatternOptions(loaded) : { orgUrl: this.orgUrl, allowList: deps.config.hostPatternAllowList };
     this.keyAlgorithm = deps.config.keyAlgorithm;
     this.requestIdentity = crypto.createHash('sha256').update(`idp\n${this.orgUrl}`).digest('hex');
   }
@@ -43,7 +45,7 @@ export class IdpBackend implements EnrollmentBackend {
     const org = await this.deps.trace.step('Discover the org (IWA web apps, CA, mTLS host)', () => discoverOrg(this.deps.http, this.orgUrl),
       (o) => `IWA primary ${o.iwa.primary}, ${o.iwa.backups.length} backup(s), failover ${o.iwa.failoverMode}${o.readOnly ? ', READ-ONLY' : ''}`);
     this.org = org;
-    const patterns = checkHostPatterns(org.mtls.hostPatterns, { orgUrl: this.orgUrl, allowList: this.deps.config.hostPatternAllowList });
+    const patterns = checkHostPatterns(org.mtls.hostPatterns, this.patternOptions);
     return {
       name: `the org ${this.orgUrl}`,
       summary: `org ${org.orgName}`,
@@ -56,6 +58,8 @@ export class IdpBackend implements EnrollmentBackend {
       mtlsUrl: org.mtls.url,
       serverTlsPins: org.serverTls?.issuerSpkiSha256,
       renewalWindowSeconds: org.certificate.renewalWindowSeconds,
+      maxValiditySeconds: org.certificate.validitySeconds,
+      lifetimeSource: "the org advertises (discovery's certificate.validitySeconds)",
       crlUrl: org.crlUrl,
       readOnly: org.readOnly,
     };

@@ -9,7 +9,7 @@ export { PENDING_CODE } from './types.js';
 /** The one place that picks the enrollment backend, from the `backend` setting. */
 export function createBackend(loaded: LoadedConfig, deps: Omit<BackendDeps, 'config'>): EnrollmentBackend {
   const config = loaded.config;
-  return config.backend === 'scep' ? new ScepBackend({ ...deps, config }, loaded) : new IdpBackend({ ...deps, config });
+  return config.backend === 'scep' ? new ScepBackend({ ...deps, config }, loaded) : new IdpBackend({ ...deps, config }, loaded);
 }
 
 export { backendConfigured } from './configured.js';

@@ -98,6 +98,8 @@ export class ScepBackend implements EnrollmentBackend {
       pinnedPem: ca.pinned.toString(),
       hostPatterns,
       renewalWindowSeconds: Math.round(this.deps.config.scepRenewalWindowDays * 86400),
+      maxValiditySeconds: Math.round(this.deps.config.scepMaxValidityDays * 86400),
+      lifetimeSource: 'scepMaxValidityDays allows (set it in the managed configuration if the CA is meant to issue longer certificates)',
       readOnly: false,
     };
   }

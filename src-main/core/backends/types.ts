@@ -34,6 +34,9 @@ export interface Authority {
   /** SPKI pins of the CAs issuing the org's own TLS certificates (discovery serverTls): other chains are interception. */
   serverTlsPins?: string[] | undefined;
   renewalWindowSeconds: number;
+  /** The longest lifetime an issued certificate may have (plus LIFETIME_SLACK_SECONDS), and where that limit comes from. */
+  maxValiditySeconds: number;
+  lifetimeSource: string;
   crlUrl?: string | undefined;
   /** Enrollment is impossible for now (read-only org): retry later, change nothing. */
   readOnly: boolean;

@@ -178,9 +178,12 @@ export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: {
   const cred = state.current && cert && state.current.storeId === cert.storeId ? new CredentialFiles(config.stateDir).complete().find((c) => c.thumbprint === state.current!.thumbprint) : undefined;
   const key = state.current && cert && state.current.storeId === cert.storeId
     ? await loadDeviceKey(new CredentialFiles(config.stateDir), opts.platform.keys, state.current.thumbprint, cert.storeId).catch(() => undefined) : undefined;
+  const unusable = !key ? await opts.platform.keys?.unusable?.().catch(() => undefined) : undefined;
   if (!cert) {
     set('certificate_present', 'FAIL', report.summary);
     for (const n of ['certificate_valid', 'certificate_not_revoked', 'certificate_chains', 'key_present', 'signing_test', 'mtls_accepted'] as const) set(n, 'SKIPPED', 'no certificate');
+    // A key in a TPM token this TPM cannot open does not sign: a failure, not a test that did not apply.
+    if (unusable && state.current) for (const n of ['key_present', 'signing_test'] as const) set(n, 'FAIL', `${unusable.message}: run device-trust-agent run --forceRenewal`);
   } else {
     set('certificate_present', 'PASS', `serial ${cert.serialNumber}, ${cert.subject}, in ${report.store} as "${cert.storeId}"`);
     const now = Date.now();
@@ -193,8 +196,8 @@ export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: {
     else set('certificate_not_revoked', 'SKIPPED', check ? 'the org publishes no CRL (or the backend has none)' : NOT_CHECKED);
     set('certificate_chains', ...chainTest(cred?.certPem, cred?.chainPem));
     if (!key) {
-      set('key_present', 'FAIL', `no private key for certificate ${cert.serialNumber} in ${opts.platform.keys ? 'the key store or ' : ''}${path.join(config.stateDir, 'credentials')}: run device-trust-agent run --forceRenewal`);
-      set('signing_test', 'SKIPPED', 'no device key');
+      set('key_present', 'FAIL', unusable ? `${unusable.message}: run device-trust-agent run --forceRenewal` : `no private key for certificate ${cert.serialNumber} in ${opts.platform.keys ? 'the key store or ' : ''}${path.join(config.stateDir, 'credentials')}: run device-trust-agent run --forceRenewal`);
+      set('signing_test', unusable ? 'FAIL' : 'SKIPPED', unusable ? unusable.message : 'no device key');
     } else {
       set('key_present', 'PASS', `${key.algorithm} key (${key.protection}), thumbprint ${key.thumbprint}`);
       if (!cred) set('signing_test', 'SKIPPED', 'the agent\'s copy of the certificate is missing');

@@ -33,6 +33,8 @@ export type AgentStateName = keyof typeof AGENT_STATES;
 /** Codes that will not change without a person, whatever their failure class says. */
 const STUCK_CODES: Record<string, AgentStateName> = {
   KEY_MISSING: 'KEY_MISSING',
+  // The key is in a TPM token this TPM cannot open (copied profile, cleared TPM): only a forced renewal helps.
+  TPM_NOT_THIS_ONE: 'KEY_MISSING',
   CERT_REVOKED: 'REVOKED',
   KERBEROS_NOT_INSTALLED: 'NEED_CONFIGURATION',
   PLATFORM_UNSUPPORTED: 'NEED_CONFIGURATION',

@@ -1,0 +1,17 @@
+/**
+ * Test hook, for the crash-safety tests only (README "Scheduling"): with DTA_TEST_PAUSE_AT set to
+ * `before:<text>`, `after:<text>` (a trace step whose name contains <text>) or `log:<text>` (a trace line),
+ * the process prints `DTA_TEST_PAUSED <point>` on stderr at that point and then blocks, holding whatever it
+ * holds (the pass lock, half-written files), until the test kills it. Unset, it costs one comparison.
+ */
+const PAUSE_AT = process.env.DTA_TEST_PAUSE_AT;
+
+export function testPausePoint(point: string): void {
+  if (!PAUSE_AT) return;
+  const i = PAUSE_AT.indexOf(':');
+  const when = PAUSE_AT.slice(0, i);
+  const text = PAUSE_AT.slice(i + 1);
+  if (i < 0 || !point.startsWith(`${when}:`) || !point.slice(when.length + 1).includes(text)) return;
+  process.stderr.write(`DTA_TEST_PAUSED ${point}\n`);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+}
