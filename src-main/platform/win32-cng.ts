@@ -57,20 +57,34 @@ export function cngEnvelope(body: string): string {
 const openKey = [
   `$prov = New-Object -TypeName ${T}.CngProvider -ArgumentList $env:DTA_PROVIDER`,
 ];
+/**
+ * Whether the key can leave its provider is decided by trying (issue 25): a TPM key can report an export policy that
+ * is not what was asked (the Platform Crypto Provider keeps its own), so the flag is only reported. A plaintext
+ * PKCS#8 export that succeeds means exportable; the certificate is checked once more with `certutil -exportPFX`
+ * at attach (an encrypted export, which AllowExport alone permits). Nothing exported is kept or answered.
+ */
 const publicAnswer = [
-  '$result = @{ exists = $true; name = $key.KeyName; provider = $key.Provider.Provider; algorithm = $key.Algorithm.Algorithm; exportPolicy = [string]$key.ExportPolicy;',
+  '$exportable = $true',
+  `try { $null = $key.Export([${T}.CngKeyBlobFormat]::Pkcs8PrivateBlob) } catch { $exportable = $false }`,
+  '$result = @{ exists = $true; name = $key.KeyName; provider = $key.Provider.Provider; algorithm = $key.Algorithm.Algorithm; exportPolicy = [string]$key.ExportPolicy; exportable = $exportable;',
   `  publicBlob = [System.Convert]::ToBase64String($key.Export([${T}.CngKeyBlobFormat]::GenericPublicBlob)) }`,
 ];
 
 export const win32CngScripts = {
-  /** Whether the provider can make a key here: an ephemeral P-256 key, made and dropped (nothing is kept). */
+  /**
+   * Whether the provider can make a key here: a NAMED P-256 key, made and deleted at once. Not an unnamed one: in
+   * .NET Framework a key created with a $null name is ephemeral, and the Microsoft Platform Crypto Provider refuses
+   * ephemeral keys with NTE_BAD_FLAGS 0x80090009 ("Invalid flags specified"), which read as "no TPM" every time
+   * (learn.microsoft.com/dotnet/api/system.security.cryptography.cngkey.create: a key "without a name" is "an
+   * ephemeral key"). The name is never a device key's (probeKeyName), and the key is deleted in any case.
+   */
   probe: cngEnvelope([
     ...openKey,
     `$p = New-Object -TypeName ${T}.CngKeyCreationParameters`,
     '$p.Provider = $prov',
-    `$k = [${T}.CngKey]::Create([${T}.CngAlgorithm]::ECDsaP256, $null, $p)`,
-    '$k.Dispose()',
-    '$result = @{ provider = $env:DTA_PROVIDER }',
+    `$p.ExportPolicy = [${T}.CngExportPolicies]::None`,
+    `$k = [${T}.CngKey]::Create([${T}.CngAlgorithm]::ECDsaP256, $env:DTA_KEY_NAME, $p)`,
+    'try { $result = @{ provider = $env:DTA_PROVIDER; name = $k.KeyName } } finally { $k.Delete() }',
   ].join('\n')),
   /** A new persisted key, export policy None (non-exportable), signing only, no UI; answers its public blob. */
   create: cngEnvelope([
@@ -134,7 +148,8 @@ function ps(script: string, env: Record<string, string>): Command {
 
 /** Every command line of the store, as data. */
 export const win32CngCommands = {
-  probe: (provider: string): Command => ps(win32CngScripts.probe, { DTA_PROVIDER: provider }),
+  /** `name`: a fresh probe key name (probeKeyName()), so two agents probing at once never meet. */
+  probe: (provider: string, name: string = probeKeyName()): Command => ps(win32CngScripts.probe, { DTA_PROVIDER: provider, DTA_KEY_NAME: name }),
   create: (provider: string, name: string, algorithm: KeyAlgorithmName): Command => ps(win32CngScripts.create, { DTA_PROVIDER: provider, DTA_KEY_NAME: name, DTA_ALGORITHM: algorithm }),
   find: (provider: string, name: string): Command => ps(win32CngScripts.find, { DTA_PROVIDER: provider, DTA_KEY_NAME: name }),
   sign: (provider: string, name: string, digest: Buffer): Command => ps(win32CngScripts.sign, { DTA_PROVIDER: provider, DTA_KEY_NAME: name, DTA_DIGEST: digest.toString('base64') }),
@@ -150,8 +165,13 @@ export const win32CngCommands = {
 
 const PublicAnswer = z.union([
   z.object({ exists: z.literal(false) }),
-  z.object({ exists: z.literal(true), name: z.string(), provider: z.string(), algorithm: z.string(), exportPolicy: z.string(), publicBlob: z.string().min(8) }),
+  z.object({ exists: z.literal(true), name: z.string(), provider: z.string(), algorithm: z.string(), exportPolicy: z.string(), exportable: z.boolean(), publicBlob: z.string().min(8) }),
 ]);
+
+/** The probe's key: never a device key's name (parseCngKeyId refuses it), so nothing else ever opens or deletes it. */
+export function probeKeyName(): string {
+  return `DeviceTrustProbe-${crypto.randomBytes(16).toString('hex')}`;
+}
 const SignAnswer = z.object({ signature: z.string().min(8) });
 
 export type CngAnswer = { ok: true; data: unknown } | ({ ok: false; timedOut?: boolean } & PsFailure);
@@ -325,7 +345,7 @@ export class WindowsCngKeyStore implements DeviceKeyStore {
   }
 
   /**
-   * TPM first (unless SkipTPM): an ephemeral key is made and dropped in the Platform Crypto Provider to see that
+   * TPM first (unless SkipTPM): a named key is made and deleted in the Platform Crypto Provider to see that
    * it works; when it does not, the reason (no TPM, not ready, lockout, error) is kept for `status`. FullLanguage
    * is required either way: ConstrainedLanguage is an error, not a fallback.
    */
@@ -356,8 +376,8 @@ export class WindowsCngKeyStore implements DeviceKeyStore {
     const p = PublicAnswer.safeParse(a.data);
     if (!p.success) throw new AgentError('local', 'WINDOWS_KEY_ANSWER', `Windows answered ${what} in an unexpected form.`, CNG_REMEDIES.other);
     if (!p.data.exists) return undefined;
-    if (p.data.exportPolicy !== 'None') {
-      throw new AgentError('local', 'WINDOWS_KEY_EXPORTABLE', `The device key ${p.data.name} has export policy ${p.data.exportPolicy}; the agent never uses an exportable key.`,
+    if (p.data.exportable) {
+      throw new AgentError('local', 'WINDOWS_KEY_EXPORTABLE', `The device key ${p.data.name} can be exported (export policy ${p.data.exportPolicy}); the agent never uses an exportable key.`,
         'Run device-trust-agent run --forceRenewal to make a new, non-exportable key.');
     }
     const { spki, algorithm } = cngPublicBlobToSpki(Buffer.from(p.data.publicBlob, 'base64'));

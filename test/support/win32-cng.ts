@@ -51,7 +51,7 @@ export function windowsStandIn(opts: { tpm?: string; createAnswer?: (cmd: Comman
   const calls: Command[] = [];
   const publicAnswer = (name: string) => {
     const k = keys.get(name)!;
-    return { exists: true, name, provider: k.provider, algorithm: k.algorithm === 'P-256' ? 'ECDSA_P256' : 'RSA', exportPolicy: 'None', publicBlob: spkiToCngPublicBlob(k.publicKey).toString('base64') };
+    return { exists: true, name, provider: k.provider, algorithm: k.algorithm === 'P-256' ? 'ECDSA_P256' : 'RSA', exportPolicy: 'None', exportable: false, publicBlob: spkiToCngPublicBlob(k.publicKey).toString('base64') };
   };
   const json = (data: unknown) => ok(JSON.stringify({ ok: true, data }) + '\r\n');
   const keyFor = (pem: string) => [...keys].find(([, k]) => spkiOf(k.publicKey).equals(spkiOf(crypto.createPublicKey(pem))));

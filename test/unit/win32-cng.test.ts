@@ -157,7 +157,7 @@ test('failures say what to do: ConstrainedLanguage, key gone, exportable key, ba
 
   const exportable = windowsStandIn({ createAnswer: (cmd) => {
     const { publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    return ok(JSON.stringify({ ok: true, data: { exists: true, name: cmd.env!.DTA_KEY_NAME, provider: SOFTWARE_PROVIDER, algorithm: 'ECDSA_P256', exportPolicy: 'AllowExport', publicBlob: spkiToCngPublicBlob(publicKey).toString('base64') } }));
+    return ok(JSON.stringify({ ok: true, data: { exists: true, name: cmd.env!.DTA_KEY_NAME, provider: SOFTWARE_PROVIDER, algorithm: 'ECDSA_P256', exportPolicy: 'AllowExport', exportable: true, publicBlob: spkiToCngPublicBlob(publicKey).toString('base64') } }));
   } });
   await assert.rejects(new WindowsCngKeyStore({ skipTpm: true, workDir: tempDir('cng'), run: exportable.run }).generate('P-256', 'k'),
     (e: unknown) => isAgentError(e) && e.code === 'WINDOWS_KEY_EXPORTABLE');
@@ -195,4 +195,40 @@ test('createPlatform hands Windows and macOS a key store, so no key.pem is writt
   const config = { stateDir: tempDir('st'), nssDbDir: tempDir('nss'), browserPolicyDirs: [], firefoxPolicyDirs: [] };
   assert.ok(createPlatform(config, 'win32').keys instanceof WindowsCngKeyStore);
   assert.equal(createPlatform(config, 'darwin', { env: { HOME: '/Users/alice' } }).keys?.constructor.name, 'MacKeyStore');
+});
+
+test('issue 25.1: the TPM probe makes a NAMED key and deletes it (an unnamed one is ephemeral, which the Platform Crypto Provider refuses)', async () => {
+  const probe = win32CngCommands.probe(TPM_PROVIDER);
+  const script = decodePowershell(probe);
+  assert.match(probe.env!.DTA_KEY_NAME!, /^DeviceTrustProbe-[0-9a-f]{32}$/, 'a fresh name per probe');
+  assert.notEqual(win32CngCommands.probe(TPM_PROVIDER).env!.DTA_KEY_NAME, probe.env!.DTA_KEY_NAME);
+  assert.match(script, /\[System\.Security\.Cryptography\.CngKey\]::Create\(\[System\.Security\.Cryptography\.CngAlgorithm\]::ECDsaP256, \$env:DTA_KEY_NAME, \$p\)/);
+  assert.doesNotMatch(script, /::Create\([^)]*\$null/, 'never an ephemeral (unnamed) key');
+  assert.match(script, /finally \{ \$k\.Delete\(\) \}/, 'the probe key is deleted whatever happens');
+  // The probe's name is never taken for a device key: nothing opens, signs with or sweeps it.
+  const { parseCngKeyId } = await import('../../src-main/platform/win32-cng.js');
+  assert.equal(parseCngKeyId(`tpm:${probe.env!.DTA_KEY_NAME}`), undefined);
+  // With a TPM that answers the named probe, the TPM is chosen (not the software provider).
+  const win = windowsStandIn();
+  const store = new WindowsCngKeyStore({ skipTpm: false, workDir: tempDir('cng'), run: win.run });
+  assert.equal((await store.info()).protection, 'tpm');
+});
+
+test('issue 25.1: non-exportability is decided by an export attempt, not by the export-policy flag the TPM reports', async () => {
+  for (const name of ['create', 'find'] as const) {
+    const s = win32CngScripts[name];
+    assert.match(s, /try \{ \$null = \$key\.Export\(\[System\.Security\.Cryptography\.CngKeyBlobFormat\]::Pkcs8PrivateBlob\) \} catch \{ \$exportable = \$false \}/, `${name} tries the export`);
+    assert.match(s, /exportable = \$exportable/, `${name} answers the attempt's outcome`);
+  }
+  // A TPM key that reports AllowPlaintextExport (the provider keeps its own policy) but cannot be exported is used.
+  const tpmFlag = windowsStandIn({ createAnswer: (cmd) => {
+    const pair = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    tpmFlag.keys.set(cmd.env!.DTA_KEY_NAME!, { provider: TPM_PROVIDER, ...pair, algorithm: 'P-256' });
+    return ok(JSON.stringify({ ok: true, data: { exists: true, name: cmd.env!.DTA_KEY_NAME, provider: TPM_PROVIDER, algorithm: 'ECDSA_P256', exportPolicy: 'AllowPlaintextExport', exportable: false, publicBlob: spkiToCngPublicBlob(pair.publicKey).toString('base64') } }));
+  } });
+  const key = await new WindowsCngKeyStore({ skipTpm: false, workDir: tempDir('cng'), run: tpmFlag.run }).generate('P-256', 'k');
+  assert.equal(key.protection, 'tpm');
+  // An answer without the attempt's outcome is not trusted.
+  const old = windowsStandIn({ createAnswer: (cmd) => ok(JSON.stringify({ ok: true, data: { exists: true, name: cmd.env!.DTA_KEY_NAME, provider: SOFTWARE_PROVIDER, algorithm: 'ECDSA_P256', exportPolicy: 'None', publicBlob: spkiToCngPublicBlob(crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey).toString('base64') } })) });
+  await assert.rejects(new WindowsCngKeyStore({ skipTpm: true, workDir: tempDir('cng'), run: old.run }).generate('P-256', 'k'), (e: unknown) => isAgentError(e) && e.code === 'WINDOWS_KEY_ANSWER');
 });
