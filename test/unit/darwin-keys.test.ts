@@ -165,3 +165,37 @@ test('failures say what to do: locked keychain, key gone, extractable key, forge
   const timeout = store(macStandIn({ jxa: () => ({ code: 124, stdout: '', stderr: '' }) }).run, true);
   await assert.rejects(timeout.generate('P-256', 'k'), (e: unknown) => isAgentError(e) && e.code === 'MAC_KEY_TIMEOUT' && /password prompt/.test(e.remedy ?? ''));
 });
+
+test('issue 25.7: sc_auth create-ctk-csr writes PATH.csr, which is read; a failed creation leaves no identity; the orphan sweep sees Secure Enclave identities', async () => {
+  const { csrOutputFiles, ctkLabelFor, coreLabelOfCtk } = await import('../../src-main/platform/darwin-keys.js');
+  const { sweepOrphanKeys, newKeyLabel, KEY_LABEL_PREFIX } = await import('../../src-main/core/orphan-keys.js');
+  assert.deepEqual(csrOutputFiles('/t/request'), ['/t/request.csr', '/t/request'], 'PATH.csr first (what sc_auth writes), PATH itself as a fallback');
+  const m = macStandIn();
+  const s = store(m.run);
+  const k = await s.generate('P-256', newKeyLabel(Date.now() - 3600_000));
+  assert.match(k.id, /^se:/, 'the request sc_auth wrote as request.csr was found and read');
+  const csrCall = m.calls.find((c) => c.args[0] === 'create-ctk-csr')!;
+  assert.doesNotMatch(csrCall.args[csrCall.args.indexOf('-f') + 1]!, /\.csr$/, 'the agent hands sc_auth the path without the extension sc_auth adds');
+
+  // Each failed attempt used to leave an identity behind: now it is deleted.
+  const broken = macStandIn({ csrFails: 'sc_auth: could not create the request\n' });
+  await assert.rejects(store(broken.run).generate('P-256', newKeyLabel(Date.now())), (e: unknown) => isAgentError(e) && /create-ctk-csr/.test(e.message));
+  assert.equal(broken.identities.size, 0, 'the identity made for the failed attempt was removed');
+  assert.ok(broken.calls.some((c) => c.args[0] === 'delete-ctk-identity'));
+
+  // Labels: the core's label survives the round trip through sc_auth's no-space label, so the sweep knows the age.
+  const label = newKeyLabel(1765000000_000);
+  assert.equal(coreLabelOfCtk(ctkLabelFor(label, '0123456789ab'), KEY_LABEL_PREFIX), label);
+  assert.equal(coreLabelOfCtk('ssh-exportable', KEY_LABEL_PREFIX), undefined, 'identities that are not ours are never listed');
+  // An orphan (no certificate, no key reference) is swept; the identity that is not ours is left alone.
+  const listed = await s.listOwnKeys(KEY_LABEL_PREFIX);
+  assert.deepEqual(listed.map((e) => [e.id, e.hasCertificate]), [[k.id, false]]);
+  const swept = await sweepOrphanKeys(s, tempDir('sweep'));
+  assert.deepEqual(swept.removed, [k.id]);
+  assert.equal(m.identities.size, 0);
+  // With its certificate attached, the key is not an orphan.
+  const k2 = await s.generate('P-256', newKeyLabel(Date.now() - 3600_000));
+  await s.attach(k2.id, { certPem: issueFor(k2.spki, 'f784e4a2-6026-4aef-8e15-a5c31aa7374e'), chainPem: [], label: 'device-trust' });
+  assert.deepEqual((await s.listOwnKeys(KEY_LABEL_PREFIX)).map((e) => e.hasCertificate), [true]);
+  assert.deepEqual((await sweepOrphanKeys(s, tempDir('sweep'))).removed, []);
+});
