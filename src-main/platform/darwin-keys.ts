@@ -7,7 +7,7 @@ import { describeCertificate, parseCertificate } from '../base/certinfo.js';
 import { AgentError } from '../base/errors.js';
 import { runCommand, type Command, type CommandResult, type CommandRunner } from '../base/exec.js';
 import { ensurePrivateDir } from '../base/fsutil.js';
-import { darwinCommands, MacKeychainStore, parseSecurityError, publicKeyHash } from './darwin-store.js';
+import { darwinCommands, installedApps, MAC_TRUSTED_APPS, MacKeychainStore, parseSecurityError, publicKeyHash } from './darwin-store.js';
 import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, OwnKeyEntry, StoreKey } from './keystore.js';
 import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
 
@@ -63,6 +63,20 @@ function run() {
     priv.setObjectForKey(yes, c($.kSecAttrIsPermanent));
     priv.setObjectForKey(no, c($.kSecAttrIsExtractable));
     priv.setObjectForKey($(arg('DTA_LABEL')), c($.kSecAttrLabel));
+    // The key's access list (issue 25.8): without one only the creating app (osascript) is trusted and every browser
+    // prompts. The calling app (NULL path: osascript, which signs renewal tokens) plus the installed browsers.
+    const apps = arg('DTA_TRUSTED_APPS') ? arg('DTA_TRUSTED_APPS').split('\n') : [];
+    const trusted = $.NSMutableArray.alloc.init;
+    for (const p of [null].concat(apps)) {
+      const app = Ref();
+      const st = Number($.SecTrustedApplicationCreateFromPath(p, app));
+      if (st !== 0) return JSON.stringify({ ok: false, status: st, message: 'SecTrustedApplicationCreateFromPath ' + (p === null ? '(this program)' : p) });
+      trusted.addObject(c(app[0]));
+    }
+    const access = Ref();
+    const ast = Number($.SecAccessCreate($(arg('DTA_LABEL')), trusted, access));
+    if (ast !== 0) return JSON.stringify({ ok: false, status: ast, message: 'SecAccessCreate' });
+    priv.setObjectForKey(c(access[0]), c($.kSecAttrAccess));
     const attrs = $.NSMutableDictionary.alloc.init;
     attrs.setObjectForKey(c(rsa ? $.kSecAttrKeyTypeRSA : $.kSecAttrKeyTypeECSECPrimeRandom), c($.kSecAttrKeyType));
     attrs.setObjectForKey($.NSNumber.numberWithInt(rsa ? 2048 : 256), c($.kSecAttrKeySizeInBits));
@@ -133,7 +147,8 @@ export const darwinKeyCommands = {
   createCsr: (hash: string, file: string, commonName: string): Command => ({ file: '/usr/sbin/sc_auth', args: ['create-ctk-csr', '-h', hash, '-f', file, '-N', commonName], timeoutMs: MAC_KEY_TIMEOUT_MS }),
   importCertificate: (file: string): Command => ({ file: '/usr/sbin/sc_auth', args: ['import-ctk-certificate', '-f', file], timeoutMs: MAC_KEY_TIMEOUT_MS }),
   deleteIdentity: (hash: string): Command => ({ file: '/usr/sbin/sc_auth', args: ['delete-ctk-identity', '-h', hash], timeoutMs: MAC_KEY_TIMEOUT_MS }),
-  createKeychainKey: (algorithm: KeyAlgorithmName, label: string): Command => jxa({ DTA_OP: 'create', DTA_ALGORITHM: algorithm, DTA_LABEL: label }),
+  /** `trustedApps`: the installed browsers (installedApps), one per line in DTA_TRUSTED_APPS, given the key's ACL. */
+  createKeychainKey: (algorithm: KeyAlgorithmName, label: string, trustedApps: string[] = []): Command => jxa({ DTA_OP: 'create', DTA_ALGORITHM: algorithm, DTA_LABEL: label, DTA_TRUSTED_APPS: trustedApps.join('\n') }),
   publicKey: (where: 'token' | 'keychain', hash: string): Command => jxa({ DTA_OP: 'public', DTA_WHERE: where, DTA_KEY_HASH_B64: Buffer.from(hash, 'hex').toString('base64') }),
   sign: (where: 'token' | 'keychain', hash: string, algorithm: KeyAlgorithmName, data: Buffer): Command =>
     jxa({ DTA_OP: 'sign', DTA_WHERE: where, DTA_ALGORITHM: algorithm, DTA_KEY_HASH_B64: Buffer.from(hash, 'hex').toString('base64'), DTA_DATA_B64: data.toString('base64') }),
@@ -331,6 +346,10 @@ export function parseMacKeyId(id: string): { where: 'token' | 'keychain'; hash: 
 
 export interface MacKeyStoreOptions {
   skipTpm: boolean;
+  /** Applications given the software key's access list besides the agent (default: the installed MAC_TRUSTED_APPS). */
+  trustedApps?: string[];
+  /** Whether an application path exists (tests pass their own). */
+  exists?: (p: string) => boolean;
   workDir: string;
   /** The login keychain and its certificate store (list/remove of identities there). */
   keychain: MacKeychainStore;
@@ -414,7 +433,8 @@ export class MacKeyStore implements DeviceKeyStore {
         throw e;
       }
     }
-    const a = parseJxaAnswer(await this.exec(darwinKeyCommands.createKeychainKey(algorithm, unique), 'create the device key in the login keychain'));
+    const apps = installedApps(this.opts.trustedApps ?? MAC_TRUSTED_APPS, this.opts.exists);
+    const a = parseJxaAnswer(await this.exec(darwinKeyCommands.createKeychainKey(algorithm, unique, apps), 'create the device key in the login keychain'));
     if (!a.ok) throw this.jxaFail('create the device key in the login keychain', a);
     const key = this.readPublic(a.data, algorithm, 'keychain');
     if (!key) throw new AgentError('local', 'MAC_KEY_FAILED', 'The keychain made the key but did not answer its public key.', 'Run again with --debug.');

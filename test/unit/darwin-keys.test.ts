@@ -199,3 +199,17 @@ test('issue 25.7: sc_auth create-ctk-csr writes PATH.csr, which is read; a faile
   assert.deepEqual((await s.listOwnKeys(KEY_LABEL_PREFIX)).map((e) => e.hasCertificate), [true]);
   assert.deepEqual((await sweepOrphanKeys(s, tempDir('sweep'))).removed, []);
 });
+
+test('issue 25.8: the software keychain key gets an access list naming the installed browsers (not only osascript)', async () => {
+  assert.match(JXA_KEYS, /SecTrustedApplicationCreateFromPath\(p, app\)/);
+  assert.match(JXA_KEYS, /for \(const p of \[null\]\.concat\(apps\)\)/, 'the calling program (NULL path) stays trusted: it signs the renewal tokens');
+  assert.match(JXA_KEYS, /SecAccessCreate\(\$\(arg\('DTA_LABEL'\)\), trusted, access\)/);
+  assert.match(JXA_KEYS, /priv\.setObjectForKey\(c\(access\[0\]\), c\(\$\.kSecAttrAccess\)\)/, 'the access object goes with the private key attributes');
+  assert.doesNotThrow(() => new Function(JXA_KEYS), 'the JXA program is valid JavaScript');
+  const m = macStandIn();
+  const s = new MacKeyStore({ skipTpm: true, workDir: tempDir('mk'), keychain: new MacKeychainStore({ keychain: '/Users/a/Library/Keychains/login.keychain-db', workDir: tempDir('mk'), agentPath: '/x', run: m.run }), keychainPath: '/Users/a/Library/Keychains/login.keychain-db', run: m.run,
+    exists: (p) => p === '/Applications/Safari.app' || p === '/Applications/Google Chrome.app' });
+  await s.generate('P-256', 'device-trust-key 1765000000');
+  const create = m.calls.find((c) => c.env?.DTA_OP === 'create')!;
+  assert.deepEqual(create.env!.DTA_TRUSTED_APPS!.split('\n'), ['/Applications/Safari.app', '/Applications/Google Chrome.app'], 'only browsers that exist (a missing path would fail the whole call)');
+});
