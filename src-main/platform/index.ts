@@ -57,7 +57,8 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
     const store = new MacKeychainStore({ keychain: loginKeychain(home), workDir, agentPath: process.execPath, run });
     // Keys are created in the Secure Enclave (a CTK identity), else non-extractable in the login keychain: no key.pem.
     const keys = new MacKeyStore({ skipTpm: config.skipTpm ?? false, workDir, keychain: store, keychainPath: loginKeychain(home), run });
-    return { ...withBrowserSetup(platform, new MacDeviceCertificateStore(store, keys), new MacBrowserSetup({ run, store, stateDir: config.stateDir })), keys };
+    const device = new MacDeviceCertificateStore(store, keys);
+    return { ...withBrowserSetup(platform, device, new MacBrowserSetup({ run, store, identities: () => device.list(), stateDir: config.stateDir })), keys };
   }
 
   if (platform === 'linux' && !pkcs11Available()) {
