@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -76,6 +76,13 @@ if (withNode) {
   fs.copyFileSync(process.execPath, path.join(out, process.platform === 'win32' ? 'node.exe' : 'node'));
   fs.chmodSync(path.join(out, process.platform === 'win32' ? 'node.exe' : 'node'), 0o755);
 }
+// The CNG key store's PowerShell scripts as files (issue 25.2): on AppLocker/WDAC machines only allowed or signed
+// script files run in FullLanguage. Generated from the compiled module (tsc ran first), byte for byte what the
+// agent checks before it runs one; sign them after this step (docs/VERIFY-WINDOWS.md).
+const cng = await import(pathToFileURL(path.join(repo, 'dist', 'src-main', 'platform', 'win32-cng.js')).href);
+fs.mkdirSync(path.join(out, 'ps'), { recursive: true });
+for (const f of cng.cngScriptFiles()) fs.writeFileSync(path.join(out, 'ps', f.file), f.content);
+
 void require;
 const size = fs.statSync(path.join(out, 'device-trust-agent.mjs')).size;
 console.log(`headless program: dist/headless/device-trust-agent.mjs (${(size / 1024).toFixed(0)} KiB), external packages: ${copied.join(', ') || 'none'}${withNode ? `, Node ${process.version}` : ''} (${(performance.now() - t0).toFixed(0)} ms)`);

@@ -6,8 +6,16 @@
 ; /q2 (or /qn, or NSIS's own /S) installs silently. Each parameter given is written to managed configuration,
 ; HKLM\SOFTWARE\Okta\DeviceTrust (64-bit view), which the agent reads at every run; Group Policy's
 ; HKLM\SOFTWARE\Policies\Okta\DeviceTrust wins over it. The URL value is named OktaOrgUrl, as the original's.
-; After the files are in place the agent registers its scheduled tasks and runs the device task once; uninstall
-; removes the tasks and the browser policies, and with RemoveCertificate=true this user's certificate.
+; After the files are in place the agent registers BOTH scheduled tasks (issue 25.3) and runs the device pass once:
+;   install --device --no-run   the device task (runs as SYSTEM: it writes HKLM browser policy) and the Event Log
+;                               source (only an administrator may register one; the installer is elevated)
+;   install --user --no-run     the user task (every member of BUILTIN\Users, at their logon); its registration
+;                               starts it for whoever is signed in, AS THEM. --no-run: no first user pass as the
+;                               installing account, which is SYSTEM under SCCM/Intune and has no user certificate
+;   run --device                the first device pass, as this (elevated) account: what the device task does anyway
+; Uninstall removes both tasks, the Event Log source and the browser policies, and with RemoveCertificate=true the
+; installing account's certificate. The MSI does the same through build/msi-project.cjs (electron-builder's
+; msiProjectCreated hook).
 ; Every agent call runs the headless program shipped in resources\headless (its own node.exe and bundled script),
 ; never the Electron executable, so the scheduled tasks `install` registers start the headless program too.
 
@@ -60,16 +68,16 @@
   !insertmacro DTA_WriteParam "HttpProxyPacLocation" "HttpProxyPacLocation"
   !insertmacro DTA_WriteParam "SkipBrowserSetup" "SkipBrowserSetup"
   !insertmacro DTA_WriteParam "SkipTPM" "SkipTPM"
-  ; Event Log source (needs administrator rights, which the installer has; the user task only writes). The same
-  ; key New-EventLog creates: the .NET message file formats any event ID as its message text.
-  WriteRegExpandStr HKLM "SYSTEM\CurrentControlSet\Services\EventLog\Application\Okta Device Trust" "EventMessageFile" "%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll"
-  WriteRegDWORD HKLM "SYSTEM\CurrentControlSet\Services\EventLog\Application\Okta Device Trust" "TypesSupported" 7
-  ; Scheduled tasks (user task at logon, device task, every 24 hours, on network change), then the task once.
-  ; Failures are logged, not fatal: without network or org the scheduled task retries.
-  nsExec::ExecToLog '${DTA_AGENT} install'
+  ; Both tasks, each registration checked; a failure is logged, not fatal: the admin can re-run the same command.
+  nsExec::ExecToLog '${DTA_AGENT} install --device --no-run'
   Pop $R2
   ${If} $R2 != 0
-    DetailPrint "device-trust-agent install exited with $R2"
+    DetailPrint "device-trust-agent install --device exited with $R2: run it again as administrator"
+  ${EndIf}
+  nsExec::ExecToLog '${DTA_AGENT} install --user --no-run'
+  Pop $R2
+  ${If} $R2 != 0
+    DetailPrint "device-trust-agent install --user exited with $R2: run it again as administrator"
   ${EndIf}
   nsExec::ExecToLog '${DTA_AGENT} run --device'
   Pop $R2
@@ -81,11 +89,13 @@
 !macro customUnInstall
   ; An update runs the old uninstaller with --updated: keep tasks, policies and certificates then.
   ${IfNot} ${isUpdated}
-    nsExec::ExecToLog '${DTA_AGENT} uninstall'
+    nsExec::ExecToLog '${DTA_AGENT} uninstall --user'
+    Pop $R2
+    ; The device task and the Event Log source.
+    nsExec::ExecToLog '${DTA_AGENT} uninstall --device'
     Pop $R2
     nsExec::ExecToLog '${DTA_AGENT} browser-setup --remove'
     Pop $R2
-    DeleteRegKey HKLM "SYSTEM\CurrentControlSet\Services\EventLog\Application\Okta Device Trust"
     !insertmacro DTA_GetParam "RemoveCertificate"
     ${If} $R1 == "true"
       nsExec::ExecToLog '${DTA_AGENT} remove-certificate'

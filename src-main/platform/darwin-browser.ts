@@ -1,4 +1,4 @@
-import type { IssuerFilter } from './types.js';
+import type { IssuerFilter, StoredCertificate } from './types.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -39,6 +39,11 @@ export interface MacBrowserSetupOptions {
   firefoxApp?: string;
   /** The user's keychain store, for Safari's identity preferences (user task only). */
   store?: MacKeychainStore;
+  /**
+   * Every identity the device certificate can be (issue 25.9): the login keychain's AND the Secure Enclave's, which
+   * `security find-identity <login keychain>` does not list (MacDeviceCertificateStore.list). Default: store.list().
+   */
+  identities?: () => Promise<StoredCertificate[]>;
   /** Where the services we set identity preferences for are remembered, so uninstall can clear them. */
   stateDir: string;
   /** The device task (root) has no user keychain; defaults to this process's uid. */
@@ -145,9 +150,15 @@ export class MacBrowserSetup {
     const store = this.opts.store;
     if (!store || (this.opts.isRoot ?? process.getuid?.() === 0)) return emptyResult();
     const result = emptyResult();
-    const ours = (await store.list()).filter((c) => c.info.issuerCN === m.issuerCN).sort((a, b) => Date.parse(b.info.notAfter) - Date.parse(a.info.notAfter))[0];
     const services = identityServices(m.patterns);
-    if (!ours || !services.length) return result;
+    if (!services.length) return result;
+    const all = await (this.opts.identities ?? (() => store.list()))();
+    const ours = all.filter((c) => c.info.issuerCN === m.issuerCN).sort((a, b) => Date.parse(b.info.notAfter) - Date.parse(a.info.notAfter))[0];
+    if (!ours) {
+      // Said, not silent: Safari then asks the user to pick a certificate.
+      result.skipped.push({ dir: 'identity preferences', reason: 'no device certificate in the login keychain or the Secure Enclave yet (set after the next enrollment)' });
+      return result;
+    }
     try {
       await store.preferIdentity(ours.id, services);
       writeFileAtomic(this.servicesFile, JSON.stringify(services) + '\n', 0o600);

@@ -7,8 +7,8 @@ import { describeCertificate, parseCertificate } from '../base/certinfo.js';
 import { AgentError } from '../base/errors.js';
 import { runCommand, type Command, type CommandResult, type CommandRunner } from '../base/exec.js';
 import { ensurePrivateDir } from '../base/fsutil.js';
-import { darwinCommands, MacKeychainStore, parseSecurityError, publicKeyHash } from './darwin-store.js';
-import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, StoreKey } from './keystore.js';
+import { darwinCommands, installedApps, MAC_TRUSTED_APPS, MacKeychainStore, parseSecurityError, publicKeyHash } from './darwin-store.js';
+import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, OwnKeyEntry, StoreKey } from './keystore.js';
 import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
 
 /**
@@ -63,6 +63,20 @@ function run() {
     priv.setObjectForKey(yes, c($.kSecAttrIsPermanent));
     priv.setObjectForKey(no, c($.kSecAttrIsExtractable));
     priv.setObjectForKey($(arg('DTA_LABEL')), c($.kSecAttrLabel));
+    // The key's access list (issue 25.8): without one only the creating app (osascript) is trusted and every browser
+    // prompts. The calling app (NULL path: osascript, which signs renewal tokens) plus the installed browsers.
+    const apps = arg('DTA_TRUSTED_APPS') ? arg('DTA_TRUSTED_APPS').split('\n') : [];
+    const trusted = $.NSMutableArray.alloc.init;
+    for (const p of [null].concat(apps)) {
+      const app = Ref();
+      const st = Number($.SecTrustedApplicationCreateFromPath(p, app));
+      if (st !== 0) return JSON.stringify({ ok: false, status: st, message: 'SecTrustedApplicationCreateFromPath ' + (p === null ? '(this program)' : p) });
+      trusted.addObject(c(app[0]));
+    }
+    const access = Ref();
+    const ast = Number($.SecAccessCreate($(arg('DTA_LABEL')), trusted, access));
+    if (ast !== 0) return JSON.stringify({ ok: false, status: ast, message: 'SecAccessCreate' });
+    priv.setObjectForKey(c(access[0]), c($.kSecAttrAccess));
     const attrs = $.NSMutableDictionary.alloc.init;
     attrs.setObjectForKey(c(rsa ? $.kSecAttrKeyTypeRSA : $.kSecAttrKeyTypeECSECPrimeRandom), c($.kSecAttrKeyType));
     attrs.setObjectForKey($.NSNumber.numberWithInt(rsa ? 2048 : 256), c($.kSecAttrKeySizeInBits));
@@ -129,10 +143,12 @@ export const darwinKeyCommands = {
   scAuthUsage: (): Command => ({ file: '/usr/sbin/sc_auth', args: [], timeoutMs: 10_000 }),
   createIdentity: (label: string, commonName: string): Command => ({ file: '/usr/sbin/sc_auth', args: ['create-ctk-identity', '-l', label, '-k', 'p-256-ne', '-t', 'none', '-N', commonName], timeoutMs: MAC_KEY_TIMEOUT_MS }),
   listIdentities: (): Command => ({ file: '/usr/sbin/sc_auth', args: ['list-ctk-identities', '-t', 'sha1', '-e', 'hex'], timeoutMs: MAC_KEY_TIMEOUT_MS }),
+  /** `file` without extension: sc_auth writes `<file>.csr` (issue 25.7; see csrOutputFiles). */
   createCsr: (hash: string, file: string, commonName: string): Command => ({ file: '/usr/sbin/sc_auth', args: ['create-ctk-csr', '-h', hash, '-f', file, '-N', commonName], timeoutMs: MAC_KEY_TIMEOUT_MS }),
   importCertificate: (file: string): Command => ({ file: '/usr/sbin/sc_auth', args: ['import-ctk-certificate', '-f', file], timeoutMs: MAC_KEY_TIMEOUT_MS }),
   deleteIdentity: (hash: string): Command => ({ file: '/usr/sbin/sc_auth', args: ['delete-ctk-identity', '-h', hash], timeoutMs: MAC_KEY_TIMEOUT_MS }),
-  createKeychainKey: (algorithm: KeyAlgorithmName, label: string): Command => jxa({ DTA_OP: 'create', DTA_ALGORITHM: algorithm, DTA_LABEL: label }),
+  /** `trustedApps`: the installed browsers (installedApps), one per line in DTA_TRUSTED_APPS, given the key's ACL. */
+  createKeychainKey: (algorithm: KeyAlgorithmName, label: string, trustedApps: string[] = []): Command => jxa({ DTA_OP: 'create', DTA_ALGORITHM: algorithm, DTA_LABEL: label, DTA_TRUSTED_APPS: trustedApps.join('\n') }),
   publicKey: (where: 'token' | 'keychain', hash: string): Command => jxa({ DTA_OP: 'public', DTA_WHERE: where, DTA_KEY_HASH_B64: Buffer.from(hash, 'hex').toString('base64') }),
   sign: (where: 'token' | 'keychain', hash: string, algorithm: KeyAlgorithmName, data: Buffer): Command =>
     jxa({ DTA_OP: 'sign', DTA_WHERE: where, DTA_ALGORITHM: algorithm, DTA_KEY_HASH_B64: Buffer.from(hash, 'hex').toString('base64'), DTA_DATA_B64: data.toString('base64') }),
@@ -159,6 +175,31 @@ export function parseCtkIdentities(stdout: string): CtkIdentity[] {
     if (m) out.push({ keyType: m[1]!, hash: m[2]!.toUpperCase(), label: m[3]!, line: line.trim() });
   }
   return out;
+}
+
+/**
+ * Where `sc_auth create-ctk-csr -f PATH` leaves the request: it appends ".csr" to PATH (issue 25.7, reported from
+ * macOS 14/15: waiting for PATH itself never finds it). PATH itself is still accepted, should a release stop
+ * appending; the first that exists is read.
+ */
+export function csrOutputFiles(base: string): string[] {
+  return [`${base}.csr`, base];
+}
+
+/**
+ * The CTK label the agent gives a key made for the core's label (no spaces: sc_auth lists whitespace-separated
+ * columns) and back: "device-trust-key 1765000000" ↔ "device-trust-key-1765000000-<12 hex>". The way back lets the
+ * orphan sweep (core/orphan-keys.ts) see when the key was made.
+ */
+export function ctkLabelFor(label: string, suffix: string = crypto.randomBytes(6).toString('hex')): string {
+  return `${label.replace(/\s+/g, '-')}-${suffix}`;
+}
+
+export function coreLabelOfCtk(ctkLabel: string, labelPrefix: string): string | undefined {
+  const head = labelPrefix.replace(/\s+/g, '-');
+  if (!ctkLabel.startsWith(`${head}-`)) return undefined;
+  const m = /^(\d{9,11})-[0-9a-f]{12}$/.exec(ctkLabel.slice(head.length + 1));
+  return m ? `${labelPrefix} ${m[1]}` : labelPrefix;
 }
 
 /** Whether the Mac has a Secure Enclave: Apple silicon, or an Intel Mac with a T2 chip. */
@@ -305,6 +346,10 @@ export function parseMacKeyId(id: string): { where: 'token' | 'keychain'; hash: 
 
 export interface MacKeyStoreOptions {
   skipTpm: boolean;
+  /** Applications given the software key's access list besides the agent (default: the installed MAC_TRUSTED_APPS). */
+  trustedApps?: string[];
+  /** Whether an application path exists (tests pass their own). */
+  exists?: (p: string) => boolean;
   workDir: string;
   /** The login keychain and its certificate store (list/remove of identities there). */
   keychain: MacKeychainStore;
@@ -363,7 +408,7 @@ export class MacKeyStore implements DeviceKeyStore {
   async generate(algorithm: KeyAlgorithmName, label: string): Promise<StoreKey> {
     const info = await this.choose();
     // sc_auth lists identities as whitespace-separated columns: a label must not contain spaces.
-    const unique = `${label.replace(/\s+/g, '-')}-${crypto.randomBytes(6).toString('hex')}`;
+    const unique = ctkLabelFor(label);
     if (info.protection === 'tpm') {
       if (algorithm !== 'P-256') {
         throw new AgentError('config', 'MAC_KEY_ALGORITHM', `The Secure Enclave makes P-256 keys only, and ${algorithm} was asked.`, 'Set keyAlgorithm to P-256, or SkipTPM=true for an RSA key in the login keychain.');
@@ -373,17 +418,23 @@ export class MacKeyStore implements DeviceKeyStore {
       const listed = await this.exec(darwinKeyCommands.listIdentities(), 'list CTK identities');
       const row = parseCtkIdentities(listed.stdout).find((r) => r.label === unique);
       if (!row) throw new AgentError('local', 'MAC_KEY_FAILED', `sc_auth made the identity ${unique} but does not list it.`, 'Run again with --debug.');
-      if (row.keyType !== 'p-256-ne') {
-        await this.exec(darwinKeyCommands.deleteIdentity(row.hash), 'remove the identity');
-        throw new AgentError('local', 'MAC_KEY_EXPORTABLE', `sc_auth made a ${row.keyType} identity, not a non-exportable p-256-ne one, so it was removed again.`, 'Report this with the macOS version.');
+      // From here on a failure must not leave the identity behind (each attempt would add one): it is deleted.
+      try {
+        if (row.keyType !== 'p-256-ne') {
+          throw new AgentError('local', 'MAC_KEY_EXPORTABLE', `sc_auth made a ${row.keyType} identity, not a non-exportable p-256-ne one, so it was removed again.`, 'Report this with the macOS version.');
+        }
+        const spki = await this.publicFromCsr(row.hash, unique);
+        if (hashOfSpki(spki) !== row.hash) throw new AgentError('local', 'MAC_KEY_FAILED', 'The request sc_auth wrote is not for the identity it listed.', 'Run again with --debug.');
+        const key: StoreKey = { id: `se:${row.hash}`, algorithm: 'P-256', spki, protection: 'tpm' };
+        this.known.set(key.id, key);
+        return key;
+      } catch (e) {
+        await this.exec(darwinKeyCommands.deleteIdentity(row.hash), 'remove the identity').catch(() => undefined);
+        throw e;
       }
-      const spki = await this.publicFromCsr(row.hash, unique);
-      if (hashOfSpki(spki) !== row.hash) throw new AgentError('local', 'MAC_KEY_FAILED', 'The request sc_auth wrote is not for the identity it listed.', 'Run again with --debug.');
-      const key: StoreKey = { id: `se:${row.hash}`, algorithm: 'P-256', spki, protection: 'tpm' };
-      this.known.set(key.id, key);
-      return key;
     }
-    const a = parseJxaAnswer(await this.exec(darwinKeyCommands.createKeychainKey(algorithm, unique), 'create the device key in the login keychain'));
+    const apps = installedApps(this.opts.trustedApps ?? MAC_TRUSTED_APPS, this.opts.exists);
+    const a = parseJxaAnswer(await this.exec(darwinKeyCommands.createKeychainKey(algorithm, unique, apps), 'create the device key in the login keychain'));
     if (!a.ok) throw this.jxaFail('create the device key in the login keychain', a);
     const key = this.readPublic(a.data, algorithm, 'keychain');
     if (!key) throw new AgentError('local', 'MAC_KEY_FAILED', 'The keychain made the key but did not answer its public key.', 'Run again with --debug.');
@@ -393,13 +444,32 @@ export class MacKeyStore implements DeviceKeyStore {
   private async publicFromCsr(hash: string, commonName: string): Promise<Buffer> {
     const tmp = fs.mkdtempSync(path.join(ensurePrivateDir(this.opts.workDir), 'ctk-'));
     try {
-      const file = path.join(tmp, 'request.csr');
-      const res = await this.exec(darwinKeyCommands.createCsr(hash, file, commonName), 'read the Secure Enclave key');
-      if (res.code !== 0 || !fs.existsSync(file)) throw this.toolFail('read the Secure Enclave key (sc_auth create-ctk-csr)', res);
-      return spkiFromCsr(fs.readFileSync(file));
+      const base = path.join(tmp, 'request');
+      const res = await this.exec(darwinKeyCommands.createCsr(hash, base, commonName), 'read the Secure Enclave key');
+      const written = csrOutputFiles(base).find((f) => fs.existsSync(f));
+      if (res.code !== 0 || !written) throw this.toolFail('read the Secure Enclave key (sc_auth create-ctk-csr)', res);
+      return spkiFromCsr(fs.readFileSync(written));
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * The Secure Enclave identities this agent made (label prefix), for the orphan sweep: an identity without a
+   * certificate that no key reference names is left by an interrupted run. The login keychain's software keys are
+   * not listed (SecItemCopyMatching by label is not wired): they are deleted with their certificate.
+   */
+  async listOwnKeys(labelPrefix: string): Promise<OwnKeyEntry[]> {
+    if ((await this.choose()).protection !== 'tpm') return [];
+    const listed = await this.exec(darwinKeyCommands.listIdentities(), 'list CTK identities');
+    if (listed.code !== 0) throw this.toolFail('list the Secure Enclave identities (sc_auth list-ctk-identities)', listed);
+    const withCert = new Set((await this.tokenCertificates()).map((t) => t.keyHash));
+    const out: OwnKeyEntry[] = [];
+    for (const r of parseCtkIdentities(listed.stdout)) {
+      const label = coreLabelOfCtk(r.label, labelPrefix);
+      if (label) out.push({ id: `se:${r.hash}`, label, hasCertificate: withCert.has(r.hash) });
+    }
+    return out;
   }
 
   private readPublic(data: unknown, algorithm: KeyAlgorithmName, where: 'token' | 'keychain'): StoreKey | undefined {

@@ -159,9 +159,27 @@ export function parseFindCertificate(stdout: string): { sha1: string; sha256?: s
 export type MacFailure = 'already-exists' | 'wrong-password' | 'interaction-not-allowed' | 'access-denied' | 'not-found' | 'other';
 
 /** `security` prints failures as "security: <Function>: <message>" on stderr. */
-export function parseSecurityError(res: Pick<CommandResult, 'stdout' | 'stderr'>): { kind: MacFailure; message: string } {
+/**
+ * `security` exits with the failing OSStatus truncated to its low byte where the Security framework gave one
+ * (issue 25.11: decided from that, not from the English message): errSecItemNotFound -25300 → 44 (`security
+ * delete-generic-password …; echo $?` prints 44: DeterminateSystems/nix-installer#520), errSecDuplicateItem
+ * -25299 → 45, errSecInteractionNotAllowed -25308 → 36 (fastlane-community/security#5, status 36 with no GUI
+ * session), errSecAuthFailed -25293 → 51, errSecPkcs12VerifyFailure -25264 → 80. Exit 1 is `security`'s own
+ * "failed" with no status: only then is the (English, never translated by `security`) message read.
+ */
+export const SECURITY_EXIT_KINDS: Record<number, MacFailure> = {
+  44: 'not-found',
+  45: 'already-exists',
+  36: 'interaction-not-allowed',
+  51: 'wrong-password',
+  80: 'wrong-password',
+};
+
+export function parseSecurityError(res: Pick<CommandResult, 'stdout' | 'stderr'> & { code?: number }): { kind: MacFailure; message: string } {
   const text = `${res.stderr}\n${res.stdout}`.trim();
   const message = /security: (?:\w+: )?(.+)$/m.exec(text)?.[1]?.trim() ?? text.split('\n')[0] ?? '';
+  const byCode = res.code !== undefined ? SECURITY_EXIT_KINDS[res.code] : undefined;
+  if (byCode) return { kind: byCode, message };
   let kind: MacFailure = 'other';
   if (/already exists in the keychain/i.test(text)) kind = 'already-exists';
   else if (/MAC verification failed|wrong password/i.test(text)) kind = 'wrong-password';

@@ -20,14 +20,14 @@ export interface SinkEvent {
 export const SYSLOG_SD_ID = 'dta@32473';
 
 /**
- * The Windows Event Log source the agent writes as. Registering a source needs administrator rights, so the
- * installer (elevated) registers it (build/installer.nsh: the EventLog\Application\<source> key, as New-EventLog
- * writes it); the user task only writes.
+ * The Windows Event Log source the agent writes as. Registering a source needs administrator rights, so it is
+ * registered with the device task (`install --device`, run elevated by every installer: platform/tasks/win32.ts
+ * writes the EventLog\Application\<source> key as New-EventLog does); the user task only writes.
  */
 export const WINDOWS_EVENT_SOURCE = 'Okta Device Trust';
 export const SYSLOG_TAG = 'device-trust-agent';
 
-/** One line, bounded: platform logs are line-oriented and some (eventcreate) limit the length. */
+/** One line, bounded: platform logs are line-oriented. */
 function oneLine(e: SinkEvent, max = 2000): string {
   const text = safeText(`[${e.id}] ${e.title}: ${e.message}`, { max: Number.MAX_SAFE_INTEGER });
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
@@ -36,7 +36,6 @@ function oneLine(e: SinkEvent, max = 2000): string {
 const SYSLOG_PRIORITY = { info: 'user.info', warning: 'user.warning', error: 'user.err' } as const;
 const JOURNAL_PRIORITY = { info: 'info', warning: 'warning', error: 'err' } as const;
 const WINDOWS_TYPE = { info: 'Information', warning: 'Warning', error: 'Error' } as const;
-const EVENTCREATE_TYPE = { info: 'INFORMATION', warning: 'WARNING', error: 'ERROR' } as const;
 
 export const WRITE_EVENT_LOG_SCRIPT = envelope([
   'Write-EventLog -LogName Application -Source $env:DTA_EVENT_SOURCE -EventId $env:DTA_EVENT_ID -EntryType $env:DTA_EVENT_TYPE -Message $env:DTA_EVENT_MESSAGE',
@@ -70,11 +69,10 @@ export const eventSinkCommands = {
    */
   writeEventLog: (e: SinkEvent): Command =>
     powershell(WRITE_EVENT_LOG_SCRIPT, { DTA_EVENT_SOURCE: WINDOWS_EVENT_SOURCE, DTA_EVENT_ID: String(e.id), DTA_EVENT_TYPE: WINDOWS_TYPE[e.level], DTA_EVENT_MESSAGE: oneLine(e, 31_000) }),
-  /** Fallback where PowerShell is unavailable. eventcreate accepts IDs 1–1000 only, so it carries just those. */
-  eventcreate: (e: SinkEvent): Command | undefined =>
-    e.id >= 1 && e.id <= 1000
-      ? { file: 'eventcreate', args: ['/L', 'APPLICATION', '/SO', WINDOWS_EVENT_SOURCE, '/T', EVENTCREATE_TYPE[e.level], '/ID', String(e.id), '/D', oneLine(e)] }
-      : undefined,
+  // No eventcreate fallback (issue 25.4): eventcreate writes only under sources it registered itself (its own
+  // EventMessageFile); for the source the installer registered it refuses ("Source parameter is used to identify
+  // custom applications/scripts only"), and it cannot carry IDs above 1000. An event Write-EventLog cannot take is
+  // reported as undelivered (the agent's own log keeps it).
 };
 
 /** The commands to try for `platform`, first one that runs wins. Empty where the platform has no log we know. */
@@ -85,7 +83,7 @@ export function platformLogCommands(e: SinkEvent, platform: NodeJS.Platform = pr
     case 'darwin':
       return [eventSinkCommands.logger(e)];
     case 'win32':
-      return [eventSinkCommands.writeEventLog(e), eventSinkCommands.eventcreate(e)].filter((c): c is Command => c !== undefined);
+      return [eventSinkCommands.writeEventLog(e)];
     default:
       return [];
   }

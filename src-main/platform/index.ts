@@ -20,12 +20,19 @@ import type { CertificateStore, Platform, PlatformSettings } from './types.js';
 export type { Platform, PlatformFactory } from './types.js';
 import { WindowsBrowserSetup } from './win32-browser.js';
 import { WindowsCngKeyStore } from './win32-cng.js';
+import { declaredAgentCommand } from '../base/self.js';
 import { WindowsCertificateStore } from './win32-store.js';
 
 
 export interface PlatformDeps {
   run?: CommandRunner;
   env?: NodeJS.ProcessEnv;
+}
+
+/** The headless program's `ps` folder (the shipped CNG scripts, issue 25.2), when this is the headless program. */
+function cngScriptDir(): string | undefined {
+  const script = declaredAgentCommand()?.[1];
+  return script ? path.win32.join(path.win32.dirname(script), 'ps') : undefined;
 }
 
 /** The one place that picks the platform's implementations. */
@@ -42,7 +49,7 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
   if (platform === 'win32') {
     const store = new WindowsCertificateStore({ skipTpm: config.skipTpm ?? false, workDir, run });
     // Keys are created in the TPM (Platform Crypto Provider), else the software KSP, and never leave it: no key.pem.
-    const keys = new WindowsCngKeyStore({ skipTpm: config.skipTpm ?? false, workDir, run, certificates: store });
+    const keys = new WindowsCngKeyStore({ skipTpm: config.skipTpm ?? false, workDir, run, certificates: store, ...(cngScriptDir() ? { scriptDir: cngScriptDir()! } : {}) });
     return { ...withBrowserSetup(platform, store, new WindowsBrowserSetup(run)), keys };
   }
 
@@ -50,7 +57,8 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
     const store = new MacKeychainStore({ keychain: loginKeychain(home), workDir, agentPath: process.execPath, run });
     // Keys are created in the Secure Enclave (a CTK identity), else non-extractable in the login keychain: no key.pem.
     const keys = new MacKeyStore({ skipTpm: config.skipTpm ?? false, workDir, keychain: store, keychainPath: loginKeychain(home), run });
-    return { ...withBrowserSetup(platform, new MacDeviceCertificateStore(store, keys), new MacBrowserSetup({ run, store, stateDir: config.stateDir })), keys };
+    const device = new MacDeviceCertificateStore(store, keys);
+    return { ...withBrowserSetup(platform, device, new MacBrowserSetup({ run, store, identities: () => device.list(), stateDir: config.stateDir })), keys };
   }
 
   if (platform === 'linux' && !pkcs11Available()) {

@@ -267,6 +267,9 @@ export function stableUuid(name: string): string {
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
+/** What every launchd label of the agent starts with (tasks/darwin.ts MAC_LABELS; a unit test holds them together). */
+export const MAC_LAUNCHD_LABEL_PREFIX = 'com.example.devicetrustagent.';
+
 /**
  * The same settings as one configuration profile (.mobileconfig) for admins whose Macs are managed by MDM,
  * where a profile is the supported way to set managed preferences.
@@ -280,6 +283,20 @@ export function macConfigurationProfile(model: BrowserPolicyModel, ids: { identi
     PayloadDisplayName: `${domain} device-trust certificate selection`,
     ...values,
   }));
+  // macOS 13+ lists the agent's LaunchAgent/LaunchDaemon under Login Items, where a user can switch them off; only a
+  // managed login items payload (com.apple.servicemanagement, MDM device channel, user-approved MDM) marks them
+  // managed: auto-enabled, auto-allowed, not switchable (issue 25.11; developer.apple.com/documentation/
+  // devicemanagement/servicemanagementmanagedloginitems, apple/device-management com.apple.servicemanagement.yaml:
+  // Rules of RuleType Label / LabelPrefix / TeamIdentifier …). A LabelPrefix rule matches both launchd labels
+  // (MAC_LABELS in tasks/darwin.ts start with MAC_LAUNCHD_LABEL_PREFIX).
+  payloads.push({
+    PayloadType: 'com.apple.servicemanagement',
+    PayloadVersion: 1,
+    PayloadIdentifier: `${ids.identifier}.com.apple.servicemanagement`,
+    PayloadUUID: ids.uuid('com.apple.servicemanagement'),
+    PayloadDisplayName: 'Device Trust Agent background items (managed: cannot be switched off)',
+    Rules: [{ RuleType: 'LabelPrefix', RuleValue: MAC_LAUNCHD_LABEL_PREFIX, Comment: 'Device Trust Agent user task (LaunchAgent) and device task (LaunchDaemon)' }],
+  });
   return renderPlist({
     PayloadType: 'Configuration',
     PayloadVersion: 1,

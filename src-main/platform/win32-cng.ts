@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { AgentError } from '../base/errors.js';
 import { runCommand, type Command, type CommandResult, type CommandRunner } from '../base/exec.js';
 import { ensurePrivateDir } from '../base/fsutil.js';
-import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, StoreKey } from './keystore.js';
+import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, SignHash, StoreKey } from './keystore.js';
 import type { StoredCertificate } from './types.js';
 import { parsePsAnswer, type PsFailure } from './win32-powershell.js';
 import { parseCertutilError, sha1Thumbprint, showsTpmProvider, SOFTWARE_PROVIDER, TPM_PROVIDER, WindowsCertificateStore } from './win32-store.js';
@@ -19,10 +19,22 @@ import { describeCertificate, parseCertificate } from '../base/certinfo.js';
  * blob, never the key. `attach` files the issued certificate in CurrentUser\My and links it to the key with
  * `certutil -repairstore`, so Edge and Chrome (which read CurrentUser\My through CAPI/CNG) present it.
  *
- * One PowerShell script per operation, run with -EncodedCommand, inputs through the environment, one line of JSON
- * out (zod-checked), a deadline on every call. These scripts need FullLanguage: CNG is reachable from PowerShell
- * only through .NET (CngKey, ECDsaCng, RSACng), which ConstrainedLanguage forbids. Each script checks the language
- * mode first and answers `DTA_CONSTRAINED_LANGUAGE`, which the agent turns into a message saying what to do.
+ * One PowerShell script per operation, inputs through the environment, one line of JSON out (zod-checked), a
+ * deadline on every call. These scripts need FullLanguage: CNG is reachable from PowerShell only through .NET
+ * (CngKey, ECDsaCng, RSACng), which ConstrainedLanguage forbids. Each script checks the language mode first and
+ * answers `DTA_CONSTRAINED_LANGUAGE`, which the agent turns into a message saying what to do.
+ *
+ * AppLocker/WDAC fleets (issue 25.2): under script enforcement PowerShell runs interactive input and
+ * `-EncodedCommand` blocks in ConstrainedLanguage, and only script FILES the policy allows (a path or publisher
+ * rule; with WDAC, signed by a trusted signer) in FullLanguage (about_Language_Modes; "Script enforcement with
+ * Windows Defender Application Control", learn.microsoft.com/windows/security/application-security/
+ * application-control/app-control-for-business/design/script-enforcement). So the same scripts ship as .ps1 files
+ * beside the headless program (`resources\headless\ps\dta-cng-*.ps1`, written by build/headless.mjs from
+ * cngScriptFiles()) and run with `-File` when present and intact — an admin signs them (Set-AuthenticodeSignature)
+ * or allows the folder; the agent checks each file is exactly our script (plus an Authenticode signature block)
+ * before running it, and otherwise falls back to -EncodedCommand (which works wherever FullLanguage is the rule).
+ * The certreq route (key made by `certreq -new`, no .NET) was dropped: it cannot sign the JWS renewal token under
+ * ConstrainedLanguage, so it could never be the whole key store.
  */
 
 /** Per-call deadline: a TPM key generation takes up to a few seconds; PowerShell's own start about one. */
@@ -57,20 +69,34 @@ export function cngEnvelope(body: string): string {
 const openKey = [
   `$prov = New-Object -TypeName ${T}.CngProvider -ArgumentList $env:DTA_PROVIDER`,
 ];
+/**
+ * Whether the key can leave its provider is decided by trying (issue 25): a TPM key can report an export policy that
+ * is not what was asked (the Platform Crypto Provider keeps its own), so the flag is only reported. A plaintext
+ * PKCS#8 export that succeeds means exportable; the certificate is checked once more with `certutil -exportPFX`
+ * at attach (an encrypted export, which AllowExport alone permits). Nothing exported is kept or answered.
+ */
 const publicAnswer = [
-  '$result = @{ exists = $true; name = $key.KeyName; provider = $key.Provider.Provider; algorithm = $key.Algorithm.Algorithm; exportPolicy = [string]$key.ExportPolicy;',
+  '$exportable = $true',
+  `try { $null = $key.Export([${T}.CngKeyBlobFormat]::Pkcs8PrivateBlob) } catch { $exportable = $false }`,
+  '$result = @{ exists = $true; name = $key.KeyName; provider = $key.Provider.Provider; algorithm = $key.Algorithm.Algorithm; exportPolicy = [string]$key.ExportPolicy; exportable = $exportable;',
   `  publicBlob = [System.Convert]::ToBase64String($key.Export([${T}.CngKeyBlobFormat]::GenericPublicBlob)) }`,
 ];
 
 export const win32CngScripts = {
-  /** Whether the provider can make a key here: an ephemeral P-256 key, made and dropped (nothing is kept). */
+  /**
+   * Whether the provider can make a key here: a NAMED P-256 key, made and deleted at once. Not an unnamed one: in
+   * .NET Framework a key created with a $null name is ephemeral, and the Microsoft Platform Crypto Provider refuses
+   * ephemeral keys with NTE_BAD_FLAGS 0x80090009 ("Invalid flags specified"), which read as "no TPM" every time
+   * (learn.microsoft.com/dotnet/api/system.security.cryptography.cngkey.create: a key "without a name" is "an
+   * ephemeral key"). The name is never a device key's (probeKeyName), and the key is deleted in any case.
+   */
   probe: cngEnvelope([
     ...openKey,
     `$p = New-Object -TypeName ${T}.CngKeyCreationParameters`,
     '$p.Provider = $prov',
-    `$k = [${T}.CngKey]::Create([${T}.CngAlgorithm]::ECDsaP256, $null, $p)`,
-    '$k.Dispose()',
-    '$result = @{ provider = $env:DTA_PROVIDER }',
+    `$p.ExportPolicy = [${T}.CngExportPolicies]::None`,
+    `$k = [${T}.CngKey]::Create([${T}.CngAlgorithm]::ECDsaP256, $env:DTA_KEY_NAME, $p)`,
+    'try { $result = @{ provider = $env:DTA_PROVIDER; name = $k.KeyName } } finally { $k.Delete() }',
   ].join('\n')),
   /** A new persisted key, export policy None (non-exportable), signing only, no UI; answers its public blob. */
   create: cngEnvelope([
@@ -83,6 +109,8 @@ export const win32CngScripts = {
     `$alg = [${T}.CngAlgorithm]::ECDsaP256`,
     "if ($env:DTA_ALGORITHM -eq 'RSA-2048') {",
     `  $alg = [${T}.CngAlgorithm]::Rsa`,
+    // RSA keys also decrypt: a SCEP CA encrypts its answer to the device key (issue 25.5), decrypted in the provider.
+    `  $p.KeyUsage = [${T}.CngKeyUsages]::Signing -bor [${T}.CngKeyUsages]::Decryption`,
     `  $length = New-Object -TypeName ${T}.CngProperty -ArgumentList 'Length', ([System.BitConverter]::GetBytes([int]2048)), ([${T}.CngPropertyOptions]::None)`,
     '  $p.Parameters.Add($length)',
     '}',
@@ -101,7 +129,10 @@ export const win32CngScripts = {
     '  } finally { $key.Dispose() }',
     '}',
   ].join('\n')),
-  /** Signs a SHA-256 digest: ECDSA answers IEEE P1363 r‖s (ECDsaCng), RSA PKCS#1 v1.5 (RSACng). */
+  /**
+   * Signs a digest: ECDSA (SHA-256) answers IEEE P1363 r‖s (ECDsaCng), RSA PKCS#1 v1.5 (RSACng) over the digest of
+   * DTA_HASH (SHA256, or SHA1/SHA512 for a SCEP CA that offers only those).
+   */
   sign: cngEnvelope([
     ...openKey,
     `$key = [${T}.CngKey]::Open($env:DTA_KEY_NAME, $prov)`,
@@ -109,12 +140,25 @@ export const win32CngScripts = {
     '  $digest = [System.Convert]::FromBase64String($env:DTA_DIGEST)',
     "  if ($key.Algorithm.Algorithm -eq 'RSA') {",
     `    $rsa = New-Object -TypeName ${T}.RSACng -ArgumentList $key`,
-    `    $sig = $rsa.SignHash($digest, [${T}.HashAlgorithmName]::SHA256, [${T}.RSASignaturePadding]::Pkcs1)`,
+    `    $sig = $rsa.SignHash($digest, (New-Object -TypeName ${T}.HashAlgorithmName -ArgumentList $env:DTA_HASH), [${T}.RSASignaturePadding]::Pkcs1)`,
     '  } else {',
     `    $ec = New-Object -TypeName ${T}.ECDsaCng -ArgumentList $key`,
     '    $sig = $ec.SignHash($digest)',
     '  }',
     '  $result = @{ signature = [System.Convert]::ToBase64String($sig) }',
+    '} finally { $key.Dispose() }',
+  ].join('\n')),
+  /**
+   * RSA PKCS#1 v1.5 decryption in the provider (RSACng.Decrypt; the key never leaves it): the SCEP CA's answer is
+   * encrypted to the device key (issue 25.5 — the same route the idp path's key takes, so SCEP needs no PFX).
+   */
+  decrypt: cngEnvelope([
+    ...openKey,
+    `$key = [${T}.CngKey]::Open($env:DTA_KEY_NAME, $prov)`,
+    'try {',
+    `  $rsa = New-Object -TypeName ${T}.RSACng -ArgumentList $key`,
+    `  $plain = $rsa.Decrypt([System.Convert]::FromBase64String($env:DTA_CIPHERTEXT), [${T}.RSAEncryptionPadding]::Pkcs1)`,
+    '  $result = @{ plaintext = [System.Convert]::ToBase64String($plain) }',
     '} finally { $key.Dispose() }',
   ].join('\n')),
   /** Deletes the key from its provider; already gone answers "absent". */
@@ -132,12 +176,64 @@ function ps(script: string, env: Record<string, string>): Command {
   return { file: 'powershell.exe', args: [...PS_ARGS, Buffer.from(script, 'utf16le').toString('base64')], env, timeoutMs: CNG_TIMEOUT_MS };
 }
 
+// ---- the shipped script files (AppLocker/WDAC) -----------------------------------------------------------------
+
+/** Arguments for a script file: the same session options, `-File` last (everything after it is the script's). */
+const PS_FILE_ARGS = ['-NoLogo', '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-OutputFormat', 'Text', '-File'];
+const FILE_HEADER = '# Device Trust Agent: CNG key store script (generated from src-main/platform/win32-cng.ts; sign, do not edit).';
+
+export type CngScriptName = keyof typeof win32CngScripts;
+
+/** The .ps1 files to ship, byte for byte (CRLF, ASCII: Set-AuthenticodeSignature signs them as they are). */
+export function cngScriptFiles(): { name: CngScriptName; file: string; content: string }[] {
+  return (Object.keys(win32CngScripts) as CngScriptName[]).map((name) => ({
+    name, file: `dta-cng-${name}.ps1`, content: `${FILE_HEADER}\r\n${win32CngScripts[name].replace(/\r?\n/g, '\r\n')}\r\n`,
+  }));
+}
+
+/**
+ * Whether a shipped file is exactly our script: the generated text, optionally after a UTF-8 BOM and followed by the
+ * Authenticode block Set-AuthenticodeSignature appends ("# SIG # Begin signature block" … "# SIG # End signature
+ * block", about_Signing). Anything else (an edit, another script) is not run.
+ */
+export function isOurScriptFile(text: string, expected: string): boolean {
+  const body = text.replace(/^\uFEFF/, '');
+  if (body === expected) return true;
+  if (!body.startsWith(expected)) return false;
+  return /^# SIG # Begin signature block\r?\n(?:# [A-Za-z0-9+/=]*\r?\n)+# SIG # End signature block\r?\n?$/.test(body.slice(expected.length));
+}
+
+/** The script-file form of a CNG command, when `dir` holds the intact file for its script; else undefined. */
+export function shippedScriptCommand(cmd: Command, dir: string, read: (f: string) => string | undefined = readIfThere): Command | undefined {
+  if (cmd.file !== 'powershell.exe' || cmd.args.at(-2) !== '-EncodedCommand') return undefined;
+  const script = Buffer.from(cmd.args.at(-1)!, 'base64').toString('utf16le');
+  const entry = cngScriptFiles().find((f) => win32CngScripts[f.name] === script);
+  if (!entry) return undefined;
+  const file = path.win32.join(dir, entry.file);
+  const text = read(file);
+  if (text === undefined || !isOurScriptFile(text, entry.content)) return undefined;
+  return { ...cmd, args: [...PS_FILE_ARGS, file] };
+}
+
+function readIfThere(f: string): string | undefined {
+  try {
+    return fs.readFileSync(f, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** HashAlgorithmName names (learn.microsoft.com/dotnet/api/system.security.cryptography.hashalgorithmname). */
+const CNG_HASH: Record<SignHash, string> = { sha1: 'SHA1', sha256: 'SHA256', sha512: 'SHA512' };
+
 /** Every command line of the store, as data. */
 export const win32CngCommands = {
-  probe: (provider: string): Command => ps(win32CngScripts.probe, { DTA_PROVIDER: provider }),
+  /** `name`: a fresh probe key name (probeKeyName()), so two agents probing at once never meet. */
+  probe: (provider: string, name: string = probeKeyName()): Command => ps(win32CngScripts.probe, { DTA_PROVIDER: provider, DTA_KEY_NAME: name }),
   create: (provider: string, name: string, algorithm: KeyAlgorithmName): Command => ps(win32CngScripts.create, { DTA_PROVIDER: provider, DTA_KEY_NAME: name, DTA_ALGORITHM: algorithm }),
   find: (provider: string, name: string): Command => ps(win32CngScripts.find, { DTA_PROVIDER: provider, DTA_KEY_NAME: name }),
-  sign: (provider: string, name: string, digest: Buffer): Command => ps(win32CngScripts.sign, { DTA_PROVIDER: provider, DTA_KEY_NAME: name, DTA_DIGEST: digest.toString('base64') }),
+  sign: (provider: string, name: string, digest: Buffer, hash: SignHash = 'sha256'): Command => ps(win32CngScripts.sign, { DTA_PROVIDER: provider, DTA_KEY_NAME: name, DTA_DIGEST: digest.toString('base64'), DTA_HASH: CNG_HASH[hash] }),
+  decrypt: (provider: string, name: string, ciphertext: Buffer): Command => ps(win32CngScripts.decrypt, { DTA_PROVIDER: provider, DTA_KEY_NAME: name, DTA_CIPHERTEXT: ciphertext.toString('base64') }),
   remove: (provider: string, name: string): Command => ps(win32CngScripts.remove, { DTA_PROVIDER: provider, DTA_KEY_NAME: name }),
   addIntermediate: (file: string): Command => ({ file: 'certutil.exe', args: ['-user', '-f', '-addstore', 'CA', file], timeoutMs: CNG_TIMEOUT_MS }),
   addCertificate: (file: string): Command => ({ file: 'certutil.exe', args: ['-user', '-f', '-addstore', 'My', file], timeoutMs: CNG_TIMEOUT_MS }),
@@ -150,9 +246,15 @@ export const win32CngCommands = {
 
 const PublicAnswer = z.union([
   z.object({ exists: z.literal(false) }),
-  z.object({ exists: z.literal(true), name: z.string(), provider: z.string(), algorithm: z.string(), exportPolicy: z.string(), publicBlob: z.string().min(8) }),
+  z.object({ exists: z.literal(true), name: z.string(), provider: z.string(), algorithm: z.string(), exportPolicy: z.string(), exportable: z.boolean(), publicBlob: z.string().min(8) }),
 ]);
+
+/** The probe's key: never a device key's name (parseCngKeyId refuses it), so nothing else ever opens or deletes it. */
+export function probeKeyName(): string {
+  return `DeviceTrustProbe-${crypto.randomBytes(16).toString('hex')}`;
+}
 const SignAnswer = z.object({ signature: z.string().min(8) });
+const DecryptAnswer = z.object({ plaintext: z.string() });
 
 export type CngAnswer = { ok: true; data: unknown } | ({ ok: false; timedOut?: boolean } & PsFailure);
 
@@ -192,7 +294,7 @@ export function classifyCngFailure(a: Extract<CngAnswer, { ok: false }>): CngFai
 
 /** What to do, per failure: the agent shows it under the error. */
 export const CNG_REMEDIES: Record<CngFailureKind, string> = {
-  'constrained-language': 'PowerShell runs in ConstrainedLanguage here (AppLocker/WDAC), and CNG keys are reachable only from FullLanguage. Allow the agent\'s scripts (an AppLocker/WDAC rule for the agent\'s signed install folder), or ask your administrator to exempt the agent.',
+  'constrained-language': 'PowerShell runs in ConstrainedLanguage here (AppLocker/WDAC), and CNG keys are reachable only from FullLanguage. An administrator signs the agent\'s script files (resources\\headless\\ps\\dta-cng-*.ps1 in the install folder: Set-AuthenticodeSignature with a certificate the policy trusts) or allows that folder in an AppLocker script rule; see docs/VERIFY-WINDOWS.md.',
   'no-tpm': 'This computer has no usable TPM (or the TPM Base Services are stopped: sc start tbs). The key is made in the software key storage provider instead; set SkipTPM=true to say so on purpose.',
   'tpm-not-ready': 'The TPM is present but not ready: open tpm.msc (or run Get-Tpm as administrator) and turn it on / clear it as your administrator advises.',
   'tpm-locked-out': 'The TPM is in dictionary-attack lockout: wait for the lockout to expire, or an administrator runs Reset-TpmLockout (or tpm.msc → Reset lockout).',
@@ -280,6 +382,10 @@ export interface WindowsCngKeyStoreOptions {
   certificates?: WindowsCertificateStore;
   /** How long the agent waits for one command before giving up (default: the command's own deadline + 1 s). */
   deadlineMs?: number;
+  /** Where the shipped .ps1 files are (resources\headless\ps): run with -File when intact (AppLocker/WDAC). */
+  scriptDir?: string;
+  /** Reads a shipped script file (tests); default fs. */
+  readScript?: (file: string) => string | undefined;
 }
 
 export class WindowsCngKeyStore implements DeviceKeyStore {
@@ -321,11 +427,12 @@ export class WindowsCngKeyStore implements DeviceKeyStore {
   }
 
   private async script(cmd: Command, what: string): Promise<CngAnswer> {
-    return parseCngAnswer(await this.exec(cmd, what));
+    const shipped = this.opts.scriptDir ? shippedScriptCommand(cmd, this.opts.scriptDir, this.opts.readScript) : undefined;
+    return parseCngAnswer(await this.exec(shipped ?? cmd, what));
   }
 
   /**
-   * TPM first (unless SkipTPM): an ephemeral key is made and dropped in the Platform Crypto Provider to see that
+   * TPM first (unless SkipTPM): a named key is made and deleted in the Platform Crypto Provider to see that
    * it works; when it does not, the reason (no TPM, not ready, lockout, error) is kept for `status`. FullLanguage
    * is required either way: ConstrainedLanguage is an error, not a fallback.
    */
@@ -356,8 +463,8 @@ export class WindowsCngKeyStore implements DeviceKeyStore {
     const p = PublicAnswer.safeParse(a.data);
     if (!p.success) throw new AgentError('local', 'WINDOWS_KEY_ANSWER', `Windows answered ${what} in an unexpected form.`, CNG_REMEDIES.other);
     if (!p.data.exists) return undefined;
-    if (p.data.exportPolicy !== 'None') {
-      throw new AgentError('local', 'WINDOWS_KEY_EXPORTABLE', `The device key ${p.data.name} has export policy ${p.data.exportPolicy}; the agent never uses an exportable key.`,
+    if (p.data.exportable) {
+      throw new AgentError('local', 'WINDOWS_KEY_EXPORTABLE', `The device key ${p.data.name} can be exported (export policy ${p.data.exportPolicy}); the agent never uses an exportable key.`,
         'Run device-trust-agent run --forceRenewal to make a new, non-exportable key.');
     }
     const { spki, algorithm } = cngPublicBlobToSpki(Buffer.from(p.data.publicBlob, 'base64'));
@@ -392,23 +499,35 @@ export class WindowsCngKeyStore implements DeviceKeyStore {
   }
 
   /** Hashes here, signs there; the signature is checked against the key's public half before it is used. */
-  async sign(id: string, data: Buffer): Promise<Buffer> {
+  async sign(id: string, data: Buffer, hash: SignHash = 'sha256'): Promise<Buffer> {
     const k = parseCngKeyId(id);
     if (!k) throw new AgentError('local', 'KEY_MISSING', `${id} is not a Windows device key handle.`, CNG_REMEDIES['key-missing']);
-    const digest = crypto.createHash('sha256').update(data).digest();
-    const a = await this.script(win32CngCommands.sign(k.provider, k.name, digest), 'sign with the device key');
+    const key0 = this.known.get(id) ?? (await this.find(id));
+    if (!key0) throw this.fail('sign with the device key', { ok: false, hresult: '0x80090016', message: 'the key is gone' });
+    const h = key0.algorithm === 'P-256' ? 'sha256' : hash; // ECDSA is always SHA-256
+    const digest = crypto.createHash(h).update(data).digest();
+    const a = await this.script(win32CngCommands.sign(k.provider, k.name, digest, h), 'sign with the device key');
     if (!a.ok) throw this.fail('sign with the device key', a);
     const s = SignAnswer.safeParse(a.data);
     if (!s.success) throw new AgentError('local', 'WINDOWS_KEY_ANSWER', 'Windows answered the signature in an unexpected form.', CNG_REMEDIES.other);
     const signature = Buffer.from(s.data.signature, 'base64');
-    const key = this.known.get(id) ?? (await this.find(id));
-    if (!key) throw this.fail('sign with the device key', { ok: false, hresult: '0x80090016', message: 'the key is gone' });
-    const pub = crypto.createPublicKey({ key: key.spki, format: 'der', type: 'spki' });
-    const good = key.algorithm === 'P-256'
+    const pub = crypto.createPublicKey({ key: key0.spki, format: 'der', type: 'spki' });
+    const good = key0.algorithm === 'P-256'
       ? signature.length === 64 && crypto.verify('sha256', data, { key: pub, dsaEncoding: 'ieee-p1363' }, signature)
-      : crypto.verify('sha256', data, pub, signature);
+      : crypto.verify(h, data, pub, signature);
     if (!good) throw new AgentError('local', 'WINDOWS_KEY_BAD_SIGNATURE', 'The signature Windows made does not verify with the device key.', CNG_REMEDIES.other);
     return signature;
+  }
+
+  /** RSA keys: PKCS#1 v1.5 decryption in the provider (SCEP's answer key); the plaintext is the only thing returned. */
+  async decrypt(id: string, ciphertext: Buffer): Promise<Buffer> {
+    const k = parseCngKeyId(id);
+    if (!k) throw new AgentError('local', 'KEY_MISSING', `${id} is not a Windows device key handle.`, CNG_REMEDIES['key-missing']);
+    const a = await this.script(win32CngCommands.decrypt(k.provider, k.name, ciphertext), 'decrypt with the device key');
+    if (!a.ok) throw this.fail('decrypt with the device key', a);
+    const d = DecryptAnswer.safeParse(a.data);
+    if (!d.success) throw new AgentError('local', 'WINDOWS_KEY_ANSWER', 'Windows answered the decryption in an unexpected form.', CNG_REMEDIES.other);
+    return Buffer.from(d.data.plaintext, 'base64');
   }
 
   /**

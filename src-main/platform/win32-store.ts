@@ -164,8 +164,8 @@ export interface WindowsStoreOptions {
 }
 
 /**
- * The user's personal store `CurrentUser\My`, for a key that arrives as PEM (the core's flow until the
- * platform key store — win32-keystore.ts, key created in place — is wired in). RSA keys go into the TPM
+ * The user's personal store `CurrentUser\My`, for a key that arrives as PEM (the SCEP path's PKCS#12; the device
+ * key itself is created in place by win32-cng.ts). RSA keys go into the TPM
  * (Microsoft Platform Crypto Provider) when SkipTPM is not set; ECDSA keys never do, because certutil's TPM
  * import of ECDSA keys is known to fail or leave an unusable key on Windows 10. Every other case, and every
  * TPM failure, uses the software key storage provider. The key must be non-exportable, which is checked by

@@ -9,7 +9,7 @@ import { tempDir } from './agent.js';
 import { fail, fixture, ok } from './commands.js';
 
 /** Plays sc_auth, osascript (the JXA program) and security with keys held here, in their documented output forms. */
-export function macStandIn(opts: { arm64?: CommandResult; usage?: string; jxa?: (env: Record<string, string>) => CommandResult | undefined } = {}) {
+export function macStandIn(opts: { arm64?: CommandResult; usage?: string; csrFails?: string; jxa?: (env: Record<string, string>) => CommandResult | undefined } = {}) {
   const identities = new Map<string, { label: string; privateKey: crypto.KeyObject; publicKey: crypto.KeyObject; cert?: string }>();
   const keychain = new Map<string, { privateKey: crypto.KeyObject; publicKey: crypto.KeyObject; extractable: boolean }>();
   const certs: string[] = [];
@@ -35,11 +35,13 @@ export function macStandIn(opts: { arm64?: CommandResult; usage?: string; jxa?: 
         return ok([fixture('darwin', 'sc_auth-list-ctk-identities.txt').trimEnd(), ...rows].join('\n') + '\n');
       }
       if (a[0] === 'create-ctk-csr') {
+        // sc_auth appends ".csr" to the -f path (issue 25.7).
+        if (opts.csrFails) return fail(opts.csrFails);
         const id = identities.get(a[a.indexOf('-h') + 1]!);
         if (!id) return fail('identity not found\n');
         const dir = tempDir('ctk');
         fs.writeFileSync(path.join(dir, 'k.pem'), id.privateKey.export({ type: 'pkcs8', format: 'pem' }));
-        execFileSync('openssl', ['req', '-new', '-key', path.join(dir, 'k.pem'), '-subj', `/CN=${a[a.indexOf('-N') + 1]}`, '-outform', 'DER', '-out', a[a.indexOf('-f') + 1]!], { stdio: 'ignore' });
+        execFileSync('openssl', ['req', '-new', '-key', path.join(dir, 'k.pem'), '-subj', `/CN=${a[a.indexOf('-N') + 1]}`, '-outform', 'DER', '-out', `${a[a.indexOf('-f') + 1]!}.csr`], { stdio: 'ignore' });
         return ok('');
       }
       if (a[0] === 'import-ctk-certificate') {

@@ -51,7 +51,7 @@ export function windowsStandIn(opts: { tpm?: string; createAnswer?: (cmd: Comman
   const calls: Command[] = [];
   const publicAnswer = (name: string) => {
     const k = keys.get(name)!;
-    return { exists: true, name, provider: k.provider, algorithm: k.algorithm === 'P-256' ? 'ECDSA_P256' : 'RSA', exportPolicy: 'None', publicBlob: spkiToCngPublicBlob(k.publicKey).toString('base64') };
+    return { exists: true, name, provider: k.provider, algorithm: k.algorithm === 'P-256' ? 'ECDSA_P256' : 'RSA', exportPolicy: 'None', exportable: false, publicBlob: spkiToCngPublicBlob(k.publicKey).toString('base64') };
   };
   const json = (data: unknown) => ok(JSON.stringify({ ok: true, data }) + '\r\n');
   const keyFor = (pem: string) => [...keys].find(([, k]) => spkiOf(k.publicKey).equals(spkiOf(crypto.createPublicKey(pem))));
@@ -79,10 +79,20 @@ export function windowsStandIn(opts: { tpm?: string; createAnswer?: (cmd: Comman
         if (!k) return fail('', 1, fixture('win32', 'cng-sign-keyset-missing-fr.json'));
         const digest = Buffer.from(env.DTA_DIGEST!, 'base64');
         // What ECDsaCng.SignHash / RSACng.SignHash(…, Pkcs1) return: P1363 r‖s, or the PKCS#1 v1.5 signature.
+        // RSACng.SignHash(digest, HashAlgorithmName(DTA_HASH), Pkcs1): the DigestInfo of that hash, padded.
+        const digestInfo: Record<string, string> = { SHA1: '3021300906052b0e03021a05000414', SHA256: '3031300d060960864801650304020105000420', SHA512: '3051300d060960864801650304020305000440' };
         const sig = k.algorithm === 'P-256'
           ? derToP1363(ecdsaSignDigest(k.privateKey, digest))
-          : crypto.privateEncrypt({ key: k.privateKey, padding: crypto.constants.RSA_PKCS1_PADDING }, Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), digest]));
+          : crypto.privateEncrypt({ key: k.privateKey, padding: crypto.constants.RSA_PKCS1_PADDING }, Buffer.concat([Buffer.from(digestInfo[env.DTA_HASH!]!, 'hex'), digest]));
         return json({ signature: sig.toString('base64') });
+      }
+      if (s === win32CngScripts.decrypt) {
+        if (!k) return fail('', 1, fixture('win32', 'cng-sign-keyset-missing-fr.json'));
+        // RSACng.Decrypt(…, Pkcs1) in the provider; Node's PKCS#1 v1.5 private decryption is refused since CVE-2023-46809, so openssl plays it.
+        const dir = tempDir('cngdec');
+        fs.writeFileSync(path.join(dir, 'k.pem'), k.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+        const plain = execFileSync('openssl', ['pkeyutl', '-decrypt', '-inkey', path.join(dir, 'k.pem'), '-pkeyopt', 'rsa_padding_mode:pkcs1'], { input: Buffer.from(env.DTA_CIPHERTEXT!, 'base64') });
+        return json({ plaintext: plain.toString('base64') });
       }
       if (s === win32CngScripts.remove) return json(keys.delete(env.DTA_KEY_NAME!) ? 'deleted' : 'absent');
       if (s === win32Scripts.list) {

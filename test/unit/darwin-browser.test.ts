@@ -10,6 +10,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { X509Certificate } from 'node:crypto';
+import { describeCertificate, parseCertificate } from '../../src-main/base/certinfo.js';
 import type { Command } from '../../src-main/base/exec.js';
 import { darwinPrefCommands, MacBrowserSetup, MDM_NOT_APPLIED } from '../../src-main/platform/darwin-browser.js';
 import { MacKeychainStore } from '../../src-main/platform/darwin-store.js';
@@ -110,6 +112,24 @@ test('user task: Safari\'s identity preferences (plain and app-id names) for eac
   await setup.remove('MTLS Certificate Authority');
   assert.deepEqual(tool.calls.filter((c) => c.args[1] === '-n').map((c) => c.args[3]), ['https://example.okta.com/', 'https://example.okta.com/ (com.apple.Safari)', '*.example.okta.com']);
   assert.ok(!fs.existsSync(path.join(stateDir, 'identity-preferences.json')));
+});
+
+test('issue 25.9: a Secure Enclave identity (not listed by find-identity) gets Safari\'s identity preference; no identity at all is reported skipped', async () => {
+  const d = dirs();
+  const keychain = path.join(d.root, 'login.keychain-db');
+  fs.writeFileSync(keychain, '');
+  const tool = scripted((cmd) => (cmd.args[0] === 'find-identity' ? ok(fixture('darwin', 'security-find-identity-none.txt')) : ok('[]')));
+  const store = new MacKeychainStore({ keychain, workDir: tempDir('w'), agentPath: '/x', run: tool.run });
+  const pem = fixture('darwin', 'device-cert.pem');
+  const sha1 = new X509Certificate(pem).fingerprint.replace(/:/g, '');
+  const token = { id: sha1, pem, info: describeCertificate(parseCertificate(pem)) };
+  const setup = new MacBrowserSetup({ run: tool.run, managedPrefsDir: d.prefs, preferencesDir: d.library, firefoxApp: d.firefox, stateDir: tempDir('st'), store, identities: async () => [...(await store.list()), token], isRoot: false });
+  const res = await setup.apply(model);
+  const prefs = tool.calls.filter((c) => c.args[0] === 'set-identity-preference');
+  assert.ok(prefs.length >= 1 && prefs.every((c) => c.args[2] === sha1), 'the Secure Enclave identity is the one preferred');
+  assert.ok(res.written.includes('identity preference https://example.okta.com/'));
+  const none = await new MacBrowserSetup({ run: tool.run, managedPrefsDir: d.prefs, preferencesDir: d.library, firefoxApp: d.firefox, stateDir: tempDir('st'), store, isRoot: false }).apply(model);
+  assert.ok(none.skipped.some((x) => x.dir === 'identity preferences' && /login keychain or the Secure Enclave/.test(x.reason)), 'said, not silent');
 });
 
 test('remove (uninstall): our Firefox policies leave the domain, the admin\'s stay; a domain left empty is deleted', async (t) => {

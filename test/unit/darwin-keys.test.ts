@@ -165,3 +165,51 @@ test('failures say what to do: locked keychain, key gone, extractable key, forge
   const timeout = store(macStandIn({ jxa: () => ({ code: 124, stdout: '', stderr: '' }) }).run, true);
   await assert.rejects(timeout.generate('P-256', 'k'), (e: unknown) => isAgentError(e) && e.code === 'MAC_KEY_TIMEOUT' && /password prompt/.test(e.remedy ?? ''));
 });
+
+test('issue 25.7: sc_auth create-ctk-csr writes PATH.csr, which is read; a failed creation leaves no identity; the orphan sweep sees Secure Enclave identities', async () => {
+  const { csrOutputFiles, ctkLabelFor, coreLabelOfCtk } = await import('../../src-main/platform/darwin-keys.js');
+  const { sweepOrphanKeys, newKeyLabel, KEY_LABEL_PREFIX } = await import('../../src-main/core/orphan-keys.js');
+  assert.deepEqual(csrOutputFiles('/t/request'), ['/t/request.csr', '/t/request'], 'PATH.csr first (what sc_auth writes), PATH itself as a fallback');
+  const m = macStandIn();
+  const s = store(m.run);
+  const k = await s.generate('P-256', newKeyLabel(Date.now() - 3600_000));
+  assert.match(k.id, /^se:/, 'the request sc_auth wrote as request.csr was found and read');
+  const csrCall = m.calls.find((c) => c.args[0] === 'create-ctk-csr')!;
+  assert.doesNotMatch(csrCall.args[csrCall.args.indexOf('-f') + 1]!, /\.csr$/, 'the agent hands sc_auth the path without the extension sc_auth adds');
+
+  // Each failed attempt used to leave an identity behind: now it is deleted.
+  const broken = macStandIn({ csrFails: 'sc_auth: could not create the request\n' });
+  await assert.rejects(store(broken.run).generate('P-256', newKeyLabel(Date.now())), (e: unknown) => isAgentError(e) && /create-ctk-csr/.test(e.message));
+  assert.equal(broken.identities.size, 0, 'the identity made for the failed attempt was removed');
+  assert.ok(broken.calls.some((c) => c.args[0] === 'delete-ctk-identity'));
+
+  // Labels: the core's label survives the round trip through sc_auth's no-space label, so the sweep knows the age.
+  const label = newKeyLabel(1765000000_000);
+  assert.equal(coreLabelOfCtk(ctkLabelFor(label, '0123456789ab'), KEY_LABEL_PREFIX), label);
+  assert.equal(coreLabelOfCtk('ssh-exportable', KEY_LABEL_PREFIX), undefined, 'identities that are not ours are never listed');
+  // An orphan (no certificate, no key reference) is swept; the identity that is not ours is left alone.
+  const listed = await s.listOwnKeys(KEY_LABEL_PREFIX);
+  assert.deepEqual(listed.map((e) => [e.id, e.hasCertificate]), [[k.id, false]]);
+  const swept = await sweepOrphanKeys(s, tempDir('sweep'));
+  assert.deepEqual(swept.removed, [k.id]);
+  assert.equal(m.identities.size, 0);
+  // With its certificate attached, the key is not an orphan.
+  const k2 = await s.generate('P-256', newKeyLabel(Date.now() - 3600_000));
+  await s.attach(k2.id, { certPem: issueFor(k2.spki, 'f784e4a2-6026-4aef-8e15-a5c31aa7374e'), chainPem: [], label: 'device-trust' });
+  assert.deepEqual((await s.listOwnKeys(KEY_LABEL_PREFIX)).map((e) => e.hasCertificate), [true]);
+  assert.deepEqual((await sweepOrphanKeys(s, tempDir('sweep'))).removed, []);
+});
+
+test('issue 25.8: the software keychain key gets an access list naming the installed browsers (not only osascript)', async () => {
+  assert.match(JXA_KEYS, /SecTrustedApplicationCreateFromPath\(p, app\)/);
+  assert.match(JXA_KEYS, /for \(const p of \[null\]\.concat\(apps\)\)/, 'the calling program (NULL path) stays trusted: it signs the renewal tokens');
+  assert.match(JXA_KEYS, /SecAccessCreate\(\$\(arg\('DTA_LABEL'\)\), trusted, access\)/);
+  assert.match(JXA_KEYS, /priv\.setObjectForKey\(c\(access\[0\]\), c\(\$\.kSecAttrAccess\)\)/, 'the access object goes with the private key attributes');
+  assert.doesNotThrow(() => new Function(JXA_KEYS), 'the JXA program is valid JavaScript');
+  const m = macStandIn();
+  const s = new MacKeyStore({ skipTpm: true, workDir: tempDir('mk'), keychain: new MacKeychainStore({ keychain: '/Users/a/Library/Keychains/login.keychain-db', workDir: tempDir('mk'), agentPath: '/x', run: m.run }), keychainPath: '/Users/a/Library/Keychains/login.keychain-db', run: m.run,
+    exists: (p) => p === '/Applications/Safari.app' || p === '/Applications/Google Chrome.app' });
+  await s.generate('P-256', 'device-trust-key 1765000000');
+  const create = m.calls.find((c) => c.env?.DTA_OP === 'create')!;
+  assert.deepEqual(create.env!.DTA_TRUSTED_APPS!.split('\n'), ['/Applications/Safari.app', '/Applications/Google Chrome.app'], 'only browsers that exist (a missing path would fail the whole call)');
+});

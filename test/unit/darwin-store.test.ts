@@ -156,3 +156,15 @@ test('list joins identities with their certificates; remove deletes the identity
   await store.remove(id.sha1);
   assert.deepEqual(tool.calls.at(-1)!.args, ['delete-identity', '-Z', id.sha1, id.keychain]);
 });
+
+test('issue 25.11: security failures are decided from its exit status (the OSStatus low byte) where it has one, whatever the message says', async () => {
+  const { parseSecurityError: p } = await import('../../src-main/platform/darwin-store.js');
+  // The statuses as `security` exits with them, with messages that alone would say something else (or nothing).
+  assert.equal(p({ code: 44, stdout: '', stderr: 'security: SecKeychainSearchCopyNext: Das angegebene Objekt wurde nicht gefunden.\n' }).kind, 'not-found');
+  assert.equal(p({ code: 45, stdout: '', stderr: 'security: SecKeychainItemImport: …\n' }).kind, 'already-exists');
+  assert.equal(p({ code: 36, stdout: '', stderr: '' }).kind, 'interaction-not-allowed');
+  assert.equal(p({ code: 51, stdout: '', stderr: '' }).kind, 'wrong-password');
+  // Exit 1 carries no status: the English message (which `security` does not translate) is the fallback.
+  assert.equal(p({ code: 1, stdout: '', stderr: fixture('darwin', 'security-import-already-exists.txt') }).kind, 'already-exists');
+  assert.equal(p({ code: 1, stdout: '', stderr: 'security: something new\n' }).kind, 'other');
+});

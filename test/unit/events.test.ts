@@ -134,12 +134,12 @@ test('platform log commands, as data: syslog/journald on Linux, logger on macOS,
   assert.deepEqual(eventSinkCommands.systemdCat(sample).args.slice(0, 4), ['-t', 'device-trust-agent', '-p', 'warning']);
   assert.deepEqual(platformLogCommands(sample, 'darwin').map((c) => c.file), ['logger']);
   const win = platformLogCommands(sample, 'win32');
-  assert.deepEqual(win.map((c) => c.file), ['powershell.exe'], 'eventcreate cannot carry IDs above 1000');
+  assert.deepEqual(win.map((c) => c.file), ['powershell.exe'], 'Write-EventLog only: eventcreate cannot write under a source it did not register (issue 25.4)');
   assert.match(Buffer.from(win[0]!.args.at(-1)!, 'base64').toString('utf16le'), /Write-EventLog -LogName Application -Source \$env:DTA_EVENT_SOURCE -EventId \$env:DTA_EVENT_ID/);
   assert.deepEqual(win[0]!.env, { DTA_EVENT_SOURCE: 'Okta Device Trust', DTA_EVENT_ID: '2001', DTA_EVENT_TYPE: 'Warning', DTA_EVENT_MESSAGE: '[2001] Org is read-only; will retry: line one line "two"; $(rm -rf /)' });
   assert.ok(!win[0]!.args.join(' ').includes('rm -rf'), 'the message never reaches a command line PowerShell parses');
   const enrolled = platformLogCommands({ id: 1000, level: 'info', title: 'Certificate enrolled', message: 'ok' }, 'win32');
-  assert.deepEqual(enrolled[1], { file: 'eventcreate', args: ['/L', 'APPLICATION', '/SO', 'Okta Device Trust', '/T', 'INFORMATION', '/ID', '1000', '/D', '[1000] Certificate enrolled: ok'] });
+  assert.deepEqual(enrolled.map((c) => c.file), ['powershell.exe'], 'no eventcreate fallback, whatever the ID');
   assert.deepEqual(platformLogCommands(sample, 'aix'), []);
 });
 

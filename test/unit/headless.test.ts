@@ -47,7 +47,8 @@ test('every installer calls the headless program, never the Electron executable'
   const nsh = fs.readFileSync(path.join(REPO, 'build', 'installer.nsh'), 'utf8');
   assert.match(nsh, /!define DTA_AGENT '"\$INSTDIR\\resources\\headless\\node\.exe" "\$INSTDIR\\resources\\headless\\device-trust-agent\.mjs"'/);
   const calls = [...nsh.matchAll(/nsExec::ExecToLog '([^']*)'/g)].map((m) => m[1]);
-  assert.deepEqual(calls, ['${DTA_AGENT} install', '${DTA_AGENT} run --device', '${DTA_AGENT} uninstall', '${DTA_AGENT} browser-setup --remove', '${DTA_AGENT} remove-certificate']);
+  assert.deepEqual(calls, ['${DTA_AGENT} install --device --no-run', '${DTA_AGENT} install --user --no-run', '${DTA_AGENT} run --device',
+    '${DTA_AGENT} uninstall --user', '${DTA_AGENT} uninstall --device', '${DTA_AGENT} browser-setup --remove', '${DTA_AGENT} remove-certificate']);
   assert.doesNotMatch(nsh, /APP_EXECUTABLE_FILENAME\}" (install|run|uninstall)/);
   for (const [param, value] of [['OktaURL', 'OktaOrgUrl'], ['HttpProxy', 'HttpProxy'], ['HttpProxyPacLocation', 'HttpProxyPacLocation'], ['SkipBrowserSetup', 'SkipBrowserSetup'], ['SkipTPM', 'SkipTPM']]) {
     assert.ok(nsh.includes(`!insertmacro DTA_WriteParam "${param}" "${value}"`), `${param}= is still an install parameter`);
@@ -57,7 +58,7 @@ test('every installer calls the headless program, never the Electron executable'
     assert.match(sh, /NODE="\$APP\/Contents\/Resources\/headless\/node"/, f);
     assert.match(sh, /SCRIPT="\$APP\/Contents\/Resources\/headless\/device-trust-agent\.mjs"/, f);
     assert.doesNotMatch(sh, /Contents\/MacOS/, `${f} never runs the Electron executable`);
-    const expected = f.endsWith('postinstall') ? ['install', 'run --device', 'run --user'] : ['uninstall', 'browser-setup --remove', 'remove-certificate'];
+    const expected = f.endsWith('postinstall') ? ['install --device --no-run', 'install --user --no-run', 'run --device', 'run --user'] : ['uninstall --device', 'uninstall --user', 'browser-setup --remove', 'remove-certificate'];
     for (const sub of expected) assert.ok(sh.includes(`"$NODE" "$SCRIPT" ${sub}`), `${f} runs the headless program's ${sub}`);
   }
   const postinst = fs.readFileSync(path.join(REPO, 'build', 'linux', 'after-install.sh'), 'utf8');

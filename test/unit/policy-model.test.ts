@@ -60,7 +60,7 @@ test('Windows: the .reg rendering escapes quotes and backslashes and encodes DWO
   assert.ok(lines.includes('"Value"=hex(7):74,00,72,00,75,00,65,00,00,00,00,00'));
 });
 
-test('macOS: managed preferences for com.google.Chrome and com.microsoft.Edge carry the same entries, as a valid plist', (t) => {
+test('macOS: managed preferences for com.google.Chrome and com.microsoft.Edge carry the same entries, as a valid plist', async (t) => {
   const prefs = model.macManagedPreferences(M);
   assert.deepEqual(prefs.map((p) => p.domain), ['com.google.Chrome', 'com.microsoft.Edge']);
   for (const p of prefs) assert.deepEqual(p.values.AutoSelectCertificateForUrls, DOCUMENTED);
@@ -79,8 +79,13 @@ test('macOS: managed preferences for com.google.Chrome and com.microsoft.Edge ca
   assert.equal(r.status, 0, r.stderr);
   const parsed = JSON.parse(r.stdout);
   assert.equal(parsed.PayloadType, 'Configuration');
-  assert.deepEqual(parsed.PayloadContent.map((p: { PayloadType: string }) => p.PayloadType), ['com.google.Chrome', 'com.microsoft.Edge']);
-  for (const p of parsed.PayloadContent) assert.deepEqual(p.AutoSelectCertificateForUrls, DOCUMENTED);
+  assert.deepEqual(parsed.PayloadContent.map((p: { PayloadType: string }) => p.PayloadType), ['com.google.Chrome', 'com.microsoft.Edge', 'com.apple.servicemanagement']);
+  for (const p of parsed.PayloadContent.slice(0, 2)) assert.deepEqual(p.AutoSelectCertificateForUrls, DOCUMENTED);
+  // Issue 25.11: the managed login items payload, so a user cannot switch the agent off in Login Items (macOS 13+).
+  const sm = parsed.PayloadContent[2];
+  assert.deepEqual(sm.Rules, [{ RuleType: 'LabelPrefix', RuleValue: 'com.example.devicetrustagent.', Comment: 'Device Trust Agent user task (LaunchAgent) and device task (LaunchDaemon)' }]);
+  const { MAC_LABELS } = await import('../../src-main/platform/tasks/darwin.js');
+  for (const label of Object.values(MAC_LABELS)) assert.ok(label.startsWith(model.MAC_LAUNCHD_LABEL_PREFIX), `${label} is matched by the rule`);
   const xmlSpecial = spawnSync(py, ['-c', 'import sys, plistlib; print(plistlib.loads(sys.stdin.buffer.read())["k"])'], { input: model.renderPlist({ k: 'a<b & "c"' }), encoding: 'utf8' });
   assert.equal(xmlSpecial.stdout.trim(), 'a<b & "c"');
 });

@@ -196,6 +196,13 @@ test('Windows: the machine inactivity limit, then the secure screen saver (polic
   assert.match(long.summary, /30 min/);
   assert.equal((await r('win-lock-off.json')).status, 'FAIL');
   assert.equal((await r('win-lock-user-ok.json')).status, 'PASS');
+  // Issue 25.6: active + secure + timeout with "(None)" chosen never locks.
+  const none = await r('win-lock-no-saver.json');
+  assert.equal(none.status, 'FAIL', 'no screen saver chosen: nothing starts, nothing locks');
+  assert.match(none.summary, /No screen saver is chosen/);
+  assert.ok(none.evidence.some((e) => /SCRNSAVE\.EXE unset/.test(e)));
+  assert.equal((await r('win-lock-policy-forces-saver.json')).status, 'PASS', 'Group Policy\'s forced screen saver counts');
+  assert.match(win32LockScripts.settings, /Select-Object ScreenSaveActive, ScreenSaverIsSecure, ScreenSaveTimeOut, 'SCRNSAVE\.EXE'/);
 });
 
 test('macOS: idle time plus sysadminctl\'s password delay', async () => {
@@ -203,6 +210,10 @@ test('macOS: idle time plus sysadminctl\'s password delay', async () => {
   assert.equal((await screenLock.run(t(ok('600\n'), fx('mac-sysadminctl-screenlock-5s.txt')).ctx)).status, 'PASS');
   assert.equal((await screenLock.run(t(fail('does not exist'), fx('mac-sysadminctl-screenlock-5s.txt')).ctx)).status, 'FAIL', 'unset idleTime is the 20-minute default');
   assert.equal((await screenLock.run(t(ok('300\n'), fx('mac-sysadminctl-screenlock-off.txt')).ctx)).status, 'FAIL');
+  // Issue 25.11: "screenLock delay is immediate" is a lock with no delay, not UNKNOWN.
+  const now = await screenLock.run(t(ok('600\n'), fx('mac-sysadminctl-screenlock-immediate.txt')).ctx);
+  assert.equal(now.status, 'PASS');
+  assert.match(now.summary, /10 min/);
 });
 
 // ------------------------------------------------------------------ OS version and updates

@@ -150,8 +150,16 @@ test('Windows: task XML (UTF-16, well-formed) with logon, hourly and network-con
   assert.match(device, /<UserId>S-1-5-18<\/UserId>/, 'SYSTEM: the only service account that may write HKLM\\SOFTWARE\\Policies');
   assert.match(device, /<BootTrigger>/);
   assert.match(device, /daemon --once --device --trigger timer --state-dir C:\\ProgramData\\device-trust-agent/);
+  // Issue 25.4: the Event Log source comes with the device task (every installer runs install --device elevated).
+  const src = 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\Okta Device Trust';
+  assert.deepEqual(win32Tasks.install({ ...req, scope: 'device' }).commands.map((c) => [c.file, ...c.args]), [
+    ['schtasks', '/Create', '/TN', WINDOWS_TASKS.device, '/XML', path.join('C:\\Temp', 'device-trust-agent-device-task.xml'), '/F'],
+    ['reg', 'add', src, '/v', 'EventMessageFile', '/t', 'REG_EXPAND_SZ', '/d', '%SystemRoot%\\Microsoft.NET\\Framework64\\v4.0.30319\\EventLogMessages.dll', '/f', '/reg:64'],
+    ['reg', 'add', src, '/v', 'TypesSupported', '/t', 'REG_DWORD', '/d', '7', '/f', '/reg:64'],
+  ]);
+  assert.ok(!plan.commands.some((c) => c.file === 'reg'), 'the user task (no administrator) never registers it');
   assert.deepEqual(win32Tasks.uninstall({ ...req, scope: 'device' }).commands.map((c) => c.args), [
-    ['/End', '/TN', WINDOWS_TASKS.device], ['/Delete', '/TN', WINDOWS_TASKS.device, '/F']]);
+    ['/End', '/TN', WINDOWS_TASKS.device], ['/Delete', '/TN', WINDOWS_TASKS.device, '/F'], ['delete', src, '/f', '/reg:64']]);
 
   if (!has('xmllint')) {
     console.log('skipped: xmllint is not installed (apt install libxml2-utils); the content was checked above');
@@ -195,9 +203,9 @@ test('macOS: a LaunchAgent and a LaunchDaemon that plistlib reads; launchctl boo
   darwinProcess.isRoot = () => false; // the user installing for themselves
   t.after(() => { darwinProcess.isRoot = wasRoot; });
   const plan = darwinTasks.install(req);
-  assert.deepEqual(plan.commands.map((c) => c.args), [['bootout', `gui/501/${MAC_LABELS.user}`], ['bootstrap', 'gui/501', plan.files[0]!.path]]);
+  assert.deepEqual(plan.commands.map((c) => c.args), [['bootout', `gui/501/${MAC_LABELS.user}`], ['print', `gui/501/${MAC_LABELS.user}`], ['bootstrap', 'gui/501', plan.files[0]!.path]]);
   const dplan0 = darwinTasks.install({ ...req, scope: 'device' });
-  assert.deepEqual(dplan0.commands.map((c) => c.args), [['bootout', `system/${MAC_LABELS.device}`], ['bootstrap', 'system', LAUNCH_DAEMON_PATH]]);
+  assert.deepEqual(dplan0.commands.map((c) => c.args), [['bootout', `system/${MAC_LABELS.device}`], ['print', `system/${MAC_LABELS.device}`], ['bootstrap', 'system', LAUNCH_DAEMON_PATH]]);
   assert.deepEqual(darwinTasks.uninstall({ ...req, scope: 'device' }).commands.map((c) => c.args), [['bootout', `system/${MAC_LABELS.device}`]]);
   const agent = parsePlist(t, String(plan.files[0]!.content));
   if (!agent) return;
@@ -223,7 +231,7 @@ test('macOS, installed by root (package postinstall): the LaunchAgent serves eve
   const plan = darwinTasks.install(req);
   assert.equal(plan.files[0]!.path, GLOBAL_LAUNCH_AGENT_PATH);
   assert.ok(!plan.files.some((f) => f.path.startsWith('/var/root')), 'nothing under root\'s home');
-  assert.deepEqual(plan.commands.map((c) => c.args), [['bootout', `gui/502/${MAC_LABELS.user}`], ['bootstrap', 'gui/502', GLOBAL_LAUNCH_AGENT_PATH]]);
+  assert.deepEqual(plan.commands.map((c) => c.args), [['bootout', `gui/502/${MAC_LABELS.user}`], ['print', `gui/502/${MAC_LABELS.user}`], ['bootstrap', 'gui/502', GLOBAL_LAUNCH_AGENT_PATH]]);
   assert.ok(!plan.commands.some((c) => c.args.some((a) => a.startsWith('gui/0'))));
   const agent = parsePlist(t, String(plan.files[0]!.content));
   if (agent) {
@@ -255,4 +263,42 @@ test('applying a plan: optional steps may fail with their explanation, a require
   const removal = win32Tasks.uninstall(req);
   const r = await applyRemoval(removal, async () => ({ code: 1, stdout: '', stderr: 'ERROR: The system cannot find the file specified.' }));
   assert.ok(r.every((s) => s.ok), 'uninstalling what is not there is fine');
+});
+
+test('issue 25.10, macOS reinstall: bootstrap waits until launchctl print no longer finds the job; a job that never goes fails the install', async (t) => {
+  const { LAUNCHD_GONE_DEADLINE_MS } = await import('../../src-main/platform/tasks/darwin.js');
+  const wasRoot = darwinProcess.isRoot;
+  darwinProcess.isRoot = () => true;
+  t.after(() => { darwinProcess.isRoot = wasRoot; });
+  const req = request({ agent: ['/x'], env: { HOME: '/var/root', DTA_CONSOLE_UID: '502' } });
+  const dplan = darwinTasks.install({ ...req, scope: 'device' });
+  assert.deepEqual(dplan.commands.map((c) => c.args), [['bootout', `system/${MAC_LABELS.device}`], ['print', `system/${MAC_LABELS.device}`], ['bootstrap', 'system', LAUNCH_DAEMON_PATH]]);
+  assert.ok(dplan.commands[1]!.untilGone && dplan.commands[1]!.untilGone.deadlineMs >= 25_000, 'the wait outlasts launchd\'s 20 s ExitTimeOut');
+  assert.equal(dplan.commands[2]!.optional, undefined, 'a device bootstrap that fails is a failure');
+  const uplan = darwinTasks.install(req);
+  assert.deepEqual(uplan.commands.map((c) => c.args[0]), ['bootout', 'print', 'bootstrap']);
+  assert.equal(uplan.commands[1]!.args[1], `gui/502/${MAC_LABELS.user}`);
+
+  // launchctl as a stand-in: the job is still there for three polls after bootout (exit 0), then gone (113).
+  const fast = { ...dplan, files: [], commands: dplan.commands.map((c) => (c.untilGone ? { ...c, untilGone: { deadlineMs: 2000, intervalMs: 10 } } : c)) };
+  let polls = 0;
+  const seen: string[] = [];
+  const steps = await applyInstall(fast, async (c) => {
+    seen.push(c.args[0]!);
+    if (c.args[0] === 'print') return ++polls <= 3 ? { code: 0, stdout: 'state = running\n', stderr: '' } : { code: 113, stdout: '', stderr: 'Could not find service' };
+    return { code: 0, stdout: '', stderr: '' };
+  });
+  assert.deepEqual(seen, ['bootout', 'print', 'print', 'print', 'print', 'bootstrap'], 'bootstrap only after the job is gone');
+  assert.match(steps[1]!.detail, /gone after/);
+  // A job that never goes: the install fails with what to do, and bootstrap is not attempted.
+  const seen2: string[] = [];
+  await assert.rejects(applyInstall({ ...fast, commands: fast.commands.map((c) => (c.untilGone ? { ...c, untilGone: { deadlineMs: 100, intervalMs: 10 } } : c)) }, async (c) => {
+    seen2.push(c.args[0]!);
+    return { code: 0, stdout: '', stderr: '' };
+  }), (e: unknown) => /wait until launchd has let go of the previous device task failed: still there after 0\.1 s/.test((e as Error).message));
+  assert.ok(!seen2.includes('bootstrap'));
+  // A bootstrap that fails ("5: Input/output error") fails the device install.
+  await assert.rejects(applyInstall(fast, async (c) => (c.args[0] === 'bootstrap' ? { code: 5, stdout: '', stderr: 'Bootstrap failed: 5: Input/output error' } : { code: c.args[0] === 'print' ? 113 : 0, stdout: '', stderr: '' })),
+    /load the device task failed: .* exited with 5: Bootstrap failed: 5/);
+  assert.ok(LAUNCHD_GONE_DEADLINE_MS >= 25_000);
 });

@@ -7,20 +7,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WRITE_EVENT_LOG_SCRIPT } from '../../src-main/platform/event-sinks.js';
-import { win32KeyScripts } from '../../src-main/platform/win32-keystore.js';
 import { CLM_FORBIDDEN, clmViolations, envelope, parsePsAnswer } from '../../src-main/platform/win32-powershell.js';
 import { regScripts } from '../../src-main/platform/win32-registry.js';
 import { win32Scripts } from '../../src-main/platform/win32-store.js';
 
 const ALL: Record<string, string> = {
   ...Object.fromEntries(Object.entries(win32Scripts).map(([k, v]) => [`store.${k}`, v])),
-  ...Object.fromEntries(Object.entries(win32KeyScripts).map(([k, v]) => [`keystore.${k}`, v])),
   ...Object.fromEntries(Object.entries(regScripts).map(([k, v]) => [`registry.${k}`, v])),
   'event-log.write': WRITE_EVENT_LOG_SCRIPT,
 };
 
 test('every script the agent runs uses only ConstrainedLanguage constructs and answers through the JSON envelope', () => {
-  assert.ok(Object.keys(ALL).length >= 8);
+  assert.ok(Object.keys(ALL).length >= 5);
   for (const [name, script] of Object.entries(ALL)) {
     assert.deepEqual(clmViolations(script), [], `${name} is ConstrainedLanguage-safe`);
     assert.match(script, /ConvertTo-Json -InputObject @\{ ok = \$true; data = \$result \}/, `${name} answers in JSON`);

@@ -157,7 +157,7 @@ test('failures say what to do: ConstrainedLanguage, key gone, exportable key, ba
 
   const exportable = windowsStandIn({ createAnswer: (cmd) => {
     const { publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    return ok(JSON.stringify({ ok: true, data: { exists: true, name: cmd.env!.DTA_KEY_NAME, provider: SOFTWARE_PROVIDER, algorithm: 'ECDSA_P256', exportPolicy: 'AllowExport', publicBlob: spkiToCngPublicBlob(publicKey).toString('base64') } }));
+    return ok(JSON.stringify({ ok: true, data: { exists: true, name: cmd.env!.DTA_KEY_NAME, provider: SOFTWARE_PROVIDER, algorithm: 'ECDSA_P256', exportPolicy: 'AllowExport', exportable: true, publicBlob: spkiToCngPublicBlob(publicKey).toString('base64') } }));
   } });
   await assert.rejects(new WindowsCngKeyStore({ skipTpm: true, workDir: tempDir('cng'), run: exportable.run }).generate('P-256', 'k'),
     (e: unknown) => isAgentError(e) && e.code === 'WINDOWS_KEY_EXPORTABLE');
@@ -195,4 +195,106 @@ test('createPlatform hands Windows and macOS a key store, so no key.pem is writt
   const config = { stateDir: tempDir('st'), nssDbDir: tempDir('nss'), browserPolicyDirs: [], firefoxPolicyDirs: [] };
   assert.ok(createPlatform(config, 'win32').keys instanceof WindowsCngKeyStore);
   assert.equal(createPlatform(config, 'darwin', { env: { HOME: '/Users/alice' } }).keys?.constructor.name, 'MacKeyStore');
+});
+
+test('issue 25.1: the TPM probe makes a NAMED key and deletes it (an unnamed one is ephemeral, which the Platform Crypto Provider refuses)', async () => {
+  const probe = win32CngCommands.probe(TPM_PROVIDER);
+  const script = decodePowershell(probe);
+  assert.match(probe.env!.DTA_KEY_NAME!, /^DeviceTrustProbe-[0-9a-f]{32}$/, 'a fresh name per probe');
+  assert.notEqual(win32CngCommands.probe(TPM_PROVIDER).env!.DTA_KEY_NAME, probe.env!.DTA_KEY_NAME);
+  assert.match(script, /\[System\.Security\.Cryptography\.CngKey\]::Create\(\[System\.Security\.Cryptography\.CngAlgorithm\]::ECDsaP256, \$env:DTA_KEY_NAME, \$p\)/);
+  assert.doesNotMatch(script, /::Create\([^)]*\$null/, 'never an ephemeral (unnamed) key');
+  assert.match(script, /finally \{ \$k\.Delete\(\) \}/, 'the probe key is deleted whatever happens');
+  // The probe's name is never taken for a device key: nothing opens, signs with or sweeps it.
+  const { parseCngKeyId } = await import('../../src-main/platform/win32-cng.js');
+  assert.equal(parseCngKeyId(`tpm:${probe.env!.DTA_KEY_NAME}`), undefined);
+  // With a TPM that answers the named probe, the TPM is chosen (not the software provider).
+  const win = windowsStandIn();
+  const store = new WindowsCngKeyStore({ skipTpm: false, workDir: tempDir('cng'), run: win.run });
+  assert.equal((await store.info()).protection, 'tpm');
+});
+
+test('issue 25.1: non-exportability is decided by an export attempt, not by the export-policy flag the TPM reports', async () => {
+  for (const name of ['create', 'find'] as const) {
+    const s = win32CngScripts[name];
+    assert.match(s, /try \{ \$null = \$key\.Export\(\[System\.Security\.Cryptography\.CngKeyBlobFormat\]::Pkcs8PrivateBlob\) \} catch \{ \$exportable = \$false \}/, `${name} tries the export`);
+    assert.match(s, /exportable = \$exportable/, `${name} answers the attempt's outcome`);
+  }
+  // A TPM key that reports AllowPlaintextExport (the provider keeps its own policy) but cannot be exported is used.
+  const tpmFlag = windowsStandIn({ createAnswer: (cmd) => {
+    const pair = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    tpmFlag.keys.set(cmd.env!.DTA_KEY_NAME!, { provider: TPM_PROVIDER, ...pair, algorithm: 'P-256' });
+    return ok(JSON.stringify({ ok: true, data: { exists: true, name: cmd.env!.DTA_KEY_NAME, provider: TPM_PROVIDER, algorithm: 'ECDSA_P256', exportPolicy: 'AllowPlaintextExport', exportable: false, publicBlob: spkiToCngPublicBlob(pair.publicKey).toString('base64') } }));
+  } });
+  const key = await new WindowsCngKeyStore({ skipTpm: false, workDir: tempDir('cng'), run: tpmFlag.run }).generate('P-256', 'k');
+  assert.equal(key.protection, 'tpm');
+  // An answer without the attempt's outcome is not trusted.
+  const old = windowsStandIn({ createAnswer: (cmd) => ok(JSON.stringify({ ok: true, data: { exists: true, name: cmd.env!.DTA_KEY_NAME, provider: SOFTWARE_PROVIDER, algorithm: 'ECDSA_P256', exportPolicy: 'None', publicBlob: spkiToCngPublicBlob(crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey).toString('base64') } })) });
+  await assert.rejects(new WindowsCngKeyStore({ skipTpm: true, workDir: tempDir('cng'), run: old.run }).generate('P-256', 'k'), (e: unknown) => isAgentError(e) && e.code === 'WINDOWS_KEY_ANSWER');
+});
+
+test('issue 25.5: SCEP keeps its key in CNG — RSA keys are made for signing AND decryption, the CA\'s answer key is decrypted in the provider, SHA-1/SHA-512 signatures too', async () => {
+  assert.match(win32CngScripts.create, /if \(\$env:DTA_ALGORITHM -eq 'RSA-2048'\) \{[\s\S]*\$p\.KeyUsage = \[System\.Security\.Cryptography\.CngKeyUsages\]::Signing -bor \[System\.Security\.Cryptography\.CngKeyUsages\]::Decryption/);
+  assert.match(win32CngScripts.decrypt, /\$rsa\.Decrypt\(\[System\.Convert\]::FromBase64String\(\$env:DTA_CIPHERTEXT\), \[System\.Security\.Cryptography\.RSAEncryptionPadding\]::Pkcs1\)/);
+  const dec = win32CngCommands.decrypt(TPM_PROVIDER, 'DeviceTrust-00112233445566778899aabbccddeeff', Buffer.from('c'));
+  assert.deepEqual(Object.keys(dec.env!).sort(), ['DTA_CIPHERTEXT', 'DTA_KEY_NAME', 'DTA_PROVIDER'], 'the ciphertext goes through the environment');
+  const win = windowsStandIn();
+  const store = new WindowsCngKeyStore({ skipTpm: false, workDir: tempDir('cng'), run: win.run });
+  const k = await store.generate('RSA-2048', 'scep');
+  const key = await keyInStore(store, k);
+  assert.equal(typeof key.decrypt, 'function', 'the core keeps SCEP on the store (core/agent.ts drops a store without decrypt)');
+  const cek = crypto.randomBytes(32);
+  const pub = crypto.createPublicKey({ key: k.spki, format: 'der', type: 'spki' });
+  const wrapped = crypto.publicEncrypt({ key: pub, padding: crypto.constants.RSA_PKCS1_PADDING }, cek);
+  assert.deepEqual(await key.decrypt!(wrapped), cek, 'the content-encryption key comes back from the provider');
+  for (const h of ['sha1', 'sha512'] as const) {
+    const sig = await store.sign(k.id, Buffer.from('pkiMessage'), h);
+    assert.ok(crypto.verify(h, Buffer.from('pkiMessage'), pub, sig), `${h} signature verifies`);
+    assert.equal(win.calls.at(-1)!.env!.DTA_HASH, h.toUpperCase());
+  }
+  const ec = await store.generate('P-256', 'k');
+  await store.sign(ec.id, Buffer.from('x'), 'sha1');
+  assert.equal(win.calls.at(-1)!.env!.DTA_HASH, 'SHA256', 'ECDSA stays SHA-256');
+});
+
+test('issue 25.2: the CNG scripts ship as .ps1 files (AppLocker/WDAC run allowed or signed FILES in FullLanguage) and run with -File only when intact', async () => {
+  const { cngScriptFiles, isOurScriptFile, shippedScriptCommand } = await import('../../src-main/platform/win32-cng.js');
+  const files = cngScriptFiles();
+  assert.deepEqual(files.map((f) => f.file).sort(), Object.keys(win32CngScripts).map((n) => `dta-cng-${n}.ps1`).sort());
+  for (const f of files) {
+    assert.doesNotMatch(f.content, /[^\r]\n/, `${f.file}: CRLF throughout`);
+    assert.match(f.content, /^[\x00-\x7f]*$/, `${f.file}: ASCII (signs as is)`);
+  }
+  const dir = 'C:\\Program Files\\Device Trust Agent\\resources\\headless\\ps';
+  const probe = files.find((f) => f.name === 'probe')!;
+  const sig = '# SIG # Begin signature block\r\n# MIIFuQYJKoZIhvcNAQcCoIIFqjCCBaYCAQExCzAJBgUrDgMCGgUAMGkGCisGAQQB\r\n# gjcCAQSgWzBZMDQGCisGAQQBgjcCAR4wJgIDAQAABBAfzDtgWUsITrck0sYpfvNR\r\n# SIG # End signature block\r\n';
+  assert.ok(isOurScriptFile(probe.content, probe.content));
+  assert.ok(isOurScriptFile(`\uFEFF${probe.content}${sig}`, probe.content), 'a BOM and an Authenticode block (Set-AuthenticodeSignature) are ours');
+  assert.ok(!isOurScriptFile(probe.content.replace('Delete()', 'Dispose()'), probe.content), 'an edited script is not');
+  assert.ok(!isOurScriptFile(`${probe.content}Remove-Item C:\\x\r\n`, probe.content), 'nor one with code appended');
+  const cmd = win32CngCommands.probe(TPM_PROVIDER);
+  const read = (f: string) => (f === `${dir}\\dta-cng-probe.ps1` ? probe.content + sig : undefined);
+  const viaFile = shippedScriptCommand(cmd, dir, read)!;
+  assert.deepEqual(viaFile.args, ['-NoLogo', '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-OutputFormat', 'Text', '-File', `${dir}\\dta-cng-probe.ps1`]);
+  assert.deepEqual(viaFile.env, cmd.env, 'inputs still through the environment');
+  assert.equal(viaFile.timeoutMs, CNG_TIMEOUT_MS);
+  assert.equal(shippedScriptCommand(cmd, dir, () => undefined), undefined, 'no file: -EncodedCommand');
+  assert.equal(shippedScriptCommand(cmd, dir, () => 'Write-Output hi'), undefined, 'a foreign file is never run');
+  // The store runs the file when it is there (every script, TPM probe included) and the encoded command when not.
+  const win = windowsStandIn();
+  const byName = new Map(files.map((f) => [`${dir}\\${f.file}`, f.content]));
+  const ran: string[][] = [];
+  const store = new WindowsCngKeyStore({ skipTpm: false, workDir: tempDir('cng'), scriptDir: dir, readScript: (f) => byName.get(f), run: async (c) => {
+    ran.push(c.args);
+    if (c.args.at(-2) !== '-File') return win.run(c);
+    const f = files.find((x) => `${dir}\\${x.file}` === c.args.at(-1))!;
+    return win.run({ ...c, args: [...c.args.slice(0, -2), '-EncodedCommand', Buffer.from(win32CngScripts[f.name], 'utf16le').toString('base64')] });
+  } });
+  const k = await store.generate('P-256', 'k');
+  await store.sign(k.id, Buffer.from('x'));
+  assert.ok(ran.length >= 3 && ran.every((a) => a.at(-2) === '-File'), 'probe, create, sign: all from the shipped files');
+  // A ConstrainedLanguage answer says what an administrator does about it: sign or allow the files.
+  const clm = windowsStandIn({ tpm: fixture('win32', 'cng-constrained-language.json') });
+  await assert.rejects(new WindowsCngKeyStore({ skipTpm: false, workDir: tempDir('cng'), run: clm.run }).info(),
+    (e: unknown) => isAgentError(e) && /dta-cng-\*\.ps1/.test(e.remedy ?? '') && /Set-AuthenticodeSignature/.test(e.remedy ?? ''));
 });

@@ -1,7 +1,7 @@
 /**
  * Windows Event Log delivery: Write-EventLog fails when the source is not registered (only an administrator can
- * register it; the installer does). A failure must go on to eventcreate and, when nothing takes the event, be
- * reported instead of vanishing. The Windows tools are stood in for by scripts of the same names on PATH that
+ * register it; `install --device` does, from every installer). A failure is reported instead of vanishing, and
+ * nothing else is tried: eventcreate writes only under sources it registered itself (issue 25.4). The Windows tools are stood in for by scripts of the same names on PATH that
  * exit as the real ones would; the sink's own process handling is the real one.
  */
 import assert from 'node:assert/strict';
@@ -40,20 +40,13 @@ async function deliver(e: SinkEvent, codes: { powershell: number; eventcreate: n
   return { undelivered, calls: fs.existsSync(tools.log) ? fs.readFileSync(tools.log, 'utf8').trim().split('\n') : [] };
 }
 
-test('Write-EventLog failing (source not registered) goes on to eventcreate; nothing taking the event is reported, not silent', async () => {
+test('Write-EventLog failing (source not registered) is reported as undelivered, not silent; eventcreate is never tried', async () => {
   assert.ok(fs.existsSync(REPO));
   const enrolled: SinkEvent = { id: 1000, level: 'info', title: 'Certificate enrolled', message: 'ok' };
-  const viaEventcreate = await deliver(enrolled, { powershell: 1, eventcreate: 0 });
-  assert.deepEqual(viaEventcreate.calls, ['powershell.exe 1000', 'eventcreate'], 'eventcreate got the event after Write-EventLog failed');
-  assert.deepEqual(viaEventcreate.undelivered, []);
-
-  const lost = await deliver(enrolled, { powershell: 1, eventcreate: 1 });
+  const lost = await deliver(enrolled, { powershell: 1, eventcreate: 0 });
+  assert.deepEqual(lost.calls, ['powershell.exe 1000'], 'eventcreate (which would refuse our source) is not run');
   assert.equal(lost.undelivered.length, 1);
-  assert.match(lost.undelivered[0]!, /powershell\.exe: exit 1; eventcreate: exit 1/);
-
-  const high = await deliver({ id: 2001, level: 'warning', title: 'x', message: 'y' }, { powershell: 1, eventcreate: 0 });
-  assert.deepEqual(high.calls, ['powershell.exe 2001'], 'eventcreate cannot carry IDs above 1000');
-  assert.match(high.undelivered[0] ?? '', /powershell\.exe: exit 1/);
+  assert.match(lost.undelivered[0]!, /^powershell\.exe: exit 1$/);
 
   const fine = await deliver(enrolled, { powershell: 0, eventcreate: 0 });
   assert.deepEqual(fine.calls, ['powershell.exe 1000'], 'once Write-EventLog succeeds nothing else runs');

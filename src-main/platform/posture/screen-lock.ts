@@ -87,18 +87,23 @@ async function linux(ctx: PostureContext): Promise<PostureResult> {
 /**
  * Machine policy "Interactive logon: Machine inactivity limit" (InactivityTimeoutSecs) locks by itself; otherwise
  * the secure screen saver decides, Group Policy (HKCU\Software\Policies) over the user's own Control Panel values.
+ * A screen saver must also be CHOSEN (issue 25.6): SCRNSAVE.EXE names it (Group Policy "Force specific screen
+ * saver", or the user's choice); with "(None)" chosen Windows removes the value while ScreenSaveActive may stay 1,
+ * and then nothing starts, so nothing locks ("Once a screen saver is chosen, Windows monitors keystrokes and mouse
+ * movements and then starts the screen saver after a period of inactivity": learn.microsoft.com/windows/win32/lwef/
+ * screen-saver-library; the SCRNSAVE.EXE value: Sigma rule proc_creation_win_reg_screensaver, atomic-red-team T1546.002).
  */
 export const win32LockScripts = {
   settings: [
     "$m = Get-ItemProperty -LiteralPath 'HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System' -ErrorAction SilentlyContinue | Select-Object InactivityTimeoutSecs",
-    "$p = Get-ItemProperty -LiteralPath 'HKCU:\\Software\\Policies\\Microsoft\\Windows\\Control Panel\\Desktop' -ErrorAction SilentlyContinue | Select-Object ScreenSaveActive, ScreenSaverIsSecure, ScreenSaveTimeOut",
-    "$u = Get-ItemProperty -LiteralPath 'HKCU:\\Control Panel\\Desktop' -ErrorAction SilentlyContinue | Select-Object ScreenSaveActive, ScreenSaverIsSecure, ScreenSaveTimeOut",
+    "$p = Get-ItemProperty -LiteralPath 'HKCU:\\Software\\Policies\\Microsoft\\Windows\\Control Panel\\Desktop' -ErrorAction SilentlyContinue | Select-Object ScreenSaveActive, ScreenSaverIsSecure, ScreenSaveTimeOut, 'SCRNSAVE.EXE'",
+    "$u = Get-ItemProperty -LiteralPath 'HKCU:\\Control Panel\\Desktop' -ErrorAction SilentlyContinue | Select-Object ScreenSaveActive, ScreenSaverIsSecure, ScreenSaveTimeOut, 'SCRNSAVE.EXE'",
     '@{ machine = $m; policy = $p; user = $u } | ConvertTo-Json -Compress',
   ].join('\n'),
 };
 export const win32LockCommands = { settings: (): Command => postureCommand(win32LockScripts.settings) };
 
-type SaverValues = { ScreenSaveActive?: string | number | null; ScreenSaverIsSecure?: string | number | null; ScreenSaveTimeOut?: string | number | null } | null;
+type SaverValues = { ScreenSaveActive?: string | number | null; ScreenSaverIsSecure?: string | number | null; ScreenSaveTimeOut?: string | number | null; 'SCRNSAVE.EXE'?: string | null } | null;
 
 export function judgeWin32Lock(stdout: string, max: number): PostureResult {
   const j = parseJsonOr<{ machine?: { InactivityTimeoutSecs?: number | null } | null; policy?: SaverValues; user?: SaverValues }>(stdout.trim());
@@ -117,7 +122,9 @@ export function judgeWin32Lock(stdout: string, max: number): PostureResult {
   const active = pick('ScreenSaveActive');
   const secure = pick('ScreenSaverIsSecure');
   const timeout = pick('ScreenSaveTimeOut');
-  evidence.push(`screen saver (${j.policy?.ScreenSaveActive != null ? 'Group Policy' : 'user setting'}): active=${active ?? 'unset'}, secure=${secure ?? 'unset'}, timeout=${timeout ?? 'unset'} s`);
+  const saver = (j.policy?.['SCRNSAVE.EXE'] || j.user?.['SCRNSAVE.EXE'] || '').trim();
+  evidence.push(`screen saver (${j.policy?.ScreenSaveActive != null ? 'Group Policy' : 'user setting'}): ${saver ? `SCRNSAVE.EXE=${saver}` : 'none chosen (SCRNSAVE.EXE unset)'}, active=${active ?? 'unset'}, secure=${secure ?? 'unset'}, timeout=${timeout ?? 'unset'} s`);
+  if (!saver) return result({ check: ID, title: TITLE, status: 'FAIL', summary: 'No screen saver is chosen ("(None)"), so the screen does not lock when the computer is idle.', evidence, facts: { lockEnabled: false, maxSeconds: max }, remedy });
   if (active !== 1 || secure !== 1) return result({ check: ID, title: TITLE, status: 'FAIL', summary: active !== 1 ? 'No screen saver turns on when the computer is idle, so the screen does not lock.' : 'The screen saver does not ask for the password on resume.', evidence, facts: { lockEnabled: false, maxSeconds: max }, remedy });
   return judgeLock({ lockEnabled: true, idleSeconds: timeout, max, evidence, remedy, where: 'screen saver' });
 }
@@ -134,13 +141,17 @@ async function win32(ctx: PostureContext): Promise<PostureResult> {
 export const darwinLockCommands = {
   /** Seconds of idle before the screen saver (per host); an unset value means the default of 20 minutes. */
   idleTime: (): Command => ({ file: '/usr/bin/defaults', args: ['-currentHost', 'read', 'com.apple.screensaver', 'idleTime'] }),
-  /** "screenLock delay is N seconds" / "screenLock is immediate" / "screenLock is off" (on stderr; not localized). */
+  /**
+   * "screenLock delay is N seconds" / "screenLock delay is immediate" / "screenLock is off" (on stderr, with the log
+   * prefix; not localized). "immediate" is what `sysadminctl -screenLock immediate` (CIS macOS 13/14 benchmark 2.x)
+   * leaves, printed after "delay is" (issue 25.11); "screenLock is immediate" is accepted too.
+   */
   screenLock: (): Command => ({ file: '/usr/sbin/sysadminctl', args: ['-screenLock', 'status'] }),
 };
 
 export function parseSysadminctlLock(text: string): { enabled: boolean; delay: number } | undefined {
   if (/screenLock is off/i.test(text)) return { enabled: false, delay: 0 };
-  if (/screenLock is immediate/i.test(text)) return { enabled: true, delay: 0 };
+  if (/screenLock (?:delay )?is immediate/i.test(text)) return { enabled: true, delay: 0 };
   const m = /screenLock delay is (\d+) seconds/i.exec(text);
   return m ? { enabled: true, delay: Number(m[1]) } : undefined;
 }

@@ -73,6 +73,20 @@ export function launchDaemonPlist(req: TaskRequest): string {
 
 const launchctl = (args: string[], what: string, optional?: string): PlannedCommand => ({ file: 'launchctl', args, what, ...(optional ? { optional } : {}) });
 
+/**
+ * `bootout` returns while launchd is still stopping the job (SIGTERM, then SIGKILL after its ExitTimeOut, 20 s by
+ * default: launchd.plist(5)); a `bootstrap` in that window fails with "Bootstrap failed: 5: Input/output error"
+ * (issue 25.10; public reports of the same race: openclaw/openclaw#136453 "bootstrap follows bootout too quickly",
+ * chenhg5/cc-connect#35, tomcounsell/ai#2013, DeterminateSystems/nix-installer#1157 on `bootstrap system`). So the
+ * install waits until `launchctl print <service>` no longer finds the job (it then exits 113, "Could not find
+ * service") before loading the new file. The deadline covers ExitTimeOut with room to spare.
+ */
+export const LAUNCHD_GONE_DEADLINE_MS = 30_000;
+export const LAUNCHD_GONE_INTERVAL_MS = 250;
+const untilGone = (service: string, what: string): PlannedCommand => ({
+  file: 'launchctl', args: ['print', service], what, untilGone: { deadlineMs: LAUNCHD_GONE_DEADLINE_MS, intervalMs: LAUNCHD_GONE_INTERVAL_MS }, timeoutMs: 10_000,
+});
+
 function uidOf(req: TaskRequest): number {
   return req.uid ?? (typeof process.getuid === 'function' ? process.getuid() : 501);
 }
@@ -89,6 +103,8 @@ export const darwinTasks: TaskRegistrar = {
         commands: [
           // A previous version may be loaded: unload it first so bootstrap loads the new file.
           launchctl(['bootout', `system/${MAC_LABELS.device}`], 'unload a previous device task', 'none was loaded'),
+          untilGone(`system/${MAC_LABELS.device}`, 'wait until launchd has let go of the previous device task'),
+          // Not optional: a device task that did not load is a failed install (the package's postinstall fails).
           launchctl(['bootstrap', 'system', LAUNCH_DAEMON_PATH], 'load the device task'),
         ],
       };
@@ -102,6 +118,7 @@ export const darwinTasks: TaskRegistrar = {
         commands: uid
           ? [
               launchctl(['bootout', `gui/${uid}/${MAC_LABELS.user}`], 'unload a previous user task', 'none was loaded'),
+              untilGone(`gui/${uid}/${MAC_LABELS.user}`, 'wait until launchd has let go of the previous user task'),
               launchctl(['bootstrap', `gui/${uid}`, GLOBAL_LAUNCH_AGENT_PATH], `load the user task for the console user (uid ${uid})`, 'the user is not in a GUI session now: it loads at the next login'),
             ]
           : [],
@@ -114,6 +131,7 @@ export const darwinTasks: TaskRegistrar = {
       files: [{ path: file, content: launchAgentPlist(req), mode: 0o644, what: 'LaunchAgent (user task)' }],
       commands: [
         launchctl(['bootout', `${domain}/${MAC_LABELS.user}`], 'unload a previous user task', 'none was loaded'),
+        untilGone(`${domain}/${MAC_LABELS.user}`, 'wait until launchd has let go of the previous user task'),
         launchctl(['bootstrap', domain, file], 'load the user task', 'no GUI session for this user now: it loads at the next login'),
       ],
     };

@@ -43,7 +43,30 @@ export interface StepReport {
   detail: string;
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls a query until it says "gone" (non-zero exit) or the deadline passes (a failure, or the optional note). */
+async function waitUntilGone(c: PlannedCommand & { untilGone: NonNullable<PlannedCommand['untilGone']> }, run: CommandRunner): Promise<StepReport> {
+  const line = [c.file, ...c.args].join(' ');
+  const t0 = Date.now();
+  for (;;) {
+    let code: number;
+    try {
+      code = (await run(c)).code;
+    } catch {
+      code = -1; // the query could not run: nothing to wait for that we could see
+    }
+    if (code !== 0) return { what: c.what, ok: true, detail: `${line}: gone after ${((Date.now() - t0) / 1000).toFixed(1)} s` };
+    if (Date.now() - t0 + c.untilGone.intervalMs > c.untilGone.deadlineMs) break;
+    await sleep(c.untilGone.intervalMs);
+  }
+  const why = `still there after ${c.untilGone.deadlineMs / 1000} s (${line} keeps answering)`;
+  if (c.optional) return { what: c.what, ok: true, detail: `${why}: skipped — ${c.optional}` };
+  throw new AgentError('local', 'TASK_COMMAND_FAILED', `${c.what} failed: ${why}.`, 'Wait a minute and run the same command again; if it repeats, restart the computer first.');
+}
+
 async function runPlanned(c: PlannedCommand, run: CommandRunner): Promise<StepReport> {
+  if (c.untilGone) return waitUntilGone({ ...c, untilGone: c.untilGone }, run);
   const line = [c.file, ...c.args].join(' ');
   try {
     const r = await run(c);

@@ -40,6 +40,12 @@ export interface PlannedCommand extends Command {
   what: string;
   /** When set, a failure (or a missing tool) is reported with this explanation but does not fail the step. */
   optional?: string;
+  /**
+   * A wait, not an action: the command is a query that exits 0 while the thing still exists (`launchctl print
+   * system/<label>`); it is run every `intervalMs` until it exits non-zero, and the step fails when `deadlineMs`
+   * passes first.
+   */
+  untilGone?: { deadlineMs: number; intervalMs: number };
 }
 
 export interface InstallPlan {

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
+import { WINDOWS_EVENT_SOURCE } from '../event-sinks.js';
 import { deviceStateArgs, type InstallPlan, type PlannedCommand, type RemovalPlan, type TaskRegistrar, type TaskRequest } from './types.js';
 
 /**
@@ -8,8 +9,15 @@ import { deviceStateArgs, type InstallPlan, type PlannedCommand, type RemovalPla
  *   connects (NetworkProfile event 10000, after 1 minute) it starts the daemon; "IgnoreNew" makes the
  *   hourly and network starts no-ops while the daemon runs, and restarts it if it died.
  * - Device task (SYSTEM, S-1-5-18): at boot, hourly, and on network connect, one due pass (`--once`). SYSTEM and
- *   not Network Service: only SYSTEM and administrators may write HKLM\SOFTWARE\Policies, where the machine-wide
- *   browser policy goes (Users and Network Service can only read it).
+ *   not Network Service, which the original sources use (issue 25.3, decided here): the device pass writes the
+ *   machine-wide browser policy under HKLM\SOFTWARE\Policies, which only SYSTEM and administrators may write
+ *   (Users and Network Service can only read it). On the network both accounts act as the computer account
+ *   (learn.microsoft.com/windows/win32/services/networkservice-account: NetworkService "presents the computer's
+ *   credentials to remote servers"; localsystem-account: LocalSystem likewise), so nothing the device side needs is
+ *   lost by SYSTEM; the user side (issue 22) never runs as either.
+ * - The Event Log source (HKLM\SYSTEM\…\EventLog\Application\<source>) is registered with the device task, by
+ *   the administrator who installs it, so every installer that runs `install --device` (NSIS, MSI) has it; the
+ *   user task only writes events (Write-EventLog needs a registered source, and only administrators may register one).
  * Missed starts run when the machine is next available (StartWhenAvailable): the catch-up after sleep.
  */
 export const WINDOWS_TASKS = {
@@ -128,6 +136,19 @@ export function utf16le(text: string): Buffer {
 
 const schtasks = (args: string[], what: string, optional?: string): PlannedCommand => ({ file: 'schtasks', args, what, ...(optional ? { optional } : {}) });
 
+/**
+ * The Event Log source, as New-EventLog makes it (the key, EventMessageFile = the .NET message file that formats any
+ * event ID as its message text, TypesSupported 7); /reg:64 so a 32-bit caller writes the 64-bit view. reg.exe gets
+ * %SystemRoot% unexpanded (no shell), which REG_EXPAND_SZ keeps as written.
+ */
+export const WINDOWS_EVENT_SOURCE_KEY = `HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\${WINDOWS_EVENT_SOURCE}`;
+export const WINDOWS_EVENT_MESSAGE_FILE = '%SystemRoot%\\Microsoft.NET\\Framework64\\v4.0.30319\\EventLogMessages.dll';
+const reg = (args: string[], what: string, optional?: string): PlannedCommand => ({ file: 'reg', args: [...args, '/reg:64'], what, ...(optional ? { optional } : {}) });
+const registerEventSource = (): PlannedCommand[] => [
+  reg(['add', WINDOWS_EVENT_SOURCE_KEY, '/v', 'EventMessageFile', '/t', 'REG_EXPAND_SZ', '/d', WINDOWS_EVENT_MESSAGE_FILE, '/f'], `register the Event Log source "${WINDOWS_EVENT_SOURCE}"`),
+  reg(['add', WINDOWS_EVENT_SOURCE_KEY, '/v', 'TypesSupported', '/t', 'REG_DWORD', '/d', '7', '/f'], 'register the Event Log source\'s event types'),
+];
+
 export const win32Tasks: TaskRegistrar = {
   platform: 'win32',
   deviceStateDir: WINDOWS_DEVICE_STATE_DIR,
@@ -140,7 +161,10 @@ export const win32Tasks: TaskRegistrar = {
       files: [{ path: xmlFile, content: utf16le(taskXml(req)), mode: 0o600, what: `task XML for ${name}` }],
       commands: [
         schtasks(['/Create', '/TN', name, '/XML', xmlFile, '/F'], `register ${name}`),
+        // The user task starts as its principal (each signed-in member of Users), never as whoever runs this
+        // (SYSTEM under SCCM/Intune): the install's first user pass is this start, not a pass of the installer's.
         ...(req.scope === 'user' ? [schtasks(['/Run', '/TN', name], `start ${name} now`, 'it starts at the next logon')] : []),
+        ...(req.scope === 'device' ? registerEventSource() : []),
       ],
       cleanup: [xmlFile],
       notes: req.scope === 'device' ? ['The device task is registered by an administrator (the installer runs elevated).'] : [],
@@ -154,6 +178,7 @@ export const win32Tasks: TaskRegistrar = {
       commands: [
         schtasks(['/End', '/TN', name], `stop ${name}`, 'it was not running'),
         schtasks(['/Delete', '/TN', name, '/F'], `delete ${name}`, 'it was not registered'),
+        ...(req.scope === 'device' ? [reg(['delete', WINDOWS_EVENT_SOURCE_KEY, '/f'], 'remove the Event Log source', 'it was not registered')] : []),
       ],
       notes: [`Task Scheduler keeps the empty folder ${WINDOWS_TASKS.folder}; schtasks cannot remove folders.`],
     };
