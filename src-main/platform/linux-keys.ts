@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { childEnv } from '../base/exec.js';
 import { ensurePrivateDir } from '../base/fsutil.js';
 import { AgentError } from '../base/errors.js';
 import { storeWriteFault } from '../base/test-faults.js';
@@ -42,13 +43,22 @@ function firstExisting(paths: string[]): string | undefined {
  * empty user PIN). No key material passes through it; the SO PIN is random and not kept.
  */
 export function provisionTpmToken(store: string): void {
-  const env = { ...process.env, TPM2_PKCS11_STORE: store };
-  const run = (args: string[]) => execFileSync('tpm2_ptool', args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+  const env = childEnv({ TPM2_PKCS11_STORE: store });
+  const tool = firstExisting(TPM2_PTOOL_PATHS) ?? 'tpm2_ptool';
+  const run = (args: string[]) => execFileSync(PYTHON, ['-c', PTOOL_FROM_STDIN, tool], { env, input: JSON.stringify(args), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 });
   let pid = /id:\s*(\d+)/.exec(run(['listprimaries', '--path', store]))?.[1];
   if (!pid) pid = /id:\s*(\d+)/.exec(run(['init', '--path', store]))?.[1];
   if (!pid) throw new Error('tpm2_ptool init did not report a primary key id');
   run(['addtoken', `--pid=${pid}`, `--label=${TPM_TOKEN_LABEL}`, '--userpin=', `--sopin=${crypto.randomBytes(12).toString('hex')}`, '--path', store]);
 }
+
+const TPM2_PTOOL_PATHS = ['/usr/bin/tpm2_ptool', '/usr/local/bin/tpm2_ptool'];
+const PYTHON = firstExisting(['/usr/bin/python3', '/usr/local/bin/python3']) ?? 'python3';
+/**
+ * tpm2_ptool (a Python program) takes PINs only as arguments, which every local user sees in `ps`: it is run
+ * inside a Python whose own command line holds no PIN, its arguments read from standard input.
+ */
+const PTOOL_FROM_STDIN = 'import json, runpy, sys; tool = sys.argv[1]; sys.argv = [tool] + json.load(sys.stdin); runpy.run_path(tool, run_name="__main__")';
 
 /** Whether a TPM is worth trying, and if not, why (for `status`). */
 export function tpmAvailability(s: LinuxKeySettings): { usable: true; library: string; via: string } | { usable: false; reason: string } {
@@ -170,7 +180,7 @@ export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
   async attest(id: string, ask: AskChallenge): Promise<KeyAttestationEvidence> {
     const { token } = this.choose();
     if (token.opts.tag !== 'tpm' || !token.findKey(id)) throw new AttestationUnavailable('TPM_KEY_NOT_IN_TPM', 'the device key is not in the TPM token');
-    return attestTpmKey({ store: tpmStoreDir(this.s), keyId: id, tokenLabel: TPM_TOKEN_LABEL, env: { ...process.env, ...this.s.env }, ask });
+    return attestTpmKey({ store: tpmStoreDir(this.s), keyId: id, tokenLabel: TPM_TOKEN_LABEL, env: childEnv({}, { ...process.env, ...this.s.env }), ask });
   }
 
   async attach(id: string, req: { certPem: string; chainPem: string[]; label: string }): Promise<StoredCertificate> {
