@@ -9,6 +9,8 @@ export interface Command {
   input?: string;
   /** Kills the command after this long (default 60 s); a killed command answers code 124. */
   timeoutMs?: number;
+  /** false: the command gets only `env` (posture tools: a fixed environment), not even the allow-listed one. */
+  inheritEnv?: false;
 }
 
 export interface CommandResult {
@@ -34,7 +36,7 @@ const CHILD_ENV_NAMES = new Set([
   'SYSTEMROOT', 'WINDIR', 'SYSTEMDRIVE', 'PROGRAMDATA', 'PROGRAMFILES', 'PROGRAMFILES(X86)', 'APPDATA', 'LOCALAPPDATA',
   'USERPROFILE', 'COMSPEC', 'PATHEXT', 'USERNAME', 'USERDOMAIN', 'COMPUTERNAME', 'PSMODULEPATH', 'PROCESSOR_ARCHITECTURE',
 ]);
-const CHILD_ENV_PREFIXES = ['LC_', 'TPM2TOOLS_', 'TPM2_PKCS11_', 'TSS2_', 'P11_KIT_', 'NSS_', 'FAKETIME', 'LD_LIBRARY_PATH'];
+const CHILD_ENV_PREFIXES = ['LC_', 'TPM2TOOLS_', 'TPM2_PKCS11_', 'TSS2_', 'P11_KIT_', 'NSS_'];
 
 export function childEnv(extra: Record<string, string> = {}, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const out: Record<string, string> = {};
@@ -52,7 +54,7 @@ export const runCommand: CommandRunner = (cmd) =>
     const child = execFile(
       cmd.file,
       cmd.args,
-      { env: childEnv(cmd.env), timeout: cmd.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024, windowsHide: true },
+      { env: cmd.inheritEnv === false ? { ...cmd.env } : childEnv(cmd.env), timeout: cmd.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024, windowsHide: true },
       (err, stdout, stderr) => {
         if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
           reject(err); // ENOENT and friends: the command itself could not run
@@ -79,7 +81,7 @@ export type SyncCommandRunner = (cmd: Command) => CommandResult;
  */
 export const runCommandSync: SyncCommandRunner = (cmd) => {
   const r = spawnSync(cmd.file, cmd.args, {
-    env: childEnv(cmd.env), timeout: 30_000, maxBuffer: 4 * 1024 * 1024, windowsHide: true, encoding: 'utf8',
+    env: cmd.inheritEnv === false ? { ...cmd.env } : childEnv(cmd.env), timeout: 30_000, maxBuffer: 4 * 1024 * 1024, windowsHide: true, encoding: 'utf8',
     ...(cmd.input !== undefined ? { input: cmd.input } : {}),
   });
   if (r.error) throw r.error;
