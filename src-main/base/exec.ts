@@ -36,7 +36,8 @@ const CHILD_ENV_NAMES = new Set([
   'SYSTEMROOT', 'WINDIR', 'SYSTEMDRIVE', 'PROGRAMDATA', 'PROGRAMFILES', 'PROGRAMFILES(X86)', 'APPDATA', 'LOCALAPPDATA',
   'USERPROFILE', 'COMSPEC', 'PATHEXT', 'USERNAME', 'USERDOMAIN', 'COMPUTERNAME', 'PSMODULEPATH', 'PROCESSOR_ARCHITECTURE',
 ]);
-const CHILD_ENV_PREFIXES = ['LC_', 'TPM2TOOLS_', 'TPM2_PKCS11_', 'TSS2_', 'P11_KIT_', 'NSS_'];
+// DTA_TEST_: the test suite's hooks for its stand-in tools (never a setting, never a secret).
+const CHILD_ENV_PREFIXES = ['LC_', 'TPM2TOOLS_', 'TPM2_PKCS11_', 'TSS2_', 'P11_KIT_', 'NSS_', 'DTA_TEST_'];
 
 export function childEnv(extra: Record<string, string> = {}, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const out: Record<string, string> = {};

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { SyncCommandRunner } from '../base/exec.js';
 import { runCommandSync } from '../base/exec.js';
 import { DarwinManagedConfig } from './managed-config-darwin.js';
@@ -28,7 +29,8 @@ export interface ManagedConfigReader {
 
 export function createManagedConfigReader(platform: NodeJS.Platform, env: NodeJS.ProcessEnv, run: SyncCommandRunner = runCommandSync): ManagedConfigReader {
   if (platform === 'win32') return new WindowsManagedConfig(run);
-  if (platform === 'darwin') return new DarwinManagedConfig(run, { user: env.USER });
+  // The account the process runs as, not $USER: a user must not pick another profile (or none) by the environment.
+  if (platform === 'darwin') return new DarwinManagedConfig(run, { user: platform === process.platform ? os.userInfo().username : env.USER });
   return new LinuxManagedConfig(linuxManagedConfigDir(env));
 }
 
