@@ -51,6 +51,9 @@ function watchDescendants(root: number): { stop(): { pid: number; cmdline: strin
         let depth = 0;
         while (p && p !== root && depth++ < 20) p = parents.get(p) ?? 0;
         if (p !== root) continue;
+        const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        // The agent itself (seen under a launcher, or before its exec completes) has its own environment: not a child.
+        if (cmdline.includes(AGENT_BIN)) continue;
         seen.set(pid, { pid, cmdline: fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' '), environ: fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').join('\n') });
       } catch {
         /* gone already */
