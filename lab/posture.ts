@@ -22,7 +22,9 @@ export type PosturePolicy = z.infer<typeof PosturePolicySchema>;
 
 export const DEFAULT_POSTURE_POLICY: PosturePolicy = { mode: 'off', require: [], minOsVersion: {}, graceDeadline: null, maxReportAgeSeconds: 24 * 3600 };
 
-const ResultSchema = z.object({ check: z.string().max(100), status: z.enum(['PASS', 'FAIL', 'UNKNOWN']), summary: z.string().max(1000), why: z.string().max(1000).optional(), evidence: z.array(z.string().max(1000)).max(20), facts: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(), source: z.string().optional() });
+const ResultSchema = z.object({ check: z.string().max(100), status: z.enum(['PASS', 'FAIL', 'UNKNOWN']), summary: z.string().max(1000), why: z.string().max(1000).optional(), evidence: z.array(z.string().max(1000)).max(20), facts: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  // Who observed it (PROTOCOL §10): the device side or the user side; unmarked is the user side. Kept as stored.
+  source: z.enum(['device', 'user']).default('user') });
 const ClaimsSchema = z.object({ device: z.string().min(1), iat: z.number(), exp: z.number(), posture: z.object({ checkedAt: z.string(), platform: z.string().max(20), results: z.array(ResultSchema).max(100) }) });
 export type PostureClaims = z.infer<typeof ClaimsSchema>;
 export const PostureReportRequest = z.object({ report: z.string().max(256 * 1024).regex(/^[\w-]+\.[\w-]+\.[\w-]+$/, 'not a compact JWS') });

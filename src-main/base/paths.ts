@@ -28,7 +28,7 @@ export function defaultPaths(env: NodeJS.ProcessEnv = process.env, platform: Nod
     configFile,
     // Chromium, Chrome and (through the agent's copy into each profile) Firefox on Linux read the user's NSS database here.
     nssDbDir: path.join(home, '.pki', 'nssdb'),
-    managedConfigDir: env.DTA_MANAGED_CONFIG_DIR || '/etc/device-trust-agent',
+    managedConfigDir: env.DTA_MANAGED_CONFIG_DIR && process.getuid?.() === 0 ? env.DTA_MANAGED_CONFIG_DIR : '/etc/device-trust-agent',
     browserPolicyDirs: [
       '/etc/chromium/policies/managed',
       '/etc/opt/chrome/policies/managed',

@@ -46,9 +46,61 @@ export const SECRET_MIN_LENGTH = 6;
 export function registerSecret(value: string | undefined | null): void {
   if (!value || value.length < SECRET_MIN_LENGTH) return;
   secretValues.add(value);
-  // The same secret as it appears inside a URL or a form body.
+  // The same secret as it appears inside a URL or a form body, and inside JSON text (a `"` or `\` escaped).
   const encoded = encodeURIComponent(value);
   if (encoded !== value) secretValues.add(encoded);
+  const inJson = JSON.stringify(value).slice(1, -1);
+  if (inJson !== value) secretValues.add(inJson);
+}
+
+const HAS_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
+
+/**
+ * A URL as the agent accepts it: with a scheme, or a proxy's `[user:pass@]host:port` without one (read as http).
+ * Parsed by the WHATWG parser, so a password holding `@`, `"` or `:` is found whole (the last `@` ends it).
+ */
+function parseLooseUrl(value: string): { url: URL; scheme: boolean } | undefined {
+  const v = value.trim();
+  const scheme = HAS_SCHEME.test(v);
+  try {
+    return { url: new URL(scheme ? v : `http://${v}`), scheme };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The password in a URL's user-info (decoded), with or without a scheme; undefined when there is none. */
+export function urlPassword(value: string | undefined | null): string | undefined {
+  if (!value) return undefined;
+  const p = parseLooseUrl(value);
+  if (!p || !p.url.password) return undefined;
+  try {
+    return decodeURIComponent(p.url.password);
+  } catch {
+    return p.url.password;
+  }
+}
+
+/**
+ * The one redaction of a URL (a proxy, a PAC location): its user-info password replaced, from parsing, with or
+ * without a scheme. Every sink that shows a configured or environment URL shows this form; text that is not a
+ * URL is left to `redact`.
+ */
+export function redactUrl(value: string): string {
+  const p = parseLooseUrl(value);
+  if (!p) {
+    // Not a URL the parser takes: still nothing before its last `@` is shown.
+    const at = value.lastIndexOf('@');
+    if (at < 0) return value;
+    const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(value)?.[0] ?? '';
+    return `${scheme}[redacted]@${value.slice(at + 1)}`;
+  }
+  if (!p.url.password && !p.url.username) return value;
+  const u = p.url;
+  const user = u.username ? `${u.username}:` : '';
+  const info = u.password ? `${user}[redacted]@` : `${u.username}@`;
+  const tail = `${u.pathname === '/' ? '' : u.pathname}${u.search}${u.hash}`;
+  return `${p.scheme ? `${u.protocol}//` : ''}${info}${u.host}${tail}`;
 }
 
 /** For tests: forget every registered value. */

@@ -15,6 +15,8 @@ const GLOBAL_OPTIONS: OptionSpec = {
   debug: { type: 'boolean' },
   json: { type: 'boolean' },
   config: { type: 'string' },
+  /** Owner-only JSON of install-time settings (secrets): what `install` registers instead of secrets on argv. */
+  'settings-file': { type: 'string' },
   'org-url': { type: 'string' },
   'state-dir': { type: 'string' },
   'nss-db': { type: 'string' },
@@ -29,6 +31,7 @@ const GLOBAL_HELP = `Options for every command:
   --debug               step-by-step account with timings on stderr (tokens redacted)
   --json                machine-readable output on stdout
   --config FILE         configuration file (default ~/.config/device-trust-agent/config.json)
+  --settings-file FILE  owner-only install-time settings (secrets) that install writes; read like Name=Value
   --org-url URL         the org (install parameter OktaURL=)
   --state-dir DIR       where state, key files and the event log live
   --nss-db DIR          the NSS database to install into (default ~/.pki/nssdb)
@@ -38,9 +41,9 @@ const GLOBAL_HELP = `Options for every command:
   Name=Value            install-style parameters: OktaURL=, HttpProxy=, HttpProxyPacLocation=,
                         SkipBrowserSetup=true, SkipTPM=true
 
-Settings precedence: command line > environment (DTA_*) > config file > managed configuration
-(Windows HKLM\\SOFTWARE\\Policies\\Okta\\DeviceTrust > HKLM\\SOFTWARE\\Okta\\DeviceTrust; macOS managed preferences
-com.example.devicetrustagent; Linux /etc/device-trust-agent/*.json) > defaults.
+Settings precedence, per setting: managed configuration > command line > environment (DTA_*) > config file
+> defaults; managed configuration is (Windows HKLM\\SOFTWARE\\Policies\\Okta\\DeviceTrust > HKLM\\SOFTWARE\\Okta\\DeviceTrust; macOS managed preferences
+com.example.devicetrustagent; Linux /etc/device-trust-agent/*.json).
 
 Exit codes: 0 success · 10 nothing to do · 20 retry later (network, IWA, read-only org)
             30 needs attention (rejected, revoked, refused server answer) · 40 local failure
@@ -80,7 +83,7 @@ export async function main(argv: string[], rawIo: Io): Promise<number> {
     return ExitCode.USAGE;
   }
   // Loaded only now: `help` and `--version` never pay for configuration schemas, platforms or HTTP.
-  const [command, { loadConfig, printableSetting }, { redact }, { createPlatform }, { configureEventForwarding }] = await Promise.all([
+  const [command, { loadConfig, printableSetting, describeManaged, readSettingsFile }, { redact }, { createPlatform }, { configureEventForwarding }] = await Promise.all([
     entry.load(), import('../core/config.js'), import('../core/redact.js'), import('../platform/index.js'), import('../core/fleet/forwarding.js'),
   ]);
   let parsed: { values: OptionValues; positionals: string[] };
@@ -98,6 +101,13 @@ export async function main(argv: string[], rawIo: Io): Promise<number> {
   const positionals = parsed.positionals.filter((p, i) => !(i === 0 && p === first && first === command.name));
   const cli: Record<string, unknown> = {};
   const args: string[] = [];
+  if (typeof v['settings-file'] === 'string') {
+    try {
+      Object.assign(cli, readSettingsFile(v['settings-file']));
+    } catch (e) {
+      return reportError(e, Boolean(v.json), Boolean(v.debug), io);
+    }
+  }
   for (const p of positionals) {
     const m = /^([A-Za-z]\w*)=(.*)$/.exec(p);
     if (m) cli[m[1]!] = m[2];
@@ -124,7 +134,12 @@ export async function main(argv: string[], rawIo: Io): Promise<number> {
       configureEventForwarding(loaded.config);
       if (debug) {
         io.err(`Configuration (${loaded.files.length ? loaded.files.join(', ') : 'no files'}):`);
-        for (const [k, val] of Object.entries(loaded.config)) io.err(redact(`  ${k} = ${printableSetting(k as keyof typeof loaded.config, val)}  [${loaded.sources[k as keyof typeof loaded.config]}]`));
+        for (const [k, val] of Object.entries(loaded.config)) {
+          const key = k as keyof typeof loaded.config;
+          const by = loaded.managed[key];
+          io.err(redact(`  ${k} = ${printableSetting(key, val)}  [${loaded.sources[key]}${by ? `: ${by}` : ''}]`));
+        }
+        for (const l of describeManaged(loaded)) io.err(redact(l));
       }
     }
     return loaded;

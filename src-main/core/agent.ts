@@ -446,8 +446,25 @@ export class EnrollmentTask {
     }
   }
 
+  /**
+   * state.json of an earlier version holds the unkeyed settings hash (guessable offline): a hold or pending
+   * request recorded under it is the same request, so it is kept under the keyed hash instead of being dropped.
+   */
+  private migrateRequestIdentity(): void {
+    const legacy = this.backend.legacyRequestIdentity;
+    if (!legacy) return;
+    const { hold, pending } = this.state;
+    const fix = <T extends { backend: string; requestIdentity: string }>(x: T | undefined): T | undefined =>
+      x && x.backend === this.backend.kind && x.requestIdentity === legacy ? { ...x, requestIdentity: this.backend.requestIdentity } : x;
+    if ((hold && hold.requestIdentity === legacy) || (pending && pending.requestIdentity === legacy)) {
+      this.state = { ...this.state, hold: fix(hold), pending: fix(pending) };
+      saveState(this.config.stateDir, this.state);
+    }
+  }
+
   /** After a rejection the same request (same backend and settings) is not resent before the hold ends. */
   private checkHold(): void {
+    this.migrateRequestIdentity();
     const h = this.state.hold;
     if (!h || this.opts.force) return;
     if (h.backend !== this.backend.kind || h.requestIdentity !== this.backend.requestIdentity || Date.parse(h.until) <= this.now().getTime()) return;
@@ -487,6 +504,7 @@ export class EnrollmentTask {
 
   /** A request left PENDING by an earlier run is asked about again, with the same key, instead of starting over. */
   private async resumePending(authority: Authority, deviceId: string, current: StoredCertificate | undefined): Promise<RunResult | undefined> {
+    this.migrateRequestIdentity();
     const p = this.state.pending;
     if (!p) return undefined;
     const key = p.backend === this.backend.kind && p.requestIdentity === this.backend.requestIdentity && this.backend.resume ? await this.loadKey(p.thumbprint) : undefined;

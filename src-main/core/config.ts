@@ -6,7 +6,7 @@ import { createManagedConfigReader, type ManagedConfigReader } from '../platform
 import { readJsonObjectFile } from '../platform/managed-config-linux.js';
 import { AgentError } from '../base/errors.js';
 import { defaultPaths } from '../base/paths.js';
-import { registerSecret } from '../base/safe-text.js';
+import { redact, redactUrl, registerSecret, urlPassword } from '../base/safe-text.js';
 import { PostureSettingsSchema } from './posture/settings.js';
 
 const httpUrl = z.url({ protocol: /^https?$/ });
@@ -99,10 +99,27 @@ export type Config = z.infer<typeof ConfigSchema>;
 
 /** Where each setting came from, for `status` and `--debug`. */
 export type ConfigSource = 'cli' | 'env' | 'file' | 'managed' | 'default';
+
+/** A value the user gave for a setting the admin deployed: not used (managed configuration wins). */
+export interface IgnoredSetting {
+  /** The setting, or for `posture` its unit (`posture.adminChecks`). */
+  setting: string;
+  /** Where the ignored value came from. */
+  source: 'cli' | 'env' | 'file';
+  /** The ignored value as it may be printed (secrets redacted through base/safe-text.ts). */
+  value: string;
+  /** The managed source whose value won (a file, a registry key, a preferences domain). */
+  managedBy: string;
+}
+
 export interface LoadedConfig {
   config: Config;
   sources: Partial<Record<keyof Config, ConfigSource>>;
   files: string[];
+  /** Per setting (and per `posture` unit) the managed source that set it: these the user cannot change. */
+  managed: Record<string, string>;
+  /** User values (command line, environment, config file) of managed settings, which were not used. */
+  ignored: IgnoredSetting[];
 }
 
 type Partial_ = Partial<Record<keyof Config, unknown>>;
@@ -167,16 +184,6 @@ export const SECRET_SETTINGS = new Set<keyof Config>(['scepChallenge']);
 /** Settings that contain a secret in a URL's user-info (a proxy's password). */
 const URL_SECRET_SETTINGS = new Set<keyof Config>(['httpProxy', 'httpProxyPacLocation']);
 
-function urlPassword(value: string | undefined): string | undefined {
-  if (!value) return undefined;
-  try {
-    const u = new URL(value);
-    return u.password ? decodeURIComponent(u.password) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Every secret value the configuration holds (the SCEP challenge, proxy passwords from settings and from the
  * proxy environment variables): registered with the output-safety layer so no sink can write them.
@@ -188,7 +195,7 @@ export function secretValues(config: Partial<Config>, env: NodeJS.ProcessEnv = {
     const p = urlPassword(config[k] as string | undefined);
     if (p) out.push(p);
   }
-  for (const [name, v] of Object.entries(env)) if (/^(https?_proxy|all_proxy|dta_http_proxy)$/i.test(name)) {
+  for (const [name, v] of Object.entries(env)) if (/^(https?_proxy|all_proxy|dta_http_proxy|dta_pac_url)$/i.test(name)) {
     const p = urlPassword(v);
     if (p) out.push(p);
   }
@@ -198,22 +205,56 @@ export function secretValues(config: Partial<Config>, env: NodeJS.ProcessEnv = {
 /** The configuration as it may be written to a file others read (support bundle): secrets replaced. */
 export function printableConfig(config: Config): Record<string, unknown> {
   const out: Record<string, unknown> = { ...config };
-  for (const k of SECRET_SETTINGS) if (out[k] !== undefined) out[k] = '[redacted]';
-  for (const k of URL_SECRET_SETTINGS) {
-    const v = out[k];
-    if (typeof v === 'string' && urlPassword(v)) {
-      const u = new URL(v);
-      u.password = 'redacted';
-      out[k] = u.href;
-    }
-  }
+  for (const k of Object.keys(out) as (keyof Config)[]) out[k] = printableValue(k, out[k]);
   return out;
+}
+
+/**
+ * A setting's value with its secrets replaced, before it is serialized: the challenge whole, a URL's password
+ * by parsing the URL (base/safe-text.ts `redactUrl`), so a password holding `"` or `@` is never half-shown.
+ */
+export function printableValue(key: keyof Config, value: unknown): unknown {
+  if (value === undefined) return value;
+  if (SECRET_SETTINGS.has(key)) return '[redacted]';
+  if (URL_SECRET_SETTINGS.has(key) && typeof value === 'string') return redactUrl(value);
+  return value;
 }
 
 /** A setting's value as it may be printed (`--debug`, status): secrets never appear. */
 export function printableSetting(key: keyof Config, value: unknown): string {
-  if (SECRET_SETTINGS.has(key) && value !== undefined) return '"[redacted]"';
-  return JSON.stringify(value);
+  return redact(JSON.stringify(printableValue(key, value)) ?? 'undefined');
+}
+
+/**
+ * The owner-only settings file `install` writes for the secrets given on its command line (`ScepChallenge=`,
+ * a proxy URL with a password), which the registered units reference with `--settings-file` instead of carrying
+ * the secrets in argv or a world-readable unit. Read as part of the command line layer; refused unless it is
+ * owned by this user and readable by no one else (POSIX), so no other user can plant or read one.
+ */
+export function readSettingsFile(file: string): Record<string, unknown> {
+  if (process.platform !== 'win32') {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(file);
+    } catch (e) {
+      throw new AgentError('config', 'CONFIG_UNREADABLE', `Cannot read the settings file ${file}: ${(e as Error).message}.`,
+        'Run "device-trust-agent install" again with the same settings, or remove --settings-file from the registered command.');
+    }
+    const uid = process.getuid?.();
+    if ((uid !== undefined && st.uid !== uid) || (st.mode & 0o077) !== 0) {
+      throw new AgentError('config', 'CONFIG_INSECURE', `The settings file ${file} holds secrets but is ${st.uid !== uid ? `owned by uid ${st.uid}` : `mode ${(st.mode & 0o777).toString(8)}`}; it must be owned by this user and readable by no one else.`,
+        `Run: chmod 600 ${file} (as its owner), or "device-trust-agent install" again.`);
+    }
+  }
+  return readJsonObjectFile(file);
+}
+
+/** Whether an install-time parameter (`ScepChallenge=`, `HttpProxy=http://u:p@…`) carries a secret. */
+export function isSecretParameter(name: string, value: unknown): boolean {
+  const key = ALIASES[name.toLowerCase()];
+  if (!key) return false;
+  if (SECRET_SETTINGS.has(key)) return true;
+  return URL_SECRET_SETTINGS.has(key) && typeof value === 'string' && (urlPassword(value) !== undefined || value.includes('@'));
 }
 
 /**
@@ -302,16 +343,33 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): Partial_ {
 
 /**
  * Managed configuration (admin-deployed), from the platform's reader: Linux /etc/device-trust-agent/*.json, the
- * Windows registry, macOS managed preferences. Later sources win over earlier ones.
+ * Windows registry, macOS managed preferences. Later sources win over earlier ones; `origins` names, per setting
+ * (and per `posture` unit), the source that set it.
  */
-export function managedSettings(reader: ManagedConfigReader): { settings: Partial_; files: string[] } {
+export function managedSettings(reader: ManagedConfigReader): { settings: Partial_; files: string[]; origins: Record<string, string> } {
   const settings: Partial_ = {};
   const files: string[] = [];
+  const origins: Record<string, string> = {};
   for (const source of reader.read()) {
-    Object.assign(settings, normalizeSettings(source.values, source.origin, { ignoreUnknown: source.ignoreUnknown ?? false }));
+    const values = normalizeSettings(source.values, source.origin, { ignoreUnknown: source.ignoreUnknown ?? false });
+    for (const [k, v] of Object.entries(values)) {
+      if (v === undefined) continue;
+      if (k === 'posture' && isPlainObject(v)) {
+        // Per unit, as across layers: a later source's posture adds to an earlier one's.
+        settings.posture = { ...(isPlainObject(settings.posture) ? settings.posture : {}), ...v };
+        for (const u of Object.keys(v)) origins[`posture.${u}`] = source.origin;
+      } else {
+        settings[k as keyof Config] = v;
+        origins[k] = source.origin;
+      }
+    }
     files.push(source.origin);
   }
-  return { settings, files };
+  return { settings, files, origins };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return !!v && typeof v === 'object' && !Array.isArray(v);
 }
 
 export interface LoadConfigOptions {
@@ -327,7 +385,14 @@ export interface LoadConfigOptions {
   skipFiles?: boolean;
 }
 
-/** Precedence, highest first: command line > environment > config file > managed configuration > defaults. */
+/**
+ * Precedence, highest first: **managed configuration > command line > environment > config file > defaults**,
+ * per setting. What an admin deployed wins, as Group Policy and MDM profiles do; the user sets only what the admin
+ * left open. `posture` is merged per unit (each of its own keys: `adminChecks`, `endpointProcesses`, …, a list
+ * being one unit), so a user's `{"posture":{}}` or `{"posture":{"adminChecks":[]}}` cannot remove an admin's
+ * check, while the user may still set a unit the admin did not. User values of managed settings are kept in
+ * `ignored` for `status`, `--debug` and the support bundle.
+ */
 export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
   const env = opts.env ?? process.env;
   const paths = defaultPaths(env);
@@ -357,7 +422,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     hostPatternAllowList: [],
     serverTlsPins: [],
   };
-  const managed = opts.skipFiles ? { settings: {}, files: [] } : managedSettings(opts.managed ?? createManagedConfigReader(process.platform, env));
+  const managed = opts.skipFiles ? { settings: {}, files: [], origins: {} } : managedSettings(opts.managed ?? createManagedConfigReader(process.platform, env));
   const files = [...managed.files];
   const configFile = opts.configFile ?? env.DTA_CONFIG_FILE ?? paths.configFile;
   let fileSettings: Partial_ = {};
@@ -365,21 +430,49 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     fileSettings = normalizeSettings(readJsonObjectFile(configFile), configFile);
     files.push(configFile);
   }
-  const layers: [ConfigSource, Partial_][] = [
-    ['managed', managed.settings],
+  const userLayers: ['file' | 'env' | 'cli', Partial_][] = [
     ['file', fileSettings],
     ['env', settingsFromEnv(env)],
     ['cli', opts.cli ? normalizeSettings(opts.cli, 'the command line') : {}],
   ];
   const merged: Record<string, unknown> = { ...defaults };
   const sources: LoadedConfig['sources'] = {};
+  const ignored: IgnoredSetting[] = [];
   for (const k of Object.keys(defaults) as (keyof Config)[]) sources[k] = 'default';
-  for (const [source, layer] of layers) {
+  for (const [source, layer] of userLayers) {
     for (const [k, v] of Object.entries(layer)) {
       if (v === undefined) continue;
-      merged[k] = v;
-      sources[k as keyof Config] = source;
+      const key = k as keyof Config;
+      if (key === 'posture' && isPlainObject(v)) {
+        const kept: Record<string, unknown> = {};
+        for (const [u, uv] of Object.entries(v)) {
+          const by = managed.origins[`posture.${u}`];
+          if (by) ignored.push({ setting: `posture.${u}`, source, value: redact(JSON.stringify(uv) ?? 'undefined'), managedBy: by });
+          else kept[u] = uv;
+        }
+        merged.posture = { ...(isPlainObject(merged.posture) ? merged.posture : {}), ...kept };
+        sources.posture = source;
+        continue;
+      }
+      const by = managed.origins[key];
+      if (by) {
+        ignored.push({ setting: key, source, value: printableSetting(key, v), managedBy: by });
+        continue;
+      }
+      merged[key] = v;
+      sources[key] = source;
     }
+  }
+  // Managed configuration last: it wins.
+  for (const [k, v] of Object.entries(managed.settings)) {
+    if (v === undefined) continue;
+    if (k === 'posture' && isPlainObject(v)) {
+      merged.posture = { ...(isPlainObject(merged.posture) ? merged.posture : {}), ...v };
+      sources.posture = 'managed';
+      continue;
+    }
+    merged[k] = v;
+    sources[k as keyof Config] = 'managed';
   }
   const parsed = ConfigSchema.safeParse(merged);
   if (!parsed.success) {
@@ -394,7 +487,18 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
       'Correct the setting where it came from (command line, environment, config file or managed configuration).');
   }
   for (const s of secretValues(parsed.data, env)) registerSecret(s);
-  return { config: parsed.data, sources, files };
+  // Ignored user values may hold secrets too (a proxy password the admin's proxy replaced).
+  for (const [, layer] of userLayers) for (const s of secretValues(layer as Partial<Config>)) registerSecret(s);
+  return { config: parsed.data, sources, files, managed: managed.origins, ignored };
+}
+
+/** The managed settings and the ignored user values, as lines for `status` and `--debug`. */
+export function describeManaged(loaded: Pick<LoadedConfig, 'managed' | 'ignored'>): string[] {
+  const lines: string[] = [];
+  const keys = Object.keys(loaded.managed);
+  if (keys.length) lines.push(`  managed:     ${keys.join(', ')} (set by the admin; these win over the user's values)`);
+  for (const i of loaded.ignored) lines.push(`  ignored:     ${i.setting} = ${i.value} from the ${i.source === 'cli' ? 'command line' : i.source === 'env' ? 'environment' : 'config file'} (managed by ${i.managedBy})`);
+  return lines;
 }
 
 /** node_exporter's textfile directory on Debian/Ubuntu, windows_exporter's on Windows; none known on macOS. */

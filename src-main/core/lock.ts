@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { ensurePrivateDir } from '../base/fsutil.js';
+import { childEnv } from '../base/exec.js';
 
 /**
  * A cross-process lock that a crashed holder cannot leave stuck. The lock file is created complete and
@@ -53,7 +54,7 @@ export function processStartTime(pid: number): string | undefined {
       return fields[19];
     }
     if (process.platform === 'darwin') {
-      const out = execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      const out = execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env: childEnv() }).trim();
       return out || undefined;
     }
   } catch {

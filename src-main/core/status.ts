@@ -31,6 +31,11 @@ export interface StatusReport {
   schedule: ScheduleView;
   /** The last posture pass (docs/POSTURE.md): counts, failing checks, the org's compliance answer. */
   posture?: PostureSection;
+  /**
+   * Managed configuration: per setting (and `posture` unit) the admin's source, and the user's values that were
+   * ignored because the admin set that setting (values redacted).
+   */
+  configuration?: { managed: Record<string, string>; ignored: LoadedConfig['ignored'] };
   checks?: {
     org?: { ok: boolean; detail: string; code?: string };
     revocation?: { ok: boolean; detail: string };
@@ -48,7 +53,8 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
   const platform = opts.platform;
   const { state } = loadState(config.stateDir);
   const base = { backend: config.backend, deviceId: state.deviceId, store: platform.store.description, stateDir: config.stateDir, ...(config.orgUrl ? { orgUrl: config.orgUrl } : {}), ...(state.lastRun ? { lastRun: state.lastRun } : {}),
-    schedule: scheduleView(loaded, state), ...postureSection(config) };
+    schedule: scheduleView(loaded, state), ...postureSection(config),
+    ...(Object.keys(loaded.managed ?? {}).length || loaded.ignored?.length ? { configuration: { managed: loaded.managed ?? {}, ignored: loaded.ignored ?? [] } } : {}) };
   // Ours: issued by the issuer the state recorded (a SCEP CA may have no CN), else by the configured issuer CN.
   const isOurs = (info: CertInfo) => (state.current ? info.issuer === state.current.issuer : info.issuerCN === config.issuerCN);
   const ours = (await platform.store.list()).filter((c) => isOurs(c.info));

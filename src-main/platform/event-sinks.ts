@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { Command } from '../base/exec.js';
+import { childEnv, type Command } from '../base/exec.js';
 import { envelope, powershell } from './win32-powershell.js';
 import { safeText } from '../base/safe-text.js';
 
@@ -44,11 +44,12 @@ export const WRITE_EVENT_LOG_SCRIPT = envelope([
 
 /**
  * Command lines for each platform's log, as data (unit-tested; nothing here runs them). The message goes in
- * as one argv element (or, for PowerShell, through the environment), never through a shell.
+ * on standard input (for PowerShell, through its environment), never on argv where every local user reads it
+ * in `ps`, and never through a shell.
  */
 export const eventSinkCommands = {
   /** Linux/macOS syslog (journald picks it up from /dev/log; on macOS it lands in the unified log). */
-  logger: (e: SinkEvent): Command => ({ file: 'logger', args: ['-t', SYSLOG_TAG, '-p', SYSLOG_PRIORITY[e.level], '--', oneLine(e)] }),
+  logger: (e: SinkEvent): Command => ({ file: 'logger', args: ['-t', SYSLOG_TAG, '-p', SYSLOG_PRIORITY[e.level]], input: `${oneLine(e)}\n` }),
   /**
    * Linux: util-linux logger in RFC 5424 mode, the event ID as MSGID and the structured data as SD params
    * (the local syslog daemon or journald keeps them; a SIEM pipeline reads them as fields). DTA_SYSLOG_SOCKET
@@ -57,11 +58,11 @@ export const eventSinkCommands = {
   loggerRfc5424: (e: SinkEvent, socket: string | undefined = process.env.DTA_SYSLOG_SOCKET || undefined): Command => ({
     file: 'logger',
     args: ['-t', SYSLOG_TAG, '-p', SYSLOG_PRIORITY[e.level], '--rfc5424', '--msgid', String(e.id), ...(socket ? ['-u', socket] : []),
-      ...(e.sd && Object.keys(e.sd).length ? ['--sd-id', SYSLOG_SD_ID, ...Object.entries(e.sd).flatMap(([k, v]) => ['--sd-param', `${k}="${v.replace(/[\\"\]]/g, (c) => `\\${c}`)}"`])] : []),
-      '--', oneLine(e)],
+      ...(e.sd && Object.keys(e.sd).length ? ['--sd-id', SYSLOG_SD_ID, ...Object.entries(e.sd).flatMap(([k, v]) => ['--sd-param', `${k}="${v.replace(/[\\"\]]/g, (c) => `\\${c}`)}"`])] : [])],
+    input: `${oneLine(e)}\n`,
   }),
   /** Linux with systemd: straight into the journal with a priority (used where `logger` is missing). */
-  systemdCat: (e: SinkEvent): Command => ({ file: 'systemd-cat', args: ['-t', SYSLOG_TAG, '-p', JOURNAL_PRIORITY[e.level], '--', 'printf', '%s\n', oneLine(e)] }),
+  systemdCat: (e: SinkEvent): Command => ({ file: 'systemd-cat', args: ['-t', SYSLOG_TAG, '-p', JOURNAL_PRIORITY[e.level]], input: `${oneLine(e)}\n` }),
   /**
    * Windows PowerShell 5.1's Write-EventLog (PowerShell 7 has no such cmdlet, hence powershell.exe), in the JSON
    * envelope and ConstrainedLanguage-safe; a failure (source not registered, access denied) exits 1, which sends
@@ -118,8 +119,12 @@ export function platformSink(platform: NodeJS.Platform = process.platform, onUnd
         tryNext(rest);
       };
       try {
-        const child = spawn(cmd.file, cmd.args, { env: { ...process.env, ...cmd.env }, stdio: 'ignore', detached: true, windowsHide: true });
+        const child = spawn(cmd.file, cmd.args, { env: childEnv(cmd.env), stdio: [cmd.input !== undefined ? 'pipe' : 'ignore', 'ignore', 'ignore'], detached: true, windowsHide: true });
         child.on('error', (err) => next((err as NodeJS.ErrnoException).code ?? err.message));
+        if (cmd.input !== undefined) {
+          child.stdin?.on('error', () => undefined);
+          child.stdin?.end(cmd.input);
+        }
         child.on('exit', (code) => {
           if (code === 0) settled = true;
           else next(`exit ${code ?? 'signal'}`);

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { childEnv } from '../base/exec.js';
 import { ensurePrivateDir } from '../base/fsutil.js';
 import { AgentError } from '../base/errors.js';
 import { storeWriteFault } from '../base/test-faults.js';
@@ -61,11 +62,12 @@ export function persistentHandles(env: NodeJS.ProcessEnv): string[] {
  * No key material passes through it; the SO PIN is random and not kept.
  */
 export function provisionTpmToken(store: string): void {
-  const base: NodeJS.ProcessEnv = { ...process.env, TPM2_PKCS11_STORE: store };
+  const base = childEnv({ TPM2_PKCS11_STORE: store });
   // tpm2-tools read their own TCTI variable; the agent is usually given tpm2-pkcs11's.
   const tcti = base.TPM2TOOLS_TCTI || base.TPM2_PKCS11_TCTI || base.TSS2_TCTI;
-  const env: NodeJS.ProcessEnv = tcti ? { ...base, TPM2TOOLS_TCTI: tcti } : base;
-  const run = (args: string[]) => execFileSync('tpm2_ptool', args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+  const env: Record<string, string> = tcti ? { ...base, TPM2TOOLS_TCTI: tcti } : base;
+  const tool = firstExisting(TPM2_PTOOL_PATHS) ?? 'tpm2_ptool';
+  const run = (args: string[]) => execFileSync(PYTHON, ['-c', PTOOL_FROM_STDIN, tool], { env, input: JSON.stringify(args), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 });
   const pidOf = (out: string) => /id:\s*(\d+)/.exec(out)?.[1];
   const db = path.join(store, 'tpm2_pkcs11.sqlite3');
   const addToken = (pid: string) => run(['addtoken', `--pid=${pid}`, `--label=${TPM_TOKEN_LABEL}`, '--userpin=', `--sopin=${crypto.randomBytes(12).toString('hex')}`, '--path', store]);
@@ -112,6 +114,14 @@ export function tpmModuleEnv(env: NodeJS.ProcessEnv, store: string, home: string
   for (const k of ['TPM2_PKCS11_TCTI', 'TSS2_TCTI', 'TPM2TOOLS_TCTI', 'DBUS_SESSION_BUS_ADDRESS', 'DBUS_SYSTEM_BUS_ADDRESS', 'XDG_RUNTIME_DIR', 'TPM2_PKCS11_LOG_LEVEL']) if (env[k]) out[k] = env[k]!;
   return out;
 }
+
+const TPM2_PTOOL_PATHS = ['/usr/bin/tpm2_ptool', '/usr/local/bin/tpm2_ptool'];
+const PYTHON = firstExisting(['/usr/bin/python3', '/usr/local/bin/python3']) ?? 'python3';
+/**
+ * tpm2_ptool (a Python program) takes PINs only as arguments, which every local user sees in `ps`: it is run
+ * inside a Python whose own command line holds no PIN, its arguments read from standard input.
+ */
+const PTOOL_FROM_STDIN = 'import json, runpy, sys; tool = sys.argv[1]; sys.argv = [tool] + json.load(sys.stdin); runpy.run_path(tool, run_name="__main__")';
 
 /** Whether a TPM is worth trying, and if not, why (for `status`). */
 export function tpmAvailability(s: LinuxKeySettings): { usable: true; library: string; via: string } | { usable: false; reason: string } {
@@ -261,7 +271,7 @@ export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
   async attest(id: string, ask: AskChallenge): Promise<KeyAttestationEvidence> {
     const { token } = this.choose();
     if (token.opts.tag !== 'tpm' || !token.findKey(id)) throw new AttestationUnavailable('TPM_KEY_NOT_IN_TPM', 'the device key is not in the TPM token');
-    return attestTpmKey({ store: tpmStoreDir(this.s), keyId: id, tokenLabel: TPM_TOKEN_LABEL, env: { ...process.env, ...this.s.env }, ask });
+    return attestTpmKey({ store: tpmStoreDir(this.s), keyId: id, tokenLabel: TPM_TOKEN_LABEL, env: childEnv({}, { ...process.env, ...this.s.env }), ask });
   }
 
   async attach(id: string, req: { certPem: string; chainPem: string[]; label: string }): Promise<StoredCertificate> {

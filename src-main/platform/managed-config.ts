@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { SyncCommandRunner } from '../base/exec.js';
 import { runCommandSync } from '../base/exec.js';
 import { DarwinManagedConfig } from './managed-config-darwin.js';
@@ -18,7 +19,8 @@ export interface ManagedSource {
 
 /**
  * Managed configuration, read at run time. `read()` returns the sources lowest precedence first; later ones
- * win, and the whole of managed configuration ranks below the config file, the environment and the command line.
+ * win, and the whole of managed configuration ranks above the config file, the environment and the command line
+ * (per setting: core/config.ts `loadConfig`).
  */
 export interface ManagedConfigReader {
   readonly description: string;
@@ -27,6 +29,15 @@ export interface ManagedConfigReader {
 
 export function createManagedConfigReader(platform: NodeJS.Platform, env: NodeJS.ProcessEnv, run: SyncCommandRunner = runCommandSync): ManagedConfigReader {
   if (platform === 'win32') return new WindowsManagedConfig(run);
-  if (platform === 'darwin') return new DarwinManagedConfig(run, { user: env.USER });
-  return new LinuxManagedConfig(env.DTA_MANAGED_CONFIG_DIR || '/etc/device-trust-agent');
+  // The account the process runs as, not $USER: a user must not pick another profile (or none) by the environment.
+  if (platform === 'darwin') return new DarwinManagedConfig(run, { user: platform === process.platform ? os.userInfo().username : env.USER });
+  return new LinuxManagedConfig(linuxManagedConfigDir(env));
+}
+
+/**
+ * /etc/device-trust-agent, or DTA_MANAGED_CONFIG_DIR for tests — honoured only for root, who could change
+ * /etc anyway: an ordinary user pointing it at an empty directory would otherwise step out of what the admin set.
+ */
+export function linuxManagedConfigDir(env: NodeJS.ProcessEnv, uid: number | undefined = process.getuid?.()): string {
+  return env.DTA_MANAGED_CONFIG_DIR && uid === 0 ? env.DTA_MANAGED_CONFIG_DIR : '/etc/device-trust-agent';
 }

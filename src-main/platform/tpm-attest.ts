@@ -1,3 +1,4 @@
+import { childEnv } from '../base/exec.js';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import readline from 'node:readline';
@@ -45,10 +46,10 @@ export function attestationPython(): { python: string } | { reason: string } {
   const pythons = process.env.DTA_TEST_ATTEST_PYTHON ? [process.env.DTA_TEST_ATTEST_PYTHON] : PYTHONS;
   for (const p of pythons) {
     if (p.startsWith('/') && !fs.existsSync(p)) continue;
-    const r = spawnSync(p, ['-c', 'import tpm2_pytss, yaml, cryptography'], { stdio: 'ignore', timeout: 10_000 });
+    const r = spawnSync(p, ['-c', 'import tpm2_pytss, yaml, cryptography'], { stdio: 'ignore', timeout: 10_000, env: childEnv() });
     if (r.status === 0) return { python: p };
   }
-  const any = pythons.some((p) => spawnSync(p, ['-c', '0'], { stdio: 'ignore', timeout: 5_000 }).status === 0);
+  const any = pythons.some((p) => spawnSync(p, ['-c', '0'], { stdio: 'ignore', timeout: 5_000, env: childEnv() }).status === 0);
   return { reason: any ? 'python3-tpm2-pytss is not installed (apt install python3-tpm2-pytss)' : 'python3 is not installed (apt install python3 python3-tpm2-pytss)' };
 }
 
@@ -59,7 +60,7 @@ export function attestationPython(): { python: string } | { reason: string } {
 export async function attestTpmKey(opts: { store: string; keyId: string; tokenLabel: string; env: NodeJS.ProcessEnv; ask: AskChallenge }): Promise<KeyAttestationEvidence> {
   const py = attestationPython();
   if ('reason' in py) throw new AttestationUnavailable('TPM_ATTEST_UNAVAILABLE', py.reason);
-  const child = spawn(py.python, ['-c', HELPER], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...opts.env, TSS2_LOG: 'all+none', PYTHONDONTWRITEBYTECODE: '1' } });
+  const child = spawn(py.python, ['-c', HELPER], { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv({ TSS2_LOG: 'all+none', PYTHONDONTWRITEBYTECODE: '1' }, opts.env) });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => { if (stderr.length < 4096) stderr += d.toString('utf8'); });
   child.stdin.on('error', () => undefined);

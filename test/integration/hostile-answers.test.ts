@@ -87,9 +87,10 @@ describe('hostile server answers: nothing installed, previous certificate intact
     weak.rsa1024 = await weakRsaCa(pki);
     weak.sha1 = await weakRsaCa(pki, 'SHA-1', 2048);
     wrongNameTls = await serverCredentials(pki, 'wrong-name.example');
-    // The platform log (syslog) is captured by a `logger` first on PATH: it records the line it was given.
+    // The platform log (syslog) is captured by a `logger` first on PATH: it records its arguments and the line
+    // it was given on standard input.
     shimDir = tempDir('shim');
-    fs.writeFileSync(path.join(shimDir, 'logger'), '#!/bin/sh\nprintf \'%s\\n\' "$*" >> "$DTA_TEST_SYSLOG_FILE"\n', { mode: 0o755 });
+    fs.writeFileSync(path.join(shimDir, 'logger'), '#!/bin/sh\n{ printf \'%s \' "$*"; cat; } >> "$DTA_TEST_SYSLOG_FILE"\n', { mode: 0o755 });
     const front = await startFront({ labOrgUrl: lab.orgUrl, rootCaPem: lab.rootCaPem, tls, behaviour: {} });
     fronts.push(front);
     snapshot = makeProfile({ orgUrl: front.url, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });

@@ -175,4 +175,21 @@ describe('signed posture reports and the org\'s device-assurance policy', () => 
     const again = await runPosturePass({ loaded, task: 'user', platform: createPlatform });
     if (!again.changes.length) assert.equal(again.reported, undefined, 'nothing new: nothing sent');
   });
+
+  test('the org stores which facts the device side observed and which the user side reported', async () => {
+    const mark = () => Object.fromEntries(lab.posture.latest(creds.deviceId)!.claims.posture.results.map((x) => [x.check, x.source]));
+    // No device task has answered yet: every fact is user-reported.
+    const shared = JSON.parse(fs.readFileSync(profile.env.DTA_CONFIG_FILE!, 'utf8')).posture.deviceFile as string;
+    fs.rmSync(shared, { force: true });
+    await run(['posture', '--report']);
+    assert.ok(Object.values(mark()).every((s) => s === 'user'), JSON.stringify(mark()));
+    // The device task (root here) writes the shared answers; the next report carries them as the device side's.
+    const dev = await runAgent(['posture', '--device', '--state-dir', tempDir('posture-org-dev')], profile.env);
+    assert.ok(fs.existsSync(shared), dev.stderr);
+    const r = await run(['posture', '--report', '--json']);
+    assert.deepEqual(JSON.parse(r.stdout).reported, { ok: true });
+    const m = mark();
+    for (const id of ['disk-encryption', 'firewall', 'secure-boot', 'os-version', 'admin:edr']) assert.equal(m[id], 'device', `${id}: ${JSON.stringify(m)}`);
+    assert.equal(m['screen-lock'], 'user');
+  });
 });

@@ -4,6 +4,7 @@
  * presents it to an mTLS server that trusts only the SCEP CA.
  */
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -365,6 +366,23 @@ describe('SCEP: a CA policy (-csrverifierexec) that rejects the request', { skip
     assert.equal(server.count('PKIOperation'), pkiBefore, 'no PKIOperation on the second run');
     assert.equal(verifierCalls(), 1, 'the CA policy was not asked again');
     assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"id":2002'));
+
+    // state.json keeps only a keyed hash of the settings (the challenge cannot be guessed offline from it); one an
+    // earlier version wrote (unkeyed SHA-256) is migrated: the hold stays, nothing is resent.
+    const statePath = path.join(p.stateDir, 'state.json');
+    const cfg = loadConfig({ env: p.env }).config;
+    const unkeyed = crypto.createHash('sha256').update(['scep', cfg.scepUrl, cfg.scepCaFingerprint, CHALLENGE].join('\n')).digest('hex');
+    const st = JSON.parse(fs.readFileSync(statePath, 'utf8')) as { hold: { requestIdentity: string } };
+    assert.match(st.hold.requestIdentity, /^hmac-sha256:[0-9a-f]{64}$/);
+    assert.ok(!fs.readFileSync(statePath, 'utf8').includes(unkeyed));
+    assert.equal(fs.statSync(path.join(p.stateDir, 'settings-hash.key')).mode & 0o777, 0o600);
+    st.hold.requestIdentity = unkeyed;
+    fs.writeFileSync(statePath, JSON.stringify(st));
+    const migrated = await runAgent(['run'], p.env);
+    assert.equal(migrated.code, 30, migrated.stderr);
+    assert.match(migrated.stderr, /does not send the same request again before/);
+    assert.equal(server.count('PKIOperation'), pkiBefore, 'the migrated hold still holds');
+    assert.match((JSON.parse(fs.readFileSync(statePath, 'utf8')) as typeof st).hold.requestIdentity, /^hmac-sha256:/, 'rewritten keyed');
 
     // A changed setting (here the challenge) is a different request: the hold does not apply to it.
     const changed = await runAgent(['run'], { ...p.env, DTA_SCEP_CHALLENGE: `${CHALLENGE}-new` });

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -48,7 +48,19 @@ describe('the lab refuses forged, replayed and mismatched TPM attestations', { s
     fs.mkdirSync(store, { mode: 0o700 });
     const env = { ...process.env, ...tpm.env, TPM2_PKCS11_STORE: store };
     Object.assign(process.env, tpm.env);
+    // The SO PIN never shows in any process's argv (`ps`): a watcher in its own process reads every
+    // /proc/<pid>/cmdline while the token is made (tpm2_ptool takes PINs only as arguments).
+    const seenFile = path.join(tempDir('argv-watch'), 'seen');
+    const watcher = spawn(process.execPath, ['-e', `const fs=require('fs');const out=${JSON.stringify(seenFile)};const seen=new Set();
+      const tick=()=>{for(const p of fs.readdirSync('/proc')){if(!/^\\d+$/.test(p)||p==process.pid)continue;try{const c=fs.readFileSync('/proc/'+p+'/cmdline','utf8').split('\\0').join(' ');if(/tpm2_ptool|addtoken/.test(c)&&!seen.has(c)){seen.add(c);fs.appendFileSync(out,c+'\\n');}}catch{}}};
+      setInterval(tick,1);fs.writeFileSync(out+'.ready','1');`], { stdio: 'ignore' });
+    while (!fs.existsSync(`${seenFile}.ready`)) await new Promise((r) => setTimeout(r, 20));
     provisionTpmToken(store);
+    await new Promise((r) => setTimeout(r, 50));
+    watcher.kill('SIGKILL');
+    const seen = fs.existsSync(seenFile) ? fs.readFileSync(seenFile, 'utf8') : '';
+    assert.ok(seen.includes('tpm2_ptool'), `the watcher saw tpm2_ptool run: ${seen}`);
+    assert.doesNotMatch(seen, /sopin|userpin|addtoken/, 'no PIN and no tpm2_ptool arguments in any argv');
     // A key generated inside the TPM, as the agent makes it (tpm2_ptool here: no PKCS#11 session needed).
     const out = execFileSync('tpm2_ptool', ['addkey', `--label=${TPM_TOKEN_LABEL}`, '--key-label=device', '--userpin=', '--algorithm=ecc256', '--path', store], { env, encoding: 'utf8' });
     deviceKey = /CKA_ID:\s*'([0-9a-f]+)'/.exec(out)?.[1] ?? assert.fail(out);

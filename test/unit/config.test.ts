@@ -13,11 +13,11 @@ function setup() {
   return { home, managed, env: { HOME: home, DTA_MANAGED_CONFIG_DIR: managed } as NodeJS.ProcessEnv };
 }
 
-test('precedence: command line > environment > config file > managed configuration > defaults', () => {
+test('precedence: managed configuration > command line > environment > config file > defaults', () => {
   const { home, managed, env } = setup();
   fs.writeFileSync(path.join(managed, '10-okta.json'), JSON.stringify({ OktaURL: 'https://managed.example.com', HttpProxy: 'http://proxy.managed:3128', SkipBrowserSetup: 'true' }));
   const file = path.join(home, 'config.json');
-  fs.writeFileSync(file, JSON.stringify({ orgUrl: 'https://file.example.com', keyAlgorithm: 'RSA-2048' }));
+  fs.writeFileSync(file, JSON.stringify({ orgUrl: 'https://file.example.com', keyAlgorithm: 'RSA-2048', deviceName: 'from-file' }));
 
   const managedOnly = loadConfig({ env });
   assert.equal(managedOnly.config.orgUrl, 'https://managed.example.com');
@@ -26,20 +26,24 @@ test('precedence: command line > environment > config file > managed configurati
   assert.equal(managedOnly.sources.orgUrl, 'managed');
   assert.equal(managedOnly.config.keyAlgorithm, 'P-256');
   assert.equal(managedOnly.sources.keyAlgorithm, 'default');
+  assert.deepEqual(managedOnly.ignored, []);
 
   const withFile = loadConfig({ env, configFile: file });
-  assert.equal(withFile.config.orgUrl, 'https://file.example.com');
-  assert.equal(withFile.config.keyAlgorithm, 'RSA-2048');
-  assert.equal(withFile.config.httpProxy, 'http://proxy.managed:3128', 'lower layers still fill what the file leaves out');
+  assert.equal(withFile.config.orgUrl, 'https://managed.example.com', 'the admin\'s org wins over the file');
+  assert.equal(withFile.config.keyAlgorithm, 'RSA-2048', 'the file sets what the admin left open');
+  assert.deepEqual(withFile.ignored.map((i) => [i.setting, i.source]), [['orgUrl', 'file']]);
 
-  const withEnv = loadConfig({ env: { ...env, DTA_ORG_URL: 'https://env.example.com' }, configFile: file });
-  assert.equal(withEnv.config.orgUrl, 'https://env.example.com');
-  assert.equal(withEnv.sources.orgUrl, 'env');
+  const withEnv = loadConfig({ env: { ...env, DTA_ORG_URL: 'https://env.example.com', DTA_DEVICE_NAME: 'from-env' }, configFile: file });
+  assert.equal(withEnv.config.orgUrl, 'https://managed.example.com');
+  assert.equal(withEnv.config.deviceName, 'from-env', 'the environment beats the file');
+  assert.equal(withEnv.sources.deviceName, 'env');
 
-  const withCli = loadConfig({ env: { ...env, DTA_ORG_URL: 'https://env.example.com' }, configFile: file, cli: { OktaURL: 'https://cli.example.com', SkipBrowserSetup: 'false' } });
-  assert.equal(withCli.config.orgUrl, 'https://cli.example.com');
-  assert.equal(withCli.config.skipBrowserSetup, false);
-  assert.equal(withCli.sources.orgUrl, 'cli');
+  const withCli = loadConfig({ env: { ...env, DTA_ORG_URL: 'https://env.example.com', DTA_DEVICE_NAME: 'from-env' }, configFile: file, cli: { OktaURL: 'https://cli.example.com', SkipBrowserSetup: 'false', deviceName: 'from-cli' } });
+  assert.equal(withCli.config.orgUrl, 'https://managed.example.com');
+  assert.equal(withCli.config.skipBrowserSetup, true);
+  assert.equal(withCli.config.deviceName, 'from-cli', 'the command line beats the environment');
+  assert.equal(withCli.sources.orgUrl, 'managed');
+  assert.deepEqual(withCli.ignored.map((i) => `${i.setting}<${i.source}`).sort(), ['orgUrl<cli', 'orgUrl<env', 'orgUrl<file', 'skipBrowserSetup<cli']);
 });
 
 test('install-time parameter names are accepted case-insensitively', () => {

@@ -127,9 +127,12 @@ test('the event log survives a kill mid-write and keeps its bound', async () => 
 const sample: SinkEvent = { id: 2001, level: 'warning', title: 'Org is read-only; will retry', message: 'line one\nline "two"; $(rm -rf /)' };
 
 test('platform log commands, as data: syslog/journald on Linux, logger on macOS, Event Log on Windows', () => {
+  // The text goes on standard input: argv is what every local user reads in `ps`.
   assert.deepEqual(eventSinkCommands.logger(sample), {
-    file: 'logger', args: ['-t', 'device-trust-agent', '-p', 'user.warning', '--', '[2001] Org is read-only; will retry: line one line "two"; $(rm -rf /)'],
+    file: 'logger', args: ['-t', 'device-trust-agent', '-p', 'user.warning'], input: '[2001] Org is read-only; will retry: line one line "two"; $(rm -rf /)\n',
   });
+  assert.ok(!eventSinkCommands.systemdCat(sample).args.join(' ').includes('read-only'));
+  assert.ok(!eventSinkCommands.loggerRfc5424(sample).args.join(' ').includes('read-only'));
   assert.deepEqual(platformLogCommands(sample, 'linux').map((c) => c.file), ['logger', 'systemd-cat']);
   assert.deepEqual(eventSinkCommands.systemdCat(sample).args.slice(0, 4), ['-t', 'device-trust-agent', '-p', 'warning']);
   assert.deepEqual(platformLogCommands(sample, 'darwin').map((c) => c.file), ['logger']);
@@ -157,8 +160,7 @@ test('the logger command line really delivers to syslog (the real logger, to a s
   const port = (server.address() as net.AddressInfo).port;
   const cmd = eventSinkCommands.logger(sample);
   // The production arguments, pointed at this listener instead of /dev/log.
-  const dash = cmd.args.indexOf('--');
-  execFileSync(cmd.file, [...cmd.args.slice(0, dash), '-n', '127.0.0.1', '-P', String(port), '-T', ...cmd.args.slice(dash)]);
+  execFileSync(cmd.file, [...cmd.args, '-n', '127.0.0.1', '-P', String(port), '-T'], { input: cmd.input });
   for (let i = 0; i < 50 && !got.join('').includes('2001'); i++) await new Promise((r) => setTimeout(r, 20));
   server.close();
   const line = got.join('');

@@ -95,7 +95,8 @@ test('RFC 5424: header, structured data with escaped values, redacted one-line m
   assert.equal(escapeParamValue('a"b\\c]d'), 'a\\"b\\\\c\\]d');
   assert.equal(octetFrame('é'), '2 é');
   const sink = eventSinkCommands.loggerRfc5424({ id: 1000, level: 'info', title: 't', message: 'm', sd: { eventId: '1000', x: 'a"]' } }, '/run/x.sock');
-  assert.deepEqual(sink.args, ['-t', 'device-trust-agent', '-p', 'user.info', '--rfc5424', '--msgid', '1000', '-u', '/run/x.sock', '--sd-id', 'dta@32473', '--sd-param', 'eventId="1000"', '--sd-param', 'x="a\\"\\]"', '--', '[1000] t: m']);
+  assert.deepEqual(sink.args, ['-t', 'device-trust-agent', '-p', 'user.info', '--rfc5424', '--msgid', '1000', '-u', '/run/x.sock', '--sd-id', 'dta@32473', '--sd-param', 'eventId="1000"', '--sd-param', 'x="a\\"\\]"']);
+  assert.equal(sink.input, '[1000] t: m\n');
 });
 
 test('the spool is bounded: the oldest messages are dropped and the drop is itself reported', () => {

@@ -82,7 +82,7 @@ describe('every sink goes through the layer', () => {
   test('the event log file and the platform log line', () => {
     const dir = tempDir('ev');
     const seen: string[] = [];
-    const log = new EventLog(dir, 'user', { sinks: [(e) => seen.push(eventSinkCommands.logger(e).args.at(-1)!)] });
+    const log = new EventLog(dir, 'user', { sinks: [(e) => seen.push(eventSinkCommands.logger(e).input!.replace(/\n$/, ""))] });
     log.record('REJECTED', `refused: ${HOSTILE} ${JWT} ${'z'.repeat(20_000)}`, { summary: HOSTILE, token: `Bearer abcdefghijklmnop` });
     const file = fs.readFileSync(path.join(dir, 'events.jsonl'), 'utf8');
     for (const text of [file, JSON.stringify(JSON.parse(file)), seen[0]!]) {

@@ -1,6 +1,6 @@
 /**
  * Managed configuration on each platform, read at run time, and its one precedence:
- * command line > environment > config file > managed configuration > defaults, where managed configuration is
+ * managed configuration > command line > environment > config file > defaults (per setting), where managed configuration is
  *   Windows: HKLM\SOFTWARE\Policies\Okta\DeviceTrust > HKLM\SOFTWARE\Okta\DeviceTrust (64-bit) > (32-bit view)
  *   macOS:   /Library/Managed Preferences/<user>/<domain> > /Library/Managed Preferences/<domain> > /Library/Preferences/<domain>
  *   Linux:   /etc/device-trust-agent/*.json, later names win.
@@ -102,19 +102,39 @@ test('Linux: *.json in name order, later wins; the reader is the one createManag
   assert.equal(createManagedConfigReader('darwin', {}).constructor.name, 'DarwinManagedConfig');
 });
 
-test('the whole of managed configuration ranks below the config file, the environment and the command line', () => {
+test('every setting the admin deployed wins over the config file, the environment and the command line; the rest is the user\'s', () => {
   const e = env();
   const file = path.join(e.HOME!, 'config.json');
-  fs.writeFileSync(file, JSON.stringify({ HttpProxy: 'http://file-proxy.example.com:8080' }));
+  fs.writeFileSync(file, JSON.stringify({ HttpProxy: 'http://file-proxy.example.com:8080', keyAlgorithm: 'RSA-2048' }));
   const managed = new WindowsManagedConfig(windowsRegistry({ policies: true }).runSync);
   const loaded = loadConfig({ env: { ...e, DTA_SKIP_TPM: 'false' }, configFile: file, managed, cli: { OktaURL: 'https://cli.example.okta.com' } });
-  assert.equal(loaded.config.orgUrl, 'https://cli.example.okta.com');
-  assert.equal(loaded.sources.orgUrl, 'cli');
-  assert.equal(loaded.config.httpProxy, 'http://file-proxy.example.com:8080');
-  assert.equal(loaded.sources.httpProxy, 'file');
-  assert.equal(loaded.config.skipTpm, false);
-  assert.equal(loaded.sources.skipTpm, 'env');
+  assert.equal(loaded.config.orgUrl, 'https://gpo.example.okta.com');
+  assert.equal(loaded.sources.orgUrl, 'managed');
+  assert.equal(loaded.config.httpProxy, 'http://proxy.example.com:3128');
+  assert.equal(loaded.sources.httpProxy, 'managed');
+  assert.equal(loaded.config.skipTpm, true);
+  assert.equal(loaded.sources.skipTpm, 'managed');
   assert.equal(loaded.sources.skipBrowserSetup, 'managed');
+  assert.equal(loaded.config.keyAlgorithm, 'RSA-2048', 'what the admin left open is the user\'s');
+  assert.equal(loaded.sources.keyAlgorithm, 'file');
+  assert.equal(loaded.managed.orgUrl, 'HKLM\\SOFTWARE\\Policies\\Okta\\DeviceTrust');
+  const ignored = loaded.ignored.map((i) => `${i.setting}<${i.source}`).sort();
+  assert.deepEqual(ignored, ['httpProxy<file', 'orgUrl<cli', 'skipTpm<env']);
+});
+
+test('posture is merged per unit: a user\'s {"posture":{}} or empty adminChecks cannot remove the admin\'s check', () => {
+  const e = env();
+  const dir = tempDir('mc-posture');
+  fs.writeFileSync(path.join(dir, '10.json'), JSON.stringify({ posture: { adminChecks: [{ name: 'edr', kind: 'service', target: 'edr' }], intervalMinutes: 30 } }));
+  const file = path.join(e.HOME!, 'config.json');
+  const managed = createManagedConfigReader('linux', { DTA_MANAGED_CONFIG_DIR: dir });
+  for (const user of [{}, { adminChecks: [] }, { adminChecks: [], screenLockMaxSeconds: 300, intervalMinutes: 5 }]) {
+    fs.writeFileSync(file, JSON.stringify({ posture: user }));
+    const loaded = loadConfig({ env: e, configFile: file, managed });
+    assert.deepEqual(loaded.config.posture?.adminChecks?.map((c) => c.name), ['edr']);
+    assert.equal(loaded.config.posture?.intervalMinutes, 30);
+    if ('screenLockMaxSeconds' in user) assert.equal(loaded.config.posture?.screenLockMaxSeconds, 300);
+  }
 });
 
 test('unknown settings are still refused in the agent\'s own profiles (only the shared registry key is lenient)', () => {

@@ -62,6 +62,18 @@ test('the user task takes the device task\'s answer only for what needs root, an
   assert.match(mergeDeviceResults(own, undefined, now, 1)[0]!.why!, /has not written its answers yet/);
 });
 
+test('device facts come from the device side: a user-side PASS is replaced by the device task\'s answer; without one it is marked user-reported', () => {
+  const now = new Date('2026-11-30T12:00:00Z');
+  const own = [r('disk-encryption', 'PASS', { evidence: ['cryptsetup isLuks: a LUKS header'] }), r('firewall', 'PASS'), r('screen-lock', 'PASS')];
+  const device: PostureFile = { version: 1, at: '2026-11-30T11:30:00Z', task: 'device', platform: 'linux', results: [r('disk-encryption', 'FAIL', { evidence: ['no crypt layer'] }), r('screen-lock', 'FAIL')], confirmed: {}, pending: {} };
+  const merged = mergeDeviceResults(own, device, now, 3 * 3600_000);
+  assert.deepEqual(merged.map((x) => [x.check, x.status, x.source]), [['disk-encryption', 'FAIL', 'device'], ['firewall', 'PASS', 'user'], ['screen-lock', 'PASS', 'user']]);
+  // A shared file written by a user task (task: user) is not the device side.
+  const planted = mergeDeviceResults(own, { ...device, task: 'user' }, now, 3 * 3600_000);
+  assert.deepEqual(planted.map((x) => x.source), ['user', 'user', 'user']);
+  assert.deepEqual(mergeDeviceResults(own, undefined, now, 1).map((x) => x.source), ['user', 'user', 'user']);
+});
+
 test('a posture pass stores its results, records events for changes (not for a first PASS), and gives metrics rows', async () => {
   const stateDir = tempDir('posture-pass');
   const events = new EventLog(stateDir, 'user', { sinks: [] });

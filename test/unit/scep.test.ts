@@ -81,7 +81,18 @@ test('the SCEP backend refuses to start without a URL or a pin, and with an expl
   assert.equal(backend.holdAfterRejectionSeconds, SCEP_REJECTION_HOLD_SECONDS);
   const other = make({ DTA_SCEP_URL: 'http://ca/scep', DTA_SCEP_CA_FINGERPRINT: 'ab'.repeat(32), DTA_SCEP_CHALLENGE: 'x' });
   assert.notEqual(other.requestIdentity, backend.requestIdentity, 'a changed challenge is a different request');
-  assert.match(other.requestIdentity, /^[0-9a-f]{64}$/, 'only a hash of the settings is kept');
+  assert.match(other.requestIdentity, /^hmac-sha256:[0-9a-f]{64}$/, 'only a keyed hash of the settings is kept');
+  // Keyed per install: the same settings hash differently on another install (the challenge cannot be guessed
+  // offline from state.json), and the same on this one.
+  const stateDir = loadConfig({ env: { ...base } }).config.stateDir;
+  const keyFile = path.join(stateDir, 'settings-hash.key');
+  assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600);
+  const unkeyed = crypto.createHash('sha256').update(['scep', 'http://ca/scep', 'ab'.repeat(32), 'x'].join('\n')).digest('hex');
+  assert.notEqual(other.requestIdentity.slice('hmac-sha256:'.length), unkeyed);
+  assert.equal(other.legacyRequestIdentity, unkeyed, 'the old hash is still recognised, for migration');
+  assert.equal(make({ DTA_SCEP_URL: 'http://ca/scep', DTA_SCEP_CA_FINGERPRINT: 'ab'.repeat(32), DTA_SCEP_CHALLENGE: 'x' }).requestIdentity, other.requestIdentity);
+  fs.rmSync(keyFile);
+  assert.notEqual(make({ DTA_SCEP_URL: 'http://ca/scep', DTA_SCEP_CA_FINGERPRINT: 'ab'.repeat(32), DTA_SCEP_CHALLENGE: 'x' }).requestIdentity, other.requestIdentity, 'a new key, another hash');
 });
 
 test('algorithms: the strongest advertised; SHA-1/3DES only with scepAllowWeak; MD5 and single DES never', () => {

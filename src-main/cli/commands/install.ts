@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AgentError, ExitCode } from '../../base/errors.js';
-import { ensurePrivateDir } from '../../base/fsutil.js';
+import { ensurePrivateDir, writeFileAtomic } from '../../base/fsutil.js';
+import { isSecretParameter, readSettingsFile } from '../../core/config.js';
 import { createAgentEngine } from '../../core/scheduler/agent-pass.js';
 import { describeAttempt } from '../../core/scheduler/daemon.js';
 import { Trace } from '../../core/trace.js';
@@ -10,12 +11,34 @@ import { applyInstall, defaultAgentCommand, tasksFor, type TaskRequest } from '.
 import type { Command, CommandContext } from '../command.js';
 import { stateDirOf } from './daemon.js';
 
-/** What every registered invocation must repeat so it sees what this command line saw. */
-export function passThroughArgs(ctx: CommandContext): string[] {
+/** The owner-only file of install-time secrets, in the task's state directory (0700). */
+export const INSTALL_SETTINGS_FILE = 'install-settings.json';
+
+/**
+ * What every registered invocation must repeat so it sees what this command line saw. Secrets (the SCEP
+ * challenge, a proxy URL with a password) never go on a command line others can read (`ps`, a 0644 unit, a
+ * plist, task XML): they go to `secrets`, written by `install` to an owner-only file the command references with
+ * `--settings-file`.
+ */
+export function passThroughArgs(ctx: CommandContext, settingsFile?: string): { args: string[]; secrets: Record<string, string> } {
   const out: string[] = [];
+  const secrets: Record<string, string> = {};
   if (typeof ctx.values.config === 'string') out.push('--config', path.resolve(ctx.values.config));
-  for (const [k, v] of Object.entries(ctx.settings)) out.push(`${k}=${Array.isArray(v) ? v.join(path.delimiter) : String(v)}`);
-  return out;
+  for (const [k, v] of Object.entries(ctx.settings)) {
+    const value = Array.isArray(v) ? v.join(path.delimiter) : String(v);
+    if (isSecretParameter(k, value)) secrets[k] = value;
+    else out.push(`${k}=${value}`);
+  }
+  if (Object.keys(secrets).length && settingsFile) out.push('--settings-file', settingsFile);
+  else if (typeof ctx.values['settings-file'] === 'string') out.push('--settings-file', path.resolve(ctx.values['settings-file']));
+  return { args: out, secrets };
+}
+
+/** Writes the install-time secrets owner-only (0600 in a 0700 directory: root's for the device task). */
+export function writeInstallSecrets(file: string, secrets: Record<string, string>): void {
+  ensurePrivateDir(path.dirname(file));
+  writeFileAtomic(file, JSON.stringify(secrets, null, 2) + '\n', 0o600);
+  fs.chmodSync(file, 0o600);
 }
 
 /** The user task's state directory, or the device task's (the registered commands pass it explicitly). */
@@ -24,17 +47,22 @@ export function taskStateDir(ctx: CommandContext, req: TaskRequest): string {
   return stateDirOf(ctx);
 }
 
-export function taskRequest(ctx: CommandContext): TaskRequest {
+export function taskRequest(ctx: CommandContext): TaskRequest & { secrets: Record<string, string>; settingsFile: string } {
   const v = ctx.values;
   if (v.user && v.device) throw new AgentError('config', 'USAGE', '--user and --device cannot be used together.');
   const mode = v.mode;
   if (mode !== undefined && mode !== 'systemd' && mode !== 'autostart') throw new AgentError('config', 'USAGE', `--mode must be systemd or autostart, not "${String(mode)}".`);
+  const scope = v.device ? 'device' : 'user';
+  const settingsFile = path.resolve(taskStateDir(ctx, { scope } as TaskRequest), INSTALL_SETTINGS_FILE);
+  const pass = passThroughArgs(ctx, settingsFile);
   return {
-    scope: v.device ? 'device' : 'user',
+    scope,
     agent: typeof v.exec === 'string' ? [v.exec] : defaultAgentCommand(),
-    extraArgs: passThroughArgs(ctx),
+    extraArgs: pass.args,
     env: ctx.io.env,
     ...(mode ? { linuxMode: mode } : {}),
+    secrets: pass.secrets,
+    settingsFile,
   };
 }
 
@@ -68,12 +96,19 @@ export const installCommand: Command = {
       if (ctx.json) ctx.io.out(JSON.stringify({ ...plan, files: plan.files.map((f) => ({ ...f, content: String(f.content) })) }, null, 2));
       else {
         ctx.io.out(`Would register the ${req.scope} task (${plan.platform}, ${plan.mode}):`);
+        if (Object.keys(req.secrets).length) ctx.io.out(`  write ${req.settingsFile}  (owner-only settings: ${Object.keys(req.secrets).join(', ')})`);
         for (const f of plan.files) ctx.io.out(`  write ${f.path}  (${f.what})`);
         for (const c of plan.commands) ctx.io.out(`  run   ${[c.file, ...c.args].join(' ')}  (${c.what}${c.optional ? '; may be skipped' : ''})`);
       }
       return ExitCode.OK;
     }
     const stateDir = taskStateDir(ctx, req);
+    if (Object.keys(req.secrets).length) {
+      // Merged with a settings file given on this command line, so the registered command needs only ours.
+      const given = typeof ctx.values['settings-file'] === 'string' && path.resolve(ctx.values['settings-file']) !== req.settingsFile
+        ? readSettingsFile(ctx.values['settings-file']) : {};
+      writeInstallSecrets(req.settingsFile, { ...(given as Record<string, string>), ...req.secrets });
+    }
     let pass: unknown;
     let passLine: string | undefined;
     if (!ctx.values['no-run']) {

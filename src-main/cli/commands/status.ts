@@ -3,6 +3,7 @@ import { loadConfig, type LoadedConfig } from '../../core/config.js';
 import type { Platform } from '../../platform/types.js';
 import { redact } from '../../core/redact.js';
 import { describeScheduleView } from '../../core/scheduler/view.js';
+import { describeManaged } from '../../core/config.js';
 import type { StatusReport } from '../../core/status.js';
 import { describeDoctor, getDoctorStatus, statusExitCode, type DoctorStatus } from '../../core/fleet/doctor.js';
 import type { Command } from '../command.js';
@@ -51,6 +52,7 @@ function describeStatus(r: StatusReport & Partial<DoctorStatus>): string {
   if (r.keyProtection) lines.push(`  key:         ${r.keyProtection.label ?? r.keyProtection.protection} — ${r.keyProtection.reason} (${r.keyProtection.store})`);
   if (r.keyProtection?.attestation) lines.push(`  attestation: ${r.keyProtection.attested ? 'attested' : 'not attested'} — ${r.keyProtection.attestation}`);
   if (r.certificatesInStore > 1) lines.push(`  note: ${r.certificatesInStore} device-trust certificates in the store; the next run keeps one.`);
+  if (r.configuration) lines.push(...describeManaged(r.configuration));
   lines.push(...describeScheduleView(r.schedule));
   if (r.lastRun) lines.push(`  last run:    ${r.lastRun.at} ${r.lastRun.outcome}${r.lastRun.code ? ` (${r.lastRun.code})` : ''}: ${r.lastRun.message}`);
   if (r.posture) {

@@ -53,6 +53,10 @@ export const uninstallCommand: Command = {
     const stateDir = taskStateDir(ctx, req);
     const stopped = await stopDaemon(stateDir);
     if (stopped) steps.push(stopped);
+    if (fs.existsSync(req.settingsFile)) {
+      fs.rmSync(req.settingsFile, { force: true });
+      steps.push({ what: 'remove install settings', ok: true, detail: `removed ${req.settingsFile}` });
+    }
     if (ctx.values.purge) {
       // The same removal as `remove-certificate` and `browser-setup --remove` (core/removal.ts), then the state.
       try {

@@ -1,8 +1,8 @@
-import crypto from 'node:crypto';
 import type { LoadedConfig } from '../config.js';
 import { AgentError } from '../../base/errors.js';
 import type { KeyAlgorithm } from '../keys.js';
 import { colonHex } from '../scep/ca.js';
+import { keyedSettingsHash } from '../settings-key.js';
 import { ScepClient } from '../scep/client.js';
 import { scepRenewalRefusal } from '../scep/renewal-refusal.js';
 import { x509 } from '../x509.js';
@@ -62,6 +62,7 @@ export class ScepBackend implements EnrollmentBackend {
   readonly target = 'the SCEP CA';
   readonly keyAlgorithm: KeyAlgorithm;
   readonly requestIdentity: string;
+  readonly legacyRequestIdentity: string;
   readonly holdAfterRejectionSeconds = SCEP_REJECTION_HOLD_SECONDS;
   private readonly settings: ScepSettings;
   private readonly client: ScepClient;
@@ -69,9 +70,11 @@ export class ScepBackend implements EnrollmentBackend {
   constructor(private readonly deps: BackendDeps, loaded: LoadedConfig) {
     this.settings = scepSettings(loaded);
     this.keyAlgorithm = this.settings.keyAlgorithm;
-    // The challenge enters only as part of a hash, so a changed challenge lifts a rejection hold without being stored.
-    this.requestIdentity = crypto.createHash('sha256')
-      .update(['scep', this.settings.url, this.settings.caFingerprint, this.settings.challenge ?? ''].join('\n')).digest('hex');
+    // The challenge enters only as part of a keyed hash, so a changed challenge lifts a rejection hold without
+    // being stored or guessable offline from state.json.
+    const id = keyedSettingsHash(deps.config.stateDir, ['scep', this.settings.url, this.settings.caFingerprint, this.settings.challenge ?? '']);
+    this.requestIdentity = id.current;
+    this.legacyRequestIdentity = id.legacy;
     this.client = new ScepClient({
       http: deps.http, url: this.settings.url, caFingerprint: this.settings.caFingerprint, allowWeak: deps.config.scepAllowWeak,
       trace: deps.trace, pendingWaitMs: deps.config.scepPendingWaitSeconds * 1000,

@@ -73,6 +73,8 @@ export interface EnrollmentBackend {
    * held against the same settings only, so fixing the configuration lifts the hold at once.
    */
   readonly requestIdentity: string;
+  /** The same settings' hash as an earlier version stored it (unkeyed): matched once, then rewritten. */
+  readonly legacyRequestIdentity?: string;
   /** After a rejection, how long the agent waits before sending the same request again (0: no hold). */
   readonly holdAfterRejectionSeconds: number;
   /** Replaces org discovery: who issues, its CA chain, host patterns, renewal window. */

@@ -8,7 +8,7 @@ import { CredentialFiles } from '../credentials.js';
 import { AgentError } from '../../base/errors.js';
 import { EventLog } from '../events.js';
 import { writeFileAtomic } from '../../base/fsutil.js';
-import { neutralizeJsonControls, safeText, SECRET_MIN_LENGTH } from '../../base/safe-text.js';
+import { neutralizeJsonControls, redactUrl, safeText, SECRET_MIN_LENGTH } from '../../base/safe-text.js';
 import { adminTokenName, openSecretStore, type SecretStore } from '../secrets/index.js';
 import type { PlatformFactory } from '../../platform/types.js';
 import { krb5ConfPath, readKrb5Conf } from './directory.js';
@@ -117,7 +117,9 @@ export async function writeSupportBundle(opts: BundleOptions): Promise<BundleRes
 
   const files: Record<string, string> = {};
   const json = (v: unknown) => JSON.stringify(v, null, 2) + '\n';
-  files['config.json'] = json({ config: printableConfig(config), sources: opts.loaded.sources, files: opts.loaded.files });
+  files['config.json'] = json({ config: printableConfig(config), sources: opts.loaded.sources, files: opts.loaded.files,
+    // What the admin set wins; the user's values for those settings were ignored (redacted like the rest).
+    managed: opts.loaded.managed ?? {}, ignored: opts.loaded.ignored ?? [] });
   files['state.json'] = json(readJson(path.join(stateDir, 'state.json')) ?? null);
   if (report) {
     files['diagnostics.json'] = json(report);
@@ -149,7 +151,9 @@ export async function writeSupportBundle(opts: BundleOptions): Promise<BundleRes
 
   const krbFile = krb5ConfPath(env);
   const krb = readKrb5Conf(env);
-  const proxyEnv = Object.fromEntries(Object.entries(env).filter(([k]) => /^(https?_proxy|no_proxy|all_proxy|DTA_HTTP_PROXY|DTA_PAC_URL)$/i.test(k)));
+  // Each value redacted by parsing it as a URL (with or without a scheme), before it is serialized.
+  const proxyEnv = Object.fromEntries(Object.entries(env).filter(([k]) => /^(https?_proxy|no_proxy|all_proxy|DTA_HTTP_PROXY|DTA_PAC_URL)$/i.test(k))
+    .map(([k, v]) => [k, typeof v === 'string' ? redactUrl(v) : v]));
   files['environment.json'] = json({
     generatedAt: now().toISOString(),
     agentVersion: opts.version,

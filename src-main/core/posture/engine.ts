@@ -47,13 +47,27 @@ export function applyHysteresis(prev: Pick<PostureFile, 'confirmed' | 'pending'>
 }
 
 /**
- * The user task asks the device task for what only root/SYSTEM can see: a result the user task could not
- * decide for want of privilege is replaced by the device task's answer from the shared file, when that is fresh.
+ * Checks whose answer is the user's own (a per-user setting); every other check is a device fact (disk
+ * encryption, firewall, secure boot, OS version, endpoint protection, the admin's checks).
+ */
+export const USER_FACT_CHECKS: ReadonlySet<string> = new Set(['screen-lock']);
+
+/**
+ * Device facts come from the device side: the device task (root/SYSTEM) runs the checks and writes the shared
+ * file, which the user task trusts only when root wrote it where only root could (snapshot.ts
+ * `readSharedPostureFile`). When that answer is there and fresh it replaces the user task's own for every device
+ * fact — a PASS the user side saw included — marked `source: 'device'`. Without it the user task's own result
+ * stays, marked `source: 'user'` (user-reported), so the org can tell the two apart (PROTOCOL §9).
  */
 export function mergeDeviceResults(own: StoredPostureResult[], device: PostureFile | undefined, now: Date, maxAgeMs: number): StoredPostureResult[] {
-  const fresh = device && now.getTime() - Date.parse(device.at) <= maxAgeMs && Date.parse(device.at) <= now.getTime() + 5 * 60_000;
+  const fresh = device && device.task === 'device' && now.getTime() - Date.parse(device.at) <= maxAgeMs && Date.parse(device.at) <= now.getTime() + 5 * 60_000;
   return own.map((r) => {
-    if (r.status !== 'UNKNOWN' || !r.needsPrivilege) return { ...r, source: r.source ?? 'user' };
+    if (USER_FACT_CHECKS.has(r.check)) return { ...r, source: 'user' };
+    if (r.status !== 'UNKNOWN' || !r.needsPrivilege) {
+      const d = fresh ? device.results.find((x) => x.check === r.check) : undefined;
+      if (d && !(d.status === 'UNKNOWN' && d.needsPrivilege)) return { ...d, source: 'device', evidence: [...d.evidence, `answered by the device task at ${device!.at}`] };
+      return { ...r, source: 'user' };
+    }
     const d = fresh ? device.results.find((x) => x.check === r.check) : undefined;
     if (!d || (d.status === 'UNKNOWN' && d.needsPrivilege)) {
       return { ...r, source: 'user', why: `${r.why ?? ''}${device ? fresh ? '; the device task could not answer either' : `; the device task's answer (${device.at}) is too old` : '; the device task has not written its answers yet'}` };
@@ -95,6 +109,7 @@ export async function evaluatePosture(opts: EvaluateOptions): Promise<PostureRun
   const ctx = machineContext(opts.settings.options, { now, ...opts.context });
   const file = postureFileOf(opts.stateDir);
   const prev = readPostureFile(file);
+  // The device task's results are device facts; the user task's are user-reported until the device side answers.
   let results: StoredPostureResult[] = (await runPostureChecks(ctx)).map((r) => ({ ...r, source: opts.task }));
   if (opts.task === 'user') results = mergeDeviceResults(results, readSharedPostureFile(opts.settings.deviceFile), now, opts.settings.deviceMaxAgeMs);
   const h = applyHysteresis(prev, results, opts.settings.confirmations);

@@ -226,7 +226,7 @@ export async function proxyCheck(config: Config, env: NodeJS.ProcessEnv = proces
   for (const n of ENV_NAMES) if (env[n]) environment[n] = redactUserInfo(env[n]!);
   const settings = {
     ...(config.httpProxy ? { httpProxy: redactUserInfo(config.httpProxy) } : {}),
-    ...(config.httpProxyPacLocation ? { httpProxyPacLocation: config.httpProxyPacLocation } : {}),
+    ...(config.httpProxyPacLocation ? { httpProxyPacLocation: redactUserInfo(config.httpProxyPacLocation) } : {}),
     environment,
   };
   if (!config.orgUrl) {

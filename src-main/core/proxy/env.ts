@@ -1,3 +1,4 @@
+import { redactUrl } from '../../base/safe-text.js';
 import { AgentError } from '../../base/errors.js';
 
 /** The conventional proxy variables; the lower-case name wins when both are set (curl's rule). */
@@ -32,8 +33,9 @@ export function parseProxyUrl(value: string, origin: string): URL {
   return u;
 }
 
+/** A proxy URL as it may be shown: the one URL redaction (base/safe-text.ts), from parsing. */
 export function redactUserInfo(s: string): string {
-  return s.replace(/\/\/([^/@\s]*)@/g, (_m, info: string) => `//${info.includes(':') ? `${info.split(':')[0]}:[redacted]` : '[redacted]'}@`);
+  return redactUrl(s);
 }
 
 export function envProxy(env: NodeJS.ProcessEnv): EnvProxy {

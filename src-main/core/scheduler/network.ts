@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Clock } from './clock.js';
+import { childEnv } from '../../base/exec.js';
 
 /**
  * Notices that the network changed — an interface or a default route appeared or went, a VPN came up —
@@ -134,7 +135,7 @@ export class NetworkWatcher {
   private startMonitor(): void {
     let child: ChildProcess;
     try {
-      child = this.opts.spawnMonitor?.() ?? spawn('ip', ['-o', 'monitor', 'link', 'address', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      child = this.opts.spawnMonitor?.() ?? spawn('ip', ['-o', 'monitor', 'link', 'address', 'route'], { stdio: ['ignore', 'pipe', 'ignore'], env: childEnv() });
     } catch {
       return this.startPolling();
     }

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { runCommand } from '../../base/exec.js';
+import { postureRunner } from './runner.js';
 import { runAdminCheck } from './admin-checks.js';
 import { diskEncryption } from './disk-encryption.js';
 import { endpointProtection } from './endpoint-protection.js';
@@ -31,7 +31,8 @@ function processNames(): string[] {
 export function machineContext(opts: Partial<PostureOptions> = {}, overrides: Partial<PostureContext> = {}): PostureContext {
   return {
     platform: process.platform,
-    run: runCommand,
+    // Absolute tools from the allow-list, a fixed environment: the user's PATH and environment change no fact.
+    run: postureRunner(process.platform, process.env),
     readFile: (f) => { try { return fs.readFileSync(f, 'utf8'); } catch { return undefined; } },
     readBytes: (f) => { try { return fs.readFileSync(f); } catch { return undefined; } },
     exists: (f) => fs.existsSync(f),
