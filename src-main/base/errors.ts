@@ -39,13 +39,22 @@ export const ExitCode = {
   RETRY_LATER: 20, // network / org read-only / IWA unreachable
   NEEDS_ATTENTION: 30, // rejected, revoked, or a server answer refused
   LOCAL_ERROR: 40, // the certificate store, disk or Kerberos library on this machine
+  DEVICE_SERVICE: 50, // the device service (the only holder of the machine credentials) is not running or not reachable
   USAGE: 64, // bad command line
   CONFIG: 78, // configuration missing or invalid
   INTERNAL: 70,
 } as const;
 
+/** Codes with an exit code of their own, whatever their class (which still drives retries). */
+const EXIT_BY_CODE: Record<string, number> = {
+  DEVICE_SERVICE_DOWN: ExitCode.DEVICE_SERVICE,
+  DEVICE_SERVICE_TIMEOUT: ExitCode.DEVICE_SERVICE,
+};
+
 export function exitCodeFor(e: unknown): number {
   if (!isAgentError(e)) return ExitCode.INTERNAL;
+  const byCode = EXIT_BY_CODE[e.code];
+  if (byCode !== undefined) return byCode;
   switch (e.failure) {
     case 'config':
       return ExitCode.CONFIG;

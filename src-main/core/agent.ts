@@ -107,7 +107,7 @@ export class EnrollmentTask {
     this.trace = opts.trace;
     this.now = opts.now ?? (() => new Date());
     this.http = new HttpClient(httpOptionsFor(this.config, { events: new EventLog(this.config.stateDir, opts.task), log: (line) => opts.trace.log(line) }));
-    this.backend = createBackend(opts.loaded, { http: this.http, trace: this.trace, now: this.now });
+    this.backend = createBackend(opts.loaded, { http: this.http, trace: this.trace, now: this.now, deviceChannel: opts.platform.deviceChannel });
     ensurePrivateDir(this.config.stateDir);
     this.platform = opts.platform;
     this.creds = new CredentialFiles(this.config.stateDir);
