@@ -10,6 +10,7 @@ import { attestKey, withAttestationRemedy } from '../attestation.js';
 import { IssuedAnswerSchema, type OrgConfig } from '../protocol.js';
 import { checkHostPatterns } from '../host-patterns.js';
 import { signRenewalToken } from '../renewal.js';
+import { identityRefusal } from '../refusal.js';
 import type { Trace } from '../trace.js';
 import type { Authority, EnrollmentBackend, IssueRequest, Issued, RenewRequest } from './types.js';
 
@@ -84,7 +85,7 @@ export class IdpBackend implements EnrollmentBackend {
     const attempt = await attestKey(key, { http, orgUrl: this.orgUrl, trace });
     const { data } = await trace.step('Ask the org to issue the certificate', () =>
       http.json(IssuedAnswerSchema, { url: `${this.orgUrl}/api/v1/device-trust/enroll`, method: 'POST', json: { userToken, csr, ...(attempt.evidence ? { attestation: attempt.evidence } : {}) }, what: 'the org' })
-        .catch((e: unknown) => { throw withAttestationRemedy(e); }));
+        .catch((e: unknown) => { throw identityRefusal(withAttestationRemedy(e)); }));
     return { certificatePem: data.certificate, attestation: this.attestationRecord(key, attempt, data.keyAttested) };
   }
 
@@ -96,7 +97,7 @@ export class IdpBackend implements EnrollmentBackend {
     const attempt = await attestKey(key, { http, orgUrl: this.orgUrl, trace });
     const { data } = await trace.step('Ask the org to renew the certificate (no IWA needed)', () =>
       http.json(IssuedAnswerSchema, { url: `${this.orgUrl}/api/v1/device-trust/renew`, method: 'POST', json: { renewalToken, csr, ...(attempt.evidence ? { attestation: attempt.evidence } : {}) }, what: 'the org' })
-        .catch((e: unknown) => { throw withAttestationRemedy(e); }));
+        .catch((e: unknown) => { throw identityRefusal(withAttestationRemedy(e)); }));
     return { certificatePem: data.certificate, attestation: this.attestationRecord(key, attempt, data.keyAttested) };
   }
 
