@@ -15,18 +15,19 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { AgentError } from '../base/errors.js';
+import { MAC_CHANNEL_DIR, MAC_START_COMMAND } from './device-channel-darwin.js';
 import {
   DEVICE_CHANNEL_VERSION, DeviceTokenAnswerSchema, deviceServiceBadAnswer, deviceServiceDown, deviceServiceTimeout, fromRefusal, KnockAnswerSchema,
   KnockRequestSchema, MAX_MESSAGE_BYTES, MAX_REQUEST_DEADLINE_MS, toRefusal, type DeviceChannel, type DeviceTokenRequest, type KnockAnswer,
 } from './device-channel.js';
 
-export const DEFAULT_CHANNEL_DIR: Partial<Record<NodeJS.Platform, string>> = { linux: '/run/device-trust-agent', darwin: '/var/run/device-trust-agent' };
+export const DEFAULT_CHANNEL_DIR: Partial<Record<NodeJS.Platform, string>> = { linux: '/run/device-trust-agent', darwin: MAC_CHANNEL_DIR };
 /** Installers and tests may move the channel (the device side and the user side read the same variable). */
 export const CHANNEL_DIR_ENV = 'DTA_DEVICE_CHANNEL_DIR';
 
 const ANSWER_GRACE_MS = 2000;
 export const LINUX_START_COMMAND = 'sudo systemctl start device-trust-agent-device.service';
-export const DARWIN_START_COMMAND = 'sudo launchctl bootstrap system /Library/LaunchDaemons/com.devicetrust.agent.device.plist';
+export const DARWIN_START_COMMAND = MAC_START_COMMAND;
 
 export const knockPath = (dir: string) => path.join(dir, 'knock.sock');
 export const usersDir = (dir: string) => path.join(dir, 'users');
