@@ -39,13 +39,15 @@ fi
 if [ -f "$ROOT/usr/lib/systemd/system/device-trust-agent-device.timer" ]; then
   # Units shipped by the package: the device timer for the machine, the daemon and hourly check for every user.
   if [ -n "$ROOT" ]; then
-    systemctl --root="$ROOT" enable device-trust-agent-device.timer >/dev/null 2>&1 || echo "device-trust-agent: could not enable the device timer in $ROOT." >&2
+    systemctl --root="$ROOT" enable device-trust-agent-device.service device-trust-agent-device.timer >/dev/null 2>&1 || echo "device-trust-agent: could not enable the device service in $ROOT." >&2
     systemctl --root="$ROOT" --global enable device-trust-agent.service device-trust-agent-check.timer device-trust-agent-p11-kit.service >/dev/null 2>&1 || echo "device-trust-agent: could not enable the user units in $ROOT." >&2
   else
-    systemctl enable device-trust-agent-device.timer >/dev/null 2>&1 || echo "device-trust-agent: could not enable the device timer (systemctl enable device-trust-agent-device.timer)." >&2
+    systemctl enable device-trust-agent-device.service device-trust-agent-device.timer >/dev/null 2>&1 || echo "device-trust-agent: could not enable the device service (systemctl enable device-trust-agent-device.service device-trust-agent-device.timer)." >&2
     systemctl --global enable device-trust-agent.service device-trust-agent-check.timer device-trust-agent-p11-kit.service >/dev/null 2>&1 || true
     if [ -d /run/systemd/system ]; then
       systemctl daemon-reload || true
+      # The device service (it alone uses the machine keytab; user tasks ask it) and its hourly backstop.
+      systemctl restart device-trust-agent-device.service || true
       systemctl start device-trust-agent-device.timer || true
     fi
   fi

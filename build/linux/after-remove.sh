@@ -17,13 +17,14 @@ if [ "$1" = purge ] || [ "$1" = 0 ]; then
   # The device task's state, and what enable left behind if prerm could not run systemctl.
   rm -rf "$ROOT/var/lib/device-trust-agent"
   rm -f "$ROOT/etc/systemd/system/timers.target.wants/device-trust-agent-device.timer" \
+    "$ROOT/etc/systemd/system/multi-user.target.wants/device-trust-agent-device.service" \
     "$ROOT/etc/systemd/user/default.target.wants/device-trust-agent.service" \
     "$ROOT/etc/systemd/user/default.target.wants/device-trust-agent-p11-kit.service" \
     "$ROOT/etc/systemd/user/timers.target.wants/device-trust-agent-check.timer"
   # Directories the agent or systemctl created for us, only while empty (rmdir never removes others' files).
   for d in etc/chromium/policies/managed etc/chromium/policies etc/chromium etc/opt/chrome/policies/managed etc/opt/chrome/policies \
     etc/opt/chrome etc/opt/edge/policies/managed etc/opt/edge/policies etc/opt/edge etc/opt etc/firefox/policies etc/firefox \
-    etc/systemd/system/timers.target.wants etc/systemd/system etc/systemd/user/default.target.wants \
+    etc/systemd/system/timers.target.wants etc/systemd/system/multi-user.target.wants etc/systemd/system etc/systemd/user/default.target.wants \
     etc/systemd/user/timers.target.wants etc/systemd/user etc/systemd; do
     rmdir "$ROOT/$d" 2>/dev/null || true
   done
