@@ -31,7 +31,7 @@ interface Ran {
 
 /** Runs a program asynchronously: the lab org answering it lives in this process. */
 /** The device service's first pass has finished (the daemon's line for it). */
-const DEVICE_PASS_DONE = / pass: \w/;
+const DEVICE_PASS_DONE = / (?:pass: \w|\w+: skipped)/;
 
 /** `stopWhen`: a long-running program (the device service) is sent SIGTERM, as systemd stops it, once its output matches. */
 function run(file: string, args: string[], env: Record<string, string>, timeoutMs = 120_000, stopWhen?: RegExp): Promise<Ran> {
@@ -39,9 +39,14 @@ function run(file: string, args: string[], env: Record<string, string>, timeoutM
     const child = spawn(file, args, { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
+    let stopped = false;
     child.stdout.on('data', (d) => {
       out += d;
-      if (stopWhen?.test(out)) child.kill('SIGTERM');
+      // Once: a second SIGTERM would end the daemon while it is stopping cleanly.
+      if (!stopped && stopWhen?.test(out)) {
+        stopped = true;
+        child.kill('SIGTERM');
+      }
     });
     child.stderr.on('data', (d) => (err += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
