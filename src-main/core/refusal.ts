@@ -32,12 +32,12 @@ const IDENTITY_REFUSALS: Record<string, { code: string; message: string; remedy:
   E0000_ATTESTED_RENEWAL_REQUIRED: {
     code: 'ATTESTED_RENEWAL_REQUIRED',
     message: 'The org refused the renewal: the certificate was issued to a TPM-attested key, and the new key was not attested by the TPM.',
-    remedy: 'Run device-trust-agent status to see why the key is not attested (SkipTPM, no TPM or resource manager, python3-tpm2-pytss missing), fix that; the agent renews at its next pass.',
+    remedy: 'Run device-trust-agent status to see why the key is not attested (SkipTPM, no TPM or resource manager, python3-tpm2-pytss missing), fix that, then run: device-trust-agent run. The certificate stays valid meanwhile.',
   },
   E0000_OUTSIDE_RENEWAL_WINDOW: {
     code: 'RENEWAL_TOO_EARLY',
     message: 'The org refused the renewal: an attested certificate is renewed only inside its renewal window, which has not opened.',
-    remedy: 'Nothing to do: the agent renews inside the window on its own.',
+    remedy: 'Nothing to do on this device: the certificate stays valid, and the agent renews inside the window on its own.',
   },
   E0000_TOKEN_REPLAYED: {
     code: 'DEVICE_TOKEN_REPLAYED',
