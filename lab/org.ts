@@ -147,8 +147,8 @@ const UserTokenRequest = z.object({ deviceToken: jwtString });
 const EnrollRequest = z.object({ userToken: jwtString, csr: csrString, attestation: EvidenceSchema.optional() });
 const RenewRequest = z.object({ renewalToken: jwtString, csr: csrString, attestation: EvidenceSchema.optional() });
 const LabSignIn = z.object({ principal: z.string().min(1).max(500) });
-const DeviceClaims = z.object({ typ: z.literal('device'), sub: z.string(), principal: z.string(), deviceName: z.string(), cnf: z.object({ jkt: thumbprint }) });
-const UserClaims = z.object({ typ: z.literal('user'), sub: z.string(), deviceId: z.string(), cnf: z.object({ jkt: thumbprint }) });
+const DeviceClaims = z.object({ typ: z.literal('device'), jti: z.string().min(16), sub: z.string(), principal: z.string(), deviceName: z.string(), cnf: z.object({ jkt: thumbprint }) });
+const UserClaims = z.object({ typ: z.literal('user'), sub: z.string(), deviceId: z.string(), devicePrincipal: z.string(), cnf: z.object({ jkt: thumbprint }) });
 const RenewalClaims = z.object({ device: z.string(), cnf: z.object({ jkt: thumbprint }) });
 const TamperSchema = z.enum(['malformed-json', 'other-key', 'wrong-issuer', 'expired', 'no-client-auth', 'other-device-id', 'foreign-san', 'long-validity', 'sha1-signature']);
 const SwitchesPatch = z.strictObject({
@@ -174,6 +174,8 @@ const PersistedState = z.object({
   issued: z.array(z.object({ serialNumber: z.string(), deviceId: z.string(), notAfter: z.string(), principal: z.string() })),
   revoked: z.array(z.object({ serialNumber: z.string(), revokedAt: z.string() })),
   deactivated: z.array(z.string()),
+  /** deviceId → the machine principal that first enrolled it (lower case); older state files have none. */
+  deviceBindings: z.record(z.string(), z.string()).default({}),
 });
 type PersistedState = z.infer<typeof PersistedState>;
 
@@ -272,7 +274,7 @@ class StateStore {
   private constructor(private readonly file: string | undefined, readonly data: PersistedState) {}
 
   static open(dataDir: string | undefined): StateStore {
-    const empty: PersistedState = { issued: [], revoked: [], deactivated: [] };
+    const empty: PersistedState = { issued: [], revoked: [], deactivated: [], deviceBindings: {} };
     if (!dataDir) return new StateStore(undefined, empty);
     const file = path.join(dataDir, STATE_FILE);
     let text: string;
@@ -355,6 +357,26 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
   const posture = new PostureDesk(issuingCa, (serial) => revokedSet().has(serial), normalizeSerial);
   const isDeactivated = (principal: string) => state.data.deactivated.includes(principal.toLowerCase());
 
+  /** deviceId → machine principal: the first machine to enroll a deviceId owns it (PROTOCOL §13.4). */
+  function refuseBoundDeviceId(deviceId: string, principal: string): void {
+    const owner = state.data.deviceBindings[deviceId];
+    if (owner !== undefined && owner !== principal.toLowerCase()) {
+      throw new HttpError(403, 'E0000_DEVICE_ID_BOUND', `The device ID ${deviceId} is registered to another machine (${owner}); ${principal} cannot claim it.`);
+    }
+  }
+  function bindDeviceId(deviceId: string, principal: string): void {
+    if (state.data.deviceBindings[deviceId]) return;
+    state.data.deviceBindings[deviceId] = principal.toLowerCase();
+    state.save();
+  }
+  const spentDeviceTokens = new Map<string, number>();
+  function spendDeviceToken(jti: string): void {
+    const now = Date.now();
+    for (const [k, until] of spentDeviceTokens) if (until < now) spentDeviceTokens.delete(k);
+    if (spentDeviceTokens.has(jti)) throw new HttpError(400, 'E0000_TOKEN_REPLAYED', 'This device token was already used; a device token buys one user token.');
+    spentDeviceTokens.set(jti, now + (TOKEN_LIFETIME_S + 60) * 1000);
+  }
+
   function revoke(serialHex: string): void {
     const parsed = RevokeRequest.safeParse({ serialNumber: serialHex });
     if (!parsed.success) throw new Error(`Not a hex serial number: ${serialHex}`);
@@ -434,7 +456,9 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
           throw new HttpError(403, 'E0000_NOT_A_DEVICE', `${auth.principal} is not a machine account (expected host/<name>@REALM or <NAME>$@REALM).`);
         }
         const input = parseJson(DeviceTokenRequest, body);
-        const deviceToken = await signToken(base(), input.deviceId, { typ: 'device', principal: auth.principal, deviceName: input.deviceName, cnf: { jkt: input.keyThumbprint } });
+        // Refused here already, so a clone learns it before it has a key signed: the org checks again at enrollment.
+        refuseBoundDeviceId(input.deviceId, auth.principal);
+        const deviceToken = await signToken(base(), input.deviceId, { typ: 'device', jti: randomBytes(16).toString('base64url'), principal: auth.principal, deviceName: input.deviceName, cnf: { jkt: input.keyThumbprint } });
         return { json: { deviceToken }, headers: auth.headers };
       },
       'POST /IWA/user-token': async (req, body) => {
@@ -445,6 +469,8 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
         const input = parseJson(UserTokenRequest, body);
         // 400, not 401: the agent reads a 401 from the IWA as "your Kerberos credentials were refused".
         const device = await verifyIwaToken(input.deviceToken, DeviceClaims, 'device token', 400);
+        // Single use: a device token handed out by the device side buys exactly one user token.
+        spendDeviceToken(device.jti);
         const userToken = await signToken(base(), auth.principal, {
           typ: 'user',
           upn: auth.principal,
@@ -550,7 +576,7 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     return { json: { certificate: cert.toString('pem'), chainPem, deviceId, serialNumber, ...(keyAttested ? { keyAttested } : {}) } };
   }
 
-  async function verifyRenewalToken(token: string): Promise<{ deviceId: string; jkt: string; serialNumber: string }> {
+  async function verifyRenewalToken(token: string): Promise<{ deviceId: string; jkt: string; serialNumber: string; keyAttested: boolean; notAfter: string }> {
     const invalid = (why: string) => new HttpError(401, 'E0000_INVALID_TOKEN', `The renewal token ${why}.`);
     let x5c: unknown;
     try {
@@ -580,7 +606,8 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
     if (!claims.success) throw invalid('does not carry the "device" and "cnf.jkt" claims');
     const deviceId = commonName(cert.subject);
     if (claims.data.device !== deviceId) throw invalid(`names device ${claims.data.device}, but the certificate is for ${deviceId}`);
-    return { deviceId, jkt: claims.data.cnf.jkt, serialNumber };
+    const keyAttested = new x509.X509Certificate(cert.raw).getExtension(x509.CertificatePolicyExtension)?.policies.includes(ATTESTED_KEY_POLICY_OID) ?? false;
+    return { deviceId, jkt: claims.data.cnf.jkt, serialNumber, keyAttested, notAfter: cert.validTo };
   }
 
   const adminRoutes: Record<string, Route> = {
@@ -626,8 +653,11 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       const input = parseJson(EnrollRequest, body);
       const user = await verifyIwaToken(input.userToken, UserClaims, 'user token', 401);
       if (isDeactivated(user.sub)) throw new HttpError(403, 'E0000_USER_NOT_ACTIVE', `The user ${user.sub} is not active in this org (deactivated or suspended).`);
+      refuseBoundDeviceId(user.deviceId, user.devicePrincipal);
       const csr = await csrMatching(input.csr, user.cnf.jkt);
-      return issue(user.deviceId, csr.publicKey, user.sub, checkAttestation(input.attestation, csr));
+      const reply = await issue(user.deviceId, csr.publicKey, user.sub, checkAttestation(input.attestation, csr));
+      bindDeviceId(user.deviceId, user.devicePrincipal);
+      return reply;
     },
     'POST /api/v1/device-trust/renew': async (_req, body) => {
       refuseWhenReadOnly();
@@ -635,7 +665,19 @@ export async function startLabOrg(opts: LabOrgOptions): Promise<LabOrg> {
       const current = await verifyRenewalToken(input.renewalToken);
       const csr = await csrMatching(input.csr, current.jkt);
       const principal = state.data.issued.find((r) => r.serialNumber === current.serialNumber)?.principal ?? '';
-      return issue(current.deviceId, csr.publicKey, principal, checkAttestation(input.attestation, csr));
+      if (!current.keyAttested) return issue(current.deviceId, csr.publicKey, principal, checkAttestation(input.attestation, csr));
+      // An attested certificate is renewed only onto an attested key, only inside its renewal window, and the new one supersedes it.
+      const windowOpens = Date.parse(current.notAfter) - switches.renewalWindowSeconds * 1000;
+      if (Date.now() < windowOpens) {
+        throw new HttpError(403, 'E0000_OUTSIDE_RENEWAL_WINDOW', `Certificate ${current.serialNumber} is attested; it can be renewed only inside its renewal window, which opens at ${new Date(windowOpens).toISOString()}.`);
+      }
+      if (!input.attestation) {
+        throw new HttpError(403, 'E0000_ATTESTED_RENEWAL_REQUIRED', `Certificate ${current.serialNumber} was issued to a TPM-attested key; its renewal must carry a TPM attestation of the new key (a software key is refused).`);
+      }
+      const forged = Boolean(switches.tamper);
+      const reply = await issue(current.deviceId, csr.publicKey, principal, checkAttestation(input.attestation, csr));
+      if (!forged) revoke(current.serialNumber);
+      return reply;
     },
     'POST /api/v1/device-trust/posture': async (_req, body) => {
       const { report } = parseJson(PostureReportRequest, body);

@@ -22,7 +22,7 @@ agent() { "$HEADLESS/node" "$HEADLESS/device-trust-agent.mjs" "$@"; }
 mkdir -p "$DTA_STATE_DIR"
 for d in etc/chromium/policies/managed etc/chromium/policies etc/chromium etc/opt/chrome/policies/managed etc/opt/chrome/policies \
   etc/opt/chrome etc/opt/edge/policies/managed etc/opt/edge/policies etc/opt/edge etc/opt etc/firefox/policies etc/firefox \
-  etc/systemd/system/timers.target.wants etc/systemd/system etc/systemd/user/default.target.wants \
+  etc/systemd/system/timers.target.wants etc/systemd/system/multi-user.target.wants etc/systemd/system etc/systemd/user/default.target.wants \
   etc/systemd/user/timers.target.wants etc/systemd/user etc/systemd; do
   if [ ! -e "$ROOT/$d" ] && ! grep -qx "$d" "$DTA_STATE_DIR/created-dirs" 2>/dev/null; then echo "$d" >>"$DTA_STATE_DIR/created-dirs"; fi
 done
@@ -49,13 +49,15 @@ fi
 if [ -f "$ROOT/usr/lib/systemd/system/device-trust-agent-device.timer" ]; then
   # Units shipped by the package: the device timer for the machine, the daemon and hourly check for every user.
   if [ -n "$ROOT" ]; then
-    systemctl --root="$ROOT" enable device-trust-agent-device.timer >/dev/null 2>&1 || echo "device-trust-agent: could not enable the device timer in $ROOT." >&2
+    systemctl --root="$ROOT" enable device-trust-agent-device.service device-trust-agent-device.timer >/dev/null 2>&1 || echo "device-trust-agent: could not enable the device service in $ROOT." >&2
     systemctl --root="$ROOT" --global enable device-trust-agent.service device-trust-agent-check.timer device-trust-agent-p11-kit.service >/dev/null 2>&1 || echo "device-trust-agent: could not enable the user units in $ROOT." >&2
   else
-    systemctl enable device-trust-agent-device.timer >/dev/null 2>&1 || echo "device-trust-agent: could not enable the device timer (systemctl enable device-trust-agent-device.timer)." >&2
+    systemctl enable device-trust-agent-device.service device-trust-agent-device.timer >/dev/null 2>&1 || echo "device-trust-agent: could not enable the device service (systemctl enable device-trust-agent-device.service device-trust-agent-device.timer)." >&2
     systemctl --global enable device-trust-agent.service device-trust-agent-check.timer device-trust-agent-p11-kit.service >/dev/null 2>&1 || true
     if [ -d /run/systemd/system ]; then
       systemctl daemon-reload || true
+      # The device service (it alone uses the machine keytab; user tasks ask it) and its hourly backstop.
+      systemctl restart device-trust-agent-device.service || true
       systemctl start device-trust-agent-device.timer || true
     fi
   fi

@@ -20,6 +20,7 @@ if [ "$1" = purge ] || [ "$1" = 0 ]; then
   # The device task's state, and what enable left behind if prerm could not run systemctl.
   rm -rf "$ROOT/var/lib/device-trust-agent"
   rm -f "$ROOT/etc/systemd/system/timers.target.wants/device-trust-agent-device.timer" \
+    "$ROOT/etc/systemd/system/multi-user.target.wants/device-trust-agent-device.service" \
     "$ROOT/etc/systemd/user/default.target.wants/device-trust-agent.service" \
     "$ROOT/etc/systemd/user/default.target.wants/device-trust-agent-p11-kit.service" \
     "$ROOT/etc/systemd/user/timers.target.wants/device-trust-agent-check.timer"

@@ -28,11 +28,11 @@ fi
 
 if [ -f "$ROOT/usr/lib/systemd/system/device-trust-agent-device.timer" ]; then
   if [ -n "$ROOT" ]; then
-    systemctl --root="$ROOT" disable device-trust-agent-device.timer >/dev/null 2>&1 || true
+    systemctl --root="$ROOT" disable device-trust-agent-device.service device-trust-agent-device.timer >/dev/null 2>&1 || true
     systemctl --root="$ROOT" --global disable device-trust-agent.service device-trust-agent-check.timer device-trust-agent-p11-kit.service >/dev/null 2>&1 || true
   else
     if [ -d /run/systemd/system ]; then systemctl stop device-trust-agent-device.timer device-trust-agent-device.service || true; fi
-    systemctl disable device-trust-agent-device.timer >/dev/null 2>&1 || true
+    systemctl disable device-trust-agent-device.service device-trust-agent-device.timer >/dev/null 2>&1 || true
     systemctl --global disable device-trust-agent.service device-trust-agent-check.timer device-trust-agent-p11-kit.service >/dev/null 2>&1 || true
   fi
 elif [ -z "$ROOT" ] && ! agent uninstall --device; then

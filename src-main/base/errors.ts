@@ -40,6 +40,7 @@ export const ExitCode = {
   RETRY_LATER: 20, // network / org read-only / IWA unreachable
   NEEDS_ATTENTION: 30, // rejected, revoked, or a server answer refused
   LOCAL_ERROR: 40, // the certificate store, disk or Kerberos library on this machine
+  DEVICE_SERVICE: 50, // the device service (the only holder of the machine credentials) is not running or not reachable
   USAGE: 64, // bad command line
   CONFIG: 78, // configuration missing or invalid
   INTERNAL: 70,
@@ -77,6 +78,15 @@ export function faultClass(code: string | undefined): FailureClass | undefined {
   return code ? FAULT_CLASSES[code] : undefined;
 }
 
+/**
+ * Codes with an exit code of their own, whatever their class (which still drives retries): the device service —
+ * the only holder of the machine's credentials — is not running or not answering (50).
+ */
+const EXIT_BY_CODE: Readonly<Record<string, number>> = {
+  DEVICE_SERVICE_DOWN: ExitCode.DEVICE_SERVICE,
+  DEVICE_SERVICE_TIMEOUT: ExitCode.DEVICE_SERVICE,
+};
+
 /** The exit code of a failure class. */
 export function exitCodeForClass(failure: FailureClass): number {
   switch (failure) {
@@ -96,6 +106,7 @@ export function exitCodeForClass(failure: FailureClass): number {
 
 /** The exit code of a fault code; `fallback` for a code that is not written down. */
 export function exitCodeForFault(code: string | undefined, fallback: number): number {
+  if (code && EXIT_BY_CODE[code] !== undefined) return EXIT_BY_CODE[code]!;
   const c = faultClass(code);
   return c ? exitCodeForClass(c) : fallback;
 }
@@ -104,7 +115,7 @@ export function exitCodeForFault(code: string | undefined, fallback: number): nu
  * When a command found several faults, the one a person must act on first decides: a configuration error,
  * then "needs attention", then a local failure, then "retry later"; success codes last.
  */
-const EXIT_PRECEDENCE: number[] = [ExitCode.INTERNAL, ExitCode.CONFIG, ExitCode.NEEDS_ATTENTION, ExitCode.LOCAL_ERROR, ExitCode.RETRY_LATER, ExitCode.NOTHING_TO_DO, ExitCode.OK];
+const EXIT_PRECEDENCE: number[] = [ExitCode.INTERNAL, ExitCode.CONFIG, ExitCode.DEVICE_SERVICE, ExitCode.NEEDS_ATTENTION, ExitCode.LOCAL_ERROR, ExitCode.RETRY_LATER, ExitCode.NOTHING_TO_DO, ExitCode.OK];
 export function worstExitCode(codes: number[]): number {
   return codes.reduce((w, c) => (rankOf(c) < rankOf(w) ? c : w), ExitCode.OK as number);
 }
@@ -114,5 +125,6 @@ function rankOf(code: number): number {
 }
 
 export function exitCodeFor(e: unknown): number {
-  return isAgentError(e) ? exitCodeForClass(e.failure) : ExitCode.INTERNAL;
+  if (!isAgentError(e)) return ExitCode.INTERNAL;
+  return EXIT_BY_CODE[e.code] ?? exitCodeForClass(e.failure);
 }

@@ -72,6 +72,9 @@ export interface RunResult {
   browserPolicy?: PolicyResult;
 }
 
+/** The org's refusals of an attested certificate's renewal (core/refusal.ts): a person decides, not a fallback. */
+const ATTESTED_RENEWAL_REFUSALS = new Set(['ATTESTED_RENEWAL_REQUIRED', 'RENEWAL_TOO_EARLY']);
+
 const FAILURE_EVENT: Record<FailureClass, EventKind> = {
   config: 'CONFIG_ERROR',
   'retry-later': 'RETRY_LATER',
@@ -113,7 +116,7 @@ export class EnrollmentTask {
     this.trace = opts.trace;
     this.now = opts.now ?? (() => new Date());
     this.http = new HttpClient(httpOptionsFor(this.config, { events: new EventLog(this.config.stateDir, opts.task), log: (line) => opts.trace.log(line) }));
-    this.backend = createBackend(opts.loaded, { http: this.http, trace: this.trace, now: this.now });
+    this.backend = createBackend(opts.loaded, { http: this.http, trace: this.trace, now: this.now, deviceChannel: opts.platform.deviceChannel });
     ensurePrivateDir(this.config.stateDir);
     this.platform = opts.platform;
     this.creds = new CredentialFiles(this.config.stateDir);
@@ -589,8 +592,9 @@ export class EnrollmentTask {
         await this.forget(key.thumbprint);
         throw clock;
       }
-      // A refused TPM attestation would be refused the same way at enrollment (docs/PROTOCOL.md §11).
-      if (isAgentError(e) && e.failure === 'rejected' && !/^E0000_ATTESTATION_/.test(e.code)) {
+      // A refused TPM attestation would be refused the same way at enrollment (docs/PROTOCOL.md §11); an attested
+      // certificate's renewal refusal (§13.4) is not quietly turned into an unattested enrollment.
+      if (isAgentError(e) && e.failure === 'rejected' && !/^E0000_ATTESTATION_/.test(e.code) && !ATTESTED_RENEWAL_REFUSALS.has(e.code)) {
         await this.forget(key.thumbprint);
         this.trace.log(`Renewal was refused (${e.message}); enrolling afresh.`);
         return this.enroll(authority, deviceId, current);

@@ -4,6 +4,7 @@ import type { HttpClient } from './http.js';
 import { DeviceTokenAnswerSchema, UserTokenAnswerSchema, type OrgConfig } from './protocol.js';
 import type { Trace } from './trace.js';
 import { serverText } from '../base/safe-text.js';
+import { identityRefusal } from './refusal.js';
 
 export type Identity = { kind: 'device'; principal: string; keytab: string } | { kind: 'user' };
 
@@ -124,17 +125,20 @@ export class IwaClient {
   private parse<T extends typeof DeviceTokenAnswerSchema | typeof UserTokenAnswerSchema>(res: { status: number; body: Buffer }, schema: T, what: string) {
     if (res.status < 200 || res.status > 299) {
       let summary = '';
+      let errorCode = '';
       try {
         // Cleaned and capped where it enters: an IWA's error text has no length limit of its own.
-        summary = serverText((JSON.parse(res.body.toString()) as { errorSummary?: unknown }).errorSummary ?? '');
+        const answer = JSON.parse(res.body.toString()) as { errorSummary?: unknown; errorCode?: unknown };
+        summary = serverText(answer.errorSummary ?? '');
+        errorCode = typeof answer.errorCode === 'string' && /^E0000_[A-Z_]{1,60}$/.test(answer.errorCode) ? answer.errorCode : '';
       } catch {
         /* not JSON */
       }
       const failure = res.status >= 500 ? 'retry-later' : 'rejected';
-      throw new AgentError(failure, `IWA_HTTP_${res.status}`, `The IWA web app refused the ${what} request (HTTP ${res.status})${summary ? `: "${summary}"` : ''}. Nothing was changed on this device.`,
+      throw identityRefusal(new AgentError(failure, `IWA_HTTP_${res.status}`, `The IWA web app refused the ${what} request (HTTP ${res.status})${summary ? `: "${summary}"` : ''}. Nothing was changed on this device.`,
         failure === 'retry-later'
           ? 'The agent tries again later; if it persists, ask the directory admin to check the IWA web app.'
-          : 'Run with --debug and give the output to the directory or identity-provider admin.');
+          : 'Run with --debug and give the output to the directory or identity-provider admin.'), errorCode);
     }
     let raw: unknown;
     try {

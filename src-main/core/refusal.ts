@@ -21,3 +21,35 @@ export function sayNothingChanged(err: AgentError): AgentError {
   (err as { remedy: string | undefined }).remedy = remedy;
   return err;
 }
+
+/** The org's identity refusals (docs/PROTOCOL.md §13.4) in the agent's words: each is a person's to act on (exit 30). */
+const IDENTITY_REFUSALS: Record<string, { code: string; message: string; remedy: string }> = {
+  E0000_DEVICE_ID_BOUND: {
+    code: 'DEVICE_ID_BOUND',
+    message: 'The org refused this device ID: it is registered to another machine (this profile\'s agent state was probably copied from it).',
+    remedy: 'Do not copy agent state between machines. Delete state.json in the agent\'s state directory (a new device ID is made), then run: device-trust-agent run',
+  },
+  E0000_ATTESTED_RENEWAL_REQUIRED: {
+    code: 'ATTESTED_RENEWAL_REQUIRED',
+    message: 'The org refused the renewal: the certificate was issued to a TPM-attested key, and the new key was not attested by the TPM.',
+    remedy: 'Run device-trust-agent status to see why the key is not attested (SkipTPM, no TPM or resource manager, python3-tpm2-pytss missing), fix that, then run: device-trust-agent run. The certificate stays valid meanwhile.',
+  },
+  E0000_OUTSIDE_RENEWAL_WINDOW: {
+    code: 'RENEWAL_TOO_EARLY',
+    message: 'The org refused the renewal: an attested certificate is renewed only inside its renewal window, which has not opened.',
+    remedy: 'Nothing to do on this device: the certificate stays valid, and the agent renews inside the window on its own.',
+  },
+  E0000_TOKEN_REPLAYED: {
+    code: 'DEVICE_TOKEN_REPLAYED',
+    message: 'The IWA web app refused a device token that had already been used.',
+    remedy: 'Run again (each pass gets a fresh device token); if it repeats, give the output of device-trust-agent run --debug to the help desk.',
+  },
+};
+
+/** An org or IWA refusal with one of the identity codes, said plainly (the server's words kept after it). */
+export function identityRefusal(e: unknown, serverCode?: string): unknown {
+  if (!(e instanceof AgentError)) return e;
+  const known = IDENTITY_REFUSALS[serverCode ?? e.code];
+  if (!known) return e;
+  return new AgentError('rejected', known.code, `${known.message} (${e.message.replace(/\s*Nothing was (changed|installed)[^.]*\.\s*$/, '')})`, known.remedy, { cause: e });
+}

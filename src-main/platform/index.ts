@@ -16,6 +16,7 @@ import { loadPkcs11js } from './pkcs11.js';
 import { certificateExportingKeys, PemExportingStore } from './pem-export.js';
 import { firefoxPolicies, policyModel } from './policy-model.js';
 import type { CertificateStore, Platform, PlatformSettings } from './types.js';
+import { unixDeviceChannel } from './device-channel-unix.js';
 
 export type { Platform, PlatformFactory } from './types.js';
 import { WindowsBrowserSetup } from './win32-browser.js';
@@ -58,7 +59,7 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
     // Keys are created in the Secure Enclave (a CTK identity), else non-extractable in the login keychain: no key.pem.
     const keys = new MacKeyStore({ skipTpm: config.skipTpm ?? false, workDir, keychain: store, keychainPath: loginKeychain(home), run });
     const device = new MacDeviceCertificateStore(store, keys);
-    return { ...withBrowserSetup(platform, device, new MacBrowserSetup({ run, store, identities: () => device.list(), stateDir: config.stateDir })), keys };
+    return { ...withBrowserSetup(platform, device, new MacBrowserSetup({ run, store, identities: () => device.list(), stateDir: config.stateDir })), keys, ...unixDeviceChannel(platform, env) };
   }
 
   if (platform === 'linux' && !pkcs11Available()) {
@@ -73,6 +74,7 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
         mergeResults(writeChromiumPolicies(config.browserPolicyDirs, patterns, issuer), writeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux'))),
       removeBrowserSetup: async () => mergeResults(removeChromiumPolicies(config.browserPolicyDirs), removeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux'))),
       syncCertificateCopies: async () => emptyResult(),
+      ...unixDeviceChannel(platform, env),
     };
   }
 
@@ -105,6 +107,7 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
         return mergeResults(removeChromiumPolicies(config.browserPolicyDirs), removeFirefoxPolicies(config.firefoxPolicyDirs, ffPolicies));
       },
       syncCertificateCopies: syncProfiles,
+      ...unixDeviceChannel(platform, env),
     };
   }
 

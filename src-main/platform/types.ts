@@ -1,6 +1,7 @@
 import type { PolicyResult } from './browser-policy.js';
 import type { CertInfo } from '../base/certinfo.js';
 import type { DeviceKeyStore } from './keystore.js';
+import type { DeviceChannel } from './device-channel.js';
 export type { DeviceKeyStore, KeyStoreInfo, StoreKey, KeyProtection, KeyAlgorithmName, SignHash, OwnKeyEntry } from './keystore.js';
 
 /** Which issuer a browser's auto-select policy matches (Chromium's ISSUER filter). */
@@ -68,6 +69,11 @@ export interface Platform {
   removeBrowserSetup(issuerCN: string): Promise<PolicyResult>;
   /** Brings per-user copies of the certificate (Firefox profiles on Linux) in line with the store, e.g. after removal. */
   syncCertificateCopies(issuerCN: string): Promise<PolicyResult>;
+  /**
+   * The user side's way to the device side (docs/PROTOCOL.md §13), which alone uses the machine credentials.
+   * Absent: this process uses them itself (a platform without a channel yet, test platforms).
+   */
+  deviceChannel?: DeviceChannel;
 }
 
 /** Builds the platform for a configuration: the composition roots pass `createPlatform`; the core never picks one. */

@@ -30,12 +30,24 @@ interface Ran {
 }
 
 /** Runs a program asynchronously: the lab org answering it lives in this process. */
-function run(file: string, args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<Ran> {
+/** The device service's first pass has finished (the daemon's line for it). */
+const DEVICE_PASS_DONE = / (?:pass: \w|\w+: skipped)/;
+
+/** `stopWhen`: a long-running program (the device service) is sent SIGTERM, as systemd stops it, once its output matches. */
+function run(file: string, args: string[], env: Record<string, string>, timeoutMs = 120_000, stopWhen?: RegExp): Promise<Ran> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d) => (out += d));
+    let stopped = false;
+    child.stdout.on('data', (d) => {
+      out += d;
+      // Once: a second SIGTERM would end the daemon while it is stopping cleanly.
+      if (!stopped && stopWhen?.test(out)) {
+        stopped = true;
+        child.kill('SIGTERM');
+      }
+    });
     child.stderr.on('data', (d) => (err += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', reject);
@@ -218,8 +230,10 @@ describe('the headless agent\'s DEB, built and installed for real (dpkg --root, 
     }
     // The unit's command, as systemd would run it (its absolute paths inside the test root).
     const [file, ...args] = argv.map((a) => (a.startsWith(LIB) ? path.join(root, a) : a));
-    const r = await run(file!, args.map((a) => (a === '/var/lib/device-trust-agent' ? stateDir() : a)), rootEnv());
+    // The device service runs until stopped: its first pass done, it is stopped as systemd would.
+    const r = await run(file!, args.map((a) => (a === '/var/lib/device-trust-agent' ? stateDir() : a)), { ...rootEnv(), DTA_DEVICE_CHANNEL_DIR: tempDir('channel') }, 120_000, DEVICE_PASS_DONE);
     assert.ok([0, 10, 20].includes(r.code), `the device service's ExecStart: exit ${r.code}\n${r.out}${r.err}`);
+    assert.match(r.out, /device channel listening/);
     assert.doesNotMatch(r.err, /Unknown command/);
   });
 
@@ -233,7 +247,7 @@ describe('the headless agent\'s DEB, built and installed for real (dpkg --root, 
       const [file, ...args] = execStart(unit);
       if (what === 'installed package') assert.deepEqual([file, args[0]], [path.join(root, LIB, 'node'), path.join(root, LIB, 'device-trust-agent.mjs')]);
       else assert.deepEqual([file, args[0]], [process.execPath, AGENT_BIN]);
-      const ran = await run(file!, args, rootEnv());
+      const ran = await run(file!, args, { ...rootEnv(), DTA_DEVICE_CHANNEL_DIR: tempDir('channel') }, 120_000, DEVICE_PASS_DONE);
       assert.ok([0, 10].includes(ran.code), `${what}: the registered command exited ${ran.code}\n${ran.out}${ran.err}`);
       assert.ok(fs.readdirSync(sd).length > 0, `${what}: the registered command ran the device task (state in ${sd})`);
     }

@@ -125,7 +125,7 @@ describe('install and uninstall on Linux', () => {
     assert.equal(r.code, 0, r.stderr);
     const plan = JSON.parse(r.stdout);
     assert.deepEqual(plan.files.map((f: { path: string }) => f.path), ['/etc/systemd/system/device-trust-agent-device.service', '/etc/systemd/system/device-trust-agent-device.timer']);
-    assert.match(plan.files[0].content, /--device --trigger timer --state-dir \/var\/lib\/device-trust-agent/);
-    assert.deepEqual(plan.commands.map((c: { args: string[] }) => c.args.join(' ')), ['daemon-reload', 'enable device-trust-agent-device.timer', 'start device-trust-agent-device.timer']);
+    assert.match(plan.files[0].content, /daemon --device --state-dir \/var\/lib\/device-trust-agent/);
+    assert.deepEqual(plan.commands.map((c: { args: string[] }) => c.args.join(' ')), ['daemon-reload', 'enable device-trust-agent-device.service device-trust-agent-device.timer', 'restart device-trust-agent-device.service', 'start device-trust-agent-device.timer']);
   });
 });

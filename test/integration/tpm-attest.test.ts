@@ -169,6 +169,33 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
     assert.equal(s.state, 'ENROLLED');
   });
 
+  test('an attested certificate is not renewed onto an unattested key: ATTESTED_RENEWAL_REQUIRED, exit 30, the certificate stays (PROTOCOL §13.4)', async () => {
+    // The forced renewal the test above left pending completes first (attested), so the next pass is a renewal.
+    const done = await run(['run']);
+    assert.equal(done.code, 0, done.stdout + done.stderr);
+    const serial = stateOf().current.serialNumber;
+    assert.equal(stateOf().current.keyAttestation.attested, true);
+    const dir = tempDir('nopytss-renew');
+    const shim = path.join(dir, 'python3');
+    // Without tpm2-pytss the new key cannot be attested: the renewal goes out unattested, signed by the attested key.
+    fs.writeFileSync(shim, '#!/bin/sh\nexec /usr/bin/python3 -S "$@"\n', { mode: 0o755 });
+    lab.switches.renewalWindowSeconds = 400 * 86400;
+    const mark = lab.received.length;
+    try {
+      const r = await run(['run'], profile, { DTA_TEST_ATTEST_PYTHON: shim });
+      assert.equal(r.code, 30, r.stdout + r.stderr);
+      assert.match(r.stdout + r.stderr, /issued to a TPM-attested key, and the new key was not attested/);
+      assert.match(r.stdout + r.stderr, /What to do: .*device-trust-agent status/);
+    } finally {
+      lab.switches.renewalWindowSeconds = 30 * 86400;
+    }
+    assert.equal(stateOf().lastRun.code, 'ATTESTED_RENEWAL_REQUIRED');
+    const paths = lab.received.slice(mark).map((q) => new URL(q.url, 'https://x').pathname);
+    assert.ok(!paths.includes('/api/v1/device-trust/enroll'), 'not retried as an enrollment');
+    assert.equal(stateOf().current.serialNumber, serial, 'the attested certificate stays');
+    assert.equal(lab.judgeClientCertificate(certOf()).trusted, true, 'and is not revoked');
+  });
+
   test('without tpm2-pytss the key is enrolled unattested in the TPM, status says why, and the change is an event', async () => {
     const dir = tempDir('nopytss');
     const shim = path.join(dir, 'python3');

@@ -71,8 +71,8 @@ test('Linux user units: the daemon at login, an hourly check and the Firefox tok
 test('Linux device units (system timer as root) verify too, with their own state directory', (t) => {
   const plan = linuxTasks.install(request({ scope: 'device' }));
   assert.deepEqual(plan.files.map((f) => f.path), ['/etc/systemd/system/device-trust-agent-device.service', '/etc/systemd/system/device-trust-agent-device.timer']);
-  assert.match(String(plan.files[0]!.content), /daemon --once --device --trigger timer --state-dir \/var\/lib\/device-trust-agent OktaURL=/);
-  assert.deepEqual(plan.commands.map((c) => c.args.join(' ')), ['daemon-reload', 'enable device-trust-agent-device.timer', 'start device-trust-agent-device.timer']);
+  assert.match(String(plan.files[0]!.content), / daemon --device --state-dir \/var\/lib\/device-trust-agent OktaURL=/);
+  assert.deepEqual(plan.commands.map((c) => c.args.join(' ')), ['daemon-reload', 'enable device-trust-agent-device.service device-trust-agent-device.timer', 'restart device-trust-agent-device.service', 'start device-trust-agent-device.timer']);
   if (!has('systemd-analyze')) {
     console.log('skipped: systemd-analyze is not installed (apt install systemd)');
     return t.skip('skipped: systemd-analyze is not installed');
@@ -108,7 +108,7 @@ test('Linux uninstall removes both modes\' files and stops before it removes', (
   assert.ok(plan.files.some((f) => f.endsWith('autostart/device-trust-agent.desktop')));
   assert.deepEqual(plan.commands, [], 'no systemctl calls when no unit is installed');
   const device = linuxTasks.uninstall(request({ scope: 'device' }));
-  assert.deepEqual(device.commands.map((c) => c.args.join(' ')), ['stop device-trust-agent-device.timer device-trust-agent-device.service', 'disable device-trust-agent-device.timer']);
+  assert.deepEqual(device.commands.map((c) => c.args.join(' ')), ['stop device-trust-agent-device.timer device-trust-agent-device.service', 'disable device-trust-agent-device.service device-trust-agent-device.timer']);
   assert.deepEqual(device.after.map((c) => c.args.join(' ')), ['daemon-reload']);
 });
 

@@ -2,6 +2,8 @@ import type { TaskKind } from '../../core/agent.js';
 import { AgentError } from '../../base/errors.js';
 import { defaultPaths } from '../../base/paths.js';
 import { runDaemon } from '../../core/scheduler/daemon.js';
+import { DeviceTokenService } from '../../core/device-service.js';
+import { deviceChannelServer } from '../../platform/device-channel-unix.js';
 import { TRIGGERS, type Trigger } from '../../core/scheduler/record.js';
 import type { Command, CommandContext } from '../command.js';
 
@@ -51,17 +53,40 @@ export const daemonCommand: Command = {
       if (once) return;
       for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve(sig));
     });
-    return runDaemon({
-      platform: ctx.platformFactory,
-      loadConfig: () => ctx.freshConfig(),
-      stateDir: stateDirOf(ctx),
-      task,
-      initial,
-      once,
-      watchNetwork: !ctx.values['no-network-watch'],
-      out: ctx.io.out,
-      ...(ctx.debug ? { debug: ctx.io.err } : {}),
-      stopSignal,
-    });
+    // The long-running device task is the device service: it alone uses the machine keytab, for the user sides.
+    const channel = task === 'device' && !once ? await startDeviceChannel(ctx) : undefined;
+    try {
+      return await runDaemon({
+        platform: ctx.platformFactory,
+        loadConfig: () => ctx.freshConfig(),
+        stateDir: stateDirOf(ctx),
+        task,
+        initial,
+        once,
+        watchNetwork: !ctx.values['no-network-watch'],
+        out: ctx.io.out,
+        ...(ctx.debug ? { debug: ctx.io.err } : {}),
+        stopSignal,
+      });
+    } finally {
+      await channel?.close();
+    }
   },
 };
+
+async function startDeviceChannel(ctx: CommandContext): Promise<{ close(): Promise<void> } | undefined> {
+  const say = (line: string) => ctx.io.out(`device channel: ${line}`);
+  const service = new DeviceTokenService({ loadConfig: () => ctx.freshConfig().config, log: say });
+  const server = deviceChannelServer(process.platform, ctx.io.env, (uid, req) => service.handle(uid, req), say);
+  if (typeof server === 'string') {
+    say(`not started: ${server}.`);
+    return undefined;
+  }
+  try {
+    await server.start();
+  } catch (e) {
+    say(`not started: ${(e as Error).message}.`);
+    return undefined;
+  }
+  return server;
+}

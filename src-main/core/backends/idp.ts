@@ -4,11 +4,13 @@ import { discoverOrg } from '../discovery.js';
 import { AgentError } from '../../base/errors.js';
 import type { HttpClient } from '../http.js';
 import { IwaClient, labSignInAllowed } from '../iwa.js';
+import { MAX_REQUEST_DEADLINE_MS, type DeviceChannel } from '../../platform/device-channel.js';
 import { createCsr, type LocalKey } from '../keys.js';
 import { attestKey, withAttestationRemedy } from '../attestation.js';
 import { IssuedAnswerSchema, type OrgConfig } from '../protocol.js';
 import { checkHostPatterns, hostPatternOptions, type HostPatternOptions } from '../host-patterns.js';
 import { signRenewalToken } from '../renewal.js';
+import { identityRefusal } from '../refusal.js';
 import type { Trace } from '../trace.js';
 import type { Authority, EnrollmentBackend, IssueRequest, Issued, RenewRequest } from './types.js';
 
@@ -17,6 +19,11 @@ export interface BackendDeps {
   http: HttpClient;
   trace: Trace;
   now: () => Date;
+  /**
+   * The device side's channel (platform/device-channel.ts), handed in by the platform. Absent where the platform has
+   * none: the process then uses the keytab itself, as the device task and the lab demo legitimately do.
+   */
+  deviceChannel?: DeviceChannel | undefined;
 }
 
 /**
@@ -74,9 +81,7 @@ export class IdpBackend implements EnrollmentBackend {
     const { config, trace, http } = this.deps;
     const org = this.discovered();
     const iwa = new IwaClient({ http, org, trace, labPrincipal: this.labPrincipals(org) });
-    const deviceToken = await trace.step('Get a device token from the IWA web app (machine identity)',
-      () => iwa.deviceToken({ kind: 'device', principal: config.devicePrincipal ?? `host/${config.deviceName}`, keytab: config.deviceKeytab }, { deviceId, deviceName: config.deviceName, keyThumbprint: key.thumbprint }),
-      () => `from ${iwa.baseUrl}`);
+    const deviceToken = await this.deviceToken(iwa, deviceId, key);
     trace.secret('Device token', deviceToken);
     const userToken = await trace.step('Get a user token from the IWA web app (logged-on user)', () => iwa.userToken(deviceToken));
     trace.secret('User token', userToken);
@@ -84,7 +89,7 @@ export class IdpBackend implements EnrollmentBackend {
     const attempt = await attestKey(key, { http, orgUrl: this.orgUrl, trace });
     const { data } = await trace.step('Ask the org to issue the certificate', () =>
       http.json(IssuedAnswerSchema, { url: `${this.orgUrl}/api/v1/device-trust/enroll`, method: 'POST', json: { userToken, csr, ...(attempt.evidence ? { attestation: attempt.evidence } : {}) }, what: 'the org' })
-        .catch((e: unknown) => { throw withAttestationRemedy(e); }));
+        .catch((e: unknown) => { throw identityRefusal(withAttestationRemedy(e)); }));
     return { certificatePem: data.certificate, attestation: this.attestationRecord(key, attempt, data.keyAttested) };
   }
 
@@ -96,8 +101,28 @@ export class IdpBackend implements EnrollmentBackend {
     const attempt = await attestKey(key, { http, orgUrl: this.orgUrl, trace });
     const { data } = await trace.step('Ask the org to renew the certificate (no IWA needed)', () =>
       http.json(IssuedAnswerSchema, { url: `${this.orgUrl}/api/v1/device-trust/renew`, method: 'POST', json: { renewalToken, csr, ...(attempt.evidence ? { attestation: attempt.evidence } : {}) }, what: 'the org' })
-        .catch((e: unknown) => { throw withAttestationRemedy(e); }));
+        .catch((e: unknown) => { throw identityRefusal(withAttestationRemedy(e)); }));
     return { certificatePem: data.certificate, attestation: this.attestationRecord(key, attempt, data.keyAttested) };
+  }
+
+  /**
+   * The machine's identity: from the device side over its channel, or — only where this process holds the machine
+   * credentials itself (root, the keytab's owner, lab sign-in) — straight from the IWA web app with the keytab.
+   */
+  private async deviceToken(iwa: IwaClient, deviceId: string, key: LocalKey): Promise<string> {
+    const { config, trace, deviceChannel } = this.deps;
+    const direct = !deviceChannel || Boolean(config.labSignIn) || deviceChannel.holdsMachineCredentials(config.deviceKeytab);
+    if (direct) {
+      return trace.step('Get a device token from the IWA web app (machine identity)',
+        () => iwa.deviceToken({ kind: 'device', principal: config.devicePrincipal ?? `host/${config.deviceName}`, keytab: config.deviceKeytab }, { deviceId, deviceName: config.deviceName, keyThumbprint: key.thumbprint }),
+        () => `from ${iwa.baseUrl}`);
+    }
+    // The device side gets its own request deadline, a share of this pass's; it stops working on it by then.
+    const deadlineMs = Math.max(1000, Math.min(MAX_REQUEST_DEADLINE_MS, 2 * config.requestTimeoutMs));
+    const got = await trace.step('Get a device token from the device service (it alone holds the machine credentials)',
+      () => deviceChannel.deviceToken({ orgUrl: this.orgUrl, deviceId, keyThumbprint: key.thumbprint, deadlineMs }),
+      (t) => `from ${deviceChannel.description} (IWA ${t.iwaUrl})`);
+    return got.deviceToken;
   }
 
   /** What `status` says about the key's attestation after the org's answer. */

@@ -15,6 +15,7 @@ export const AGENT_STATES = {
   ORG_UNREACHABLE: { stuck: false, meaning: 'The org (or the SCEP CA) could not be reached; retrying with backoff.' },
   PENDING_APPROVAL: { stuck: false, meaning: 'The CA holds the request for approval; asking again with backoff (same key, same request).' },
   IWA_UNREACHABLE: { stuck: false, meaning: 'The IWA web app or the domain controller could not be reached (off the corporate network?); retrying with backoff.' },
+  DEVICE_SERVICE_DOWN: { stuck: false, meaning: 'The device service, which alone may use the machine credentials, is not running or did not answer; retrying with backoff.', action: 'Start it as an administrator: systemctl start device-trust-agent-device.service (macOS: launchctl bootstrap system /Library/LaunchDaemons/com.example.devicetrustagent.device-service.plist).' },
   READ_ONLY_ORG: { stuck: false, meaning: 'The org is in read-only mode; retrying with backoff.' },
   CLOCK_WRONG: { stuck: false, meaning: 'A server refused a request because of this device\'s clock; retrying with backoff (never by enrolling afresh).', action: 'Fix the system clock (turn on time synchronisation); the agent renews once the clocks agree.' },
   RENEWAL_REFUSED: { stuck: false, meaning: 'The SCEP CA refused the renewal while the certificate is valid (its renewal window has not opened); asking again about daily.', action: 'Nothing on this device; to renew earlier, align the CA\'s -allowrenew with scepRenewalWindowDays.' },
@@ -41,7 +42,9 @@ const STUCK_CODES: Record<string, AgentStateName> = {
   NOT_CONFIGURED: 'NOT_CONFIGURED',
 };
 /** Named states for codes that would otherwise fall into a generic class. */
-const NAMED_CODES: Record<string, AgentStateName> = { CLOCK_SKEW: 'CLOCK_WRONG', SCEP_RENEWAL_REFUSED: 'RENEWAL_REFUSED' };
+const NAMED_CODES: Record<string, AgentStateName> = {
+  CLOCK_SKEW: 'CLOCK_WRONG', SCEP_RENEWAL_REFUSED: 'RENEWAL_REFUSED', DEVICE_SERVICE_DOWN: 'DEVICE_SERVICE_DOWN', DEVICE_SERVICE_TIMEOUT: 'DEVICE_SERVICE_DOWN',
+};
 const IWA_CODES = new Set(['IWA_UNREACHABLE', 'KDC_UNREACHABLE', 'KERBEROS_NO_TICKET']);
 
 /** The named state a failed pass leaves the agent in. */

@@ -119,20 +119,28 @@ export function deviceUnits(req: TaskRequest): Record<string, string> {
   return {
     [LINUX_NAMES.deviceService]: `# Written by device-trust-agent install --device; removed by device-trust-agent uninstall --device.
 [Unit]
-Description=Device Trust Agent (device task): machine-wide browser policy
+Description=Device Trust Agent (device service): the only user of the machine keytab; machine-wide browser policy
 Wants=network-online.target
 After=network-online.target
 
 [Service]
-Type=oneshot
+Type=simple
 StateDirectory=device-trust-agent
 StateDirectoryMode=0700
-ExecStart=${execLine(req, ['daemon', '--once', '--device', '--trigger', 'timer', ...deviceStateArgs(req, DEVICE_STATE_DIR)])}
-SuccessExitStatus=10 20
+# The channel the user tasks ask for device tokens (docs/PROTOCOL.md §13): this directory root-owned 0755; one
+# directory per user inside, owned by that user, 0700, made by the service.
+RuntimeDirectory=device-trust-agent
+RuntimeDirectoryMode=0755
+ExecStart=${execLine(req, ['daemon', '--device', ...deviceStateArgs(req, DEVICE_STATE_DIR)])}
+Restart=on-failure
+RestartSec=30
+
+[Install]
+WantedBy=multi-user.target
 `,
     [LINUX_NAMES.deviceTimer]: `# Written by device-trust-agent install --device; removed by device-trust-agent uninstall --device.
 [Unit]
-Description=Device Trust Agent (device task): at boot and hourly, run a due pass
+Description=Device Trust Agent (device service): hourly, start it if it is not running
 
 [Timer]
 OnBootSec=2min
@@ -179,7 +187,8 @@ export const linuxTasks: TaskRegistrar = {
         commands: [
           systemctl(false, ['daemon-reload'], 'reload systemd', NO_MANAGER),
           // `enable` works without a running manager (it only makes the symlinks), so it is not optional.
-          systemctl(false, ['enable', LINUX_NAMES.deviceTimer], 'enable the device timer'),
+          systemctl(false, ['enable', LINUX_NAMES.deviceService, LINUX_NAMES.deviceTimer], 'enable the device service (at boot) and its hourly timer'),
+          systemctl(false, ['restart', LINUX_NAMES.deviceService], 'start the device service now (the user tasks need it for enrollment)', NO_MANAGER_YET),
           systemctl(false, ['start', LINUX_NAMES.deviceTimer], 'start the device timer', NO_MANAGER_YET),
         ],
       };
@@ -210,7 +219,7 @@ export const linuxTasks: TaskRegistrar = {
         platform: 'linux', scope: 'device', notes: [], dirs: [],
         commands: [
           systemctl(false, ['stop', LINUX_NAMES.deviceTimer, LINUX_NAMES.deviceService], 'stop the device task', NO_MANAGER),
-          systemctl(false, ['disable', LINUX_NAMES.deviceTimer], 'disable the device timer', 'it was not enabled'),
+          systemctl(false, ['disable', LINUX_NAMES.deviceService, LINUX_NAMES.deviceTimer], 'disable the device service and timer', 'they were not enabled'),
         ],
         files: Object.keys(deviceUnits(req)).map((n) => path.join(SYSTEM_UNIT_DIR, n)),
         after: [systemctl(false, ['daemon-reload'], 'reload systemd', NO_MANAGER)],
