@@ -12,6 +12,7 @@ import type { Browser } from 'playwright-core';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { checkView, dashboardUnavailable, launchChromium, openDashboard, type DashboardHarness } from '../support/dashboard.js';
+import { holdPassLock } from '../support/lock-holder.js';
 import { nssUserCerts } from '../support/nss.js';
 
 // Page-side code (page.evaluate) runs in the browser; the project's Node build has no DOM types.
@@ -160,6 +161,26 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
     assert.equal(steps[0], 'start:');
     assert.ok(steps.some((s) => /Generate the device key/.test(s)), `progress steps: ${steps.join(' | ')}`);
     assert.equal(steps.at(-1), 'done:');
+  });
+
+  test('"Renew now" while another process holds the pass lock: "another pass is running", nothing written', async () => {
+    const { page } = h;
+    const stateFile = path.join(profile.stateDir, 'state.json');
+    const before = { text: fs.readFileSync(stateFile, 'utf8'), mtimeMs: fs.statSync(stateFile).mtimeMs };
+    const issued = lab.issued().length;
+    // A real second process holds the lock, as a pass of the daemon or a `run` in a terminal would.
+    const holder = await holdPassLock(profile.stateDir, 'daily pass');
+    try {
+      await page.getByRole('button', { name: 'Renew now' }).click();
+      const alert = page.getByRole('alert');
+      await alert.filter({ hasText: 'Another pass is running' }).waitFor();
+      assert.match(await alert.innerText(), new RegExp(`pid ${holder.pid}`));
+      assert.deepEqual({ text: fs.readFileSync(stateFile, 'utf8'), mtimeMs: fs.statSync(stateFile).mtimeMs }, before, 'state.json untouched');
+      assert.equal(lab.issued().length, issued, 'nothing was asked of the org');
+      await page.getByRole('button', { name: 'Dismiss message' }).click();
+    } finally {
+      await holder.release();
+    }
   });
 
   test('force renewal explains itself and does nothing until confirmed; confirmed, it re-enrolls', async () => {
