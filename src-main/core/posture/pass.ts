@@ -16,28 +16,34 @@ import { resolvePostureSettings } from './settings.js';
 import { writePostureFile } from './snapshot.js';
 import type { PostureContext } from '../../platform/posture/index.js';
 
-export interface PosturePassOptions {
+/**
+ * Where the report's signing key comes from: the platform's key store (a TPM, NSS, CNG or keychain key) or a
+ * signer of the caller's. Required, so a caller cannot forget it: without it only a legacy key file could sign.
+ */
+export type PostureKeySource =
+  /** The platform's key store, where the device key lives (handed in by the composition root)… */
+  | { keys: DeviceKeyStore | undefined; platform?: never; signer?: never }
+  /** …or the factory that builds this configuration's platform (long-running callers)… */
+  | { platform: PlatformFactory; keys?: never; signer?: never }
+  /** …or a signer of the caller's (undefined: this device has no certificate yet). */
+  | { signer: () => Promise<DeviceSigner | undefined>; keys?: never; platform?: never };
+
+export type PosturePassOptions = PostureKeySource & {
   loaded: LoadedConfig;
   task: 'user' | 'device';
   /** Send the signed report (the CLI's --report; the daemon: when something changed or the last one failed). */
   report?: 'always' | 'on-change' | 'never';
-  /** How the report is signed; default: the current certificate's device key (in `keys`, or an older key file). */
-  signer?: () => Promise<DeviceSigner | undefined>;
-  /** The platform's key store, where the device key lives (handed in by the composition root)… */
-  keys?: DeviceKeyStore | undefined;
-  /** …or the factory that builds this configuration's platform (long-running callers). */
-  platform?: PlatformFactory | undefined;
   events?: EventLog;
   context?: Partial<PostureContext>;
   now?: Date;
-}
+};
 
 export interface PosturePassResult extends PostureRun {
   reported?: { ok: boolean; error?: string };
 }
 
 /** The signer for the installed certificate, or undefined when this device has no certificate yet. */
-export async function currentDeviceSigner(stateDir: string, keys?: DeviceKeyStore): Promise<DeviceSigner | undefined> {
+export async function currentDeviceSigner(stateDir: string, keys: DeviceKeyStore | undefined): Promise<DeviceSigner | undefined> {
   const { state } = loadState(stateDir);
   const tp = state.current?.thumbprint;
   if (!tp) return undefined;
@@ -66,7 +72,7 @@ export async function runPosturePass(opts: PosturePassOptions): Promise<PostureP
   const run = await evaluatePosture({ task: opts.task, stateDir: config.stateDir, settings, events, ...(opts.context ? { context: opts.context } : {}), ...(opts.now ? { now: opts.now } : {}) });
   const mode = opts.report ?? 'on-change';
   if (opts.task !== 'user' || !settings.report || mode === 'never' || !config.orgUrl || config.backend !== 'idp') return run;
-  const signer = await (opts.signer ?? (() => currentDeviceSigner(config.stateDir, opts.keys ?? opts.platform?.(config).keys)))();
+  const signer = await (opts.signer ? opts.signer() : currentDeviceSigner(config.stateDir, opts.platform ? opts.platform(config).keys : opts.keys));
   if (!signer) return run;
   // Sent on change, after a failed delivery, and for a new certificate (enrollment, renewal): the org keys reports by it.
   const certificate = certificateSha256(signer.certificatePem);
