@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runCommand } from '../../base/exec.js';
-import { POLICY_FILE } from '../../platform/browser-policy.js';
+import { POLICY_FILE } from '../../platform/types.js';
 import type { Platform } from '../../platform/types.js';
 import type { LoadedConfig } from '../config.js';
 import { CredentialFiles, loadDeviceKey } from '../credentials.js';

@@ -14,29 +14,24 @@ import { evaluatePosture, type PostureRun } from './engine.js';
 import { postureClaims, sendPostureReport, signPostureReport, softwareSigner, type DeviceSigner } from './report.js';
 import { resolvePostureSettings } from './settings.js';
 import { writePostureFile } from './snapshot.js';
-import type { PostureContext } from '../../platform/posture/index.js';
+import type { PostureContext } from '../../platform/posture/contract.js';
 
-/**
- * Where the report's signing key comes from: the platform's key store (a TPM, NSS, CNG or keychain key) or a
- * signer of the caller's. Required, so a caller cannot forget it: without it only a legacy key file could sign.
- */
-export type PostureKeySource =
-  /** The platform's key store, where the device key lives (handed in by the composition root)… */
-  | { keys: DeviceKeyStore | undefined; platform?: never; signer?: never }
-  /** …or the factory that builds this configuration's platform (long-running callers)… */
-  | { platform: PlatformFactory; keys?: never; signer?: never }
-  /** …or a signer of the caller's (undefined: this device has no certificate yet). */
-  | { signer: () => Promise<DeviceSigner | undefined>; keys?: never; platform?: never };
-
-export type PosturePassOptions = PostureKeySource & {
+export interface PosturePassOptions {
   loaded: LoadedConfig;
   task: 'user' | 'device';
+  /**
+   * Builds this configuration's platform: its posture checks run, its key store (TPM, NSS, CNG, keychain) signs
+   * the report. Required, so a caller cannot forget it: without it only a legacy key file could sign.
+   */
+  platform: PlatformFactory;
   /** Send the signed report (the CLI's --report; the daemon: when something changed or the last one failed). */
   report?: 'always' | 'on-change' | 'never';
+  /** How the report is signed; default: the current certificate's device key in the platform's key store. */
+  signer?: () => Promise<DeviceSigner | undefined>;
   events?: EventLog;
   context?: Partial<PostureContext>;
   now?: Date;
-};
+}
 
 export interface PosturePassResult extends PostureRun {
   reported?: { ok: boolean; error?: string };
@@ -69,10 +64,11 @@ export async function runPosturePass(opts: PosturePassOptions): Promise<PostureP
   const { config } = opts.loaded;
   const settings = resolvePostureSettings(config.posture);
   const events = opts.events ?? new EventLog(config.stateDir, opts.task);
-  const run = await evaluatePosture({ task: opts.task, stateDir: config.stateDir, settings, events, ...(opts.context ? { context: opts.context } : {}), ...(opts.now ? { now: opts.now } : {}) });
+  const platform = opts.platform(config);
+  const run = await evaluatePosture({ task: opts.task, stateDir: config.stateDir, settings, checks: platform.posture, events, ...(opts.context ? { context: opts.context } : {}), ...(opts.now ? { now: opts.now } : {}) });
   const mode = opts.report ?? 'on-change';
   if (opts.task !== 'user' || !settings.report || mode === 'never' || !config.orgUrl || config.backend !== 'idp') return run;
-  const signer = await (opts.signer ? opts.signer() : currentDeviceSigner(config.stateDir, opts.platform ? opts.platform(config).keys : opts.keys));
+  const signer = await (opts.signer ? opts.signer() : currentDeviceSigner(config.stateDir, platform.keys));
   if (!signer) return run;
   // Sent on change, after a failed delivery, and for a new certificate (enrollment, renewal): the org keys reports by it.
   const certificate = certificateSha256(signer.certificatePem);
