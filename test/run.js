@@ -20,5 +20,8 @@ if (files.length === 0) {
   console.error('no test files found under dist/test (did the build run?)');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+// The spec reporter, then each file's duration at the end (test/durations-reporter.mjs).
+const durations = path.resolve('test/durations-reporter.mjs');
+const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${durations}`,
+  '--test-reporter-destination=stdout', '--test-concurrency=2', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);
