@@ -16,6 +16,7 @@ import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
 import { addFirefoxProfile, firefoxPageText, firefoxUnavailable, startP11KitServer } from '../support/firefox.js';
+import { readState } from '../support/state.js';
 
 describe('Firefox and a device key in the NSS software token: reached through p11-kit, never copied into profiles', () => {
   let lab: LabOrg;
@@ -24,7 +25,7 @@ describe('Firefox and a device key in the NSS software token: reached through p1
   let ffProfile: string;
   /** Laid over /etc for Firefox: the agent writes firefox/policies/policies.json into it. */
   let etcOverlay: string;
-  const stateOf = () => JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8'));
+  const stateOf = () => readState(profile);
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
