@@ -38,3 +38,10 @@ export function defaultPaths(env: NodeJS.ProcessEnv = process.env, platform: Nod
     firefoxPolicyDirs: ['/etc/firefox/policies'],
   };
 }
+
+/** The device task's state directory (root/SYSTEM) where the installer registers it; undefined elsewhere. */
+export const DEVICE_STATE_DIRS: Partial<Record<NodeJS.Platform, string>> = {
+  linux: '/var/lib/device-trust-agent',
+  win32: 'C:\\ProgramData\\device-trust-agent',
+  darwin: '/Library/Application Support/device-trust-agent',
+};

@@ -83,9 +83,12 @@ export async function main(argv: string[], rawIo: Io): Promise<number> {
     return ExitCode.USAGE;
   }
   // Loaded only now: `help` and `--version` never pay for configuration schemas, platforms or HTTP.
-  const [command, { loadConfig, printableSetting, describeManaged, readSettingsFile }, { redact }, { createPlatform }, { configureEventForwarding }] = await Promise.all([
-    entry.load(), import('../core/config.js'), import('../core/redact.js'), import('../platform/index.js'), import('../core/fleet/forwarding.js'),
+  const [command, { loadConfig, printableSetting, describeManaged, readSettingsFile }, { redact }, { createPlatform, createManagedConfigReader, platformSink }, { configureEventForwarding }, { usePlatformLog }] = await Promise.all([
+    entry.load(), import('../core/config.js'), import('../core/redact.js'), import('../platform/index.js'), import('../core/fleet/forwarding.js'), import('../core/events.js'),
   ]);
+  // The core is handed this OS's log and managed configuration; it never picks them.
+  usePlatformLog(platformSink());
+  const managed = createManagedConfigReader(process.platform, io.env);
   let parsed: { values: OptionValues; positionals: string[] };
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...GLOBAL_OPTIONS, ...command.options } }) as typeof parsed;
@@ -127,7 +130,7 @@ export async function main(argv: string[], rawIo: Io): Promise<number> {
   const debug = Boolean(v.debug);
   const json = Boolean(v.json);
   let loaded: LoadedConfig | undefined;
-  const freshConfig = () => loadConfig({ cli, ...(typeof v.config === 'string' ? { configFile: v.config } : {}), env: io.env });
+  const freshConfig = () => loadConfig({ cli, ...(typeof v.config === 'string' ? { configFile: v.config } : {}), env: io.env, managed });
   const config = () => {
     if (!loaded) {
       loaded = freshConfig();

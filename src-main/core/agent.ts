@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import type { Platform } from '../platform/types.js';
-import type { PolicyResult } from '../platform/browser-policy.js';
+import type { PolicyResult } from '../platform/types.js';
 import type { DeviceKeyStore, StoredCertificate } from '../platform/types.js';
 import { createBackend, PENDING_CODE, type Authority, type EnrollmentBackend } from './backends/index.js';
 import type { BackendKind, Issued } from './backends/types.js';

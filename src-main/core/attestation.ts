@@ -1,5 +1,5 @@
 import { AgentError, isAgentError } from '../base/errors.js';
-import { AttestationUnavailable, type KeyAttestationEvidence } from '../platform/tpm-attest.js';
+import { AttestationUnavailable, type KeyAttestationEvidence } from '../platform/keystore.js';
 import type { HttpClient } from './http.js';
 import type { LocalKey } from './keys.js';
 import { AttestationChallengeSchema } from './protocol.js';

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { createManagedConfigReader, type ManagedConfigReader } from '../platform/managed-config.js';
-import { readJsonObjectFile } from '../platform/managed-config-linux.js';
+import type { ManagedConfigReader } from '../platform/types.js';
+import { readJsonObjectFile } from '../base/json-file.js';
 import { AgentError } from '../base/errors.js';
 import { defaultPaths } from '../base/paths.js';
 import { redact, redactUrl, registerSecret, urlPassword } from '../base/safe-text.js';
@@ -376,7 +376,10 @@ export interface LoadConfigOptions {
   cli?: Record<string, unknown>;
   configFile?: string;
   env?: NodeJS.ProcessEnv;
-  /** Defaults to this platform's reader; tests give another platform's reader with a scripted runner. */
+  /**
+   * This OS's managed configuration (platform/managed-config.ts `createManagedConfigReader`), handed in by the
+   * composition root; none when absent (tests give a reader of their own, e.g. another platform's with a scripted runner).
+   */
   managed?: ManagedConfigReader;
   /**
    * Neither managed files nor the config file: what the environment and the command line give alone. `status`
@@ -422,7 +425,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     hostPatternAllowList: [],
     serverTlsPins: [],
   };
-  const managed = opts.skipFiles ? { settings: {}, files: [], origins: {} } : managedSettings(opts.managed ?? createManagedConfigReader(process.platform, env));
+  const managed = opts.skipFiles || !opts.managed ? { settings: {}, files: [], origins: {} } : managedSettings(opts.managed);
   const files = [...managed.files];
   const configFile = opts.configFile ?? env.DTA_CONFIG_FILE ?? paths.configFile;
   let fileSettings: Partial_ = {};

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { platformSink, type EventSink } from '../platform/event-sinks.js';
+import type { EventSink } from '../platform/types.js';
 import { ensurePrivateDir, fsyncDir } from '../base/fsutil.js';
 import { redact } from './redact.js';
 import { deviceContext, structuredData } from './fleet/syslog.js';
@@ -121,9 +121,16 @@ export function addEventSink(sink: EventSink): () => void {
   return () => registeredSinks.delete(sink);
 }
 
+let platformLog: EventSink | undefined;
+
+/** The composition root hands in this OS's log (platform/event-sinks.ts `platformSink`); core never picks one. */
+export function usePlatformLog(sink: EventSink | undefined): void {
+  platformLog = sink;
+}
+
 function defaultSinks(env: NodeJS.ProcessEnv = process.env): EventSink[] {
   const registered: EventSink[] = [(e) => registeredSinks.forEach((s) => s(e))];
-  return /^(0|off|false|no)$/i.test(env.DTA_PLATFORM_LOG ?? '') ? registered : [platformSink(), ...registered];
+  return !platformLog || /^(0|off|false|no)$/i.test(env.DTA_PLATFORM_LOG ?? '') ? registered : [platformLog, ...registered];
 }
 
 /** `5m`, `2h`, `7d` ago, or an ISO date/time. */

@@ -1,5 +1,5 @@
 import type { Platform } from '../platform/types.js';
-import type { PolicyResult } from '../platform/browser-policy.js';
+import type { PolicyResult } from '../platform/types.js';
 import type { LoadedConfig } from './config.js';
 import { CredentialFiles } from './credentials.js';
 import { EventLog } from './events.js';

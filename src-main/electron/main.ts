@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, clipboard, dialog, Notification, powerMonitor, protocol, session, shell, type WebContents } from 'electron';
-import { loadConfig } from '../core/config.js';
+import { loadConfig as loadConfigWith } from '../core/config.js';
+import { usePlatformLog } from '../core/events.js';
 import { configureEventForwarding } from '../core/fleet/forwarding.js';
 import { writeFileAtomic } from '../base/fsutil.js';
 import { useSystemProxy } from '../core/proxy/system.js';
@@ -26,9 +27,15 @@ import { launchActions, parseLaunchArgs, type LaunchRequest } from './launch-arg
 import { SafeStorageSecretStore } from './secret-store.js';
 import { TrayController } from './tray.js';
 import type { TrayCommand } from './tray-model.js';
-import { createPlatform } from '../platform/index.js';
+import { createManagedConfigReader, createPlatform, platformSink } from '../platform/index.js';
+
 import { DashboardWindow } from './window.js';
 import { safeText } from '../base/safe-text.js';
+
+// The core is handed this OS's log and managed configuration; it never picks them.
+usePlatformLog(platformSink());
+const managed = createManagedConfigReader(process.platform, process.env);
+const loadConfig = () => loadConfigWith({ managed });
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const RENDERER_DIR = path.resolve(here, '..', '..', 'src-renderer');

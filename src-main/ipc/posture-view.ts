@@ -25,7 +25,7 @@ export function lastPosture(loaded: LoadedConfig): PostureView | null {
   return file ? toPostureView(file) : null;
 }
 
-export async function runPostureView(loaded: LoadedConfig, platform?: PlatformFactory): Promise<PostureView> {
+export async function runPostureView(loaded: LoadedConfig, platform: PlatformFactory): Promise<PostureView> {
   const r = await runPosturePass({ loaded, task: 'user', platform });
   return toPostureView(r.file);
 }

@@ -4,7 +4,8 @@
  * the event log.
  * The IPC handlers and the tray both use it; it never imports Electron.
  */
-import { runTask, type RunResult } from '../core/agent.js';
+import type { RunResult } from '../core/agent.js';
+import { createAgentEngine, passRunningError } from '../core/scheduler/agent-pass.js';
 import { writeSupportBundle } from '../core/diagnostics/bundle.js';
 import { recordOutcome, runDiagnostics } from '../core/diagnostics/engine.js';
 import { DEFAULT_HEALTH_POLICY, HealthMonitor, type HealthPolicy, type Transition } from '../core/diagnostics/health.js';
@@ -96,8 +97,14 @@ export class DashboardService {
     return this.exclusive(kind, async () => {
       const trace = new ProgressTrace(this.host.debugSink, (step) => this.host.emit({ type: 'progress', activity: kind, phase: 'step', step }));
       const loaded = this.host.loadConfig();
-      const result = await runTask({ loaded, platform: this.host.platform(loaded.config), task: 'user', force: kind === 'forceRenewal', renewNow: kind === 'renew', trace });
-      return summarize(result);
+      // Through the one pass engine, under the state directory's pass lock and recorded in the schedule: a
+      // pass of the scheduler, a systemd daemon or a `run` in a terminal is never raced.
+      const { engine } = createAgentEngine({ loadConfig: () => loaded, platform: this.host.platform, stateDir: loaded.config.stateDir, task: 'user', trace: () => trace,
+        force: kind === 'forceRenewal', renewNow: kind === 'renew', respectRenewalMoment: false });
+      const res = await engine.attempt('manual');
+      if (!res.ran) throw res.why === 'busy' ? passRunningError(res) : new AgentError('internal', 'INTERNAL', res.detail);
+      if (res.error) throw res.error;
+      return summarize(res.result!);
     });
   }
 

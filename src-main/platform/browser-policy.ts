@@ -1,25 +1,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { IssuerFilter } from './types.js';
+import { POLICY_FILE, type IssuerFilter, type PolicyResult } from './types.js';
+export type { PolicyResult } from './types.js';
 import { writeFileAtomic } from '../base/fsutil.js';
 import * as model from './policy-model.js';
 import type { FirefoxPolicies } from './policy-model.js';
 
-/** The policy file name we own in each Chromium-family managed-policy directory (removed again on uninstall). */
-export const POLICY_FILE = 'device-trust-agent.json';
+export { POLICY_FILE } from './types.js';
 /** Firefox reads exactly one file of this name per directory, shared with the admin's other policies. */
 export const FIREFOX_POLICY_FILE = 'policies.json';
 
 /** Chromium-family `AutoSelectCertificateForUrls` entries (the model's, kept here for existing callers). */
 export function autoSelectEntries(patterns: string[], issuer: string | IssuerFilter): string[] {
   return model.autoSelectEntries(model.policyModel(patterns, issuer));
-}
-
-/** What a browser-setup step changed: files, registry keys, preference domains or profiles. */
-export interface PolicyResult {
-  written: string[];
-  /** Targets we could not write (the user task is not root/admin; a profile is locked): the device task writes them. */
-  skipped: { dir: string; reason: string }[];
 }
 
 export function emptyResult(): PolicyResult {

@@ -2,19 +2,8 @@ import { spawn } from 'node:child_process';
 import { childEnv, type Command } from '../base/exec.js';
 import { envelope, powershell } from './win32-powershell.js';
 import { safeText } from '../base/safe-text.js';
-
-/** What a platform log needs of an event (a subset of AgentEvent, so this file does not depend on the log). */
-export interface SinkEvent {
-  id: number;
-  level: 'info' | 'warning' | 'error';
-  title: string;
-  message: string;
-  time?: string;
-  task?: string | undefined;
-  data?: Record<string, unknown> | undefined;
-  /** RFC 5424 structured data (SD-ID dta@32473), already redacted and bounded by the event log. */
-  sd?: Record<string, string>;
-}
+import type { EventSink, SinkEvent } from './types.js';
+export type { EventSink, SinkEvent } from './types.js';
 
 /** SD-ID of the agent's structured data (core/fleet/syslog.ts explains the number). */
 export const SYSLOG_SD_ID = 'dta@32473';
@@ -89,9 +78,6 @@ export function platformLogCommands(e: SinkEvent, platform: NodeJS.Platform = pr
       return [];
   }
 }
-
-/** Delivers an event to a log outside the agent; must never throw or block the task. */
-export type EventSink = (e: SinkEvent) => void;
 
 /** Called once per event that no platform command could write (the agent's own log has it regardless). */
 export type UndeliveredHandler = (e: SinkEvent, reason: string) => void;

@@ -10,15 +10,23 @@ import { MacDeviceCertificateStore, MacKeyStore } from './darwin-keys.js';
 import { loginKeychain, MacKeychainStore } from './darwin-store.js';
 import { firefoxOrigins, registerFirefoxModules } from './firefox.js';
 import { removeNssDbModuleConfig } from './p11kit-bridge.js';
-import { LinuxKeyStore } from './linux-keys.js';
+import { LinuxKeyStore, TPM2_PKCS11_LIBRARIES, tpmStoreDir } from './linux-keys.js';
 import { NssStore } from './nss.js';
 import { loadPkcs11js } from './pkcs11.js';
 import { certificateExportingKeys, PemExportingStore } from './pem-export.js';
 import { firefoxPolicies, policyModel } from './policy-model.js';
-import type { CertificateStore, Platform, PlatformSettings } from './types.js';
+import type { CertificateStore, Platform, PlatformSettings, TpmFacts } from './types.js';
 import { unixDeviceChannel } from './device-channel-unix.js';
 
+import { machineContext, runPostureChecks } from './posture/index.js';
+
+const POSTURE = { context: machineContext, run: runPostureChecks };
+const LINUX_TPM: TpmFacts = { storeDir: (env, home) => tpmStoreDir({ home, env }), libraries: TPM2_PKCS11_LIBRARIES };
+
 export type { Platform, PlatformFactory } from './types.js';
+// What the composition roots hand the core besides the platform: managed configuration and the OS's log.
+export { createManagedConfigReader } from './managed-config.js';
+export { platformSink } from './event-sinks.js';
 import { WindowsBrowserSetup } from './win32-browser.js';
 import { WindowsCngKeyStore } from './win32-cng.js';
 import { declaredAgentCommand } from '../base/self.js';
@@ -70,6 +78,8 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
     return {
       name: platform,
       store: config.exportPemDir ? new PemExportingStore(nss, config.exportPemDir) : nss,
+      tpm: LINUX_TPM,
+      posture: POSTURE,
       configureBrowsers: async (patterns, issuer) =>
         mergeResults(writeChromiumPolicies(config.browserPolicyDirs, patterns, issuer), writeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux'))),
       removeBrowserSetup: async () => mergeResults(removeChromiumPolicies(config.browserPolicyDirs), removeFirefoxPolicies(config.firefoxPolicyDirs, firefoxPolicies('linux'))),
@@ -93,6 +103,8 @@ export function createPlatform(config: PlatformSettings, platform: NodeJS.Platfo
     return {
       name: platform,
       store,
+      tpm: LINUX_TPM,
+      posture: POSTURE,
       keys: config.exportPemDir ? certificateExportingKeys(keys, config.exportPemDir) : keys,
       configureBrowsers: async (patterns, issuer) => {
         orgOrigins = firefoxOrigins(patterns);
@@ -124,6 +136,7 @@ function withBrowserSetup(
   return {
     name,
     store,
+    posture: POSTURE,
     configureBrowsers: (patterns, issuer) => browsers.apply(policyModel(patterns, issuer)),
     removeBrowserSetup: (issuerCN) => browsers.remove(issuerCN),
     syncCertificateCopies: async () => emptyResult(),

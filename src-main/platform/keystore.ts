@@ -1,6 +1,30 @@
 import type { StoredCertificate } from './types.js';
-import type { AskChallenge, KeyAttestationEvidence } from './tpm-attest.js';
-export type { AskChallenge, AttestationChallenge, KeyAttestationEvidence } from './tpm-attest.js';
+/** What the org answers to round 1 (validated by the caller's schema). */
+export interface AttestationChallenge {
+  challengeId: string;
+  nonce: string;
+  credentialBlob: string;
+  encryptedSecret: string;
+}
+
+/** What the enrollment/renewal request carries (all base64 TPM structures). */
+export interface KeyAttestationEvidence {
+  challengeId: string;
+  secret: string;
+  tpmtPublic: string;
+  certifyInfo: string;
+  signature: string;
+}
+
+/** Round 1: the EK certificate and the new AK go to the org, which answers a challenge. */
+export type AskChallenge = (req: { ekCert: string; akPublic: string }) => Promise<AttestationChallenge>;
+
+/** Why attestation could not be made on this machine (enrollment goes on, unattested). */
+export class AttestationUnavailable extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
 
 /**
  * The device key lives in a key store that cannot hand it out: a PKCS#11 token on Linux (TPM 2.0 through

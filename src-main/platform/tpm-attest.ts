@@ -10,32 +10,9 @@ import readline from 'node:readline';
  * store by CKA_ID and loads its SRK-wrapped blobs in memory: nothing is written to any file.
  */
 
-/** What the org answers to round 1 (validated by the caller's schema). */
-export interface AttestationChallenge {
-  challengeId: string;
-  nonce: string;
-  credentialBlob: string;
-  encryptedSecret: string;
-}
-
-/** What the enrollment/renewal request carries (all base64 TPM structures). */
-export interface KeyAttestationEvidence {
-  challengeId: string;
-  secret: string;
-  tpmtPublic: string;
-  certifyInfo: string;
-  signature: string;
-}
-
-/** Round 1: the EK certificate and the new AK go to the org, which answers a challenge. */
-export type AskChallenge = (req: { ekCert: string; akPublic: string }) => Promise<AttestationChallenge>;
-
-/** Why attestation could not be made on this machine (enrollment goes on, unattested). */
-export class AttestationUnavailable extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
-}
+import { AttestationUnavailable, type AskChallenge, type KeyAttestationEvidence } from './keystore.js';
+// The attestation contract lives with the key store interface (core sees only interfaces).
+export { AttestationUnavailable, type AskChallenge, type AttestationChallenge, type KeyAttestationEvidence } from './keystore.js';
 
 const PYTHONS = ['/usr/bin/python3', 'python3'];
 const STEP_DEADLINE_MS = 30_000;

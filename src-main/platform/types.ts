@@ -1,8 +1,18 @@
-import type { PolicyResult } from './browser-policy.js';
 import type { CertInfo } from '../base/certinfo.js';
 import type { DeviceKeyStore } from './keystore.js';
 import type { DeviceChannel } from './device-channel.js';
+import type { PostureChecks } from './posture/contract.js';
 export type { DeviceKeyStore, KeyStoreInfo, StoreKey, KeyProtection, KeyAlgorithmName, SignHash, OwnKeyEntry } from './keystore.js';
+
+/** What a browser-setup step changed: files, registry keys, preference domains or profiles. */
+export interface PolicyResult {
+  written: string[];
+  /** Targets we could not write (the user task is not root/admin; a profile is locked): the device task writes them. */
+  skipped: { dir: string; reason: string }[];
+}
+
+/** The policy file name we own in each Chromium-family managed-policy directory (removed again on uninstall). */
+export const POLICY_FILE = 'device-trust-agent.json';
 
 /** Which issuer a browser's auto-select policy matches (Chromium's ISSUER filter). */
 export interface IssuerFilter {
@@ -67,6 +77,10 @@ export interface Platform {
   configureBrowsers(patterns: string[], issuer: string | IssuerFilter): Promise<PolicyResult>;
   /** Undoes configureBrowsers (uninstall): our entries only; others' policies stay. */
   removeBrowserSetup(issuerCN: string): Promise<PolicyResult>;
+  /** This OS's device posture checks (platform/posture). */
+  posture: PostureChecks;
+  /** Linux: the TPM token's facts for diagnostics (tpm2-pkcs11's store, where its module may be installed). */
+  tpm?: TpmFacts;
   /** Brings per-user copies of the certificate (Firefox profiles on Linux) in line with the store, e.g. after removal. */
   syncCertificateCopies(issuerCN: string): Promise<PolicyResult>;
   /**
@@ -74,6 +88,49 @@ export interface Platform {
    * Absent: this process uses them itself (a platform without a channel yet, test platforms).
    */
   deviceChannel?: DeviceChannel;
+}
+
+export interface TpmFacts {
+  storeDir(env: NodeJS.ProcessEnv, home: string): string;
+  libraries: readonly string[];
+}
+
+/** What a platform log needs of an event (a subset of AgentEvent, so this file does not depend on the log). */
+export interface SinkEvent {
+  id: number;
+  level: 'info' | 'warning' | 'error';
+  title: string;
+  message: string;
+  time?: string;
+  task?: string | undefined;
+  data?: Record<string, unknown> | undefined;
+  /** RFC 5424 structured data (SD-ID dta@32473), already redacted and bounded by the event log. */
+  sd?: Record<string, string>;
+}
+
+/** Delivers an event to a log outside the agent; must never throw or block the task. */
+export type EventSink = (e: SinkEvent) => void;
+
+/** One place an admin deployed settings to, with the raw name/value pairs found there. */
+export interface ManagedSource {
+  /** Where it came from, shown by `--debug` and in errors (a file, a registry key, a preferences domain). */
+  origin: string;
+  values: Record<string, unknown>;
+  /**
+   * Names the agent does not know are skipped instead of refused: the registry key is shared with the original
+   * registration task, which keeps values of its own there.
+   */
+  ignoreUnknown?: boolean;
+}
+
+/**
+ * Managed configuration, read at run time. `read()` returns the sources lowest precedence first; later ones
+ * win, and the whole of managed configuration ranks above the config file, the environment and the command line
+ * (per setting: core/config.ts `loadConfig`).
+ */
+export interface ManagedConfigReader {
+  readonly description: string;
+  read(): ManagedSource[];
 }
 
 /** Builds the platform for a configuration: the composition roots pass `createPlatform`; the core never picks one. */

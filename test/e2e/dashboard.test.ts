@@ -12,7 +12,9 @@ import type { Browser } from 'playwright-core';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { checkView, dashboardUnavailable, launchChromium, openDashboard, type DashboardHarness } from '../support/dashboard.js';
+import { holdPassLock } from '../support/lock-holder.js';
 import { nssUserCerts } from '../support/nss.js';
+import { readState } from '../support/state.js';
 
 // Page-side code (page.evaluate) runs in the browser; the project's Node build has no DOM types.
 declare const document: any;
@@ -28,7 +30,7 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
   let profile: Profile;
   let browser: Browser;
   let h: DashboardHarness;
-  const stateOf = () => JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8')) as { current: { serialNumber: string; subject: string } };
+  const stateOf = () => readState(profile) as { current: { serialNumber: string; subject: string } };
   const events = () => fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: number; level: string; message: string });
   const serialShown = () => h.page.getByTestId('serial').innerText();
   const card = (id: string) => h.page.locator(`[data-target="${id}"]`);
@@ -160,6 +162,26 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
     assert.equal(steps[0], 'start:');
     assert.ok(steps.some((s) => /Generate the device key/.test(s)), `progress steps: ${steps.join(' | ')}`);
     assert.equal(steps.at(-1), 'done:');
+  });
+
+  test('"Renew now" while another process holds the pass lock: "another pass is running", nothing written', async () => {
+    const { page } = h;
+    const stateFile = path.join(profile.stateDir, 'state.json');
+    const before = { text: fs.readFileSync(stateFile, 'utf8'), mtimeMs: fs.statSync(stateFile).mtimeMs };
+    const issued = lab.issued().length;
+    // A real second process holds the lock, as a pass of the daemon or a `run` in a terminal would.
+    const holder = await holdPassLock(profile.stateDir, 'daily pass');
+    try {
+      await page.getByRole('button', { name: 'Renew now' }).click();
+      const alert = page.getByRole('alert');
+      await alert.filter({ hasText: 'Another pass is running' }).waitFor();
+      assert.match(await alert.innerText(), new RegExp(`pid ${holder.pid}`));
+      assert.deepEqual({ text: fs.readFileSync(stateFile, 'utf8'), mtimeMs: fs.statSync(stateFile).mtimeMs }, before, 'state.json untouched');
+      assert.equal(lab.issued().length, issued, 'nothing was asked of the org');
+      await page.getByRole('button', { name: 'Dismiss message' }).click();
+    } finally {
+      await holder.release();
+    }
   });
 
   test('force renewal explains itself and does nothing until confirmed; confirmed, it re-enrolls', async () => {

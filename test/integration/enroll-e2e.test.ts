@@ -16,6 +16,7 @@ import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.j
 import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
 import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
 import { filesWithPrivateKeys, nssPrivateKeyFacts } from '../support/keyscan.js';
+import { readState } from '../support/state.js';
 
 const skipReason = kerberosToolsAvailable() ? undefined : 'skipped: MIT Kerberos is not installed (apt install krb5-kdc krb5-admin-server krb5-user)';
 if (skipReason) console.log(`# enroll-e2e ${skipReason}`);
@@ -29,7 +30,7 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
   const keysSeen: string[] = [];
 
   const run = (args: string[], p: Profile = profile) => runAgent(args, { ...agentEnv, ...p.env });
-  const stateOf = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const stateOf = (p: Profile = profile) => readState(p);
   /** The key-store reference the agent keeps for the current key (never the key itself). */
   const currentKeyRef = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'key-ref.json'), 'utf8')).storeId as string;
   const events = (p: Profile = profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));

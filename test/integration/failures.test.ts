@@ -13,13 +13,14 @@ import { LabPki } from '../../lab/ca.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
 import { failingPk12util, nssUserCerts } from '../support/nss.js';
+import { readState } from '../support/state.js';
 
 describe('failures leave the previous certificate intact and the next run recovers', () => {
   let lab: LabOrg;
   let rootCaFile: string;
   let profile: Profile;
   const run = (args: string[], extra: Record<string, string> = {}) => runAgent(args, { ...profile.env, ...extra });
-  const stateOf = () => JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8'));
+  const stateOf = () => readState(profile);
   const events = () => fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
   before(async () => {

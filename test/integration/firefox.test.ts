@@ -18,6 +18,7 @@ import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
 import { addFirefoxProfile, firefoxPageText, firefoxUnavailable, startP11KitServer } from '../support/firefox.js';
 import { nginxUnavailable, startNginx } from '../support/nginx.js';
 import { decodeSlots } from '../../src-main/platform/firefox-client-auth.js';
+import { readState } from '../support/state.js';
 
 describe('Firefox and a device key in the NSS software token: reached through p11-kit, never copied into profiles', () => {
   let lab: LabOrg;
@@ -28,7 +29,7 @@ describe('Firefox and a device key in the NSS software token: reached through p1
   let xdgProfile: string;
   /** Laid over /etc for Firefox: the agent writes firefox/policies/policies.json into it. */
   let etcOverlay: string;
-  const stateOf = () => JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8'));
+  const stateOf = () => readState(profile);
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });

@@ -14,11 +14,12 @@ import { createPlatform } from '../../src-main/platform/index.js';
 import { loadConfig } from '../../src-main/core/config.js';
 import { CredentialFiles } from '../../src-main/core/credentials.js';
 import { makeProfile, runAgent, writeRootCa, type Profile } from '../support/agent.js';
+import { readState } from '../support/state.js';
 
 describe('status as a doctor', () => {
   let lab: LabOrg;
   let p: Profile;
-  const stateOf = () => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const stateOf = () => readState(p);
   const status = async (...args: string[]) => {
     const r = await runAgent(['status', '--json', ...args], p.env);
     return { code: r.code, json: JSON.parse(r.stdout) as { schema: string; schemaVersion: number; state: string; tests: { name: string; result: string; evidence: string }[]; lastFailure?: Record<string, string>; certificate?: unknown; schedule?: unknown } };

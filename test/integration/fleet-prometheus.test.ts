@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, REPO, runAgent, tempDir, writeRootCa, type Profile } from '../support/agent.js';
 import { freePort, haveCommand, readIf, startDaemon, waitFor, type Daemon } from '../support/fleet.js';
+import { readState } from '../support/state.js';
 
 const NODE_EXPORTER = 'prometheus-node-exporter';
 const missing = ['prometheus', NODE_EXPORTER, 'promtool'].filter((c) => !haveCommand(c));
@@ -23,7 +24,7 @@ describe('Prometheus (real node_exporter + Prometheus on loopback) sees the devi
   let exporter: Daemon;
   let prom: Daemon;
   let promUrl: string;
-  const stateOf = () => JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8'));
+  const stateOf = () => readState(profile);
 
   /** The value of an instant query's only series, once Prometheus has scraped it. */
   async function query(q: string): Promise<number | undefined> {

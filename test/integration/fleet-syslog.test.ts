@@ -13,6 +13,7 @@ import { LabPki } from '../../lab/ca.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type Profile } from '../support/agent.js';
 import { haveCommand, readIf, startDaemon, waitFor, type Daemon } from '../support/fleet.js';
+import { readState } from '../support/state.js';
 
 const RSYSLOGD = '/usr/sbin/rsyslogd';
 const haveRsyslog = fs.existsSync(RSYSLOGD) && haveCommand(RSYSLOGD, ['-v']);
@@ -66,7 +67,7 @@ ${opts.unixSocket ? `module(load="imuxsock" SysSock.Use="off")\ninput(type="imux
 describe('structured syslog reaches a real rsyslog', { skip: haveRsyslog ? false : 'skipped: rsyslogd is not installed (apt-get install rsyslog)' }, () => {
   let lab: LabOrg;
   let rootCaFile: string;
-  const stateOf = (p: Profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const stateOf = (p: Profile) => readState(p);
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });

@@ -18,6 +18,7 @@ import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type AgentResult, type Profile } from '../support/agent.js';
 import { forge, lookalikeCa, rolloverCa, startFront, weakRsaCa, type FrontBehaviour, type Reply } from '../support/hostile-front.js';
 import { nssUserCerts } from '../support/nss.js';
+import { readState } from '../support/state.js';
 
 const DAY = 86_400_000;
 const CHALLENGE = 'planted-Challenge-7Qx93';
@@ -114,7 +115,7 @@ describe('hostile server answers: nothing installed, previous certificate intact
     };
   }
 
-  const stateOf = (p: Profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const stateOf = (p: Profile) => readState(p);
   const certFiles = (p: Profile) => {
     const root = path.join(p.stateDir, 'credentials');
     return fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.existsSync(path.join(root, d, 'cert.pem'))) : [];

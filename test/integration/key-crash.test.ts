@@ -17,6 +17,7 @@ import { nssUserCerts } from '../support/nss.js';
 import { startPaused } from '../support/pause.js';
 import { scepUnavailable, startScepServer, type ScepServer } from '../support/scep.js';
 import { startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
+import { readState } from '../support/state.js';
 
 const skipReason = scepUnavailable() ?? faketimeUnavailable();
 if (skipReason) console.log(`# key-crash ${skipReason}`);
@@ -51,7 +52,7 @@ describe('SIGKILL at every step with the key in the PKCS#11 token (scepserver)',
     orgUrl: 'https://unused.invalid', rootCaFile: '/dev/null',
     extraEnv: { DTA_BACKEND: 'scep', DTA_SCEP_URL: server.url, DTA_SCEP_CA_FINGERPRINT: server.caFingerprint, DTA_SCEP_CHALLENGE: CHALLENGE },
   });
-  const stateOf = (p: Profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const stateOf = (p: Profile) => readState(p);
   const credentialDirs = (p: Profile) => (fs.existsSync(path.join(p.stateDir, 'credentials')) ? fs.readdirSync(path.join(p.stateDir, 'credentials')) : []);
   const eventIds = (p: Profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id as number);
 
@@ -152,7 +153,7 @@ describe('SCEP with the RSA key in a TPM 2.0 token (swtpm + tpm2-abrmd), against
   let server: ScepServer;
   let tpm: SoftTpm;
   let p: Profile;
-  const stateOf = () => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const stateOf = () => readState(p);
   const credentialDirs = (x: Profile) => fs.readdirSync(path.join(x.stateDir, 'credentials'));
 
   before(async () => {

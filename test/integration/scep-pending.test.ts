@@ -13,6 +13,7 @@ import { diagnoseScep } from '../../src-main/core/scep/diagnose.js';
 import { makeProfile, runAgent, type Profile } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
 import { startPendingResponder, type PendingResponder } from '../support/scep-responder.js';
+import { readState } from '../support/state.js';
 
 const CHALLENGE = 'pending-test-challenge';
 
@@ -22,7 +23,7 @@ describe('SCEP PENDING: polling within a run, and across runs with the same key'
     orgUrl: 'https://unused.invalid', rootCaFile: '/dev/null',
     extraEnv: { DTA_BACKEND: 'scep', DTA_SCEP_URL: ca.url, DTA_SCEP_CA_FINGERPRINT: ca.caFingerprint, DTA_SCEP_CHALLENGE: CHALLENGE, DTA_SCEP_PENDING_WAIT_SECONDS: wait },
   });
-  const stateOf = (p: Profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const stateOf = (p: Profile) => readState(p);
 
   before(async () => {
     ca = await startPendingResponder({ challenge: CHALLENGE, approveAfterPolls: 2 });

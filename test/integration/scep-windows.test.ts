@@ -15,13 +15,14 @@ import { makeProfile, type Profile, runAgent } from '../support/agent.js';
 import { faketimeEnv, faketimeUnavailable } from '../support/faketime.js';
 import { nssUserCerts } from '../support/nss.js';
 import { scepUnavailable, startScepServer, type ScepServer } from '../support/scep.js';
+import { readState } from '../support/state.js';
 
 const skip = scepUnavailable() ?? faketimeUnavailable();
 if (skip) console.log(`# scep-windows ${skip}`);
 const CHALLENGE = 'window-test-challenge';
 const DAY = 86_400_000;
 
-const stateOf = (p: Profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+const stateOf = (p: Profile) => readState(p);
 const events = (p: Profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const count = (log: string, type: string) => (log.match(new RegExp(`scep_message_type="${type}`, 'g')) ?? []).length;
 

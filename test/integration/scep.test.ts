@@ -17,6 +17,7 @@ import { failingPk12util, nssKeyCount, nssTrustRoot, nssUserCerts } from '../sup
 import { filesWithPrivateKeys, nssPrivateKeyFacts } from '../support/keyscan.js';
 import { faketimeEnv } from '../support/faketime.js';
 import { initDepot, scepUnavailable, startMtlsServer, startRecordingProxy, startScepServer, type MtlsServer, type ScepServer } from '../support/scep.js';
+import { readState } from '../support/state.js';
 
 const skipReason = scepUnavailable();
 if (skipReason) console.log(`# scep ${skipReason}`);
@@ -29,7 +30,7 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
   let tlsRootFile: string;
   let profile: Profile;
 
-  const stateOf = (p: Profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const stateOf = (p: Profile) => readState(p);
   const events = (p: Profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const credentialDirs = (p: Profile) => (fs.existsSync(path.join(p.stateDir, 'credentials')) ? fs.readdirSync(path.join(p.stateDir, 'credentials')) : []);
   /** A fresh user profile configured for SCEP through the environment. */
@@ -259,7 +260,7 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
 describe('SCEP renewal inside the CA\'s -allowrenew window', { skip: skipReason }, () => {
   let server: ScepServer;
   let p: Profile;
-  const stateOf = () => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const stateOf = () => readState(p);
 
   before(async () => {
     // One-day certificates, renewable from two days before expiry: every certificate is inside the window.

@@ -19,6 +19,7 @@ import { Trace } from '../../src-main/core/trace.js';
 import { AGENT_BIN, makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { nssUserCerts } from '../support/nss.js';
+import { readState } from '../support/state.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,7 +37,7 @@ describe('scheduler and daemon against the lab org', () => {
   let lab: LabOrg;
   let rootCaFile: string;
   const profile = () => makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
-  const stateOf = (p: Profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const stateOf = (p: Profile) => readState(p);
   const events = (p: Profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
   before(async () => {

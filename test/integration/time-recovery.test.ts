@@ -18,12 +18,13 @@ import { faketimeEnv, faketimeUnavailable } from '../support/faketime.js';
 import { filesWithPrivateKeys } from '../support/keyscan.js';
 import { startPaused } from '../support/pause.js';
 import { nssUserCerts } from '../support/nss.js';
+import { readState } from '../support/state.js';
 
 const skip = faketimeUnavailable();
 if (skip) console.log(`# time-recovery ${skip}`);
 const DAY = 86_400_000;
 
-const stateOf = (p: Profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+const stateOf = (p: Profile) => readState(p);
 const events = (p: Profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
 /** Every file under `dir` that holds private key material (PEM or DER key, or a PKCS#12 bundle). */

@@ -18,6 +18,7 @@ import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.j
 import { filesWithPrivateKeys } from '../support/keyscan.js';
 import { dashboardUnavailable, launchChromium, openDashboard } from '../support/dashboard.js';
 import { softTpmEkCaPem, startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
+import { readState } from '../support/state.js';
 
 const py = attestationPython();
 const skipReason = tpmUnavailable()
@@ -35,7 +36,7 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
   let profile: Profile;
 
   const run = (args: string[], p: Profile = profile, extra: Record<string, string> = {}) => runAgent(args, { ...agentEnv, ...tpm.env, ...p.env, ...extra });
-  const stateOf = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const stateOf = (p: Profile = profile) => readState(p);
   const keyRef = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'key-ref.json'), 'utf8')).storeId as string;
   const certOf = (p: Profile = profile) => fs.readFileSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'cert.pem'), 'utf8');
   const tpmStore = (p: Profile = profile) => path.join(p.home, '.tpm2_pkcs11');

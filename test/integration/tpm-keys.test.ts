@@ -18,6 +18,7 @@ import { filesWithPrivateKeys, nssPrivateKeyFacts } from '../support/keyscan.js'
 import { nssTrustRoot, nssUserNicknamesAllTokens } from '../support/nss.js';
 import { startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
 import { addFirefoxProfile, firefoxPageText, firefoxUnavailable } from '../support/firefox.js';
+import { readState } from '../support/state.js';
 
 const skipReason = tpmUnavailable() ?? (kerberosToolsAvailable() ? undefined : 'skipped: MIT Kerberos is not installed (apt install krb5-kdc krb5-admin-server krb5-user)');
 if (skipReason) console.log(`# tpm-keys ${skipReason}`);
@@ -32,7 +33,7 @@ describe('device key in a TPM 2.0 (swtpm + tpm2-abrmd + tpm2-pkcs11)', { skip: s
   const keyRefs: string[] = [];
 
   const run = (args: string[], p: Profile = profile, extra: Record<string, string> = {}) => runAgent(args, { ...agentEnv, ...tpm.env, ...p.env, ...extra });
-  const stateOf = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+  const stateOf = (p: Profile = profile) => readState(p);
   const keyRef = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'key-ref.json'), 'utf8')).storeId as string;
   const tpmStore = (p: Profile = profile) => path.join(p.home, '.tpm2_pkcs11');
   const scanDirs = (p: Profile = profile) => [p.home, p.stateDir];

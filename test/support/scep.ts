@@ -11,6 +11,7 @@ import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { tempDir } from './agent.js';
+import { freePort } from './net.js';
 
 const find = (name: string) => ['/usr/bin', '/usr/local/bin', '/usr/sbin'].map((d) => path.join(d, name)).find((p) => fs.existsSync(p));
 export const SCEPSERVER = find('scepserver');
@@ -22,16 +23,7 @@ export function scepUnavailable(): string | undefined {
   return undefined;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './net.js';
 
 /** A CA depot made by `scepserver ca -init` (2048-bit so that it is quick); reusable by several servers. */
 export function initDepot(dir = path.join(tempDir('scep-depot'), 'depot'), keySize = 2048): { depot: string; caPem: string; caFingerprint: string } {

@@ -7,9 +7,10 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import { tempDir } from './agent.js';
+import { freePort } from './net.js';
 
 export interface SquidOptions {
   /** Demand Basic proxy authentication for this user and password. */
@@ -47,16 +48,7 @@ function squidBinary(): string {
   return SQUID_PATHS.find((p) => fs.existsSync(p)) ?? 'squid';
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './net.js';
 
 /** Starts squid and resolves once it accepts connections. */
 export async function startSquid(opts: SquidOptions = {}): Promise<Squid> {

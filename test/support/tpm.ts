@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { tempDir } from './agent.js';
 import { TPM2_PKCS11_LIBRARIES } from '../../src-main/platform/linux-keys.js';
+import { freePort } from './net.js';
 
 /**
  * A real TPM 2.0 for one test file: swtpm on ephemeral loopback ports, a private D-Bus session bus and
@@ -22,14 +23,6 @@ export function tpmUnavailable(): string | undefined {
   const missing = TOOLS.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
   if (!TPM2_PKCS11_LIBRARIES.some((l) => fs.existsSync(l))) missing.push('libtpm2-pkcs11-1');
   return missing.length ? `skipped: ${missing.join(', ')} not installed (apt install swtpm swtpm-tools tpm2-abrmd dbus libtpm2-pkcs11-1)` : undefined;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 async function canBind(port: number): Promise<boolean> {

@@ -2,9 +2,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { loadConfig, requireOrgUrl } from '../../src-main/core/config.js';
+import { loadConfig as loadConfigWith, requireOrgUrl, type LoadConfigOptions } from '../../src-main/core/config.js';
+import { createManagedConfigReader } from '../../src-main/platform/managed-config.js';
 import { isAgentError } from '../../src-main/base/errors.js';
 import { tempDir } from '../support/agent.js';
+
+// The composition roots hand the core this OS's managed configuration reader; so does this test.
+const loadConfig = (o: LoadConfigOptions = {}) => loadConfigWith({ managed: createManagedConfigReader('linux', o.env ?? process.env), ...o });
 
 function setup() {
   const home = tempDir('cfg');

@@ -4,6 +4,7 @@
  * only while fresh), the user task taking the device task's answers for what needs root, events, and the
  * metrics rows for the fleet's Prometheus exporter.
  */
+import { machineContext, runPostureChecks } from '../../src-main/platform/posture/index.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -79,13 +80,13 @@ test('a posture pass stores its results, records events for changes (not for a f
   const events = new EventLog(stateDir, 'user', { sinks: [] });
   const settings = { ...resolvePostureSettings({ confirmations: 1, adminChecks: [{ name: 'marker', kind: 'file', target: path.join(stateDir, 'marker') }] }), deviceFile: path.join(stateDir, 'none.json') };
   const context = { platform: 'linux' as const, privileged: false, env: {}, run: async () => ({ code: 1, stdout: '', stderr: 'not here' }) };
-  const first = await evaluatePosture({ task: 'user', stateDir, settings, events, context });
+  const first = await evaluatePosture({ task: 'user', stateDir, settings, checks: { context: machineContext, run: runPostureChecks }, events, context });
   assert.equal(first.file.results.length, 7);
   assert.equal(fs.statSync(path.join(stateDir, 'posture.json')).mode & 0o777, 0o600);
   const ids = () => events.read().map((e) => e.id);
   assert.ok(ids().includes(1261), 'the missing marker fails at first sight: event 1261');
   fs.writeFileSync(path.join(stateDir, 'marker'), '');
-  const second = await evaluatePosture({ task: 'user', stateDir, settings, events, context });
+  const second = await evaluatePosture({ task: 'user', stateDir, settings, checks: { context: machineContext, run: runPostureChecks }, events, context });
   assert.deepEqual(second.changes.map((c) => [c.check, c.to]), [['admin:marker', 'PASS']]);
   const passing = events.read().filter((e) => e.id === 1260);
   assert.equal(passing.length, 1);

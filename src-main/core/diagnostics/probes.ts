@@ -17,7 +17,7 @@ import { redactUserInfo } from '../proxy/env.js';
 import type { SecretStore } from '../secrets/index.js';
 import { adminTokenName } from '../secrets/index.js';
 import { StateSchema, stateFile, type AgentState, type RememberedPins } from '../state.js';
-import type { Platform } from '../../platform/index.js';
+import type { Platform } from '../../platform/types.js';
 import { klistCommand, lookupSrv, parseKlist, sntpOffset, splitHostPort, srvNames, type Krb5Conf } from './directory.js';
 import { dnsStage, hostPort, messageOf, ProbeSkipped, runProbe, StageFailure, tcpConnect, tcpStage, tlsStage, withTimeout, type ProbeRecorder, type TlsFacts } from './stages.js';
 import { AgentPoolsAnswerSchema, type AgentPool, type ProbeResult } from './types.js';

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import os from 'node:os';
-import { TPM2_PKCS11_LIBRARIES, tpmStoreDir } from '../../platform/linux-keys.js';
 import { ProbeSkipped, runProbe, type ProbeRecorder } from './stages.js';
 import type { ProbeContext } from './probes.js';
 import type { Finding, ProbeResult } from './types.js';
@@ -63,11 +62,14 @@ async function checkStore(rec: ProbeRecorder, storePath: string): Promise<void> 
 export function probeTpm(ctx: ProbeContext): Promise<ProbeResult> {
   const env = ctx.env;
   const home = env.HOME || os.homedir();
-  const storePath = tpmStoreDir({ home, env });
   return runProbe({ id: 'tpm', kind: 'tpm', target: 'TPM 2.0', deadlineMs: Math.max(ctx.timeoutMs, 10_000) }, async (rec) => {
     if (process.platform !== 'linux') throw new ProbeSkipped('the TPM checks are for Linux (Windows and macOS keep the key through their own key stores)');
     if (ctx.config.skipTpm) throw new ProbeSkipped('SkipTPM=true: the device key is kept in the software token');
-    const library = TPM2_PKCS11_LIBRARIES.find((l) => fs.existsSync(l));
+    // The TPM token's facts come with the platform (Linux); without one there is no token to look at.
+    const tpm = ctx.platform?.tpm;
+    if (!tpm) throw new ProbeSkipped('no platform key store to look at (the TPM checks need the Linux platform)');
+    const storePath = tpm.storeDir(env, home);
+    const library = tpm.libraries.find((l) => fs.existsSync(l));
     if (library) rec.facts.library = library;
     const t = tctiOf(env);
     if (t.device) rec.facts.device = t.device;

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { runCommand } from '../../base/exec.js';
 import { ExitCode, exitCodeForFault, worstExitCode, type AgentError } from '../../base/errors.js';
-import { POLICY_FILE } from '../../platform/browser-policy.js';
+import { POLICY_FILE } from '../../platform/types.js';
 import type { Platform } from '../../platform/types.js';
 import type { LoadedConfig } from '../config.js';
 import { CredentialFiles, loadDeviceKey } from '../credentials.js';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { machineContext, runPostureChecks, type PostureContext } from '../../platform/posture/index.js';
+import type { PostureChecks, PostureContext } from '../../platform/posture/contract.js';
 import type { EventLog } from '../events.js';
 import { redact } from '../redact.js';
 import { deviceStateDir, type ResolvedPostureSettings } from './settings.js';
@@ -87,6 +87,8 @@ export interface EvaluateOptions {
   task: 'user' | 'device';
   stateDir: string;
   settings: ResolvedPostureSettings;
+  /** This OS's checks, from the platform (`Platform.posture`). */
+  checks: PostureChecks;
   events?: EventLog | undefined;
   /** Tests hand in their own context (another runner, options); defaults to this machine. */
   context?: Partial<PostureContext>;
@@ -106,11 +108,11 @@ export function sharesDeviceFile(stateDir: string, settings: ResolvedPostureSett
 /** One posture pass: run the checks, take the device task's answers, apply hysteresis, record events, store. */
 export async function evaluatePosture(opts: EvaluateOptions): Promise<PostureRun> {
   const now = opts.now ?? new Date();
-  const ctx = machineContext(opts.settings.options, { now, ...opts.context });
+  const ctx = opts.checks.context(opts.settings.options, { now, ...opts.context });
   const file = postureFileOf(opts.stateDir);
   const prev = readPostureFile(file);
   // The device task's results are device facts; the user task's are user-reported until the device side answers.
-  let results: StoredPostureResult[] = (await runPostureChecks(ctx)).map((r) => ({ ...r, source: opts.task }));
+  let results: StoredPostureResult[] = (await opts.checks.run(ctx)).map((r) => ({ ...r, source: opts.task }));
   if (opts.task === 'user') results = mergeDeviceResults(results, readSharedPostureFile(opts.settings.deviceFile), now, opts.settings.deviceMaxAgeMs);
   const h = applyHysteresis(prev, results, opts.settings.confirmations);
   const out: PostureFile = { version: 1, at: now.toISOString(), task: opts.task, platform: ctx.platform, results, confirmed: h.confirmed, pending: h.pending, ...(prev?.report ? { report: prev.report } : {}) };

@@ -7,8 +7,9 @@ export interface PostureMonitorOptions {
   loadConfig: () => LoadedConfig;
   task: 'user' | 'device';
   out: (line: string) => void;
-  /** Builds the platform (its key store signs the posture report). */
-  platform?: PlatformFactory | undefined;
+  /** Builds the platform: its key store (TPM, NSS, CNG, keychain) signs the posture report. Required: without
+   * it only a legacy key file could sign, and the report would silently never be sent. */
+  platform: PlatformFactory;
   now?: () => number;
 }
 

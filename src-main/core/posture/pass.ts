@@ -14,19 +14,20 @@ import { evaluatePosture, type PostureRun } from './engine.js';
 import { postureClaims, sendPostureReport, signPostureReport, softwareSigner, type DeviceSigner } from './report.js';
 import { resolvePostureSettings } from './settings.js';
 import { writePostureFile } from './snapshot.js';
-import type { PostureContext } from '../../platform/posture/index.js';
+import type { PostureContext } from '../../platform/posture/contract.js';
 
 export interface PosturePassOptions {
   loaded: LoadedConfig;
   task: 'user' | 'device';
+  /**
+   * Builds this configuration's platform: its posture checks run, its key store (TPM, NSS, CNG, keychain) signs
+   * the report. Required, so a caller cannot forget it: without it only a legacy key file could sign.
+   */
+  platform: PlatformFactory;
   /** Send the signed report (the CLI's --report; the daemon: when something changed or the last one failed). */
   report?: 'always' | 'on-change' | 'never';
-  /** How the report is signed; default: the current certificate's device key (in `keys`, or an older key file). */
+  /** How the report is signed; default: the current certificate's device key in the platform's key store. */
   signer?: () => Promise<DeviceSigner | undefined>;
-  /** The platform's key store, where the device key lives (handed in by the composition root)… */
-  keys?: DeviceKeyStore | undefined;
-  /** …or the factory that builds this configuration's platform (long-running callers). */
-  platform?: PlatformFactory | undefined;
   events?: EventLog;
   context?: Partial<PostureContext>;
   now?: Date;
@@ -37,7 +38,7 @@ export interface PosturePassResult extends PostureRun {
 }
 
 /** The signer for the installed certificate, or undefined when this device has no certificate yet. */
-export async function currentDeviceSigner(stateDir: string, keys?: DeviceKeyStore): Promise<DeviceSigner | undefined> {
+export async function currentDeviceSigner(stateDir: string, keys: DeviceKeyStore | undefined): Promise<DeviceSigner | undefined> {
   const { state } = loadState(stateDir);
   const tp = state.current?.thumbprint;
   if (!tp) return undefined;
@@ -63,10 +64,11 @@ export async function runPosturePass(opts: PosturePassOptions): Promise<PostureP
   const { config } = opts.loaded;
   const settings = resolvePostureSettings(config.posture);
   const events = opts.events ?? new EventLog(config.stateDir, opts.task);
-  const run = await evaluatePosture({ task: opts.task, stateDir: config.stateDir, settings, events, ...(opts.context ? { context: opts.context } : {}), ...(opts.now ? { now: opts.now } : {}) });
+  const platform = opts.platform(config);
+  const run = await evaluatePosture({ task: opts.task, stateDir: config.stateDir, settings, checks: platform.posture, events, ...(opts.context ? { context: opts.context } : {}), ...(opts.now ? { now: opts.now } : {}) });
   const mode = opts.report ?? 'on-change';
   if (opts.task !== 'user' || !settings.report || mode === 'never' || !config.orgUrl || config.backend !== 'idp') return run;
-  const signer = await (opts.signer ?? (() => currentDeviceSigner(config.stateDir, opts.keys ?? opts.platform?.(config).keys)))();
+  const signer = await (opts.signer ? opts.signer() : currentDeviceSigner(config.stateDir, platform.keys));
   if (!signer) return run;
   // Sent on change, after a failed delivery, and for a new certificate (enrollment, renewal): the org keys reports by it.
   const certificate = certificateSha256(signer.certificatePem);

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_POSTURE_OPTIONS, type PostureOptions } from '../../platform/posture/types.js';
-import { tasksFor } from '../../platform/tasks/index.js';
+import { DEVICE_STATE_DIRS } from '../../base/paths.js';
+import { DEFAULT_POSTURE_OPTIONS, type PostureOptions } from '../../platform/posture/contract.js';
 
 const name = z.string().min(1).max(200);
 
@@ -49,23 +49,15 @@ export interface ResolvedPostureSettings {
  * every user may read: /var/lib/device-trust-agent-shared/posture.json, C:\ProgramData\device-trust-agent-shared\…
  */
 export function defaultDevicePostureFile(platform: NodeJS.Platform = process.platform): string {
-  let dir = '/var/lib/device-trust-agent';
-  try {
-    dir = tasksFor(platform).deviceStateDir;
-  } catch {
-    /* another platform: the Linux layout */
-  }
+  // Another platform: the Linux layout.
+  const dir = DEVICE_STATE_DIRS[platform] ?? DEVICE_STATE_DIRS.linux!;
   const p = platform === 'win32' ? path.win32 : path.posix;
   return p.join(`${dir}-shared`, 'posture.json');
 }
 
 /** The installed device task's state directory, where it is the device task that writes the shared file. */
 export function deviceStateDir(platform: NodeJS.Platform = process.platform): string | undefined {
-  try {
-    return tasksFor(platform).deviceStateDir;
-  } catch {
-    return undefined;
-  }
+  return DEVICE_STATE_DIRS[platform];
 }
 
 export function resolvePostureSettings(s: PostureSettings | undefined): ResolvedPostureSettings {

@@ -24,6 +24,8 @@ export interface AgentPassOptions {
   /** A trace per pass (the daemon makes a fresh one each time). */
   trace: () => Trace;
   force?: boolean;
+  /** Renew a valid certificate now, before its window (the dashboard's "Renew now"). */
+  renewNow?: boolean;
   /** Scheduled passes wait for the certificate's renewal moment; a pass a person asked for does not. */
   respectRenewalMoment: boolean;
   policy?: SchedulePolicy;
@@ -54,7 +56,10 @@ export function stateEventMessage(from: string | undefined, to: NamedState): str
   return `${from ?? 'START'} → ${to.state}: ${to.why}.${next}${to.action ? ` What to do: ${to.action}` : ''}`;
 }
 
-/** The real thing: the agent's pass (`runTask`) under the state directory's lock, recorded in state.json. */
+/**
+ * The real thing: the agent's pass (`runTask`) under the state directory's lock, recorded in state.json.
+ * The one way a pass runs — CLI `run`, `install`, the daemon, the tray's scheduler and the dashboard.
+ */
 export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine; store: StateFileStore; events: EventLog; policy: SchedulePolicy } {
   const policy = opts.policy ?? DEFAULT_POLICY;
   const events = new EventLog(opts.stateDir, opts.task);
@@ -71,6 +76,7 @@ export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine;
       platform: opts.platform(loaded.config),
       task: opts.task,
       force: Boolean(opts.force),
+      ...(opts.renewNow ? { renewNow: true } : {}),
       trace: opts.trace(),
       ...(opts.respectRenewalMoment ? { renewAt: ctx.renewAt } : {}),
     }); },

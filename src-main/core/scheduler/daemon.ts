@@ -73,7 +73,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     if (opts.once) {
       const r = await engine.attempt(opts.initial);
       opts.out(describeAttempt(r, clock.now()));
-      await postureOnce({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out });
+      await postureOnce({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out, platform: opts.platform });
       if (!r.ran) return r.why === 'busy' ? ExitCode.RETRY_LATER : ExitCode.NOTHING_TO_DO;
       if (r.error) return exitCodeFor(r.error);
       return r.report.ok ? (r.report.outcome === 'nothing-to-do' ? ExitCode.NOTHING_TO_DO : ExitCode.OK) : ExitCode.RETRY_LATER;

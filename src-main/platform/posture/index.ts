@@ -7,7 +7,7 @@ import { firewall } from './firewall.js';
 import { osVersion } from './os-version.js';
 import { screenLock } from './screen-lock.js';
 import { secureBoot } from './secure-boot.js';
-import { DEFAULT_POSTURE_OPTIONS, result, type PostureCheck, type PostureContext, type PostureOptions, type PostureResult } from './types.js';
+import { DEFAULT_POSTURE_OPTIONS, result, type PostureCheck, type PostureContext, type PostureOptions, type PostureResult, type TimedResult } from './types.js';
 
 export * from './types.js';
 
@@ -46,10 +46,6 @@ export function machineContext(opts: Partial<PostureOptions> = {}, overrides: Pa
   };
 }
 
-export interface TimedResult extends PostureResult {
-  /** How long the check took (for `posture --debug` and the bench). */
-  ms: number;
-}
 
 /** Runs every check (in parallel: each waits on its own tools); a check that throws is UNKNOWN, never a PASS. */
 export async function runPostureChecks(ctx: PostureContext): Promise<TimedResult[]> {

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { DEVICE_STATE_DIRS } from '../../base/paths.js';
 import path from 'node:path';
 import { renderPlist } from '../policy-model.js';
 import { deviceStateArgs, type InstallPlan, type PlannedCommand, type RemovalPlan, type TaskRegistrar, type TaskRequest } from './types.js';
@@ -13,7 +14,7 @@ export const MAC_LABELS = {
   device: 'com.example.devicetrustagent.device',
 } as const;
 
-export const MAC_DEVICE_STATE_DIR = '/Library/Application Support/device-trust-agent';
+export const MAC_DEVICE_STATE_DIR = DEVICE_STATE_DIRS.darwin!;
 /** Rewritten by configd whenever the network (and so DNS) configuration changes, VPN included. */
 export const MAC_NETWORK_WATCH_PATH = '/private/var/run/resolv.conf';
 

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { DEVICE_STATE_DIRS } from '../../base/paths.js';
 import os from 'node:os';
 import path from 'node:path';
 import { NSSDB_MODULE_FILE, NSSDB_TOKEN_URI } from '../p11kit-bridge.js';
@@ -15,7 +16,7 @@ export const LINUX_NAMES = {
   autostart: 'device-trust-agent.desktop',
 } as const;
 
-export const DEVICE_STATE_DIR = '/var/lib/device-trust-agent';
+export const DEVICE_STATE_DIR = DEVICE_STATE_DIRS.linux!;
 export const SYSTEM_UNIT_DIR = '/etc/systemd/system';
 
 /** One ExecStart= argument, quoted by systemd's rules (specifiers `%` and variables `$` escaped). */

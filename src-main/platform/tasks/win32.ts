@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { DEVICE_STATE_DIRS } from '../../base/paths.js';
 import path from 'node:path';
 import { WINDOWS_EVENT_SOURCE } from '../event-sinks.js';
 import { deviceStateArgs, type InstallPlan, type PlannedCommand, type RemovalPlan, type TaskRegistrar, type TaskRequest } from './types.js';
@@ -26,7 +27,7 @@ export const WINDOWS_TASKS = {
   device: '\\Device Trust Agent\\Device task',
 } as const;
 
-export const WINDOWS_DEVICE_STATE_DIR = 'C:\\ProgramData\\device-trust-agent';
+export const WINDOWS_DEVICE_STATE_DIR = DEVICE_STATE_DIRS.win32!;
 const USERS_GROUP_SID = 'S-1-5-32-545';
 const LOCAL_SYSTEM_SID = 'S-1-5-18';
 const NETWORK_CONNECTED_QUERY = '<QueryList><Query Id="0" Path="Microsoft-Windows-NetworkProfile/Operational"><Select Path="Microsoft-Windows-NetworkProfile/Operational">*[System[Provider[@Name=\'Microsoft-Windows-NetworkProfile\'] and EventID=10000]]</Select></Query></QueryList>';
