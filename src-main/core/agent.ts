@@ -741,6 +741,7 @@ export class EnrollmentTask {
     const change = pinChangeFinding(published, remembered, orgHost);
     if (change) {
       this.warnings.push(`${change.message} What to do: ${change.remedy}`);
+      this.faults.push({ code: change.code, message: change.message, ...(change.remedy ? { remedy: change.remedy } : {}) });
       this.trace.log(`warning: ${change.message}`);
     }
     const pins = effectivePins(published, this.opts.loaded.sources.serverTlsPins === 'managed' ? this.config.serverTlsPins : [], remembered);

@@ -100,7 +100,7 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
         assert.match(s.stdout, /check mtls: FAILED — .*TLS-intercepting proxy.*"Corp Trusted Inspection CA"/);
         // A pass through it: the org host's chain is judged against the CA remembered on first use.
         const again = await runAgent(['run'], env);
-        assert.equal(again.code, 10, again.stderr);
+        assert.equal(again.code, 30, again.stderr); // interception: 30 from every command (README fault table)
         assert.match(again.stdout + again.stderr, /warning: A TLS-intercepting proxy .*\(the org\).*"Corp Trusted Inspection CA".*not by the CA this device saw for that host on first use/s);
         const d = await runAgent(['diagnose', '--json', '--timeout', '20'], env);
         assert.equal(d.code, 30, d.stdout.slice(0, 2000));
@@ -127,7 +127,7 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
         lab.switches.publishServerTls = false;
       }
       const r = await runAgent(['run'], q.env);
-      assert.equal(r.code, 10, r.stderr);
+      assert.equal(r.code, 30, r.stderr); // withdrawn pins: 30 from every command (README fault table)
       assert.match(r.stdout + r.stderr, /warning: The org at localhost:\d+ published the CAs of its TLS servers .* no longer does/);
       const s = await runAgent(['status', '--check'], q.env);
       assert.equal(s.code, 30, s.stdout);

@@ -67,9 +67,10 @@ export function exitCodeForWorst(worst: DiagnoseReport['worst']): number {
 export function diagnoseExitCode(findings: DiagnoseReport['findings'], probes: ProbeResult[]): number {
   const byId = new Map(probes.map((p) => [p.id, p]));
   return worstExitCode(findings.map((f) => {
-    if (f.severity !== 'error') return f.severity === 'warning' ? ExitCode.RETRY_LATER : ExitCode.OK;
+    // A fault with a written-down class has that class whatever the finding's severity (one fault, one exit code).
     const own = faultClass(f.code);
-    if (own) return exitCodeForClass(own);
+    if (own && f.severity !== 'info') return exitCodeForClass(own);
+    if (f.severity !== 'error') return f.severity === 'warning' ? ExitCode.RETRY_LATER : ExitCode.OK;
     const fromProbes = f.probes.map((id) => faultClass(byId.get(id)?.error?.code)).filter((c) => c !== undefined);
     return fromProbes.length ? worstExitCode(fromProbes.map(exitCodeForClass)) : ExitCode.NEEDS_ATTENTION;
   }));
