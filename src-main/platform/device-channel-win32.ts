@@ -11,7 +11,7 @@
  * computer account's Kerberos credentials) answers with `<nonce>.ans.json` beside it and deletes both. The knock
  * directory lets Users add a file (named by their SID) and read nothing.
  */
-import { WINDOWS_TASKS, windowsArg, xmlEscape } from './tasks/win32.js';
+import { taskActionXml, WINDOWS_TASKS, windowsArg } from './tasks/win32.js';
 
 export const WIN_CHANNEL_DIR = 'C:\\ProgramData\\device-trust-agent\\channel';
 export const WIN_DEVICE_SERVICE_TASK = `${WINDOWS_TASKS.folder}\\Device service`;
@@ -133,14 +133,7 @@ export function winDeviceServiceTaskXml(agent: string[], stateDir: string): stri
     </RestartOnFailure>
     <StartWhenAvailable>true</StartWhenAvailable>
   </Settings>
-  <Actions Context="Author">
-    <Exec>
-      <Command>${xmlEscape(command ?? '')}</Command>
-      <Arguments>${xmlEscape(args)}</Arguments>
-    </Exec>
-  </Actions>
-</Task>
-`;
+${taskActionXml(command, args)}`;
 }
 
 /** schtasks command lines that register, start and remove the device service task. */

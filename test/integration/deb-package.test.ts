@@ -151,7 +151,7 @@ describe('the headless agent\'s DEB, built and installed for real (dpkg --root, 
     // What each path needs (build/linux-dependencies.mjs): the NSS software token, certutil and p11-kit for the
     // default path; the TPM path's packages only recommended.
     assert.match(control, /Depends: libc6, libstdc\+\+6, libnss3, libnss3-tools, p11-kit, p11-kit-modules\n/);
-    assert.match(control, /Recommends: libtpm2-pkcs11-1, libtpm2-pkcs11-tools, tpm2-abrmd, libtss2-tcti-tabrmd0, python3-tpm2-pytss, krb5-user, openssl\n/);
+    assert.match(control, /Recommends: libtpm2-pkcs11-1, libtpm2-pkcs11-tools, tpm2-abrmd, libtss2-tcti-tabrmd0, python3-tpm2-pytss, krb5-user, openssl, tpm2-tools, libengine-pkcs11-openssl\n/);
   });
 
   test('the maintainer scripts pass shellcheck (as packaged)', (t) => {

@@ -120,7 +120,12 @@ ${first}
     <ExecutionTimeLimit>${device ? 'PT30M' : 'PT0S'}</ExecutionTimeLimit>
     <Priority>7</Priority>
   </Settings>
-  <Actions Context="Author">
+${taskActionXml(command, args)}`;
+}
+
+/** The one action of our tasks, and the end of the task XML: the program and its arguments. */
+export function taskActionXml(command: string | undefined, args: string): string {
+  return `  <Actions Context="Author">
     <Exec>
       <Command>${xmlEscape(command ?? '')}</Command>
       <Arguments>${xmlEscape(args)}</Arguments>
