@@ -15,3 +15,12 @@ export function testPausePoint(point: string): void {
   process.stderr.write(`DTA_TEST_PAUSED ${point}\n`);
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
 }
+
+/**
+ * Test hook, for the refused-provisioning test only: DTA_TEST_TPM2_PTOOL names the (Python) tpm2_ptool the agent
+ * runs instead of the one found in the fixed system directories. It runs as the same user on that user's own
+ * token store, so it grants nothing the user could not do by hand; never set it in production.
+ */
+export function testTpm2Ptool(): string | undefined {
+  return process.env.DTA_TEST_TPM2_PTOOL || undefined;
+}

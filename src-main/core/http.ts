@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { AgentError } from '../base/errors.js';
 import type { EventLog } from './events.js';
 import { ErrorAnswerSchema } from './protocol.js';
-import type { TokenTlsConnection, TokenTlsPresenter } from '../platform/token-tls.js';
+import type { TokenTlsConnection, TokenTlsPresenter } from '../platform/keystore.js';
 import { ProxyAuthError, ProxyTunnel, routeDispatcher, ProxyUnreachableError, type PresentedCertificate, type RouteConnection, type TlsSettings } from './proxy/connect.js';
 import { diagnoseRouteFailure, type InterceptionFinding } from './proxy/diagnose.js';
 import { deadlineError, withDeadline } from './deadline.js';

@@ -2,7 +2,7 @@ import type { HttpClient, TokenClientCertificate } from './http.js';
 import { MtlsCheckAnswerSchema, type MtlsCheckAnswer } from './protocol.js';
 import { strippedCertificateFinding } from './proxy/diagnose.js';
 import type { AgentError } from '../base/errors.js';
-import type { TokenTlsPresenter } from '../platform/token-tls.js';
+import type { TokenTlsPresenter } from '../platform/keystore.js';
 
 /** How the device key is presented: Node's TLS with a key file, or the platform's TLS client for a key in a token. */
 export type MtlsCredential = { certPem: string; serialNumber: string } & ({ keyPem: string } | { presenter: TokenTlsPresenter; chainPem?: string[] });

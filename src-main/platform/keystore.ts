@@ -67,7 +67,6 @@ export interface StoreKey {
   protection: KeyProtection;
 }
 
-import type { TokenTlsPresenter } from './token-tls.js';
 
 export interface DeviceKeyStore {
   /** Which store and why: computed once per process (cheap to call again). */
@@ -117,3 +116,31 @@ export interface DeviceKeyStore {
   /** Releases the module (tests and short-lived commands). */
   close(): Promise<void>;
 }
+
+/** The agent's own TLS client for a key held in a token (platform/token-tls.ts implements it). */
+/** One TLS connection presenting the token key; `stream` carries the plaintext. */
+export interface TokenTlsConnection {
+  stream: import('node:stream').Duplex;
+  /** Why the handshake or the child failed (its last lines of output), once it has ended. */
+  failure(): string | undefined;
+  close(): Promise<void>;
+}
+
+export interface TokenTlsOpen {
+  /** Where the child connects (a loopback relay of the agent's route to the server). */
+  connect: { host: string; port: number };
+  /** The server's name (SNI and the verified name). */
+  serverName: string;
+  certPem: string;
+  chainPem?: string[];
+  /** Trust anchors, PEM. */
+  caPem: string[];
+  deadlineMs: number;
+}
+
+export interface TokenTlsPresenter {
+  description: string;
+  open(o: TokenTlsOpen): Promise<TokenTlsConnection>;
+}
+
+

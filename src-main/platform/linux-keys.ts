@@ -6,6 +6,7 @@ import { childEnv } from '../base/exec.js';
 import { ensurePrivateDir } from '../base/fsutil.js';
 import { AgentError } from '../base/errors.js';
 import { storeWriteFault } from '../base/test-faults.js';
+import { testTpm2Ptool } from '../base/test-hooks.js';
 import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, OwnKeyEntry, SignHash, StoreKey } from './keystore.js';
 import { Pkcs11Token } from './pkcs11.js';
 import { tokenTlsPresenter, tokenTlsUnavailable, type TokenTlsPresenter, type TokenTlsSpec } from './token-tls.js';
@@ -66,7 +67,7 @@ export function provisionTpmToken(store: string): void {
   // tpm2-tools read their own TCTI variable; the agent is usually given tpm2-pkcs11's.
   const tcti = base.TPM2TOOLS_TCTI || base.TPM2_PKCS11_TCTI || base.TSS2_TCTI;
   const env: Record<string, string> = tcti ? { ...base, TPM2TOOLS_TCTI: tcti } : base;
-  const tool = firstExisting(TPM2_PTOOL_PATHS) ?? 'tpm2_ptool';
+  const tool = testTpm2Ptool() ?? firstExisting(TPM2_PTOOL_PATHS) ?? 'tpm2_ptool';
   const run = (args: string[]) => execFileSync(PYTHON, ['-c', PTOOL_FROM_STDIN, tool], { env, input: JSON.stringify(args), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 });
   const pidOf = (out: string) => /id:\s*(\d+)/.exec(out)?.[1];
   const db = path.join(store, 'tpm2_pkcs11.sqlite3');

@@ -37,30 +37,9 @@ export interface TokenTlsSpec {
   p11KitClients?: string[];
 }
 
-/** One TLS connection presenting the token key; `stream` carries the plaintext. */
-export interface TokenTlsConnection {
-  stream: Duplex;
-  /** Why the handshake or the child failed (its last lines of output), once it has ended. */
-  failure(): string | undefined;
-  close(): Promise<void>;
-}
-
-export interface TokenTlsOpen {
-  /** Where the child connects (a loopback relay of the agent's route to the server). */
-  connect: { host: string; port: number };
-  /** The server's name (SNI and the verified name). */
-  serverName: string;
-  certPem: string;
-  chainPem?: string[];
-  /** Trust anchors, PEM. */
-  caPem: string[];
-  deadlineMs: number;
-}
-
-export interface TokenTlsPresenter {
-  description: string;
-  open(o: TokenTlsOpen): Promise<TokenTlsConnection>;
-}
+// The presenter's interfaces live with the key store's (keystore.ts), which the core may see.
+export type { TokenTlsConnection, TokenTlsOpen, TokenTlsPresenter } from './keystore.js';
+import type { TokenTlsConnection, TokenTlsOpen, TokenTlsPresenter } from './keystore.js';
 
 /** The variables a child may inherit besides what the module needs: no proxy or SCEP secrets, no tokens. */
 const BASE_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ'];

@@ -108,10 +108,11 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
         const pc = await runAgent(['proxy-check'], env);
         assert.notEqual(pc.code, 0, pc.stdout);
         assert.match(pc.stdout, /Corp Trusted Inspection CA/);
-        // A fresh enrollment through it works, and its own check after install warns.
+        // A fresh enrollment through it installs, and its own check after install names the interceptor: exit 30,
+        // as every command exits for interception (README fault table).
         const q = makeProfile({ orgUrl: lab.orgUrl, rootCaFile: trustedCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true', DTA_SKIP_TPM: 'true', DTA_HTTP_PROXY: bump.url } });
         const r = await runAgent(['run'], q.env);
-        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.code, 30, r.stderr);
         assert.match(r.stdout + r.stderr, /warning: .*TLS-intercepting proxy.*Corp Trusted Inspection CA/s);
         assert.equal(stateOf(q).serverTls, undefined, 'nothing learnt through an interceptor that was caught');
       }

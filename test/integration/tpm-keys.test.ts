@@ -119,10 +119,14 @@ describe('device key in a TPM 2.0 (swtpm + tpm2-abrmd + tpm2-pkcs11)', { skip: s
     assert.equal(nssPrivateKeyFacts(ffProfile).length, 0, 'no private key copied into the profile');
     process.env.TPM2_PKCS11_STORE = tpmStore();
     nssTrustRoot(ffProfile, rootCaFile); // the org's CA as an enterprise root, as an admin would deploy it
-    // Firefox reads the policy the agent wrote (security.default_personal_cert) from /etc, laid over in a mount namespace.
+    // Firefox presents the key to the org's host by the remembered decision the agent wrote into the profile
+    // (ClientAuthRememberList.bin); any Firefox policy the agent wrote is shown to it from /etc, laid over in a
+    // mount namespace (no global "Select Automatically" unless an admin opts in).
     const etcOverlay = path.join(tempDir('etc'), 'upper');
     fs.mkdirSync(path.join(etcOverlay, 'firefox', 'policies'), { recursive: true });
-    fs.copyFileSync(path.join(profile.env.DTA_FIREFOX_POLICY_DIRS!, 'policies.json'), path.join(etcOverlay, 'firefox', 'policies', 'policies.json'));
+    const policies = path.join(profile.env.DTA_FIREFOX_POLICY_DIRS!, 'policies.json');
+    if (fs.existsSync(policies)) fs.copyFileSync(policies, path.join(etcOverlay, 'firefox', 'policies', 'policies.json'));
+    assert.ok(fs.existsSync(path.join(ffProfile, 'ClientAuthRememberList.bin')), 'the org-only decision is in the profile');
     const { text, error } = await firefoxPageText(lab.mtlsUrl, { home: profile.home, profile: ffProfile, etcOverlay, env: tpm.env });
     assert.ok(text.startsWith('{'), `no verdict from the mTLS endpoint (${error ?? 'no error'}): ${text}`);
     assert.equal(JSON.parse(text).trusted, true, text);

@@ -115,12 +115,14 @@ describe('a TPM token from another TPM, or from this one before it was cleared',
   test('token stores on one TPM share one persistent primary; a refused provisioning gives back the handle it took', async () => {
     const t = await startSoftTpm();
     try {
-      // A tpm2_ptool whose addtoken is refused (first on PATH): the attempt created a primary, then failed.
+      // A tpm2_ptool whose addtoken is refused (the agent runs tpm2_ptool, a Python program, from a fixed path with
+      // its arguments on stdin; the test hook names this one instead): the attempt created a primary, then failed.
       const shim = tempDir('ptool-shim');
       const real = execFileSync('sh', ['-c', 'command -v tpm2_ptool'], { encoding: 'utf8' }).trim();
-      fs.writeFileSync(path.join(shim, 'tpm2_ptool'), `#!/bin/sh\ncase "$1" in addtoken) echo "refused for the test" >&2; exit 1;; esac\nexec ${real} "$@"\n`, { mode: 0o755 });
+      const shimTool = path.join(shim, 'tpm2_ptool');
+      fs.writeFileSync(shimTool, `import runpy, sys\nif sys.argv[1:2] == ['addtoken']:\n    sys.stderr.write('refused for the test\\n')\n    sys.exit(1)\nsys.argv[0] = ${JSON.stringify(real)}\nrunpy.run_path(${JSON.stringify(real)}, run_name='__main__')\n`, { mode: 0o755 });
       const p1 = profile();
-      const refused = await run(['run', '--user'], p1, t, { PATH: `${shim}:${process.env.PATH ?? '/usr/bin:/bin'}` });
+      const refused = await run(['run', '--user'], p1, t, { DTA_TEST_TPM2_PTOOL: shimTool });
       // The pass falls back to the NSS software token (and says why); the TPM keeps no handle of that attempt.
       assert.equal(refused.code, 0, refused.stderr + refused.stdout);
       assert.equal(stateOf(p1).current.keyProtection, 'software');

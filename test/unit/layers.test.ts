@@ -27,7 +27,7 @@ const ALLOWED: Record<string, string[]> = {
  * The platform files the core may see: interfaces (and the constants and error class of their contract) only.
  * Implementations reach the core through `Platform` (types.ts), built by the composition roots.
  */
-export const PLATFORM_INTERFACES = ['platform/types.ts', 'platform/keystore.ts', 'platform/posture/contract.ts'];
+export const PLATFORM_INTERFACES = ['platform/types.ts', 'platform/keystore.ts', 'platform/posture/contract.ts', 'platform/device-channel.ts'];
 /** The one file of src-main the renderer may import. */
 const RENDERER_MAY_IMPORT = ['src-main/ipc/contract.ts'];
 
