@@ -1,5 +1,5 @@
 /**
- * Test hook, for the crash-safety tests only (README "Scheduling"): with DTA_TEST_PAUSE_AT set to
+ * Test hook, for the crash-safety tests only (docs/ADMINS.md "Scheduling"): with DTA_TEST_PAUSE_AT set to
  * `before:<text>`, `after:<text>` (a trace step whose name contains <text>) or `log:<text>` (a trace line),
  * the process prints `DTA_TEST_PAUSED <point>` on stderr at that point and then blocks, holding whatever it
  * holds (the pass lock, half-written files), until the test kills it. Unset, it costs one comparison.

@@ -126,7 +126,7 @@ export class EnrollmentTask {
   }
 
   async run(): Promise<RunResult> {
-    // The pass's own deadline (README "Deadlines"): its requests are cut off, and it ends, within it.
+    // The pass's own deadline (docs/ADMINS.md "Deadlines"): its requests are cut off, and it ends, within it.
     const pass = passDeadline(this.config.requestTimeoutMs, this.config.scepPendingWaitSeconds, this.http);
     try {
       const result = await pass.bound(this.runInner());

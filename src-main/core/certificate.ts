@@ -31,7 +31,7 @@ export function chainsTo(cert: X509Certificate, anchors: X509Certificate[], pinn
 }
 
 /**
- * The floor for keys and signatures anywhere in an issued certificate's chain (README "Issued certificates"):
+ * The floor for keys and signatures anywhere in an issued certificate's chain (docs/CONTRIBUTING.md "Hostile answers"):
  * RSA and DSA keys of at least 2048 bits, EC keys on curves of at least 256 bits, and no signature made with MD2,
  * MD4, MD5 or SHA-1. The self-signature of a self-signed root is not judged (it protects nothing: a root is
  * trusted because it was distributed or pinned, not because it signed itself), but the root's key is.

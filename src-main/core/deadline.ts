@@ -1,5 +1,5 @@
 /**
- * Deadlines for the whole of an exchange (README "Deadlines"): one AbortSignal per exchange, and the error
+ * Deadlines for the whole of an exchange (docs/ADMINS.md "Deadlines"): one AbortSignal per exchange, and the error
  * a user sees when it fires.
  */
 import { AgentError } from '../base/errors.js';

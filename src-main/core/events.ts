@@ -10,7 +10,7 @@ import { safeJson, safeText } from '../base/safe-text.js';
 /**
  * The event catalogue: one stable ID per kind of event. IDs never change meaning; new ones are added.
  * 1000–1099 success, 1100–1199 findings about the certificate, 1200–1299 diagnostics and health,
- * 1300–1399 scheduler states, 2000–2099 failures. The README's event table is generated from the same list
+ * 1300–1399 scheduler states, 2000–2099 failures. The event table in docs/OPERATORS.md is checked against the same list
  * (keep them in step).
  */
 export const EVENTS = {

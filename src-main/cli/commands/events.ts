@@ -7,7 +7,7 @@ export const eventsCommand: Command = {
   summary: 'show the agent\'s event log, filtered by time, ID, level or text',
   usage: `device-trust-agent events [--since T] [--id IDS] [--level L] [--grep TEXT] [--limit N] [--json]
   --since T      only events since T: an ISO date/time, or 30m, 12h, 7d ago
-  --id IDS       only these event IDs: 1000 · 1000,2001 · 2000-2099 (catalogue in the README)
+  --id IDS       only these event IDs: 1000 · 1000,2001 · 2000-2099 (catalogue: docs/OPERATORS.md)
   --level L      this level and worse: info, warning, error
   --grep TEXT    only events whose title, message or data contain TEXT (any case)
   --limit N      the newest N matches (default 200; 0 for all)`,

@@ -37,7 +37,7 @@ diagnostics.json   a fresh "device-trust-agent diagnose --json" report (schema
                    timings, the org's agent pools, and the findings. Absent with --no-diagnose.
 diagnostics.txt    the same report as the agent prints it.
 events.jsonl       the agent's event log for the last ${BUNDLE_EVENTS_DAYS} days (at most ${BUNDLE_EVENTS_MAX} events), one JSON
-                   object per line: time, id (see the README's event catalogue), level, title, message.
+                   object per line: time, id (see the event catalogue in docs/OPERATORS.md), level, title, message.
 certificates.json  metadata of the device-trust certificates in the certificate store and of the
                    agent's own credential copies: serial, subject, issuer, validity, SHA-256, and
                    whether the private key file exists. No key material.

@@ -48,7 +48,7 @@ export type Severity = z.infer<typeof SeveritySchema>;
 export const SEVERITY_RANK: Record<Severity | 'ok', number> = { ok: 0, info: 1, warning: 2, error: 3 };
 
 export const FindingSchema = z.object({
-  /** Stable code, listed in the findings catalogue (README "Diagnostics"). */
+  /** Stable code, listed in the findings catalogue (docs/OPERATORS.md "Diagnostics"). */
   code: z.string(),
   severity: SeveritySchema,
   title: z.string(),

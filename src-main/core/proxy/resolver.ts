@@ -1,5 +1,5 @@
 /**
- * The one proxy resolver: which route each request takes. Precedence, highest first (README "Proxy and PAC"):
+ * The one proxy resolver: which route each request takes. Precedence, highest first (docs/ADMINS.md "Proxy and PAC"):
  *   1. an explicit proxy (`httpProxy`, install parameter HttpProxy=): every request, no exceptions;
  *   2. a PAC file (`httpProxyPacLocation`, HttpProxyPacLocation=): FindProxyForURL decides per server;
  *   3. the environment: HTTPS_PROXY / HTTP_PROXY by the URL's scheme, NO_PROXY exceptions;

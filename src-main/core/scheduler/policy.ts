@@ -4,7 +4,7 @@ const MIN = 60_000;
 const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 
-/** The scheduler's timing rules; every number in one place (README "Scheduling" documents them). */
+/** The scheduler's timing rules; every number in one place (docs/ADMINS.md "Scheduling" documents them). */
 export interface SchedulePolicy {
   /** Daily passes: every this long, counted from the first pass. */
   dailyMs: number;

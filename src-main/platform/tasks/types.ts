@@ -5,7 +5,7 @@ import type { Command } from '../../base/exec.js';
  * the same request into files to write and commands to run — data, so unit tests can check them without
  * the platform — and `apply.ts` carries them out.
  *
- * What every platform registers (README "Scheduling" has the table):
+ * What every platform registers (docs/ADMINS.md "Scheduling" has the table):
  * - user task: runs at logon as the logged-on user — the long-running daemon (daily passes, the renewal
  *   moment, retries, network changes) — plus an hourly check that runs a due pass when no daemon runs;
  * - device task: the machine-wide part (browser policy) as a system account, at boot and hourly.
