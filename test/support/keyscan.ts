@@ -62,7 +62,7 @@ export function plantUnidentifiedKey(nssDb: string, label: string): void {
   mod.load(library);
   mod.C_Initialize({ libraryParameters: softoknParameters(nssDb) });
   try {
-    const slot = mod.C_GetSlotList(true).find((s) => /Certificate DB|Private Key/i.test(mod.C_GetTokenInfo(s).label))!;
+    const slot = mod.C_GetSlotList(true).find((s: Buffer) => /Certificate DB|Private Key/i.test(mod.C_GetTokenInfo(s).label))!;
     const session = mod.C_OpenSession(slot, p.CKF_RW_SESSION | p.CKF_SERIAL_SESSION);
     try {
       mod.C_Login(session, p.CKU_USER, '');
