@@ -38,8 +38,8 @@ function patchMsiProject(wxs) {
   if (end < 0) throw new Error('msi-project: no </Product> in the WiX project electron-builder wrote');
   const actions = ACTIONS.map(([id, args, ret]) =>
     `    <CustomAction Id="${id}" Directory="APPLICATIONFOLDER" ExeCommand="${AGENT} ${args}" Execute="deferred" Impersonate="no" Return="${ret}"/>`);
-  // Install: after the files are there, each after the one before. Uninstall: before the files go, each before the
-  // one after it (the last right before RemoveFiles), so the order holds however the tool numbers the rows.
+  // Install: after the files are there, each after the one before. Uninstall: from InstallInitialize on, each after the one
+  // before it, so the order holds however the tool numbers the rows.
   const sequence = [];
   let prev = 'InstallFiles';
   for (const [id, , , when] of ACTIONS) {
@@ -47,12 +47,14 @@ function patchMsiProject(wxs) {
     sequence.push(`      <Custom Action="${id}" After="${prev}">${CONDITION.install}</Custom>`);
     prev = id;
   }
-  let next = 'RemoveFiles';
+  // Deferred actions must run inside the install script: the uninstall chain starts after InstallInitialize
+  // (a Before= chain ending at RemoveFiles let wixl put its head before InstallInitialize).
+  prev = 'InstallInitialize';
   const cond = CONDITION.uninstall.replace(/"/g, '&quot;');
-  for (const [id, , , when] of [...ACTIONS].reverse()) {
+  for (const [id, , , when] of ACTIONS) {
     if (when !== 'uninstall') continue;
-    sequence.push(`      <Custom Action="${id}" Before="${next}">${cond}</Custom>`);
-    next = id;
+    sequence.push(`      <Custom Action="${id}" After="${prev}">${cond}</Custom>`);
+    prev = id;
   }
   let out = `${wxs.slice(0, end)}${actions.join('\n')}\n${wxs.slice(end)}`;
   // One InstallExecuteSequence: electron-builder's template may already have one (runAfterFinish).
