@@ -53,6 +53,17 @@ export interface TokenOptions {
   tag: string;
 }
 
+/**
+ * tpm2-pkcs11 keeps its objects in SQLite and answers CKR_GENERAL_ERROR ("Failed to add public object to db") when
+ * another process — the tray polling status while the daemon renews — reads the store at the moment it writes
+ * (tpm2-pkcs11 #701). Writes are retried a few times with a short pause; a store that stays busy is a try-later.
+ */
+const BUSY_PAUSES_MS = [150, 400, 1000, 2000];
+
+function pauseSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 function tokenLabel(raw: string): string {
   return raw.replace(/\0/g, '').trim();
 }
@@ -199,6 +210,23 @@ export class Pkcs11Token {
     }
   }
 
+  /** Runs one write to the token, retried while the store is busy (see BUSY_PAUSES_MS). */
+  private write<T>(what: string, fn: () => T): T {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return fn();
+      } catch (e) {
+        if ((e as { code?: number }).code !== this.p.CKR_GENERAL_ERROR) throw e;
+        const pause = BUSY_PAUSES_MS[attempt];
+        if (pause === undefined) {
+          throw new AgentError('retry-later', 'TOKEN_BUSY', `The token "${this.label}" failed to ${what} ${BUSY_PAUSES_MS.length + 1} times (${(e as Error).message}); another program was probably using it at the same moment. Nothing was changed.`,
+            'Nothing to do at once: the next pass tries again. If this repeats, see which programs hold the token (lsof on its store) and close them.', { cause: e });
+        }
+        pauseSync(pause);
+      }
+    }
+  }
+
   generate(algorithm: KeyAlgorithmName, label: string): StoreKey {
     const p = this.p;
     // The pair has an id from the moment it exists (a random one until its NSS-style id is known): a pass killed in
@@ -206,16 +234,16 @@ export class Pkcs11Token {
     const provisional = crypto.randomBytes(20);
     const common = [{ type: p.CKA_TOKEN, value: true }, { type: p.CKA_LABEL, value: label }, { type: p.CKA_ID, value: provisional }];
     const priv = [...common, { type: p.CKA_PRIVATE, value: true }, { type: p.CKA_SENSITIVE, value: true }, { type: p.CKA_EXTRACTABLE, value: false }, { type: p.CKA_SIGN, value: true }];
-    const kp = algorithm === 'P-256'
+    const kp = this.write('make a key pair', () => algorithm === 'P-256'
       ? this.mod.C_GenerateKeyPair(this.session, { mechanism: p.CKM_EC_KEY_PAIR_GEN, parameter: null as never }, [...common, { type: p.CKA_VERIFY, value: true }, { type: p.CKA_EC_PARAMS, value: P256_OID }], priv)
       // RSA keys also decrypt: a SCEP CA encrypts its answer to the device key.
       : this.mod.C_GenerateKeyPair(this.session, { mechanism: p.CKM_RSA_PKCS_KEY_PAIR_GEN, parameter: null as never },
         [...common, { type: p.CKA_VERIFY, value: true }, { type: p.CKA_ENCRYPT, value: true }, { type: p.CKA_MODULUS_BITS, value: 2048 }, { type: p.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) }],
-        [...priv, { type: p.CKA_DECRYPT, value: true }]);
+        [...priv, { type: p.CKA_DECRYPT, value: true }]));
     testPausePoint('log:key pair made in the token, before its final CKA_ID');
     const { spki, idSource } = this.publicOf(kp.publicKey, algorithm);
     const id = crypto.createHash('sha1').update(idSource).digest();
-    for (const h of [kp.publicKey, kp.privateKey]) this.mod.C_SetAttributeValue(this.session, h, [{ type: p.CKA_ID, value: id }]);
+    for (const h of [kp.publicKey, kp.privateKey]) this.write('file the key under its id', () => this.mod.C_SetAttributeValue(this.session, h, [{ type: p.CKA_ID, value: id }]));
     return { id: id.toString('hex'), algorithm, spki, protection: this.opts.protection };
   }
 
@@ -316,7 +344,7 @@ export class Pkcs11Token {
       for (const h of this.find([{ type: p.CKA_CLASS, value: cls }])) {
         const label = this.attr(h, p.CKA_LABEL)?.toString('utf8') ?? '';
         if (!label.startsWith(labelPrefix) || this.attr(h, p.CKA_ID)?.length) continue;
-        this.mod.C_DestroyObject(this.session, h);
+        this.write('remove a key object', () => this.mod.C_DestroyObject(this.session, h));
         if (cls === p.CKO_PRIVATE_KEY) n++;
       }
     }
@@ -328,7 +356,7 @@ export class Pkcs11Token {
     const p = this.p;
     const x = new crypto.X509Certificate(der);
     const parsed = parseCertificateDer(der);
-    this.mod.C_CreateObject(this.session, [
+    this.write('file a certificate', () => this.mod.C_CreateObject(this.session, [
       { type: p.CKA_CLASS, value: p.CKO_CERTIFICATE },
       { type: p.CKA_CERTIFICATE_TYPE, value: p.CKC_X_509 },
       { type: p.CKA_TOKEN, value: true },
@@ -339,7 +367,7 @@ export class Pkcs11Token {
       { type: p.CKA_ISSUER, value: parsed.issuer },
       { type: p.CKA_SERIAL_NUMBER, value: parsed.serial },
       { type: p.CKA_VALUE, value: Buffer.from(x.raw) },
-    ] as never);
+    ] as never));
   }
 
   attach(idHex: string, certPem: string, chainPem: string[], label: string): StoredCertificate {
@@ -417,7 +445,7 @@ export class Pkcs11Token {
 
   /** Destroys the key pair and every certificate filed under its id. */
   remove(idHex: string): void {
-    for (const h of this.objectsWithId(Buffer.from(idHex, 'hex'))) this.mod.C_DestroyObject(this.session, h);
+    for (const h of this.objectsWithId(Buffer.from(idHex, 'hex'))) this.write('remove a key object', () => this.mod.C_DestroyObject(this.session, h));
   }
 }
 
