@@ -56,7 +56,7 @@ export interface TokenOptions {
 /**
  * tpm2-pkcs11 keeps its objects in SQLite and answers CKR_GENERAL_ERROR ("Failed to add public object to db") when
  * another process — the tray polling status while the daemon renews — reads the store at the moment it writes
- * (tpm2-pkcs11 #701). Writes are retried a few times with a short pause; a store that stays busy is a try-later.
+ * (tpm2-pkcs11 #701). Writes are retried a few times with a short pause; a store that stays busy is a local failure the next pass retries.
  */
 const BUSY_PAUSES_MS = [150, 400, 1000, 2000];
 
@@ -219,7 +219,7 @@ export class Pkcs11Token {
         if ((e as { code?: number }).code !== this.p.CKR_GENERAL_ERROR) throw e;
         const pause = BUSY_PAUSES_MS[attempt];
         if (pause === undefined) {
-          throw new AgentError('retry-later', 'TOKEN_BUSY', `The token "${this.label}" failed to ${what} ${BUSY_PAUSES_MS.length + 1} times (${(e as Error).message}); another program was probably using it at the same moment. Nothing was changed.`,
+          throw new AgentError('local', 'TOKEN_BUSY', `The token "${this.label}" failed to ${what} ${BUSY_PAUSES_MS.length + 1} times (${(e as Error).message}); another program was probably using it at the same moment. Nothing was changed.`,
             'Nothing to do at once: the next pass tries again. If this repeats, see which programs hold the token (lsof on its store) and close them.', { cause: e });
         }
         pauseSync(pause);

@@ -60,14 +60,14 @@ describe('a TPM token store that another process is reading', { skip: skipReason
     await exited(reader);
   });
 
-  test('a reader that never lets go: "try again later" (TOKEN_BUSY, exit class 20) that says what happened; no key is left', async () => {
+  test('a reader that never lets go: a local failure retried by the next pass (TOKEN_BUSY, exit 40) that says what happened; no key is left', async () => {
     const keysBefore = token.listOwnKeys('device-trust-agent').length;
     const reader = await holdRead(db, 30);
     try {
       assert.throws(() => token.generate('P-256', 'device-trust-agent stuck'), (e: unknown) => {
         assert.ok(isAgentError(e), String(e));
         assert.equal(e.code, 'TOKEN_BUSY');
-        assert.equal(e.failure, 'retry-later');
+        assert.equal(e.failure, 'local');
         assert.match(e.message, /another program was probably using it/);
         assert.match(e.remedy ?? '', /next pass tries again/);
         return true;
