@@ -4,7 +4,7 @@
  * the event log.
  * The IPC handlers and the tray both use it; it never imports Electron.
  */
-import type { RunResult } from '../core/agent.js';
+import type { RunResult } from '../core/enrollment/agent.js';
 import { createAgentEngine, passRunningError } from '../core/scheduler/agent-pass.js';
 import { writeSupportBundle } from '../core/diagnostics/bundle.js';
 import { recordOutcome, runDiagnostics } from '../core/diagnostics/engine.js';
@@ -12,16 +12,16 @@ import { DEFAULT_HEALTH_POLICY, HealthMonitor, type HealthPolicy, type Transitio
 import type { DiagnoseReport } from '../core/diagnostics/types.js';
 import { AgentError } from '../base/errors.js';
 import { EventLog } from '../core/events.js';
-import { HttpClient } from '../core/http.js';
+import { HttpClient } from '../core/net/http.js';
 import { httpOptionsFor } from '../core/proxy/options.js';
 import type { RouteDecision } from '../core/proxy/types.js';
-import { redact } from '../core/redact.js';
+import { redact } from '../base/safe-text.js';
 import { adminTokenStatus, checkAdminToken, removeAdminToken, storeAdminToken } from '../core/secrets/admin-token.js';
 import { openSecretStore, type SecretStore } from '../core/secrets/index.js';
 import { safeJson } from '../base/safe-text.js';
-import { getStatus } from '../core/status.js';
+import { getStatus } from '../core/certificates/status.js';
 import { getDoctorStatus } from '../core/fleet/doctor.js';
-import { Trace } from '../core/trace.js';
+import { Trace } from '../base/trace.js';
 import type { Activity, AdminTokenCheck, AdminTokenStatus, DiagnosticsReport, EventPage, EventQuery, ExportResult, PostureView, RunSummary, StatusView, UiEvent } from './contract.js';
 import { toFindings, toTargets } from './diagnostics.js';
 import { exportEvents, queryEvents } from './event-query.js';

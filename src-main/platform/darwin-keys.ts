@@ -189,7 +189,7 @@ export function csrOutputFiles(base: string): string[] {
 /**
  * The CTK label the agent gives a key made for the core's label (no spaces: sc_auth lists whitespace-separated
  * columns) and back: "device-trust-key 1765000000" ↔ "device-trust-key-1765000000-<12 hex>". The way back lets the
- * orphan sweep (core/orphan-keys.ts) see when the key was made.
+ * orphan sweep (core/keys/orphan-keys.ts) see when the key was made.
  */
 export function ctkLabelFor(label: string, suffix: string = crypto.randomBytes(6).toString('hex')): string {
   return `${label.replace(/\s+/g, '-')}-${suffix}`;

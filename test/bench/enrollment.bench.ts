@@ -6,10 +6,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import forge from 'node-forge';
-import { runTask } from '../../src-main/core/agent.js';
+import { runTask } from '../../src-main/core/enrollment/agent.js';
 import { loadConfig } from '../../src-main/core/config.js';
-import { createCsr, generateLocalKey, type KeyAlgorithm } from '../../src-main/core/keys.js';
-import { Trace } from '../../src-main/core/trace.js';
+import { createCsr, generateLocalKey, type KeyAlgorithm } from '../../src-main/core/keys/keys.js';
+import { Trace } from '../../src-main/base/trace.js';
 import { startLabOrg } from '../../lab/org.js';
 import { tempDir } from '../support/agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { loadConfig } from '../../src-main/core/config.js';
-import { keyFromPem } from '../../src-main/core/keys.js';
+import { keyFromPem } from '../../src-main/core/keys/keys.js';
 import { runPosturePass } from '../../src-main/core/posture/pass.js';
 import { signPostureReport } from '../../src-main/core/posture/report.js';
 import { currentDeviceSigner } from '../../src-main/core/posture/pass.js';

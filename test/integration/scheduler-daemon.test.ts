@@ -15,7 +15,7 @@ import { systemClock } from '../../src-main/core/scheduler/clock.js';
 import type { AttemptResult } from '../../src-main/core/scheduler/engine.js';
 import { policyWith } from '../../src-main/core/scheduler/policy.js';
 import { Scheduler } from '../../src-main/core/scheduler/scheduler.js';
-import { Trace } from '../../src-main/core/trace.js';
+import { Trace } from '../../src-main/base/trace.js';
 import { AGENT_BIN, makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { nssUserCerts } from '../support/nss.js';

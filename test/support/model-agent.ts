@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { RunResult } from '../../src-main/core/agent.js';
+import type { RunResult } from '../../src-main/core/enrollment/agent.js';
 import { AgentError } from '../../src-main/base/errors.js';
 import type { PassContext, PassLock, ScheduleStore } from '../../src-main/core/scheduler/engine.js';
 import type { CertFacts, Snapshot } from '../../src-main/core/scheduler/plan.js';

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { Command, CommandResult } from '../../src-main/base/exec.js';
 import { isAgentError } from '../../src-main/base/errors.js';
-import { createCsr, keyInStore } from '../../src-main/core/keys.js';
+import { createCsr, keyInStore } from '../../src-main/core/keys/keys.js';
 import { darwinKeyCommands, derEcdsaToRaw, hasSecureEnclave, hashOfSpki, JXA_KEYS, MacKeyStore, parseCtkIdentities, parseJxaAnswer, spkiFromCsr } from '../../src-main/platform/darwin-keys.js';
 import { MacKeychainStore, publicKeyHash } from '../../src-main/platform/darwin-store.js';
 import { tempDir } from '../support/agent.js';
@@ -168,7 +168,7 @@ test('failures say what to do: locked keychain, key gone, extractable key, forge
 
 test('issue 25.7: sc_auth create-ctk-csr writes PATH.csr, which is read; a failed creation leaves no identity; the orphan sweep sees Secure Enclave identities', async () => {
   const { csrOutputFiles, ctkLabelFor, coreLabelOfCtk } = await import('../../src-main/platform/darwin-keys.js');
-  const { sweepOrphanKeys, newKeyLabel, KEY_LABEL_PREFIX } = await import('../../src-main/core/orphan-keys.js');
+  const { sweepOrphanKeys, newKeyLabel, KEY_LABEL_PREFIX } = await import('../../src-main/core/keys/orphan-keys.js');
   assert.deepEqual(csrOutputFiles('/t/request'), ['/t/request.csr', '/t/request'], 'PATH.csr first (what sc_auth writes), PATH itself as a fallback');
   const m = macStandIn();
   const s = store(m.run);

@@ -1,8 +1,8 @@
-import type { TaskKind } from '../../core/agent.js';
+import type { TaskKind } from '../../core/enrollment/agent.js';
 import { AgentError } from '../../base/errors.js';
 import { defaultPaths } from '../../base/paths.js';
 import { runDaemon } from '../../core/scheduler/daemon.js';
-import { DeviceTokenService } from '../../core/device-service.js';
+import { DeviceTokenService } from '../../core/enrollment/device-service.js';
 import { deviceChannelServer } from '../../platform/device-channel-unix.js';
 import { TRIGGERS, type Trigger } from '../../core/scheduler/record.js';
 import type { Command, CommandContext } from '../command.js';

@@ -6,7 +6,7 @@ import { ensurePrivateDir, writeFileAtomic } from '../../base/fsutil.js';
 import { isSecretParameter, readSettingsFile } from '../../core/config.js';
 import { createAgentEngine } from '../../core/scheduler/agent-pass.js';
 import { describeAttempt } from '../../core/scheduler/daemon.js';
-import { Trace } from '../../core/trace.js';
+import { Trace } from '../../base/trace.js';
 import { applyInstall, defaultAgentCommand, tasksFor, type TaskRequest } from '../../platform/tasks/index.js';
 import type { Command, CommandContext } from '../command.js';
 import { stateDirOf } from './daemon.js';

@@ -1,5 +1,5 @@
 import { ExitCode } from '../../base/errors.js';
-import { redact } from '../../core/redact.js';
+import { redact } from '../../base/safe-text.js';
 import { runPosturePass, type PosturePassResult } from '../../core/posture/pass.js';
 import { deviceStateDir } from '../../core/posture/settings.js';
 import type { StoredPostureResult } from '../../core/posture/snapshot.js';

@@ -1,7 +1,7 @@
-import type { RunResult, TaskKind } from '../../core/agent.js';
+import type { RunResult, TaskKind } from '../../core/enrollment/agent.js';
 import { AgentError, ExitCode, exitCodeForFault, worstExitCode } from '../../base/errors.js';
 import { createAgentEngine, passRunningError } from '../../core/scheduler/agent-pass.js';
-import { Trace } from '../../core/trace.js';
+import { Trace } from '../../base/trace.js';
 import type { Command } from '../command.js';
 
 export const runCommand: Command = {

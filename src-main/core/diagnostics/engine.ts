@@ -4,8 +4,8 @@ import { ExitCode, exitCodeForClass, faultClass, worstExitCode } from '../../bas
 import { PAC_TIME_LIMIT_MS } from '../proxy/pac.js';
 import { EventLog } from '../events.js';
 import { runCommand, type CommandRunner } from '../../base/exec.js';
-import { HttpClient, rootCertificates } from '../http.js';
-import type { OrgConfig } from '../protocol.js';
+import { HttpClient, rootCertificates } from '../net/http.js';
+import type { OrgConfig } from '../enrollment/protocol.js';
 import { openSecretStore, type SecretStore } from '../secrets/index.js';
 import { readKrb5Conf } from './directory.js';
 import { evaluateFindings, worstSeverity, type SignInRecord } from './findings.js';
@@ -17,7 +17,7 @@ import {
 import { probeTpm } from './tpm.js';
 import { DIAGNOSE_SCHEMA, DIAGNOSE_SCHEMA_VERSION, type DiagnoseReport, type ProbeResult } from './types.js';
 import { httpOptionsFor } from '../proxy/options.js';
-import { chainFinding, pinsInForce } from '../server-chain.js';
+import { chainFinding, pinsInForce } from '../net/server-chain.js';
 
 export interface DiagnoseOptions {
   loaded: LoadedConfig;

@@ -1,6 +1,6 @@
-import type { OrgConfig } from '../protocol.js';
-import { pinChangeFinding, publishedPins } from '../server-chain.js';
-import type { RememberedPins } from '../state.js';
+import type { OrgConfig } from '../enrollment/protocol.js';
+import { pinChangeFinding, publishedPins } from '../net/server-chain.js';
+import type { RememberedPins } from '../state/state.js';
 import { tpmFindings } from './tpm.js';
 import { INTERCEPTOR_ISSUERS, type TlsFacts } from './stages.js';
 import { SEVERITY_RANK, type AgentPool, type Finding, type ProbeResult, type Severity } from './types.js';
@@ -32,7 +32,7 @@ export interface FindingsInput {
   now: Date;
   /** The agent's own record of the last successful sign-in it saw (event log). */
   lastSignIn: SignInRecord | undefined;
-  /** The server TLS issuer pins remembered in state (core/server-chain.ts): a withdrawn or replaced set is a finding. */
+  /** The server TLS issuer pins remembered in state (core/net/server-chain.ts): a withdrawn or replaced set is a finding. */
   rememberedPins?: RememberedPins | undefined;
 }
 

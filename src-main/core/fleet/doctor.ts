@@ -11,10 +11,10 @@ import { ExitCode, exitCodeForFault, worstExitCode, type AgentError } from '../.
 import { POLICY_FILE } from '../../platform/types.js';
 import type { Platform } from '../../platform/types.js';
 import type { LoadedConfig } from '../config.js';
-import { CredentialFiles, loadDeviceKey } from '../credentials.js';
+import { CredentialFiles, loadDeviceKey } from '../certificates/credentials.js';
 import { EventLog } from '../events.js';
-import { loadState } from '../state.js';
-import { getStatus, type StatusReport } from '../status.js';
+import { loadState } from '../state/state.js';
+import { getStatus, type StatusReport } from '../certificates/status.js';
 import { signingTest } from './signing.js';
 
 export const STATUS_SCHEMA = 'device-trust-agent/status';
@@ -148,7 +148,7 @@ export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: {
     set('iwa', 'SKIPPED', 'no org URL configured');
   } else {
     // Loaded only for --check: plain `status` (what the tray polls) never loads the HTTP stack and its proxy engine.
-    const [{ HttpClient }, { discoverOrg }, { httpOptionsFor }] = await Promise.all([import('../http.js'), import('../discovery.js'), import('../proxy/options.js')]);
+    const [{ HttpClient }, { discoverOrg }, { httpOptionsFor }] = await Promise.all([import('../net/http.js'), import('../enrollment/discovery.js'), import('../proxy/options.js')]);
     const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
     try {
       const org = await discoverOrg(http, config.orgUrl.replace(/\/+$/, ''));

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { PostureChecks, PostureContext } from '../../platform/posture/contract.js';
 import type { EventLog } from '../events.js';
-import { redact } from '../redact.js';
+import { redact } from '../../base/safe-text.js';
 import { deviceStateDir, type ResolvedPostureSettings } from './settings.js';
 import { POSTURE_FILE, readPostureFile, readSharedPostureFile, writePostureFile, type PostureFile, type StoredPostureResult } from './snapshot.js';
 

@@ -1,9 +1,9 @@
-import { runTask, type TaskKind } from '../agent.js';
+import { runTask, type TaskKind } from '../enrollment/agent.js';
 import type { LoadedConfig } from '../config.js';
 import { AgentError } from '../../base/errors.js';
 import { EventLog } from '../events.js';
-import { describeHolder, passLockFile, tryAcquireLock } from '../lock.js';
-import type { Trace } from '../trace.js';
+import { describeHolder, passLockFile, tryAcquireLock } from '../state/lock.js';
+import type { Trace } from '../../base/trace.js';
 import type { PlatformFactory } from '../../platform/types.js';
 import { PassEngine, type AttemptResult, type PassLock } from './engine.js';
 import type { NamedState } from './plan.js';

@@ -1,8 +1,8 @@
-import type { TaskKind } from '../agent.js';
+import type { TaskKind } from '../enrollment/agent.js';
 import type { LoadedConfig } from '../config.js';
 import { ExitCode, exitCodeFor } from '../../base/errors.js';
-import { daemonLockFile, describeHolder, tryAcquireLock, type HeldLock } from '../lock.js';
-import { Trace } from '../trace.js';
+import { daemonLockFile, describeHolder, tryAcquireLock, type HeldLock } from '../state/lock.js';
+import { Trace } from '../../base/trace.js';
 import { createAgentEngine } from './agent-pass.js';
 import type { PlatformFactory } from '../../platform/types.js';
 import { systemClock, type Clock } from './clock.js';

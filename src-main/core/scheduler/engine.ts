@@ -1,6 +1,6 @@
-import type { RunResult } from '../agent.js';
+import type { RunResult } from '../enrollment/agent.js';
 import { AgentError, isAgentError } from '../../base/errors.js';
-import type { LockInfo } from '../lock.js';
+import type { LockInfo } from '../state/lock.js';
 import { applyPass, effectiveReport, namedState, nextDeadline, isStuckNow, type NamedState, type PassReport, type Snapshot } from './plan.js';
 import { renewalFor, type SchedulePolicy } from './policy.js';
 import type { RenewalChoice, ScheduleRecord, Trigger } from './record.js';

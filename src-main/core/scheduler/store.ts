@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { backendConfigured } from '../backends/configured.js';
 import type { LoadedConfig } from '../config.js';
 import { isAgentError } from '../../base/errors.js';
-import { loadState, saveState, stateFile, type AgentState } from '../state.js';
+import { loadState, saveState, stateFile, type AgentState } from '../state/state.js';
 import type { ScheduleStore } from './engine.js';
 import type { CertFacts, Snapshot } from './plan.js';
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
