@@ -26,6 +26,6 @@ export function lastPosture(loaded: LoadedConfig): PostureView | null {
 }
 
 export async function runPostureView(loaded: LoadedConfig, platform: PlatformFactory): Promise<PostureView> {
-  const r = await runPosturePass({ loaded, task: 'user', platform });
+  const r = await runPosturePass({ loaded, side: 'user', platform });
   return toPostureView(r.file);
 }

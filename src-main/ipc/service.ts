@@ -4,11 +4,12 @@
  * the event log.
  * The IPC handlers and the tray both use it; it never imports Electron.
  */
-import type { RunResult } from '../core/enrollment/agent.js';
-import { createAgentEngine, passRunningError } from '../core/scheduler/agent-pass.js';
+import type { RunResult } from '../core/enrollment/pass.js';
+import { createPassEngine, passRunningError } from '../core/scheduler/create-pass-engine.js';
 import { writeSupportBundle } from '../core/diagnostics/bundle.js';
-import { recordOutcome, runDiagnostics } from '../core/diagnostics/engine.js';
-import { DEFAULT_HEALTH_POLICY, HealthMonitor, type HealthPolicy, type Transition } from '../core/diagnostics/health.js';
+import { runDiagnostics } from '../core/diagnostics/run-diagnostics.js';
+import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from '../core/diagnostics/health.js';
+import { DiagnoseWatch } from '../core/diagnostics/watch.js';
 import type { DiagnoseReport } from '../core/diagnostics/types.js';
 import { AgentError } from '../base/errors.js';
 import { EventLog } from '../core/events.js';
@@ -48,8 +49,7 @@ export class DashboardService {
   private last: DiagnosticsReport | null = null;
   private diagnosing: Promise<DiagnosticsReport> | undefined;
   private readonly policy: HealthPolicy;
-  private readonly monitor: HealthMonitor;
-  private lastCodes: string | undefined;
+  private readonly watch: DiagnoseWatch;
   private monitorTimer: NodeJS.Timeout | undefined;
 
   private readonly host: ServiceHost;
@@ -58,7 +58,7 @@ export class DashboardService {
     // Pushed events (progress steps, failures) reach the dashboard through the output-safety layer too.
     this.host = Object.assign(Object.create(host) as ServiceHost, { emit: (e: Parameters<ServiceHost['emit']>[0]) => host.emit(safeJson(e)) });
     this.policy = host.healthPolicy ?? DEFAULT_HEALTH_POLICY;
-    this.monitor = new HealthMonitor(this.policy);
+    this.watch = new DiagnoseWatch(this.policy);
   }
 
   get activity(): Activity | null {
@@ -99,7 +99,7 @@ export class DashboardService {
       const loaded = this.host.loadConfig();
       // Through the one pass engine, under the state directory's pass lock and recorded in the schedule: a
       // pass of the scheduler, a systemd daemon or a `run` in a terminal is never raced.
-      const { engine } = createAgentEngine({ loadConfig: () => loaded, platform: this.host.platform, stateDir: loaded.config.stateDir, task: 'user', trace: () => trace,
+      const { engine } = createPassEngine({ loadConfig: () => loaded, platform: this.host.platform, stateDir: loaded.config.stateDir, side: 'user', trace: () => trace,
         force: kind === 'forceRenewal', renewNow: kind === 'renew', respectRenewalMoment: false });
       const res = await engine.attempt('manual');
       if (!res.ran) throw res.why === 'busy' ? passRunningError(res) : new AgentError('internal', 'INTERNAL', res.detail);
@@ -149,18 +149,14 @@ export class DashboardService {
           loaded, policy: this.policy, events, recordOutcome: false, env: this.host.env ?? process.env,
           platform: this.host.platform, ...(this.host.secrets ? { secrets: this.host.secrets } : {}),
         });
-      const [report, proxy] = await Promise.all([run(), this.proxyRoute(loaded.config)]);
-      const ok = new Map(report.probes.filter((p) => p.status !== 'skipped').map((p) => [p.id, p.status === 'ok']));
-      for (let r = 0; r < this.policy.maxRetries && [...ok.values()].some((v) => !v); r++) {
-        if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'step', step: `Checking failed targets again (${r + 1} of ${this.policy.maxRetries})` });
-        const again = await run();
-        for (const p of again.probes) if (ok.get(p.id) === false && p.status === 'ok') ok.set(p.id, true);
-      }
-      this.observe(report, ok, events);
+      const onRetry = (attempt: number, of: number) => {
+        if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'step', step: `Checking failed targets again (${attempt} of ${of})` });
+      };
+      const [{ report }, proxy] = await Promise.all([this.watch.cycle(run, events, { onRetry }), this.proxyRoute(loaded.config)]);
       this.last = {
         at: report.generatedAt,
         durationMs: performance.now() - t0,
-        targets: toTargets({ report, health: (id) => this.monitor.target(id), proxy }),
+        targets: toTargets({ report, health: (id) => this.watch.target(id), proxy }),
         findings: toFindings(report.findings),
       };
       if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'done' });
@@ -170,18 +166,6 @@ export class DashboardService {
       if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'failed', message: redact((e as Error).message) });
       throw e;
     }
-  }
-
-  private observe(report: DiagnoseReport, ok: Map<string, boolean>, events: EventLog): void {
-    const transitions: Transition[] = [];
-    for (const p of report.probes.filter((x) => x.status !== 'skipped')) transitions.push(...this.monitor.observe(p.id, ok.get(p.id) ?? false, p.ms, p.error?.message ?? ''));
-    for (const t of transitions.filter((x) => x.from !== 'UNKNOWN' || x.to !== 'ONLINE')) {
-      const kind = t.to === 'OFFLINE' ? 'TARGET_OFFLINE' : t.to === 'DEGRADED' ? 'TARGET_DEGRADED' : 'TARGET_ONLINE';
-      events.record(kind, `${t.target}: ${t.from} → ${t.to} (${t.reason}).`, { target: t.target, from: t.from, to: t.to });
-    }
-    const codes = report.findings.map((f) => f.code).sort().join(',');
-    if (codes !== this.lastCodes) recordOutcome(events, report);
-    this.lastCodes = codes;
   }
 
   /** The route the resolver picks for the org: the "proxy path" card. */

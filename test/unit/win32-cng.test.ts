@@ -242,7 +242,7 @@ test('issue 25.5: SCEP keeps its key in CNG — RSA keys are made for signing AN
   const store = new WindowsCngKeyStore({ skipTpm: false, workDir: tempDir('cng'), run: win.run });
   const k = await store.generate('RSA-2048', 'scep');
   const key = await keyInStore(store, k);
-  assert.equal(typeof key.decrypt, 'function', 'the core keeps SCEP on the store (core/enrollment/agent.ts drops a store without decrypt)');
+  assert.equal(typeof key.decrypt, 'function', 'the core keeps SCEP on the store (core/enrollment/pass.ts drops a store without decrypt)');
   const cek = crypto.randomBytes(32);
   const pub = crypto.createPublicKey({ key: k.spki, format: 'der', type: 'spki' });
   const wrapped = crypto.publicEncrypt({ key: pub, padding: crypto.constants.RSA_PKCS1_PADDING }, cek);

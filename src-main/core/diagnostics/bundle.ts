@@ -12,7 +12,7 @@ import { neutralizeJsonControls, redactUrl, safeText, SECRET_MIN_LENGTH } from '
 import { adminTokenName, openSecretStore, type SecretStore } from '../secrets/index.js';
 import type { PlatformFactory } from '../../platform/types.js';
 import { krb5ConfPath, readKrb5Conf } from './directory.js';
-import { platformOrNone, runDiagnostics, type DiagnoseOptions } from './engine.js';
+import { platformOrNone, runDiagnostics, type DiagnoseOptions } from './run-diagnostics.js';
 import { renderReport } from './report.js';
 import type { DiagnoseReport } from './types.js';
 

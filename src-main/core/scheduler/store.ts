@@ -4,7 +4,7 @@ import { backendConfigured } from '../backends/configured.js';
 import type { LoadedConfig } from '../config.js';
 import { isAgentError } from '../../base/errors.js';
 import { loadState, saveState, stateFile, type AgentState } from '../state/state.js';
-import type { ScheduleStore } from './engine.js';
+import type { ScheduleStore } from './pass-engine.js';
 import type { CertFacts, Snapshot } from './plan.js';
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import { findClockAnomalies, repairRecord, repairTimes, type ClockAnomaly } from './anomaly.js';

@@ -1,3 +1,4 @@
+import type { Side } from '../enrollment/side.js';
 import path from 'node:path';
 import type { PostureChecks, PostureContext } from '../../platform/posture/contract.js';
 import type { EventLog } from '../events.js';
@@ -84,7 +85,7 @@ export interface PostureRun {
 }
 
 export interface EvaluateOptions {
-  task: 'user' | 'device';
+  side: Side;
   stateDir: string;
   settings: ResolvedPostureSettings;
   /** This OS's checks, from the platform (`Platform.posture`). */
@@ -112,12 +113,12 @@ export async function evaluatePosture(opts: EvaluateOptions): Promise<PostureRun
   const file = postureFileOf(opts.stateDir);
   const prev = readPostureFile(file);
   // The device task's results are device facts; the user task's are user-reported until the device side answers.
-  let results: StoredPostureResult[] = (await opts.checks.run(ctx)).map((r) => ({ ...r, source: opts.task }));
-  if (opts.task === 'user') results = mergeDeviceResults(results, readSharedPostureFile(opts.settings.deviceFile), now, opts.settings.deviceMaxAgeMs);
+  let results: StoredPostureResult[] = (await opts.checks.run(ctx)).map((r) => ({ ...r, source: opts.side }));
+  if (opts.side === 'user') results = mergeDeviceResults(results, readSharedPostureFile(opts.settings.deviceFile), now, opts.settings.deviceMaxAgeMs);
   const h = applyHysteresis(prev, results, opts.settings.confirmations);
-  const out: PostureFile = { version: 1, at: now.toISOString(), task: opts.task, platform: ctx.platform, results, confirmed: h.confirmed, pending: h.pending, ...(prev?.report ? { report: prev.report } : {}) };
+  const out: PostureFile = { version: 1, at: now.toISOString(), task: opts.side, platform: ctx.platform, results, confirmed: h.confirmed, pending: h.pending, ...(prev?.report ? { report: prev.report } : {}) };
   writePostureFile(file, out, false);
-  if (opts.task === 'device' && sharesDeviceFile(opts.stateDir, opts.settings)) writePostureFile(opts.settings.deviceFile, { ...out, confirmed: {}, pending: {} }, true);
+  if (opts.side === 'device' && sharesDeviceFile(opts.stateDir, opts.settings)) writePostureFile(opts.settings.deviceFile, { ...out, confirmed: {}, pending: {} }, true);
   for (const c of h.changes) recordChange(opts.events, c);
   return { file: out, changes: h.changes, path: file };
 }

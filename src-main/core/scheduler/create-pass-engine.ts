@@ -1,11 +1,12 @@
-import { runTask, type TaskKind } from '../enrollment/agent.js';
+import { runPass } from '../enrollment/pass.js';
+import type { Side } from '../enrollment/side.js';
 import type { LoadedConfig } from '../config.js';
 import { AgentError } from '../../base/errors.js';
 import { EventLog } from '../events.js';
 import { describeHolder, passLockFile, tryAcquireLock } from '../state/lock.js';
 import type { Trace } from '../../base/trace.js';
 import type { PlatformFactory } from '../../platform/types.js';
-import { PassEngine, type AttemptResult, type PassLock } from './engine.js';
+import { PassEngine, type AttemptResult, type PassLock } from './pass-engine.js';
 import type { NamedState } from './plan.js';
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';
@@ -13,12 +14,12 @@ import { probeConfig, StateFileStore } from './store.js';
 import { writeMetricsAfterPass } from '../fleet/metrics-writer.js';
 import { describeAnomalies } from './anomaly.js';
 
-export interface AgentPassOptions {
+export interface PassEngineOptions {
   /** Loads the configuration afresh (a long-running daemon picks up changes at every pass). */
   loadConfig: () => LoadedConfig;
   /** The state directory is fixed for the life of the process: it holds the lock and the schedule. */
   stateDir: string;
-  task: TaskKind;
+  side: Side;
   /** Builds the platform for each pass's configuration (handed in by the composition root). */
   platform: PlatformFactory;
   /** A trace per pass (the daemon makes a fresh one each time). */
@@ -57,12 +58,12 @@ export function stateEventMessage(from: string | undefined, to: NamedState): str
 }
 
 /**
- * The real thing: the agent's pass (`runTask`) under the state directory's lock, recorded in state.json.
+ * The real thing: the agent's pass (`runPass`) under the state directory's lock, recorded in state.json.
  * The one way a pass runs — CLI `run`, `install`, the daemon, the tray's scheduler and the dashboard.
  */
-export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine; store: StateFileStore; events: EventLog; policy: SchedulePolicy } {
+export function createPassEngine(opts: PassEngineOptions): { engine: PassEngine; store: StateFileStore; events: EventLog; policy: SchedulePolicy } {
   const policy = opts.policy ?? DEFAULT_POLICY;
-  const events = new EventLog(opts.stateDir, opts.task);
+  const events = new EventLog(opts.stateDir, opts.side);
   const store = new StateFileStore(opts.stateDir, () => probeConfig(opts.loadConfig), (aside) =>
     events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${aside}; it is rebuilt from the certificate store.`),
   policy.configCheckMs, opts.now ?? Date.now, policy);
@@ -71,10 +72,10 @@ export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine;
     lock: fileLock(opts.stateDir),
     policy,
     now: opts.now ?? Date.now,
-    pass: (ctx) => { const loaded = opts.loadConfig(); return runTask({
+    pass: (ctx) => { const loaded = opts.loadConfig(); return runPass({
       loaded,
       platform: opts.platform(loaded.config),
-      task: opts.task,
+      side: opts.side,
       force: Boolean(opts.force),
       ...(opts.renewNow ? { renewNow: true } : {}),
       trace: opts.trace(),
@@ -89,7 +90,7 @@ export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine;
       events.record(to.stuck ? 'AGENT_STUCK' : 'STATE_CHANGED', stateEventMessage(from, to), data);
     },
     // Every pass refreshes node_exporter's textfile (the user task's: it holds the certificate).
-    ...(opts.task === 'user' ? { afterRecord: () => writeMetricsAfterPass(opts.loadConfig, opts.stateDir) } : {}),
+    ...(opts.side === 'user' ? { afterRecord: () => writeMetricsAfterPass(opts.loadConfig, opts.stateDir) } : {}),
   });
   return { engine, store, events, policy };
 }

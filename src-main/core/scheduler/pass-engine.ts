@@ -1,4 +1,4 @@
-import type { RunResult } from '../enrollment/agent.js';
+import type { RunResult } from '../enrollment/pass.js';
 import { AgentError, isAgentError } from '../../base/errors.js';
 import type { LockInfo } from '../state/lock.js';
 import { applyPass, effectiveReport, namedState, nextDeadline, isStuckNow, type NamedState, type PassReport, type Snapshot } from './plan.js';
@@ -26,7 +26,7 @@ export interface PassContext {
   renewAt: (c: { sha256: string; notAfter: Date; windowStart: Date }) => Date;
 }
 
-/** One pass of the registration task; throws AgentError on failure (the real one is `runTask`). */
+/** One pass (an enrollment or renewal attempt); throws AgentError on failure (the real one is `runPass`). */
 export type PassFn = (ctx: PassContext) => Promise<RunResult>;
 
 export type AttemptResult =

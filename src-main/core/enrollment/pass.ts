@@ -28,13 +28,13 @@ import { dcClockOffset } from '../time/dc-clock.js';
 import { clampWarning, effectiveWindow } from '../time/renewal-window.js';
 import { sweepTempDirs } from '../state/temp-sweep.js';
 import { newKeyLabel, orphanSweepMessage, sweepOrphanKeys } from '../keys/orphan-keys.js';
+import type { Side } from './side.js';
 
-export type TaskKind = 'user' | 'device';
 export type Outcome = 'enrolled' | 'renewed' | 'nothing-to-do' | 'configured';
 
 export interface RunOptions {
   loaded: LoadedConfig;
-  task: TaskKind;
+  side: Side;
   force: boolean;
   /** Renew a valid certificate now, before its renewal window (the dashboard's "Renew now"). */
   renewNow?: boolean;
@@ -90,11 +90,11 @@ async function thumbprintOf(c: StoredCertificate): Promise<string> {
 }
 
 /**
- * One pass of the registration task: enroll, renew, or nothing. Ordered so that a failure at any step
+ * One pass (an enrollment or renewal attempt): enroll, renew, or nothing. Ordered so that a failure at any step
  * leaves the previous certificate, key and state as they were, and a crash is repaired by the next pass.
  * Who issues the certificate is the enrollment backend's business (backends/); everything else is here.
  */
-export class EnrollmentTask {
+export class EnrollmentPass {
   private readonly config;
   private readonly backend: EnrollmentBackend;
   private readonly http: HttpClient;
@@ -115,14 +115,14 @@ export class EnrollmentTask {
     this.config = opts.loaded.config;
     this.trace = opts.trace;
     this.now = opts.now ?? (() => new Date());
-    this.http = new HttpClient(httpOptionsFor(this.config, { events: new EventLog(this.config.stateDir, opts.task), log: (line) => opts.trace.log(line) }));
+    this.http = new HttpClient(httpOptionsFor(this.config, { events: new EventLog(this.config.stateDir, opts.side), log: (line) => opts.trace.log(line) }));
     this.backend = createBackend(opts.loaded, { http: this.http, trace: this.trace, now: this.now, deviceChannel: opts.platform.deviceChannel });
     ensurePrivateDir(this.config.stateDir);
     this.platform = opts.platform;
     this.creds = new CredentialFiles(this.config.stateDir);
     // SCEP answers are encrypted to the device key: its key lives in the store only if the store can decrypt.
     this.keys = this.backend.kind === 'scep' && !opts.platform.keys?.decrypt ? undefined : opts.platform.keys;
-    this.events = new EventLog(this.config.stateDir, opts.task);
+    this.events = new EventLog(this.config.stateDir, opts.side);
   }
 
   async run(): Promise<RunResult> {
@@ -160,14 +160,36 @@ export class EnrollmentTask {
   private recordLastRun(outcome: string, code: string | undefined, message: string, ctx?: FailureContext): void {
     if (!this.state) return;
     try {
-      saveState(this.config.stateDir, { ...this.state, lastRun: { at: this.now().toISOString(), task: this.opts.task, outcome, ...(code ? { code } : {}), message, correlationId: this.http.traceId, ...ctx } });
+      saveState(this.config.stateDir, { ...this.state, lastRun: { at: this.now().toISOString(), task: this.opts.side, outcome, ...(code ? { code } : {}), message, correlationId: this.http.traceId, ...ctx } });
     } catch {
       /* the outcome is still reported; a full disk is not made worse by failing here */
     }
   }
 
+  /** The pass's steps, in order; each step below says what it decides. */
   private async runInner(): Promise<RunResult> {
-    const { trace } = this;
+    await this.prepare();
+    const inventory = await this.trace.step('Read the certificate store', () => this.platform.store.list(), (r) => `${r.length} personal certificate(s)`);
+    let authority: Authority;
+    try {
+      authority = await this.backend.authority();
+    } catch (e) {
+      return this.offlineAnswer(e, inventory);
+    }
+    if (this.opts.side === 'device') return this.deviceSide(authority);
+    this.checkAuthority(authority);
+    const current = await this.reconcile(inventory.filter((c) => authority.owns(c.info)));
+    const deviceId = current?.info.subjectCN || this.state.deviceId;
+    const forced = await this.forcedRenewal(authority, deviceId, current);
+    if (forced) return forced;
+    const resumed = await this.resumePending(authority, deviceId, current);
+    if (resumed) return resumed;
+    if (!current) return this.enroll(authority, deviceId, undefined);
+    return this.renewOrKeep(authority, deviceId, current);
+  }
+
+  /** Loads the state and cleans up after an interrupted pass (temporary directories, keys never recorded). */
+  private async prepare(): Promise<void> {
     const loaded = loadState(this.config.stateDir);
     this.state = loaded.state;
     if (loaded.recoveredFrom) {
@@ -178,28 +200,21 @@ export class EnrollmentTask {
     if (swept.length) this.events.record('TEMP_SWEPT', `Removed ${swept.length} temporary director${swept.length === 1 ? 'y' : 'ies'} (${swept.join(', ')}) left by an interrupted run; they could hold key material.`);
     const orphans = await sweepOrphanKeys(this.keys, this.config.stateDir);
     if (orphans.removed.length) this.events.record('ORPHAN_KEYS_REMOVED', orphanSweepMessage(orphans.removed, (await this.keys!.info()).description));
-    trace.log(`Task: ${this.opts.task}; backend ${this.backend.kind} (${this.backend.target}); store: ${this.platform.store.description}; state: ${this.config.stateDir}`);
+    this.trace.log(`Side: ${this.opts.side}; backend ${this.backend.kind} (${this.backend.target}); store: ${this.platform.store.description}; state: ${this.config.stateDir}`);
     this.startEarlyKey();
+  }
 
-    const inventory = await trace.step('Read the certificate store', () => this.platform.store.list(), (r) => `${r.length} personal certificate(s)`);
-    let authority: Authority;
-    try {
-      authority = await this.backend.authority();
-    } catch (e) {
-      return this.offlineAnswer(e, inventory);
-    }
-
-    if (this.opts.task === 'device') return this.deviceTask(authority);
+  /** The org's CA: strong enough, and the one the current certificate was issued under (or vouched for by it). */
+  private checkAuthority(authority: Authority): void {
     // A CA below the floor for keys and signatures is refused before any request (at first enrollment too).
     assertStrongChain(authority.chainPem, authority.name);
     const cur = this.state.current;
     assertCaContinuity({ currentThumbprint: cur?.thumbprint, storedChainPem: cur && this.creds.complete().find((c) => c.thumbprint === cur.thumbprint)?.chainPem, authority,
-      pins: this.opts.loaded.sources.caRolloverFingerprints === 'managed' ? this.config.caRolloverFingerprints : [], log: (l) => trace.log(l) });
+      pins: this.opts.loaded.sources.caRolloverFingerprints === 'managed' ? this.config.caRolloverFingerprints : [], log: (l) => this.trace.log(l) });
+  }
 
-    const ours = inventory.filter((c) => authority.owns(c.info));
-    const current = await this.reconcile(ours);
-    const deviceId = current?.info.subjectCN || this.state.deviceId;
-
+  /** A forced renewal asked for now, or one a killed pass left unfinished: the certificate is replaced. */
+  private async forcedRenewal(authority: Authority, deviceId: string, current: StoredCertificate | undefined): Promise<RunResult | undefined> {
     let intent = this.state.forceRequested;
     if (!this.opts.force && intent?.replaces && current && current.info.serialNumber !== intent.replaces) {
       // The killed run got as far as installing the new certificate (adopted above): the request is fulfilled.
@@ -218,33 +233,14 @@ export class EnrollmentTask {
       this.events.record('FORCED_RENEWAL', `Forced renewal${resumedMsg}: ${current ? `certificate ${current.info.serialNumber} will be replaced` : 'no certificate present'}.`);
       return this.enroll(authority, deviceId, current);
     }
-    const resumed = await this.resumePending(authority, deviceId, current);
-    if (resumed) return resumed;
-    if (!current) return this.enroll(authority, deviceId, undefined);
+    return undefined;
+  }
 
+  /** With a certificate in place: renew it when due (or asked), enroll afresh when it is expired or its key unusable, else leave it. */
+  private async renewOrKeep(authority: Authority, deviceId: string, current: StoredCertificate): Promise<RunResult> {
     const tp = await thumbprintOf(current);
-    if (authority.crlUrl) {
-      const crlUrl = authority.crlUrl;
-      try {
-        const rev = await trace.step('Check revocation (CRL)', () => checkRevocation(this.http, crlUrl, authority.chainPem, current.info.serialNumber),
-          (r) => (r.revoked ? `REVOKED at ${r.revokedAt}` : 'not revoked'));
-        if (rev.revoked) {
-          this.events.record('REVOKED_FOUND', `Certificate ${current.info.serialNumber} was revoked at ${rev.revokedAt}.`, { serialNumber: current.info.serialNumber });
-          throw new AgentError('rejected', 'CERT_REVOKED',
-            `The device certificate ${current.info.serialNumber} has been revoked by an administrator (at ${rev.revokedAt}). A revoked certificate stays on the device, and no new one is enrolled while it is there.`,
-            'If the revocation was a mistake or the device should be trusted again, run: device-trust-agent run --forceRenewal');
-        }
-      } catch (e) {
-        if (isAgentError(e) && e.code === 'CERT_REVOKED') throw e;
-        this.warn('REVOCATION_UNCHECKED', `Revocation could not be checked: ${(e as Error).message}`);
-      }
-    }
-    const key = await this.loadKey(tp, current.id);
-    if (!key) {
-      this.events.record('KEY_MISSING', `The private key of certificate ${current.info.serialNumber} is missing (key store and ${this.creds.root}).`);
-      throw new AgentError('local', 'KEY_MISSING', `The private key of the device certificate ${current.info.serialNumber} is missing, so it cannot be renewed or proven.`,
-        'Run: device-trust-agent run --forceRenewal (it removes the certificate and enrolls a new one).');
-    }
+    await this.checkNotRevoked(authority, current);
+    const key = await this.currentKey(tp, current);
     // A key file that no longer signs, or signs for another public key, is repaired by enrolling afresh.
     const signing = await signingTest({ key, certificatePem: current.pem });
     if (!signing.ok) {
@@ -269,13 +265,44 @@ export class EnrollmentTask {
     return { outcome: 'nothing-to-do', backend: this.backend.kind, message: msg, deviceId, certificate: this.installed(current, tp), warnings: this.warnings, ...(this.faults.length ? { faults: this.faults } : {}), ...(browserPolicy ? { browserPolicy } : {}) };
   }
 
+  /** A revoked certificate stops the pass (a person decides); a CRL that cannot be read is a warning. */
+  private async checkNotRevoked(authority: Authority, current: StoredCertificate): Promise<void> {
+    if (authority.crlUrl) {
+      const crlUrl = authority.crlUrl;
+      try {
+        const rev = await this.trace.step('Check revocation (CRL)', () => checkRevocation(this.http, crlUrl, authority.chainPem, current.info.serialNumber),
+          (r) => (r.revoked ? `REVOKED at ${r.revokedAt}` : 'not revoked'));
+        if (rev.revoked) {
+          this.events.record('REVOKED_FOUND', `Certificate ${current.info.serialNumber} was revoked at ${rev.revokedAt}.`, { serialNumber: current.info.serialNumber });
+          throw new AgentError('rejected', 'CERT_REVOKED',
+            `The device certificate ${current.info.serialNumber} has been revoked by an administrator (at ${rev.revokedAt}). A revoked certificate stays on the device, and no new one is enrolled while it is there.`,
+            'If the revocation was a mistake or the device should be trusted again, run: device-trust-agent run --forceRenewal');
+        }
+      } catch (e) {
+        if (isAgentError(e) && e.code === 'CERT_REVOKED') throw e;
+        this.warn('REVOCATION_UNCHECKED', `Revocation could not be checked: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** The current certificate's key, from the key store or the legacy key file; without it nothing can be renewed. */
+  private async currentKey(tp: string, current: StoredCertificate): Promise<LocalKey> {
+    const key = await this.loadKey(tp, current.id);
+    if (!key) {
+      this.events.record('KEY_MISSING', `The private key of certificate ${current.info.serialNumber} is missing (key store and ${this.creds.root}).`);
+      throw new AgentError('local', 'KEY_MISSING', `The private key of the device certificate ${current.info.serialNumber} is missing, so it cannot be renewed or proven.`,
+        'Run: device-trust-agent run --forceRenewal (it removes the certificate and enrolls a new one).');
+    }
+    return key;
+  }
+
   /**
    * A key store whose keys this machine cannot use (a TPM token from another TPM, or from this one before it was
    * cleared) is named as such: a plain pass stops with what to do; a forced renewal sets it aside and enrolls a new
    * key in the TPM that is here.
    */
   private async checkKeyStore(): Promise<void> {
-    if (this.opts.task !== 'user' || !this.keys?.unusable) return;
+    if (this.opts.side !== 'user' || !this.keys?.unusable) return;
     const problem = await this.keys.unusable();
     if (!problem) return;
     if (!this.opts.force && !this.state.forceRequested) {
@@ -287,8 +314,8 @@ export class EnrollmentTask {
     this.events.record('TPM_NOT_THIS_ONE', `${problem.message}. Forced renewal: the old token store was moved to ${aside}; a new key is made in this machine's TPM.`, { code: problem.code });
   }
 
-  /** The device task (system context) writes the machine-wide browser policy; certificates are per user. */
-  private async deviceTask(authority: Authority): Promise<RunResult> {
+  /** The device side (system context) writes the machine-wide browser policy; certificates are per user. */
+  private async deviceSide(authority: Authority): Promise<RunResult> {
     const browserPolicy = await this.configureBrowsers(authority);
     return {
       outcome: 'configured',
@@ -537,7 +564,7 @@ export class EnrollmentTask {
     const cur = this.state.current;
     const due = !cur || Date.parse(cur.renewFrom ?? cur.notAfter) <= this.now().getTime();
     // A key in the store is made only when it is used: an unneeded one would stay behind in the token.
-    if (this.keys || this.opts.task !== 'user' || (!this.opts.force && !due) || (this.state.pending && !this.opts.force)) return;
+    if (this.keys || this.opts.side !== 'user' || (!this.opts.force && !due) || (this.state.pending && !this.opts.force)) return;
     this.earlyKey = generateLocalKey(this.backend.keyAlgorithm);
     this.earlyKey.catch(() => undefined);
   }
@@ -703,7 +730,7 @@ export class EnrollmentTask {
     const res = await this.platform.configureBrowsers(authority.hostPatterns, authority.issuerFilter);
     this.trace.log(`Browser policy: written ${res.written.join(', ') || 'nowhere'}${res.skipped.length ? `; skipped ${res.skipped.map((s) => `${s.dir} (${s.reason})`).join(', ')}` : ''}`);
     if (res.written.length === 0 && res.skipped.length > 0) {
-      this.warn('BROWSER_SETUP_SKIPPED', `The browser policy could not be written (${res.skipped.map((s) => `${s.dir}: ${s.reason}`).join('; ')}); browsers will ask which certificate to present. The device task (run as root) writes it.`);
+      this.warn('BROWSER_SETUP_SKIPPED', `The browser policy could not be written (${res.skipped.map((s) => `${s.dir}: ${s.reason}`).join('; ')}); browsers will ask which certificate to present. The device side (run as root: run --device) writes it.`);
     }
     return res;
   }
@@ -777,6 +804,6 @@ function cap(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
-export function runTask(opts: RunOptions): Promise<RunResult> {
-  return new EnrollmentTask(opts).run();
+export function runPass(opts: RunOptions): Promise<RunResult> {
+  return new EnrollmentPass(opts).run();
 }
