@@ -14,11 +14,14 @@ import { test } from 'node:test';
 import type { Command, CommandResult } from '../../src-main/base/exec.js';
 import { isAgentError } from '../../src-main/base/errors.js';
 import { createCsr, keyInStore } from '../../src-main/core/keys/keys.js';
-import { darwinKeyCommands, derEcdsaToRaw, hasSecureEnclave, hashOfSpki, JXA_KEYS, MacKeyStore, parseCtkIdentities, parseJxaAnswer, spkiFromCsr } from '../../src-main/platform/darwin-keys.js';
+import { darwinKeyCommands, derEcdsaToRaw, hasSecureEnclave, hashOfSpki, jxaKeysProgram, MacKeyStore, parseCtkIdentities, parseJxaAnswer, spkiFromCsr } from '../../src-main/platform/darwin-keys.js';
 import { MacKeychainStore, publicKeyHash } from '../../src-main/platform/darwin-store.js';
 import { tempDir } from '../support/agent.js';
 import { fail, fixture, ok } from '../support/commands.js';
 import { macStandIn } from '../support/darwin-keys.js';
+
+/** The JXA program as shipped (src-main/platform/helpers/darwin-keys.jxa). */
+const JXA_KEYS = jxaKeysProgram();
 
 test('command lines as data: sc_auth makes a non-exportable Secure Enclave identity; the JXA program takes its inputs from the environment', () => {
   assert.deepEqual(darwinKeyCommands.createIdentity('device-trust-key-ab12', 'device-trust-key-ab12'),
