@@ -10,7 +10,6 @@ import { writeSupportBundle } from '../core/diagnostics/bundle.js';
 import { runDiagnostics } from '../core/diagnostics/run-diagnostics.js';
 import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from '../core/diagnostics/health.js';
 import { DiagnoseWatch } from '../core/diagnostics/watch.js';
-import type { DiagnoseReport } from '../core/diagnostics/types.js';
 import { AgentError } from '../base/errors.js';
 import { EventLog } from '../core/events.js';
 import { HttpClient } from '../core/net/http.js';
