@@ -21,7 +21,7 @@ export interface BackendDeps {
   now: () => Date;
   /**
    * The device side's channel (platform/device-channel.ts), handed in by the platform. Absent where the platform has
-   * none: the process then uses the keytab itself, as the device task and the lab demo legitimately do.
+   * none: the process then uses the keytab itself, as the device side and the lab demo legitimately do.
    */
   deviceChannel?: DeviceChannel | undefined;
 }

@@ -64,7 +64,7 @@ export interface LastFailure {
 export interface DoctorSection {
   schema: typeof STATUS_SCHEMA;
   schemaVersion: typeof STATUS_SCHEMA_VERSION;
-  /** Whether the agent's last pass ran as the user task or the device (system) task, and this process's account. */
+  /** Whether the agent's last pass ran as the user side or the device (system) side, and this process's account. */
   context: { lastTask?: string; runningAs: 'user' | 'device'; uid?: number };
   tests: DoctorTest[];
   passed: number;

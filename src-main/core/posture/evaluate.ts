@@ -54,10 +54,10 @@ export function applyHysteresis(prev: Pick<PostureFile, 'confirmed' | 'pending'>
 export const USER_FACT_CHECKS: ReadonlySet<string> = new Set(['screen-lock']);
 
 /**
- * Device facts come from the device side: the device task (root/SYSTEM) runs the checks and writes the shared
- * file, which the user task trusts only when root wrote it where only root could (snapshot.ts
- * `readSharedPostureFile`). When that answer is there and fresh it replaces the user task's own for every device
- * fact — a PASS the user side saw included — marked `source: 'device'`. Without it the user task's own result
+ * Device facts come from the device side (root/SYSTEM): it runs the checks and writes the shared
+ * file, which the user side trusts only when root wrote it where only root could (snapshot.ts
+ * `readSharedPostureFile`). When that answer is there and fresh it replaces the user side's own for every device
+ * fact — a PASS the user side saw included — marked `source: 'device'`. Without it the user side's own result
  * stays, marked `source: 'user'` (user-reported), so the org can tell the two apart (PROTOCOL §9).
  */
 export function mergeDeviceResults(own: StoredPostureResult[], device: PostureFile | undefined, now: Date, maxAgeMs: number): StoredPostureResult[] {
@@ -80,7 +80,7 @@ export function mergeDeviceResults(own: StoredPostureResult[], device: PostureFi
 export interface PostureRun {
   file: PostureFile;
   changes: PostureChange[];
-  /** Where this task keeps it (the device task: the shared file). */
+  /** Where this side keeps it (the device side: the shared file). */
   path: string;
 }
 
@@ -100,19 +100,19 @@ export function postureFileOf(stateDir: string): string {
   return path.join(stateDir, POSTURE_FILE);
 }
 
-/** The device task shares its answers when it is the installed one (its state directory) or a file is configured. */
+/** The device side shares its answers when it is the installed one (its state directory) or a file is configured. */
 export function sharesDeviceFile(stateDir: string, settings: ResolvedPostureSettings): boolean {
   const installed = deviceStateDir();
   return settings.deviceFileConfigured || (installed !== undefined && path.resolve(stateDir) === path.resolve(installed));
 }
 
-/** One posture pass: run the checks, take the device task's answers, apply hysteresis, record events, store. */
+/** One posture pass: run the checks, take the device side's answers, apply hysteresis, record events, store. */
 export async function evaluatePosture(opts: EvaluateOptions): Promise<PostureRun> {
   const now = opts.now ?? new Date();
   const ctx = opts.checks.context(opts.settings.options, { now, ...opts.context });
   const file = postureFileOf(opts.stateDir);
   const prev = readPostureFile(file);
-  // The device task's results are device facts; the user task's are user-reported until the device side answers.
+  // The device side's results are device facts; the user side's are user-reported until the device side answers.
   let results: StoredPostureResult[] = (await opts.checks.run(ctx)).map((r) => ({ ...r, source: opts.side }));
   if (opts.side === 'user') results = mergeDeviceResults(results, readSharedPostureFile(opts.settings.deviceFile), now, opts.settings.deviceMaxAgeMs);
   const h = applyHysteresis(prev, results, opts.settings.confirmations);

@@ -58,7 +58,7 @@ function deviceIdOf(certPem: string): string {
 }
 
 /**
- * One posture pass for a task: evaluate, then (user task, enrolled, org configured) send the signed report
+ * One posture pass for a side: evaluate, then (user side, enrolled, org configured) send the signed report
  * and keep the org's compliance answer next to the results. Never throws for a failed delivery: it is an event.
  */
 export async function runPosturePass(opts: PosturePassOptions): Promise<PosturePassResult> {

@@ -89,7 +89,7 @@ export function createPassEngine(opts: PassEngineOptions): { engine: PassEngine;
       const data = { from: from ?? null, to: to.state, stuck: to.stuck, ...(to.next ? { nextAttempt: new Date(to.next.at).toISOString(), nextReason: to.next.reason } : {}) };
       events.record(to.stuck ? 'AGENT_STUCK' : 'STATE_CHANGED', stateEventMessage(from, to), data);
     },
-    // Every pass refreshes node_exporter's textfile (the user task's: it holds the certificate).
+    // Every pass refreshes node_exporter's textfile (the user side's: it holds the certificate).
     ...(opts.side === 'user' ? { afterRecord: () => writeMetricsAfterPass(opts.loadConfig, opts.stateDir) } : {}),
   });
   return { engine, store, events, policy };

@@ -12,7 +12,7 @@ import { childEnv } from '../../base/exec.js';
  * atomically (written under a temporary name, then hard-linked to the lock name, which fails if it exists)
  * and holds the holder's pid and process start time. A lock whose pid is gone, or whose pid now belongs to
  * a process that started at another time (pid reuse), is stale and is broken at once — no lease to wait
- * out, so a SIGKILLed pass does not delay the next one. The user task, the device task (when it shares the
+ * out, so a SIGKILLed pass does not delay the next one. The user side, the device side (when it shares the
  * state directory) and the UI all take the same lock file before a pass.
  */
 
@@ -79,7 +79,7 @@ export function holderAlive(info: LockInfo, ageMs: number): boolean {
   try {
     process.kill(info.pid, 0);
   } catch (e) {
-    // EPERM: the process exists but belongs to another user (the device task running as root).
+    // EPERM: the process exists but belongs to another user (the device side running as root).
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
   // A killed process whose parent has not reaped it yet (or never will: a container's init) is a zombie.
