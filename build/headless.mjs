@@ -82,6 +82,8 @@ if (withNode) {
 const cng = await import(pathToFileURL(path.join(repo, 'dist', 'src-main', 'platform', 'win32-cng.js')).href);
 fs.mkdirSync(path.join(out, 'ps'), { recursive: true });
 for (const f of cng.cngScriptFiles()) fs.writeFileSync(path.join(out, 'ps', f.file), f.content);
+// The helper programs in other languages (Python, JXA) beside the bundle, where platform/helper-scripts.ts looks for them.
+fs.cpSync(path.join(repo, 'src-main', 'platform', 'helpers'), path.join(out, 'helpers'), { recursive: true });
 
 void require;
 const size = fs.statSync(path.join(out, 'device-trust-agent.mjs')).size;

@@ -84,7 +84,7 @@ export async function main(argv: string[], rawIo: Io): Promise<number> {
   }
   // Loaded only now: `help` and `--version` never pay for configuration schemas, platforms or HTTP.
   const [command, { loadConfig, printableSetting, describeManaged, readSettingsFile }, { redact }, { createPlatform, createManagedConfigReader, platformSink }, { configureEventForwarding }, { usePlatformLog }] = await Promise.all([
-    entry.load(), import('../core/config.js'), import('../core/redact.js'), import('../platform/index.js'), import('../core/fleet/forwarding.js'), import('../core/events.js'),
+    entry.load(), import('../core/config.js'), import('../base/safe-text.js'), import('../platform/index.js'), import('../core/fleet/forwarding.js'), import('../core/events.js'),
   ]);
   // The core is handed this OS's log and managed configuration; it never picks them.
   usePlatformLog(platformSink());

@@ -28,7 +28,7 @@ export class AgentSchedulerPort implements SchedulerPort {
       loadConfig: this.opts.loadConfig,
       platform: createPlatform,
       stateDir: this.opts.loadConfig().config.stateDir,
-      task: 'user',
+      side: 'user',
       initial: 'logon',
       out: this.opts.log,
       ...(this.opts.onPass ? { onAttempt: () => this.opts.onPass?.() } : {}),

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { LoadedConfig } from '../core/config.js';
 import { runPosturePass } from '../core/posture/pass.js';
 import { POSTURE_FILE, readPostureFile, type PostureFile } from '../core/posture/snapshot.js';
-import { redact } from '../core/redact.js';
+import { redact } from '../base/safe-text.js';
 import type { PlatformFactory } from '../platform/types.js';
 import type { PostureView } from './contract.js';
 
@@ -26,6 +26,6 @@ export function lastPosture(loaded: LoadedConfig): PostureView | null {
 }
 
 export async function runPostureView(loaded: LoadedConfig, platform: PlatformFactory): Promise<PostureView> {
-  const r = await runPosturePass({ loaded, task: 'user', platform });
+  const r = await runPosturePass({ loaded, side: 'user', platform });
   return toPostureView(r.file);
 }

@@ -4,24 +4,24 @@
  * the event log.
  * The IPC handlers and the tray both use it; it never imports Electron.
  */
-import type { RunResult } from '../core/agent.js';
-import { createAgentEngine, passRunningError } from '../core/scheduler/agent-pass.js';
+import type { RunResult } from '../core/enrollment/pass.js';
+import { createPassEngine, passRunningError } from '../core/scheduler/create-pass-engine.js';
 import { writeSupportBundle } from '../core/diagnostics/bundle.js';
-import { recordOutcome, runDiagnostics } from '../core/diagnostics/engine.js';
-import { DEFAULT_HEALTH_POLICY, HealthMonitor, type HealthPolicy, type Transition } from '../core/diagnostics/health.js';
-import type { DiagnoseReport } from '../core/diagnostics/types.js';
+import { runDiagnostics } from '../core/diagnostics/run-diagnostics.js';
+import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from '../core/diagnostics/health.js';
+import { DiagnoseWatch } from '../core/diagnostics/watch.js';
 import { AgentError } from '../base/errors.js';
 import { EventLog } from '../core/events.js';
-import { HttpClient } from '../core/http.js';
+import { HttpClient } from '../core/net/http.js';
 import { httpOptionsFor } from '../core/proxy/options.js';
 import type { RouteDecision } from '../core/proxy/types.js';
-import { redact } from '../core/redact.js';
+import { redact } from '../base/safe-text.js';
 import { adminTokenStatus, checkAdminToken, removeAdminToken, storeAdminToken } from '../core/secrets/admin-token.js';
 import { openSecretStore, type SecretStore } from '../core/secrets/index.js';
 import { safeJson } from '../base/safe-text.js';
-import { getStatus } from '../core/status.js';
+import { getStatus } from '../core/certificates/status.js';
 import { getDoctorStatus } from '../core/fleet/doctor.js';
-import { Trace } from '../core/trace.js';
+import { Trace } from '../base/trace.js';
 import type { Activity, AdminTokenCheck, AdminTokenStatus, DiagnosticsReport, EventPage, EventQuery, ExportResult, PostureView, RunSummary, StatusView, UiEvent } from './contract.js';
 import { toFindings, toTargets } from './diagnostics.js';
 import { exportEvents, queryEvents } from './event-query.js';
@@ -48,8 +48,7 @@ export class DashboardService {
   private last: DiagnosticsReport | null = null;
   private diagnosing: Promise<DiagnosticsReport> | undefined;
   private readonly policy: HealthPolicy;
-  private readonly monitor: HealthMonitor;
-  private lastCodes: string | undefined;
+  private readonly watch: DiagnoseWatch;
   private monitorTimer: NodeJS.Timeout | undefined;
 
   private readonly host: ServiceHost;
@@ -58,7 +57,7 @@ export class DashboardService {
     // Pushed events (progress steps, failures) reach the dashboard through the output-safety layer too.
     this.host = Object.assign(Object.create(host) as ServiceHost, { emit: (e: Parameters<ServiceHost['emit']>[0]) => host.emit(safeJson(e)) });
     this.policy = host.healthPolicy ?? DEFAULT_HEALTH_POLICY;
-    this.monitor = new HealthMonitor(this.policy);
+    this.watch = new DiagnoseWatch(this.policy);
   }
 
   get activity(): Activity | null {
@@ -99,7 +98,7 @@ export class DashboardService {
       const loaded = this.host.loadConfig();
       // Through the one pass engine, under the state directory's pass lock and recorded in the schedule: a
       // pass of the scheduler, a systemd daemon or a `run` in a terminal is never raced.
-      const { engine } = createAgentEngine({ loadConfig: () => loaded, platform: this.host.platform, stateDir: loaded.config.stateDir, task: 'user', trace: () => trace,
+      const { engine } = createPassEngine({ loadConfig: () => loaded, platform: this.host.platform, stateDir: loaded.config.stateDir, side: 'user', trace: () => trace,
         force: kind === 'forceRenewal', renewNow: kind === 'renew', respectRenewalMoment: false });
       const res = await engine.attempt('manual');
       if (!res.ran) throw res.why === 'busy' ? passRunningError(res) : new AgentError('internal', 'INTERNAL', res.detail);
@@ -149,18 +148,14 @@ export class DashboardService {
           loaded, policy: this.policy, events, recordOutcome: false, env: this.host.env ?? process.env,
           platform: this.host.platform, ...(this.host.secrets ? { secrets: this.host.secrets } : {}),
         });
-      const [report, proxy] = await Promise.all([run(), this.proxyRoute(loaded.config)]);
-      const ok = new Map(report.probes.filter((p) => p.status !== 'skipped').map((p) => [p.id, p.status === 'ok']));
-      for (let r = 0; r < this.policy.maxRetries && [...ok.values()].some((v) => !v); r++) {
-        if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'step', step: `Checking failed targets again (${r + 1} of ${this.policy.maxRetries})` });
-        const again = await run();
-        for (const p of again.probes) if (ok.get(p.id) === false && p.status === 'ok') ok.set(p.id, true);
-      }
-      this.observe(report, ok, events);
+      const onRetry = (attempt: number, of: number) => {
+        if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'step', step: `Checking failed targets again (${attempt} of ${of})` });
+      };
+      const [{ report }, proxy] = await Promise.all([this.watch.cycle(run, events, { onRetry }), this.proxyRoute(loaded.config)]);
       this.last = {
         at: report.generatedAt,
         durationMs: performance.now() - t0,
-        targets: toTargets({ report, health: (id) => this.monitor.target(id), proxy }),
+        targets: toTargets({ report, health: (id) => this.watch.target(id), proxy }),
         findings: toFindings(report.findings),
       };
       if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'done' });
@@ -170,18 +165,6 @@ export class DashboardService {
       if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'failed', message: redact((e as Error).message) });
       throw e;
     }
-  }
-
-  private observe(report: DiagnoseReport, ok: Map<string, boolean>, events: EventLog): void {
-    const transitions: Transition[] = [];
-    for (const p of report.probes.filter((x) => x.status !== 'skipped')) transitions.push(...this.monitor.observe(p.id, ok.get(p.id) ?? false, p.ms, p.error?.message ?? ''));
-    for (const t of transitions.filter((x) => x.from !== 'UNKNOWN' || x.to !== 'ONLINE')) {
-      const kind = t.to === 'OFFLINE' ? 'TARGET_OFFLINE' : t.to === 'DEGRADED' ? 'TARGET_DEGRADED' : 'TARGET_ONLINE';
-      events.record(kind, `${t.target}: ${t.from} → ${t.to} (${t.reason}).`, { target: t.target, from: t.from, to: t.to });
-    }
-    const codes = report.findings.map((f) => f.code).sort().join(',');
-    if (codes !== this.lastCodes) recordOutcome(events, report);
-    this.lastCodes = codes;
   }
 
   /** The route the resolver picks for the org: the "proxy path" card. */

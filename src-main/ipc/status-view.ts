@@ -1,5 +1,5 @@
-import { redact } from '../core/redact.js';
-import type { StatusReport } from '../core/status.js';
+import { redact } from '../base/safe-text.js';
+import type { StatusReport } from '../core/certificates/status.js';
 import type { DoctorSection } from '../core/fleet/doctor.js';
 import type { Activity, StatusView, TrustState } from './contract.js';
 

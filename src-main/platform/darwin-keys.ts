@@ -7,6 +7,7 @@ import { describeCertificate, parseCertificate } from '../base/certinfo.js';
 import { AgentError } from '../base/errors.js';
 import { runCommand, type Command, type CommandResult, type CommandRunner } from '../base/exec.js';
 import { ensurePrivateDir } from '../base/fsutil.js';
+import { helperScript } from './helper-scripts.js';
 import { darwinCommands, installedApps, MAC_TRUSTED_APPS, MacKeychainStore, parseSecurityError, publicKeyHash } from './darwin-store.js';
 import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, OwnKeyEntry, StoreKey } from './keystore.js';
 import type { CertificateStore, InstallRequest, StoredCertificate } from './types.js';
@@ -34,104 +35,13 @@ import type { CertificateStore, InstallRequest, StoredCertificate } from './type
 
 export const MAC_KEY_TIMEOUT_MS = 30_000;
 
-/** One JXA program for every keychain operation; inputs through the environment, one JSON line out. */
-export const JXA_KEYS = String.raw`ObjC.import('Foundation');
-ObjC.import('Security');
-function run() {
-  const env = $.NSProcessInfo.processInfo.environment;
-  const arg = (k) => { const v = env.objectForKey(k); return (v && !v.isNil()) ? ObjC.unwrap(v) : ''; };
-  const c = ObjC.castRefToObject;
-  const yes = $.NSNumber.numberWithBool(true);
-  const no = $.NSNumber.numberWithBool(false);
-  const isNil = (r) => !r || (typeof r.isNil === 'function' && r.isNil());
-  const cfFail = (what, err) => {
-    const e = isNil(err[0]) ? null : c(err[0]);
-    return JSON.stringify({ ok: false, status: e ? Number(e.code) : -1, message: what + (e ? ': ' + ObjC.unwrap(e.localizedDescription) : '') });
-  };
-  const publicOf = (key, label) => {
-    const err = Ref();
-    const ext = $.SecKeyCopyExternalRepresentation($.SecKeyCopyPublicKey(key), err);
-    if (isNil(ext)) return cfFail('SecKeyCopyExternalRepresentation', err);
-    const attrs = c($.SecKeyCopyAttributes(key));
-    const ex = attrs.objectForKey(c($.kSecAttrIsExtractable));
-    return JSON.stringify({ ok: true, data: { exists: true, label: label, publicKey: ObjC.unwrap(c(ext).base64EncodedStringWithOptions(0)), extractable: isNil(ex) ? null : Boolean(ObjC.unwrap(ex)) } });
-  };
-  const op = arg('DTA_OP');
-  const rsa = arg('DTA_ALGORITHM') === 'RSA-2048';
-  if (op === 'create') {
-    const priv = $.NSMutableDictionary.alloc.init;
-    priv.setObjectForKey(yes, c($.kSecAttrIsPermanent));
-    priv.setObjectForKey(no, c($.kSecAttrIsExtractable));
-    priv.setObjectForKey($(arg('DTA_LABEL')), c($.kSecAttrLabel));
-    // The key's access list (issue 25.8): without one only the creating app (osascript) is trusted and every browser
-    // prompts. The calling app (NULL path: osascript, which signs renewal tokens) plus the installed browsers.
-    const apps = arg('DTA_TRUSTED_APPS') ? arg('DTA_TRUSTED_APPS').split('\n') : [];
-    const trusted = $.NSMutableArray.alloc.init;
-    for (const p of [null].concat(apps)) {
-      const app = Ref();
-      const st = Number($.SecTrustedApplicationCreateFromPath(p, app));
-      if (st !== 0) return JSON.stringify({ ok: false, status: st, message: 'SecTrustedApplicationCreateFromPath ' + (p === null ? '(this program)' : p) });
-      trusted.addObject(c(app[0]));
-    }
-    const access = Ref();
-    const ast = Number($.SecAccessCreate($(arg('DTA_LABEL')), trusted, access));
-    if (ast !== 0) return JSON.stringify({ ok: false, status: ast, message: 'SecAccessCreate' });
-    priv.setObjectForKey(c(access[0]), c($.kSecAttrAccess));
-    const attrs = $.NSMutableDictionary.alloc.init;
-    attrs.setObjectForKey(c(rsa ? $.kSecAttrKeyTypeRSA : $.kSecAttrKeyTypeECSECPrimeRandom), c($.kSecAttrKeyType));
-    attrs.setObjectForKey($.NSNumber.numberWithInt(rsa ? 2048 : 256), c($.kSecAttrKeySizeInBits));
-    attrs.setObjectForKey(priv, c($.kSecPrivateKeyAttrs));
-    const err = Ref();
-    const key = $.SecKeyCreateRandomKey(attrs, err);
-    if (isNil(key)) return cfFail('SecKeyCreateRandomKey', err);
-    return publicOf(key, arg('DTA_LABEL'));
-  }
-  if (op === 'certs') {
-    const cq = $.NSMutableDictionary.alloc.init;
-    cq.setObjectForKey(c($.kSecClassCertificate), c($.kSecClass));
-    cq.setObjectForKey(c($.kSecAttrAccessGroupToken), c($.kSecAttrAccessGroup));
-    cq.setObjectForKey(yes, c($.kSecReturnData));
-    cq.setObjectForKey(c($.kSecMatchLimitAll), c($.kSecMatchLimit));
-    const r = Ref();
-    const st = Number($.SecItemCopyMatching(cq, r));
-    if (st === -25300) return JSON.stringify({ ok: true, data: [] });
-    if (st !== 0) return JSON.stringify({ ok: false, status: st, message: 'SecItemCopyMatching' });
-    const arr = c(r[0]);
-    const out = [];
-    for (let i = 0; i < Number(arr.count); i++) out.push(ObjC.unwrap(arr.objectAtIndex(i).base64EncodedStringWithOptions(0)));
-    return JSON.stringify({ ok: true, data: out });
-  }
-  const q = $.NSMutableDictionary.alloc.init;
-  q.setObjectForKey(c($.kSecClassKey), c($.kSecClass));
-  q.setObjectForKey(c($.kSecAttrKeyClassPrivate), c($.kSecAttrKeyClass));
-  q.setObjectForKey($.NSData.alloc.initWithBase64EncodedStringOptions($(arg('DTA_KEY_HASH_B64')), 0), c($.kSecAttrApplicationLabel));
-  if (arg('DTA_WHERE') === 'token') q.setObjectForKey(c($.kSecAttrAccessGroupToken), c($.kSecAttrAccessGroup));
-  if (op === 'delete') {
-    const status = Number($.SecItemDelete(q));
-    if (status !== 0 && status !== -25300) return JSON.stringify({ ok: false, status: status, message: 'SecItemDelete' });
-    return JSON.stringify({ ok: true, data: status === 0 ? 'deleted' : 'absent' });
-  }
-  q.setObjectForKey(yes, c($.kSecReturnRef));
-  q.setObjectForKey(c($.kSecMatchLimitOne), c($.kSecMatchLimit));
-  const found = Ref();
-  const status = Number($.SecItemCopyMatching(q, found));
-  if (status === -25300) return JSON.stringify({ ok: true, data: { exists: false } });
-  if (status !== 0) return JSON.stringify({ ok: false, status: status, message: 'SecItemCopyMatching' });
-  const key = found[0];
-  if (op === 'public') return publicOf(key, '');
-  if (op === 'sign') {
-    const data = $.NSData.alloc.initWithBase64EncodedStringOptions($(arg('DTA_DATA_B64')), 0);
-    const err = Ref();
-    const alg = rsa ? $.kSecKeyAlgorithmRSASignatureMessagePKCS1v15SHA256 : $.kSecKeyAlgorithmECDSASignatureMessageX962SHA256;
-    const sig = $.SecKeyCreateSignature(key, alg, data, err);
-    if (isNil(sig)) return cfFail('SecKeyCreateSignature', err);
-    return JSON.stringify({ ok: true, data: { signature: ObjC.unwrap(c(sig).base64EncodedStringWithOptions(0)) } });
-  }
-  return JSON.stringify({ ok: false, status: -50, message: 'unknown operation ' + op });
-}`;
+/** One JXA program for every keychain operation (src-main/platform/helpers/darwin-keys.jxa); inputs through the environment, one JSON line out. */
+export function jxaKeysProgram(): string {
+  return helperScript('darwin-keys.jxa');
+}
 
 function jxa(env: Record<string, string>): Command {
-  return { file: '/usr/bin/osascript', args: ['-l', 'JavaScript', '-e', JXA_KEYS], env, timeoutMs: MAC_KEY_TIMEOUT_MS };
+  return { file: '/usr/bin/osascript', args: ['-l', 'JavaScript', '-e', jxaKeysProgram()], env, timeoutMs: MAC_KEY_TIMEOUT_MS };
 }
 
 export const darwinKeyCommands = {
@@ -189,7 +99,7 @@ export function csrOutputFiles(base: string): string[] {
 /**
  * The CTK label the agent gives a key made for the core's label (no spaces: sc_auth lists whitespace-separated
  * columns) and back: "device-trust-key 1765000000" ↔ "device-trust-key-1765000000-<12 hex>". The way back lets the
- * orphan sweep (core/orphan-keys.ts) see when the key was made.
+ * orphan sweep (core/keys/orphan-keys.ts) see when the key was made.
  */
 export function ctkLabelFor(label: string, suffix: string = crypto.randomBytes(6).toString('hex')): string {
   return `${label.replace(/\s+/g, '-')}-${suffix}`;

@@ -81,7 +81,7 @@ function parseJson(line: string): unknown {
 
 export interface UnixChannelServerOptions {
   dir: string;
-  /** The device side's handler (core/device-service.ts DeviceTokenService.handle); never throws. */
+  /** The device side's handler (core/enrollment/device-service.ts DeviceTokenService.handle); never throws. */
   handle: (uid: number, request: unknown) => Promise<unknown>;
   log?: (line: string) => void;
   /** Logged-in users are those with a runtime directory here (Linux: /run/user/<uid>); they get their endpoint at start. */

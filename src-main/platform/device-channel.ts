@@ -2,7 +2,7 @@
  * The split between the device side and the user side (docs/PROTOCOL.md §13). The device side (root / service
  * account) alone holds the machine's Kerberos keytab; the user side asks it, over a local channel the operating
  * system authenticates, for a device token bound to the user's CSR key. This file is the wire contract (zod both
- * ways) and the user side's errors; the device side's handler is core/device-service.ts, the transports are
+ * ways) and the user side's errors; the device side's handler is core/enrollment/device-service.ts, the transports are
  * platform/device-channel-unix.ts (Linux, macOS) and the data of device-channel-win32.ts / -darwin.ts.
  */
 import { z } from 'zod';

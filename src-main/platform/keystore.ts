@@ -38,7 +38,7 @@ export type KeyAlgorithmName = 'P-256' | 'RSA-2048';
 /** Digest an RSA signature is made over (SCEP CAs may offer only SHA-1 or SHA-512); ECDSA is always SHA-256. */
 export type SignHash = 'sha1' | 'sha256' | 'sha512';
 
-/** One of the agent's keys in a store, for the orphan sweep (core/orphan-keys.ts): never any private value. */
+/** One of the agent's keys in a store, for the orphan sweep (core/keys/orphan-keys.ts): never any private value. */
 export interface OwnKeyEntry {
   id: string;
   label: string;

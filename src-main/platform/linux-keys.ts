@@ -7,6 +7,7 @@ import { ensurePrivateDir } from '../base/fsutil.js';
 import { AgentError } from '../base/errors.js';
 import { storeWriteFault } from '../base/test-faults.js';
 import { testTpm2Ptool } from '../base/test-hooks.js';
+import { helperScript } from './helper-scripts.js';
 import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, OwnKeyEntry, SignHash, StoreKey } from './keystore.js';
 import { Pkcs11Token } from './pkcs11.js';
 import { tokenTlsPresenter, tokenTlsUnavailable, type TokenTlsPresenter, type TokenTlsSpec } from './token-tls.js';
@@ -68,7 +69,10 @@ export function provisionTpmToken(store: string): void {
   const tcti = base.TPM2TOOLS_TCTI || base.TPM2_PKCS11_TCTI || base.TSS2_TCTI;
   const env: Record<string, string> = tcti ? { ...base, TPM2TOOLS_TCTI: tcti } : base;
   const tool = testTpm2Ptool() ?? firstExisting(TPM2_PTOOL_PATHS) ?? 'tpm2_ptool';
-  const run = (args: string[]) => execFileSync(PYTHON, ['-c', PTOOL_FROM_STDIN, tool], { env, input: JSON.stringify(args), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 });
+  // tpm2_ptool takes PINs only as arguments, which every local user sees in `ps`: it runs inside a Python whose own
+  // command line holds no PIN, its arguments read from standard input (helpers/tpm2-ptool-stdin.py).
+  const fromStdin = helperScript('tpm2-ptool-stdin.py');
+  const run = (args: string[]) => execFileSync(PYTHON, ['-c', fromStdin, tool], { env, input: JSON.stringify(args), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 });
   const pidOf = (out: string) => /id:\s*(\d+)/.exec(out)?.[1];
   const db = path.join(store, 'tpm2_pkcs11.sqlite3');
   const addToken = (pid: string) => run(['addtoken', `--pid=${pid}`, `--label=${TPM_TOKEN_LABEL}`, '--userpin=', `--sopin=${crypto.randomBytes(12).toString('hex')}`, '--path', store]);
@@ -118,11 +122,6 @@ export function tpmModuleEnv(env: NodeJS.ProcessEnv, store: string, home: string
 
 const TPM2_PTOOL_PATHS = ['/usr/bin/tpm2_ptool', '/usr/local/bin/tpm2_ptool'];
 const PYTHON = firstExisting(['/usr/bin/python3', '/usr/local/bin/python3']) ?? 'python3';
-/**
- * tpm2_ptool (a Python program) takes PINs only as arguments, which every local user sees in `ps`: it is run
- * inside a Python whose own command line holds no PIN, its arguments read from standard input.
- */
-const PTOOL_FROM_STDIN = 'import json, runpy, sys; tool = sys.argv[1]; sys.argv = [tool] + json.load(sys.stdin); runpy.run_path(tool, run_name="__main__")';
 
 /** Whether a TPM is worth trying, and if not, why (for `status`). */
 export function tpmAvailability(s: LinuxKeySettings): { usable: true; library: string; via: string } | { usable: false; reason: string } {

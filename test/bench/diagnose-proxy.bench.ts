@@ -10,13 +10,13 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { startLabOrg } from '../../lab/org.js';
-import { runTask } from '../../src-main/core/agent.js';
+import { runPass } from '../../src-main/core/enrollment/pass.js';
 import { loadConfig } from '../../src-main/core/config.js';
-import { runDiagnostics } from '../../src-main/core/diagnostics/engine.js';
+import { runDiagnostics } from '../../src-main/core/diagnostics/run-diagnostics.js';
 import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js';
 import { EventLog } from '../../src-main/core/events.js';
 import { proxyCheck } from '../../src-main/core/proxy/check.js';
-import { Trace } from '../../src-main/core/trace.js';
+import { Trace } from '../../src-main/base/trace.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { AGENT_BIN, tempDir } from '../support/agent.js';
 import { median, table, time } from './util.js';
@@ -54,7 +54,7 @@ export default async function bench(): Promise<void> {
   try {
     // Enrolled directly first: the org's answer is cached, so every probe runs at once behind the proxy.
     const direct = loadConfig({ env, cli: base });
-    await runTask({ loaded: direct, platform: createPlatform(direct.config), task: 'user', force: false, trace: new Trace(undefined) });
+    await runPass({ loaded: direct, platform: createPlatform(direct.config), side: 'user', force: false, trace: new Trace(undefined) });
     for (const [label, extra] of [['explicit proxy', { httpProxy: proxyUrl }], ['PAC file → proxy', { httpProxyPacLocation: pacUrl }]] as const) {
       const loaded = loadConfig({ env, cli: { ...base, ...extra } });
       const walls: number[] = [];

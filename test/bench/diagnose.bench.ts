@@ -9,12 +9,12 @@ import path from 'node:path';
 import { kerberosToolsAvailable, startKdc, type Kdc } from '../../lab/kdc.js';
 import { startLabNtp } from '../../lab/ntp.js';
 import { startLabOrg } from '../../lab/org.js';
-import { runTask } from '../../src-main/core/agent.js';
+import { runPass } from '../../src-main/core/enrollment/pass.js';
 import { loadConfig } from '../../src-main/core/config.js';
-import { runDiagnostics } from '../../src-main/core/diagnostics/engine.js';
+import { runDiagnostics } from '../../src-main/core/diagnostics/run-diagnostics.js';
 import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js';
 import { EventLog } from '../../src-main/core/events.js';
-import { Trace } from '../../src-main/core/trace.js';
+import { Trace } from '../../src-main/base/trace.js';
 import { tempDir } from '../support/agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { median, table } from './util.js';
@@ -45,7 +45,7 @@ export default async function bench(): Promise<void> {
   const runs = 4;
   const rows: { wall: number; slowest: number; sum: number; probes: number; slowId: string; slowStatus: string }[] = [];
   try {
-    await runTask({ loaded, platform: createPlatform(loaded.config), task: 'user', force: false, trace: new Trace(undefined) });
+    await runPass({ loaded, platform: createPlatform(loaded.config), side: 'user', force: false, trace: new Trace(undefined) });
     lab.switches.targetDelayMs = { iwaBackup: timeoutMs + 1000 };
     for (let i = 0; i < runs; i++) {
       const t0 = performance.now();

@@ -6,10 +6,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import forge from 'node-forge';
-import { runTask } from '../../src-main/core/agent.js';
+import { runPass } from '../../src-main/core/enrollment/pass.js';
 import { loadConfig } from '../../src-main/core/config.js';
-import { createCsr, generateLocalKey, type KeyAlgorithm } from '../../src-main/core/keys.js';
-import { Trace } from '../../src-main/core/trace.js';
+import { createCsr, generateLocalKey, type KeyAlgorithm } from '../../src-main/core/keys/keys.js';
+import { Trace } from '../../src-main/base/trace.js';
 import { startLabOrg } from '../../lab/org.js';
 import { tempDir } from '../support/agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';
@@ -50,7 +50,7 @@ async function enrollmentTable(): Promise<void> {
       for (let i = 0; i < runs; i++) {
         const trace = new Trace(undefined);
         const t0 = performance.now();
-        await runTask({ loaded, platform: createPlatform(loaded.config), task: 'user', force: true, trace });
+        await runPass({ loaded, platform: createPlatform(loaded.config), side: 'user', force: true, trace });
         totals[alg].push(performance.now() - t0);
         const network = trace.steps.filter((s) => NETWORK.test(s.name)).reduce((a, s) => a + s.ms, 0);
         ratios[alg].push((performance.now() - t0) / network);

@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createCsr, keyInStore, storeCrypto, webCryptoKeyPair } from '../../src-main/core/keys.js';
-import { x509 } from '../../src-main/core/x509.js';
+import { createCsr, keyInStore, storeCrypto, webCryptoKeyPair } from '../../src-main/core/keys/keys.js';
+import { x509 } from '../../src-main/core/certificates/x509.js';
 import { LinuxKeyStore } from '../../src-main/platform/linux-keys.js';
 import { tempDir } from '../support/agent.js';
 import { startSoftTpm, tpmUnavailable } from '../support/tpm.js';

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { HttpClient } from '../../src-main/core/http.js';
+import { HttpClient } from '../../src-main/core/net/http.js';
 import { PacScript } from '../../src-main/core/proxy/pac.js';
 import { ProxyResolver } from '../../src-main/core/proxy/resolver.js';
 import { startLabOrg } from '../../lab/org.js';

@@ -8,10 +8,10 @@ import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HttpClient } from '../../src-main/core/http.js';
-import { generateLocalKey, privateKeyPem } from '../../src-main/core/keys.js';
+import { HttpClient } from '../../src-main/core/net/http.js';
+import { generateLocalKey, privateKeyPem } from '../../src-main/core/keys/keys.js';
 import { ScepClient } from '../../src-main/core/scep/client.js';
-import { Trace } from '../../src-main/core/trace.js';
+import { Trace } from '../../src-main/base/trace.js';
 import { makeProfile, runAgent, tempDir } from '../support/agent.js';
 import { SCEPCLIENT, scepUnavailable, startScepServer } from '../support/scep.js';
 import { median, table } from './util.js';
@@ -30,10 +30,10 @@ function run(file: string, args: string[], opts: { cwd?: string; env?: NodeJS.Pr
 const ONE_SHOT = `
 import fs from 'node:fs';
 const [url, fp, challenge, cn, dir] = process.argv.slice(1);
-const { HttpClient } = await import(${JSON.stringify(path.join(DIST, 'src-main/core/http.js'))});
-const { generateLocalKey, privateKeyPem } = await import(${JSON.stringify(path.join(DIST, 'src-main/core/keys.js'))});
+const { HttpClient } = await import(${JSON.stringify(path.join(DIST, 'src-main/core/net/http.js'))});
+const { generateLocalKey, privateKeyPem } = await import(${JSON.stringify(path.join(DIST, 'src-main/core/keys/keys.js'))});
 const { ScepClient } = await import(${JSON.stringify(path.join(DIST, 'src-main/core/scep/client.js'))});
-const { Trace } = await import(${JSON.stringify(path.join(DIST, 'src-main/core/trace.js'))});
+const { Trace } = await import(${JSON.stringify(path.join(DIST, 'src-main/base/trace.js'))});
 const http = new HttpClient({ timeoutMs: 15000 });
 const client = new ScepClient({ http, url, caFingerprint: fp, allowWeak: false, trace: new Trace(undefined), pendingWaitMs: 0 });
 const [key] = await Promise.all([generateLocalKey('RSA-2048'), client.connect()]);

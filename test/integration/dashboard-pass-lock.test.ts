@@ -62,7 +62,7 @@ describe('the dashboard service under the pass lock', () => {
       const r = await svc.run(kind);
       assert.equal(r.outcome, kind === 'renew' ? 'renewed' : 'enrolled');
       assert.equal(lab.issued().length, issued + 1);
-      // Recorded in the schedule like any pass (the engine's record, which runTask alone never wrote).
+      // Recorded in the schedule like any pass (the engine's record, which runPass alone never wrote).
       const state = JSON.parse(fs.readFileSync(stateFile(), 'utf8')) as { schedule?: { lastPass?: { trigger?: string } } };
       assert.equal(state.schedule?.lastPass?.trigger, 'manual', JSON.stringify(state.schedule));
     });

@@ -139,7 +139,7 @@ describe('the headless agent\'s DEB, built and installed for real (dpkg --root, 
 
   test('the package holds the headless program with its own Node, the units and the scripts — no Electron', () => {
     const list = spawnSync('dpkg-deb', ['--contents', debs.v1], { encoding: 'utf8' }).stdout;
-    for (const p of [`.${LIB}/node`, `.${LIB}/device-trust-agent.mjs`, './usr/bin/device-trust-agent', './usr/lib/systemd/system/device-trust-agent-device.timer',
+    for (const p of [`.${LIB}/node`, `.${LIB}/device-trust-agent.mjs`, `.${LIB}/helpers/tpm-attest.py`, `.${LIB}/helpers/tpm2-ptool-stdin.py`, './usr/bin/device-trust-agent', './usr/lib/systemd/system/device-trust-agent-device.timer',
       './usr/lib/systemd/system/device-trust-agent-device.service', './usr/lib/systemd/user/device-trust-agent.service', './usr/lib/systemd/user/device-trust-agent-check.timer']) {
       assert.ok(list.includes(` ${p}\n`), `${p} is in the package`);
     }

@@ -11,7 +11,7 @@ import { kerberosToolsAvailable, startKdc, type Kdc } from '../../lab/kdc.js';
 import { startLabNtp, type LabNtp } from '../../lab/ntp.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { loadConfig } from '../../src-main/core/config.js';
-import { runDiagnostics } from '../../src-main/core/diagnostics/engine.js';
+import { runDiagnostics } from '../../src-main/core/diagnostics/run-diagnostics.js';
 import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js';
 import { DiagnoseReportSchema, type DiagnoseReport } from '../../src-main/core/diagnostics/types.js';
 import { EventLog } from '../../src-main/core/events.js';

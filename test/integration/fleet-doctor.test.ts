@@ -12,7 +12,7 @@ import { DOCTOR_TESTS } from '../../src-main/core/fleet/doctor.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { loadConfig } from '../../src-main/core/config.js';
-import { CredentialFiles } from '../../src-main/core/credentials.js';
+import { CredentialFiles } from '../../src-main/core/certificates/credentials.js';
 import { makeProfile, runAgent, writeRootCa, type Profile } from '../support/agent.js';
 import { readState } from '../support/state.js';
 

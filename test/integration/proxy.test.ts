@@ -14,7 +14,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { kerberosToolsAvailable, startKdc, type Kdc } from '../../lab/kdc.js';
-import { HttpClient } from '../../src-main/core/http.js';
+import { HttpClient } from '../../src-main/core/net/http.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';

@@ -163,7 +163,7 @@ describe('the headless agent\'s RPM, built and installed for real (rpm --root on
     assert.deepEqual(q('--recommends').sort(), [...declared.recommends].sort());
     for (const r of ['tpm2-pkcs11', 'tpm2-abrmd', 'python3-tpm2-pytss']) assert.ok(q('--recommends').includes(r), `Recommends: ${r}`);
     const list = spawnSync('rpm', ['-qpl', rpms.v1], { encoding: 'utf8' }).stdout;
-    for (const p of [`${LIB}/node`, `${LIB}/device-trust-agent.mjs`, `/usr/bin/${NAME}`, '/usr/lib/systemd/system/device-trust-agent-device.timer', '/usr/lib/systemd/user/device-trust-agent.service']) {
+    for (const p of [`${LIB}/node`, `${LIB}/device-trust-agent.mjs`, `${LIB}/helpers/tpm-attest.py`, `${LIB}/helpers/tpm2-ptool-stdin.py`, `/usr/bin/${NAME}`, '/usr/lib/systemd/system/device-trust-agent-device.timer', '/usr/lib/systemd/user/device-trust-agent.service']) {
       assert.ok(list.split('\n').includes(p), `${p} is in the package`);
     }
     assert.doesNotMatch(list, /electron|chrome-sandbox|libffmpeg|\.cpp$/im, 'no Electron, no add-on sources');

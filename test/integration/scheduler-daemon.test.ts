@@ -10,12 +10,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { loadConfig } from '../../src-main/core/config.js';
-import { createAgentEngine } from '../../src-main/core/scheduler/agent-pass.js';
+import { createPassEngine } from '../../src-main/core/scheduler/create-pass-engine.js';
 import { systemClock } from '../../src-main/core/scheduler/clock.js';
-import type { AttemptResult } from '../../src-main/core/scheduler/engine.js';
+import type { AttemptResult } from '../../src-main/core/scheduler/pass-engine.js';
 import { policyWith } from '../../src-main/core/scheduler/policy.js';
 import { Scheduler } from '../../src-main/core/scheduler/scheduler.js';
-import { Trace } from '../../src-main/core/trace.js';
+import { Trace } from '../../src-main/base/trace.js';
 import { AGENT_BIN, makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { nssUserCerts } from '../support/nss.js';
@@ -54,7 +54,7 @@ describe('scheduler and daemon against the lab org', () => {
     const policy = policyWith({ renewalSpread: 0.02, tickMs: 250, backoffMs: [1000], backoffJitter: 0.1, coalesceMs: 0 });
     const p = profile();
     const loaded = () => loadConfig({ env: { ...process.env, ...p.env } });
-    const { engine, store } = createAgentEngine({ loadConfig: loaded, platform: createPlatform, stateDir: p.stateDir, task: 'user', trace: () => new Trace(undefined), respectRenewalMoment: true, policy });
+    const { engine, store } = createPassEngine({ loadConfig: loaded, platform: createPlatform, stateDir: p.stateDir, side: 'user', trace: () => new Trace(undefined), respectRenewalMoment: true, policy });
     const attempts: AttemptResult[] = [];
     const sched = new Scheduler({ engine, store, clock: systemClock, policy, onAttempt: (r) => attempts.push(r) });
     try {

@@ -17,7 +17,7 @@ test('eight processes taking the lock 25 times each never hold it at the same ti
   const log = path.join(dir, 'log');
   const script = `
     import fs from 'node:fs';
-    import { tryAcquireLock } from ${JSON.stringify(path.join(REPO, 'dist/src-main/core/lock.js'))};
+    import { tryAcquireLock } from ${JSON.stringify(path.join(REPO, 'dist/src-main/core/state/lock.js'))};
     let n = 0;
     while (n < 25) {
       const r = tryAcquireLock(${JSON.stringify(path.join(dir, 'pass.lock'))}, 'race');

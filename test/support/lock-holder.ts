@@ -15,7 +15,7 @@ export interface LockHolder {
  */
 export function holdPassLock(stateDir: string, purpose = 'manual pass'): Promise<LockHolder> {
   const script = `
-    import { passLockFile, tryAcquireLock } from ${JSON.stringify(path.join(REPO, 'dist/src-main/core/lock.js'))};
+    import { passLockFile, tryAcquireLock } from ${JSON.stringify(path.join(REPO, 'dist/src-main/core/state/lock.js'))};
     const r = tryAcquireLock(passLockFile(${JSON.stringify(stateDir)}), ${JSON.stringify(purpose)});
     if (!r.ok) { console.log('busy'); process.exit(1); }
     console.log('held');

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
-import type { RunResult } from '../../src-main/core/agent.js';
+import type { RunResult } from '../../src-main/core/enrollment/pass.js';
 import { AgentError } from '../../src-main/base/errors.js';
-import type { PassContext, PassLock, ScheduleStore } from '../../src-main/core/scheduler/engine.js';
+import type { PassContext, PassLock, ScheduleStore } from '../../src-main/core/scheduler/pass-engine.js';
 import type { CertFacts, Snapshot } from '../../src-main/core/scheduler/plan.js';
 import { emptyRecord, type ScheduleRecord, type Trigger } from '../../src-main/core/scheduler/record.js';
 import { findClockAnomalies, repairRecord } from '../../src-main/core/scheduler/anomaly.js';

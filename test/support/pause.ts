@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { AGENT_BIN } from './agent.js';
 
-/** A child agent stopped at a DTA_TEST_PAUSE_AT point (see src-main/core/test-hooks.ts). */
+/** A child agent stopped at a DTA_TEST_PAUSE_AT point (see src-main/base/test-hooks.ts). */
 export interface PausedAgent {
   child: ChildProcess;
   point: string;

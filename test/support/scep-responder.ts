@@ -12,7 +12,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
 import { attrValue, attribute, envelope, openEnvelope, parseSignedData, readAttribute, signData, verifySignedData } from '../../src-main/core/scep/cms.js';
 import { IssuerAndSubject, SCEP_OID } from '../../src-main/core/scep/message.js';
-import { x509 } from '../../src-main/core/x509.js';
+import { x509 } from '../../src-main/core/certificates/x509.js';
 
 export interface PendingResponder {
   url: string;

@@ -14,11 +14,11 @@ import { after, before, test } from 'node:test';
 import { AttestationVerifier, EK_CERTIFICATE_EKU, TPMA, kdfa, parseTpmtPublic, tpmName } from '../../lab/attestation.js';
 import { createRootCa, issueCertificate } from '../../lab/ca.js';
 import { isAgentError } from '../../src-main/base/errors.js';
-import { attestKey } from '../../src-main/core/attestation.js';
-import { HttpClient } from '../../src-main/core/http.js';
-import { AttestationChallengeSchema } from '../../src-main/core/protocol.js';
-import { generateLocalKey, type LocalKey } from '../../src-main/core/keys.js';
-import { Trace } from '../../src-main/core/trace.js';
+import { attestKey } from '../../src-main/core/keys/attestation.js';
+import { HttpClient } from '../../src-main/core/net/http.js';
+import { AttestationChallengeSchema } from '../../src-main/core/enrollment/protocol.js';
+import { generateLocalKey, type LocalKey } from '../../src-main/core/keys/keys.js';
+import { Trace } from '../../src-main/base/trace.js';
 
 let server: http.Server;
 let base = '';

@@ -1,5 +1,5 @@
 /**
- * The issued certificate's identity, lifetime and strength (core/certificate.ts): the rules as data, with
+ * The issued certificate's identity, lifetime and strength (core/certificates/certificate.ts): the rules as data, with
  * certificates made by the real openssl command line (MD5, RSA-PSS over SHA-1, an EC curve below P-256, RSA-1024:
  * what WebCrypto cannot make). The same checks run at enrollment and renewal through the CLI
  * (integration/hostile-answers, enroll-e2e, scep).
@@ -10,7 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
-import { assertStrongChain, identityProblem, weakness } from '../../src-main/core/certificate.js';
+import { assertStrongChain, identityProblem, weakness } from '../../src-main/core/certificates/certificate.js';
 import { tempDir } from '../support/agent.js';
 
 const ID = '8a3f3c52-5b0e-4d8e-9a55-1c2b3d4e5f60';

@@ -13,12 +13,15 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { Command, CommandResult } from '../../src-main/base/exec.js';
 import { isAgentError } from '../../src-main/base/errors.js';
-import { createCsr, keyInStore } from '../../src-main/core/keys.js';
-import { darwinKeyCommands, derEcdsaToRaw, hasSecureEnclave, hashOfSpki, JXA_KEYS, MacKeyStore, parseCtkIdentities, parseJxaAnswer, spkiFromCsr } from '../../src-main/platform/darwin-keys.js';
+import { createCsr, keyInStore } from '../../src-main/core/keys/keys.js';
+import { darwinKeyCommands, derEcdsaToRaw, hasSecureEnclave, hashOfSpki, jxaKeysProgram, MacKeyStore, parseCtkIdentities, parseJxaAnswer, spkiFromCsr } from '../../src-main/platform/darwin-keys.js';
 import { MacKeychainStore, publicKeyHash } from '../../src-main/platform/darwin-store.js';
 import { tempDir } from '../support/agent.js';
 import { fail, fixture, ok } from '../support/commands.js';
 import { macStandIn } from '../support/darwin-keys.js';
+
+/** The JXA program as shipped (src-main/platform/helpers/darwin-keys.jxa). */
+const JXA_KEYS = jxaKeysProgram();
 
 test('command lines as data: sc_auth makes a non-exportable Secure Enclave identity; the JXA program takes its inputs from the environment', () => {
   assert.deepEqual(darwinKeyCommands.createIdentity('device-trust-key-ab12', 'device-trust-key-ab12'),
@@ -168,7 +171,7 @@ test('failures say what to do: locked keychain, key gone, extractable key, forge
 
 test('issue 25.7: sc_auth create-ctk-csr writes PATH.csr, which is read; a failed creation leaves no identity; the orphan sweep sees Secure Enclave identities', async () => {
   const { csrOutputFiles, ctkLabelFor, coreLabelOfCtk } = await import('../../src-main/platform/darwin-keys.js');
-  const { sweepOrphanKeys, newKeyLabel, KEY_LABEL_PREFIX } = await import('../../src-main/core/orphan-keys.js');
+  const { sweepOrphanKeys, newKeyLabel, KEY_LABEL_PREFIX } = await import('../../src-main/core/keys/orphan-keys.js');
   assert.deepEqual(csrOutputFiles('/t/request'), ['/t/request.csr', '/t/request'], 'PATH.csr first (what sc_auth writes), PATH itself as a fallback');
   const m = macStandIn();
   const s = store(m.run);

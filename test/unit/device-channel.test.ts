@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { DeviceTokenService, checkKeytabReadable } from '../../src-main/core/device-service.js';
+import { DeviceTokenService, checkKeytabReadable } from '../../src-main/core/enrollment/device-service.js';
 import { loadConfig } from '../../src-main/core/config.js';
 import { DeviceTokenRequestSchema, RATE_LIMIT } from '../../src-main/platform/device-channel.js';
 import { exchange, knockPath, UnixChannelServer, UnixDeviceChannel, userSocketPath } from '../../src-main/platform/device-channel-unix.js';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { AgentError, ExitCode, FAULT_CLASSES, exitCodeFor, exitCodeForClass, worstExitCode } from '../../src-main/base/errors.js';
-import { diagnoseExitCode } from '../../src-main/core/diagnostics/engine.js';
+import { diagnoseExitCode } from '../../src-main/core/diagnostics/run-diagnostics.js';
 import { stateForFailure } from '../../src-main/core/scheduler/states.js';
 import { REPO } from '../support/agent.js';
 

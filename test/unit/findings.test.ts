@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { DELEGATED_AUTH_WINDOW_MS, evaluateFindings, worstSeverity, type FindingsInput } from '../../src-main/core/diagnostics/findings.js';
 import { parseKlist, parseKrb5Conf, splitHostPort } from '../../src-main/core/diagnostics/directory.js';
 import type { AgentPool, ProbeResult } from '../../src-main/core/diagnostics/types.js';
-import type { OrgConfig } from '../../src-main/core/protocol.js';
+import type { OrgConfig } from '../../src-main/core/enrollment/protocol.js';
 
 const NOW = new Date('2026-06-10T12:00:00Z');
 const org: OrgConfig = {

@@ -14,7 +14,7 @@ import { escapeParamValue, formatRfc5424, octetFrame } from '../../src-main/core
 import { SyslogForwarder } from '../../src-main/core/fleet/syslog-forwarder.js';
 import { EventLog } from '../../src-main/core/events.js';
 import { loadConfig } from '../../src-main/core/config.js';
-import { generateLocalKey } from '../../src-main/core/keys.js';
+import { generateLocalKey } from '../../src-main/core/keys/keys.js';
 import { eventSinkCommands } from '../../src-main/platform/event-sinks.js';
 import { tempDir } from '../support/agent.js';
 import { LabPki } from '../../lab/ca.js';

@@ -1,13 +1,13 @@
 /**
- * Host patterns by the Public Suffix List (core/host-patterns.ts, tldts): the org's domain is its registrable
+ * Host patterns by the Public Suffix List (core/certificates/host-patterns.ts, tldts): the org's domain is its registrable
  * domain, so an org hosted under a shared suffix (github.io, s3.amazonaws.com) cannot hand the device certificate
  * to every other tenant there; a suffix is admitted only when an admin lists it in managed configuration.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { checkHostPatterns, isPublicSuffix, orgDomain } from '../../src-main/core/host-patterns.js';
+import { checkHostPatterns, isPublicSuffix, orgDomain } from '../../src-main/core/certificates/host-patterns.js';
 import { loadConfig } from '../../src-main/core/config.js';
-import { hostPatternOptions } from '../../src-main/core/host-patterns.js';
+import { hostPatternOptions } from '../../src-main/core/certificates/host-patterns.js';
 
 const ok = (orgUrl: string, pattern: string, extra: { allowList?: string[]; allowListManaged?: boolean } = {}) =>
   checkHostPatterns([pattern], { orgUrl, ...extra });

@@ -11,8 +11,8 @@ import { Agent, request } from 'undici';
 import { x509 } from '../../lab/ca.js';
 import { ATTESTED_KEY_POLICY_OID } from '../../lab/attestation.js';
 import { startLabOrg, type Authenticator, type LabOrg } from '../../lab/org.js';
-import { DeviceTokenAnswerSchema, IssuedAnswerSchema, UserTokenAnswerSchema } from '../../src-main/core/protocol.js';
-import { identityRefusal } from '../../src-main/core/refusal.js';
+import { DeviceTokenAnswerSchema, IssuedAnswerSchema, UserTokenAnswerSchema } from '../../src-main/core/enrollment/protocol.js';
+import { identityRefusal } from '../../src-main/core/enrollment/refusal.js';
 import { AgentError, exitCodeFor } from '../../src-main/base/errors.js';
 
 const WS01 = 'Negotiate d3MwMQ==';

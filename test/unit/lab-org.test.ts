@@ -8,7 +8,7 @@ import { calculateJwkThumbprint, createLocalJWKSet, decodeJwt, exportJWK, jwtVer
 import { Agent, request } from 'undici';
 import { PKI_FILES, privateKeyPem, x509 } from '../../lab/ca.js';
 import { startLabOrg, type Authenticator, type LabOrg } from '../../lab/org.js';
-import { DeviceTokenAnswerSchema, IssuedAnswerSchema, MtlsCheckAnswerSchema, OrgConfigSchema, UserTokenAnswerSchema } from '../../src-main/core/protocol.js';
+import { DeviceTokenAnswerSchema, IssuedAnswerSchema, MtlsCheckAnswerSchema, OrgConfigSchema, UserTokenAnswerSchema } from '../../src-main/core/enrollment/protocol.js';
 
 const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const DEVICE = 'Negotiate ZGV2aWNl';

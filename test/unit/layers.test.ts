@@ -126,10 +126,10 @@ test('the checker catches every form of import, and each platform implementation
     ['src-main/core/posture/settings.ts', "import { DEFAULT_POSTURE_OPTIONS, type PostureOptions } from '../../platform/posture/index.js';"],
     ['src-main/core/posture/settings.ts', "import { tasksFor } from '../../platform/tasks/index.js';"],
     ['src-main/core/posture/pass.ts', "import type { PostureContext } from '../../platform/posture/index.js';"],
-    ['src-main/core/posture/engine.ts', "import { machineContext, runPostureChecks, type PostureContext } from '../../platform/posture/index.js';"],
-    ['src-main/core/attestation.ts', "import { AttestationUnavailable, type KeyAttestationEvidence } from '../platform/tpm-attest.js';"],
-    ['src-main/core/removal.ts', "import type { PolicyResult } from '../platform/browser-policy.js';"],
-    ['src-main/core/agent.ts', "import type { PolicyResult } from '../platform/browser-policy.js';"],
+    ['src-main/core/posture/evaluate.ts', "import { machineContext, runPostureChecks, type PostureContext } from '../../platform/posture/index.js';"],
+    ['src-main/core/keys/attestation.ts', "import { AttestationUnavailable, type KeyAttestationEvidence } from '../../platform/tpm-attest.js';"],
+    ['src-main/core/certificates/removal.ts', "import type { PolicyResult } from '../../platform/browser-policy.js';"],
+    ['src-main/core/enrollment/pass.ts', "import type { PolicyResult } from '../../platform/browser-policy.js';"],
     ['src-main/core/fleet/doctor.ts', "import { POLICY_FILE } from '../../platform/browser-policy.js';"],
     ['src-main/core/diagnostics/tpm.ts', "import { TPM2_PKCS11_LIBRARIES, tpmStoreDir } from '../../platform/linux-keys.js';"],
     ['src-main/core/diagnostics/probes.ts', "import type { Platform } from '../../platform/index.js';"],
@@ -162,7 +162,7 @@ test('the checker catches every form of import, and each platform implementation
   // The renderer: the IPC contract and its own files only; no Node.
   assert.deepEqual(check('src-renderer/src/App.tsx', "import type { StatusView } from '../../src-main/ipc/contract.js';\nimport { api } from './api.js';\nimport { useState } from 'react';"), []);
   assert.equal(check('src-renderer/src/App.tsx', "import { DashboardService } from '../../src-main/ipc/service.js';").length, 1);
-  assert.equal(check('src-renderer/src/components/X.tsx', "import { redact } from '../../../src-main/core/redact.js';").length, 1);
+  assert.equal(check('src-renderer/src/components/X.tsx', "import { redact } from '../../../src-main/base/safe-text.js';").length, 1);
   assert.equal(check('src-renderer/src/App.tsx', "import fs from 'node:fs';").length, 1);
 });
 

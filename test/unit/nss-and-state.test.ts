@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
-import { loadState, saveState, stateFile } from '../../src-main/core/state.js';
+import { loadState, saveState, stateFile } from '../../src-main/core/state/state.js';
 import { nssCommands, parseCertutilList } from '../../src-main/platform/nss.js';
 import { tempDir } from '../support/agent.js';
 

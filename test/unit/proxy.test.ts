@@ -19,7 +19,7 @@ import {
 import { PacScript, parsePacResult } from '../../src-main/core/proxy/pac.js';
 import { ProxyResolver, type ProxySettings } from '../../src-main/core/proxy/resolver.js';
 import { describeRoute } from '../../src-main/core/proxy/types.js';
-import { redact } from '../../src-main/core/redact.js';
+import { redact } from '../../src-main/base/safe-text.js';
 import { REPO, tempDir } from '../support/agent.js';
 
 const fixture = (name: string) => fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'proxy', name), 'utf8');

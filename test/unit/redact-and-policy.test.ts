@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { redact } from '../../src-main/core/redact.js';
-import { Trace } from '../../src-main/core/trace.js';
+import { redact } from '../../src-main/base/safe-text.js';
+import { Trace } from '../../src-main/base/trace.js';
 import { autoSelectEntries, writeChromiumPolicies } from '../../src-main/platform/browser-policy.js';
 import { tempDir } from '../support/agent.js';
 

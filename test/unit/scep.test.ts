@@ -9,19 +9,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { createBackend } from '../../src-main/core/backends/index.js';
-import { checkIssuedCertificate } from '../../src-main/core/certificate.js';
+import { checkIssuedCertificate } from '../../src-main/core/certificates/certificate.js';
 import { SCEP_REJECTION_HOLD_SECONDS } from '../../src-main/core/backends/scep.js';
 import { loadConfig, printableSetting } from '../../src-main/core/config.js';
 import { isAgentError } from '../../src-main/base/errors.js';
-import { HttpClient } from '../../src-main/core/http.js';
-import { generateLocalKey } from '../../src-main/core/keys.js';
+import { HttpClient } from '../../src-main/core/net/http.js';
+import { generateLocalKey } from '../../src-main/core/keys/keys.js';
 import { parseGetCaCert, pinCaBundle } from '../../src-main/core/scep/ca.js';
 import { chooseAlgorithms, parseCapabilities } from '../../src-main/core/scep/capabilities.js';
 import { attrValue, attribute, openEnvelope, parseSignedData, signData } from '../../src-main/core/scep/cms.js';
 import { lastOutcomeFindings } from '../../src-main/core/scep/diagnose.js';
 import { buildRequest, parseCertRep, SCEP_OID, transactionIdFor } from '../../src-main/core/scep/message.js';
-import { Trace } from '../../src-main/core/trace.js';
-import { x509 } from '../../src-main/core/x509.js';
+import { Trace } from '../../src-main/base/trace.js';
+import { x509 } from '../../src-main/core/certificates/x509.js';
 import { autoSelectEntries } from '../../src-main/platform/browser-policy.js';
 import { tempDir } from '../support/agent.js';
 
@@ -199,7 +199,7 @@ test('a pinned subordinate CA is enough: an NDES-style answer without the root s
     extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
   });
   const device = await generateLocalKey('RSA-2048');
-  const { keys } = await (await import('../../src-main/core/keys.js')).webCryptoKeyPair(device);
+  const { keys } = await (await import('../../src-main/core/keys/keys.js')).webCryptoKeyPair(device);
   const leaf = await x509.X509CertificateGenerator.create({
     serialNumber: '04', subject: 'CN=device', issuer: sub.subject, notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86400_000),
     publicKey: keys.publicKey, signingKey: subKeys.privateKey, signingAlgorithm: RSA,
@@ -230,7 +230,7 @@ test('diagnostics: a held rejection reads as a likely wrong challenge; a pending
 });
 
 async function selfSignedFor(key: Awaited<ReturnType<typeof generateLocalKey>>): Promise<X509Certificate> {
-  const { webCryptoKeyPair } = await import('../../src-main/core/keys.js');
+  const { webCryptoKeyPair } = await import('../../src-main/core/keys/keys.js');
   const { keys, signingAlgorithm } = await webCryptoKeyPair(key);
   const c = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '05', name: 'CN=device', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3600_000), keys: keys as never, signingAlgorithm });
   return new X509Certificate(Buffer.from(c.rawData));

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { describeHolder, holderAlive, processStartTime, readLock, tryAcquireLock } from '../../src-main/core/lock.js';
+import { describeHolder, holderAlive, processStartTime, readLock, tryAcquireLock } from '../../src-main/core/state/lock.js';
 import { tempDir } from '../support/agent.js';
 
 const lockIn = () => path.join(tempDir('lock'), 'pass.lock');

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { PassEngine, type AttemptResult } from '../../src-main/core/scheduler/engine.js';
+import { PassEngine, type AttemptResult } from '../../src-main/core/scheduler/pass-engine.js';
 import { DEFAULT_POLICY } from '../../src-main/core/scheduler/policy.js';
 import { nextDeadline } from '../../src-main/core/scheduler/plan.js';
 import { Scheduler } from '../../src-main/core/scheduler/scheduler.js';

@@ -12,9 +12,9 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spkiSha256 } from '../../src-main/base/certinfo.js';
-import { HttpClient } from '../../src-main/core/http.js';
-import { OrgConfigSchema } from '../../src-main/core/protocol.js';
-import { checkPublishedChains, effectivePins, pinChangeFinding, pinsToRemember } from '../../src-main/core/server-chain.js';
+import { HttpClient } from '../../src-main/core/net/http.js';
+import { OrgConfigSchema } from '../../src-main/core/enrollment/protocol.js';
+import { checkPublishedChains, effectivePins, pinChangeFinding, pinsToRemember } from '../../src-main/core/net/server-chain.js';
 import { tempDir } from '../support/agent.js';
 
 interface Ca {

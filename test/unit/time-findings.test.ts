@@ -6,14 +6,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AgentError } from '../../src-main/base/errors.js';
-import { clockFinding, isTimeRefusal } from '../../src-main/core/clock-finding.js';
-import { effectiveWindow } from '../../src-main/core/renewal-window.js';
+import { clockFinding, isTimeRefusal } from '../../src-main/core/time/clock-finding.js';
+import { effectiveWindow } from '../../src-main/core/time/renewal-window.js';
 import { findClockAnomalies, repairRecord, repairTimes } from '../../src-main/core/scheduler/anomaly.js';
 import { deadlines } from '../../src-main/core/scheduler/plan.js';
 import { DEFAULT_POLICY, retryDelay } from '../../src-main/core/scheduler/policy.js';
 import { emptyRecord } from '../../src-main/core/scheduler/record.js';
 import { stateForFailure } from '../../src-main/core/scheduler/states.js';
-import { parseRetryAfter, withServerTime } from '../../src-main/core/server-time.js';
+import { parseRetryAfter, withServerTime } from '../../src-main/core/time/server-time.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;

@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { runTask } from '../../src-main/core/agent.js';
+import { runPass } from '../../src-main/core/enrollment/pass.js';
 import { loadConfig } from '../../src-main/core/config.js';
-import { getStatus } from '../../src-main/core/status.js';
-import { Trace } from '../../src-main/core/trace.js';
+import { getStatus } from '../../src-main/core/certificates/status.js';
+import { Trace } from '../../src-main/base/trace.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { TPM_PROVIDER } from '../../src-main/platform/win32-store.js';
 import { tempDir } from '../support/agent.js';
@@ -40,7 +40,7 @@ test('Windows: enrollment and renewal with the key in the TPM provider; the org 
   const win = windowsStandIn();
   const platform = createPlatform(loaded.config, 'win32', { run: win.run, env });
 
-  const first = await runTask({ loaded, platform, task: 'user', force: true, trace: new Trace(undefined) });
+  const first = await runPass({ loaded, platform, side: 'user', force: true, trace: new Trace(undefined) });
   assert.equal(first.outcome, 'enrolled', first.message);
   assert.equal(win.keys.size, 1);
   const [name, key] = [...win.keys][0]!;
@@ -59,11 +59,11 @@ test('Windows: enrollment and renewal with the key in the TPM provider; the org 
 
   const repairs = () => win.calls.filter((c) => c.args.includes('-repairstore')).length;
   const before = repairs();
-  const again = await runTask({ loaded, platform, task: 'user', force: false, trace: new Trace(undefined) });
+  const again = await runPass({ loaded, platform, side: 'user', force: false, trace: new Trace(undefined) });
   assert.equal(again.outcome, 'nothing-to-do', again.message);
   assert.equal(repairs(), before, 'nothing re-attached on a pass with a valid certificate');
 
-  const second = await runTask({ loaded, platform, task: 'user', force: false, renewNow: true, trace: new Trace(undefined) });
+  const second = await runPass({ loaded, platform, side: 'user', force: false, renewNow: true, trace: new Trace(undefined) });
   assert.equal(second.outcome, 'renewed', second.message);
   assert.equal(win.keys.size, 1, 'the previous key was deleted after the swap');
   assert.notEqual([...win.keys][0]![0], name, 'a new key');
@@ -82,7 +82,7 @@ test('macOS: enrollment and renewal with the key in a Secure Enclave identity, s
   const mac = macStandIn();
   const platform = createPlatform(loaded.config, 'darwin', { run: mac.run, env });
 
-  const first = await runTask({ loaded, platform, task: 'user', force: true, trace: new Trace(undefined) });
+  const first = await runPass({ loaded, platform, side: 'user', force: true, trace: new Trace(undefined) });
   assert.equal(first.outcome, 'enrolled', first.message);
   assert.equal(mac.identities.size, 1, 'one Secure Enclave identity');
   const [hash, identity] = [...mac.identities][0]!;
@@ -100,11 +100,11 @@ test('macOS: enrollment and renewal with the key in a Secure Enclave identity, s
 
   const imports = () => mac.calls.filter((c) => c.args[0] === 'import-ctk-certificate').length;
   const before = imports();
-  const again = await runTask({ loaded, platform, task: 'user', force: false, trace: new Trace(undefined) });
+  const again = await runPass({ loaded, platform, side: 'user', force: false, trace: new Trace(undefined) });
   assert.equal(again.outcome, 'nothing-to-do', again.message);
   assert.equal(imports(), before, 'nothing re-attached: the Secure Enclave entry is seen as installed');
 
-  const second = await runTask({ loaded, platform, task: 'user', force: false, renewNow: true, trace: new Trace(undefined) });
+  const second = await runPass({ loaded, platform, side: 'user', force: false, renewNow: true, trace: new Trace(undefined) });
   assert.equal(second.outcome, 'renewed', second.message);
   assert.equal(mac.identities.size, 1, 'the previous identity was deleted after the swap');
   assert.notEqual([...mac.identities][0]![0], hash, 'a new key');

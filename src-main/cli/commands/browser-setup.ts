@@ -1,9 +1,9 @@
-import { discoverOrg } from '../../core/discovery.js';
-import { checkHostPatterns, hostPatternOptions } from '../../core/host-patterns.js';
+import { discoverOrg } from '../../core/enrollment/discovery.js';
+import { checkHostPatterns, hostPatternOptions } from '../../core/certificates/host-patterns.js';
 import { requireOrgUrl } from '../../core/config.js';
 import { AgentError, ExitCode } from '../../base/errors.js';
-import { HttpClient } from '../../core/http.js';
-import { removeBrowserSetup } from '../../core/removal.js';
+import { HttpClient } from '../../core/net/http.js';
+import { removeBrowserSetup } from '../../core/certificates/removal.js';
 import type { PolicyResult } from '../../platform/browser-policy.js';
 import * as model from '../../platform/policy-model.js';
 import type { Command } from '../command.js';
@@ -37,7 +37,7 @@ export const browserSetupCommand: Command = {
     let m: model.BrowserPolicyModel;
     try {
       const org = await discoverOrg(http, requireOrgUrl(config));
-      // The same host-pattern rules as a run (core/host-patterns.ts): refused patterns are reported, never written.
+      // The same host-pattern rules as a run (core/certificates/host-patterns.ts): refused patterns are reported, never written.
       const checked = checkHostPatterns(org.mtls.hostPatterns, hostPatternOptions(loaded));
       for (const r of checked.refused) ctx.io.err(`Refused host pattern "${r.pattern}": ${r.reason}. It is not written.`);
       m = { patterns: checked.accepted, issuerCN: org.ca.issuerCN };

@@ -1,28 +1,12 @@
-import type { TaskKind } from '../../core/agent.js';
 import { AgentError } from '../../base/errors.js';
-import { defaultPaths } from '../../base/paths.js';
 import { runDaemon } from '../../core/scheduler/daemon.js';
-import { DeviceTokenService } from '../../core/device-service.js';
+import { DeviceTokenService } from '../../core/enrollment/device-service.js';
 import { deviceChannelServer } from '../../platform/device-channel-unix.js';
 import { TRIGGERS, type Trigger } from '../../core/scheduler/record.js';
 import type { Command, CommandContext } from '../command.js';
+import { sideOf, stateDirOf } from '../side-option.js';
 
 const START_TRIGGERS: Trigger[] = ['logon', 'install', 'timer', 'network', 'manual'];
-
-/** The state directory even when the configuration does not load (the daemon then waits for a fix). */
-export function stateDirOf(ctx: CommandContext): string {
-  try {
-    return ctx.config().config.stateDir;
-  } catch {
-    const given = ctx.values['state-dir'];
-    return typeof given === 'string' ? given : ctx.io.env.DTA_STATE_DIR || defaultPaths(ctx.io.env).stateDir;
-  }
-}
-
-export function taskOf(ctx: CommandContext): TaskKind {
-  if (ctx.values.user && ctx.values.device) throw new AgentError('config', 'USAGE', '--user and --device cannot be used together.');
-  return ctx.values.device ? 'device' : 'user';
-}
 
 export const daemonCommand: Command = {
   name: 'daemon',
@@ -42,7 +26,7 @@ export const daemonCommand: Command = {
     'no-network-watch': { type: 'boolean' },
   },
   async run(ctx) {
-    const task = taskOf(ctx);
+    const side = sideOf(ctx);
     const once = Boolean(ctx.values.once);
     const given = ctx.values.trigger;
     const initial = (typeof given === 'string' ? given : once ? 'timer' : 'logon') as Trigger;
@@ -54,13 +38,13 @@ export const daemonCommand: Command = {
       for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve(sig));
     });
     // The long-running device task is the device service: it alone uses the machine keytab, for the user sides.
-    const channel = task === 'device' && !once ? await startDeviceChannel(ctx) : undefined;
+    const channel = side === 'device' && !once ? await startDeviceChannel(ctx) : undefined;
     try {
       return await runDaemon({
         platform: ctx.platformFactory,
         loadConfig: () => ctx.freshConfig(),
         stateDir: stateDirOf(ctx),
-        task,
+        side,
         initial,
         once,
         watchNetwork: !ctx.values['no-network-watch'],

@@ -1,7 +1,8 @@
 import { AgentError } from '../../base/errors.js';
 import { EventLog } from '../../core/events.js';
-import { runDiagnostics, recordOutcome } from '../../core/diagnostics/engine.js';
-import { DEFAULT_HEALTH_POLICY, HealthMonitor, HealthPolicySchema, type Transition } from '../../core/diagnostics/health.js';
+import { runDiagnostics } from '../../core/diagnostics/run-diagnostics.js';
+import { DEFAULT_HEALTH_POLICY, HealthPolicySchema } from '../../core/diagnostics/health.js';
+import { DiagnoseWatch } from '../../core/diagnostics/watch.js';
 import { renderHealth, renderReport } from '../../core/diagnostics/report.js';
 import type { DiagnoseReport } from '../../core/diagnostics/types.js';
 import type { Command, CommandContext } from '../command.js';
@@ -58,41 +59,23 @@ async function watch(ctx: CommandContext, policy: ReturnType<typeof HealthPolicy
   const count = ctx.values.count !== undefined ? Number(ctx.values.count) : Infinity;
   if (!(count >= 1)) throw new AgentError('config', 'USAGE', `--count must be a positive whole number, not "${String(ctx.values.count)}".`);
   const events = new EventLog(loaded.config.stateDir, 'diagnose');
-  const monitor = new HealthMonitor(policy);
+  const watch = new DiagnoseWatch(policy);
   let stop = false;
   const onSignal = () => (stop = true);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  let lastCodes = '';
   let report: DiagnoseReport | undefined;
   try {
     for (let i = 0; i < count && !stop; i++) {
       const started = Date.now();
-      report = await runDiagnostics({ loaded, policy, env: ctx.io.env, platform: ctx.platformFactory, events, recordOutcome: false });
-      // A failed check is retried (up to maxRetries) before it counts: a target is good if any attempt was.
-      const ok = new Map(report.probes.filter((p) => p.status !== 'skipped').map((p) => [p.id, p.status === 'ok']));
-      for (let r = 0; r < policy.maxRetries && [...ok.values()].some((v) => !v) && !stop; r++) {
-        const again = await runDiagnostics({ loaded, policy, env: ctx.io.env, platform: ctx.platformFactory, events, recordOutcome: false });
-        for (const p of again.probes) if (ok.get(p.id) === false && p.status === 'ok') ok.set(p.id, true);
-      }
-      const transitions: Transition[] = [];
-      for (const p of report.probes.filter((x) => x.status !== 'skipped')) {
-        transitions.push(...monitor.observe(p.id, ok.get(p.id) ?? false, p.ms, p.error?.message ?? ''));
-      }
-      for (const t of transitions.filter((x) => x.from !== 'UNKNOWN' || x.to !== 'ONLINE')) {
-        const kind = t.to === 'OFFLINE' ? 'TARGET_OFFLINE' : t.to === 'DEGRADED' ? 'TARGET_DEGRADED' : 'TARGET_ONLINE';
-        events.record(kind, `${t.target}: ${t.from} → ${t.to} (${t.reason}).`, { target: t.target, from: t.from, to: t.to });
-      }
-      const codes = report.findings.map((f) => f.code).sort().join(',');
-      if (codes !== lastCodes) recordOutcome(events, report);
-      report = { ...report, health: monitor.snapshots() };
+      const cycle = await watch.cycle(() => runDiagnostics({ loaded, policy, env: ctx.io.env, platform: ctx.platformFactory, events, recordOutcome: false }), events, { stop: () => stop });
+      report = cycle.report;
       if (ctx.json) ctx.io.out(JSON.stringify(report));
       else if (i === 0) ctx.io.out(renderReport(report));
       else {
-        ctx.io.out(`${report.generatedAt} ${report.worst.toUpperCase()}${codes !== lastCodes ? ` findings now: ${codes || 'none'}` : ''}`);
-        for (const t of transitions) ctx.io.out(renderHealth(report.health!.find((h) => h.target === t.target)!));
+        ctx.io.out(`${report.generatedAt} ${report.worst.toUpperCase()}${cycle.findingsChanged ? ` findings now: ${cycle.codes || 'none'}` : ''}`);
+        for (const t of cycle.transitions) ctx.io.out(renderHealth(report.health!.find((h) => h.target === t.target)!));
       }
-      lastCodes = codes;
       if (i + 1 < count) {
         const until = started + policy.intervalMs;
         while (!stop && Date.now() < until) await sleep(Math.min(250, until - Date.now()));

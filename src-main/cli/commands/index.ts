@@ -14,7 +14,7 @@ export interface CommandEntry {
 
 /** Every sub-command, in the order `help` lists them. Add a command: one file in this folder, one entry here. */
 export const COMMANDS: CommandEntry[] = [
-  { name: 'run', summary: 'one pass of the registration task: enroll, renew, or nothing (the default command)', load: async () => (await import('./run.js')).runCommand },
+  { name: 'run', summary: 'one pass: enroll, renew, or nothing (the default command)', load: async () => (await import('./run.js')).runCommand },
   { name: 'status', summary: 'whether this device is trusted, as named tests (PASS/FAIL/SKIPPED); --check also asks the network', load: async () => (await import('./status.js')).statusCommand },
   { name: 'posture', summary: 'device posture: disk encryption, firewall, screen lock, updates, Secure Boot, endpoint protection', load: async () => (await import('./posture.js')).postureCommand },
   { name: 'diagnose', summary: 'probe everything device trust depends on and say what is broken and what to do', load: async () => (await import('./diagnose.js')).diagnoseCommand },

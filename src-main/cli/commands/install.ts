@@ -4,12 +4,12 @@ import path from 'node:path';
 import { AgentError, ExitCode } from '../../base/errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../base/fsutil.js';
 import { isSecretParameter, readSettingsFile } from '../../core/config.js';
-import { createAgentEngine } from '../../core/scheduler/agent-pass.js';
+import { createPassEngine } from '../../core/scheduler/create-pass-engine.js';
 import { describeAttempt } from '../../core/scheduler/daemon.js';
-import { Trace } from '../../core/trace.js';
+import { Trace } from '../../base/trace.js';
 import { applyInstall, defaultAgentCommand, tasksFor, type TaskRequest } from '../../platform/tasks/index.js';
 import type { Command, CommandContext } from '../command.js';
-import { stateDirOf } from './daemon.js';
+import { sideOf, stateDirOf } from '../side-option.js';
 
 /** The owner-only file of install-time secrets, in the task's state directory (0700). */
 export const INSTALL_SETTINGS_FILE = 'install-settings.json';
@@ -49,10 +49,9 @@ export function taskStateDir(ctx: CommandContext, req: TaskRequest): string {
 
 export function taskRequest(ctx: CommandContext): TaskRequest & { secrets: Record<string, string>; settingsFile: string } {
   const v = ctx.values;
-  if (v.user && v.device) throw new AgentError('config', 'USAGE', '--user and --device cannot be used together.');
+  const scope = sideOf(ctx);
   const mode = v.mode;
   if (mode !== undefined && mode !== 'systemd' && mode !== 'autostart') throw new AgentError('config', 'USAGE', `--mode must be systemd or autostart, not "${String(mode)}".`);
-  const scope = v.device ? 'device' : 'user';
   const settingsFile = path.resolve(taskStateDir(ctx, { scope } as TaskRequest), INSTALL_SETTINGS_FILE);
   const pass = passThroughArgs(ctx, settingsFile);
   return {
@@ -116,7 +115,7 @@ export const installCommand: Command = {
         const l = ctx.freshConfig();
         return { ...l, config: { ...l.config, stateDir } };
       };
-      const { engine } = createAgentEngine({ loadConfig, platform: ctx.platformFactory, stateDir, task: req.scope, trace: () => new Trace(ctx.debug ? ctx.io.err : undefined), respectRenewalMoment: true });
+      const { engine } = createPassEngine({ loadConfig, platform: ctx.platformFactory, stateDir, side: req.scope, trace: () => new Trace(ctx.debug ? ctx.io.err : undefined), respectRenewalMoment: true });
       const r = await engine.attempt('install');
       passLine = `Install-time pass: ${describeAttempt(r)}`;
       pass = r.ran ? { trigger: r.trigger, outcome: r.report.outcome, code: r.report.code, message: r.report.message, state: r.state.state, stuck: r.state.stuck, next: r.state.next && new Date(r.state.next.at).toISOString() } : { skipped: r.why };

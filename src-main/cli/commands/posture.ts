@@ -1,10 +1,10 @@
 import { ExitCode } from '../../base/errors.js';
-import { redact } from '../../core/redact.js';
+import { redact } from '../../base/safe-text.js';
 import { runPosturePass, type PosturePassResult } from '../../core/posture/pass.js';
 import { deviceStateDir } from '../../core/posture/settings.js';
 import type { StoredPostureResult } from '../../core/posture/snapshot.js';
 import type { Command } from '../command.js';
-import { taskOf } from './daemon.js';
+import { sideOf } from '../side-option.js';
 
 export const postureCommand: Command = {
   name: 'posture',
@@ -16,12 +16,12 @@ export const postureCommand: Command = {
   Exit code 0 when no check fails, 30 when one fails or the org finds the device non-compliant.`,
   options: { report: { type: 'boolean' }, device: { type: 'boolean' }, user: { type: 'boolean' } },
   async run(ctx) {
-    const task = taskOf(ctx);
+    const side = sideOf(ctx);
     let loaded = ctx.config();
     // As the device task, the installed device task's state directory (and so the shared file) unless one is given.
     const devDir = deviceStateDir();
-    if (task === 'device' && devDir && typeof ctx.values['state-dir'] !== 'string' && !ctx.settings.stateDir && !ctx.io.env.DTA_STATE_DIR) loaded = { ...loaded, config: { ...loaded.config, stateDir: devDir } };
-    const r = await runPosturePass({ loaded, task, platform: ctx.platformFactory, report: ctx.values.report ? 'always' : 'never' });
+    if (side === 'device' && devDir && typeof ctx.values['state-dir'] !== 'string' && !ctx.settings.stateDir && !ctx.io.env.DTA_STATE_DIR) loaded = { ...loaded, config: { ...loaded.config, stateDir: devDir } };
+    const r = await runPosturePass({ loaded, side, platform: ctx.platformFactory, report: ctx.values.report ? 'always' : 'never' });
     if (ctx.json) ctx.io.out(JSON.stringify({ ...r.file, file: r.path, ...(r.reported ? { reported: r.reported } : {}) }, null, 2));
     else {
       ctx.io.out(describePosture(r));

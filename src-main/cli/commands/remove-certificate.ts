@@ -1,8 +1,8 @@
 import { ExitCode } from '../../base/errors.js';
-import { removeCertificates } from '../../core/removal.js';
+import { removeCertificates } from '../../core/certificates/removal.js';
 import type { Command } from '../command.js';
 import { EventLog } from '../../core/events.js';
-import { sweepTempDirs } from '../../core/temp-sweep.js';
+import { sweepTempDirs } from '../../core/state/temp-sweep.js';
 
 export const removeCertificateCommand: Command = {
   name: 'remove-certificate',

@@ -1,15 +1,16 @@
-import type { RunResult, TaskKind } from '../../core/agent.js';
+import type { RunResult } from '../../core/enrollment/pass.js';
+import { sideOf } from '../side-option.js';
 import { AgentError, ExitCode, exitCodeForFault, worstExitCode } from '../../base/errors.js';
-import { createAgentEngine, passRunningError } from '../../core/scheduler/agent-pass.js';
-import { Trace } from '../../core/trace.js';
+import { createPassEngine, passRunningError } from '../../core/scheduler/create-pass-engine.js';
+import { Trace } from '../../base/trace.js';
 import type { Command } from '../command.js';
 
 export const runCommand: Command = {
   name: 'run',
-  summary: 'one pass of the registration task: enroll, renew, or nothing (the default command)',
+  summary: 'one pass: enroll, renew, or nothing (the default command)',
   usage: `device-trust-agent run [--user | --device] [--forceRenewal] [--debug [--show-tokens]] [--json]
-  --user          the user task (default): enrolls the logged-on user's certificate
-  --device        the device task (root/SYSTEM): writes the machine-wide browser policy
+  --user          the user side (default): enrolls the logged-on user's certificate
+  --device        the device side (root/SYSTEM): writes the machine-wide browser policy
   --forceRenewal  remove the current certificate and enroll afresh (fixes a revoked or corrupted
                   certificate, or a lost private key)
   --show-tokens   with --debug, print the device and user tokens (for support only)`,
@@ -22,13 +23,12 @@ export const runCommand: Command = {
   },
   async run(ctx) {
     const v = ctx.values;
-    if (v.user && v.device) throw new AgentError('config', 'USAGE', '--user and --device cannot be used together.');
-    const task: TaskKind = v.device ? 'device' : 'user';
+    const side = sideOf(ctx);
     const trace = new Trace(ctx.debug ? ctx.io.err : undefined, Boolean(v['show-tokens']));
     // Under the state directory's lock, recorded in the schedule like any pass: a second concurrent pass
     // (the daemon, the UI, another run) is refused with "retry later" instead of racing this one.
     const loaded = ctx.config();
-    const { engine } = createAgentEngine({ loadConfig: () => loaded, platform: ctx.platformFactory, stateDir: loaded.config.stateDir, task, trace: () => trace,
+    const { engine } = createPassEngine({ loadConfig: () => loaded, platform: ctx.platformFactory, stateDir: loaded.config.stateDir, side, trace: () => trace,
       force: Boolean(v.forceRenewal || v['force-renewal']), respectRenewalMoment: false });
     const res = await engine.attempt('manual');
     if (!res.ran) throw res.why === 'busy' ? passRunningError(res) : new AgentError('internal', 'INTERNAL', res.detail);

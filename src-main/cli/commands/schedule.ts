@@ -1,6 +1,6 @@
 import { ExitCode } from '../../base/errors.js';
 import { scheduleView, describeScheduleView } from '../../core/scheduler/view.js';
-import { loadState } from '../../core/state.js';
+import { loadState } from '../../core/state/state.js';
 import type { Command } from '../command.js';
 
 export const scheduleCommand: Command = {

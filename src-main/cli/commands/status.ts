@@ -1,10 +1,10 @@
 import { isAgentError, type AgentError } from '../../base/errors.js';
 import { loadConfig, type LoadedConfig } from '../../core/config.js';
 import type { Platform } from '../../platform/types.js';
-import { redact } from '../../core/redact.js';
+import { redact } from '../../base/safe-text.js';
 import { describeScheduleView } from '../../core/scheduler/view.js';
 import { describeManaged } from '../../core/config.js';
-import type { StatusReport } from '../../core/status.js';
+import type { StatusReport } from '../../core/certificates/status.js';
 import { describeDoctor, getDoctorStatus, statusExitCode, type DoctorStatus } from '../../core/fleet/doctor.js';
 import type { Command } from '../command.js';
 

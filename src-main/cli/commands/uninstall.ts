@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { ExitCode } from '../../base/errors.js';
-import { daemonLockFile, holderAlive, readLock } from '../../core/lock.js';
-import { removeBrowserSetup, removeCertificates } from '../../core/removal.js';
+import { daemonLockFile, holderAlive, readLock } from '../../core/state/lock.js';
+import { removeBrowserSetup, removeCertificates } from '../../core/certificates/removal.js';
 import { applyRemoval, tasksFor, type StepReport } from '../../platform/tasks/index.js';
 import type { Command } from '../command.js';
 import { taskRequest, taskStateDir } from './install.js';
@@ -58,7 +58,7 @@ export const uninstallCommand: Command = {
       steps.push({ what: 'remove install settings', ok: true, detail: `removed ${req.settingsFile}` });
     }
     if (ctx.values.purge) {
-      // The same removal as `remove-certificate` and `browser-setup --remove` (core/removal.ts), then the state.
+      // The same removal as `remove-certificate` and `browser-setup --remove` (core/certificates/removal.ts), then the state.
       try {
         const loaded = ctx.config();
         const cfg = { ...loaded, config: { ...loaded.config, stateDir } };

@@ -1,17 +1,17 @@
 import crypto from 'node:crypto';
 import { requireOrgUrl, type Config, type LoadedConfig } from '../config.js';
-import { discoverOrg } from '../discovery.js';
+import { discoverOrg } from '../enrollment/discovery.js';
 import { AgentError } from '../../base/errors.js';
-import type { HttpClient } from '../http.js';
-import { IwaClient, labSignInAllowed } from '../iwa.js';
+import type { HttpClient } from '../net/http.js';
+import { IwaClient, labSignInAllowed } from '../auth/iwa.js';
 import { MAX_REQUEST_DEADLINE_MS, type DeviceChannel } from '../../platform/device-channel.js';
-import { createCsr, type LocalKey } from '../keys.js';
-import { attestKey, withAttestationRemedy } from '../attestation.js';
-import { IssuedAnswerSchema, type OrgConfig } from '../protocol.js';
-import { checkHostPatterns, hostPatternOptions, type HostPatternOptions } from '../host-patterns.js';
-import { signRenewalToken } from '../renewal.js';
-import { identityRefusal } from '../refusal.js';
-import type { Trace } from '../trace.js';
+import { createCsr, type LocalKey } from '../keys/keys.js';
+import { attestKey, withAttestationRemedy } from '../keys/attestation.js';
+import { IssuedAnswerSchema, type OrgConfig } from '../enrollment/protocol.js';
+import { checkHostPatterns, hostPatternOptions, type HostPatternOptions } from '../certificates/host-patterns.js';
+import { signRenewalToken } from '../auth/renewal-token.js';
+import { identityRefusal } from '../enrollment/refusal.js';
+import type { Trace } from '../../base/trace.js';
 import type { Authority, EnrollmentBackend, IssueRequest, Issued, RenewRequest } from './types.js';
 
 export interface BackendDeps {
@@ -21,7 +21,7 @@ export interface BackendDeps {
   now: () => Date;
   /**
    * The device side's channel (platform/device-channel.ts), handed in by the platform. Absent where the platform has
-   * none: the process then uses the keytab itself, as the device task and the lab demo legitimately do.
+   * none: the process then uses the keytab itself, as the device side and the lab demo legitimately do.
    */
   deviceChannel?: DeviceChannel | undefined;
 }

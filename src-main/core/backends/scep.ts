@@ -1,11 +1,11 @@
 import type { LoadedConfig } from '../config.js';
 import { AgentError } from '../../base/errors.js';
-import type { KeyAlgorithm } from '../keys.js';
+import type { KeyAlgorithm } from '../keys/keys.js';
 import { colonHex } from '../scep/ca.js';
-import { keyedSettingsHash } from '../settings-key.js';
+import { keyedSettingsHash } from '../state/settings-key.js';
 import { ScepClient } from '../scep/client.js';
 import { scepRenewalRefusal } from '../scep/renewal-refusal.js';
-import { x509 } from '../x509.js';
+import { x509 } from '../certificates/x509.js';
 import type { BackendDeps } from './idp.js';
 import type { Authority, EnrollmentBackend, IssuerFilter, IssueRequest, Issued, RenewRequest } from './types.js';
 

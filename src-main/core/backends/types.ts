@@ -1,6 +1,6 @@
-import type { CertInfo } from '../certificate.js';
-import type { KeyAlgorithm, LocalKey } from '../keys.js';
-import type { KeyAttestationRecord } from '../attestation.js';
+import type { CertInfo } from '../certificates/certificate.js';
+import type { KeyAlgorithm, LocalKey } from '../keys/keys.js';
+import type { KeyAttestationRecord } from '../keys/attestation.js';
 
 /** Chromium's AutoSelectCertificateForUrls ISSUER filter: CN, or O/OU for a CA without a common name. */
 export type { IssuerFilter } from '../../platform/types.js';
@@ -27,7 +27,7 @@ export interface Authority {
   pinnedPem?: string | undefined;
   /** Browser URL patterns that should be given the certificate without asking. */
   hostPatterns: string[];
-  /** Patterns the server sent that failed the host-pattern rules (core/host-patterns.ts): reported, never written. */
+  /** Patterns the server sent that failed the host-pattern rules (core/certificates/host-patterns.ts): reported, never written. */
   refusedHostPatterns?: { pattern: string; reason: string }[];
   /** Where a browser presents the certificate (the IdP's mTLS endpoint), checked after install for interception. */
   mtlsUrl?: string | undefined;
@@ -55,7 +55,7 @@ export interface RenewRequest extends IssueRequest {
 
 export interface Issued {
   certificatePem: string;
-  /** Whether the org verified a TPM attestation of the key, and why (not) (core/attestation.ts). */
+  /** Whether the org verified a TPM attestation of the key, and why (not) (core/keys/attestation.ts). */
   attestation?: KeyAttestationRecord;
 }
 

@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yazl from 'yazl';
-import { describeCertificate, parseCertificate } from '../certificate.js';
+import { describeCertificate, parseCertificate } from '../certificates/certificate.js';
 import { printableConfig, secretValues, type LoadedConfig } from '../config.js';
-import { CredentialFiles } from '../credentials.js';
+import { CredentialFiles } from '../certificates/credentials.js';
 import { AgentError } from '../../base/errors.js';
 import { EventLog } from '../events.js';
 import { writeFileAtomic } from '../../base/fsutil.js';
@@ -12,7 +12,7 @@ import { neutralizeJsonControls, redactUrl, safeText, SECRET_MIN_LENGTH } from '
 import { adminTokenName, openSecretStore, type SecretStore } from '../secrets/index.js';
 import type { PlatformFactory } from '../../platform/types.js';
 import { krb5ConfPath, readKrb5Conf } from './directory.js';
-import { platformOrNone, runDiagnostics, type DiagnoseOptions } from './engine.js';
+import { platformOrNone, runDiagnostics, type DiagnoseOptions } from './run-diagnostics.js';
 import { renderReport } from './report.js';
 import type { DiagnoseReport } from './types.js';
 

@@ -1,6 +1,6 @@
-import type { OrgConfig } from '../protocol.js';
-import { pinChangeFinding, publishedPins } from '../server-chain.js';
-import type { RememberedPins } from '../state.js';
+import type { OrgConfig } from '../enrollment/protocol.js';
+import { pinChangeFinding, publishedPins } from '../net/server-chain.js';
+import type { RememberedPins } from '../state/state.js';
 import { tpmFindings } from './tpm.js';
 import { INTERCEPTOR_ISSUERS, type TlsFacts } from './stages.js';
 import { SEVERITY_RANK, type AgentPool, type Finding, type ProbeResult, type Severity } from './types.js';
@@ -32,7 +32,7 @@ export interface FindingsInput {
   now: Date;
   /** The agent's own record of the last successful sign-in it saw (event log). */
   lastSignIn: SignInRecord | undefined;
-  /** The server TLS issuer pins remembered in state (core/server-chain.ts): a withdrawn or replaced set is a finding. */
+  /** The server TLS issuer pins remembered in state (core/net/server-chain.ts): a withdrawn or replaced set is a finding. */
   rememberedPins?: RememberedPins | undefined;
 }
 
@@ -70,25 +70,29 @@ function fmtDuration(ms: number): string {
   return `${(abs / 1000).toFixed(1)} s`;
 }
 
-/** Turns probe results into findings: what is wrong, the evidence, the likely cause and what to do. */
-export function evaluateFindings(input: FindingsInput): Finding[] {
-  const out: Finding[] = [];
-  const add = (f: Finding) => out.push(f);
-  const byId = new Map(input.probes.map((p) => [p.id, p]));
-  const get = (id: string) => byId.get(id);
-  const ofKind = (kind: ProbeResult['kind']) => input.probes.filter((p) => p.kind === kind);
-  const now = input.now.getTime();
-  const certProbe = get('certificate');
-  const enrolled = Number(certProbe?.facts.count ?? 0) > 0;
+/** What each group of rules reads — the input, its probes by ID and kind, what several groups share — and where findings go. */
+interface RuleContext {
+  input: FindingsInput;
+  add: (f: Finding) => void;
+  get: (id: string) => ProbeResult | undefined;
+  ofKind: (kind: ProbeResult['kind']) => ProbeResult[];
+  now: number;
+  /** A device certificate is installed: what blocks only enrollment is then a warning, not an error. */
+  enrolled: boolean;
+  iwaProbes: ProbeResult[];
+  /** Kerberos error codes from the ticket probes and the IWA sign-ins (the clock rules read CLOCK_SKEW here too). */
+  kerberosCodes: string[];
+}
 
-  // --- configuration and the org ---
+/** Configuration and the org. */
+function orgFindings(c: RuleContext): void {
+  const { input, add, get, ofKind, iwaProbes } = c;
   if (!input.orgUrl && input.backend !== 'scep') {
     add({ code: 'NOT_CONFIGURED', severity: 'error', title: 'No org URL is configured', evidence: ['orgUrl is not set in any configuration source'],
       cause: 'The agent was installed without OktaURL= and no managed configuration names the org.',
       remedy: 'Set OktaURL= at install time, "orgUrl" in /etc/device-trust-agent/*.json, DTA_ORG_URL, or --org-url.', probes: [] });
   }
   const orgP = get('org');
-  const iwaProbes = ofKind('iwa');
   if (down(orgP)) {
     const code = orgP!.error?.code ?? '';
     const networkBlocked = /^TCP_|^TIMEOUT$|UNREACHABLE|REQUEST_TIMEOUT/.test(code) || orgP!.status === 'timeout';
@@ -115,76 +119,79 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
       cause: 'The identity provider is in maintenance (read-only): devices cannot enroll or renew until it ends.',
       remedy: 'Nothing to do on this device: the agent retries on its own. A valid certificate keeps working meanwhile.', probes: ['org'] });
   }
+}
 
-  // --- IWA web apps and failover ---
-  if (input.org) {
-    const mode = input.org.iwa.failoverMode;
-    const primary = get('iwa:primary');
-    const backups = iwaProbes.filter((p) => p.id.startsWith('iwa:backup'));
-    const backupsUp = backups.filter(up);
-    const modeText = FAILOVER_TEXT[mode] ?? mode;
-    const iwaCauses = 'a firewall or security software on the IWA server blocking traffic, the identity provider\'s domains missing from an allowlist, or IIS / the host itself being down';
-    if (down(primary)) {
-      const ev = [evidenceOf(primary!), ...backups.map(evidenceOf), `failover mode: ${mode}`];
-      const probes = [primary!.id, ...backups.map((b) => b.id)];
-      if (mode === 'REDIRECT_TO_BACKUP' && backupsUp.length) {
-        add({ code: 'IWA_PRIMARY_DOWN_FAILOVER', severity: 'warning', title: 'Primary IWA web app is offline; sign-ins fail over to a backup', evidence: ev,
-          cause: `With ${modeText}, the AD agent health-checks every IWA web app and the org redirects to a healthy backup (${backupsUp.map((b) => b.target).join(', ')}); the admin console shows the primary as offline. Likely ${iwaCauses}.`,
-          remedy: 'Restore the primary: check its firewall/security software, allowlist the identity provider\'s domains, and check IIS and the host. Desktop SSO keeps working through the backup meanwhile.', probes });
-      } else if (mode === 'REDIRECT_TO_BACKUP') {
-        add({ code: 'IWA_ALL_DOWN', severity: 'error', title: backups.length ? 'No IWA web app answers (primary and backups)' : 'The only IWA web app is offline', evidence: ev,
-          cause: `Failover has nothing to fail over to. Likely ${iwaCauses}, or this device is not on the corporate network.`,
-          remedy: 'Connect to the corporate network or VPN; if that is not it, restore the IWA servers (firewall, allowlist, IIS). Enrollment needs an IWA web app; renewal does not.', probes });
-      } else {
-        add({ code: mode === 'PRIMARY_ONLY' ? 'IWA_PRIMARY_DOWN_NO_FAILOVER' : 'IWA_FIXED_URL_DOWN', severity: 'error',
-          title: mode === 'PRIMARY_ONLY' ? 'Primary IWA web app is offline and failover is off ("only primary")' : 'The fixed IWA URL is offline (failover mode "only this URL")',
-          evidence: [...ev, ...(backupsUp.length ? [`backup(s) ${backupsUp.map((b) => b.target).join(', ')} answer but are not used in this mode`] : [])],
-          cause: `With ${modeText}, the org sends every desktop-SSO sign-in to ${primary!.target} and never uses a backup. Nobody health-checks the IWA web app in this mode, so the admin console may still show it as active although it is down. Likely ${iwaCauses}.`,
-          remedy: `Restore ${primary!.target} (firewall, allowlist, IIS), or switch the failover option to "Redirect to backup IWA if primary goes offline" (Security › Delegated Authentication › On-Prem Desktop SSO).`, probes });
-      }
-    } else if (up(primary) && mode === 'REDIRECT_TO_BACKUP' && backups.some(down)) {
-      add({ code: 'IWA_BACKUP_DOWN', severity: 'warning', title: 'A backup IWA web app is offline', evidence: backups.filter(down).map(evidenceOf),
-        cause: `The primary answers, but failover would have nowhere to go. Likely ${iwaCauses}.`, remedy: 'Restore the backup IWA server before the primary needs it.', probes: backups.filter(down).map((b) => b.id) });
+/** IWA web apps and failover. */
+function iwaFindings(c: RuleContext): void {
+  const { input, add, get, iwaProbes } = c;
+  if (!input.org) return;
+  const mode = input.org.iwa.failoverMode;
+  const primary = get('iwa:primary');
+  const backups = iwaProbes.filter((p) => p.id.startsWith('iwa:backup'));
+  const backupsUp = backups.filter(up);
+  const modeText = FAILOVER_TEXT[mode] ?? mode;
+  const iwaCauses = 'a firewall or security software on the IWA server blocking traffic, the identity provider\'s domains missing from an allowlist, or IIS / the host itself being down';
+  if (down(primary)) {
+    const ev = [evidenceOf(primary!), ...backups.map(evidenceOf), `failover mode: ${mode}`];
+    const probes = [primary!.id, ...backups.map((b) => b.id)];
+    if (mode === 'REDIRECT_TO_BACKUP' && backupsUp.length) {
+      add({ code: 'IWA_PRIMARY_DOWN_FAILOVER', severity: 'warning', title: 'Primary IWA web app is offline; sign-ins fail over to a backup', evidence: ev,
+        cause: `With ${modeText}, the AD agent health-checks every IWA web app and the org redirects to a healthy backup (${backupsUp.map((b) => b.target).join(', ')}); the admin console shows the primary as offline. Likely ${iwaCauses}.`,
+        remedy: 'Restore the primary: check its firewall/security software, allowlist the identity provider\'s domains, and check IIS and the host. Desktop SSO keeps working through the backup meanwhile.', probes });
+    } else if (mode === 'REDIRECT_TO_BACKUP') {
+      add({ code: 'IWA_ALL_DOWN', severity: 'error', title: backups.length ? 'No IWA web app answers (primary and backups)' : 'The only IWA web app is offline', evidence: ev,
+        cause: `Failover has nothing to fail over to. Likely ${iwaCauses}, or this device is not on the corporate network.`,
+        remedy: 'Connect to the corporate network or VPN; if that is not it, restore the IWA servers (firewall, allowlist, IIS). Enrollment needs an IWA web app; renewal does not.', probes });
+    } else {
+      add({ code: mode === 'PRIMARY_ONLY' ? 'IWA_PRIMARY_DOWN_NO_FAILOVER' : 'IWA_FIXED_URL_DOWN', severity: 'error',
+        title: mode === 'PRIMARY_ONLY' ? 'Primary IWA web app is offline and failover is off ("only primary")' : 'The fixed IWA URL is offline (failover mode "only this URL")',
+        evidence: [...ev, ...(backupsUp.length ? [`backup(s) ${backupsUp.map((b) => b.target).join(', ')} answer but are not used in this mode`] : [])],
+        cause: `With ${modeText}, the org sends every desktop-SSO sign-in to ${primary!.target} and never uses a backup. Nobody health-checks the IWA web app in this mode, so the admin console may still show it as active although it is down. Likely ${iwaCauses}.`,
+        remedy: `Restore ${primary!.target} (firewall, allowlist, IIS), or switch the failover option to "Redirect to backup IWA if primary goes offline" (Security › Delegated Authentication › On-Prem Desktop SSO).`, probes });
     }
-    for (const p of iwaProbes) {
-      const code = p.error?.code;
-      if (code === 'IWA_NO_NEGOTIATE') {
-        add({ code: 'IWA_WINDOWS_AUTH_OFF', severity: 'error', title: `The IWA web app ${p.target} does not offer Windows authentication`, evidence: [evidenceOf(p)],
-          cause: 'IIS answers 401 without "WWW-Authenticate: Negotiate": Windows Authentication is disabled for the IWA application, or anonymous/basic auth replaced it.',
-          remedy: 'In IIS, enable Windows Authentication (Negotiate provider) for the IWA application.', probes: [p.id] });
-      } else if (code === 'TLS_NOT_TLS') {
-        add({ code: 'IWA_BINDING', severity: 'error', title: `The IWA web app ${p.target} does not speak HTTPS on this port`, evidence: [evidenceOf(p)],
-          cause: 'The IWA web app is bound to HTTP while the org sends users to HTTPS (or the reverse): the binding in IIS and the IWA web.config disagree with the URL registered in the org.',
-          remedy: 'Make the IIS binding, the IWA web.config and the IWA URL in the org agree (HTTPS with a trusted certificate).', probes: [p.id] });
-      } else if (code === 'IWA_SERVER_ERROR' || code === 'IWA_TEST_PAGE_MISSING') {
-        add({ code, severity: 'error', title: `The IWA web app ${p.target} is not working`, evidence: [evidenceOf(p)],
-          cause: code === 'IWA_SERVER_ERROR' ? 'IIS or the IWA application fails (application pool stopped, configuration error).' : 'The URL does not point at the IWA web app.',
-          remedy: code === 'IWA_SERVER_ERROR' ? 'Check the IWA application pool and the IIS logs on the server.' : 'Correct the IWA URL in the org (it ends in /IWA).', probes: [p.id] });
-      }
-    }
-    const authFail = iwaProbes.map((p) => ({ p, auth: p.facts.auth as { ok: boolean; code?: string; message?: string } | undefined })).find((x) => x.auth && !x.auth.ok);
-    if (authFail?.auth?.code === 'IWA_AUTH_REJECTED') {
-      add({ code: 'IWA_AUTH_REJECTED', severity: 'error', title: 'The IWA web app refuses this user\'s Kerberos ticket', evidence: [`${authFail.p.id}: ${authFail.auth.message}`],
-        cause: 'The ticket reached IIS but was not accepted: the user is not a member of the domain the IWA server trusts, or the IWA server\'s service principal (SPN) or keytab is wrong.',
-        remedy: 'Check that the user is a domain member and active; ask the directory admin to check the HTTP/<iwa host> SPN (setspn -L).', probes: [authFail.p.id] });
-    }
-    // The org marks an IWA web app offline when the AD agent's health check fails; if it answers us, the AD agent is what is blocked.
-    const iwaPool = input.pools?.find((p) => p.type === 'IWA');
-    if (mode === 'REDIRECT_TO_BACKUP' && iwaPool && iwaPool.operationalStatus !== 'OPERATIONAL' && iwaProbes.length && iwaProbes.every(up)) {
-      add({ code: 'IWA_HEALTH_CHECK_BLOCKED', severity: 'warning', title: 'The org shows an IWA web app offline that answers this device',
-        evidence: [`agent pool ${iwaPool.name}: ${iwaPool.operationalStatus}; ${iwaPool.agents.filter((a) => a.operationalStatus !== 'OPERATIONAL').map((a) => `${a.name} ${a.operationalStatus}`).join(', ')}`, ...iwaProbes.map(evidenceOf)],
-        cause: 'The AD agent\'s periodic health check cannot reach the IWA server although clients can: a firewall or security application on the IWA server, or an allowlist missing the identity provider\'s domains and IP addresses.',
-        remedy: `Allow the AD agent host and ${IDP_DOMAINS.join(', ')} through the IWA server's firewall/security software; check IIS.`, probes: ['agent-pools', ...iwaProbes.map((p) => p.id)] });
+  } else if (up(primary) && mode === 'REDIRECT_TO_BACKUP' && backups.some(down)) {
+    add({ code: 'IWA_BACKUP_DOWN', severity: 'warning', title: 'A backup IWA web app is offline', evidence: backups.filter(down).map(evidenceOf),
+      cause: `The primary answers, but failover would have nowhere to go. Likely ${iwaCauses}.`, remedy: 'Restore the backup IWA server before the primary needs it.', probes: backups.filter(down).map((b) => b.id) });
+  }
+  for (const p of iwaProbes) {
+    const code = p.error?.code;
+    if (code === 'IWA_NO_NEGOTIATE') {
+      add({ code: 'IWA_WINDOWS_AUTH_OFF', severity: 'error', title: `The IWA web app ${p.target} does not offer Windows authentication`, evidence: [evidenceOf(p)],
+        cause: 'IIS answers 401 without "WWW-Authenticate: Negotiate": Windows Authentication is disabled for the IWA application, or anonymous/basic auth replaced it.',
+        remedy: 'In IIS, enable Windows Authentication (Negotiate provider) for the IWA application.', probes: [p.id] });
+    } else if (code === 'TLS_NOT_TLS') {
+      add({ code: 'IWA_BINDING', severity: 'error', title: `The IWA web app ${p.target} does not speak HTTPS on this port`, evidence: [evidenceOf(p)],
+        cause: 'The IWA web app is bound to HTTP while the org sends users to HTTPS (or the reverse): the binding in IIS and the IWA web.config disagree with the URL registered in the org.',
+        remedy: 'Make the IIS binding, the IWA web.config and the IWA URL in the org agree (HTTPS with a trusted certificate).', probes: [p.id] });
+    } else if (code === 'IWA_SERVER_ERROR' || code === 'IWA_TEST_PAGE_MISSING') {
+      add({ code, severity: 'error', title: `The IWA web app ${p.target} is not working`, evidence: [evidenceOf(p)],
+        cause: code === 'IWA_SERVER_ERROR' ? 'IIS or the IWA application fails (application pool stopped, configuration error).' : 'The URL does not point at the IWA web app.',
+        remedy: code === 'IWA_SERVER_ERROR' ? 'Check the IWA application pool and the IIS logs on the server.' : 'Correct the IWA URL in the org (it ends in /IWA).', probes: [p.id] });
     }
   }
+  const authFail = iwaProbes.map((p) => ({ p, auth: p.facts.auth as { ok: boolean; code?: string; message?: string } | undefined })).find((x) => x.auth && !x.auth.ok);
+  if (authFail?.auth?.code === 'IWA_AUTH_REJECTED') {
+    add({ code: 'IWA_AUTH_REJECTED', severity: 'error', title: 'The IWA web app refuses this user\'s Kerberos ticket', evidence: [`${authFail.p.id}: ${authFail.auth.message}`],
+      cause: 'The ticket reached IIS but was not accepted: the user is not a member of the domain the IWA server trusts, or the IWA server\'s service principal (SPN) or keytab is wrong.',
+      remedy: 'Check that the user is a domain member and active; ask the directory admin to check the HTTP/<iwa host> SPN (setspn -L).', probes: [authFail.p.id] });
+  }
+  // The org marks an IWA web app offline when the AD agent's health check fails; if it answers us, the AD agent is what is blocked.
+  const iwaPool = input.pools?.find((p) => p.type === 'IWA');
+  if (mode === 'REDIRECT_TO_BACKUP' && iwaPool && iwaPool.operationalStatus !== 'OPERATIONAL' && iwaProbes.length && iwaProbes.every(up)) {
+    add({ code: 'IWA_HEALTH_CHECK_BLOCKED', severity: 'warning', title: 'The org shows an IWA web app offline that answers this device',
+      evidence: [`agent pool ${iwaPool.name}: ${iwaPool.operationalStatus}; ${iwaPool.agents.filter((a) => a.operationalStatus !== 'OPERATIONAL').map((a) => `${a.name} ${a.operationalStatus}`).join(', ')}`, ...iwaProbes.map(evidenceOf)],
+      cause: 'The AD agent\'s periodic health check cannot reach the IWA server although clients can: a firewall or security application on the IWA server, or an allowlist missing the identity provider\'s domains and IP addresses.',
+      remedy: `Allow the AD agent host and ${IDP_DOMAINS.join(', ')} through the IWA server's firewall/security software; check IIS.`, probes: ['agent-pools', ...iwaProbes.map((p) => p.id)] });
+  }
+}
 
-  // --- Kerberos, KDCs and DCs ---
+/** Kerberos, KDCs and DCs. */
+function kerberosFindings(c: RuleContext): void {
+  const { add, get, ofKind, enrolled, kerberosCodes } = c;
   const kUser = get('kerberos:user');
   const kDevice = get('kerberos:device');
   const kdcs = ofKind('kdc');
   const severityNeedingIwa: Severity = enrolled ? 'warning' : 'error';
-  const authCode = (p: ProbeResult) => (p.facts.auth as { ok?: boolean; code?: string } | undefined)?.code;
-  const kerberosCodes = [kUser?.error?.code, kDevice?.error?.code, ...iwaProbes.map(authCode)].filter(Boolean) as string[];
   if ((kdcs.length && kdcs.every(down)) || kerberosCodes.includes('KDC_UNREACHABLE')) {
     add({ code: 'KDC_UNREACHABLE', severity: severityNeedingIwa, title: 'No Kerberos domain controller (KDC) answers',
       evidence: [...kdcs.map(evidenceOf), ...[kUser, kDevice].filter((p) => p?.error?.code === 'KDC_UNREACHABLE').map((p) => evidenceOf(p!))],
@@ -212,8 +219,11 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
     add({ code: 'DC_PORTS_BLOCKED', severity: 'warning', title: `Domain controller ${dc.target} is not fully reachable`, evidence: [evidenceOf(dc), `ports: ${JSON.stringify(dc.facts.ports ?? {})}`],
       cause: 'A firewall between this device and the domain controller blocks Kerberos (88) or LDAP (389).', remedy: 'Allow TCP/UDP 88 and TCP 389/636 to the domain controllers.', probes: [dc.id] });
   }
+}
 
-  // --- clocks ---
+/** Clocks. */
+function clockFindings(c: RuleContext): void {
+  const { add, ofKind, kerberosCodes } = c;
   const clocks = ofKind('clock').filter((p) => typeof p.facts.skewMs === 'number');
   const worstClock = clocks.sort((a, b) => Math.abs(b.facts.skewMs as number) - Math.abs(a.facts.skewMs as number))[0];
   const kerberosSkew = kerberosCodes.includes('CLOCK_SKEW');
@@ -227,8 +237,11 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
       cause: 'The system clock is wrong or not synchronised. Kerberos refuses tickets past 5 minutes of skew; SAML assertions and certificate validity checks fail too.',
       remedy: 'Enable time synchronisation with the domain\'s time source (timedatectl set-ntp true / w32tm /resync), then run again.', probes: clocks.map((c) => c.id) });
   }
+}
 
-  // --- the proxy route itself ---
+/** The proxy route itself. */
+function proxyRouteFindings(c: RuleContext): void {
+  const { input, add, get } = c;
   const routeFailed = input.probes.filter((p) => ROUTE_CODES.test(p.error?.code ?? ''));
   if (routeFailed.length) {
     const silent = routeFailed.some((p) => p.error?.code === 'PROXY_NO_ANSWER');
@@ -242,8 +255,11 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
       remedy: 'Check the proxy setting (HttpProxy=, HttpProxyPacLocation=, HTTPS_PROXY or the system proxy) and the proxy itself with the network admin; device-trust-agent proxy-check shows each step.',
       probes: routeFailed.map((p) => p.id) });
   }
+}
 
-  // --- TLS ---
+/** TLS. */
+function tlsFindings(c: RuleContext): void {
+  const { input, add, get } = c;
   const tlsUntrusted = input.probes.filter((p) => p.error?.code === 'TLS_UNTRUSTED');
   const seen = (p: ProbeResult) => p.facts.interception as { host: string; issuer: string; exempt: string[]; published?: boolean } | undefined;
   const mtls = get('mtls');
@@ -279,8 +295,13 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
       cause: 'A TLS-inspecting proxy or security product whose CA this device does not trust, a missing corporate trust anchor (tlsCaFile), or a clock far off.',
       remedy: 'Exempt the identity provider from TLS inspection; if the server is internal (IWA), install its CA certificate (tlsCaFile); check the clock.', probes: tlsUntrusted.map((p) => p.id) });
   }
+}
 
-  // --- the certificate ---
+/** The certificate. */
+function certificateFindings(c: RuleContext): void {
+  const { add, get, now, enrolled } = c;
+  const certProbe = get('certificate');
+  const mtls = get('mtls');
   const facts = certProbe?.facts ?? {};
   const lastRun = facts.lastRun as { code?: string; message?: string; at?: string } | undefined;
   if (certProbe?.status === 'ok') {
@@ -335,8 +356,11 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
       cause: 'The org replaced its CA without a rollover (no certificate signed or cross-signed by the old CA), TLS interception, or a wrong org URL.',
       remedy: 'If the change is genuine, an admin adds the new CA\'s SHA-256 fingerprint to caRolloverFingerprints in the managed configuration.', probes: ['certificate'] });
   }
+}
 
-  // --- agent pools (AD / IWA agents) and delegated authentication ---
+/** Agent pools (AD / IWA agents) and delegated authentication. */
+function agentPoolFindings(c: RuleContext): void {
+  const { input, add, get, now } = c;
   const poolsP = get('agent-pools');
   const keyring = poolsP?.facts.keyring as { ok: boolean; message?: string } | undefined;
   if (keyring && !keyring.ok) {
@@ -372,8 +396,11 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
         cause: 'The remaining agents carry the load; there is less redundancy.', remedy: 'Restore the disconnected agents.', probes: ['agent-pools'] });
     }
   }
+}
 
-  // --- access gateway ---
+/** Access gateway. */
+function gatewayFindings(c: RuleContext): void {
+  const { add, get, now } = c;
   const gw = get('gateway');
   if (gw && gw.status !== 'skipped') {
     if (down(gw)) {
@@ -387,7 +414,27 @@ export function evaluateFindings(input: FindingsInput): Finding[] {
         cause: 'The gateway has not re-checked its authentication service recently.', remedy: 'Check the gateway\'s health-check scheduler.', probes: ['gateway'] });
     }
   }
+}
 
+/** Turns probe results into findings: what is wrong, the evidence, the likely cause and what to do. */
+export function evaluateFindings(input: FindingsInput): Finding[] {
+  const out: Finding[] = [];
+  const byId = new Map(input.probes.map((p) => [p.id, p]));
+  const get = (id: string) => byId.get(id);
+  const iwaProbes = input.probes.filter((p) => p.kind === 'iwa');
+  const authCode = (p: ProbeResult) => (p.facts.auth as { ok?: boolean; code?: string } | undefined)?.code;
+  const c: RuleContext = {
+    input,
+    add: (f) => out.push(f),
+    get,
+    ofKind: (kind) => input.probes.filter((p) => p.kind === kind),
+    now: input.now.getTime(),
+    enrolled: Number(get('certificate')?.facts.count ?? 0) > 0,
+    iwaProbes,
+    kerberosCodes: [get('kerberos:user')?.error?.code, get('kerberos:device')?.error?.code, ...iwaProbes.map(authCode)].filter(Boolean) as string[],
+  };
+  // In this order: findings of equal severity are listed as the rules add them.
+  for (const rules of [orgFindings, iwaFindings, kerberosFindings, clockFindings, proxyRouteFindings, tlsFindings, certificateFindings, agentPoolFindings, gatewayFindings]) rules(c);
   out.push(...tpmFindings(get('tpm')));
   return out.sort((a, b) => SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity]);
 }

@@ -3,20 +3,20 @@ import path from 'node:path';
 import { z } from 'zod';
 import { KerberosError, kerberosAvailable, negotiateAuthorization } from '../auth/negotiate.js';
 import type { Config } from '../config.js';
-import { CredentialFiles } from '../credentials.js';
+import { CredentialFiles } from '../certificates/credentials.js';
 import { isAgentError } from '../../base/errors.js';
 import type { CommandRunner } from '../../base/exec.js';
 import { writeFileAtomic } from '../../base/fsutil.js';
-import { parseJsonAnswer, type HttpClient, type HttpResponse } from '../http.js';
-import { labSignInAllowed } from '../iwa.js';
-import { MtlsCheckAnswerSchema, OrgConfigSchema, type OrgConfig } from '../protocol.js';
-import { chainFinding, pinBasis, pinsInForce } from '../server-chain.js';
+import { parseJsonAnswer, type HttpClient, type HttpResponse } from '../net/http.js';
+import { labSignInAllowed } from '../auth/iwa.js';
+import { MtlsCheckAnswerSchema, OrgConfigSchema, type OrgConfig } from '../enrollment/protocol.js';
+import { chainFinding, pinBasis, pinsInForce } from '../net/server-chain.js';
 import { strippedCertificateFinding } from '../proxy/diagnose.js';
-import { mtlsCredential } from '../mtls.js';
+import { mtlsCredential } from '../net/mtls.js';
 import { redactUserInfo } from '../proxy/env.js';
 import type { SecretStore } from '../secrets/index.js';
 import { adminTokenName } from '../secrets/index.js';
-import { StateSchema, stateFile, type AgentState, type RememberedPins } from '../state.js';
+import { StateSchema, stateFile, type AgentState, type RememberedPins } from '../state/state.js';
 import type { Platform } from '../../platform/types.js';
 import { klistCommand, lookupSrv, parseKlist, sntpOffset, splitHostPort, srvNames, type Krb5Conf } from './directory.js';
 import { dnsStage, hostPort, messageOf, ProbeSkipped, runProbe, StageFailure, tcpConnect, tcpStage, tlsStage, withTimeout, type ProbeRecorder, type TlsFacts } from './stages.js';
@@ -292,7 +292,7 @@ export function probeCrl(ctx: ProbeContext, org: OrgConfig, cred: LocalCredentia
     if (!url) throw new ProbeSkipped('the org publishes no CRL location');
     await connectStages(ctx, rec, url);
     // Loaded here: revocation.js brings @peculiar/x509, which the other probes do not need.
-    const { checkRevocation } = await import('../revocation.js');
+    const { checkRevocation } = await import('../certificates/revocation.js');
     const rev = await rec.stage('http', `GET ${pathOf(url)} and verify the CRL`, () => checkRevocation(ctx.http, url, org.ca.chainPem, cred?.serialNumber ?? ''),
       (r) => `CRL of ${r.crlThisUpdate}${cred ? (r.revoked ? `; certificate ${cred.serialNumber} REVOKED` : `; certificate ${cred.serialNumber} not revoked`) : ''}`);
     rec.facts.thisUpdate = rev.crlThisUpdate;

@@ -11,10 +11,10 @@ import { ExitCode, exitCodeForFault, worstExitCode, type AgentError } from '../.
 import { POLICY_FILE } from '../../platform/types.js';
 import type { Platform } from '../../platform/types.js';
 import type { LoadedConfig } from '../config.js';
-import { CredentialFiles, loadDeviceKey } from '../credentials.js';
+import { CredentialFiles, loadDeviceKey } from '../certificates/credentials.js';
 import { EventLog } from '../events.js';
-import { loadState } from '../state.js';
-import { getStatus, type StatusReport } from '../status.js';
+import { loadState } from '../state/state.js';
+import { getStatus, type StatusReport } from '../certificates/status.js';
 import { signingTest } from './signing.js';
 
 export const STATUS_SCHEMA = 'device-trust-agent/status';
@@ -64,7 +64,7 @@ export interface LastFailure {
 export interface DoctorSection {
   schema: typeof STATUS_SCHEMA;
   schemaVersion: typeof STATUS_SCHEMA_VERSION;
-  /** Whether the agent's last pass ran as the user task or the device (system) task, and this process's account. */
+  /** Whether the agent's last pass ran as the user side or the device (system) side, and this process's account. */
   context: { lastTask?: string; runningAs: 'user' | 'device'; uid?: number };
   tests: DoctorTest[];
   passed: number;
@@ -148,7 +148,7 @@ export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: {
     set('iwa', 'SKIPPED', 'no org URL configured');
   } else {
     // Loaded only for --check: plain `status` (what the tray polls) never loads the HTTP stack and its proxy engine.
-    const [{ HttpClient }, { discoverOrg }, { httpOptionsFor }] = await Promise.all([import('../http.js'), import('../discovery.js'), import('../proxy/options.js')]);
+    const [{ HttpClient }, { discoverOrg }, { httpOptionsFor }] = await Promise.all([import('../net/http.js'), import('../enrollment/discovery.js'), import('../proxy/options.js')]);
     const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
     try {
       const org = await discoverOrg(http, config.orgUrl.replace(/\/+$/, ''));

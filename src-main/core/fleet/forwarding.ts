@@ -1,6 +1,6 @@
 import type { Config } from '../config.js';
 import { addEventSink } from '../events.js';
-import { rootCertificates } from '../tls-roots.js';
+import { rootCertificates } from '../net/tls-roots.js';
 import { SyslogForwarder } from './syslog-forwarder.js';
 import fs from 'node:fs';
 

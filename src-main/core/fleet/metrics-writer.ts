@@ -3,13 +3,13 @@ import path from 'node:path';
 import { writeFileAtomic } from '../../base/fsutil.js';
 import { AGENT_VERSION } from '../../base/version.js';
 import type { LoadedConfig } from '../config.js';
-import { CredentialFiles } from '../credentials.js';
+import { CredentialFiles } from '../certificates/credentials.js';
 import { EVENTS, EventLog } from '../events.js';
 import { namedState } from '../scheduler/plan.js';
 import { DEFAULT_POLICY } from '../scheduler/policy.js';
 import { emptyRecord } from '../scheduler/record.js';
 import { certFacts, probeConfig } from '../scheduler/store.js';
-import { StateSchema, stateFile, type AgentState } from '../state.js';
+import { StateSchema, stateFile, type AgentState } from '../state/state.js';
 import { renderAgentMetrics, type KeyProtection, type MetricsInput, type OutcomeClass, type PostureCheckResult } from './metrics.js';
 
 export const METRICS_FILE = 'device_trust_agent.prom';

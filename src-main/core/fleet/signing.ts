@@ -1,5 +1,5 @@
 import crypto, { X509Certificate } from 'node:crypto';
-import type { LocalKey } from '../keys.js';
+import type { LocalKey } from '../keys/keys.js';
 
 /**
  * The one place the live signing test reaches the device key: through the key's own `sign` (a PKCS#11 token,

@@ -9,8 +9,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { AGENT_VERSION } from '../../base/version.js';
-import { redact } from '../redact.js';
-import { stateFile } from '../state.js';
+import { redact } from '../../base/safe-text.js';
+import { stateFile } from '../state/state.js';
 
 export const SD_ID = 'dta@32473';
 export const APP_NAME = 'device-trust-agent';

@@ -1,16 +1,17 @@
+import type { Side } from '../enrollment/side.js';
 import { X509Certificate } from 'node:crypto';
 import { isAgentError } from '../../base/errors.js';
 import type { LoadedConfig } from '../config.js';
-import { CredentialFiles, loadDeviceKey } from '../credentials.js';
+import { CredentialFiles, loadDeviceKey } from '../certificates/credentials.js';
 import type { DeviceKeyStore } from '../../platform/keystore.js';
 import type { PlatformFactory } from '../../platform/types.js';
 import { EventLog } from '../events.js';
-import { HttpClient } from '../http.js';
-import { keyFromPem } from '../keys.js';
+import { HttpClient } from '../net/http.js';
+import { keyFromPem } from '../keys/keys.js';
 import { httpOptionsFor } from '../proxy/options.js';
-import { redact } from '../redact.js';
-import { loadState } from '../state.js';
-import { evaluatePosture, type PostureRun } from './engine.js';
+import { redact } from '../../base/safe-text.js';
+import { loadState } from '../state/state.js';
+import { evaluatePosture, type PostureRun } from './evaluate.js';
 import { postureClaims, sendPostureReport, signPostureReport, softwareSigner, type DeviceSigner } from './report.js';
 import { resolvePostureSettings } from './settings.js';
 import { writePostureFile } from './snapshot.js';
@@ -18,7 +19,7 @@ import type { PostureContext } from '../../platform/posture/contract.js';
 
 export interface PosturePassOptions {
   loaded: LoadedConfig;
-  task: 'user' | 'device';
+  side: Side;
   /**
    * Builds this configuration's platform: its posture checks run, its key store (TPM, NSS, CNG, keychain) signs
    * the report. Required, so a caller cannot forget it: without it only a legacy key file could sign.
@@ -57,17 +58,17 @@ function deviceIdOf(certPem: string): string {
 }
 
 /**
- * One posture pass for a task: evaluate, then (user task, enrolled, org configured) send the signed report
+ * One posture pass for a side: evaluate, then (user side, enrolled, org configured) send the signed report
  * and keep the org's compliance answer next to the results. Never throws for a failed delivery: it is an event.
  */
 export async function runPosturePass(opts: PosturePassOptions): Promise<PosturePassResult> {
   const { config } = opts.loaded;
   const settings = resolvePostureSettings(config.posture);
-  const events = opts.events ?? new EventLog(config.stateDir, opts.task);
+  const events = opts.events ?? new EventLog(config.stateDir, opts.side);
   const platform = opts.platform(config);
-  const run = await evaluatePosture({ task: opts.task, stateDir: config.stateDir, settings, checks: platform.posture, events, ...(opts.context ? { context: opts.context } : {}), ...(opts.now ? { now: opts.now } : {}) });
+  const run = await evaluatePosture({ side: opts.side, stateDir: config.stateDir, settings, checks: platform.posture, events, ...(opts.context ? { context: opts.context } : {}), ...(opts.now ? { now: opts.now } : {}) });
   const mode = opts.report ?? 'on-change';
-  if (opts.task !== 'user' || !settings.report || mode === 'never' || !config.orgUrl || config.backend !== 'idp') return run;
+  if (opts.side !== 'user' || !settings.report || mode === 'never' || !config.orgUrl || config.backend !== 'idp') return run;
   const signer = await (opts.signer ? opts.signer() : currentDeviceSigner(config.stateDir, platform.keys));
   if (!signer) return run;
   // Sent on change, after a failed delivery, and for a new certificate (enrollment, renewal): the org keys reports by it.

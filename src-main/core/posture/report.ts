@@ -1,7 +1,7 @@
 import crypto, { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
-import type { HttpClient } from '../http.js';
-import type { LocalKey } from '../keys.js';
+import type { HttpClient } from '../net/http.js';
+import type { LocalKey } from '../keys/keys.js';
 import { ComplianceSchema, type Compliance, type PostureFile } from './snapshot.js';
 
 /**

@@ -24,9 +24,9 @@ export const PostureSettingsSchema = z.strictObject({
     title: z.string().min(1).max(200).optional(),
     remedy: z.string().min(1).max(1000).optional(),
   })).max(50).optional(),
-  /** The file the device task writes and the user task reads (default: posture.json in the device task's state directory). */
+  /** The file the device side writes and the user side reads (default: posture.json in the device side's state directory). */
   deviceFile: z.string().min(1).optional(),
-  /** How old the device task's answers may be before the user task stops using them (default 180 minutes). */
+  /** How old the device side's answers may be before the user side stops using them (default 180 minutes). */
   deviceMaxAgeMinutes: z.number().min(1).max(7 * 24 * 60).optional(),
   /** Send the signed posture report to the org (default true). */
   report: z.boolean().optional(),
@@ -38,14 +38,14 @@ export interface ResolvedPostureSettings {
   confirmations: number;
   options: PostureOptions;
   deviceFile: string;
-  /** Whether deviceFile was configured (then any device task writes it; otherwise only the installed one does). */
+  /** Whether deviceFile was configured (then any device side writes it; otherwise only the installed one does). */
   deviceFileConfigured: boolean;
   deviceMaxAgeMs: number;
   report: boolean;
 }
 
 /**
- * The shared file: next to the device task's state directory (which is 0700), in a directory of its own that
+ * The shared file: next to the device side's state directory (which is 0700), in a directory of its own that
  * every user may read: /var/lib/device-trust-agent-shared/posture.json, C:\ProgramData\device-trust-agent-shared\…
  */
 export function defaultDevicePostureFile(platform: NodeJS.Platform = process.platform): string {
@@ -55,7 +55,7 @@ export function defaultDevicePostureFile(platform: NodeJS.Platform = process.pla
   return p.join(`${dir}-shared`, 'posture.json');
 }
 
-/** The installed device task's state directory, where it is the device task that writes the shared file. */
+/** The installed device task's state directory, where it is the device side that writes the shared file. */
 export function deviceStateDir(platform: NodeJS.Platform = process.platform): string | undefined {
   return DEVICE_STATE_DIRS[platform];
 }

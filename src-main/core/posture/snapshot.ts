@@ -16,7 +16,7 @@ export const PostureResultSchema = z.object({
   evidence: z.array(line).max(20),
   facts: z.record(z.string().max(64), z.union([z.string().max(300), z.number(), z.boolean()])).optional(),
   remedy: line.optional(),
-  /** `device`: answered by the device task (root/SYSTEM) through the shared file. */
+  /** `device`: answered by the device side (root/SYSTEM) through the shared file. */
   source: z.enum(['user', 'device']).optional(),
   ms: z.number().optional(),
 });
@@ -58,9 +58,9 @@ export function readPostureFile(file: string): PostureFile | undefined {
 }
 
 /**
- * The device task's shared file, trusted only when root wrote it where only root could: file and directory
+ * The device side's shared file, trusted only when root wrote it where only root could: file and directory
  * owned by root and writable by nobody else (otherwise any local user could plant a PASS). Windows relies on
- * ProgramData's ACL (only SYSTEM/Administrators may write a directory the device task created).
+ * ProgramData's ACL (only SYSTEM/Administrators may write a directory the device side created).
  */
 export function readSharedPostureFile(file: string): PostureFile | undefined {
   if (process.platform !== 'win32') {
@@ -77,8 +77,8 @@ export function readSharedPostureFile(file: string): PostureFile | undefined {
 }
 
 /**
- * The user task's copy is owner-only; the device task's (the shared file) is world-readable (0644) in its
- * root-owned state directory, so every user task can read what only root could see. Nothing in it is secret.
+ * The user side's copy is owner-only; the device side's (the shared file) is world-readable (0644) in its
+ * root-owned state directory, so every user can read what only root could see. Nothing in it is secret.
  */
 export function writePostureFile(file: string, data: PostureFile, shared: boolean): void {
   const dir = path.dirname(file);

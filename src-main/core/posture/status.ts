@@ -13,7 +13,7 @@ export interface PostureSection {
   compliance?: Compliance;
 }
 
-/** `status`'s posture section, from the user task's last pass (or the shared file when only the device task ran). */
+/** `status`'s posture section, from the user side's last pass (or the shared file when only the device side ran). */
 export function postureSection(config: Config): { posture?: PostureSection } {
   const file = readPostureFile(path.join(config.stateDir, POSTURE_FILE)) ?? readSharedPostureFile(resolvePostureSettings(config.posture).deviceFile);
   if (!file) return {};
@@ -28,8 +28,8 @@ export function postureSection(config: Config): { posture?: PostureSection } {
 }
 
 /**
- * For the fleet's Prometheus metrics: the last pass's results as `{check, status}` rows (the user task's file,
- * else the device task's shared file); empty before the first pass.
+ * For the fleet's Prometheus metrics: the last pass's results as `{check, status}` rows (the user side's file,
+ * else the device side's shared file); empty before the first pass.
  */
 export function postureMetricsOf(config: Config): { check: string; status: 'PASS' | 'FAIL' | 'UNKNOWN' }[] {
   return postureMetrics(readPostureFile(path.join(config.stateDir, POSTURE_FILE)) ?? readSharedPostureFile(resolvePostureSettings(config.posture).deviceFile));

@@ -1,6 +1,6 @@
 import type { Config } from '../config.js';
 import type { EventLog } from '../events.js';
-import type { HttpOptions } from '../http.js';
+import type { HttpOptions } from '../net/http.js';
 
 /** HttpClient options from the agent's configuration: trust anchors, timeout, proxy settings, event log. */
 export function httpOptionsFor(config: Config, extra: { events?: EventLog; log?: (line: string) => void; env?: NodeJS.ProcessEnv } = {}): HttpOptions {

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { AgentError } from '../../base/errors.js';
-import { x509 } from '../x509.js';
+import { x509 } from '../certificates/x509.js';
 import { CmsError, parseCertsOnly } from './cms.js';
 
 /** What GetCACert gave us, after the pin: whom to encrypt to, whose signatures to accept, the CA chain. */

@@ -5,15 +5,15 @@
  */
 import crypto, { X509Certificate } from 'node:crypto';
 import { AgentError, isAgentError } from '../../base/errors.js';
-import type { HttpClient, HttpResponse } from '../http.js';
-import { createCsr, storeCrypto, webCryptoKeyPair, type LocalKey } from '../keys.js';
-import type { Trace } from '../trace.js';
-import { x509 } from '../x509.js';
+import type { HttpClient, HttpResponse } from '../net/http.js';
+import { createCsr, storeCrypto, webCryptoKeyPair, type LocalKey } from '../keys/keys.js';
+import type { Trace } from '../../base/trace.js';
+import { x509 } from '../certificates/x509.js';
 import { pinCaBundle, parseGetCaCert, type CaBundle } from './ca.js';
 import { chooseAlgorithms, parseCapabilities, type Algorithms, type Capabilities } from './capabilities.js';
 import { buildRequestWith, issuerAndSubject, parseCertRepWith, transactionIdFor, type CertRep, type RequestType } from './message.js';
 import { CmsError, unwrapWithKey, type KeyUnwrapper } from './cms.js';
-import { withServerTime } from '../server-time.js';
+import { withServerTime } from '../time/server-time.js';
 
 export interface ScepClientOptions {
   http: HttpClient;

@@ -1,12 +1,12 @@
-import type { TaskKind } from '../agent.js';
+import type { Side } from '../enrollment/side.js';
 import type { LoadedConfig } from '../config.js';
 import { ExitCode, exitCodeFor } from '../../base/errors.js';
-import { daemonLockFile, describeHolder, tryAcquireLock, type HeldLock } from '../lock.js';
-import { Trace } from '../trace.js';
-import { createAgentEngine } from './agent-pass.js';
+import { daemonLockFile, describeHolder, tryAcquireLock, type HeldLock } from '../state/lock.js';
+import { Trace } from '../../base/trace.js';
+import { createPassEngine } from './create-pass-engine.js';
 import type { PlatformFactory } from '../../platform/types.js';
 import { systemClock, type Clock } from './clock.js';
-import type { AttemptResult, PassEngine, ScheduleStore } from './engine.js';
+import type { AttemptResult, PassEngine, ScheduleStore } from './pass-engine.js';
 import { NetworkWatcher } from './network.js';
 import { PostureMonitor, postureOnce } from '../posture/monitor.js';
 
@@ -21,7 +21,7 @@ export interface DaemonOptions {
   loadConfig: () => LoadedConfig;
   platform: PlatformFactory;
   stateDir: string;
-  task: TaskKind;
+  side: Side;
   /** Why the process was started: logon (a session's service or autostart), install, or a timer. */
   initial: Trigger;
   /** One pass if one is due, then exit (systemd timer, Task Scheduler, launchd interval). */
@@ -51,18 +51,18 @@ export function describeAttempt(r: AttemptResult, now = Date.now()): string {
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const clock = opts.clock ?? systemClock;
   const policy = opts.policy ?? DEFAULT_POLICY;
-  const daemonLock = tryAcquireLock(daemonLockFile(opts.stateDir), `${opts.task} daemon`);
+  const daemonLock = tryAcquireLock(daemonLockFile(opts.stateDir), `${opts.side} daemon`);
   let held: HeldLock | undefined;
   if (!daemonLock.ok) {
-    opts.out(`The ${opts.task} daemon is already running (${describeHolder(daemonLock.holder)}); ${opts.once ? 'it does the scheduled passes' : 'this one exits'}.`);
+    opts.out(`The ${opts.side} daemon is already running (${describeHolder(daemonLock.holder)}); ${opts.once ? 'it does the scheduled passes' : 'this one exits'}.`);
     return opts.once ? ExitCode.NOTHING_TO_DO : ExitCode.OK;
   }
   held = daemonLock.lock;
-  const { engine, store } = createAgentEngine({
+  const { engine, store } = createPassEngine({
     loadConfig: opts.loadConfig,
     platform: opts.platform,
     stateDir: opts.stateDir,
-    task: opts.task,
+    side: opts.side,
     trace: () => new Trace(opts.debug),
     respectRenewalMoment: true,
     policy,
@@ -73,24 +73,24 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     if (opts.once) {
       const r = await engine.attempt(opts.initial);
       opts.out(describeAttempt(r, clock.now()));
-      await postureOnce({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out, platform: opts.platform });
+      await postureOnce({ loadConfig: opts.loadConfig, side: opts.side, out: opts.out, platform: opts.platform });
       if (!r.ran) return r.why === 'busy' ? ExitCode.RETRY_LATER : ExitCode.NOTHING_TO_DO;
       if (r.error) return exitCodeFor(r.error);
       return r.report.ok ? (r.report.outcome === 'nothing-to-do' ? ExitCode.NOTHING_TO_DO : ExitCode.OK) : ExitCode.RETRY_LATER;
     }
     // The metrics file exists from the daemon's start, before its first pass (then every pass rewrites it).
-    if (opts.task === 'user') writeMetricsAfterPass(opts.loadConfig, opts.stateDir);
-    const posture = new PostureMonitor({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out, platform: opts.platform });
+    if (opts.side === 'user') writeMetricsAfterPass(opts.loadConfig, opts.stateDir);
+    const posture = new PostureMonitor({ loadConfig: opts.loadConfig, side: opts.side, out: opts.out, platform: opts.platform });
     const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: opts.watchNetwork, out: opts.out, onAttempt: (r) => opts.out(describeAttempt(r, clock.now())), onNetworkChange: () => posture.trigger('network') });
     const { scheduler, watcher } = hosted;
     watcher?.start();
     posture.start(POSTURE_START_DELAY_MS);
-    opts.out(`${new Date(clock.now()).toISOString()} ${opts.task} daemon started (pid ${process.pid}, state ${opts.stateDir}, network watch: ${watcher?.mode ?? 'off'}).`);
+    opts.out(`${new Date(clock.now()).toISOString()} ${opts.side} daemon started (pid ${process.pid}, state ${opts.stateDir}, network watch: ${watcher?.mode ?? 'off'}).`);
     scheduler.start(opts.initial);
     const signal = await opts.stopSignal;
     await hosted.stop();
     await posture.stop();
-    opts.out(`${new Date(clock.now()).toISOString()} ${opts.task} daemon stopped (${signal}).`);
+    opts.out(`${new Date(clock.now()).toISOString()} ${opts.side} daemon stopped (${signal}).`);
     return ExitCode.OK;
   } finally {
     held.release();
@@ -142,20 +142,20 @@ export function startHostedAgentScheduler(opts: {
   loadConfig: () => LoadedConfig;
   platform: PlatformFactory;
   stateDir: string;
-  task: TaskKind;
+  side: Side;
   initial: Trigger;
   out: (line: string) => void;
   onAttempt?: (r: AttemptResult) => void;
 }): (HostedScheduler & { release(): void }) | { busy: string } {
-  const lock = tryAcquireLock(daemonLockFile(opts.stateDir), `${opts.task} scheduler (tray app)`);
+  const lock = tryAcquireLock(daemonLockFile(opts.stateDir), `${opts.side} scheduler (tray app)`);
   if (!lock.ok) return { busy: describeHolder(lock.holder) };
   const clock = systemClock;
   const policy = DEFAULT_POLICY;
-  const { engine, store } = createAgentEngine({
-    loadConfig: opts.loadConfig, platform: opts.platform, stateDir: opts.stateDir, task: opts.task, trace: () => new Trace(undefined), respectRenewalMoment: true, policy, now: () => clock.now(),
+  const { engine, store } = createPassEngine({
+    loadConfig: opts.loadConfig, platform: opts.platform, stateDir: opts.stateDir, side: opts.side, trace: () => new Trace(undefined), respectRenewalMoment: true, policy, now: () => clock.now(),
   });
   // The tray app hosting the scheduler re-checks posture too, as the daemon would.
-  const posture = new PostureMonitor({ loadConfig: opts.loadConfig, task: opts.task, out: opts.out, platform: opts.platform });
+  const posture = new PostureMonitor({ loadConfig: opts.loadConfig, side: opts.side, out: opts.out, platform: opts.platform });
   const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: true, out: opts.out, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}), onNetworkChange: () => posture.trigger('network') });
   hosted.watcher?.start();
   hosted.scheduler.start(opts.initial);

@@ -1,6 +1,6 @@
 import { findClockAnomalies } from './anomaly.js';
 import type { Clock } from './clock.js';
-import type { AttemptResult, PassEngine, ScheduleStore } from './engine.js';
+import type { AttemptResult, PassEngine, ScheduleStore } from './pass-engine.js';
 import { namedState, nextDeadline, type Deadline, type NamedState, type Snapshot } from './plan.js';
 import type { SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';

@@ -1,6 +1,6 @@
 import type { LoadedConfig } from '../config.js';
-import { daemonLockFile, holderAlive, passLockFile, readLock, type LockInfo } from '../lock.js';
-import type { AgentState } from '../state.js';
+import { daemonLockFile, holderAlive, passLockFile, readLock, type LockInfo } from '../state/lock.js';
+import type { AgentState } from '../state/state.js';
 import { deadlines, namedState, type DeadlineReason } from './plan.js';
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import { emptyRecord, type ScheduleRecord, type Trigger } from './record.js';

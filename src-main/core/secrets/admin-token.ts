@@ -9,7 +9,7 @@ import { DEFAULT_HEALTH_POLICY } from '../diagnostics/health.js';
 import { probeAgentPools } from '../diagnostics/probes.js';
 import { runCommand } from '../../base/exec.js';
 import { EventLog } from '../events.js';
-import { HttpClient, rootCertificates } from '../http.js';
+import { HttpClient, rootCertificates } from '../net/http.js';
 import { httpOptionsFor } from '../proxy/options.js';
 import { adminTokenName, type SecretStore } from './types.js';
 

@@ -1,0 +1,104 @@
+import { runPass } from '../enrollment/pass.js';
+import type { Side } from '../enrollment/side.js';
+import type { LoadedConfig } from '../config.js';
+import { AgentError } from '../../base/errors.js';
+import { EventLog } from '../events.js';
+import { describeHolder, passLockFile, tryAcquireLock } from '../state/lock.js';
+import type { Trace } from '../../base/trace.js';
+import type { PlatformFactory } from '../../platform/types.js';
+import { PassEngine, type AttemptResult, type PassLock } from './pass-engine.js';
+import type { NamedState } from './plan.js';
+import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
+import type { Trigger } from './record.js';
+import { probeConfig, StateFileStore } from './store.js';
+import { writeMetricsAfterPass } from '../fleet/metrics-writer.js';
+import { describeAnomalies } from './anomaly.js';
+
+export interface PassEngineOptions {
+  /** Loads the configuration afresh (a long-running daemon picks up changes at every pass). */
+  loadConfig: () => LoadedConfig;
+  /** The state directory is fixed for the life of the process: it holds the lock and the schedule. */
+  stateDir: string;
+  side: Side;
+  /** Builds the platform for each pass's configuration (handed in by the composition root). */
+  platform: PlatformFactory;
+  /** A trace per pass (the daemon makes a fresh one each time). */
+  trace: () => Trace;
+  force?: boolean;
+  /** Renew a valid certificate now, before its window (the dashboard's "Renew now"). */
+  renewNow?: boolean;
+  /** Scheduled passes wait for the certificate's renewal moment; a pass a person asked for does not. */
+  respectRenewalMoment: boolean;
+  policy?: SchedulePolicy;
+  now?: () => number;
+  /** A clock anomaly was found and the schedule recomputed (the daemon logs it). */
+  onClockAnomaly?: (message: string) => void;
+}
+
+/** The lock of one state directory, as the engine wants it. */
+export function fileLock(stateDir: string): PassLock {
+  const file = passLockFile(stateDir);
+  return {
+    tryAcquire(purpose) {
+      let r: ReturnType<typeof tryAcquireLock>;
+      try {
+        r = tryAcquireLock(file, purpose);
+      } catch (e) {
+        throw new AgentError('local', 'STATE_DIR_UNWRITABLE', `The state directory ${stateDir} cannot be used (${(e as Error).message}), so no pass can run.`,
+          'Check that the directory exists, belongs to this user and the disk is not full, or choose another with --state-dir.', { cause: e });
+      }
+      return r.ok ? { ok: true, release: () => r.lock.release() } : { ok: false, holder: r.holder };
+    },
+  };
+}
+
+export function stateEventMessage(from: string | undefined, to: NamedState): string {
+  const next = to.next ? ` Next attempt: ${new Date(to.next.at).toISOString()} (${to.next.reason}).` : to.stuck ? ' No further attempt until a person acts.' : '';
+  return `${from ?? 'START'} → ${to.state}: ${to.why}.${next}${to.action ? ` What to do: ${to.action}` : ''}`;
+}
+
+/**
+ * The real thing: the agent's pass (`runPass`) under the state directory's lock, recorded in state.json.
+ * The one way a pass runs — CLI `run`, `install`, the daemon, the tray's scheduler and the dashboard.
+ */
+export function createPassEngine(opts: PassEngineOptions): { engine: PassEngine; store: StateFileStore; events: EventLog; policy: SchedulePolicy } {
+  const policy = opts.policy ?? DEFAULT_POLICY;
+  const events = new EventLog(opts.stateDir, opts.side);
+  const store = new StateFileStore(opts.stateDir, () => probeConfig(opts.loadConfig), (aside) =>
+    events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${aside}; it is rebuilt from the certificate store.`),
+  policy.configCheckMs, opts.now ?? Date.now, policy);
+  const engine = new PassEngine({
+    store,
+    lock: fileLock(opts.stateDir),
+    policy,
+    now: opts.now ?? Date.now,
+    pass: (ctx) => { const loaded = opts.loadConfig(); return runPass({
+      loaded,
+      platform: opts.platform(loaded.config),
+      side: opts.side,
+      force: Boolean(opts.force),
+      ...(opts.renewNow ? { renewNow: true } : {}),
+      trace: opts.trace(),
+      ...(opts.respectRenewalMoment ? { renewAt: ctx.renewAt } : {}),
+    }); },
+    onClockAnomaly: (found) => {
+      events.record('CLOCK_ANOMALY', describeAnomalies(found), { anomalies: found });
+      opts.onClockAnomaly?.(describeAnomalies(found));
+    },
+    onStateChange: (from, to) => {
+      const data = { from: from ?? null, to: to.state, stuck: to.stuck, ...(to.next ? { nextAttempt: new Date(to.next.at).toISOString(), nextReason: to.next.reason } : {}) };
+      events.record(to.stuck ? 'AGENT_STUCK' : 'STATE_CHANGED', stateEventMessage(from, to), data);
+    },
+    // Every pass refreshes node_exporter's textfile (the user side's: it holds the certificate).
+    ...(opts.side === 'user' ? { afterRecord: () => writeMetricsAfterPass(opts.loadConfig, opts.stateDir) } : {}),
+  });
+  return { engine, store, events, policy };
+}
+
+/** The error a pass that could not start reports: another process holds the lock. */
+export function passRunningError(res: Extract<AttemptResult, { why: 'busy' }>): AgentError {
+  return new AgentError('retry-later', 'PASS_RUNNING', `Another pass is running (${describeHolder(res.holder)}); this one was not started.`,
+    'Nothing to do: the running pass does the work. Run again when it has finished to see its result.');
+}
+
+export type { Trigger };
