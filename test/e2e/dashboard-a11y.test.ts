@@ -16,6 +16,7 @@ import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { KeyringSecretStore } from '../../src-main/core/secrets/keyring.js';
 import { makeProfile, type Profile, tempDir, writeRootCa } from '../support/agent.js';
 import { checkView, dashboardUnavailable, launchChromium, openDashboard, type DashboardHarness } from '../support/dashboard.js';
+import { eventsText } from '../support/state.js';
 
 // Page-side code (page.evaluate) runs in the browser; the project's Node build has no DOM types.
 declare const document: any;
@@ -207,7 +208,7 @@ describe('the dashboard is accessible and complete', { skip }, () => {
       await page.getByTestId('token-outcome').filter({ hasText: 'Token removed.' }).waitFor();
       await page.getByTestId('token-state').filter({ hasText: /No token for .* is stored/ }).waitFor();
       assert.equal(await new KeyringSecretStore().get(`admin-api-token@${new URL(lab.orgUrl).host}`), undefined);
-      const events = fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8');
+      const events = eventsText(profile);
       assert.match(events, /Admin API token for .* stored/);
       assert.match(events, /Admin API token for .* removed/);
     });

@@ -13,6 +13,7 @@ import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
 import { startPaused } from '../support/pause.js';
+import { readState } from '../support/state.js';
 
 /** Every step of an enrollment, in order (the trace's step names), and the line after the state is written. */
 const ENROLL_POINTS = [
@@ -51,7 +52,7 @@ describe('SIGKILL at each step of an enrollment: the next run converges', () => 
   async function assertConverged(p: Profile, context: string): Promise<string> {
     const certs = nssUserCerts(p.nssDb).filter((c) => /MTLS Certificate Authority/.test(c.issuer));
     assert.equal(certs.length, 1, `${context}: exactly one device-trust certificate in the store`);
-    const state = JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+    const state = readState(p);
     assert.equal(state.current.serialNumber, certs[0]!.serial, `${context}: the state names the certificate in the store`);
     assert.match(state.current.storeId, /^nss:[0-9a-f]{40}$/, `${context}: the store id names the key in the NSS token`);
     const creds = fs.readdirSync(path.join(p.stateDir, 'credentials'));

@@ -19,7 +19,7 @@ import { Trace } from '../../src-main/core/trace.js';
 import { AGENT_BIN, makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { nssUserCerts } from '../support/nss.js';
-import { readState } from '../support/state.js';
+import { readEvents, readState } from '../support/state.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -37,8 +37,6 @@ describe('scheduler and daemon against the lab org', () => {
   let lab: LabOrg;
   let rootCaFile: string;
   const profile = () => makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
-  const stateOf = (p: Profile) => readState(p);
-  const events = (p: Profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
@@ -60,7 +58,7 @@ describe('scheduler and daemon against the lab org', () => {
     try {
       sched.start('install');
       await until('the install-time enrollment', () => attempts.find((a) => a.ran && a.report.outcome === 'enrolled'));
-      const first = stateOf(p);
+      const first = readState(p);
       const renewAt = Date.parse(first.schedule.renewal.renewAt);
       assert.equal(first.schedule.state, 'ENROLLED');
       assert.ok(renewAt - Date.parse(first.current.renewFrom) <= 0.02 * 55_000 + 1, 'the moment lies in the first 2 % of the window');
@@ -70,19 +68,19 @@ describe('scheduler and daemon against the lab org', () => {
       assert.equal(failed[0]!.trigger, 'renewal');
       assert.equal(failed[1]!.trigger, 'retry');
       assert.equal(failed[0]!.state.state, 'ORG_UNREACHABLE');
-      assert.equal(stateOf(p).schedule.state, 'ORG_UNREACHABLE');
+      assert.equal(readState(p).schedule.state, 'ORG_UNREACHABLE');
       const mark = lab.received.length;
       lab.switches.orgDown = false;
       const renewed = await until('the renewal', () => attempts.find((a) => a.ran && a.report.outcome === 'renewed'), 15_000);
       assert.ok(renewed.ran && renewed.trigger === 'retry');
       assert.ok(lab.received.slice(mark).some((q) => q.url.endsWith('/api/v1/device-trust/renew')), 'renewed with the renewal token');
-      const s = stateOf(p);
+      const s = readState(p);
       assert.equal(s.schedule.state, 'ENROLLED');
       assert.equal(s.schedule.failures, 0);
       assert.notEqual(s.current.serialNumber, first.current.serialNumber);
       assert.equal(s.schedule.renewal.sha256, s.current.sha256, 'a new moment for the new certificate');
       assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [s.current.serialNumber]);
-      const changes = events(p).filter((e) => e.id === 1300).map((e) => e.data.to);
+      const changes = readEvents(p).filter((e) => e.id === 1300).map((e) => e.data.to);
       assert.deepEqual(changes.slice(-2), ['ORG_UNREACHABLE', 'ENROLLED'], 'state changes are in the event log');
     } finally {
       await sched.stop();
@@ -102,11 +100,11 @@ describe('scheduler and daemon against the lab org', () => {
     assert.equal(next.code, 10, next.stdout + next.stderr);
     assert.match(next.stdout, /logon pass: nothing-to-do — ENROLLED/);
     assert.ok(fs.readdirSync(p.stateDir).some((f) => f.startsWith('state.json.corrupt-')), 'the bad file is kept aside');
-    assert.ok(events(p).some((e) => e.id === 1104), 'event 1104: corrupt state rebuilt');
+    assert.ok(readEvents(p).some((e) => e.id === 1104), 'event 1104: corrupt state rebuilt');
     const after = JSON.parse((await runAgent(['schedule', '--json'], p.env)).stdout);
     assert.equal(after.state, 'ENROLLED');
     assert.equal(after.renewAt, before.renewAt, 'the same certificate, the same moment');
-    assert.equal(stateOf(p).current.serialNumber, nssUserCerts(p.nssDb)[0]!.serial);
+    assert.equal(readState(p).current.serialNumber, nssUserCerts(p.nssDb)[0]!.serial);
   });
 
   function startDaemon(p: Profile, args: string[] = []): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {

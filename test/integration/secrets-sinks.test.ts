@@ -17,6 +17,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { AGENT_BIN, makeProfile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
+import { listenOnLoopback } from '../support/net.js';
+import { eventsText, stateText } from '../support/state.js';
 
 // Passwords with `"` and `@` (the forms a regex over JSON text half-leaks), with and without a scheme.
 const PW1 = 'Qz"9k@Vt-Lm';
@@ -172,8 +174,7 @@ describe('a real pass: no secret in children\'s argv or environment, nor in any 
     lab = await startLabOrg({ allowLabSignIn: true });
     rootCaFile = writeRootCa(lab.rootCaPem);
     syslog = net.createServer((s) => s.on('data', (d) => (syslogText += d.toString())));
-    await new Promise<void>((r) => syslog.listen(0, '127.0.0.1', () => r()));
-    syslogPort = (syslog.address() as net.AddressInfo).port;
+    syslogPort = await listenOnLoopback(syslog);
   });
   after(() => {
     lab?.close();
@@ -217,8 +218,8 @@ describe('a real pass: no secret in children\'s argv or environment, nor in any 
     children.push(...b.children);
 
     for (const [where, text] of outputs) assertClean(where, text);
-    assertClean('events.jsonl', fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8'));
-    assertClean('state.json', fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+    assertClean('events.jsonl', eventsText(p));
+    assertClean('state.json', stateText(p));
     const unz = tempDir('sec-unzip');
     execFileSync('unzip', ['-q', zip, '-d', unz]);
     const bundleFiles = fs.readdirSync(unz);

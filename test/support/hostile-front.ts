@@ -6,9 +6,9 @@
  */
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { webcrypto } from 'node:crypto';
 import { createRootCa, ISSUING_CA_CN, randomSerial, x509, type KeyedCertificate, type LabPki } from '../../lab/ca.js';
+import { listenOnLoopback } from './net.js';
 
 export interface Reply {
   status?: number;
@@ -117,8 +117,8 @@ export async function startFront(opts: { labOrgUrl: string; rootCaPem: string; t
   });
   server.on('tlsClientError', () => undefined);
   server.on('clientError', (_e, s) => s.destroy());
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `https://localhost:${(server.address() as AddressInfo).port}`;
+  const port = await listenOnLoopback(server);
+  url = `https://localhost:${port}`;
   return {
     url,
     close: () => new Promise<void>((r) => {
