@@ -13,24 +13,16 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { kerberosToolsAvailable, type Kdc } from '../../lab/kdc.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { hasCommand } from '../support/host.js';
 import { startKerberosLab } from '../support/kerberos-lab.js';
 import { AGENT_BIN, makeProfile, REPO, runAgent, tempDir, writeRootCa, type AgentResult, type Profile } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
 import { readState } from '../support/state.js';
 
-function has(tool: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const skipReason = !kerberosToolsAvailable() ? 'skipped: MIT Kerberos is not installed (apt install krb5-kdc krb5-admin-server krb5-user)'
   : process.getuid?.() !== 0 ? 'skipped: needs root (it creates a user and runs the device side as root)'
-    : !has('useradd') || !has('setpriv') ? 'skipped: useradd/setpriv are not installed (passwd, util-linux)'
-      : !has('strace') ? 'skipped: strace is not installed (apt install strace)' : undefined;
+    : !hasCommand('useradd') || !hasCommand('setpriv') ? 'skipped: useradd/setpriv are not installed (passwd, util-linux)'
+      : !hasCommand('strace') ? 'skipped: strace is not installed (apt install strace)' : undefined;
 if (skipReason) console.log(`# device-service ${skipReason}`);
 
 describe('device side and user side: the machine keytab stays with root (real KDC, lab org, strace)', { skip: skipReason }, () => {

@@ -12,12 +12,10 @@ import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { DiagnoseReportSchema } from '../../src-main/core/diagnostics/types.js';
 import { AGENT_BIN, makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { hasCommand } from '../support/host.js';
 import { readEvents, readState } from '../support/state.js';
 
-function which(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
-const missing = ['dbus-run-session', 'gnome-keyring-daemon', 'unzip'].filter((c) => !which(c));
+const missing = ['dbus-run-session', 'gnome-keyring-daemon', 'unzip'].filter((c) => !hasCommand(c));
 const skipReason = missing.length ? `skipped: ${missing.join(', ')} not installed (apt install dbus-x11 gnome-keyring unzip)` : undefined;
 if (skipReason) console.log(`# keyring-bundle ${skipReason}`);
 

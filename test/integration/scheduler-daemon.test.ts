@@ -4,7 +4,7 @@
  * `daemon` command as a long-running process (one per state directory, clean stop, survives a SIGKILL).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,22 +16,14 @@ import type { AttemptResult } from '../../src-main/core/scheduler/engine.js';
 import { policyWith } from '../../src-main/core/scheduler/policy.js';
 import { Scheduler } from '../../src-main/core/scheduler/scheduler.js';
 import { Trace } from '../../src-main/core/trace.js';
-import { AGENT_BIN, makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
+import { makeProfile, type Profile, runAgent, spawnAgent, writeRootCa } from '../support/agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { nssUserCerts } from '../support/nss.js';
 import { readEvents, readState } from '../support/state.js';
+import { waitFor } from '../support/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/** Polls every 50 ms (the daemon's output and the scheduler's attempts change quickly). */
+const until = <T>(what: string, fn: () => T | undefined, timeoutMs = 20_000) => waitFor(what, fn, timeoutMs, 50);
 
 describe('scheduler and daemon against the lab org', () => {
   let lab: LabOrg;
@@ -108,7 +100,7 @@ describe('scheduler and daemon against the lab org', () => {
   });
 
   function startDaemon(p: Profile, args: string[] = []): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
-    const child = spawn(process.execPath, [AGENT_BIN, 'daemon', ...args], { env: { PATH: process.env.PATH ?? '', ...p.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnAgent(['daemon', ...args], p.env);
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (out += d));

@@ -11,9 +11,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
+import { hasCommand } from '../support/host.js';
 import { nssUserCerts } from '../support/nss.js';
-
-const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 
 /** Every file or link under `dir` whose path mentions the agent. */
 function ours(dir: string): string[] {
@@ -67,7 +66,7 @@ describe('install and uninstall on Linux', () => {
     assert.equal(fs.readlinkSync(path.join(unitDir, 'default.target.wants', 'device-trust-agent.service')), path.join(unitDir, 'device-trust-agent.service'));
     // The units repeat the command line's settings (here from the environment, so none) and start this agent.
     assert.match(fs.readFileSync(path.join(unitDir, 'device-trust-agent.service'), 'utf8'), /^ExecStart=\S+node \S+\/bin\/device-trust-agent\.js daemon --trigger logon$/m);
-    if (has('systemd-analyze')) {
+    if (hasCommand('systemd-analyze')) {
       const runtime = tempDir('rt');
       const v = spawnSync('systemd-analyze', ['--user', 'verify', ...['device-trust-agent.service', 'device-trust-agent-check.service', 'device-trust-agent-check.timer', 'device-trust-agent-p11-kit.service'].map((n) => path.join(unitDir, n))],
         { encoding: 'utf8', env: { ...process.env, HOME: p.home, XDG_RUNTIME_DIR: runtime } });
@@ -94,7 +93,7 @@ describe('install and uninstall on Linux', () => {
     assert.ok(alive(pid), 'the daemon runs');
     const desktop = path.join(p.home, '.config', 'autostart', 'device-trust-agent.desktop');
     assert.match(fs.readFileSync(desktop, 'utf8'), /^Exec=\S+node \S+\/bin\/device-trust-agent\.js daemon --trigger logon$/m);
-    if (has('desktop-file-validate')) {
+    if (hasCommand('desktop-file-validate')) {
       const v = spawnSync('desktop-file-validate', [desktop], { encoding: 'utf8' });
       assert.equal(v.status, 0, v.stdout + v.stderr);
     } else {

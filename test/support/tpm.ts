@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { tempDir } from './agent.js';
 import { TPM2_PKCS11_LIBRARIES } from '../../src-main/platform/linux-keys.js';
+import { hasCommand } from './host.js';
 import { accepts, freePort } from './net.js';
 import { waitFor } from './wait.js';
 
@@ -21,7 +22,7 @@ export interface SoftTpm {
 const TOOLS = ['swtpm', 'swtpm_setup', 'tpm2-abrmd', 'dbus-daemon'];
 
 export function tpmUnavailable(): string | undefined {
-  const missing = TOOLS.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+  const missing = TOOLS.filter((t) => !hasCommand(t));
   if (!TPM2_PKCS11_LIBRARIES.some((l) => fs.existsSync(l))) missing.push('libtpm2-pkcs11-1');
   return missing.length ? `skipped: ${missing.join(', ')} not installed (apt install swtpm swtpm-tools tpm2-abrmd dbus libtpm2-pkcs11-1)` : undefined;
 }
