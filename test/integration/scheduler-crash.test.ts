@@ -8,9 +8,9 @@ import { filesWithPrivateKeys, nssPrivateKeyFacts } from '../support/keyscan.js'
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
+import { describe, test } from 'node:test';
+import { type Profile, runAgent } from '../support/agent.js';
+import { labOrgForSuite } from '../support/lab-org.js';
 import { nssUserCerts } from '../support/nss.js';
 import { startPaused } from '../support/pause.js';
 import { readState } from '../support/state.js';
@@ -38,16 +38,8 @@ const REPLACE_POINTS = [
 ];
 
 describe('SIGKILL at each step of an enrollment: the next run converges', () => {
-  let lab: LabOrg;
-  let rootCaFile: string;
-
-  before(async () => {
-    lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = writeRootCa(lab.rootCaPem);
-  });
-  after(() => lab.close());
-
-  const profile = () => makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
+  const org = labOrgForSuite();
+  const profile = () => org.profile();
 
   async function assertConverged(p: Profile, context: string): Promise<string> {
     const certs = nssUserCerts(p.nssDb).filter((c) => /MTLS Certificate Authority/.test(c.issuer));

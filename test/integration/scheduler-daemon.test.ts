@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { describe, test } from 'node:test';
 import { loadConfig } from '../../src-main/core/config.js';
 import { createAgentEngine } from '../../src-main/core/scheduler/agent-pass.js';
 import { systemClock } from '../../src-main/core/scheduler/clock.js';
@@ -16,8 +15,9 @@ import type { AttemptResult } from '../../src-main/core/scheduler/engine.js';
 import { policyWith } from '../../src-main/core/scheduler/policy.js';
 import { Scheduler } from '../../src-main/core/scheduler/scheduler.js';
 import { Trace } from '../../src-main/core/trace.js';
-import { makeProfile, type Profile, runAgent, spawnAgent, writeRootCa } from '../support/agent.js';
+import { type Profile, runAgent, spawnAgent } from '../support/agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';
+import { labOrgForSuite } from '../support/lab-org.js';
 import { nssUserCerts } from '../support/nss.js';
 import { readEvents, readState } from '../support/state.js';
 import { waitFor } from '../support/wait.js';
@@ -26,21 +26,14 @@ import { waitFor } from '../support/wait.js';
 const until = <T>(what: string, fn: () => T | undefined, timeoutMs = 20_000) => waitFor(what, fn, timeoutMs, 50);
 
 describe('scheduler and daemon against the lab org', () => {
-  let lab: LabOrg;
-  let rootCaFile: string;
-  const profile = () => makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
-
-  before(async () => {
-    lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = writeRootCa(lab.rootCaPem);
-  });
-  after(() => lab.close());
+  const org = labOrgForSuite();
+  const profile = () => org.profile();
 
   test('renewal at the chosen moment with the org down: retries, then renews with the renewal token when it returns', async () => {
     // Minutes become seconds: a 60 s certificate whose 55 s window opens 5 s after issuance, with the
     // renewal moment drawn from the window's first 2 %, and retries after about one second.
-    lab.switches.validitySeconds = 60;
-    lab.switches.renewalWindowSeconds = 55;
+    org.lab.switches.validitySeconds = 60;
+    org.lab.switches.renewalWindowSeconds = 55;
     const policy = policyWith({ renewalSpread: 0.02, tickMs: 250, backoffMs: [1000], backoffJitter: 0.1, coalesceMs: 0 });
     const p = profile();
     const loaded = () => loadConfig({ env: { ...process.env, ...p.env } });
@@ -54,18 +47,18 @@ describe('scheduler and daemon against the lab org', () => {
       const renewAt = Date.parse(first.schedule.renewal.renewAt);
       assert.equal(first.schedule.state, 'ENROLLED');
       assert.ok(renewAt - Date.parse(first.current.renewFrom) <= 0.02 * 55_000 + 1, 'the moment lies in the first 2 % of the window');
-      lab.switches.orgDown = true;
+      org.lab.switches.orgDown = true;
       await until('two failed attempts', () => attempts.filter((a) => a.ran && !a.report.ok).length >= 2 || undefined, 15_000);
       const failed = attempts.filter((a): a is Extract<AttemptResult, { ran: true }> => a.ran && !a.report.ok);
       assert.equal(failed[0]!.trigger, 'renewal');
       assert.equal(failed[1]!.trigger, 'retry');
       assert.equal(failed[0]!.state.state, 'ORG_UNREACHABLE');
       assert.equal(readState(p).schedule.state, 'ORG_UNREACHABLE');
-      const mark = lab.received.length;
-      lab.switches.orgDown = false;
+      const mark = org.lab.received.length;
+      org.lab.switches.orgDown = false;
       const renewed = await until('the renewal', () => attempts.find((a) => a.ran && a.report.outcome === 'renewed'), 15_000);
       assert.ok(renewed.ran && renewed.trigger === 'retry');
-      assert.ok(lab.received.slice(mark).some((q) => q.url.endsWith('/api/v1/device-trust/renew')), 'renewed with the renewal token');
+      assert.ok(org.lab.received.slice(mark).some((q) => q.url.endsWith('/api/v1/device-trust/renew')), 'renewed with the renewal token');
       const s = readState(p);
       assert.equal(s.schedule.state, 'ENROLLED');
       assert.equal(s.schedule.failures, 0);
@@ -76,9 +69,9 @@ describe('scheduler and daemon against the lab org', () => {
       assert.deepEqual(changes.slice(-2), ['ORG_UNREACHABLE', 'ENROLLED'], 'state changes are in the event log');
     } finally {
       await sched.stop();
-      lab.switches.orgDown = false;
-      lab.switches.validitySeconds = 365 * 86400;
-      lab.switches.renewalWindowSeconds = 30 * 86400;
+      org.lab.switches.orgDown = false;
+      org.lab.switches.validitySeconds = 365 * 86400;
+      org.lab.switches.renewalWindowSeconds = 30 * 86400;
     }
   });
 

@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { makeProfile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
+import { describe, test } from 'node:test';
+import { makeProfile, runAgent, tempDir } from '../support/agent.js';
 import { hasCommand } from '../support/host.js';
+import { labOrgForSuite } from '../support/lab-org.js';
 import { nssUserCerts } from '../support/nss.js';
 
 /** Every file or link under `dir` whose path mentions the agent. */
@@ -39,16 +39,10 @@ const alive = (pid: number) => {
 };
 
 describe('install and uninstall on Linux', () => {
-  let lab: LabOrg;
-  let rootCaFile: string;
-  before(async () => {
-    lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = writeRootCa(lab.rootCaPem);
-  });
-  after(() => lab.close());
+  const org = labOrgForSuite();
 
   test('systemd user units: written, valid, enabled for login; uninstall removes them and the links', async (t) => {
-    const p = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
+    const p = org.profile();
     const r = await runAgent(['install', '--mode', 'systemd', '--no-run', '--json'], p.env);
     assert.equal(r.code, 0, r.stderr);
     const res = JSON.parse(r.stdout);
@@ -82,7 +76,7 @@ describe('install and uninstall on Linux', () => {
   });
 
   test('XDG autostart (no systemd): install-time pass, the daemon started; uninstall --purge stops it and removes everything', async (t) => {
-    const p = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
+    const p = org.profile();
     const r = await runAgent(['install', '--mode', 'autostart', '--json'], p.env);
     assert.equal(r.code, 0, r.stderr);
     const res = JSON.parse(r.stdout);
@@ -119,7 +113,7 @@ describe('install and uninstall on Linux', () => {
   });
 
   test('the device task (root): what install --device would write and run', async () => {
-    const p = makeProfile({ orgUrl: lab.orgUrl, rootCaFile });
+    const p = makeProfile({ orgUrl: org.lab.orgUrl, rootCaFile: org.rootCaFile });
     const r = await runAgent(['install', '--device', '--dry-run', '--json'], p.env);
     assert.equal(r.code, 0, r.stderr);
     const plan = JSON.parse(r.stdout);

@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type AgentResult, type Profile } from '../support/agent.js';
 import { faketimeEnv, faketimeUnavailable } from '../support/faketime.js';
+import { labOrgForSuite } from '../support/lab-org.js';
 import { listenOnLoopback } from '../support/net.js';
 import { scepUnavailable, startScepServer, type ScepServer } from '../support/scep.js';
 import { squidUnavailable, startSquid, type Squid } from '../support/squid.js';
@@ -149,15 +150,8 @@ const timeSkip = faketimeUnavailable() ?? squidSkip;
 if (timeSkip) console.log(`# truthful-status (time) ${timeSkip}`);
 
 describe('after a wrong clock: status and schedule are computed from the present, and the headline agrees with the tests', { skip: timeSkip }, () => {
-  let lab: LabOrg;
-  let rootCaFile: string;
-  const profile = () => makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
-
-  before(async () => {
-    lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = writeRootCa(lab.rootCaPem);
-  });
-  after(async () => lab?.close());
+  const org = labOrgForSuite();
+  const profile = () => org.profile();
 
   for (const ahead of ['+340d', '+400d']) {
     test(`a pass at ${ahead} refused because of the clock; back in real time, status and schedule show a next pass near now`, async () => {
