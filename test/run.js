@@ -11,7 +11,7 @@ const root = path.resolve('dist/test');
 const quick = process.argv.includes('--quick');
 const only = process.argv.slice(2).filter((a) => a !== '--quick');
 if (quick && only.length === 0) only.push(path.join('dist', 'test', 'unit') + path.sep);
-const LAB = /^import [^;]*?from ['"](?:\.\.\/)+(?:lab\/|support\/(?:scep|squid|kerberos-lab|tpm|chromium|dashboard)\.js['"])/m;
+const LAB = /^import [^;]*?from ['"](?:\.\.\/)+(?:lab\/|support\/(?:scep|squid|kerberos-lab|lab-org|tpm|chromium|dashboard)\.js['"])/m;
 const leftOut = [];
 const files = [];
 (function walk(dir) {

@@ -11,7 +11,7 @@
  * computer account's Kerberos credentials) answers with `<nonce>.ans.json` beside it and deletes both. The knock
  * directory lets Users add a file (named by their SID) and read nothing.
  */
-import { taskActionXml, WINDOWS_TASKS, windowsArg } from './tasks/win32.js';
+import { taskActionXml, taskSettingsXml, WINDOWS_TASKS, windowsArg } from './tasks/win32.js';
 
 export const WIN_CHANNEL_DIR = 'C:\\ProgramData\\device-trust-agent\\channel';
 export const WIN_DEVICE_SERVICE_TASK = `${WINDOWS_TASKS.folder}\\Device service`;
@@ -122,17 +122,11 @@ export function winDeviceServiceTaskXml(agent: string[], stateDir: string): stri
       <RunLevel>HighestAvailable</RunLevel>
     </Principal>
   </Principals>
-  <Settings>
-    <MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>
-    <DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>
-    <StopIfGoingOnBatteries>false</StopIfGoingOnBatteries>
-    <ExecutionTimeLimit>PT0S</ExecutionTimeLimit>
-    <RestartOnFailure>
+${taskSettingsXml('PT0S', `    <RestartOnFailure>
       <Interval>PT1M</Interval>
       <Count>999</Count>
     </RestartOnFailure>
-    <StartWhenAvailable>true</StartWhenAvailable>
-  </Settings>
+`)}
 ${taskActionXml(command, args)}`;
 }
 

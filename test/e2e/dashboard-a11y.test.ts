@@ -16,15 +16,16 @@ import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { KeyringSecretStore } from '../../src-main/core/secrets/keyring.js';
 import { makeProfile, type Profile, tempDir, writeRootCa } from '../support/agent.js';
 import { checkView, dashboardUnavailable, launchChromium, openDashboard, type DashboardHarness } from '../support/dashboard.js';
+import { hasCommand } from '../support/host.js';
+import { eventsText } from '../support/state.js';
 
 // Page-side code (page.evaluate) runs in the browser; the project's Node build has no DOM types.
 declare const document: any;
 declare function getComputedStyle(el: unknown): { outlineStyle: string; outlineWidth: string; boxShadow: string };
 
-const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const skip = dashboardUnavailable();
 if (skip) console.log(skip);
-const keyringMissing = ['dbus-daemon', 'gnome-keyring-daemon'].filter((c) => !has(c));
+const keyringMissing = ['dbus-daemon', 'gnome-keyring-daemon'].filter((c) => !hasCommand(c));
 const keyringSkip = keyringMissing.length ? `skipped: ${keyringMissing.join(', ')} not installed (apt install dbus-daemon gnome-keyring)` : undefined;
 if (keyringSkip) console.log(`# settings with a real keyring ${keyringSkip}`);
 
@@ -207,7 +208,7 @@ describe('the dashboard is accessible and complete', { skip }, () => {
       await page.getByTestId('token-outcome').filter({ hasText: 'Token removed.' }).waitFor();
       await page.getByTestId('token-state').filter({ hasText: /No token for .* is stored/ }).waitFor();
       assert.equal(await new KeyringSecretStore().get(`admin-api-token@${new URL(lab.orgUrl).host}`), undefined);
-      const events = fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8');
+      const events = eventsText(profile);
       assert.match(events, /Admin API token for .* stored/);
       assert.match(events, /Admin API token for .* removed/);
     });

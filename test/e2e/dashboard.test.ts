@@ -14,7 +14,7 @@ import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../su
 import { checkView, dashboardUnavailable, launchChromium, openDashboard, type DashboardHarness } from '../support/dashboard.js';
 import { holdPassLock } from '../support/lock-holder.js';
 import { nssUserCerts } from '../support/nss.js';
-import { readState } from '../support/state.js';
+import { readEvents, readState } from '../support/state.js';
 
 // Page-side code (page.evaluate) runs in the browser; the project's Node build has no DOM types.
 declare const document: any;
@@ -31,7 +31,7 @@ describe('the dashboard in Chromium, bridged to the real IPC handlers against th
   let browser: Browser;
   let h: DashboardHarness;
   const stateOf = () => readState(profile) as { current: { serialNumber: string; subject: string } };
-  const events = () => fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: number; level: string; message: string });
+  const events = () => readEvents(profile) as { id: number; level: string; message: string }[];
   const serialShown = () => h.page.getByTestId('serial').innerText();
   const card = (id: string) => h.page.locator(`[data-target="${id}"]`);
 

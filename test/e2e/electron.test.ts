@@ -9,8 +9,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { _electron, type ElectronApplication, type Page } from 'playwright-core';
 import { CSP_META } from '../../src-main/electron/app-protocol.js';
@@ -18,6 +16,7 @@ import { API_METHODS } from '../../src-main/ipc/contract.js';
 import { electronBinary } from '../../lab/electron.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, REPO, runAgent, writeRootCa } from '../support/agent.js';
+import { readState } from '../support/state.js';
 
 // Page- and main-side code (evaluate) runs in Electron; the project's Node build has no DOM types.
 declare const document: any;
@@ -48,7 +47,7 @@ describe('the tray app in Electron (Playwright _electron)', { skip }, () => {
       const hooks = (globalThis as unknown as Record<string, Record<string, (...x: unknown[]) => unknown>>).__deviceTrustShell!;
       return (await hooks[name as string]!(...(a as unknown[]))) as never;
     }, [fn, args] as const) as Promise<T>;
-  const serial = () => (JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8')) as { current: { serialNumber: string } }).current.serialNumber;
+  const serial = () => (readState(profile) as { current: { serialNumber: string } }).current.serialNumber;
 
   before(async () => {
     const display = ensureDisplay();

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, writeRootCa, type Profile } from '../support/agent.js';
+import { eventsText, readState } from '../support/state.js';
 
 let lab: LabOrg;
 let profile: Profile;
@@ -22,7 +23,7 @@ after(() => lab.close());
 test('daemon --once sends a posture report signed by the device key in the NSS token', async () => {
   const r = await runAgent(['run'], profile.env);
   assert.equal(r.code, 0, r.stderr);
-  const state = JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8')) as { current: { thumbprint: string; serialNumber: string } };
+  const state = readState(profile) as { current: { thumbprint: string; serialNumber: string } };
   const creds = path.join(profile.stateDir, 'credentials', state.current.thumbprint);
   // The key is in the token: only a reference to it is ours, never a key file.
   assert.ok(fs.existsSync(path.join(creds, 'key-ref.json')), 'key-ref.json names the token key');
@@ -35,6 +36,6 @@ test('daemon --once sends a posture report signed by the device key in the NSS t
   const reports = lab.posture.all();
   assert.equal(reports.length, 1, 'the org received one verified report');
   assert.equal(reports[0]!.serialNumber.toLowerCase().replace(/^0+/, ''), state.current.serialNumber.toLowerCase().replace(/^0+/, ''), 'signed for the current certificate');
-  const events = fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8');
+  const events = eventsText(profile);
   assert.match(events, /The org received the posture report/);
 });

@@ -15,6 +15,7 @@ import { DashboardService } from '../../src-main/ipc/service.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { makeProfile, type Profile, writeRootCa } from '../support/agent.js';
 import { holdPassLock } from '../support/lock-holder.js';
+import { eventsText } from '../support/state.js';
 
 describe('the dashboard service under the pass lock', () => {
   let lab: LabOrg;
@@ -22,7 +23,7 @@ describe('the dashboard service under the pass lock', () => {
   let svc: DashboardService;
   const emitted: UiEvent[] = [];
   const stateFile = () => path.join(profile.stateDir, 'state.json');
-  const snapshot = () => ({ text: fs.readFileSync(stateFile(), 'utf8'), mtimeMs: fs.statSync(stateFile()).mtimeMs, events: fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8') });
+  const snapshot = () => ({ text: fs.readFileSync(stateFile(), 'utf8'), mtimeMs: fs.statSync(stateFile()).mtimeMs, events: eventsText(profile) });
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });

@@ -13,23 +13,16 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { kerberosToolsAvailable, type Kdc } from '../../lab/kdc.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { hasCommand } from '../support/host.js';
 import { startKerberosLab } from '../support/kerberos-lab.js';
 import { AGENT_BIN, makeProfile, REPO, runAgent, tempDir, writeRootCa, type AgentResult, type Profile } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
-
-function has(tool: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { readState } from '../support/state.js';
 
 const skipReason = !kerberosToolsAvailable() ? 'skipped: MIT Kerberos is not installed (apt install krb5-kdc krb5-admin-server krb5-user)'
   : process.getuid?.() !== 0 ? 'skipped: needs root (it creates a user and runs the device side as root)'
-    : !has('useradd') || !has('setpriv') ? 'skipped: useradd/setpriv are not installed (passwd, util-linux)'
-      : !has('strace') ? 'skipped: strace is not installed (apt install strace)' : undefined;
+    : !hasCommand('useradd') || !hasCommand('setpriv') ? 'skipped: useradd/setpriv are not installed (passwd, util-linux)'
+      : !hasCommand('strace') ? 'skipped: strace is not installed (apt install strace)' : undefined;
 if (skipReason) console.log(`# device-service ${skipReason}`);
 
 describe('device side and user side: the machine keytab stays with root (real KDC, lab org, strace)', { skip: skipReason }, () => {
@@ -153,7 +146,7 @@ describe('device side and user side: the machine keytab stays with root (real KD
     const st = fs.statSync(userDir);
     assert.equal(st.uid, uid);
     assert.equal(st.mode & 0o777, 0o700);
-    const state = JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+    const state = readState(p);
     assert.equal(nssUserCerts(p.nssDb)[0]!.serial, state.current.serialNumber);
     assert.match(deviceOut, new RegExp(`device token for uid ${uid} \\(device ${state.deviceId}`));
     // The certificate names the machine's principal: the lab bound the deviceId to it.
@@ -164,7 +157,7 @@ describe('device side and user side: the machine keytab stays with root (real KD
     await startDeviceSide();
     const p = await userProfile();
     assert.equal((await runAsUser(p, ['run', '--user'])).code, 0);
-    const before = JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+    const before = readState(p);
     await stopDeviceSide();
 
     // A forced renewal needs a new device token: refused plainly, nothing lost.
@@ -175,7 +168,7 @@ describe('device side and user side: the machine keytab stays with root (real KD
     assert.match(said, /systemctl start device-trust-agent-device\.service/);
     assert.doesNotMatch(said, /corporate network/);
     assert.deepEqual(forced.opened.filter((f) => f.includes('device.keytab')), []);
-    const after = JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+    const after = readState(p);
     assert.equal(after.current.serialNumber, before.current.serialNumber, 'the certificate is kept');
     assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [before.current.serialNumber]);
 
@@ -234,12 +227,12 @@ describe('through the agent: the org refuses a deviceId copied from another mach
     const ws01 = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true', DTA_DEVICE_NAME: 'ws01' } });
     assert.equal((await runAgent(['run'], ws01.env)).code, 0);
     const ws02 = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true', DTA_DEVICE_NAME: 'ws02' } });
-    const state = JSON.parse(fs.readFileSync(path.join(ws01.stateDir, 'state.json'), 'utf8'));
+    const state = readState(ws01);
     fs.mkdirSync(ws02.stateDir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(path.join(ws02.stateDir, 'state.json'), JSON.stringify({ version: state.version, deviceId: state.deviceId, createdAt: state.createdAt }));
     const r = await runAgent(['run'], ws02.env);
     assert.equal(r.code, 30, r.stdout + r.stderr);
-    assert.equal(JSON.parse(fs.readFileSync(path.join(ws02.stateDir, 'state.json'), 'utf8')).lastRun.code, 'DEVICE_ID_BOUND');
+    assert.equal(readState(ws02).lastRun.code, 'DEVICE_ID_BOUND');
     assert.match(r.stdout + r.stderr, /registered to another machine/);
     assert.match(r.stdout + r.stderr, /Do not copy agent state between machines/);
     assert.deepEqual(nssUserCerts(ws02.nssDb), []);

@@ -18,6 +18,7 @@ import { EventLog } from '../../src-main/core/events.js';
 import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { interceptorCa, startInterceptor } from '../support/interceptor.js';
+import { readState } from '../support/state.js';
 
 const skipReason = kerberosToolsAvailable() ? undefined : 'skipped: MIT Kerberos is not installed (apt install krb5-kdc krb5-admin-server krb5-user)';
 if (skipReason) console.log(`# diagnose ${skipReason}`);
@@ -222,7 +223,7 @@ describe('diagnose against the lab (real KDC, lab org, lab DC time source)', { s
       assert.match(finding(r, 'GATEWAY_UNHEALTHY').title, /UNHEALTHY/);
       assert.equal(probe(r, 'gateway').facts.status, 'UNHEALTHY');
       lab.switches.gatewayStatus = 'HEALTHY';
-      const serial = JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8')).current.serialNumber;
+      const serial = readState(profile).current.serialNumber;
       lab.revoke(serial);
       const r2 = await diagnose({ DTA_GATEWAY_HEALTH_URL: `${lab.orgUrl}/api/v1/gateway/health` });
       assert.ok(!codes(r2).includes('GATEWAY_UNHEALTHY'));

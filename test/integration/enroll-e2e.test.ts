@@ -16,7 +16,7 @@ import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.j
 import { chromiumPageText, chromiumUnavailable } from '../support/chromium.js';
 import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
 import { filesWithPrivateKeys, nssPrivateKeyFacts } from '../support/keyscan.js';
-import { readState } from '../support/state.js';
+import { readEvents, readState } from '../support/state.js';
 
 const skipReason = kerberosToolsAvailable() ? undefined : 'skipped: MIT Kerberos is not installed (apt install krb5-kdc krb5-admin-server krb5-user)';
 if (skipReason) console.log(`# enroll-e2e ${skipReason}`);
@@ -30,10 +30,8 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
   const keysSeen: string[] = [];
 
   const run = (args: string[], p: Profile = profile) => runAgent(args, { ...agentEnv, ...p.env });
-  const stateOf = (p: Profile = profile) => readState(p);
   /** The key-store reference the agent keeps for the current key (never the key itself). */
-  const currentKeyRef = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'key-ref.json'), 'utf8')).storeId as string;
-  const events = (p: Profile = profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const currentKeyRef = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'credentials', readState(p).current.thumbprint, 'key-ref.json'), 'utf8')).storeId as string;
 
   before(async () => {
     ({ kdc, lab, rootCaFile, agentEnv } = await startKerberosLab());
@@ -53,7 +51,7 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     assert.equal(certs.length, 1);
     assert.match(certs[0]!.issuer, /CN=MTLS Certificate Authority/);
     assert.equal(nssKeyCount(profile.nssDb), 1);
-    const state = stateOf();
+    const state = readState(profile);
     assert.equal(state.current.serialNumber, certs[0]!.serial);
     assert.match(certs[0]!.subject, new RegExp(`CN=${state.deviceId}`));
     const credDir = path.join(profile.stateDir, 'credentials', state.current.thumbprint);
@@ -64,7 +62,7 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     assert.deepEqual({ ...facts[0], id: undefined }, { id: undefined, sensitive: true, extractable: false, valueReadable: false }, 'the token keeps the key sensitive and non-extractable');
     assert.equal(facts[0]!.id, currentKeyRef(), 'the certificate sits beside its key (same CKA_ID)');
     for (const f of ['cert9.db', 'key4.db']) assert.equal(fs.statSync(path.join(profile.nssDb, f)).mode & 0o077, 0, `${f} is owner-only`);
-    assert.ok(events().some((e) => e.id === 1000), 'event 1000 recorded');
+    assert.ok(readEvents(profile).some((e) => e.id === 1000), 'event 1000 recorded');
     const policy = JSON.parse(fs.readFileSync(path.join(profile.policyDir, 'device-trust-agent.json'), 'utf8'));
     assert.equal(policy.AutoSelectCertificateForUrls.length, 1);
     const issued = lab.issued().find((i) => i.serialNumber === state.current.serialNumber);
@@ -84,8 +82,8 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     const text = await chromiumPageText(lab.mtlsUrl, { home: profile.home, chromiumEtc: profile.chromiumEtc });
     const verdict = JSON.parse(text);
     assert.equal(verdict.trusted, true, text);
-    assert.equal(verdict.deviceId, stateOf().deviceId);
-    assert.equal(verdict.serialNumber, stateOf().current.serialNumber);
+    assert.equal(verdict.deviceId, readState(profile).deviceId);
+    assert.equal(verdict.serialNumber, readState(profile).current.serialNumber);
   });
 
   test('negative control: without the policy Chromium does not present the certificate', async (t) => {
@@ -101,11 +99,11 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
   });
 
   test('a second run is a no-op and says the device is enrolled', async () => {
-    const before = stateOf().current.serialNumber;
+    const before = readState(profile).current.serialNumber;
     const r = await run(['run']);
     assert.equal(r.code, 10, r.stderr + r.stdout);
     assert.match(r.stdout, /enrolled/);
-    assert.equal(stateOf().current.serialNumber, before);
+    assert.equal(readState(profile).current.serialNumber, before);
     assert.equal(nssUserCerts(profile.nssDb).length, 1);
   });
 
@@ -124,7 +122,7 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
   });
 
   test('--forceRenewal replaces the certificate: new serial, the old one and its key are gone', async () => {
-    const old = stateOf().current;
+    const old = readState(profile).current;
     const r = await run(['run', '--forceRenewal']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const certs = nssUserCerts(profile.nssDb);
@@ -136,14 +134,14 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
   });
 
   test('a certificate revoked at the lab is reported (not replaced), and --forceRenewal fixes it', async () => {
-    const revoked = stateOf().current.serialNumber;
+    const revoked = readState(profile).current.serialNumber;
     lab.revoke(revoked);
     const r = await run(['run']);
     assert.equal(r.code, 30, r.stderr + r.stdout);
     assert.match(r.stderr, /revoked/);
     assert.match(r.stderr, /--forceRenewal/);
     assert.equal(nssUserCerts(profile.nssDb)[0]!.serial, revoked, 'revocation does not remove the certificate');
-    assert.ok(events().some((e) => e.id === 1100));
+    assert.ok(readEvents(profile).some((e) => e.id === 1100));
     const s = JSON.parse((await run(['status', '--check', '--json'])).stdout);
     assert.equal(s.state, 'REVOKED');
 
@@ -161,7 +159,7 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     lab.switches.renewalWindowSeconds = 3600; // in the window from the moment it is issued
     assert.equal((await run(['run', '--forceRenewal'])).code, 0);
     keysSeen.push(currentKeyRef());
-    const short = stateOf().current;
+    const short = readState(profile).current;
     const mark = lab.received.length;
     const r = await run(['run', '--debug']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -172,8 +170,8 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     const certs = nssUserCerts(profile.nssDb);
     assert.equal(certs.length, 1, 'exactly one certificate after renewal');
     assert.notEqual(certs[0]!.serial, short.serialNumber);
-    assert.equal(stateOf().current.how, 'renewed');
-    assert.ok(events().some((e) => e.id === 1001));
+    assert.equal(readState(profile).current.how, 'renewed');
+    assert.ok(readEvents(profile).some((e) => e.id === 1001));
     keysSeen.push(currentKeyRef());
     lab.switches.validitySeconds = 365 * 86400;
     lab.switches.renewalWindowSeconds = 30 * 86400;
@@ -183,7 +181,7 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
 
   for (const tamper of ['malformed-json', 'other-key', 'wrong-issuer', 'expired', 'no-client-auth', 'other-device-id', 'foreign-san', 'long-validity', 'sha1-signature'] as const) {
     test(`a hostile enrollment answer (${tamper}) is refused and the previous certificate stays installed`, async () => {
-      const before = stateOf().current;
+      const before = readState(profile).current;
       lab.switches.tamper = tamper;
       try {
         const r = await run(['run', '--forceRenewal']);
@@ -205,12 +203,12 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
       }
       const certs = nssUserCerts(profile.nssDb);
       assert.deepEqual(certs.map((c) => c.serial), [before.serialNumber]);
-      assert.equal(stateOf().current.serialNumber, before.serialNumber);
+      assert.equal(readState(profile).current.serialNumber, before.serialNumber);
       assert.deepEqual(fs.readdirSync(path.join(profile.stateDir, 'credentials')), [before.thumbprint], 'no stray key files');
       // The forced renewal the user asked for was persisted; the next plain run (the org answers properly again)
       // completes it, and exactly one certificate remains.
       assert.equal((await run(['run'])).code, 0, 'the next run completes the requested forced renewal');
-      const now = stateOf().current.serialNumber;
+      const now = readState(profile).current.serialNumber;
       assert.notEqual(now, before.serialNumber);
       assert.deepEqual(nssUserCerts(profile.nssDb).map((c) => c.serial), [now]);
     });
@@ -219,7 +217,7 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
   test('read-only org: a clear message, the retry-later exit code, nothing changed on disk', async () => {
     const snapshot = () => ({
       certs: nssUserCerts(profile.nssDb),
-      current: stateOf().current,
+      current: readState(profile).current,
       creds: fs.readdirSync(path.join(profile.stateDir, 'credentials')),
     });
     const fresh = makeProfile({ orgUrl: lab.orgUrl, rootCaFile });
@@ -237,7 +235,7 @@ describe('enrollment end to end (real KDC, lab org, NSS, Chromium)', { skip: ski
     } finally {
       lab.switches.readOnly = false;
     }
-    assert.ok(events().some((e) => e.id === 2001));
+    assert.ok(readEvents(profile).some((e) => e.id === 2001));
   });
 
   test('no private key material in any file of the profile, state or temp directories; only the token holds keys', () => {

@@ -6,12 +6,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { LabPki } from '../../lab/ca.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
+import { listenOnLoopback } from '../support/net.js';
 import { failingPk12util, nssUserCerts } from '../support/nss.js';
 import { readState } from '../support/state.js';
 
@@ -20,8 +20,6 @@ describe('failures leave the previous certificate intact and the next run recove
   let rootCaFile: string;
   let profile: Profile;
   const run = (args: string[], extra: Record<string, string> = {}) => runAgent(args, { ...profile.env, ...extra });
-  const stateOf = () => readState(profile);
-  const events = () => fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
@@ -34,33 +32,33 @@ describe('failures leave the previous certificate intact and the next run recove
   after(() => lab.close());
 
   test('the store failing while swapping in the new certificate puts the previous one back at once', async () => {
-    const before = stateOf().current;
+    const before = readState(profile).current;
     const r = await run(['run', '--forceRenewal'], failingPk12util('once'));
     assert.equal(r.code, 40, r.stderr);
     assert.match(r.stderr, /No space left/);
     assert.match(r.stderr, /disk space/);
     assert.deepEqual(nssUserCerts(profile.nssDb).map((c) => c.serial), [before.serialNumber]);
-    assert.equal(stateOf().current.serialNumber, before.serialNumber);
+    assert.equal(readState(profile).current.serialNumber, before.serialNumber);
     assert.deepEqual(fs.readdirSync(path.join(profile.stateDir, 'credentials')), [before.thumbprint]);
   });
 
   test('when the store keeps failing, the previous certificate stays in use, and the next run completes the forced renewal', async () => {
-    const before = stateOf().current;
+    const before = readState(profile).current;
     const r = await run(['run', '--forceRenewal'], failingPk12util('always'));
     assert.equal(r.code, 40, r.stderr);
-    assert.equal(stateOf().current.serialNumber, before.serialNumber, 'the state still names the previous certificate');
+    assert.equal(readState(profile).current.serialNumber, before.serialNumber, 'the state still names the previous certificate');
     // The new pair goes in before the previous one leaves, so a failing store never takes the previous one away.
     assert.deepEqual(nssUserCerts(profile.nssDb).map((c) => c.serial), [before.serialNumber]);
     // The request was persisted: the next plain run (the store works again) completes it.
     const next = await run(['run']);
     assert.equal(next.code, 0, next.stderr + next.stdout);
-    const after = stateOf().current.serialNumber;
+    const after = readState(profile).current.serialNumber;
     assert.notEqual(after, before.serialNumber);
     assert.deepEqual(nssUserCerts(profile.nssDb).map((c) => c.serial), [after]);
   });
 
   test('a certificate deleted from the NSS database by hand is reinstalled by the next run', async () => {
-    const before = stateOf().current;
+    const before = readState(profile).current;
     const { execFileSync } = await import('node:child_process');
     // Only the certificate (-D): the key stays in the token and the next run files the certificate with it again.
     execFileSync('certutil', ['-D', '-d', `sql:${profile.nssDb}`, '-n', nssUserCerts(profile.nssDb)[0]!.nickname]);
@@ -109,10 +107,10 @@ describe('failures leave the previous certificate intact and the next run recove
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ ...discovery, lab: false }));
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = await listenOnLoopback(server);
     const caFile = writeRootCa(pki.rootCaPem);
     try {
-      const p = makeProfile({ orgUrl: `https://localhost:${(server.address() as AddressInfo).port}`, rootCaFile: caFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
+      const p = makeProfile({ orgUrl: `https://localhost:${port}`, rootCaFile: caFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
       const r = await runAgent(['run'], p.env);
       assert.equal(r.code, 78, r.stderr);
       assert.match(r.stderr, /never used with a real org/);
@@ -132,10 +130,10 @@ describe('failures leave the previous certificate intact and the next run recove
         res.setHeader('content-type', 'application/json');
         res.end(body);
       });
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = await listenOnLoopback(server);
       const caFile = writeRootCa(pki.rootCaPem);
       try {
-        const p = makeProfile({ orgUrl: `https://localhost:${(server.address() as AddressInfo).port}`, rootCaFile: caFile });
+        const p = makeProfile({ orgUrl: `https://localhost:${port}`, rootCaFile: caFile });
         const r = await runAgent(['run'], p.env);
         assert.equal(r.code, 30, r.stderr);
         assert.match(r.stderr, expected);

@@ -5,15 +5,14 @@
  * certificate as it was.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, writeRootCa, type Profile } from '../support/agent.js';
 import { interceptorCa } from '../support/interceptor.js';
+import { listenOnLoopback } from '../support/net.js';
 import { nssUserCerts } from '../support/nss.js';
+import { readState } from '../support/state.js';
 
 const DEADLINE_MS = 4000;
 const BOUND_MS = 60_000;
@@ -30,7 +29,7 @@ describe('whole-exchange deadlines against a trickling and a silent org', () => 
 
   const stateSerial = (p: Profile) => {
     try {
-      return JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8')).current?.serialNumber as string | undefined;
+      return readState(p).current?.serialNumber as string | undefined;
     } catch {
       return undefined;
     }
@@ -51,8 +50,7 @@ describe('whole-exchange deadlines against a trickling and a silent org', () => 
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
+    const port = await listenOnLoopback(server);
     trickleUrl = `https://localhost:${port}/trickle`;
     silentUrl = `https://localhost:${port}/silent`;
     enrolled = makeProfile({ orgUrl: lab.orgUrl, rootCaFile: caFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });

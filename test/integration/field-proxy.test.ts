@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { LabPki } from '../../lab/ca.js';
@@ -22,8 +22,10 @@ import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js
 import { DashboardService } from '../../src-main/ipc/service.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type AgentResult, type Profile } from '../support/agent.js';
+import { listenOnLoopback } from '../support/net.js';
 import { nssUserCerts } from '../support/nss.js';
 import { squidUnavailable, startSquid, type Squid } from '../support/squid.js';
+import { eventsText, readState } from '../support/state.js';
 
 const skipReason = squidUnavailable();
 if (skipReason) console.log(`# field-proxy ${skipReason}`);
@@ -56,9 +58,9 @@ async function startBlackhole(): Promise<{ port: number; close(): Promise<void> 
     s.on('error', () => undefined);
     s.on('close', () => sockets.delete(s));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = await listenOnLoopback(server);
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     close: () => new Promise<void>((r) => {
       for (const s of sockets) s.destroy();
       server.close(() => r());
@@ -94,7 +96,7 @@ describe('field conditions with real squids: run, status --check, proxy-check an
   const fresh = (extra: Record<string, string> = {}, caFile = rootCaFile) => makeProfile({ orgUrl: lab.orgUrl, rootCaFile: caFile, extraEnv: { DTA_LAB_SIGN_IN: 'true', ...extra } });
   const serialInState = (p: Profile) => {
     try {
-      return JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8')).current?.serialNumber as string | undefined;
+      return readState(p).current?.serialNumber as string | undefined;
     } catch {
       return undefined;
     }
@@ -186,8 +188,8 @@ describe('field conditions with real squids: run, status --check, proxy-check an
       if (text === undefined) res.writeHead(404).end();
       else res.writeHead(200, { 'content-type': 'application/x-ns-proxy-autoconfig' }).end(text);
     });
-    await new Promise<void>((r) => pacServer.listen(0, '127.0.0.1', r));
-    pacBase = `http://127.0.0.1:${(pacServer.address() as AddressInfo).port}`;
+    const pacPort = await listenOnLoopback(pacServer);
+    pacBase = `http://127.0.0.1:${pacPort}`;
 
     enrolled = fresh();
     const r = await runAgent(['run'], enrolled.env);
@@ -301,9 +303,9 @@ describe('field conditions with real squids: run, status --check, proxy-check an
       assert.match(renew.stderr, /caRolloverFingerprints/);
       assert.equal(serialInState(p), serial, 'the current certificate is still the current one');
       assert.equal(nssUserCerts(p.nssDb).length, 1, 'still exactly one certificate');
-      assert.equal(lab.judgeClientCertificate(fs.readFileSync(path.join(p.stateDir, 'credentials', JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8')).current.thumbprint, 'cert.pem'), 'utf8')).trusted, true,
+      assert.equal(lab.judgeClientCertificate(fs.readFileSync(path.join(p.stateDir, 'credentials', readState(p).current.thumbprint, 'cert.pem'), 'utf8')).trusted, true,
         'the kept certificate is still accepted by the org\'s mTLS endpoint');
-      assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"id":1151'), 'event 1151 (CA_CHANGED)');
+      assert.ok(eventsText(p).includes('"id":1151'), 'event 1151 (CA_CHANGED)');
       const d = await timed(['diagnose', '--json', '--timeout', '10'], env(p));
       const report = JSON.parse(d.stdout) as Four['report'];
       const ca = report.findings.find((x) => x.code === 'CA_CHANGED');

@@ -18,7 +18,7 @@ import { nssKeyCount, nssTrustRoot, nssUserCerts } from '../support/nss.js';
 import { addFirefoxProfile, firefoxPageText, firefoxUnavailable, startP11KitServer } from '../support/firefox.js';
 import { nginxUnavailable, startNginx } from '../support/nginx.js';
 import { decodeSlots } from '../../src-main/platform/firefox-client-auth.js';
-import { readState } from '../support/state.js';
+import { readEvents, readState } from '../support/state.js';
 
 describe('Firefox and a device key in the NSS software token: reached through p11-kit, never copied into profiles', () => {
   let lab: LabOrg;
@@ -29,7 +29,6 @@ describe('Firefox and a device key in the NSS software token: reached through p1
   let xdgProfile: string;
   /** Laid over /etc for Firefox: the agent writes firefox/policies/policies.json into it. */
   let etcOverlay: string;
-  const stateOf = () => readState(profile);
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
@@ -89,7 +88,7 @@ describe('Firefox and a device key in the NSS software token: reached through p1
       assert.ok(text.startsWith('{'), `no verdict from the mTLS endpoint (${error ?? 'no error'}): ${text}`);
       const verdict = JSON.parse(text);
       assert.equal(verdict.trusted, true, text);
-      assert.equal(verdict.serialNumber, stateOf().current.serialNumber);
+      assert.equal(verdict.serialNumber, readState(profile).current.serialNumber);
     } finally {
       server.stop();
     }
@@ -112,7 +111,7 @@ describe('Firefox and a device key in the NSS software token: reached through p1
     const env = { XDG_RUNTIME_DIR: runtimeDir };
     const prefs = { 'network.dns.localDomains': 'stranger.test' };
     let server: Awaited<ReturnType<typeof startP11KitServer>> | undefined;
-    const deviceId = stateOf().deviceId as string;
+    const deviceId = readState(profile).deviceId as string;
     try {
       nssTrustRoot(ffProfile, stranger.caFile, 'Stranger Site CA');
       server = await startP11KitServer({ moduleFile: path.join(profile.home, '.config', 'pkcs11', 'modules', 'device-trust-agent-nssdb.module'), runtimeDir, scratch: tempDir('p11') });
@@ -143,7 +142,7 @@ describe('Firefox and a device key in the NSS software token: reached through p1
     assert.deepEqual(nssUserCerts(profile.nssDb), []);
     assert.equal(nssKeyCount(profile.nssDb), 0, 'the key left the token with its certificate');
     assert.deepEqual(fs.readdirSync(path.join(profile.stateDir, 'credentials')), []);
-    const events = fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const events = readEvents(profile);
     assert.ok(events.some((e) => e.id === 1005));
     const s = JSON.parse((await runAgent(['status', '--json'], profile.env)).stdout);
     assert.equal(s.state, 'NOT_ENROLLED');

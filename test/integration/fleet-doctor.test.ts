@@ -5,8 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DOCTOR_TESTS } from '../../src-main/core/fleet/doctor.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
@@ -14,12 +12,11 @@ import { createPlatform } from '../../src-main/platform/index.js';
 import { loadConfig } from '../../src-main/core/config.js';
 import { CredentialFiles } from '../../src-main/core/certificates/credentials.js';
 import { makeProfile, runAgent, writeRootCa, type Profile } from '../support/agent.js';
-import { readState } from '../support/state.js';
+import { eventsText, readState } from '../support/state.js';
 
 describe('status as a doctor', () => {
   let lab: LabOrg;
   let p: Profile;
-  const stateOf = () => readState(p);
   const status = async (...args: string[]) => {
     const r = await runAgent(['status', '--json', ...args], p.env);
     return { code: r.code, json: JSON.parse(r.stdout) as { schema: string; schemaVersion: number; state: string; tests: { name: string; result: string; evidence: string }[]; lastFailure?: Record<string, string>; certificate?: unknown; schedule?: unknown } };
@@ -55,7 +52,7 @@ describe('status as a doctor', () => {
   });
 
   test('a key that no longer matches its certificate fails the signing test; the next pass enrolls afresh', async () => {
-    const st = stateOf();
+    const st = readState(p);
     // Another key in the same token, and the agent's record of the certificate's key pointed at it.
     const keys = createPlatform(loadConfig({ env: p.env }).config, 'linux', { env: p.env }).keys!;
     try {
@@ -69,8 +66,8 @@ describe('status as a doctor', () => {
     assert.match(result(json, 'signing_test')!.evidence, /does not verify.*the next pass enrolls a new certificate/);
     const r = await runAgent(['run'], p.env);
     assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.notEqual(stateOf().current.serialNumber, st.current.serialNumber);
-    const events = fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8');
+    assert.notEqual(readState(p).current.serialNumber, st.current.serialNumber);
+    const events = eventsText(p);
     assert.match(events, /"id":1108/);
     assert.equal(result((await status()).json, 'signing_test')!.result, 'PASS');
   });

@@ -11,8 +11,10 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, REPO, runAgent, tempDir, writeRootCa, type Profile } from '../support/agent.js';
-import { freePort, haveCommand, readIf, startDaemon, waitFor, type Daemon } from '../support/fleet.js';
+import { haveCommand, readIf, startDaemon, type Daemon } from '../support/fleet.js';
+import { freePort } from '../support/net.js';
 import { readState } from '../support/state.js';
+import { waitFor } from '../support/wait.js';
 
 const NODE_EXPORTER = 'prometheus-node-exporter';
 const missing = ['prometheus', NODE_EXPORTER, 'promtool'].filter((c) => !haveCommand(c));
@@ -24,7 +26,6 @@ describe('Prometheus (real node_exporter + Prometheus on loopback) sees the devi
   let exporter: Daemon;
   let prom: Daemon;
   let promUrl: string;
-  const stateOf = () => readState(profile);
 
   /** The value of an instant query's only series, once Prometheus has scraped it. */
   async function query(q: string): Promise<number | undefined> {
@@ -71,7 +72,7 @@ describe('Prometheus (real node_exporter + Prometheus on loopback) sees the devi
     const pick = (t: string) => t.split('\n').filter((l) => /^device_trust_agent_(certificate_not_after_seconds|state\{|trusted)/.test(l)).join('\n');
     assert.equal(pick(printed.stdout), pick(text));
 
-    const notAfter = Math.floor(Date.parse(stateOf().current.notAfter) / 1000);
+    const notAfter = Math.floor(Date.parse(readState(profile).current.notAfter) / 1000);
     await until('device_trust_agent_certificate_not_after_seconds', notAfter);
     await until('device_trust_agent_state{state="ENROLLED"}', 1);
     await until('device_trust_agent_trusted', 1);
@@ -81,7 +82,7 @@ describe('Prometheus (real node_exporter + Prometheus on loopback) sees the devi
     assert.equal(await query('device_trust_agent_info{backend="idp",version="0.1.0"}'), 1);
     // No serials or names as labels: every series' labels come from closed sets.
     const series = (await (await fetch(`${promUrl}/api/v1/series?match[]=${encodeURIComponent('{__name__=~"device_trust_agent_.*"}')}`)).json()) as { data: Record<string, string>[] };
-    const serial = stateOf().current.serialNumber as string;
+    const serial = readState(profile).current.serialNumber as string;
     assert.ok(series.data.length > 20 && series.data.length < 80, `series per host: ${series.data.length}`);
     assert.ok(!JSON.stringify(series.data).includes(serial) && !JSON.stringify(series.data).includes('alice'));
   });

@@ -6,29 +6,20 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { LabPki } from '../../lab/ca.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type Profile } from '../support/agent.js';
-import { haveCommand, readIf, startDaemon, waitFor, type Daemon } from '../support/fleet.js';
+import { haveCommand, readIf, startDaemon, type Daemon } from '../support/fleet.js';
+import { accepts } from '../support/net.js';
 import { readState } from '../support/state.js';
+import { waitFor } from '../support/wait.js';
 
 const RSYSLOGD = '/usr/sbin/rsyslogd';
 const haveRsyslog = fs.existsSync(RSYSLOGD) && haveCommand(RSYSLOGD, ['-v']);
 const haveGtls = fs.existsSync('/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so') || fs.existsSync('/usr/lib/rsyslog/lmnsd_gtls.so');
 const FIELDS = '%protocol-version%|%msgid%|%app-name%|%structured-data%|%msg%\\n';
-
-function canConnect(port: number): Promise<true | undefined> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(undefined));
-  });
-}
 
 interface Collector {
   dir: string;
@@ -55,7 +46,7 @@ ${opts.unixSocket ? `module(load="imuxsock" SysSock.Use="off")\ninput(type="imux
   try {
     // A fixed port is not written to the port file: wait until rsyslog accepts connections on it instead.
     port = opts.port ?? (await waitFor('rsyslog to listen', () => (readIf(portFile).trim() ? Number(readIf(portFile).trim()) : undefined), 20_000, 100));
-    if (opts.port) await waitFor('rsyslog to accept', () => canConnect(opts.port!), 20_000, 200);
+    if (opts.port) await waitFor('rsyslog to accept', () => accepts(opts.port!), 20_000, 200);
     if (opts.unixSocket) await waitFor('rsyslog socket', () => fs.existsSync(opts.unixSocket!) || undefined, 10_000, 100);
   } catch (e) {
     await daemon.stop();
@@ -67,7 +58,6 @@ ${opts.unixSocket ? `module(load="imuxsock" SysSock.Use="off")\ninput(type="imux
 describe('structured syslog reaches a real rsyslog', { skip: haveRsyslog ? false : 'skipped: rsyslogd is not installed (apt-get install rsyslog)' }, () => {
   let lab: LabOrg;
   let rootCaFile: string;
-  const stateOf = (p: Profile) => readState(p);
 
   before(async () => {
     lab = await startLabOrg({ allowLabSignIn: true });
@@ -83,7 +73,7 @@ describe('structured syslog reaches a real rsyslog', { skip: haveRsyslog ? false
       const p = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true', DTA_METRICS_DIR: 'off', DTA_SYSLOG_REMOTE: `tcp://127.0.0.1:${rs.port}`, DTA_SYSLOG_SOCKET: socket } });
       const r = await runAgent(['run'], p.env);
       assert.equal(r.code, 0, r.stderr);
-      const st = stateOf(p);
+      const st = readState(p);
       const correlationId = st.lastRun.correlationId as string;
       assert.match(correlationId, /^[0-9a-f]{32}$/);
       const remote = await waitFor('the remote 1000 event', () => rs.received().find((l) => l.startsWith('1|1000|device-trust-agent|') && l.includes('[origin software="device-trust-agent"')), 20_000);
@@ -123,7 +113,7 @@ describe('structured syslog reaches a real rsyslog', { skip: haveRsyslog ? false
       const s = await runAgent(['status'], p.env);
       assert.equal(s.code, 0, s.stderr);
       const line = await waitFor('the spooled 1000 event', () => rs.received().find((l) => l.startsWith('1|1000|')), 20_000);
-      assert.ok(line.includes(`correlationId="${stateOf(p).lastRun.correlationId}"`), line);
+      assert.ok(line.includes(`correlationId="${readState(p).lastRun.correlationId}"`), line);
       await waitFor('an empty spool', () => fs.readdirSync(spool).filter((f) => f.endsWith('.msg')).length === 0 || undefined, 10_000);
     } finally {
       await rs.stop();
@@ -150,9 +140,9 @@ describe('structured syslog reaches a real rsyslog', { skip: haveRsyslog ? false
       const p = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true', DTA_METRICS_DIR: 'off', DTA_PLATFORM_LOG: 'off', DTA_SYSLOG_REMOTE: `tls://localhost:${rs.port}`, DTA_SYSLOG_CA_FILE: files.ca } });
       const r = await runAgent(['run'], p.env);
       assert.equal(r.code, 0, r.stderr);
-      const line = await waitFor('the 1000 event over TLS', () => rs.received().find((l) => l.startsWith('1|1000|') && l.includes(`deviceId="${stateOf(p).deviceId}"`)), 20_000);
+      const line = await waitFor('the 1000 event over TLS', () => rs.received().find((l) => l.startsWith('1|1000|') && l.includes(`deviceId="${readState(p).deviceId}"`)), 20_000);
       assert.ok(line.includes('outcome="enrolled"'), line);
-      assert.ok(!rs.received().some((l) => l.includes(stateOf(bad).deviceId)), 'nothing reached the collector from the profile that does not trust it');
+      assert.ok(!rs.received().some((l) => l.includes(readState(bad).deviceId)), 'nothing reached the collector from the profile that does not trust it');
     } finally {
       await rs.stop();
     }

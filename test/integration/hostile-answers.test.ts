@@ -18,7 +18,7 @@ import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type AgentResult, type Profile } from '../support/agent.js';
 import { forge, lookalikeCa, rolloverCa, startFront, weakRsaCa, type FrontBehaviour, type Reply } from '../support/hostile-front.js';
 import { nssUserCerts } from '../support/nss.js';
-import { readState } from '../support/state.js';
+import { eventsText, readState, stateText } from '../support/state.js';
 
 const DAY = 86_400_000;
 const CHALLENGE = 'planted-Challenge-7Qx93';
@@ -115,7 +115,6 @@ describe('hostile server answers: nothing installed, previous certificate intact
     };
   }
 
-  const stateOf = (p: Profile) => readState(p);
   const certFiles = (p: Profile) => {
     const root = path.join(p.stateDir, 'credentials');
     return fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.existsSync(path.join(root, d, 'cert.pem'))) : [];
@@ -148,7 +147,7 @@ describe('hostile server answers: nothing installed, previous certificate intact
     fronts.push(front);
     const p = phase === 'enroll' ? makeProfile({ orgUrl: front.url, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } }) : copyOfSnapshot();
     profiles.push(p);
-    const before = phase === 'renew' ? stateOf(p).current : undefined;
+    const before = phase === 'renew' ? readState(p).current : undefined;
     const args = phase === 'renew' && c.renewArgs ? c.renewArgs : ['run'];
     const r = await runAgent(args, profileEnv(p, front.url, path.join(p.home, 'syslog.txt')), { timeoutMs: 180_000 });
     outputs.push({ where: `${c.name}/${phase} stdout`, text: r.stdout }, { where: `${c.name}/${phase} stderr`, text: r.stderr });
@@ -166,10 +165,10 @@ describe('hostile server answers: nothing installed, previous certificate intact
     if (phase === 'enroll' && !expect.changes) {
       assert.deepEqual(nssUserCerts(p.nssDb), [], 'nothing installed in the NSS database');
       assert.deepEqual(certFiles(p), [], 'no credential written');
-      assert.equal(fs.existsSync(path.join(p.stateDir, 'state.json')) ? stateOf(p).current : undefined, undefined);
+      assert.equal(fs.existsSync(path.join(p.stateDir, 'state.json')) ? readState(p).current : undefined, undefined);
     }
     if (phase === 'renew') {
-      const now = stateOf(p).current;
+      const now = readState(p).current;
       if (!expect.changes) {
         assert.equal(now.sha256, before.sha256, 'the previous certificate is still the current one');
         assert.deepEqual(nssUserCerts(p.nssDb).map((x) => x.serial), [before.serialNumber], 'the previous certificate is still installed');
@@ -198,8 +197,8 @@ describe('hostile server answers: nothing installed, previous certificate intact
       enroll: { exit: 30, message: /CERT_WRONG_IDENTITY|names the subject CN "[0-9a-f-]{36}", but this device asked for a certificate for its own ID/ },
       check: (r, p) => {
         assert.match(r.stderr, /names the subject CN "[0-9a-f-]{36}", but this device asked for a certificate for its own ID/);
-        if (fs.existsSync(path.join(p.stateDir, 'state.json'))) assert.equal(stateOf(p).deviceId, stateOf(p).deviceId.toLowerCase());
-        assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"code":"CERT_WRONG_IDENTITY"'), 'its own code');
+        if (fs.existsSync(path.join(p.stateDir, 'state.json'))) assert.equal(readState(p).deviceId, readState(p).deviceId.toLowerCase());
+        assert.ok(eventsText(p).includes('"code":"CERT_WRONG_IDENTITY"'), 'its own code');
       },
     },
     { name: 'a CN that is not a device ID', behaviour: { issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { subject: 'CN=0123456789abcdef0123456789abcdef0123' }) }) }, enroll: { exit: 30, message: /names the subject CN "0123456789abcdef0123456789abcdef0123"/ } },
@@ -207,14 +206,14 @@ describe('hostile server answers: nothing installed, previous certificate intact
     {
       name: 'valid for 20 years', behaviour: { issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { notAfter: new Date(Date.now() + 20 * 365 * DAY) }) }) },
       enroll: { exit: 30, message: /valid for 7300 days .*longer than the 365 days the org advertises/ },
-      check: (_r, p) => assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"code":"CERT_LIFETIME_TOO_LONG"'), 'its own code'),
+      check: (_r, p) => assert.ok(eventsText(p).includes('"code":"CERT_LIFETIME_TOO_LONG"'), 'its own code'),
     },
     { name: 'leaf signed with SHA-1', behaviour: { issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { hash: 'SHA-1' }) }) }, enroll: { exit: 30, message: /ECDSA with SHA-1 signature/ } },
     {
       name: 'an RSA-1024 CA in discovery, the certificate signed by it',
       behaviour: { discovery: (d) => ({ ...d, ca: { ...d.ca, chainPem: weak.rsa1024.chainPem } }), issue: async (x) => json(200, { certificate: await forge(pki, x.csrPem, { signer: weak.rsa1024.issuing }) }) },
       enroll: { exit: 30, message: /names a certificate authority below the agent's floor .*an RSA key of 1024 bits/ },
-      check: (_r, p) => assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"code":"CA_WEAK_CRYPTO"'), 'its own code'),
+      check: (_r, p) => assert.ok(eventsText(p).includes('"code":"CA_WEAK_CRYPTO"'), 'its own code'),
     },
     {
       name: 'a CA signed with SHA-1 in discovery',
@@ -244,7 +243,7 @@ describe('hostile server answers: nothing installed, previous certificate intact
       enroll: { exit: 30, message: /does not chain to the org's certificate authority/ },
       renew: { exit: 30, message: /publishes a different certificate authority .*not signed or cross-signed/ },
       check: (_r, p, phase) => {
-        if (phase === 'renew') assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"id":1151'), 'event 1151 (CA_CHANGED)');
+        if (phase === 'renew') assert.ok(eventsText(p).includes('"id":1151'), 'event 1151 (CA_CHANGED)');
       },
     },
     { name: 'garbage CA chain in discovery', behaviour: { discovery: (d) => ({ ...d, ca: { ...d.ca, chainPem: ['-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----'] } }) }, enroll: { exit: 30, message: /CA chain the org publishes cannot be read/ } },
@@ -275,7 +274,7 @@ describe('hostile server answers: nothing installed, previous certificate intact
         const policy = fs.readFileSync(path.join(p.policyDir, fs.readdirSync(p.policyDir)[0]!), 'utf8');
         assert.ok(!policy.includes(JSON.stringify(pattern).slice(1, -1) + '"') && !policy.includes(`"pattern":"${pattern}"`), `${pattern} is not in the browser policy`);
         assert.match(policy, /localhost:\d+/, 'the org\'s own pattern is written');
-        assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"id":1150'), 'event 1150 (HOST_PATTERNS_REFUSED)');
+        assert.ok(eventsText(p).includes('"id":1150'), 'event 1150 (HOST_PATTERNS_REFUSED)');
       },
     })),
   ];
@@ -294,11 +293,11 @@ describe('hostile server answers: nothing installed, previous certificate intact
     });
     fronts.push(front);
     const p = copyOfSnapshot();
-    const before = stateOf(p).current;
+    const before = readState(p).current;
     const r = await runAgent(['run', '--debug'], profileEnv(p, front.url, path.join(p.home, 'syslog.txt')), { timeoutMs: 180_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /CA continuity: .*accepted as a rollover/);
-    assert.notEqual(stateOf(p).current.sha256, before.sha256, 'renewed under the new CA');
+    assert.notEqual(readState(p).current.sha256, before.sha256, 'renewed under the new CA');
   });
 
   test('a CA an admin pinned in managed configuration is accepted; the same pin from the user config is not', async () => {
@@ -337,8 +336,8 @@ describe('hostile server answers: nothing installed, previous certificate intact
     const unzip = execFileSync('unzip', ['-p', path.join(p.home, 'bundle.zip')], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     const sinks: { where: string; text: string }[] = [
       ...runs.flatMap(([a, r]) => [{ where: `${a} stdout`, text: r.stdout }, { where: `${a} stderr`, text: r.stderr }]),
-      { where: 'state.json', text: fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8') },
-      { where: 'events.jsonl', text: fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8') },
+      { where: 'state.json', text: stateText(p) },
+      { where: 'events.jsonl', text: eventsText(p) },
       { where: 'support bundle', text: unzip },
       ...(fs.existsSync(syslog) ? [{ where: 'syslog', text: fs.readFileSync(syslog, 'utf8') }] : []),
       ...outputs,

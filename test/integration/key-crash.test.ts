@@ -17,7 +17,7 @@ import { nssUserCerts } from '../support/nss.js';
 import { startPaused } from '../support/pause.js';
 import { scepUnavailable, startScepServer, type ScepServer } from '../support/scep.js';
 import { startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
-import { readState } from '../support/state.js';
+import { readEvents, readState } from '../support/state.js';
 
 const skipReason = scepUnavailable() ?? faketimeUnavailable();
 if (skipReason) console.log(`# key-crash ${skipReason}`);
@@ -52,9 +52,8 @@ describe('SIGKILL at every step with the key in the PKCS#11 token (scepserver)',
     orgUrl: 'https://unused.invalid', rootCaFile: '/dev/null',
     extraEnv: { DTA_BACKEND: 'scep', DTA_SCEP_URL: server.url, DTA_SCEP_CA_FINGERPRINT: server.caFingerprint, DTA_SCEP_CHALLENGE: CHALLENGE },
   });
-  const stateOf = (p: Profile) => readState(p);
   const credentialDirs = (p: Profile) => (fs.existsSync(path.join(p.stateDir, 'credentials')) ? fs.readdirSync(path.join(p.stateDir, 'credentials')) : []);
-  const eventIds = (p: Profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id as number);
+  const eventIds = (p: Profile) => readEvents(p).map((e) => e.id as number);
 
   /** The profile holds no key outside the token, and the token exactly one key, paired with the recorded certificate. */
   const assertConverged = (p: Profile, at: string) => {
@@ -64,7 +63,7 @@ describe('SIGKILL at every step with the key in the PKCS#11 token (scepserver)',
     assert.deepEqual([keys[0]!.sensitive, keys[0]!.extractable, keys[0]!.valueReadable], [true, false, false]);
     const certs = nssUserCerts(p.nssDb);
     assert.equal(certs.length, 1, `exactly one certificate after a kill at ${at}`);
-    const state = stateOf(p);
+    const state = readState(p);
     assert.equal(state.current.serialNumber, certs[0]!.serial);
     assert.deepEqual(credentialDirs(p), [state.current.thumbprint]);
     const ref = JSON.parse(fs.readFileSync(path.join(p.stateDir, 'credentials', state.current.thumbprint, 'key-ref.json'), 'utf8')).storeId;
@@ -153,7 +152,6 @@ describe('SCEP with the RSA key in a TPM 2.0 token (swtpm + tpm2-abrmd), against
   let server: ScepServer;
   let tpm: SoftTpm;
   let p: Profile;
-  const stateOf = () => readState(p);
   const credentialDirs = (x: Profile) => fs.readdirSync(path.join(x.stateDir, 'credentials'));
 
   before(async () => {
@@ -174,7 +172,7 @@ describe('SCEP with the RSA key in a TPM 2.0 token (swtpm + tpm2-abrmd), against
     const r = await runAgent(['run', '--user', '--debug'], p.env);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stderr, /Generate the device key \(RSA-2048\) inside the TPM 2\.0 token/);
-    const first = stateOf().current;
+    const first = readState(p).current;
     assert.equal(first.keyProtection, 'tpm');
     assert.ok(!fs.existsSync(path.join(p.stateDir, 'credentials', first.thumbprint, 'key.pem')));
     assert.equal(nssPrivateKeyFacts(p.nssDb).length, 0, 'no key in the NSS software token');
@@ -185,7 +183,7 @@ describe('SCEP with the RSA key in a TPM 2.0 token (swtpm + tpm2-abrmd), against
     assert.equal(later.code, 0, later.stderr + later.stdout);
     assert.match(later.stdout, /Certificate renewed/);
     assert.match(server.log(), /RenewalReq \(17\)/);
-    const now = stateOf().current;
+    const now = readState(p).current;
     assert.notEqual(now.serialNumber, first.serialNumber);
     assert.equal(now.keyProtection, 'tpm');
     assert.deepEqual(credentialDirs(p), [now.thumbprint]);

@@ -12,11 +12,10 @@ import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { DiagnoseReportSchema } from '../../src-main/core/diagnostics/types.js';
 import { AGENT_BIN, makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { hasCommand } from '../support/host.js';
+import { readEvents, readState } from '../support/state.js';
 
-function which(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
-const missing = ['dbus-run-session', 'gnome-keyring-daemon', 'unzip'].filter((c) => !which(c));
+const missing = ['dbus-run-session', 'gnome-keyring-daemon', 'unzip'].filter((c) => !hasCommand(c));
 const skipReason = missing.length ? `skipped: ${missing.join(', ')} not installed (apt install dbus-x11 gnome-keyring unzip)` : undefined;
 if (skipReason) console.log(`# keyring-bundle ${skipReason}`);
 
@@ -100,7 +99,7 @@ printf %s "$TOKEN" | "$NODE" "$AGENT" admin-token set >"$OUT/set.out" 2>"$OUT/se
     assert.deepEqual(JSON.parse(read('status.json')), { ok: true, stored: true, store: 'Secret Service' });
     const userToken = /User token: (eyJ[\w-]+\.[\w-]+\.[\w-]+)/.exec(read('run.err'))?.[1];
     assert.ok(userToken, 'the user token was printed with --show-tokens');
-    const state = JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8'));
+    const state = readState(profile);
     // The device key is in the NSS token (never in a file): a private key pasted into the log by an older agent stands in.
     const keyPem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     const keyLine = keyPem.split('\n')[1]!;
@@ -136,7 +135,7 @@ printf %s "00wrongwrongwrongwrongwrongwrongwrongwrong" | "$NODE" "$AGENT" admin-
     assert.match(rejected.evidence.join(' '), /HTTP 401: Invalid token provided/);
     assert.match(rejected.remedy, /admin-token set/);
     assert.equal(wrong.agentPools, null);
-    const logged = fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: number; message: string });
+    const logged = readEvents(profile) as { id: number; message: string }[];
     assert.match(logged.find((e) => e.id === 2007)?.message ?? '', /refused the admin API token/, 'event 2007 recorded');
 
     assert.equal(read('bundle.rc').trim(), '0', read('bundle.err'));

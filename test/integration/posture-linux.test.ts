@@ -16,8 +16,7 @@ import { firewall } from '../../src-main/platform/posture/firewall.js';
 import { machineContext, runPostureChecks, type PostureContext } from '../../src-main/platform/posture/index.js';
 import { screenLock } from '../../src-main/platform/posture/screen-lock.js';
 import { runAgent, tempDir } from '../support/agent.js';
-
-const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+import { hasCommand, luksAndBlankDevices } from '../support/host.js';
 
 test('every check runs on this machine and gives evidence; an UNKNOWN always says why and never hides a PASS', async () => {
   const results = await runPostureChecks(machineContext());
@@ -65,22 +64,10 @@ describe('disk encryption: a real LUKS2 header on a loop device', () => {
   });
 
   test('cryptsetup isLuks/luksDump on the device: LUKS2 with its cipher; a blank device is not LUKS', async (t) => {
-    if (!has('cryptsetup') || !has('losetup')) return t.skip('skipped: cryptsetup or losetup is not installed (apt install cryptsetup-bin)');
-    const attach = (file: string) => {
-      const r = spawnSync('losetup', ['-f', '--show', file], { encoding: 'utf8' });
-      if (r.status !== 0) return undefined;
-      loops.push(r.stdout.trim());
-      return r.stdout.trim();
-    };
-    const img = path.join(dir, 'luks.img');
-    const blank = path.join(dir, 'blank.img');
-    fs.writeFileSync(img, Buffer.alloc(20 * 1024 * 1024));
-    fs.writeFileSync(blank, Buffer.alloc(4 * 1024 * 1024));
-    const dev = attach(img);
-    const plain = attach(blank);
-    if (!dev || !plain) return t.skip('skipped: no loop device available (losetup -f failed)');
-    // A fast KDF keeps this quick; the header is a real LUKS2 header all the same.
-    execFileSync('cryptsetup', ['luksFormat', '--type', 'luks2', '--batch-mode', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--key-file', '-', dev], { input: 'lab-passphrase' });
+    if (!hasCommand('cryptsetup') || !hasCommand('losetup')) return t.skip('skipped: cryptsetup or losetup is not installed (apt install cryptsetup-bin)');
+    const devices = luksAndBlankDevices(dir, loops);
+    if (!devices) return t.skip('skipped: no loop device available (losetup -f failed)');
+    const { luks: dev, blank: plain } = devices;
     const ctx = machineContext();
     const luks = await probeLuks(ctx, dev);
     assert.equal(luks.luks, true);
@@ -103,7 +90,7 @@ describe('firewall: nftables in a private network namespace', () => {
   after(() => ns?.kill('SIGKILL'));
 
   test('no ruleset fails; an input chain with policy drop or a reject rule passes; an accepting chain fails', async (t) => {
-    if (!has('nft') || !has('unshare') || !has('nsenter')) return t.skip('skipped: nft, unshare or nsenter is not installed');
+    if (!hasCommand('nft') || !hasCommand('unshare') || !hasCommand('nsenter')) return t.skip('skipped: nft, unshare or nsenter is not installed');
     ns = spawn('unshare', ['-n', 'sleep', '300'], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 300));
     if (ns.exitCode !== null || !ns.pid) return t.skip('skipped: unshare -n is not permitted here');
@@ -141,7 +128,7 @@ describe('firewall: nftables in a private network namespace', () => {
 
 describe('screen lock: GNOME settings in a private dconf database', () => {
   test('lock on with a short idle delay passes; lock off and a long delay fail; values read back from the real dconf file', async (t) => {
-    if (!has('gsettings') || !has('dbus-run-session')) return t.skip('skipped: gsettings or dbus-run-session is not installed (apt install libglib2.0-bin dbus)');
+    if (!hasCommand('gsettings') || !hasCommand('dbus-run-session')) return t.skip('skipped: gsettings or dbus-run-session is not installed (apt install libglib2.0-bin dbus)');
     const schemas = spawnSync('gsettings', ['list-keys', 'org.gnome.desktop.screensaver'], { encoding: 'utf8' });
     if (schemas.status !== 0) return t.skip('skipped: the GNOME schemas are not installed (apt install gsettings-desktop-schemas)');
     const home = tempDir('dconf');

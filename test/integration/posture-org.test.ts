@@ -18,6 +18,7 @@ import { signPostureReport } from '../../src-main/core/posture/report.js';
 import { currentDeviceSigner } from '../../src-main/core/posture/pass.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type Profile } from '../support/agent.js';
+import { readEvents, readState } from '../support/state.js';
 
 describe('signed posture reports and the org\'s device-assurance policy', () => {
   let lab: LabOrg;
@@ -25,7 +26,7 @@ describe('signed posture reports and the org\'s device-assurance policy', () => 
   let marker: string;
   let creds: { cert: string; deviceId: string };
   const run = (args: string[]) => runAgent(args, profile.env);
-  const events = () => fs.readFileSync(path.join(profile.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: number; message: string; data?: Record<string, unknown> });
+  const events = () => readEvents(profile) as { id: number; message: string; data?: Record<string, unknown> }[];
 
   /** The lab mTLS endpoint's verdict (its own rules, asked directly: the device key lives in a PKCS#11 token). */
   async function mtlsCheck(cert = creds.cert): Promise<Record<string, unknown>> {
@@ -66,7 +67,7 @@ describe('signed posture reports and the org\'s device-assurance policy', () => 
     profile = makeProfile({ orgUrl: lab.orgUrl, rootCaFile: writeRootCa(lab.rootCaPem), extraEnv: { DTA_LAB_SIGN_IN: 'true', DTA_CONFIG_FILE: configFile, DTA_PLATFORM_LOG: 'off' } });
     const r = await run(['run']);
     assert.equal(r.code, 0, r.stderr);
-    const state = JSON.parse(fs.readFileSync(path.join(profile.stateDir, 'state.json'), 'utf8'));
+    const state = readState(profile);
     const dirOf = path.join(profile.stateDir, 'credentials', state.current.thumbprint);
     const cert = fs.readFileSync(path.join(dirOf, 'cert.pem'), 'utf8');
     creds = { cert, deviceId: /CN=([^\n]*)/.exec(new crypto.X509Certificate(cert).subject)![1]! };

@@ -13,8 +13,7 @@ import { after, describe, test } from 'node:test';
 import { probeLuks } from '../../src-main/platform/posture/disk-encryption.js';
 import { machineContext } from '../../src-main/platform/posture/index.js';
 import { runAgent, tempDir } from '../support/agent.js';
-
-const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+import { hasCommand, luksAndBlankDevices } from '../support/host.js';
 
 /** A directory of tools that claim an encrypted root, a firewall and Secure Boot; each leaves a mark when run. */
 function fakeTools(): { dir: string; ran: () => string[] } {
@@ -68,21 +67,10 @@ describe('a real LUKS2 header on a loop device, and none, with fake tools on PAT
   });
 
   test('cryptsetup of the user\'s own says LUKS for the blank device and not-LUKS for the LUKS2 one: the truth is reported', async (t) => {
-    if (!has('cryptsetup') || !has('losetup')) return t.skip('skipped: cryptsetup or losetup is not installed (apt install cryptsetup-bin)');
-    const attach = (file: string) => {
-      const r = spawnSync('losetup', ['-f', '--show', file], { encoding: 'utf8' });
-      if (r.status !== 0) return undefined;
-      loops.push(r.stdout.trim());
-      return r.stdout.trim();
-    };
-    const img = path.join(dir, 'luks.img');
-    const blank = path.join(dir, 'blank.img');
-    fs.writeFileSync(img, Buffer.alloc(20 * 1024 * 1024));
-    fs.writeFileSync(blank, Buffer.alloc(4 * 1024 * 1024));
-    const dev = attach(img);
-    const plain = attach(blank);
-    if (!dev || !plain) return t.skip('skipped: no loop device available (losetup -f failed)');
-    execFileSync('cryptsetup', ['luksFormat', '--type', 'luks2', '--batch-mode', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--key-file', '-', dev], { input: 'lab-passphrase' });
+    if (!hasCommand('cryptsetup') || !hasCommand('losetup')) return t.skip('skipped: cryptsetup or losetup is not installed (apt install cryptsetup-bin)');
+    const devices = luksAndBlankDevices(dir, loops);
+    if (!devices) return t.skip('skipped: no loop device available (losetup -f failed)');
+    const { luks: dev, blank: plain } = devices;
     // The liar: LUKS for the blank device, nothing for the real one.
     const liar = tempDir('liar');
     fs.writeFileSync(path.join(liar, 'cryptsetup'), `#!/bin/sh\necho ran >> "${path.join(liar, 'ran')}"\n[ "$2" = "${plain}" ] && exit 0\nexit 1\n`, { mode: 0o755 });

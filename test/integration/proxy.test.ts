@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -18,7 +17,9 @@ import { HttpClient } from '../../src-main/core/net/http.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, type Profile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
 import { nssUserCerts } from '../support/nss.js';
-import { freePort, squidUnavailable, startSquid, type Squid } from '../support/squid.js';
+import { freePort, listenOnLoopback } from '../support/net.js';
+import { squidUnavailable, startSquid, type Squid } from '../support/squid.js';
+import { eventsText, readEvents, stateText } from '../support/state.js';
 
 const skipReason = squidUnavailable();
 if (skipReason) console.log(`# proxy ${skipReason}`);
@@ -26,7 +27,7 @@ if (skipReason) console.log(`# proxy ${skipReason}`);
 const portOf = (u: string) => new URL(u).port;
 const events = (p: Profile) => {
   try {
-    return fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    return readEvents(p);
   } catch {
     return [];
   }
@@ -56,8 +57,8 @@ async function servePac(files: Record<string, string>): Promise<PacServer> {
     }
     res.writeHead(200, { 'content-type': 'application/x-ns-proxy-autoconfig' }).end(body);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const port = await listenOnLoopback(server);
+  const base = `http://127.0.0.1:${port}`;
   return {
     url: (name) => `${base}/${name}`,
     hits,
@@ -202,8 +203,8 @@ describe('proxy, PAC and TLS interception with a real squid', { skip: skipReason
 
   test('a plain-http URL (a CRL at http://…) goes to the proxy as a proxy request, with fall-through past a dead proxy', async () => {
     const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/pkix-crl' }).end('crl'));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const url = `http://localhost:${(server.address() as AddressInfo).port}/ca.crl`;
+    const port = await listenOnLoopback(server);
+    const url = `http://localhost:${port}/ca.crl`;
     const pac = path.join(tempDir('pac-http'), 'http.pac');
     fs.writeFileSync(pac, `function FindProxyForURL(url, host) { return "PROXY 127.0.0.1:${deadPort}; PROXY 127.0.0.1:${squid.port}"; }`);
     const client = new HttpClient({ timeoutMs: 5000, proxy: { httpProxyPacLocation: pathToFileURL(pac).href, env: {}, os: false } });
@@ -253,7 +254,7 @@ describe('proxy, PAC and TLS interception with a real squid', { skip: skipReason
       const log = await settledLog(authSquid);
       assert.ok(log.some((l) => / bob HIER_DIRECT/.test(l) && l.includes(`CONNECT localhost:${portOf(lab.orgUrl)}`)), `squid authenticated bob:\n${log.join('\n')}`);
       assert.match(r.stderr, /httpProxy = "http:\/\/bob:\[redacted\]@/);
-      const everything = r.stdout + r.stderr + fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8') + fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8');
+      const everything = r.stdout + r.stderr + eventsText(p) + stateText(p);
       assert.ok(!everything.includes(password), 'the password is never written');
       assert.ok(!everything.includes(Buffer.from(`bob:${password}`).toString('base64')), 'nor its Basic encoding');
     });

@@ -23,7 +23,6 @@ describe('SCEP PENDING: polling within a run, and across runs with the same key'
     orgUrl: 'https://unused.invalid', rootCaFile: '/dev/null',
     extraEnv: { DTA_BACKEND: 'scep', DTA_SCEP_URL: ca.url, DTA_SCEP_CA_FINGERPRINT: ca.caFingerprint, DTA_SCEP_CHALLENGE: CHALLENGE, DTA_SCEP_PENDING_WAIT_SECONDS: wait },
   });
-  const stateOf = (p: Profile) => readState(p);
 
   before(async () => {
     ca = await startPendingResponder({ challenge: CHALLENGE, approveAfterPolls: 2 });
@@ -38,7 +37,7 @@ describe('SCEP PENDING: polling within a run, and across runs with the same key'
     assert.deepEqual(ca.log.slice(mark), ['19 PENDING', '20 PENDING', '20 SUCCESS']);
     assert.match(r.stderr, /poll it \(CertPoll\)/);
     assert.equal(nssUserCerts(p.nssDb).length, 1);
-    assert.equal(stateOf(p).pending, undefined);
+    assert.equal(readState(p).pending, undefined);
   });
 
   test('a request still pending when the run ends keeps its key; the next run polls it and installs the certificate', async () => {
@@ -47,7 +46,7 @@ describe('SCEP PENDING: polling within a run, and across runs with the same key'
     assert.equal(r.code, 20, r.stderr + r.stdout);
     assert.match(r.stderr, /on hold for approval \(PENDING/);
     assert.match(r.stderr, /approve the pending request/);
-    const pending = stateOf(p).pending;
+    const pending = readState(p).pending;
     assert.ok(pending, 'the pending request is recorded');
     assert.deepEqual(fs.readdirSync(path.join(p.stateDir, 'credentials')), [pending.thumbprint], 'its key is kept');
     assert.deepEqual(nssUserCerts(p.nssDb), []);
@@ -61,7 +60,7 @@ describe('SCEP PENDING: polling within a run, and across runs with the same key'
     const next = await runAgent(['run'], p.env);
     assert.equal(next.code, 0, next.stderr + next.stdout);
     assert.deepEqual(ca.log.slice(mark), ['20 SUCCESS'], 'the next run polls (CertPoll) instead of starting a new request');
-    const state = stateOf(p);
+    const state = readState(p);
     assert.equal(state.pending, undefined);
     assert.equal(state.current.thumbprint, pending.thumbprint, 'the certificate is for the key generated in the first run');
     assert.equal(nssUserCerts(p.nssDb).length, 1);

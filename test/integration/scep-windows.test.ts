@@ -8,22 +8,18 @@
  *   and one renewal at its time instead of one per run.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeProfile, type Profile, runAgent } from '../support/agent.js';
 import { faketimeEnv, faketimeUnavailable } from '../support/faketime.js';
 import { nssUserCerts } from '../support/nss.js';
 import { scepUnavailable, startScepServer, type ScepServer } from '../support/scep.js';
-import { readState } from '../support/state.js';
+import { readEvents, readState } from '../support/state.js';
 
 const skip = scepUnavailable() ?? faketimeUnavailable();
 if (skip) console.log(`# scep-windows ${skip}`);
 const CHALLENGE = 'window-test-challenge';
 const DAY = 86_400_000;
 
-const stateOf = (p: Profile) => readState(p);
-const events = (p: Profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const count = (log: string, type: string) => (log.match(new RegExp(`scep_message_type="${type}`, 'g')) ?? []).length;
 
 function scepProfile(server: ScepServer): Profile {
@@ -43,7 +39,7 @@ describe('SCEP: the CA\'s renewal window (-allowrenew 5) opens after the agent\'
   test('the refusal is RENEWAL_REFUSED naming both windows, with a next pass; no PKCSReq; renewed once the CA\'s window opens', async () => {
     const p = scepProfile(server);
     assert.equal((await runAgent(['run'], p.env)).code, 0);
-    const serial = stateOf(p).current.serialNumber;
+    const serial = readState(p).current.serialNumber;
     const pkcsBefore = count(server.log(), 'PKCSReq');
 
     // Day 30 of 40: inside the agent's window (from day 26), outside the CA's (from day 35).
@@ -81,7 +77,7 @@ describe('SCEP: the CA\'s renewal window (-allowrenew 5) opens after the agent\'
     // (The new certificate starts at scepserver's real time, so to this device's shifted clock it is already due again:
     // the state after the pass is not what a device with one clock would see, so only the renewal is asserted.)
     assert.match(day35.stdout, /(retry|renewal) pass: renewed/, day35.stdout + day35.stderr);
-    const now = stateOf(p).current;
+    const now = readState(p).current;
     assert.notEqual(now.serialNumber, serial);
     assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [now.serialNumber]);
   });
@@ -98,16 +94,16 @@ describe('SCEP: the CA\'s certificates (-crtvalid 10) are shorter-lived than the
     const p = scepProfile(server);
     const first = await runAgent(['run'], p.env);
     assert.equal(first.code, 0, first.stdout + first.stderr);
-    assert.ok(events(p).some((e) => e.id === 1109 && /clamped/.test(e.message)), 'event 1109: the window was clamped');
-    const serial = stateOf(p).current.serialNumber;
-    const renewFrom = Date.parse(stateOf(p).current.renewFrom);
-    const notAfter = Date.parse(stateOf(p).current.notAfter);
+    assert.ok(readEvents(p).some((e) => e.id === 1109 && /clamped/.test(e.message)), 'event 1109: the window was clamped');
+    const serial = readState(p).current.serialNumber;
+    const renewFrom = Date.parse(readState(p).current.renewFrom);
+    const notAfter = Date.parse(readState(p).current.notAfter);
     assert.ok(Math.abs(notAfter - renewFrom - (10 * DAY) / 3) < DAY / 24, 'renewal from two thirds of the lifetime');
     for (let i = 0; i < 2; i++) {
       const again = await runAgent(['run'], p.env);
       assert.equal(again.code, 10, again.stdout + again.stderr);
     }
-    assert.equal(stateOf(p).current.serialNumber, serial, 'not renewed on every run');
+    assert.equal(readState(p).current.serialNumber, serial, 'not renewed on every run');
     // Seven days on (past two thirds of ten): one renewal, then nothing to do.
     const day7 = faketimeEnv('+7d');
     const renewed = await runAgent(['run'], { ...p.env, ...day7 });

@@ -17,7 +17,7 @@ import { failingPk12util, nssKeyCount, nssTrustRoot, nssUserCerts } from '../sup
 import { filesWithPrivateKeys, nssPrivateKeyFacts } from '../support/keyscan.js';
 import { faketimeEnv } from '../support/faketime.js';
 import { initDepot, scepUnavailable, startMtlsServer, startRecordingProxy, startScepServer, type MtlsServer, type ScepServer } from '../support/scep.js';
-import { readState } from '../support/state.js';
+import { eventsText, readEvents, readState } from '../support/state.js';
 
 const skipReason = scepUnavailable();
 if (skipReason) console.log(`# scep ${skipReason}`);
@@ -30,8 +30,6 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
   let tlsRootFile: string;
   let profile: Profile;
 
-  const stateOf = (p: Profile) => readState(p);
-  const events = (p: Profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const credentialDirs = (p: Profile) => (fs.existsSync(path.join(p.stateDir, 'credentials')) ? fs.readdirSync(path.join(p.stateDir, 'credentials')) : []);
   /** A fresh user profile configured for SCEP through the environment. */
   const scepProfile = (env: Record<string, string>) => makeProfile({
@@ -73,10 +71,10 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
     assert.equal(certs.length, 1);
     assert.match(certs[0]!.issuer, /O=scep-ca/);
     assert.equal(nssKeyCount(profile.nssDb), 1);
-    const state = stateOf(profile);
+    const state = readState(profile);
     assert.equal(state.current.serialNumber, certs[0]!.serial);
     assert.match(certs[0]!.subject, new RegExp(`CN=${state.deviceId}`));
-    assert.ok(events(profile).some((e) => e.id === 1000));
+    assert.ok(readEvents(profile).some((e) => e.id === 1000));
     // The RSA key was made in the NSS software token and signs and decrypts there: no key file, nothing readable.
     const cred = path.join(profile.stateDir, 'credentials', state.current.thumbprint);
     assert.ok(!fs.existsSync(path.join(cred, 'key.pem')), 'no key.pem for SCEP');
@@ -102,8 +100,8 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
     nssTrustRoot(profile.nssDb, tlsRootFile);
     const verdict = JSON.parse(await chromiumPageText(mtls.url, { home: profile.home, chromiumEtc: profile.chromiumEtc }));
     assert.equal(verdict.trusted, true, JSON.stringify(verdict));
-    assert.equal(verdict.subject, stateOf(profile).deviceId);
-    assert.equal(verdict.serialNumber, stateOf(profile).current.serialNumber);
+    assert.equal(verdict.subject, readState(profile).deviceId);
+    assert.equal(verdict.serialNumber, readState(profile).current.serialNumber);
   });
 
   test('negative control: a policy naming another issuer O makes Chromium withhold the certificate', async (t) => {
@@ -145,7 +143,7 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
     assert.ok(!r.stderr.includes('wrong-challenge'));
     assert.deepEqual(nssUserCerts(p.nssDb), []);
     assert.deepEqual(credentialDirs(p), []);
-    assert.equal(stateOf(p).current, undefined);
+    assert.equal(readState(p).current, undefined);
     assert.match(server.log(), /invalid challenge/);
 
     // Diagnostics read the CA live (without sending a request) and the last answer from the state.
@@ -172,7 +170,7 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
       assert.match(r.stderr, /What to do: \S/);
       assert.deepEqual(nssUserCerts(p.nssDb), []);
       assert.deepEqual(credentialDirs(p), []);
-      assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"code":"CERT_LIFETIME_TOO_LONG"'));
+      assert.ok(eventsText(p).includes('"code":"CERT_LIFETIME_TOO_LONG"'));
       // Another device (the CA keeps one certificate per name): the admin's setting lets the long certificate in.
       const q = scepProfile({ DTA_SCEP_URL: longLived.url, DTA_SCEP_CA_FINGERPRINT: longLived.caFingerprint, DTA_SCEP_MAX_VALIDITY_DAYS: '7305' });
       const allowed = await runAgent(['run'], q.env);
@@ -260,7 +258,6 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
 describe('SCEP renewal inside the CA\'s -allowrenew window', { skip: skipReason }, () => {
   let server: ScepServer;
   let p: Profile;
-  const stateOf = () => readState(p);
 
   before(async () => {
     // One-day certificates, renewable from two days before expiry: every certificate is inside the window.
@@ -276,7 +273,7 @@ describe('SCEP renewal inside the CA\'s -allowrenew window', { skip: skipReason 
   after(() => server?.close());
 
   test('a certificate inside the window is renewed with RenewalReq signed by the current certificate, replaced atomically', async () => {
-    const old = stateOf().current;
+    const old = readState(p).current;
     // One-day certificates with a two-day window: the window is clamped to 8 h (renewal-window.ts), so the clock is 17 h on.
     const r = await runAgent(['run'], { ...p.env, ...faketimeEnv('+17h') });
     assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -286,18 +283,18 @@ describe('SCEP renewal inside the CA\'s -allowrenew window', { skip: skipReason 
     assert.equal(certs.length, 1, 'exactly one certificate after renewal');
     assert.notEqual(certs[0]!.serial, old.serialNumber);
     assert.equal(nssKeyCount(p.nssDb), 1, 'the old key left with the old certificate');
-    const now = stateOf().current;
+    const now = readState(p).current;
     assert.equal(now.how, 'renewed');
     assert.equal(now.serialNumber, certs[0]!.serial);
     assert.deepEqual(fs.readdirSync(path.join(p.stateDir, 'credentials')), [now.thumbprint]);
-    assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"id":1001'));
+    assert.ok(eventsText(p).includes('"id":1001'));
     // RenewalReq was signed by the old key and the answer decrypted by the new one, both inside the token.
     assert.ok(!fs.existsSync(path.join(p.stateDir, 'credentials', now.thumbprint, 'key.pem')), 'no key.pem after renewal');
     assert.deepEqual(filesWithPrivateKeys([p.home]), []);
   });
 
   test('a renewal answered with a 20-year certificate is refused (CERT_LIFETIME_TOO_LONG); the previous certificate stays', async () => {
-    const before = stateOf().current;
+    const before = readState(p).current;
     // The same CA (a copy of its depot: what it issues here must not count against the next test's renewal).
     const depot = path.join(tempDir('scep-depot-copy'), 'depot');
     fs.cpSync(server.depot, depot, { recursive: true });
@@ -308,7 +305,7 @@ describe('SCEP renewal inside the CA\'s -allowrenew window', { skip: skipReason 
       assert.match(longLived.log(), /RenewalReq \(17\)/);
       assert.match(r.stderr, /longer than the 366 days scepMaxValidityDays allows/);
       assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [before.serialNumber]);
-      assert.equal(stateOf().current.serialNumber, before.serialNumber);
+      assert.equal(readState(p).current.serialNumber, before.serialNumber);
       assert.deepEqual(fs.readdirSync(path.join(p.stateDir, 'credentials')), [before.thumbprint]);
     } finally {
       await longLived.close();
@@ -316,12 +313,12 @@ describe('SCEP renewal inside the CA\'s -allowrenew window', { skip: skipReason 
   });
 
   test('if the store fails while swapping in the renewed certificate, the previous one is put back at once', async () => {
-    const before = stateOf().current;
+    const before = readState(p).current;
     const r = await runAgent(['run'], { ...p.env, ...failingPk12util('once'), ...faketimeEnv('+17h') });
     assert.equal(r.code, 40, r.stderr + r.stdout);
     assert.match(r.stderr, /No space left/);
     assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [before.serialNumber]);
-    assert.equal(stateOf().current.serialNumber, before.serialNumber);
+    assert.equal(readState(p).current.serialNumber, before.serialNumber);
     assert.deepEqual(fs.readdirSync(path.join(p.stateDir, 'credentials')), [before.thumbprint]);
     const again = await runAgent(['run'], { ...p.env, ...faketimeEnv('+17h') });
     assert.equal(again.code, 0, again.stderr + again.stdout);
@@ -366,7 +363,7 @@ describe('SCEP: a CA policy (-csrverifierexec) that rejects the request', { skip
     assert.match(again.stderr, /does not send the same request again before/);
     assert.equal(server.count('PKIOperation'), pkiBefore, 'no PKIOperation on the second run');
     assert.equal(verifierCalls(), 1, 'the CA policy was not asked again');
-    assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"id":2002'));
+    assert.ok(eventsText(p).includes('"id":2002'));
 
     // state.json keeps only a keyed hash of the settings (the challenge cannot be guessed offline from it); one an
     // earlier version wrote (unkeyed SHA-256) is migrated: the hold stays, nothing is resent.

@@ -8,11 +8,12 @@ import { filesWithPrivateKeys, nssPrivateKeyFacts } from '../support/keyscan.js'
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
+import { describe, test } from 'node:test';
+import { type Profile, runAgent } from '../support/agent.js';
+import { labOrgForSuite } from '../support/lab-org.js';
 import { nssUserCerts } from '../support/nss.js';
 import { startPaused } from '../support/pause.js';
+import { readState } from '../support/state.js';
 
 /** Every step of an enrollment, in order (the trace's step names), and the line after the state is written. */
 const ENROLL_POINTS = [
@@ -37,21 +38,13 @@ const REPLACE_POINTS = [
 ];
 
 describe('SIGKILL at each step of an enrollment: the next run converges', () => {
-  let lab: LabOrg;
-  let rootCaFile: string;
-
-  before(async () => {
-    lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = writeRootCa(lab.rootCaPem);
-  });
-  after(() => lab.close());
-
-  const profile = () => makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
+  const org = labOrgForSuite();
+  const profile = () => org.profile();
 
   async function assertConverged(p: Profile, context: string): Promise<string> {
     const certs = nssUserCerts(p.nssDb).filter((c) => /MTLS Certificate Authority/.test(c.issuer));
     assert.equal(certs.length, 1, `${context}: exactly one device-trust certificate in the store`);
-    const state = JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+    const state = readState(p);
     assert.equal(state.current.serialNumber, certs[0]!.serial, `${context}: the state names the certificate in the store`);
     assert.match(state.current.storeId, /^nss:[0-9a-f]{40}$/, `${context}: the store id names the key in the NSS token`);
     const creds = fs.readdirSync(path.join(p.stateDir, 'credentials'));

@@ -4,11 +4,10 @@
  * `daemon` command as a long-running process (one per state directory, clean stop, survives a SIGKILL).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { startLabOrg, type LabOrg } from '../../lab/org.js';
+import { describe, test } from 'node:test';
 import { loadConfig } from '../../src-main/core/config.js';
 import { createPassEngine } from '../../src-main/core/scheduler/create-pass-engine.js';
 import { systemClock } from '../../src-main/core/scheduler/clock.js';
@@ -16,41 +15,25 @@ import type { AttemptResult } from '../../src-main/core/scheduler/pass-engine.js
 import { policyWith } from '../../src-main/core/scheduler/policy.js';
 import { Scheduler } from '../../src-main/core/scheduler/scheduler.js';
 import { Trace } from '../../src-main/base/trace.js';
-import { AGENT_BIN, makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
+import { type Profile, runAgent, spawnAgent } from '../support/agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';
+import { labOrgForSuite } from '../support/lab-org.js';
 import { nssUserCerts } from '../support/nss.js';
-import { readState } from '../support/state.js';
+import { readEvents, readState } from '../support/state.js';
+import { waitFor } from '../support/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/** Polls every 50 ms (the daemon's output and the scheduler's attempts change quickly). */
+const until = <T>(what: string, fn: () => T | undefined, timeoutMs = 20_000) => waitFor(what, fn, timeoutMs, 50);
 
 describe('scheduler and daemon against the lab org', () => {
-  let lab: LabOrg;
-  let rootCaFile: string;
-  const profile = () => makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
-  const stateOf = (p: Profile) => readState(p);
-  const events = (p: Profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-
-  before(async () => {
-    lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = writeRootCa(lab.rootCaPem);
-  });
-  after(() => lab.close());
+  const org = labOrgForSuite();
+  const profile = () => org.profile();
 
   test('renewal at the chosen moment with the org down: retries, then renews with the renewal token when it returns', async () => {
     // Minutes become seconds: a 60 s certificate whose 55 s window opens 5 s after issuance, with the
     // renewal moment drawn from the window's first 2 %, and retries after about one second.
-    lab.switches.validitySeconds = 60;
-    lab.switches.renewalWindowSeconds = 55;
+    org.lab.switches.validitySeconds = 60;
+    org.lab.switches.renewalWindowSeconds = 55;
     const policy = policyWith({ renewalSpread: 0.02, tickMs: 250, backoffMs: [1000], backoffJitter: 0.1, coalesceMs: 0 });
     const p = profile();
     const loaded = () => loadConfig({ env: { ...process.env, ...p.env } });
@@ -60,35 +43,35 @@ describe('scheduler and daemon against the lab org', () => {
     try {
       sched.start('install');
       await until('the install-time enrollment', () => attempts.find((a) => a.ran && a.report.outcome === 'enrolled'));
-      const first = stateOf(p);
+      const first = readState(p);
       const renewAt = Date.parse(first.schedule.renewal.renewAt);
       assert.equal(first.schedule.state, 'ENROLLED');
       assert.ok(renewAt - Date.parse(first.current.renewFrom) <= 0.02 * 55_000 + 1, 'the moment lies in the first 2 % of the window');
-      lab.switches.orgDown = true;
+      org.lab.switches.orgDown = true;
       await until('two failed attempts', () => attempts.filter((a) => a.ran && !a.report.ok).length >= 2 || undefined, 15_000);
       const failed = attempts.filter((a): a is Extract<AttemptResult, { ran: true }> => a.ran && !a.report.ok);
       assert.equal(failed[0]!.trigger, 'renewal');
       assert.equal(failed[1]!.trigger, 'retry');
       assert.equal(failed[0]!.state.state, 'ORG_UNREACHABLE');
-      assert.equal(stateOf(p).schedule.state, 'ORG_UNREACHABLE');
-      const mark = lab.received.length;
-      lab.switches.orgDown = false;
+      assert.equal(readState(p).schedule.state, 'ORG_UNREACHABLE');
+      const mark = org.lab.received.length;
+      org.lab.switches.orgDown = false;
       const renewed = await until('the renewal', () => attempts.find((a) => a.ran && a.report.outcome === 'renewed'), 15_000);
       assert.ok(renewed.ran && renewed.trigger === 'retry');
-      assert.ok(lab.received.slice(mark).some((q) => q.url.endsWith('/api/v1/device-trust/renew')), 'renewed with the renewal token');
-      const s = stateOf(p);
+      assert.ok(org.lab.received.slice(mark).some((q) => q.url.endsWith('/api/v1/device-trust/renew')), 'renewed with the renewal token');
+      const s = readState(p);
       assert.equal(s.schedule.state, 'ENROLLED');
       assert.equal(s.schedule.failures, 0);
       assert.notEqual(s.current.serialNumber, first.current.serialNumber);
       assert.equal(s.schedule.renewal.sha256, s.current.sha256, 'a new moment for the new certificate');
       assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [s.current.serialNumber]);
-      const changes = events(p).filter((e) => e.id === 1300).map((e) => e.data.to);
+      const changes = readEvents(p).filter((e) => e.id === 1300).map((e) => e.data.to);
       assert.deepEqual(changes.slice(-2), ['ORG_UNREACHABLE', 'ENROLLED'], 'state changes are in the event log');
     } finally {
       await sched.stop();
-      lab.switches.orgDown = false;
-      lab.switches.validitySeconds = 365 * 86400;
-      lab.switches.renewalWindowSeconds = 30 * 86400;
+      org.lab.switches.orgDown = false;
+      org.lab.switches.validitySeconds = 365 * 86400;
+      org.lab.switches.renewalWindowSeconds = 30 * 86400;
     }
   });
 
@@ -102,15 +85,15 @@ describe('scheduler and daemon against the lab org', () => {
     assert.equal(next.code, 10, next.stdout + next.stderr);
     assert.match(next.stdout, /logon pass: nothing-to-do — ENROLLED/);
     assert.ok(fs.readdirSync(p.stateDir).some((f) => f.startsWith('state.json.corrupt-')), 'the bad file is kept aside');
-    assert.ok(events(p).some((e) => e.id === 1104), 'event 1104: corrupt state rebuilt');
+    assert.ok(readEvents(p).some((e) => e.id === 1104), 'event 1104: corrupt state rebuilt');
     const after = JSON.parse((await runAgent(['schedule', '--json'], p.env)).stdout);
     assert.equal(after.state, 'ENROLLED');
     assert.equal(after.renewAt, before.renewAt, 'the same certificate, the same moment');
-    assert.equal(stateOf(p).current.serialNumber, nssUserCerts(p.nssDb)[0]!.serial);
+    assert.equal(readState(p).current.serialNumber, nssUserCerts(p.nssDb)[0]!.serial);
   });
 
   function startDaemon(p: Profile, args: string[] = []): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
-    const child = spawn(process.execPath, [AGENT_BIN, 'daemon', ...args], { env: { PATH: process.env.PATH ?? '', ...p.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnAgent(['daemon', ...args], p.env);
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (out += d));

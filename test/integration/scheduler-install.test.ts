@@ -8,12 +8,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { makeProfile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
+import { describe, test } from 'node:test';
+import { makeProfile, runAgent, tempDir } from '../support/agent.js';
+import { hasCommand } from '../support/host.js';
+import { labOrgForSuite } from '../support/lab-org.js';
 import { nssUserCerts } from '../support/nss.js';
-
-const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 
 /** Every file or link under `dir` whose path mentions the agent. */
 function ours(dir: string): string[] {
@@ -40,16 +39,10 @@ const alive = (pid: number) => {
 };
 
 describe('install and uninstall on Linux', () => {
-  let lab: LabOrg;
-  let rootCaFile: string;
-  before(async () => {
-    lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = writeRootCa(lab.rootCaPem);
-  });
-  after(() => lab.close());
+  const org = labOrgForSuite();
 
   test('systemd user units: written, valid, enabled for login; uninstall removes them and the links', async (t) => {
-    const p = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
+    const p = org.profile();
     const r = await runAgent(['install', '--mode', 'systemd', '--no-run', '--json'], p.env);
     assert.equal(r.code, 0, r.stderr);
     const res = JSON.parse(r.stdout);
@@ -67,7 +60,7 @@ describe('install and uninstall on Linux', () => {
     assert.equal(fs.readlinkSync(path.join(unitDir, 'default.target.wants', 'device-trust-agent.service')), path.join(unitDir, 'device-trust-agent.service'));
     // The units repeat the command line's settings (here from the environment, so none) and start this agent.
     assert.match(fs.readFileSync(path.join(unitDir, 'device-trust-agent.service'), 'utf8'), /^ExecStart=\S+node \S+\/bin\/device-trust-agent\.js daemon --trigger logon$/m);
-    if (has('systemd-analyze')) {
+    if (hasCommand('systemd-analyze')) {
       const runtime = tempDir('rt');
       const v = spawnSync('systemd-analyze', ['--user', 'verify', ...['device-trust-agent.service', 'device-trust-agent-check.service', 'device-trust-agent-check.timer', 'device-trust-agent-p11-kit.service'].map((n) => path.join(unitDir, n))],
         { encoding: 'utf8', env: { ...process.env, HOME: p.home, XDG_RUNTIME_DIR: runtime } });
@@ -83,7 +76,7 @@ describe('install and uninstall on Linux', () => {
   });
 
   test('XDG autostart (no systemd): install-time pass, the daemon started; uninstall --purge stops it and removes everything', async (t) => {
-    const p = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
+    const p = org.profile();
     const r = await runAgent(['install', '--mode', 'autostart', '--json'], p.env);
     assert.equal(r.code, 0, r.stderr);
     const res = JSON.parse(r.stdout);
@@ -94,7 +87,7 @@ describe('install and uninstall on Linux', () => {
     assert.ok(alive(pid), 'the daemon runs');
     const desktop = path.join(p.home, '.config', 'autostart', 'device-trust-agent.desktop');
     assert.match(fs.readFileSync(desktop, 'utf8'), /^Exec=\S+node \S+\/bin\/device-trust-agent\.js daemon --trigger logon$/m);
-    if (has('desktop-file-validate')) {
+    if (hasCommand('desktop-file-validate')) {
       const v = spawnSync('desktop-file-validate', [desktop], { encoding: 'utf8' });
       assert.equal(v.status, 0, v.stdout + v.stderr);
     } else {
@@ -120,7 +113,7 @@ describe('install and uninstall on Linux', () => {
   });
 
   test('the device task (root): what install --device would write and run', async () => {
-    const p = makeProfile({ orgUrl: lab.orgUrl, rootCaFile });
+    const p = makeProfile({ orgUrl: org.lab.orgUrl, rootCaFile: org.rootCaFile });
     const r = await runAgent(['install', '--device', '--dry-run', '--json'], p.env);
     assert.equal(r.code, 0, r.stderr);
     const plan = JSON.parse(r.stdout);

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { makeProfile, REPO, runAgent, tempDir, writeRootCa } from '../support/agent.js';
+import { describe, test } from 'node:test';
+import { REPO, runAgent, tempDir } from '../support/agent.js';
+import { labOrgForSuite } from '../support/lab-org.js';
 import { nssUserCerts } from '../support/nss.js';
 import { startPaused } from '../support/pause.js';
 
@@ -44,19 +44,12 @@ test('eight processes taking the lock 25 times each never hold it at the same ti
 });
 
 describe('two agents at once, and a killed holder', () => {
-  let lab: LabOrg;
-  let rootCaFile: string;
-  const profile = () => makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
-
-  before(async () => {
-    lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = writeRootCa(lab.rootCaPem);
-  });
-  after(() => lab.close());
+  const org = labOrgForSuite();
+  const profile = () => org.profile();
 
   test('two runs started at the same moment: exactly one enrolls, the other does not race it', async () => {
     const p = profile();
-    const issuedBefore = lab.issued().length;
+    const issuedBefore = org.lab.issued().length;
     const [a, b] = await Promise.all([runAgent(['run'], p.env), runAgent(['run'], p.env)]);
     const codes = [a.code, b.code].sort();
     // The loser either found the lock held (20, "another pass is running") or ran after the winner (10).
@@ -64,7 +57,7 @@ describe('two agents at once, and a killed holder', () => {
     assert.ok(codes[1] === 20 || codes[1] === 10, `second exit ${codes[1]}`);
     const loser = a.code === 0 ? b : a;
     if (loser.code === 20) assert.match(loser.stderr, /Another pass is running \(pid \d+/);
-    assert.equal(lab.issued().length - issuedBefore, 1, 'the org issued one certificate');
+    assert.equal(org.lab.issued().length - issuedBefore, 1, 'the org issued one certificate');
     assert.equal(nssUserCerts(p.nssDb).length, 1);
   });
 

@@ -10,13 +10,15 @@
  *    events.jsonl, state.json, the support bundle, the remote syslog sink, the platform log.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { AGENT_BIN, makeProfile, runAgent, tempDir, writeRootCa } from '../support/agent.js';
+import { AGENT_BIN, makeProfile, runAgent, tempDir, writeRootCa, type AgentResult } from '../support/agent.js';
+import { listenOnLoopback } from '../support/net.js';
+import { eventsText, stateText } from '../support/state.js';
 
 // Passwords with `"` and `@` (the forms a regex over JSON text half-leaks), with and without a scheme.
 const PW1 = 'Qz"9k@Vt-Lm';
@@ -65,21 +67,10 @@ function watchDescendants(root: number): { stop(): { pid: number; cmdline: strin
 }
 
 /** Runs the agent in a child process and watches its descendants while it runs. */
-function runWatched(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string; children: { pid: number; cmdline: string; environ: string }[] }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [AGENT_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const watch = watchDescendants(child.pid!);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr, children: watch.stop() });
-    });
-  });
+async function runWatched(args: string[], env: Record<string, string>): Promise<AgentResult & { children: { pid: number; cmdline: string; environ: string }[] }> {
+  let watch: ReturnType<typeof watchDescendants> | undefined;
+  const r = await runAgent(args, env, { timeoutMs: 180_000, onStart: (pid) => (watch = watchDescendants(pid)) });
+  return { ...r, children: watch!.stop() };
 }
 
 /** A `logger` first on PATH that keeps what the platform log sink gives it: argv, environment, stdin. */
@@ -172,8 +163,7 @@ describe('a real pass: no secret in children\'s argv or environment, nor in any 
     lab = await startLabOrg({ allowLabSignIn: true });
     rootCaFile = writeRootCa(lab.rootCaPem);
     syslog = net.createServer((s) => s.on('data', (d) => (syslogText += d.toString())));
-    await new Promise<void>((r) => syslog.listen(0, '127.0.0.1', () => r()));
-    syslogPort = (syslog.address() as net.AddressInfo).port;
+    syslogPort = await listenOnLoopback(syslog);
   });
   after(() => {
     lab?.close();
@@ -217,8 +207,8 @@ describe('a real pass: no secret in children\'s argv or environment, nor in any 
     children.push(...b.children);
 
     for (const [where, text] of outputs) assertClean(where, text);
-    assertClean('events.jsonl', fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8'));
-    assertClean('state.json', fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
+    assertClean('events.jsonl', eventsText(p));
+    assertClean('state.json', stateText(p));
     const unz = tempDir('sec-unzip');
     execFileSync('unzip', ['-q', zip, '-d', unz]);
     const bundleFiles = fs.readdirSync(unz);

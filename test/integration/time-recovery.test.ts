@@ -18,14 +18,12 @@ import { faketimeEnv, faketimeUnavailable } from '../support/faketime.js';
 import { filesWithPrivateKeys } from '../support/keyscan.js';
 import { startPaused } from '../support/pause.js';
 import { nssUserCerts } from '../support/nss.js';
-import { readState } from '../support/state.js';
+import { readEvents, readState } from '../support/state.js';
 
 const skip = faketimeUnavailable();
 if (skip) console.log(`# time-recovery ${skip}`);
 const DAY = 86_400_000;
 
-const stateOf = (p: Profile) => readState(p);
-const events = (p: Profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
 /** Every file under `dir` that holds private key material (PEM or DER key, or a PKCS#12 bundle). */
 const keyMaterial = (dir: string): string[] => filesWithPrivateKeys([dir]);
@@ -51,7 +49,7 @@ describe('time anomalies and crashes: the real CLI and daemon, the lab org, libf
   test('a clock 340 days ahead: the refused renewal names the clock (no IWA re-enrollment); back in real time the logon pass runs and the schedule is near', async () => {
     const p = profile();
     assert.equal((await runAgent(['run'], p.env)).code, 0);
-    const serial = stateOf(p).current.serialNumber;
+    const serial = readState(p).current.serialNumber;
 
     const mark = lab.received.length;
     const ahead = await runAgent(['run'], { ...p.env, ...faketimeEnv('+340d') });
@@ -63,9 +61,9 @@ describe('time anomalies and crashes: the real CLI and daemon, the lab org, libf
     const sent = lab.received.slice(mark).map((q) => new URL(q.url).pathname);
     assert.ok(sent.includes('/api/v1/device-trust/renew'), sent.join(', '));
     assert.ok(!sent.some((s) => /device-token|user-token|enroll/.test(s)), `no fallback to IWA enrollment: ${sent.join(', ')}`);
-    assert.equal(stateOf(p).current.serialNumber, serial, 'the certificate stays');
-    assert.equal(stateOf(p).schedule.state, 'CLOCK_WRONG');
-    assert.ok(events(p).some((e) => e.id === 1303), 'event 1303: the clock finding');
+    assert.equal(readState(p).current.serialNumber, serial, 'the certificate stays');
+    assert.equal(readState(p).schedule.state, 'CLOCK_WRONG');
+    assert.ok(readEvents(p).some((e) => e.id === 1303), 'event 1303: the clock finding');
     // A second run with the clock still ahead: the same finding, still no enrollment.
     const again = await runAgent(['run'], { ...p.env, ...faketimeEnv('+340d') });
     assert.equal(again.code, 20);
@@ -75,7 +73,7 @@ describe('time anomalies and crashes: the real CLI and daemon, the lab org, libf
     const logon = await runAgent(['daemon', '--once', '--trigger', 'logon'], p.env);
     assert.doesNotMatch(logon.stdout, /skipped \(a pass ran -/);
     assert.match(logon.stdout, /clock pass: nothing-to-do — ENROLLED/, logon.stdout + logon.stderr);
-    const anomaly = events(p).find((e) => e.id === 1302);
+    const anomaly = readEvents(p).find((e) => e.id === 1302);
     assert.ok(anomaly, 'event 1302: clock anomaly');
     assert.match(anomaly.message, /last pass recorded at \S+ \(340 days ahead\)/);
     const sched = JSON.parse((await runAgent(['schedule', '--json'], p.env)).stdout);
@@ -101,20 +99,20 @@ describe('time anomalies and crashes: the real CLI and daemon, the lab org, libf
     test(`SIGKILL at ${at} during --forceRenewal: the next plain run completes it, records event 1000, and no key material is left in any file`, async () => {
       const p = profile();
       assert.equal((await runAgent(['run'], p.env)).code, 0);
-      const before = stateOf(p).current.serialNumber;
+      const before = readState(p).current.serialNumber;
       const paused = await startPaused(['run', '--forceRenewal'], p.env, at);
       await paused.kill();
-      assert.ok(stateOf(p).forceRequested, 'the forced renewal was persisted before anything changed');
+      assert.ok(readState(p).forceRequested, 'the forced renewal was persisted before anything changed');
 
       const next = await runAgent(['run'], p.env);
       // Killed after the import, before the state was saved: the next run adopts that certificate (no second
       // renewal) and records its event 1000 on reconciliation; otherwise it completes the forced renewal.
       assert.equal(next.code, imported ? 10 : 0, next.stdout + next.stderr);
-      const s = stateOf(p);
+      const s = readState(p);
       assert.notEqual(s.current.serialNumber, before, 'the forced renewal was completed, not forgotten');
       assert.equal(s.forceRequested, undefined);
       assert.deepEqual(nssUserCerts(p.nssDb).map((c) => c.serial), [s.current.serialNumber], 'exactly one certificate');
-      const ev = events(p);
+      const ev = readEvents(p);
       assert.ok(ev.some((e) => e.id === 1000 && e.data?.serialNumber === s.current.serialNumber), 'event 1000 for the installed certificate');
       if (imported) assert.ok(ev.some((e) => e.id === 1000 && e.data?.reconciled === true), 'event 1000 recorded on reconciliation');
       assert.deepEqual(filesWithPrivateKeys([p.stateDir, p.home]), [], 'no private key material in any file of the profile');

@@ -14,6 +14,7 @@ import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { tokenTlsUnavailable } from '../../src-main/platform/token-tls.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type Profile } from '../support/agent.js';
 import { squidUnavailable, startSquid, type Squid } from '../support/squid.js';
+import { readState } from '../support/state.js';
 import { startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
 
 const skipReason = tokenTlsUnavailable({ outOfProcess: true }) ?? squidUnavailable();
@@ -28,7 +29,6 @@ function makeCa(name: string): { certPem: string; keyPem: string } {
   return { certPem: fs.readFileSync(`${dir}/ca.pem`, 'utf8'), keyPem: fs.readFileSync(`${dir}/ca.key`, 'utf8') };
 }
 
-const stateOf = (p: Profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
 const doctorLine = (out: string) => /^.*mTLS endpoint accepts the certificate.*$/m.exec(out)?.[0] ?? '(no mtls_accepted line)';
 
 describe('the agent presents a token key for its own mTLS check', { skip: skipReason }, () => {
@@ -59,11 +59,11 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
       p = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true', DTA_SKIP_TPM: 'true' } });
       const r = await runAgent(['run'], p.env);
       assert.equal(r.code, 0, r.stderr + r.stdout);
-      assert.ok(!fs.existsSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'key.pem')), 'the key is in the token, not a file');
+      assert.ok(!fs.existsSync(path.join(p.stateDir, 'credentials', readState(p).current.thumbprint, 'key.pem')), 'the key is in the token, not a file');
     });
 
     test('status --check: mtls_accepted PASS (direct and through squid), trusted as this device', async () => {
-      const deviceId = stateOf(p).deviceId as string;
+      const deviceId = readState(p).deviceId as string;
       for (const extra of [{}, { DTA_HTTP_PROXY: squid.url }] as Record<string, string>[]) {
         const s = await runAgent(['status', '--check'], { ...p.env, ...extra });
         assert.equal(s.code, 0, s.stdout + s.stderr);
@@ -86,7 +86,7 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
     });
 
     test('pins learnt on first use: the org publishes none, the CAs its hosts presented at enrollment are in state', () => {
-      const pins = stateOf(p).serverTls;
+      const pins = readState(p).serverTls;
       assert.equal(pins?.source, 'first-use', JSON.stringify(pins));
       assert.ok(pins.hosts.includes(new URL(lab.orgUrl).host), JSON.stringify(pins.hosts));
     });
@@ -114,7 +114,7 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
         const r = await runAgent(['run'], q.env);
         assert.equal(r.code, 30, r.stderr);
         assert.match(r.stdout + r.stderr, /warning: .*TLS-intercepting proxy.*Corp Trusted Inspection CA/s);
-        assert.equal(stateOf(q).serverTls, undefined, 'nothing learnt through an interceptor that was caught');
+        assert.equal(readState(q).serverTls, undefined, 'nothing learnt through an interceptor that was caught');
       }
     });
 
@@ -123,7 +123,7 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
       lab.switches.publishServerTls = true;
       try {
         assert.equal((await runAgent(['run'], q.env)).code, 0);
-        assert.equal(stateOf(q).serverTls?.source, 'published');
+        assert.equal(readState(q).serverTls?.source, 'published');
       } finally {
         lab.switches.publishServerTls = false;
       }
@@ -133,7 +133,7 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
       const s = await runAgent(['status', '--check'], q.env);
       assert.equal(s.code, 30, s.stdout);
       assert.match(s.stdout, /check pins: FAILED — The org at .* no longer does/);
-      assert.equal(stateOf(q).serverTls?.source, 'published', 'the withdrawn pins are kept and still checked');
+      assert.equal(readState(q).serverTls?.source, 'published', 'the withdrawn pins are kept and still checked');
       const d = JSON.parse((await runAgent(['diagnose', '--json', '--timeout', '20'], q.env)).stdout);
       assert.ok(d.findings.some((f: { code: string }) => f.code === 'SERVER_PINS_WITHDRAWN'), JSON.stringify(d.findings.map((f: { code: string }) => f.code)));
     });
@@ -164,14 +164,14 @@ describe('the agent presents a token key for its own mTLS check', { skip: skipRe
     });
 
     test('after a renewal the check presents the new TPM key', async () => {
-      const before = stateOf(p).current.serialNumber;
+      const before = readState(p).current.serialNumber;
       const r = await runAgent(['run', '--forceRenewal'], env());
       assert.equal(r.code, 0, r.stderr + r.stdout);
-      assert.notEqual(stateOf(p).current.serialNumber, before);
+      assert.notEqual(readState(p).current.serialNumber, before);
       const s = await runAgent(['status', '--check', '--json'], env());
       const j = JSON.parse(s.stdout);
       assert.equal(j.checks.mtls.trusted, true, s.stdout);
-      assert.equal(j.certificate.serialNumber, stateOf(p).current.serialNumber);
+      assert.equal(j.certificate.serialNumber, readState(p).current.serialNumber);
     });
 
     test('a trusted ssl_bump squid strips the TPM-held certificate: FAIL naming the interceptor', async () => {

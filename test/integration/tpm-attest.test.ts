@@ -18,7 +18,7 @@ import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.j
 import { filesWithPrivateKeys } from '../support/keyscan.js';
 import { dashboardUnavailable, launchChromium, openDashboard } from '../support/dashboard.js';
 import { softTpmEkCaPem, startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
-import { readState } from '../support/state.js';
+import { readEvents, readState } from '../support/state.js';
 
 const py = attestationPython();
 const skipReason = tpmUnavailable()
@@ -36,11 +36,9 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
   let profile: Profile;
 
   const run = (args: string[], p: Profile = profile, extra: Record<string, string> = {}) => runAgent(args, { ...agentEnv, ...tpm.env, ...p.env, ...extra });
-  const stateOf = (p: Profile = profile) => readState(p);
-  const keyRef = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'key-ref.json'), 'utf8')).storeId as string;
-  const certOf = (p: Profile = profile) => fs.readFileSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'cert.pem'), 'utf8');
+  const keyRef = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'credentials', readState(p).current.thumbprint, 'key-ref.json'), 'utf8')).storeId as string;
+  const certOf = (p: Profile = profile) => fs.readFileSync(path.join(p.stateDir, 'credentials', readState(p).current.thumbprint, 'cert.pem'), 'utf8');
   const tpmStore = (p: Profile = profile) => path.join(p.home, '.tpm2_pkcs11');
-  const events = (p: Profile = profile) => fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
   before(async () => {
     ekCa = path.join(tempDir('ekca'), 'ca');
     tpm = await startSoftTpm({ ekCa });
@@ -117,14 +115,14 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
     const renew = lab.received.slice(mark).find((q) => q.url.endsWith('/device-trust/renew'));
     assert.ok(renew && JSON.parse(renew.body).attestation, 'the renewal request carried an attestation');
     assert.notEqual(keyRef(), before, 'a new key');
-    assert.equal(stateOf().current.how, 'renewed');
-    assert.equal(stateOf().current.keyAttestation.attested, true);
+    assert.equal(readState(profile).current.how, 'renewed');
+    assert.equal(readState(profile).current.keyAttestation.attested, true);
     assert.equal(lab.judgeClientCertificate(certOf()).keyAttested, true);
-    assert.ok(!events().some((e) => e.id === 1111), 'no protection change: attested before and after');
+    assert.ok(!readEvents(profile).some((e) => e.id === 1111), 'no protection change: attested before and after');
   });
 
   test('an EK certificate from a CA the org does not trust is refused with what to do; the previous certificate stays', async () => {
-    const serial = stateOf().current.serialNumber;
+    const serial = readState(profile).current.serialNumber;
     const trusted = lab.attestation.trustedEkCaPem;
     // A vendor CA list without the swtpm local CA (the lab's own root stands in for another manufacturer's).
     lab.attestation.trustedEkCaPem = [lab.rootCaPem];
@@ -137,7 +135,7 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
     } finally {
       lab.attestation.trustedEkCaPem = trusted;
     }
-    assert.equal(stateOf().current.serialNumber, serial);
+    assert.equal(readState(profile).current.serialNumber, serial);
     assert.equal((await run(['status', '--json'])).code, 0);
   });
 
@@ -145,7 +143,7 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
     const p = makeProfile({ orgUrl: lab.orgUrl, rootCaFile });
     const sw = { DTA_SKIP_TPM: 'true' };
     assert.equal((await run(['run', '--user'], p, sw)).code, 0);
-    const serial = stateOf(p).current.serialNumber;
+    const serial = readState(p).current.serialNumber;
     let s = JSON.parse((await run(['status', '--json'], p, sw)).stdout);
     assert.equal(s.keyProtection.label, 'software');
     assert.equal(s.keyProtection.attested, false);
@@ -165,7 +163,7 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
     const paths = lab.received.slice(mark).map((q) => new URL(q.url, 'https://x').pathname);
     assert.ok(paths.includes('/api/v1/device-trust/renew'), paths.join(', '));
     assert.ok(!paths.includes('/api/v1/device-trust/enroll'), 'a refused attestation is not retried as an enrollment');
-    assert.equal(stateOf(p).current.serialNumber, serial, 'the previous certificate stays');
+    assert.equal(readState(p).current.serialNumber, serial, 'the previous certificate stays');
     s = JSON.parse((await run(['status', '--json'], p, sw)).stdout);
     assert.equal(s.state, 'ENROLLED');
   });
@@ -174,8 +172,8 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
     // The forced renewal the test above left pending completes first (attested), so the next pass is a renewal.
     const done = await run(['run']);
     assert.equal(done.code, 0, done.stdout + done.stderr);
-    const serial = stateOf().current.serialNumber;
-    assert.equal(stateOf().current.keyAttestation.attested, true);
+    const serial = readState(profile).current.serialNumber;
+    assert.equal(readState(profile).current.keyAttestation.attested, true);
     const dir = tempDir('nopytss-renew');
     const shim = path.join(dir, 'python3');
     // Without tpm2-pytss the new key cannot be attested: the renewal goes out unattested, signed by the attested key.
@@ -190,10 +188,10 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
     } finally {
       lab.switches.renewalWindowSeconds = 30 * 86400;
     }
-    assert.equal(stateOf().lastRun.code, 'ATTESTED_RENEWAL_REQUIRED');
+    assert.equal(readState(profile).lastRun.code, 'ATTESTED_RENEWAL_REQUIRED');
     const paths = lab.received.slice(mark).map((q) => new URL(q.url, 'https://x').pathname);
     assert.ok(!paths.includes('/api/v1/device-trust/enroll'), 'not retried as an enrollment');
-    assert.equal(stateOf().current.serialNumber, serial, 'the attested certificate stays');
+    assert.equal(readState(profile).current.serialNumber, serial, 'the attested certificate stays');
     assert.equal(lab.judgeClientCertificate(certOf()).trusted, true, 'and is not revoked');
   });
 
@@ -210,7 +208,7 @@ describe('TPM key attestation (swtpm EK certificate, AK, TPM2_Certify, lab verif
     assert.match(s.keyProtection.attestation, /python3-tpm2-pytss is not installed/);
     assert.match((await run(['status'])).stdout, /attestation: not attested — python3-tpm2-pytss is not installed/);
     assert.equal(lab.judgeClientCertificate(certOf()).keyAttested, undefined, 'the mTLS answer does not say attested');
-    const change = events().filter((e) => e.id === 1111).at(-1);
+    const change = readEvents(profile).filter((e) => e.id === 1111).at(-1);
     assert.ok(change, 'KEY_PROTECTION_CHANGED recorded');
     assert.match(change.message, /was tpm \(attested\)/);
   });

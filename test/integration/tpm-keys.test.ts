@@ -33,8 +33,7 @@ describe('device key in a TPM 2.0 (swtpm + tpm2-abrmd + tpm2-pkcs11)', { skip: s
   const keyRefs: string[] = [];
 
   const run = (args: string[], p: Profile = profile, extra: Record<string, string> = {}) => runAgent(args, { ...agentEnv, ...tpm.env, ...p.env, ...extra });
-  const stateOf = (p: Profile = profile) => readState(p);
-  const keyRef = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'credentials', stateOf(p).current.thumbprint, 'key-ref.json'), 'utf8')).storeId as string;
+  const keyRef = (p: Profile = profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'credentials', readState(p).current.thumbprint, 'key-ref.json'), 'utf8')).storeId as string;
   const tpmStore = (p: Profile = profile) => path.join(p.home, '.tpm2_pkcs11');
   const scanDirs = (p: Profile = profile) => [p.home, p.stateDir];
 
@@ -56,7 +55,7 @@ describe('device key in a TPM 2.0 (swtpm + tpm2-abrmd + tpm2-pkcs11)', { skip: s
     const r = await run(['run', '--user']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /Certificate enrolled/);
-    const state = stateOf();
+    const state = readState(profile);
     const cred = path.join(profile.stateDir, 'credentials', state.current.thumbprint);
     assert.ok(!fs.existsSync(path.join(cred, 'key.pem')), 'no key file');
     assert.match(keyRef(), /^[0-9a-f]{40}$/);
@@ -98,7 +97,7 @@ describe('device key in a TPM 2.0 (swtpm + tpm2-abrmd + tpm2-pkcs11)', { skip: s
     const text = await chromiumPageText(lab.mtlsUrl, { home: profile.home, chromiumEtc: profile.chromiumEtc, env: tpm.env });
     const verdict = JSON.parse(text);
     assert.equal(verdict.trusted, true, text);
-    assert.equal(verdict.serialNumber, stateOf().current.serialNumber);
+    assert.equal(verdict.serialNumber, readState(profile).current.serialNumber);
     const emptyEtc = path.join(tempDir('etc'), 'chromium');
     fs.mkdirSync(emptyEtc, { recursive: true });
     const neg = await chromiumPageText(lab.mtlsUrl, { home: profile.home, chromiumEtc: emptyEtc, env: tpm.env, timeoutMs: 10_000 }).catch((e: Error) => e.message);
@@ -130,7 +129,7 @@ describe('device key in a TPM 2.0 (swtpm + tpm2-abrmd + tpm2-pkcs11)', { skip: s
     const { text, error } = await firefoxPageText(lab.mtlsUrl, { home: profile.home, profile: ffProfile, etcOverlay, env: tpm.env });
     assert.ok(text.startsWith('{'), `no verdict from the mTLS endpoint (${error ?? 'no error'}): ${text}`);
     assert.equal(JSON.parse(text).trusted, true, text);
-    assert.equal(JSON.parse(text).serialNumber, stateOf().current.serialNumber);
+    assert.equal(JSON.parse(text).serialNumber, readState(profile).current.serialNumber);
     // Negative control: the same profile without the module cannot present the key.
     const bare = path.join(tempDir('ffbare'), 'profile');
     fs.cpSync(ffProfile, bare, { recursive: true, filter: (src) => !/pkcs11\.txt$|prefs\.js$|user\.js$/.test(src) });
@@ -151,7 +150,7 @@ describe('device key in a TPM 2.0 (swtpm + tpm2-abrmd + tpm2-pkcs11)', { skip: s
       const sent = lab.received.slice(mark).map((q) => new URL(q.url, 'https://x').pathname);
       assert.ok(sent.includes('/api/v1/device-trust/renew'), sent.join(', '));
       keyRefs.push(keyRef());
-      assert.equal(stateOf().current.how, 'renewed');
+      assert.equal(readState(profile).current.how, 'renewed');
     } finally {
       lab.switches.validitySeconds = 365 * 86400;
       lab.switches.renewalWindowSeconds = 30 * 86400;

@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
 import { filesWithPrivateKeys } from '../support/keyscan.js';
 import { scepUnavailable, startScepServer, type ScepServer } from '../support/scep.js';
+import { eventsText, readState } from '../support/state.js';
 import { startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
 
 const skipReason = scepUnavailable() ?? tpmUnavailable();
@@ -31,7 +32,6 @@ describe('a TPM token from another TPM, or from this one before it was cleared',
     orgUrl: 'https://unused.invalid', rootCaFile: '/dev/null',
     extraEnv: { DTA_BACKEND: 'scep', DTA_SCEP_URL: server.url, DTA_SCEP_CA_FINGERPRINT: server.caFingerprint, DTA_SCEP_CHALLENGE: CHALLENGE },
   });
-  const stateOf = (p: Profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
   const handles = (t: SoftTpm) => execFileSync('tpm2_getcap', ['handles-persistent'], { env: { ...process.env, ...t.env }, encoding: 'utf8' }).match(/0x[0-9a-f]{8}/gi) ?? [];
   const run = (args: string[], p: Profile, t: SoftTpm, extra: Record<string, string> = {}) => runAgent(args, { ...p.env, ...t.env, ...extra }, SLOW);
 
@@ -48,7 +48,7 @@ describe('a TPM token from another TPM, or from this one before it was cleared',
     assert.match(r.stderr, /this machine's TPM cannot open/);
     assert.match(r.stderr, /What to do: Run: device-trust-agent run --forceRenewal/);
     assert.doesNotMatch(r.stderr, /NSS Certificate DB|NSS database/, 'the NSS database is not blamed');
-    assert.equal(stateOf(p).current.serialNumber, before.serialNumber, 'nothing changed');
+    assert.equal(readState(p).current.serialNumber, before.serialNumber, 'nothing changed');
     const after = JSON.parse((await run(['status', '--json'], p, t)).stdout);
     assert.equal(after.state, 'KEY_MISSING');
     assert.equal(after.schedule.state, 'KEY_MISSING', 'the agent state agrees: stuck until a forced renewal');
@@ -56,7 +56,7 @@ describe('a TPM token from another TPM, or from this one before it was cleared',
 
     const forced = await run(['run', '--user', '--forceRenewal'], p, t);
     assert.equal(forced.code, 0, forced.stderr + forced.stdout);
-    const now = stateOf(p).current;
+    const now = readState(p).current;
     assert.notEqual(now.serialNumber, before.serialNumber);
     assert.notEqual(now.thumbprint, before.thumbprint, 'a new key');
     assert.equal(now.keyProtection, 'tpm', 'in the TPM that is here');
@@ -65,7 +65,7 @@ describe('a TPM token from another TPM, or from this one before it was cleared',
     const ok = await run(['status'], p, t);
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     assert.match(ok.stdout, /PASS +Live signing test with the device key: TPM key/);
-    assert.ok(fs.readFileSync(path.join(p.stateDir, 'events.jsonl'), 'utf8').includes('"code":"TPM_NOT_THIS_ONE"'));
+    assert.ok(eventsText(p).includes('"code":"TPM_NOT_THIS_ONE"'));
     assert.deepEqual(filesWithPrivateKeys([p.home]), []);
   }
 
@@ -85,13 +85,13 @@ describe('a TPM token from another TPM, or from this one before it was cleared',
     const p = profile();
     const first = await run(['run', '--user'], p, a);
     assert.equal(first.code, 0, first.stderr + first.stdout);
-    assert.equal(stateOf(p).current.keyProtection, 'tpm');
+    assert.equal(readState(p).current.keyProtection, 'tpm');
     const copy = tempDir('home-copy');
     fs.cpSync(p.home, copy, { recursive: true });
     const swap = (s: string) => s.split(p.home).join(copy);
     const q: Profile = { home: copy, stateDir: swap(p.stateDir), nssDb: swap(p.nssDb), chromiumEtc: swap(p.chromiumEtc), policyDir: swap(p.policyDir),
       env: Object.fromEntries(Object.entries(p.env).map(([k, v]) => [k, swap(v)])) };
-    await assertNamedAndRepaired(q, b, stateOf(q).current);
+    await assertNamedAndRepaired(q, b, readState(q).current);
     // The original on its own TPM is untouched.
     assert.equal((await run(['run', '--user'], p, a)).code, 10);
   });
@@ -101,7 +101,7 @@ describe('a TPM token from another TPM, or from this one before it was cleared',
     try {
       const p = profile();
       assert.equal((await run(['run', '--user'], p, t)).code, 0);
-      const before = stateOf(p).current;
+      const before = readState(p).current;
       // TPM2_Clear: new storage seed, every owner-hierarchy persistent object evicted.
       execFileSync('tpm2_clear', ['-c', 'p'], { env: { ...process.env, ...t.env }, stdio: 'pipe' });
       assert.deepEqual(handles(t), []);
@@ -125,14 +125,14 @@ describe('a TPM token from another TPM, or from this one before it was cleared',
       const refused = await run(['run', '--user'], p1, t, { DTA_TEST_TPM2_PTOOL: shimTool });
       // The pass falls back to the NSS software token (and says why); the TPM keeps no handle of that attempt.
       assert.equal(refused.code, 0, refused.stderr + refused.stdout);
-      assert.equal(stateOf(p1).current.keyProtection, 'software');
+      assert.equal(readState(p1).current.keyProtection, 'software');
       assert.deepEqual(handles(t), [], 'the refused attempt gave its persistent handle back');
       // Three users' stores on one TPM: one persistent handle between them.
       for (let i = 0; i < 3; i++) {
         const p = profile();
         const r = await run(['run', '--user'], p, t);
         assert.equal(r.code, 0, r.stderr + r.stdout);
-        assert.equal(stateOf(p).current.keyProtection, 'tpm');
+        assert.equal(readState(p).current.keyProtection, 'tpm');
       }
       assert.deepEqual(handles(t), ['0x81000001'], 'one shared storage primary, not one per store');
     } finally {

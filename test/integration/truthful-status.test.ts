@@ -10,17 +10,18 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type AgentResult, type Profile } from '../support/agent.js';
 import { faketimeEnv, faketimeUnavailable } from '../support/faketime.js';
+import { labOrgForSuite } from '../support/lab-org.js';
+import { listenOnLoopback } from '../support/net.js';
 import { scepUnavailable, startScepServer, type ScepServer } from '../support/scep.js';
 import { squidUnavailable, startSquid, type Squid } from '../support/squid.js';
+import { readState } from '../support/state.js';
 
 const DAY = 86_400_000;
-const stateOf = (p: Profile) => JSON.parse(fs.readFileSync(path.join(p.stateDir, 'state.json'), 'utf8'));
 const run = (args: string[], env: Record<string, string>) => runAgent(args, env, { timeoutMs: 150_000 });
 const json = (r: AgentResult) => {
   try {
@@ -71,8 +72,8 @@ describe('squid and PAC files: every command that talks to the org says the same
       if (text === undefined) res.writeHead(404).end();
       else res.writeHead(200, { 'content-type': 'application/x-ns-proxy-autoconfig' }).end(text);
     });
-    await new Promise<void>((r) => pacServer.listen(0, '127.0.0.1', r));
-    pacBase = `http://127.0.0.1:${(pacServer.address() as AddressInfo).port}`;
+    const pacPort = await listenOnLoopback(pacServer);
+    pacBase = `http://127.0.0.1:${pacPort}`;
     enrolled = makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
     const r = await run(['run'], enrolled.env);
     assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -122,8 +123,8 @@ describe('squid and PAC files: every command that talks to the org says the same
       alsoRun: (r, p) => {
         assert.match(r.stderr, /refused this device's credentials/);
         assert.doesNotMatch(r.stdout + r.stderr, /wrong-password/);
-        assert.equal(stateOf(p).hold, undefined, 'not held as a rejection by the org');
-        assert.notEqual(stateOf(p).schedule.state, 'REJECTED');
+        assert.equal(readState(p).hold, undefined, 'not held as a rejection by the org');
+        assert.notEqual(readState(p).schedule.state, 'REJECTED');
       },
     },
     { name: 'a TLS interceptor the machine trusts', exit: 30, env: () => ({ DTA_HTTP_PROXY: bumpTrusted.url, DTA_TLS_CA_FILE: trustedCaFile }) },
@@ -149,15 +150,8 @@ const timeSkip = faketimeUnavailable() ?? squidSkip;
 if (timeSkip) console.log(`# truthful-status (time) ${timeSkip}`);
 
 describe('after a wrong clock: status and schedule are computed from the present, and the headline agrees with the tests', { skip: timeSkip }, () => {
-  let lab: LabOrg;
-  let rootCaFile: string;
-  const profile = () => makeProfile({ orgUrl: lab.orgUrl, rootCaFile, extraEnv: { DTA_LAB_SIGN_IN: 'true' } });
-
-  before(async () => {
-    lab = await startLabOrg({ allowLabSignIn: true });
-    rootCaFile = writeRootCa(lab.rootCaPem);
-  });
-  after(async () => lab?.close());
+  const org = labOrgForSuite();
+  const profile = () => org.profile();
 
   for (const ahead of ['+340d', '+400d']) {
     test(`a pass at ${ahead} refused because of the clock; back in real time, status and schedule show a next pass near now`, async () => {

@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -17,10 +18,19 @@ export interface AgentResult {
   stderr: string;
 }
 
-/** Runs the real command line in a child process, as a user or the installer would. */
-export function runAgent(args: string[], env: Record<string, string>, opts: { timeoutMs?: number } = {}): Promise<AgentResult> {
+/** Starts the real command line in a child process with `env` (and this PATH unless `env` has its own); output piped. */
+export function spawnAgent(args: string[], env: Record<string, string>): ChildProcessByStdio<null, Readable, Readable> {
+  return spawn(process.execPath, [AGENT_BIN, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/**
+ * Runs the real command line in a child process, as a user or the installer would, to its end. `onStart` sees the
+ * process as it starts (to watch it while it runs).
+ */
+export function runAgent(args: string[], env: Record<string, string>, opts: { timeoutMs?: number; onStart?: (pid: number) => void } = {}): Promise<AgentResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [AGENT_BIN, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnAgent(args, env);
+    opts.onStart?.(child.pid!);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

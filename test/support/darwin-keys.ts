@@ -7,6 +7,7 @@ import { hashOfSpki } from '../../src-main/platform/darwin-keys.js';
 import { publicKeyHash } from '../../src-main/platform/darwin-store.js';
 import { tempDir } from './agent.js';
 import { fail, fixture, ok } from './commands.js';
+import { rsaKeyPair } from './keys.js';
 
 /** Plays sc_auth, osascript (the JXA program) and security with keys held here, in their documented output forms. */
 export function macStandIn(opts: { arm64?: CommandResult; usage?: string; csrFails?: string; jxa?: (env: Record<string, string>) => CommandResult | undefined } = {}) {
@@ -14,6 +15,7 @@ export function macStandIn(opts: { arm64?: CommandResult; usage?: string; csrFai
   const keychain = new Map<string, { privateKey: crypto.KeyObject; publicKey: crypto.KeyObject; extractable: boolean }>();
   const certs: string[] = [];
   const calls: Command[] = [];
+  let rsaMade = 0;
   const hashOf = (pub: crypto.KeyObject) => hashOfSpki(pub.export({ type: 'spki', format: 'der' }));
   const json = (data: unknown) => ok(JSON.stringify({ ok: true, data }) + '\n');
   const point = (pub: crypto.KeyObject) => { const j = pub.export({ format: 'jwk' }) as { x: string; y: string }; return Buffer.concat([Buffer.from([4]), Buffer.from(j.x, 'base64url'), Buffer.from(j.y, 'base64url')]); };
@@ -59,7 +61,7 @@ export function macStandIn(opts: { arm64?: CommandResult; usage?: string; csrFai
       if (custom) return custom;
       if (env.DTA_OP === 'certs') return json([...identities.values()].filter((i) => i.cert).map((i) => new crypto.X509Certificate(i.cert!).raw.toString('base64')));
       if (env.DTA_OP === 'create') {
-        const pair = env.DTA_ALGORITHM === 'RSA-2048' ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }) : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+        const pair = env.DTA_ALGORITHM === 'RSA-2048' ? rsaKeyPair(rsaMade++) : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
         keychain.set(hashOf(pair.publicKey), { ...pair, extractable: false });
         const pub = env.DTA_ALGORITHM === 'RSA-2048' ? pair.publicKey.export({ type: 'pkcs1', format: 'der' }) : point(pair.publicKey);
         return json({ exists: true, label: env.DTA_LABEL, publicKey: pub.toString('base64'), extractable: false });

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { freePort } from './fleet.js';
+import { freePort } from './net.js';
+import { waitFor } from './wait.js';
 
 export const FIREFOX = ['/usr/bin/firefox-esr', '/usr/bin/firefox'].find((p) => fs.existsSync(p));
 
@@ -128,14 +129,10 @@ export async function startP11KitServer(opts: { moduleFile: string; runtimeDir: 
   });
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-  const start = Date.now();
-  while (!fs.existsSync(socket)) {
-    if (child.exitCode !== null || Date.now() - start > 10_000) {
-      kill(child);
-      throw new Error(`p11-kit server did not start: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor('the p11-kit socket', () => fs.existsSync(socket), 10_000, 100, () => (child.exitCode !== null ? 'p11-kit exited' : undefined)).catch((e: Error) => {
+    kill(child);
+    throw new Error(`p11-kit server did not start (${e.message}): ${stderr}`);
+  });
   return { socket, stop: () => kill(child) };
 }
 

@@ -1,10 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import { freePort } from './net.js';
-
-/** A free loopback port (for daemons that cannot report the port they bound to 0). */
-export { freePort } from './net.js';
 
 export function haveCommand(file: string, args: string[] = ['--version']): boolean {
   try {
@@ -38,21 +33,6 @@ export function startDaemon(file: string, args: string[]): Daemon {
         setTimeout(() => child.kill('SIGKILL'), 5000).unref();
       }),
   };
-}
-
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 250): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 export function readIf(file: string): string {

@@ -6,9 +6,9 @@
  */
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { webcrypto } from 'node:crypto';
 import { createRootCa, ISSUING_CA_CN, randomSerial, x509, type KeyedCertificate, type LabPki } from '../../lab/ca.js';
+import { listenOnLoopback } from './net.js';
 
 export interface Reply {
   status?: number;
@@ -117,8 +117,8 @@ export async function startFront(opts: { labOrgUrl: string; rootCaPem: string; t
   });
   server.on('tlsClientError', () => undefined);
   server.on('clientError', (_e, s) => s.destroy());
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `https://localhost:${(server.address() as AddressInfo).port}`;
+  const port = await listenOnLoopback(server);
+  url = `https://localhost:${port}`;
   return {
     url,
     close: () => new Promise<void>((r) => {
@@ -200,7 +200,16 @@ export async function lookalikeCa(): Promise<{ root: KeyedCertificate; issuing: 
  */
 export async function weakRsaCa(pki: LabPki, hash: 'SHA-256' | 'SHA-1' = 'SHA-256', bits = 1024): Promise<{ issuing: KeyedCertificate; chainPem: string[] }> {
   const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: bits };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  return issuingCaUnderRoot(pki, (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair, hash);
+}
+
+/** A new issuing CA (another key, same name) signed by the lab's own root: a rollover the old trust verifies. */
+export async function rolloverCa(pki: LabPki): Promise<{ issuing: KeyedCertificate; chainPem: string[] }> {
+  return issuingCaUnderRoot(pki, (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair, 'SHA-256');
+}
+
+/** An issuing CA named like the lab's, for `keys`, signed by the lab's root with ECDSA over `hash`; its chain up to that root. */
+async function issuingCaUnderRoot(pki: LabPki, keys: webcrypto.CryptoKeyPair, hash: 'SHA-256' | 'SHA-1'): Promise<{ issuing: KeyedCertificate; chainPem: string[] }> {
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     subject: `CN=${ISSUING_CA_CN}`,
@@ -210,23 +219,6 @@ export async function weakRsaCa(pki: LabPki, hash: 'SHA-256' | 'SHA-1' = 'SHA-25
     publicKey: keys.publicKey,
     signingKey: pki.root.privateKey,
     signingAlgorithm: { name: 'ECDSA', hash },
-    extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
-  });
-  return { issuing: { cert, privateKey: keys.privateKey }, chainPem: [cert.toString('pem'), pki.rootCaPem] };
-}
-
-/** A new issuing CA (another key, same name) signed by the lab's own root: a rollover the old trust verifies. */
-export async function rolloverCa(pki: LabPki): Promise<{ issuing: KeyedCertificate; chainPem: string[] }> {
-  const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: randomSerial(),
-    subject: `CN=${ISSUING_CA_CN}`,
-    issuer: pki.root.cert.subject,
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 365 * DAY),
-    publicKey: keys.publicKey,
-    signingKey: pki.root.privateKey,
-    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
     extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
   });
   return { issuing: { cert, privateKey: keys.privateKey }, chainPem: [cert.toString('pem'), pki.rootCaPem] };

@@ -5,9 +5,9 @@
  * boxes do at the network layer).
  */
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { webcrypto } from 'node:crypto';
 import { createRootCa, issueCertificate, privateKeyPem, x509 } from '../../lab/ca.js';
+import { listenOnLoopback } from './net.js';
 
 export interface Interceptor {
   origin: string;
@@ -41,9 +41,9 @@ export async function startInterceptor(opts: { upstream: string; upstreamCa: str
     req.pipe(forward);
   });
   server.on('tlsClientError', () => undefined);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = await listenOnLoopback(server);
   return {
-    origin: `https://localhost:${(server.address() as AddressInfo).port}`,
+    origin: `https://localhost:${port}`,
     rootCaPem: opts.ca.rootCaPem,
     close: () => new Promise<void>((r) => {
       server.close(() => r());

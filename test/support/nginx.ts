@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { tempDir } from './agent.js';
-import { freePort } from './squid.js';
+import { freePort } from './net.js';
+import { waitFor } from './wait.js';
 
 /**
  * A real nginx of our own on loopback: TLS for `serverName` (a certificate from a CA of its own, `caFile`), asking
@@ -53,11 +54,9 @@ http {
   const child: ChildProcess = spawn(nginx, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr += d));
-  const start = Date.now();
-  while (!fs.existsSync(`${dir}/nginx.pid`)) {
-    if (child.exitCode !== null || Date.now() - start > 10_000) throw new Error(`nginx did not start: ${stderr}${fs.existsSync(`${dir}/error.log`) ? fs.readFileSync(`${dir}/error.log`, 'utf8') : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor('nginx.pid', () => fs.existsSync(`${dir}/nginx.pid`), 10_000, 100, () => (child.exitCode !== null ? 'nginx exited' : undefined)).catch((e: Error) => {
+    throw new Error(`nginx did not start (${e.message}): ${stderr}${fs.existsSync(`${dir}/error.log`) ? fs.readFileSync(`${dir}/error.log`, 'utf8') : ''}`);
+  });
   return {
     url: `https://${serverName}:${port}/`,
     caFile: `${dir}/ca.pem`,

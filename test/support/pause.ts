@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { AGENT_BIN } from './agent.js';
+import type { ChildProcess } from 'node:child_process';
+import { spawnAgent } from './agent.js';
 
 /** A child agent stopped at a DTA_TEST_PAUSE_AT point (see src-main/base/test-hooks.ts). */
 export interface PausedAgent {
@@ -16,10 +16,7 @@ export interface PausedAgent {
  */
 export function startPaused(args: string[], env: Record<string, string>, at: string, timeoutMs = 30_000): Promise<PausedAgent> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [AGENT_BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, DTA_TEST_PAUSE_AT: at },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnAgent(args, { ...env, DTA_TEST_PAUSE_AT: at });
     let stderr = '';
     let stdout = '';
     const exited = new Promise<void>((r) => child.on('exit', () => r()));

@@ -6,13 +6,13 @@
  */
 import crypto, { X509Certificate } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { CertificateChoices, CertificateSet, ContentInfo, EncapsulatedContentInfo, SignedData, CMSVersion, id_data, id_signedData } from '@peculiar/asn1-cms';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
 import { attrValue, attribute, envelope, openEnvelope, parseSignedData, readAttribute, signData, verifySignedData } from '../../src-main/core/scep/cms.js';
 import { IssuerAndSubject, SCEP_OID } from '../../src-main/core/scep/message.js';
 import { x509 } from '../../src-main/core/certificates/x509.js';
+import { listenOnLoopback } from './net.js';
 
 export interface PendingResponder {
   url: string;
@@ -127,8 +127,7 @@ export async function startPendingResponder(opts: { challenge: string; approveAf
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     url: `http://127.0.0.1:${port}/scep`,
     caPem: ca.toString(),

@@ -8,10 +8,11 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import { tempDir } from './agent.js';
-import { freePort } from './net.js';
+import { freePort, listenOnLoopback } from './net.js';
+import { waitFor } from './wait.js';
 
 const find = (name: string) => ['/usr/bin', '/usr/local/bin', '/usr/sbin'].map((d) => path.join(d, name)).find((p) => fs.existsSync(p));
 export const SCEPSERVER = find('scepserver');
@@ -23,7 +24,6 @@ export function scepUnavailable(): string | undefined {
   return undefined;
 }
 
-export { freePort } from './net.js';
 
 /** A CA depot made by `scepserver ca -init` (2048-bit so that it is quick); reusable by several servers. */
 export function initDepot(dir = path.join(tempDir('scep-depot'), 'depot'), keySize = 2048): { depot: string; caPem: string; caFingerprint: string } {
@@ -71,21 +71,16 @@ export async function startScepServer(opts: ScepServerOptions = {}): Promise<Sce
   child.stdout!.on('data', (d) => (log += d));
   child.stderr!.on('data', (d) => (log += d));
   const url = `http://127.0.0.1:${port}/scep`;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      http.get(`${url}?operation=GetCACaps`, (res) => {
-        res.resume();
-        resolve(res.statusCode === 200);
-      }).on('error', () => resolve(false));
-    });
-    if (ok) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill();
-      throw new Error(`scepserver did not start: ${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const answers = () => new Promise<boolean>((resolve) => {
+    http.get(`${url}?operation=GetCACaps`, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    }).on('error', () => resolve(false));
+  });
+  await waitFor('scepserver to answer GetCACaps', answers, 10_000, 50, () => (child.exitCode !== null ? 'scepserver exited' : undefined)).catch((e: Error) => {
+    child.kill();
+    throw new Error(`scepserver did not start (${e.message}): ${log}`);
+  });
   const readyLog = log.length;
   return {
     url, port, depot: ca.depot, caPem: ca.caPem, caFingerprint,
@@ -132,8 +127,7 @@ export async function startRecordingProxy(target: string, opts: { rewriteCaps?: 
     });
     req.pipe(fwd);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     url: `http://127.0.0.1:${port}${upstream.pathname}`,
     requests,
@@ -170,8 +164,7 @@ export async function startMtlsServer(opts: { tls: { cert: string; key: string }
       res.end(JSON.stringify({ trusted: false, reason: peer?.subject ? String(socket.authorizationError) : 'no-certificate' }));
     }
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     url: `https://localhost:${port}/`,
     close: () => new Promise<void>((r) => {

@@ -7,10 +7,10 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { tempDir } from './agent.js';
-import { freePort } from './net.js';
+import { accepts, freePort } from './net.js';
+import { waitFor } from './wait.js';
 
 export interface SquidOptions {
   /** Demand Basic proxy authentication for this user and password. */
@@ -48,7 +48,6 @@ function squidBinary(): string {
   return SQUID_PATHS.find((p) => fs.existsSync(p)) ?? 'squid';
 }
 
-export { freePort } from './net.js';
 
 /** Starts squid and resolves once it accepts connections. */
 export async function startSquid(opts: SquidOptions = {}): Promise<Squid> {
@@ -110,16 +109,10 @@ export async function startSquid(opts: SquidOptions = {}): Promise<Squid> {
   child.stderr?.on('data', (d) => (output += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`squid exited at start:\n${output}\n${safeRead(path.join(dir, 'cache.log'))}`);
-    if (await accepts(port)) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`squid did not start within 15 s:\n${output}\n${safeRead(path.join(dir, 'cache.log'))}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor('squid to accept connections', () => accepts(port), 15_000, 100, () => (child.exitCode !== null ? 'squid exited' : undefined)).catch((e: Error) => {
+    child.kill('SIGKILL');
+    throw new Error(`${e.message}:\n${output}\n${safeRead(path.join(dir, 'cache.log'))}`);
+  });
   return {
     port,
     url: `http://127.0.0.1:${port}`,
@@ -142,15 +135,4 @@ function safeRead(file: string): string {
   } catch {
     return '';
   }
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }

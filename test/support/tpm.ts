@@ -4,7 +4,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { tempDir } from './agent.js';
 import { TPM2_PKCS11_LIBRARIES } from '../../src-main/platform/linux-keys.js';
-import { freePort } from './net.js';
+import { hasCommand } from './host.js';
+import { accepts, freePort } from './net.js';
+import { waitFor } from './wait.js';
 
 /**
  * A real TPM 2.0 for one test file: swtpm on ephemeral loopback ports, a private D-Bus session bus and
@@ -20,7 +22,7 @@ export interface SoftTpm {
 const TOOLS = ['swtpm', 'swtpm_setup', 'tpm2-abrmd', 'dbus-daemon'];
 
 export function tpmUnavailable(): string | undefined {
-  const missing = TOOLS.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+  const missing = TOOLS.filter((t) => !hasCommand(t));
   if (!TPM2_PKCS11_LIBRARIES.some((l) => fs.existsSync(l))) missing.push('libtpm2-pkcs11-1');
   return missing.length ? `skipped: ${missing.join(', ')} not installed (apt install swtpm swtpm-tools tpm2-abrmd dbus libtpm2-pkcs11-1)` : undefined;
 }
@@ -41,27 +43,6 @@ async function adjacentFreePorts(): Promise<number> {
   throw new Error('no two adjacent free loopback ports');
 }
 
-async function waitFor(check: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function waitForPort(port: number, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
-      c.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`swtpm did not listen on ${port}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 export async function startSoftTpm(opts: { ekCa?: string } = {}): Promise<SoftTpm> {
   const dir = tempDir('tpm');
   const state = path.join(dir, 'state');
@@ -75,17 +56,17 @@ export async function startSoftTpm(opts: { ekCa?: string } = {}): Promise<SoftTp
   const swtpm = spawn('swtpm', ['socket', '--tpm2', '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${ctrl},bindaddr=127.0.0.1`,
     '--tpmstate', `dir=${state}`, '--flags', 'not-need-init,startup-clear'], { stdio: 'ignore' });
   children.push(swtpm);
-  await waitForPort(port);
+  await waitFor(`swtpm to listen on ${port}`, () => accepts(port), 15_000, 100);
   const sock = path.join(dir, 'dbus.sock');
   const dbus = spawn('dbus-daemon', ['--session', '--nofork', `--address=unix:path=${sock}`], { stdio: 'ignore' });
   children.push(dbus);
-  await waitFor(() => fs.existsSync(sock), 'the D-Bus socket');
+  await waitFor('the D-Bus socket', () => fs.existsSync(sock), 15_000, 100);
   const bus = `unix:path=${sock}`;
   const abrmd = spawn('tpm2-abrmd', ['--session', '--allow-root', '--flush-all', `--tcti=swtpm:host=127.0.0.1,port=${port}`], { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'abrmd.log'), 'w')], env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: bus } });
   children.push(abrmd);
   const env = { DBUS_SESSION_BUS_ADDRESS: bus, TPM2_PKCS11_TCTI: 'tabrmd:bus_type=session', TPM2TOOLS_TCTI: 'tabrmd:bus_type=session' };
   // abrmd registers its bus name once it has talked to the TPM.
-  await waitFor(() => spawnSync('tpm2_getcap', ['properties-fixed'], { env: { ...process.env, ...env }, stdio: 'ignore', timeout: 5_000 }).status === 0, 'tpm2-abrmd', 20_000);
+  await waitFor('tpm2-abrmd', () => spawnSync('tpm2_getcap', ['properties-fixed'], { env: { ...process.env, ...env }, stdio: 'ignore', timeout: 5_000 }).status === 0, 20_000, 100);
   return {
     dir,
     env,

@@ -7,6 +7,7 @@ import { spkiToCngPublicBlob, win32CngScripts } from '../../src-main/platform/wi
 import { TPM_PROVIDER, win32Scripts } from '../../src-main/platform/win32-store.js';
 import { tempDir } from './agent.js';
 import { decodePowershell, fail, fixture, ok } from './commands.js';
+import { rsaKeyPair } from './keys.js';
 
 /** ECDSA over a digest the way CNG's SignHash does (no second hash): openssl pkeyutl signs the digest as given. */
 function ecdsaSignDigest(privateKey: crypto.KeyObject, digest: Buffer): Buffer {
@@ -49,6 +50,7 @@ export function windowsStandIn(opts: { tpm?: string; createAnswer?: (cmd: Comman
   const keys: WindowsStandIn['keys'] = new Map();
   const my: WindowsStandIn['my'] = new Map();
   const calls: Command[] = [];
+  let rsaMade = 0;
   const publicAnswer = (name: string) => {
     const k = keys.get(name)!;
     return { exists: true, name, provider: k.provider, algorithm: k.algorithm === 'P-256' ? 'ECDSA_P256' : 'RSA', exportPolicy: 'None', exportable: false, publicBlob: spkiToCngPublicBlob(k.publicKey).toString('base64') };
@@ -67,7 +69,7 @@ export function windowsStandIn(opts: { tpm?: string; createAnswer?: (cmd: Comman
       if (s === win32CngScripts.create) {
         const custom = opts.createAnswer?.(cmd);
         if (custom) return custom;
-        const pair = env.DTA_ALGORITHM === 'RSA-2048' ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }) : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+        const pair = env.DTA_ALGORITHM === 'RSA-2048' ? rsaKeyPair(rsaMade++) : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
         keys.set(env.DTA_KEY_NAME!, { provider: env.DTA_PROVIDER!, ...pair, algorithm: env.DTA_ALGORITHM! });
         return json(publicAnswer(env.DTA_KEY_NAME!));
       }

@@ -7,9 +7,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { AttestationVerifier, EK_CERTIFICATE_EKU, TPMA, kdfa, parseTpmtPublic, tpmName } from '../../lab/attestation.js';
 import { createRootCa, issueCertificate } from '../../lab/ca.js';
@@ -19,6 +17,8 @@ import { HttpClient } from '../../src-main/core/net/http.js';
 import { AttestationChallengeSchema } from '../../src-main/core/enrollment/protocol.js';
 import { generateLocalKey, type LocalKey } from '../../src-main/core/keys/keys.js';
 import { Trace } from '../../src-main/base/trace.js';
+import { tempDir } from '../support/agent.js';
+import { listenOnLoopback } from '../support/net.js';
 
 let server: http.Server;
 let base = '';
@@ -32,8 +32,8 @@ before(async () => {
       res.end(JSON.stringify(answer.body));
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const port = await listenOnLoopback(server);
+  base = `http://127.0.0.1:${port}`;
 });
 after(() => new Promise<void>((r) => server.close(() => r())));
 
@@ -184,7 +184,7 @@ test('the lab offers attestation only once it trusts a TPM vendor CA (404 otherw
 });
 
 function writeTemp(pem: string): string {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dta-attest-')), 'root.pem');
+  const file = path.join(tempDir('attest'), 'root.pem');
   fs.writeFileSync(file, pem);
   return file;
 }

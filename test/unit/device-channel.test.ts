@@ -3,7 +3,6 @@
 // Windows/macOS channel data (SDDL, icacls and schtasks command lines, the LaunchDaemon plist).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { DeviceTokenService, checkKeytabReadable } from '../../src-main/core/enrollment/device-service.js';
@@ -17,8 +16,9 @@ import {
 } from '../../src-main/platform/device-channel-win32.js';
 import { AgentError, exitCodeFor } from '../../src-main/base/errors.js';
 import { stateForFailure } from '../../src-main/core/scheduler/states.js';
+import { tempDir } from '../support/agent.js';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dta-chan-unit-'));
+const tmp = tempDir('chan-unit');
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const ORG = 'https://org.example.test';

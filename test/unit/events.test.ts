@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { EVENTS, EventLog, parseIds, parseSince } from '../../src-main/core/events.js';
 import { eventSinkCommands, platformLogCommands, type SinkEvent } from '../../src-main/platform/event-sinks.js';
 import { REPO, tempDir } from '../support/agent.js';
+import { listenOnLoopback } from '../support/net.js';
 
 const quiet = { sinks: [] };
 
@@ -156,8 +157,7 @@ test('the logger command line really delivers to syslog (the real logger, to a s
   }
   const got: string[] = [];
   const server = net.createServer((s) => s.on('data', (d) => got.push(d.toString())));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
+  const port = await listenOnLoopback(server);
   const cmd = eventSinkCommands.logger(sample);
   // The production arguments, pointed at this listener instead of /dev/log.
   execFileSync(cmd.file, [...cmd.args, '-n', '127.0.0.1', '-P', String(port), '-T'], { input: cmd.input });

@@ -18,6 +18,7 @@ import { generateLocalKey } from '../../src-main/core/keys/keys.js';
 import { eventSinkCommands } from '../../src-main/platform/event-sinks.js';
 import { tempDir } from '../support/agent.js';
 import { LabPki } from '../../lab/ca.js';
+import { listenOnLoopback } from '../support/net.js';
 
 const haveCommand = (c: string) => spawnSync(c, ['--version'], { stdio: 'ignore' }).error === undefined;
 
@@ -118,8 +119,7 @@ test('a collector that reads gets every spooled message in order (octet counting
     s.on('data', (d) => got.push(d));
     s.on('end', () => s.end());
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
+  const port = await listenOnLoopback(server);
   const f = new SyslogForwarder({ url: `tcp://127.0.0.1:${port}`, stateDir });
   f.spool('first');
   f.spool('second é');

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { calculateJwkThumbprint, createLocalJWKSet, decodeJwt, exportJWK, jwtVerify, SignJWT } from 'jose';
@@ -9,6 +8,7 @@ import { Agent, request } from 'undici';
 import { PKI_FILES, privateKeyPem, x509 } from '../../lab/ca.js';
 import { startLabOrg, type Authenticator, type LabOrg } from '../../lab/org.js';
 import { DeviceTokenAnswerSchema, IssuedAnswerSchema, MtlsCheckAnswerSchema, OrgConfigSchema, UserTokenAnswerSchema } from '../../src-main/core/enrollment/protocol.js';
+import { tempDir } from '../support/agent.js';
 
 const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const DEVICE = 'Negotiate ZGV2aWNl';
@@ -371,7 +371,7 @@ test('lab-only sign-in is accepted when allowLabSignIn is set', async () => {
 });
 
 test('with a data dir the CA, issued and revoked records survive a restart; key files are 0600', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lab-org-'));
+  const dir = tempDir('lab-org');
   try {
     const first = await startLabOrg({ dataDir: dir, authenticate: fakeKerberos });
     let serial: string;

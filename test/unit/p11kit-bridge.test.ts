@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { nssDbModuleConfig, p11KitClientModule, p11KitUserModuleDir, startServerUnit, writeNssDbModuleConfig } from '../../src-main/platform/p11kit-bridge.js';
+import { tempDir } from '../support/agent.js';
 
 test('the module file: softokn on the user\'s database, read-only, not offered through the proxy module', () => {
   const text = nssDbModuleConfig('/usr/lib/x86_64-linux-gnu/libsoftokn3.so', '/home/ann/.pki/nssdb');
@@ -18,7 +18,7 @@ test('the module file: softokn on the user\'s database, read-only, not offered t
 });
 
 test('written under XDG_CONFIG_HOME (else ~/.config) once; rewritten only when the database moves', () => {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'dta-p11-'));
+  const home = tempDir('p11');
   assert.equal(p11KitUserModuleDir({ HOME: home }), path.join(home, '.config', 'pkcs11', 'modules'));
   assert.equal(p11KitUserModuleDir({ HOME: home, XDG_CONFIG_HOME: '/x' }), path.join('/x', 'pkcs11', 'modules'));
   const first = writeNssDbModuleConfig({ HOME: home }, '/lib/libsoftokn3.so', path.join(home, '.pki', 'nssdb'));
@@ -29,7 +29,7 @@ test('written under XDG_CONFIG_HOME (else ~/.config) once; rewritten only when t
 });
 
 test('the client module is the first that exists; none when p11-kit-modules is missing', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dta-p11c-'));
+  const dir = tempDir('p11c');
   const lib = path.join(dir, 'p11-kit-client.so');
   assert.equal(p11KitClientModule([path.join(dir, 'missing.so'), lib]), undefined);
   fs.writeFileSync(lib, '');

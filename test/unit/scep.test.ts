@@ -27,18 +27,27 @@ import { tempDir } from '../support/agent.js';
 
 const RSA = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
 
-async function rsaPair() {
-  return crypto.webcrypto.subtle.generateKey(RSA, true, ['sign', 'verify']) as Promise<crypto.webcrypto.CryptoKeyPair>;
+/**
+ * RSA key generation is what this file spends its time on (up to a second a key on a loaded machine): each named
+ * key is made once and shared by the tests that need it. Distinct names are distinct keys.
+ */
+const pairs = new Map<string, Promise<crypto.webcrypto.CryptoKeyPair>>();
+function rsaPair(name: string): Promise<crypto.webcrypto.CryptoKeyPair> {
+  if (!pairs.has(name)) pairs.set(name, crypto.webcrypto.subtle.generateKey(RSA, true, ['sign', 'verify']) as Promise<crypto.webcrypto.CryptoKeyPair>);
+  return pairs.get(name)!;
 }
+let device: ReturnType<typeof generateLocalKey> | undefined;
+/** The device's RSA key (made by the agent's own code), one for the file. */
+const deviceKey = () => (device ??= generateLocalKey('RSA-2048'));
 
-/** A CA and an RA certificate it issued (RSA), as Node certificates with their private keys. */
-async function caAndRa() {
-  const caKeys = await rsaPair();
+/** A CA (its key named `name`; same subject and serial number whatever the name) and an RA certificate it issued. */
+async function caAndRa(name = 'ca') {
+  const caKeys = await rsaPair(name);
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: '01', name: 'CN=Unit SCEP CA', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86400_000), keys: caKeys as never, signingAlgorithm: RSA,
     extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
   });
-  const raKeys = await rsaPair();
+  const raKeys = await rsaPair('ra');
   const ra = await x509.X509CertificateGenerator.create({
     serialNumber: '02', subject: 'CN=Unit SCEP RA', issuer: ca.subject, notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86400_000),
     publicKey: raKeys.publicKey, signingKey: caKeys.privateKey, signingAlgorithm: RSA,
@@ -111,7 +120,7 @@ test('algorithms: the strongest advertised; SHA-1/3DES only with scepAllowWeak; 
 
 test('GetCACert: an RA/CA chain as PKCS#7 (made by OpenSSL); the pin picks the CA, requests go to the RA, strangers are ignored', async () => {
   const { ca, ra } = await caAndRa();
-  const { ca: stranger } = await caAndRa();
+  const { ca: stranger } = await caAndRa('stranger');
   const dir = tempDir('p7');
   fs.writeFileSync(path.join(dir, 'certs.pem'), [ca, ra, stranger].map((c) => c.toString()).join('\n'));
   execFileSync('openssl', ['crl2pkcs7', '-nocrl', '-certfile', path.join(dir, 'certs.pem'), '-outform', 'DER', '-out', path.join(dir, 'chain.p7')]);
@@ -132,7 +141,7 @@ test('GetCACert: an RA/CA chain as PKCS#7 (made by OpenSSL); the pin picks the C
 
 test('a request decrypts for the CA only, and carries our signed SCEP attributes', async () => {
   const { ca, caKey } = await caAndRa();
-  const key = await generateLocalKey('RSA-2048');
+  const key = await deviceKey();
   const selfSigned = await selfSignedFor(key);
   const csr = Buffer.from('not really a CSR, any bytes will do');
   const nonce = crypto.randomBytes(16);
@@ -154,8 +163,8 @@ test('a request decrypts for the CA only, and carries our signed SCEP attributes
 
 test('CertRep: only the pinned CA may sign, for our transaction and nonce; FAILURE comes back in words', async () => {
   const { ca, caKey } = await caAndRa();
-  const { ca: impostor, caKey: impostorKey } = await caAndRa();
-  const key = await generateLocalKey('RSA-2048');
+  const { ca: impostor, caKey: impostorKey } = await caAndRa('stranger');
+  const key = await deviceKey();
   const me = await selfSignedFor(key);
   const nonce = crypto.randomBytes(16);
   const tid = transactionIdFor(key.publicKey);
@@ -192,13 +201,13 @@ test('CertRep: only the pinned CA may sign, for our transaction and nonce; FAILU
 
 test('a pinned subordinate CA is enough: an NDES-style answer without the root still verifies the issued certificate', async () => {
   const { caKey: rootKey } = await caAndRa();
-  const subKeys = await rsaPair();
+  const subKeys = await rsaPair('sub');
   const sub = await x509.X509CertificateGenerator.create({
     serialNumber: '03', subject: 'CN=Unit Issuing CA', issuer: 'CN=Unit SCEP CA', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86400_000),
     publicKey: subKeys.publicKey, signingKey: await crypto.webcrypto.subtle.importKey('pkcs8', rootKey.export({ format: 'der', type: 'pkcs8' }), RSA, false, ['sign']), signingAlgorithm: RSA,
     extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
   });
-  const device = await generateLocalKey('RSA-2048');
+  const device = await deviceKey();
   const { keys } = await (await import('../../src-main/core/keys/keys.js')).webCryptoKeyPair(device);
   const leaf = await x509.X509CertificateGenerator.create({
     serialNumber: '04', subject: 'CN=device', issuer: sub.subject, notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86400_000),

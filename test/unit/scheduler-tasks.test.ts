@@ -17,8 +17,7 @@ import { desktopArg, linuxTasks, systemdArg } from '../../src-main/platform/task
 import type { TaskRequest } from '../../src-main/platform/tasks/types.js';
 import { taskXml, win32Tasks, windowsArg, WINDOWS_TASKS } from '../../src-main/platform/tasks/win32.js';
 import { tempDir } from '../support/agent.js';
-
-const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+import { hasCommand } from '../support/host.js';
 
 /** An "agent" at a path with a space and a percent sign: quoting mistakes make the verifiers fail. */
 function awkwardAgent(): string[] {
@@ -55,7 +54,7 @@ test('Linux user units: the daemon at login, an hourly check and the Firefox tok
     'systemctl --user start device-trust-agent.service device-trust-agent-check.timer',
   ]);
   assert.equal(plan.commands[1]!.optional, undefined, 'enable must work (it needs no running manager)');
-  if (!has('systemd-analyze')) {
+  if (!hasCommand('systemd-analyze')) {
     console.log('skipped: systemd-analyze is not installed (apt install systemd); the content was checked above');
     return t.skip('skipped: systemd-analyze is not installed');
   }
@@ -73,7 +72,7 @@ test('Linux device units (system timer as root) verify too, with their own state
   assert.deepEqual(plan.files.map((f) => f.path), ['/etc/systemd/system/device-trust-agent-device.service', '/etc/systemd/system/device-trust-agent-device.timer']);
   assert.match(String(plan.files[0]!.content), / daemon --device --state-dir \/var\/lib\/device-trust-agent OktaURL=/);
   assert.deepEqual(plan.commands.map((c) => c.args.join(' ')), ['daemon-reload', 'enable device-trust-agent-device.service device-trust-agent-device.timer', 'restart device-trust-agent-device.service', 'start device-trust-agent-device.timer']);
-  if (!has('systemd-analyze')) {
+  if (!hasCommand('systemd-analyze')) {
     console.log('skipped: systemd-analyze is not installed (apt install systemd)');
     return t.skip('skipped: systemd-analyze is not installed');
   }
@@ -90,7 +89,7 @@ test('Linux without systemd: an XDG autostart entry that desktop-file-validate a
   assert.equal(plan.mode, 'autostart');
   assert.equal(plan.files.length, 1);
   assert.match(String(plan.files[0]!.content), /^Exec=".*Device Trust 100%%\/agent" daemon --trigger logon OktaURL=https:\/\/org\.example\.com$/m);
-  if (!has('desktop-file-validate')) {
+  if (!hasCommand('desktop-file-validate')) {
     console.log('skipped: desktop-file-validate is not installed (apt install desktop-file-utils)');
     return t.skip('skipped: desktop-file-validate is not installed');
   }
@@ -161,7 +160,7 @@ test('Windows: task XML (UTF-16, well-formed) with logon, hourly and network-con
   assert.deepEqual(win32Tasks.uninstall({ ...req, scope: 'device' }).commands.map((c) => c.args), [
     ['/End', '/TN', WINDOWS_TASKS.device], ['/Delete', '/TN', WINDOWS_TASKS.device, '/F'], ['delete', src, '/f', '/reg:64']]);
 
-  if (!has('xmllint')) {
+  if (!hasCommand('xmllint')) {
     console.log('skipped: xmllint is not installed (apt install libxml2-utils); the content was checked above');
     return;
   }

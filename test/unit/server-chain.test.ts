@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spkiSha256 } from '../../src-main/base/certinfo.js';
@@ -16,6 +15,7 @@ import { HttpClient } from '../../src-main/core/net/http.js';
 import { OrgConfigSchema } from '../../src-main/core/enrollment/protocol.js';
 import { checkPublishedChains, effectivePins, pinChangeFinding, pinsToRemember } from '../../src-main/core/net/server-chain.js';
 import { tempDir } from '../support/agent.js';
+import { listenOnLoopback } from '../support/net.js';
 
 interface Ca {
   dir: string;
@@ -39,8 +39,8 @@ function leaf(issuer: Ca): { cert: string; key: string } {
 
 async function serve(cred: { cert: string; key: string }): Promise<{ url: string; server: https.Server }> {
   const server = https.createServer(cred, (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"trusted":false,"reason":"no-certificate"}'));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `https://localhost:${(server.address() as AddressInfo).port}`, server };
+  const port = await listenOnLoopback(server);
+  return { url: `https://localhost:${port}`, server };
 }
 
 describe('published TLS issuers vs the chain seen (real TLS on loopback)', () => {

@@ -84,13 +84,19 @@ test('PowerShell answers: the JSON envelope, and CLIXML error streams (a real ca
   assert.ok(!de.ok && /^Import-PfxCertificate : Das angegebene Netzwerkkennwort ist falsch/.test(de.message) && !/<S|_x000D_/.test(de.message));
 });
 
-/** A fresh key and certificate (OpenSSL). */
+/**
+ * A key and certificate (OpenSSL), made once per kind for this file: an RSA key costs up to a second on a loaded
+ * machine, and the tests only read them (each test has its own stand-in Windows).
+ */
+const made = new Map<'ec' | 'rsa', { dir: string; certPem: string; keyPem: string }>();
 function identity(kind: 'ec' | 'rsa' = 'ec') {
-  const dir = tempDir('w32');
-  execFileSync('openssl', ['req', '-x509', '-newkey', kind === 'ec' ? 'ec' : 'rsa:2048', ...(kind === 'ec' ? ['-pkeyopt', 'ec_paramgen_curve:P-256'] : []), '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
-    '-subj', '/CN=f784e4a2-6026-4aef-8e15-a5c31aa7374e/OU=Device Trust', '-days', '2'], { stdio: 'ignore' });
-  const certPem = fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8');
-  const keyPem = fs.readFileSync(path.join(dir, 'key.pem'), 'utf8');
+  if (!made.has(kind)) {
+    const dir = tempDir('w32');
+    execFileSync('openssl', ['req', '-x509', '-newkey', kind === 'ec' ? 'ec' : 'rsa:2048', ...(kind === 'ec' ? ['-pkeyopt', 'ec_paramgen_curve:P-256'] : []), '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
+      '-subj', '/CN=f784e4a2-6026-4aef-8e15-a5c31aa7374e/OU=Device Trust', '-days', '2'], { stdio: 'ignore' });
+    made.set(kind, { dir, certPem: fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8'), keyPem: fs.readFileSync(path.join(dir, 'key.pem'), 'utf8') });
+  }
+  const { dir, certPem, keyPem } = made.get(kind)!;
   const thumb = sha1Thumbprint(certPem);
   const raw = [...new X509Certificate(certPem).raw];
   const sub = (name: string) => fixture('win32', name).replace(new RegExp(FIXTURE_THUMB, 'gi'), thumb);

@@ -108,19 +108,28 @@ ${first}
       ${principal}
     </Principal>
   </Principals>
-  <Settings>
+${taskSettingsXml(device ? 'PT30M' : 'PT0S', `    <RunOnlyIfNetworkAvailable>false</RunOnlyIfNetworkAvailable>
+    <AllowStartOnDemand>true</AllowStartOnDemand>
+    <Enabled>true</Enabled>
+    <Hidden>false</Hidden>
+    <Priority>7</Priority>
+`)}
+${taskActionXml(command, args)}`;
+}
+
+/**
+ * The <Settings> of every task of ours: one instance at a time, on battery as on mains, a missed start run when
+ * the machine is next available, `limit` as the run-time limit (PT0S: none); `more` is further elements, each
+ * line indented and ended.
+ */
+export function taskSettingsXml(limit: string, more = ''): string {
+  return `  <Settings>
     <MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>
     <DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>
     <StopIfGoingOnBatteries>false</StopIfGoingOnBatteries>
     <StartWhenAvailable>true</StartWhenAvailable>
-    <RunOnlyIfNetworkAvailable>false</RunOnlyIfNetworkAvailable>
-    <AllowStartOnDemand>true</AllowStartOnDemand>
-    <Enabled>true</Enabled>
-    <Hidden>false</Hidden>
-    <ExecutionTimeLimit>${device ? 'PT30M' : 'PT0S'}</ExecutionTimeLimit>
-    <Priority>7</Priority>
-  </Settings>
-${taskActionXml(command, args)}`;
+    <ExecutionTimeLimit>${limit}</ExecutionTimeLimit>
+${more}  </Settings>`;
 }
 
 /** The one action of our tasks, and the end of the task XML: the program and its arguments. */
