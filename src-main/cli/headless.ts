@@ -11,6 +11,11 @@ import { declareAgentCommand } from '../base/self.js';
 import { main } from './main.js';
 
 export async function runHeadless(entryUrl: string): Promise<number> {
+  // zod compiles each object schema into generated code on its first parse (`new Function`): a one-shot command
+  // parses each schema once or twice, so compiling costs more than it saves, and the daemon keeps less code.
+  // zod keeps its configuration in this global and reads it when it builds a schema (when a command's modules load).
+  const g = globalThis as { __zod_globalConfig?: { jitless?: boolean } };
+  (g.__zod_globalConfig ??= {}).jitless = true;
   declareAgentCommand([process.execPath, path.resolve(fileURLToPath(entryUrl))]);
   return main(process.argv.slice(2), {
     out: (s) => process.stdout.write(s + '\n'),
