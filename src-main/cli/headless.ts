@@ -16,6 +16,10 @@ export async function runHeadless(entryUrl: string): Promise<number> {
   // that is about a sixth of its memory all year (issue 27, `npm run bench`). Kept at its first size (1 MiB) the
   // scavenges come more often and stay cheap; the figure is read when the space would grow, so it applies here.
   v8.setFlagsFromString('--semi-space-growth-factor=1');
+  // WebAssembly (undici's HTTP parser, the PAC engine) stays in V8's baseline compiler: optimizing it in the
+  // background took about 35 MiB for a moment in every `run` pass (its peak, 116 → 82 MiB) and a few requests do
+  // not repay that compile. Read at each compile, so it applies here too.
+  v8.setFlagsFromString('--liftoff-only');
   // zod compiles each object schema into generated code on its first parse (`new Function`): a one-shot command
   // parses each schema once or twice, so compiling costs more than it saves, and the daemon keeps less code.
   // zod keeps its configuration in this global and reads it when it builds a schema (when a command's modules load).
