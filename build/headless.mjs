@@ -16,8 +16,11 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(repo, 'dist', 'headless');
 const withNode = process.argv.includes('--with-node');
 
-/** Loaded at run time from node_modules beside the bundle (a missing optional one is reported by the agent). */
-const EXTERNAL = ['quickjs-wasi', '@napi-rs/keyring', 'kerberos', 'pkcs11js', 'electron'];
+/**
+ * Loaded at run time from node_modules beside the bundle (a missing optional one is reported by the agent); tldts
+ * too, so that only a command that asks for the Public Suffix List compiles it (base/public-suffix.ts).
+ */
+const EXTERNAL = ['quickjs-wasi', '@napi-rs/keyring', 'kerberos', 'pkcs11js', 'tldts', 'electron'];
 /** What each external needs at run time besides its package.json `main` (build-only dependencies left out). */
 const RUNTIME_ONLY = { kerberos: ['package.json', 'lib', 'build/Release/kerberos.node'], pkcs11js: ['package.json', 'index.js', 'LICENSE', 'build/Release/pkcs11.node'] };
 
