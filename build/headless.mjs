@@ -16,10 +16,28 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(repo, 'dist', 'headless');
 const withNode = process.argv.includes('--with-node');
 
-/** Loaded at run time from node_modules beside the bundle (a missing optional one is reported by the agent). */
-const EXTERNAL = ['quickjs-wasi', '@napi-rs/keyring', 'kerberos', 'pkcs11js', 'electron'];
+/**
+ * Loaded at run time from node_modules beside the bundle (a missing optional one is reported by the agent); tldts
+ * too, so that only a command that asks for the Public Suffix List compiles it (base/public-suffix.ts).
+ */
+const EXTERNAL = ['quickjs-wasi', '@napi-rs/keyring', 'kerberos', 'pkcs11js', 'tldts', 'electron'];
 /** What each external needs at run time besides its package.json `main` (build-only dependencies left out). */
 const RUNTIME_ONLY = { kerberos: ['package.json', 'lib', 'build/Release/kerberos.node'], pkcs11js: ['package.json', 'index.js', 'LICENSE', 'build/Release/pkcs11.node'] };
+
+/**
+ * zod's `z` namespace re-exports every locale (`z.locales` and `z.core.locales`, about 290 KiB of the 570 KiB zod chunk) that each
+ * command parsing a schema would load and compile; the agent uses English messages only (zod's default, imported
+ * by zod's schemas directly), so its locale index is built with English alone.
+ */
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/](classic[\\/]external|core[\\/]index)\.js$/.test(args.importer) ? { path: path.join(path.dirname(args.importer), '..', 'locales', 'index.js'), namespace: 'zod-locales' } : undefined);
+    build.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) =>
+      ({ contents: `export { default as en } from ${JSON.stringify(path.join(path.dirname(args.path), 'en.js'))};`, resolveDir: path.dirname(args.path) }));
+  },
+};
 
 const t0 = performance.now();
 fs.rmSync(out, { recursive: true, force: true });
@@ -40,6 +58,7 @@ const result = await esbuild.build({
   minifyWhitespace: true,
   legalComments: 'none',
   metafile: true,
+  plugins: [zodEnglishOnly],
   // Bundled CommonJS (undici, asn1js…) needs require(); an ES module has none of its own.
   banner: { js: "import { createRequire as __dtaCreateRequire } from 'node:module'; const require = __dtaCreateRequire(import.meta.url);" },
   logLevel: 'warning',

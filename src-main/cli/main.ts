@@ -82,10 +82,15 @@ export async function main(argv: string[], rawIo: Io): Promise<number> {
     io.err(`Unknown command "${name}". Run "device-trust-agent help" for the list.`);
     return ExitCode.USAGE;
   }
-  // Loaded only now: `help` and `--version` never pay for configuration schemas, platforms or HTTP.
-  const [command, { loadConfig, printableSetting, describeManaged, readSettingsFile }, { redact }, { createPlatform, createManagedConfigReader, platformSink }, { configureEventForwarding }, { usePlatformLog }] = await Promise.all([
-    entry.load(), import('../core/config.js'), import('../base/safe-text.js'), import('../platform/index.js'), import('../core/fleet/forwarding.js'), import('../core/events.js'),
-  ]);
+  // Loaded only now: `help` and `--version` never pay for configuration schemas, platforms or HTTP. One after
+  // another: on Node 20, concurrent import()s of graphs that share modules can fail to link at random ("request
+  // for 'node:fs' is not in cache", nodejs/node#52187), which ended a test's daemon with an internal error.
+  const command = await entry.load();
+  const { loadConfig, printableSetting, describeManaged, readSettingsFile } = await import('../core/config.js');
+  const { redact } = await import('../base/safe-text.js');
+  const { createPlatform, createManagedConfigReader, platformSink } = await import('../platform/index.js');
+  const { configureEventForwarding } = await import('../core/fleet/forwarding.js');
+  const { usePlatformLog } = await import('../core/events.js');
   // The core is handed this OS's log and managed configuration; it never picks them.
   usePlatformLog(platformSink());
   const managed = createManagedConfigReader(process.platform, io.env);

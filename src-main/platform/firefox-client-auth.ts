@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { getDomain } from 'tldts';
+import { registrableDomain } from '../base/public-suffix.js';
 
 /**
  * Firefox's remembered client-certificate decisions, written for the org's own hosts only: Firefox then presents
@@ -71,7 +71,7 @@ function serialAndIssuer(der: Buffer): { serial: Buffer; issuer: Buffer } {
 export function entryKeys(origin: string): string[] {
   const u = new URL(origin);
   const host = u.hostname.replace(/^\[|\]$/g, '');
-  const site = net.isIP(host) ? host : getDomain(host, { allowPrivateDomains: true }) ?? host;
+  const site = net.isIP(host) ? host : registrableDomain(host) ?? host;
   const scheme = u.protocol.replace(/:$/, '');
   const keys = [`${host},,`, `${host},,^partitionKey=%28${scheme}%2C${site}%29`];
   if (u.port) keys.push(`${host},,^partitionKey=%28${scheme}%2C${site}%2C${u.port}%29`);

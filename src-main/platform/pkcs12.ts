@@ -9,7 +9,8 @@ import type * as Pkijs from 'pkijs';
 // pkijs and asn1js are loaded when a PKCS#12 is built, not with the platform: `status` and `help` never need them.
 let libs: Promise<{ asn1js: typeof import('asn1js'); pkijs: typeof Pkijs; engine: Pkijs.CryptoEngine }> | undefined;
 function loadLibs() {
-  libs ??= Promise.all([import('asn1js'), import('pkijs')]).then(([asn1js, pkijs]) => ({
+  // One after another (pkijs imports asn1js): concurrent import()s of a shared graph can fail to link on Node 20.
+  libs ??= import('asn1js').then(async (asn1js) => [asn1js, await import('pkijs')] as const).then(([asn1js, pkijs]) => ({
     asn1js, pkijs, engine: new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as Pkijs.CryptoEngineParameters['crypto'] }),
   }));
   return libs;

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { getDomain } from 'tldts';
+import { registrableDomain } from '../../base/public-suffix.js';
 import { requireOrgUrl, type LoadedConfig } from '../config.js';
 
 /**
@@ -38,7 +38,7 @@ const bare = (host: string) => host.toLowerCase().replace(/^\[|\]$/g, '').replac
 /** A name of two or more labels that the Public Suffix List lists as a suffix (nobody's own domain). */
 export function isPublicSuffix(host: string): boolean {
   const h = bare(host);
-  return !isIP(h) && h.includes('.') && getDomain(h, { allowPrivateDomains: true }) === null;
+  return !isIP(h) && h.includes('.') && registrableDomain(h) === null;
 }
 
 /**
@@ -49,7 +49,7 @@ export function isPublicSuffix(host: string): boolean {
 export function orgDomain(orgUrl: string): string {
   const host = bare(new URL(orgUrl).hostname);
   if (isIP(host) || !host.includes('.')) return host;
-  return getDomain(host, { allowPrivateDomains: true }) ?? host;
+  return registrableDomain(host) ?? host;
 }
 
 function within(host: string, domain: string): boolean {

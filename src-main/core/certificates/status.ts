@@ -108,9 +108,14 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
     report.checks = { ca: { ok: problems.length === 0, detail: (problems.length ? problems : findings.filter((f) => f.severity === 'ok')).map((f) => f.title).join('; ') } };
   }
   if (opts.check && config.orgUrl && config.backend === 'idp') {
-    // Loaded only for --check: plain `status` reads local state and starts fast.
-    const [{ HttpClient }, { httpOptionsFor }, { EventLog }, { discoverOrg }, { checkMtlsPath, mtlsCredential }, { checkRevocation }] = await Promise.all([
-      import('../net/http.js'), import('../proxy/options.js'), import('../events.js'), import('../enrollment/discovery.js'), import('../net/mtls.js'), import('./revocation.js')]);
+    // Loaded only for --check: plain `status` reads local state and starts fast. One after another: concurrent
+    // import()s of graphs that share modules can fail to link on Node 20 (nodejs/node#52187).
+    const { HttpClient } = await import('../net/http.js');
+    const { httpOptionsFor } = await import('../proxy/options.js');
+    const { EventLog } = await import('../events.js');
+    const { discoverOrg } = await import('../enrollment/discovery.js');
+    const { checkMtlsPath, mtlsCredential } = await import('../net/mtls.js');
+    const { checkRevocation } = await import('./revocation.js');
     const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
     report.checks = {};
     try {

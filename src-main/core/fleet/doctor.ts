@@ -148,7 +148,10 @@ export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: {
     set('iwa', 'SKIPPED', 'no org URL configured');
   } else {
     // Loaded only for --check: plain `status` (what the tray polls) never loads the HTTP stack and its proxy engine.
-    const [{ HttpClient }, { discoverOrg }, { httpOptionsFor }] = await Promise.all([import('../net/http.js'), import('../enrollment/discovery.js'), import('../proxy/options.js')]);
+    // One after another: concurrent import()s of graphs that share modules can fail to link on Node 20 (nodejs/node#52187).
+    const { HttpClient } = await import('../net/http.js');
+    const { discoverOrg } = await import('../enrollment/discovery.js');
+    const { httpOptionsFor } = await import('../proxy/options.js');
     const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
     try {
       const org = await discoverOrg(http, config.orgUrl.replace(/\/+$/, ''));
