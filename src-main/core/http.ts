@@ -14,6 +14,7 @@ import { deadlineError, withDeadline } from './deadline.js';
 import { osProxyReader, type OsProxyReader } from './proxy/os.js';
 import { PAC_TIME_LIMIT_MS } from './proxy/pac.js';
 import { ProxyResolver } from './proxy/resolver.js';
+import type { SystemProxySource } from './proxy/system.js';
 import { describeRoute, type Route, type RouteDecision } from './proxy/types.js';
 import { runCommand } from '../base/exec.js';
 import { newTraceId, requestIdsFor, serverErrorCode, type LastExchange } from './fleet/correlation.js';
@@ -39,6 +40,8 @@ export interface HttpOptions {
     httpProxyPacLocation?: string | undefined;
     env?: NodeJS.ProcessEnv;
     os?: OsProxyReader | false;
+    /** The host's own per-URL answer (Electron's session.resolveProxy), from the context. */
+    system?: SystemProxySource | undefined;
     pacTimeLimitMs?: number;
   };
   /** Where a detected TLS interception is recorded (event TLS_INTERCEPTED). */
@@ -122,6 +125,7 @@ export class HttpClient {
       httpProxyPacLocation: p.httpProxyPacLocation,
       env: p.env ?? process.env,
       os: p.os ?? osProxyReader(runCommand),
+      system: p.system,
       ca: this.roots,
       timeoutMs: opts.timeoutMs,
       // One PAC budget, the documented one, for every command: a valid PAC that `run` can use is never called

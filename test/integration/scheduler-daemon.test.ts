@@ -17,9 +17,9 @@ import { policyWith } from '../../src-main/core/scheduler/policy.js';
 import { Scheduler } from '../../src-main/core/scheduler/scheduler.js';
 import { Trace } from '../../src-main/core/trace.js';
 import { AGENT_BIN, makeProfile, type Profile, runAgent, writeRootCa } from '../support/agent.js';
-import { createPlatform } from '../../src-main/platform/index.js';
 import { nssUserCerts } from '../support/nss.js';
 import { readState } from '../support/state.js';
+import { testContext } from '../support/context.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -54,7 +54,7 @@ describe('scheduler and daemon against the lab org', () => {
     const policy = policyWith({ renewalSpread: 0.02, tickMs: 250, backoffMs: [1000], backoffJitter: 0.1, coalesceMs: 0 });
     const p = profile();
     const loaded = () => loadConfig({ env: { ...process.env, ...p.env } });
-    const { engine, store } = createAgentEngine({ loadConfig: loaded, platform: createPlatform, stateDir: p.stateDir, task: 'user', trace: () => new Trace(undefined), respectRenewalMoment: true, policy });
+    const { engine, store } = createAgentEngine({ loadConfig: loaded, context: testContext(), stateDir: p.stateDir, task: 'user', trace: () => new Trace(undefined), respectRenewalMoment: true, policy });
     const attempts: AttemptResult[] = [];
     const sched = new Scheduler({ engine, store, clock: systemClock, policy, onAttempt: (r) => attempts.push(r) });
     try {

@@ -45,7 +45,7 @@ with a written-down class, which exits as run and status --check do for it (READ
     });
     const loaded = ctx.config();
     if (!ctx.values.watch) {
-      const report = await runDiagnostics({ loaded, policy, env: ctx.io.env, platform: ctx.platformFactory });
+      const report = await runDiagnostics({ loaded, policy, env: ctx.io.env, context: ctx.context });
       ctx.io.out(ctx.json ? JSON.stringify(report, null, 2) : renderReport(report));
       return report.exitCode;
     }
@@ -57,7 +57,7 @@ async function watch(ctx: CommandContext, policy: ReturnType<typeof HealthPolicy
   const loaded = ctx.config();
   const count = ctx.values.count !== undefined ? Number(ctx.values.count) : Infinity;
   if (!(count >= 1)) throw new AgentError('config', 'USAGE', `--count must be a positive whole number, not "${String(ctx.values.count)}".`);
-  const events = new EventLog(loaded.config.stateDir, 'diagnose');
+  const events = new EventLog(loaded.config.stateDir, 'diagnose', { sinks: ctx.context.events });
   const monitor = new HealthMonitor(policy);
   let stop = false;
   const onSignal = () => (stop = true);
@@ -68,11 +68,11 @@ async function watch(ctx: CommandContext, policy: ReturnType<typeof HealthPolicy
   try {
     for (let i = 0; i < count && !stop; i++) {
       const started = Date.now();
-      report = await runDiagnostics({ loaded, policy, env: ctx.io.env, platform: ctx.platformFactory, events, recordOutcome: false });
+      report = await runDiagnostics({ loaded, policy, env: ctx.io.env, context: ctx.context, events, recordOutcome: false });
       // A failed check is retried (up to maxRetries) before it counts: a target is good if any attempt was.
       const ok = new Map(report.probes.filter((p) => p.status !== 'skipped').map((p) => [p.id, p.status === 'ok']));
       for (let r = 0; r < policy.maxRetries && [...ok.values()].some((v) => !v) && !stop; r++) {
-        const again = await runDiagnostics({ loaded, policy, env: ctx.io.env, platform: ctx.platformFactory, events, recordOutcome: false });
+        const again = await runDiagnostics({ loaded, policy, env: ctx.io.env, context: ctx.context, events, recordOutcome: false });
         for (const p of again.probes) if (ok.get(p.id) === false && p.status === 'ok') ok.set(p.id, true);
       }
       const transitions: Transition[] = [];

@@ -4,7 +4,7 @@ import { AgentError } from '../../base/errors.js';
 import { EventLog } from '../events.js';
 import { describeHolder, passLockFile, tryAcquireLock } from '../lock.js';
 import type { Trace } from '../trace.js';
-import type { PlatformFactory } from '../../platform/types.js';
+import type { AgentContext } from '../context.js';
 import { PassEngine, type AttemptResult, type PassLock } from './engine.js';
 import type { NamedState } from './plan.js';
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
@@ -19,8 +19,8 @@ export interface AgentPassOptions {
   /** The state directory is fixed for the life of the process: it holds the lock and the schedule. */
   stateDir: string;
   task: TaskKind;
-  /** Builds the platform for each pass's configuration (handed in by the composition root). */
-  platform: PlatformFactory;
+  /** What the composition root wired: the platform for each pass's configuration, the event sinks, the proxy source. */
+  context: AgentContext;
   /** A trace per pass (the daemon makes a fresh one each time). */
   trace: () => Trace;
   force?: boolean;
@@ -62,7 +62,7 @@ export function stateEventMessage(from: string | undefined, to: NamedState): str
  */
 export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine; store: StateFileStore; events: EventLog; policy: SchedulePolicy } {
   const policy = opts.policy ?? DEFAULT_POLICY;
-  const events = new EventLog(opts.stateDir, opts.task);
+  const events = new EventLog(opts.stateDir, opts.task, { sinks: opts.context.events });
   const store = new StateFileStore(opts.stateDir, () => probeConfig(opts.loadConfig), (aside) =>
     events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${aside}; it is rebuilt from the certificate store.`),
   policy.configCheckMs, opts.now ?? Date.now, policy);
@@ -73,7 +73,8 @@ export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine;
     now: opts.now ?? Date.now,
     pass: (ctx) => { const loaded = opts.loadConfig(); return runTask({
       loaded,
-      platform: opts.platform(loaded.config),
+      platform: opts.context.platform(loaded.config),
+      context: opts.context,
       task: opts.task,
       force: Boolean(opts.force),
       ...(opts.renewNow ? { renewNow: true } : {}),
@@ -89,7 +90,7 @@ export function createAgentEngine(opts: AgentPassOptions): { engine: PassEngine;
       events.record(to.stuck ? 'AGENT_STUCK' : 'STATE_CHANGED', stateEventMessage(from, to), data);
     },
     // Every pass refreshes node_exporter's textfile (the user task's: it holds the certificate).
-    ...(opts.task === 'user' ? { afterRecord: () => writeMetricsAfterPass(opts.loadConfig, opts.stateDir) } : {}),
+    ...(opts.task === 'user' ? { afterRecord: () => writeMetricsAfterPass(opts.loadConfig, opts.stateDir, opts.context.events) } : {}),
   });
   return { engine, store, events, policy };
 }
