@@ -17,17 +17,6 @@ export const METRICS_FILE = 'device_trust_agent.prom';
 /** The writer's own small record in the state directory: when the state began, and what was warned about. */
 const SIDECAR = 'metrics-state.json';
 
-type PostureSource = () => PostureCheckResult[] | undefined;
-let postureSource: PostureSource | undefined;
-
-/**
- * For the posture checks: hand the metrics the latest results ({check, result}); they appear as
- * device_trust_agent_posture_check_result{check,result} and _posture_checks_failing from the next write.
- */
-export function registerPostureSource(source: PostureSource | undefined): void {
-  postureSource = source;
-}
-
 /** Reads state.json without side effects (loadState moves a corrupt file aside; metrics must not). */
 function readStateRaw(stateDir: string): { state?: AgentState; raw: Record<string, unknown> } {
   try {
@@ -149,7 +138,7 @@ export function collectMetrics(loaded: LoadedConfig, opts: { now?: number; persi
     /* no event log yet */
   }
   const lp = view.lastPass;
-  const posture = opts.posture ?? postureSource?.() ?? postureFrom(raw);
+  const posture = opts.posture ?? postureFrom(raw);
   return {
     version: AGENT_VERSION,
     backend: config.backend,
