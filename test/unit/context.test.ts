@@ -10,11 +10,13 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { loadConfig, type LoadedConfig } from '../../src-main/core/config.js';
 import { EventSinks, type AgentContext } from '../../src-main/core/context.js';
-import { EVENTS } from '../../src-main/core/events.js';
+import { EVENTS, EventLog } from '../../src-main/core/events.js';
 import { configureEventForwarding } from '../../src-main/core/fleet/forwarding.js';
 import { HttpClient } from '../../src-main/core/http.js';
 import { httpOptionsFor } from '../../src-main/core/proxy/options.js';
 import type { SystemProxySource } from '../../src-main/core/proxy/system.js';
+import { createAgentEngine } from '../../src-main/core/scheduler/agent-pass.js';
+import { Trace } from '../../src-main/core/trace.js';
 import { adminTokenStatus, removeAdminToken, storeAdminToken } from '../../src-main/core/secrets/admin-token.js';
 import type { SecretStore } from '../../src-main/core/secrets/index.js';
 import { DashboardService } from '../../src-main/ipc/service.js';
@@ -83,6 +85,23 @@ test('events recorded through one context reach its sinks only, the platform log
   assert.equal(configureEventForwarding(a.context.events, a.loaded.config), undefined);
   assert.equal(a.context.events.list().length, 1, 'a: the platform log only');
   assert.equal(b.context.events.list().length, 2, 'b: the platform log and its forwarder');
+});
+
+test('two passes at once, one per context: each pass\'s events go to its own context\'s sinks, its platform and proxy answer from its own', async () => {
+  const a = wired('a');
+  const b = wired('b');
+  const pass = (w: Wired) => createAgentEngine({ loadConfig: () => w.loaded, context: w.context, stateDir: w.loaded.config.stateDir, task: 'user', trace: () => new Trace(undefined), respectRenewalMoment: false })
+    .engine.attempt('manual');
+  // The orgs do not resolve (.invalid): each pass ends "retry later", recording its events on the way.
+  const [ra, rb] = await Promise.all([pass(a), pass(b)]);
+  assert.ok(ra.ran && rb.ran, 'both passes ran');
+  for (const w of [a, b]) {
+    const logged = new EventLog(w.loaded.config.stateDir, undefined, { sinks: [] }).read().map((e) => e.id);
+    assert.ok(logged.includes(EVENTS.RETRY_LATER.id) && logged.includes(EVENTS.STATE_CHANGED.id), `${w.name}: ${logged.join(', ')}`);
+    assert.deepEqual(w.seen.map((e) => e.id), logged, `${w.name}'s sink got exactly ${w.name}'s events`);
+    assert.equal(w.platforms, 1, `${w.name}'s pass built its platform with ${w.name}'s factory`);
+    assert.deepEqual([...new Set(w.asked)], [`https://org-${w.name}.example.invalid/`], `${w.name}'s pass asked ${w.name}'s proxy source about its own org only`);
+  }
 });
 
 test('each context\'s secret lookups go to its own store; the dashboard shows where its token is', async () => {
