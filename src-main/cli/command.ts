@@ -1,6 +1,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import type { LoadedConfig } from '../core/config.js';
-import type { Platform, PlatformFactory } from '../platform/types.js';
+import type { AgentContext } from '../core/context.js';
+import type { Platform } from '../platform/types.js';
 
 export interface Io {
   out: (s: string) => void;
@@ -16,10 +17,10 @@ export interface CommandContext {
   config(): LoadedConfig;
   /** The configuration read again from every source (a long-running daemon picks up changes). */
   freshConfig(): LoadedConfig;
-  /** This machine's platform for the loaded configuration (the CLI is a composition root). */
+  /** This machine's platform for the loaded configuration (the context's factory, applied). */
   platform(): Platform;
-  /** The factory handed to long-running parts that reload their configuration. */
-  platformFactory: PlatformFactory;
+  /** What this process is wired with (the CLI is a composition root): handed down to the core. */
+  context: AgentContext;
   values: OptionValues;
   /** Settings given on this command line (Name=Value and the setting options), as loadConfig takes them. */
   settings: Record<string, unknown>;

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { LoadedConfig } from '../core/config.js';
+import type { AgentContext } from '../core/context.js';
 import { ExitCode, exitCodeFor, isAgentError } from '../base/errors.js';
 import { AGENT_VERSION } from '../base/version.js';
 import { neutralizeJsonControls, safeText } from '../base/safe-text.js';
@@ -90,10 +91,12 @@ export async function main(argv: string[], rawIo: Io): Promise<number> {
   const { redact } = await import('../base/safe-text.js');
   const { createPlatform, createManagedConfigReader, platformSink } = await import('../platform/index.js');
   const { configureEventForwarding } = await import('../core/fleet/forwarding.js');
-  const { usePlatformLog } = await import('../core/events.js');
-  // The core is handed this OS's log and managed configuration; it never picks them.
-  usePlatformLog(platformSink());
-  const managed = createManagedConfigReader(process.platform, io.env);
+  const { EventSinks } = await import('../core/context.js');
+  const { KeyringSecretStore } = await import('../core/secrets/keyring.js');
+  // The one wiring point of this process: the core is handed its platform, this OS's log and managed
+  // configuration, and the keyring; it never picks them.
+  const context: AgentContext = { platform: createPlatform, managed: createManagedConfigReader(process.platform, io.env), secrets: new KeyringSecretStore(), events: new EventSinks(platformSink(), io.env) };
+  const managed = context.managed;
   let parsed: { values: OptionValues; positionals: string[] };
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...GLOBAL_OPTIONS, ...command.options } }) as typeof parsed;
@@ -139,7 +142,7 @@ export async function main(argv: string[], rawIo: Io): Promise<number> {
   const config = () => {
     if (!loaded) {
       loaded = freshConfig();
-      configureEventForwarding(loaded.config);
+      configureEventForwarding(context.events, loaded.config);
       if (debug) {
         io.err(`Configuration (${loaded.files.length ? loaded.files.join(', ') : 'no files'}):`);
         for (const [k, val] of Object.entries(loaded.config)) {
@@ -153,8 +156,8 @@ export async function main(argv: string[], rawIo: Io): Promise<number> {
     return loaded;
   };
   try {
-    const platform = () => createPlatform(config().config);
-    return await command.run({ config, freshConfig, platform, platformFactory: createPlatform, settings: cli, values: v, args, io, debug, json });
+    const platform = () => context.platform(config().config);
+    return await command.run({ config, freshConfig, platform, context, settings: cli, values: v, args, io, debug, json });
   } catch (e) {
     return reportError(e, json, debug, io);
   }

@@ -6,6 +6,7 @@ import { ensurePrivateDir, fsyncDir } from '../base/fsutil.js';
 import { redact } from '../base/safe-text.js';
 import { deviceContext, structuredData } from './fleet/syslog.js';
 import { safeJson, safeText } from '../base/safe-text.js';
+import { EventSinks } from './context.js';
 
 /**
  * The event catalogue: one stable ID per kind of event. IDs never change meaning; new ones are added.
@@ -106,32 +107,16 @@ export interface EventLogOptions {
   maxFileBytes?: number;
   /** Rotated files kept besides the current one (events.1.jsonl is the newest of them). */
   keepFiles?: number;
-  /** Outside logs that get every event too. Default: the platform log unless DTA_PLATFORM_LOG=off. */
-  sinks?: EventSink[];
+  /**
+   * Outside logs that get every event too: the context's (core/context.ts, the platform log and the forwarder,
+   * read at each event), or a fixed list (`[]` for a reader of the log). Required: an event that should reach
+   * the platform log must not silently miss it because a caller forgot.
+   */
+  sinks: EventSinks | readonly EventSink[];
   now?: () => Date;
 }
 
 export const EVENT_LOG_DEFAULTS = { maxFileBytes: 1024 * 1024, keepFiles: 3, maxLineBytes: 8 * 1024 } as const;
-
-const registeredSinks = new Set<EventSink>();
-
-/** Adds a sink every EventLog with default sinks also feeds (the remote syslog forwarder); returns its removal. */
-export function addEventSink(sink: EventSink): () => void {
-  registeredSinks.add(sink);
-  return () => registeredSinks.delete(sink);
-}
-
-let platformLog: EventSink | undefined;
-
-/** The composition root hands in this OS's log (platform/event-sinks.ts `platformSink`); core never picks one. */
-export function usePlatformLog(sink: EventSink | undefined): void {
-  platformLog = sink;
-}
-
-function defaultSinks(env: NodeJS.ProcessEnv = process.env): EventSink[] {
-  const registered: EventSink[] = [(e) => registeredSinks.forEach((s) => s(e))];
-  return !platformLog || /^(0|off|false|no)$/i.test(env.DTA_PLATFORM_LOG ?? '') ? registered : [platformLog, ...registered];
-}
 
 /** `5m`, `2h`, `7d` ago, or an ISO date/time. */
 export function parseSince(text: string, now = new Date()): Date | undefined {
@@ -172,14 +157,14 @@ export class EventLog {
   readonly file: string;
   private readonly maxFileBytes: number;
   private readonly keepFiles: number;
-  private readonly sinks: EventSink[];
+  private readonly sinks: EventSinks | readonly EventSink[];
   private readonly now: () => Date;
 
-  constructor(readonly stateDir: string, private readonly task?: string, opts: EventLogOptions = {}) {
+  constructor(readonly stateDir: string, private readonly task: string | undefined, opts: EventLogOptions) {
     this.file = path.join(stateDir, 'events.jsonl');
     this.maxFileBytes = opts.maxFileBytes ?? EVENT_LOG_DEFAULTS.maxFileBytes;
     this.keepFiles = opts.keepFiles ?? EVENT_LOG_DEFAULTS.keepFiles;
-    this.sinks = opts.sinks ?? defaultSinks();
+    this.sinks = opts.sinks;
     this.now = opts.now ?? (() => new Date());
   }
 
@@ -221,13 +206,14 @@ export class EventLog {
       // The event log must never fail the task (a full disk is reported by the step that hit it).
     }
     // Outside logs get the structured fields too (RFC 5424 structured data: state, device ID, outcome, correlation).
+    const sinks = this.sinks instanceof EventSinks ? this.sinks.list() : this.sinks;
     let sinkEvent: AgentEvent & { sd?: Record<string, string> } = event;
     try {
-      if (this.sinks.length) sinkEvent = { ...event, sd: structuredData(event, deviceContext(this.stateDir)) };
+      if (sinks.length) sinkEvent = { ...event, sd: structuredData(event, deviceContext(this.stateDir)) };
     } catch {
       /* plain event */
     }
-    for (const sink of this.sinks) {
+    for (const sink of sinks) {
       try {
         sink(sinkEvent);
       } catch {

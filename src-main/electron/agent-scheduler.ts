@@ -5,11 +5,13 @@
  */
 import type { LoadedConfig } from '../core/config.js';
 import { startHostedAgentScheduler, type HostedScheduler } from '../core/scheduler/daemon.js';
-import { createPlatform } from '../platform/index.js';
+import type { AgentContext } from '../core/context.js';
 import type { SchedulerPort } from '../ipc/host.js';
 
 export interface AgentSchedulerOptions {
   loadConfig: () => LoadedConfig;
+  /** What the shell wired: the scheduler's passes use its platform, sinks and proxy source. */
+  context: AgentContext;
   log: (line: string) => void;
   /** After every attempt (the dashboard and tray refresh their state). */
   onPass?: () => void;
@@ -26,7 +28,7 @@ export class AgentSchedulerPort implements SchedulerPort {
     if (this.hosted) return;
     const r = startHostedAgentScheduler({
       loadConfig: this.opts.loadConfig,
-      platform: createPlatform,
+      context: this.opts.context,
       stateDir: this.opts.loadConfig().config.stateDir,
       side: 'user',
       initial: 'logon',

@@ -9,11 +9,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, clipboard, dialog, Notification, powerMonitor, protocol, session, shell, type WebContents } from 'electron';
 import { loadConfig as loadConfigWith } from '../core/config.js';
-import { usePlatformLog } from '../core/events.js';
+import { EventSinks, type AgentContext } from '../core/context.js';
 import { configureEventForwarding } from '../core/fleet/forwarding.js';
 import { writeFileAtomic } from '../base/fsutil.js';
-import { useSystemProxy } from '../core/proxy/system.js';
-import { useSecretStore } from '../core/secrets/index.js';
+import { KeyringSecretStore } from '../core/secrets/keyring.js';
 import type { UiEvent } from '../ipc/contract.js';
 import { createHandlers } from '../ipc/handlers.js';
 import type { ServiceHost } from '../ipc/host.js';
@@ -32,8 +31,7 @@ import { createManagedConfigReader, createPlatform, platformSink } from '../plat
 import { DashboardWindow } from './window.js';
 import { safeText } from '../base/safe-text.js';
 
-// The core is handed this OS's log and managed configuration; it never picks them.
-usePlatformLog(platformSink());
+// This OS's managed configuration: the app's settings come through it (and it goes into the context below).
 const managed = createManagedConfigReader(process.platform, process.env);
 const loadConfig = () => loadConfigWith({ managed });
 
@@ -136,23 +134,28 @@ async function main(): Promise<void> {
     dashboard.open();
     if (event) dashboard.send(event);
   };
-  // Process-wide sources for the core: secrets through safeStorage, the system's proxy answer per URL.
-  const secrets = (() => {
-    try {
-      return new SafeStorageSecretStore(loadConfig().config.stateDir);
-    } catch {
-      return undefined; // no valid configuration yet: the keyring default stays
-    }
-  })();
-  useSecretStore(secrets);
-  useSystemProxy({ description: 'system proxy settings (Electron session.resolveProxy)', resolve: (url) => ses.resolveProxy(url) });
+  // The app's one wiring point (core/context.ts): everything the core does here uses this context — the
+  // platform, this OS's log, secrets through safeStorage, the system's proxy answer per URL.
+  const context: AgentContext = {
+    platform: createPlatform,
+    managed,
+    secrets: (() => {
+      try {
+        return new SafeStorageSecretStore(loadConfig().config.stateDir);
+      } catch {
+        return new KeyringSecretStore(); // no valid configuration yet: the OS keyring, as the CLI uses
+      }
+    })(),
+    systemProxy: { description: 'system proxy settings (Electron session.resolveProxy)', resolve: (url: string) => ses.resolveProxy(url) },
+    events: new EventSinks(platformSink(), process.env),
+  };
   const host: ServiceHost = {
     loadConfig: () => {
       const loaded = loadConfig();
-      configureEventForwarding(loaded.config);
+      configureEventForwarding(context.events, loaded.config);
       return loaded;
     },
-    platform: createPlatform,
+    context,
     emit: (event: UiEvent) => {
       dashboard.send(event);
       if (event.type === 'status-changed') void refreshTray();
@@ -172,7 +175,7 @@ async function main(): Promise<void> {
   };
   const service = new DashboardService(host);
   monitored = service;
-  const scheduler = new AgentSchedulerPort({ loadConfig: () => host.loadConfig(), log, onPass: () => host.emit({ type: 'status-changed' }) });
+  const scheduler = new AgentSchedulerPort({ loadConfig: () => host.loadConfig(), context, log, onPass: () => host.emit({ type: 'status-changed' }) });
   host.scheduler = scheduler;
   registerIpc(createHandlers(service), { allowedOrigins: [APP_ORIGIN], onRefused: (why, channel) => log(`refused IPC call on ${channel}: ${why}`) });
 
@@ -244,7 +247,7 @@ async function main(): Promise<void> {
       refreshTray,
       trayCommand: onCommand,
       launch: (argv: string[]) => handleLaunch(parseLaunchArgs(argv)),
-      secretStore: () => secrets?.description,
+      secretStore: () => context.secrets.description,
     };
   }
 }

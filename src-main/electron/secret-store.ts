@@ -1,7 +1,7 @@
 /**
  * Secrets at rest through Electron's safeStorage (DPAPI on Windows, the Keychain on macOS, the Secret
  * Service or KWallet on Linux): encrypted blobs in an owner-only directory of the state directory. The shell
- * registers it with the core (`useSecretStore`), so diagnostics read the admin API token from here. The
+ * puts it in the context it hands the core (core/context.ts), so diagnostics read the admin API token from here. The
  * plain-text fallback Chromium uses on Linux without a keyring is refused (secret-policy.ts).
  */
 import fs from 'node:fs';

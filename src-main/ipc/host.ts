@@ -1,13 +1,12 @@
 /**
  * What the dashboard service needs from whoever hosts it: the Electron shell in the app, the test process
- * in the Chromium tests. Small interfaces ("ports"), so the service never imports Electron. The shell also
- * registers process-wide sources with the core: safeStorage (core/secrets `useSecretStore`) and
- * session.resolveProxy (core/proxy `useSystemProxy`).
+ * in the Chromium tests. Small interfaces ("ports"), so the service never imports Electron. The shell hands
+ * in the context it built (core/context.ts): its platform, safeStorage as the secret store, session.resolveProxy
+ * as the system proxy source, and its event sinks.
  */
 import type { LoadedConfig } from '../core/config.js';
 import type { HealthPolicy } from '../core/diagnostics/health.js';
-import type { SecretStore } from '../core/secrets/index.js';
-import type { PlatformFactory } from '../platform/types.js';
+import type { AgentContext } from '../core/context.js';
 import type { UiEvent } from './contract.js';
 
 /**
@@ -30,11 +29,9 @@ export interface ServiceHost {
   rendererReady?(): UiEvent[];
   /** Lets the user save an export (a save dialog in the app); resolves to the path written, or null if cancelled. */
   saveExport(suggestedName: string, content: string): Promise<string | null>;
-  /** Builds the OS store and browser setup for a configuration (the shell passes createPlatform). */
-  platform: PlatformFactory;
+  /** What the shell wired (platform, secret store, system proxy source, event sinks): everything the service does uses it. */
+  context: AgentContext;
   scheduler?: SchedulerPort;
-  /** Where diagnostics read the admin API token; default: the core's (the OS keyring, or what the shell registered). */
-  secrets?: SecretStore;
   /** The health policy of the reachability cards (default: the diagnostics engine's). */
   healthPolicy?: HealthPolicy;
   /** Environment for diagnostics (KRB5_CONFIG, USER…); default process.env. */

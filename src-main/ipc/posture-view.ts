@@ -3,7 +3,7 @@ import type { LoadedConfig } from '../core/config.js';
 import { runPosturePass } from '../core/posture/pass.js';
 import { POSTURE_FILE, readPostureFile, type PostureFile } from '../core/posture/snapshot.js';
 import { redact } from '../base/safe-text.js';
-import type { PlatformFactory } from '../platform/types.js';
+import type { AgentContext } from '../core/context.js';
 import type { PostureView } from './contract.js';
 
 /** The Posture card's view of a posture file: the user-facing fields only (facts and timings stay in main). */
@@ -25,7 +25,7 @@ export function lastPosture(loaded: LoadedConfig): PostureView | null {
   return file ? toPostureView(file) : null;
 }
 
-export async function runPostureView(loaded: LoadedConfig, platform: PlatformFactory): Promise<PostureView> {
-  const r = await runPosturePass({ loaded, side: 'user', platform });
+export async function runPostureView(loaded: LoadedConfig, context: AgentContext): Promise<PostureView> {
+  const r = await runPosturePass({ loaded, side: 'user', context });
   return toPostureView(r.file);
 }

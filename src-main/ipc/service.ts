@@ -17,7 +17,6 @@ import { httpOptionsFor } from '../core/proxy/options.js';
 import type { RouteDecision } from '../core/proxy/types.js';
 import { redact } from '../base/safe-text.js';
 import { adminTokenStatus, checkAdminToken, removeAdminToken, storeAdminToken } from '../core/secrets/admin-token.js';
-import { openSecretStore, type SecretStore } from '../core/secrets/index.js';
 import { safeJson } from '../base/safe-text.js';
 import { getStatus } from '../core/certificates/status.js';
 import { getDoctorStatus } from '../core/fleet/doctor.js';
@@ -66,7 +65,7 @@ export class DashboardService {
 
   async status(): Promise<StatusView> {
     const loaded = this.host.loadConfig();
-    const report = await getDoctorStatus(loaded, { platform: this.host.platform(loaded.config) });
+    const report = await getDoctorStatus(loaded, { platform: this.host.context.platform(loaded.config), context: this.host.context });
     return toStatusView(report, { busy: this.busy, deviceName: loaded.config.deviceName, next: this.host.scheduler?.next() });
   }
 
@@ -98,7 +97,7 @@ export class DashboardService {
       const loaded = this.host.loadConfig();
       // Through the one pass engine, under the state directory's pass lock and recorded in the schedule: a
       // pass of the scheduler, a systemd daemon or a `run` in a terminal is never raced.
-      const { engine } = createPassEngine({ loadConfig: () => loaded, platform: this.host.platform, stateDir: loaded.config.stateDir, side: 'user', trace: () => trace,
+      const { engine } = createPassEngine({ loadConfig: () => loaded, context: this.host.context, stateDir: loaded.config.stateDir, side: 'user', trace: () => trace,
         force: kind === 'forceRenewal', renewNow: kind === 'renew', respectRenewalMoment: false });
       const res = await engine.attempt('manual');
       if (!res.ran) throw res.why === 'busy' ? passRunningError(res) : new AgentError('internal', 'INTERNAL', res.detail);
@@ -117,7 +116,7 @@ export class DashboardService {
   }
 
   runPosture(): Promise<PostureView> {
-    return runPostureView(this.host.loadConfig(), this.host.platform);
+    return runPostureView(this.host.loadConfig(), this.host.context);
   }
 
   lastDiagnostics(): DiagnosticsReport | null {
@@ -142,11 +141,11 @@ export class DashboardService {
     if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'start' });
     try {
       const loaded = this.host.loadConfig();
-      const events = new EventLog(loaded.config.stateDir, 'dashboard');
+      const events = new EventLog(loaded.config.stateDir, 'dashboard', { sinks: this.host.context.events });
       const run = () =>
         runDiagnostics({
           loaded, policy: this.policy, events, recordOutcome: false, env: this.host.env ?? process.env,
-          platform: this.host.platform, ...(this.host.secrets ? { secrets: this.host.secrets } : {}),
+          context: this.host.context,
         });
       const onRetry = (attempt: number, of: number) => {
         if (!background) this.host.emit({ type: 'progress', activity: 'diagnostics', phase: 'step', step: `Checking failed targets again (${attempt} of ${of})` });
@@ -171,7 +170,7 @@ export class DashboardService {
   private async proxyRoute(config: ReturnType<ServiceHost['loadConfig']>['config']): Promise<{ decision?: RouteDecision; error?: string; ms: number } | undefined> {
     if (!config.orgUrl) return undefined;
     const t0 = performance.now();
-    const http = new HttpClient(httpOptionsFor(config, this.host.env ? { env: this.host.env } : {}));
+    const http = new HttpClient(httpOptionsFor(config, this.host.context, this.host.env ? { env: this.host.env } : {}));
     try {
       return { decision: await http.resolver.decide(config.orgUrl), ms: performance.now() - t0 };
     } catch (e) {
@@ -193,7 +192,7 @@ export class DashboardService {
   }
 
   private events(): EventLog {
-    return new EventLog(this.host.loadConfig().config.stateDir);
+    return new EventLog(this.host.loadConfig().config.stateDir, undefined, { sinks: [] });
   }
 
   queryEvents(q: EventQuery): EventPage {
@@ -210,17 +209,13 @@ export class DashboardService {
   /** The tray's "Copy support bundle": the core's redacted support bundle (zip), written to `file`. */
   // ---- the admin API token (settings) ----
 
-  private secrets(): SecretStore {
-    return this.host.secrets ?? openSecretStore();
-  }
-
   /** Never throws for a store that cannot be used: the panel shows why and what to do instead. */
   async adminToken(): Promise<AdminTokenStatus> {
     const loaded = this.host.loadConfig();
-    const store = this.secrets();
+    const store = this.host.context.secrets;
     if (!loaded.config.orgUrl) return { org: null, stored: false, store: store.description };
     try {
-      return await adminTokenStatus(loaded, store);
+      return await adminTokenStatus(loaded, this.host.context);
     } catch (e) {
       if (e instanceof AgentError && e.code === 'KEYRING_UNAVAILABLE') {
         return { org: new URL(loaded.config.orgUrl).host, stored: false, store: store.description, problem: `${e.message}${e.remedy ? ` ${e.remedy}` : ''}` };
@@ -230,24 +225,24 @@ export class DashboardService {
   }
 
   async setAdminToken(token: string): Promise<AdminTokenStatus> {
-    const r = await storeAdminToken(this.host.loadConfig(), this.secrets(), token, 'dashboard');
+    const r = await storeAdminToken(this.host.loadConfig(), this.host.context, token, 'dashboard');
     // The AD-agent card can now be checked: refresh diagnostics in the background.
     void this.runDiagnostics({ background: true }).catch(() => undefined);
     return r;
   }
 
   testAdminToken(): Promise<AdminTokenCheck> {
-    return checkAdminToken(this.host.loadConfig(), this.secrets(), this.host.env ?? process.env);
+    return checkAdminToken(this.host.loadConfig(), this.host.context, this.host.env ?? process.env);
   }
 
   async removeAdminToken(): Promise<{ removed: boolean }> {
-    return { removed: await removeAdminToken(this.host.loadConfig(), this.secrets(), 'dashboard') };
+    return { removed: await removeAdminToken(this.host.loadConfig(), this.host.context, 'dashboard') };
   }
 
   async supportBundle(file: string, version: string): Promise<string> {
     const r = await writeSupportBundle({
       loaded: this.host.loadConfig(), file, version, env: this.host.env ?? process.env,
-      platform: this.host.platform, ...(this.host.secrets ? { secrets: this.host.secrets } : {}),
+      context: this.host.context,
     });
     return r.file;
   }

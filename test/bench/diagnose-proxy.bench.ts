@@ -20,6 +20,7 @@ import { Trace } from '../../src-main/base/trace.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { AGENT_BIN, tempDir } from '../support/agent.js';
 import { median, table, time } from './util.js';
+import { testContext } from '../support/context.js';
 
 function runCli(args: string[], env: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -54,17 +55,17 @@ export default async function bench(): Promise<void> {
   try {
     // Enrolled directly first: the org's answer is cached, so every probe runs at once behind the proxy.
     const direct = loadConfig({ env, cli: base });
-    await runPass({ loaded: direct, platform: createPlatform(direct.config), side: 'user', force: false, trace: new Trace(undefined) });
+    await runPass({ loaded: direct, platform: createPlatform(direct.config), context: testContext(), side: 'user', force: false, trace: new Trace(undefined) });
     for (const [label, extra] of [['explicit proxy', { httpProxy: proxyUrl }], ['PAC file → proxy', { httpProxyPacLocation: pacUrl }]] as const) {
       const loaded = loadConfig({ env, cli: { ...base, ...extra } });
       const walls: number[] = [];
       const checks: number[] = [];
       for (let i = 0; i < 3; i++) {
         const t0 = performance.now();
-        await runDiagnostics({ loaded, env, secrets: null, events: new EventLog(loaded.config.stateDir, 'bench', { sinks: [] }), recordOutcome: false });
+        await runDiagnostics({ loaded, context: testContext(), env, secrets: null, events: new EventLog(loaded.config.stateDir, 'bench', { sinks: [] }), recordOutcome: false });
         walls.push(performance.now() - t0);
         const t1 = performance.now();
-        await proxyCheck(loaded.config, env);
+        await proxyCheck(loaded.config, {}, env);
         checks.push(performance.now() - t1);
       }
       rows.push([`diagnose, blackholed ${label}: wall ms`, median(walls)], [`  wall / probe timeout ${timeoutMs} ms (goal ≤ 1.2)`, median(walls) / timeoutMs]);

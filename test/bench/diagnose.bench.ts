@@ -18,6 +18,7 @@ import { Trace } from '../../src-main/base/trace.js';
 import { tempDir } from '../support/agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { median, table } from './util.js';
+import { testContext } from '../support/context.js';
 
 export default async function bench(): Promise<void> {
   const dir = tempDir('bench-diag');
@@ -45,11 +46,11 @@ export default async function bench(): Promise<void> {
   const runs = 4;
   const rows: { wall: number; slowest: number; sum: number; probes: number; slowId: string; slowStatus: string }[] = [];
   try {
-    await runPass({ loaded, platform: createPlatform(loaded.config), side: 'user', force: false, trace: new Trace(undefined) });
+    await runPass({ loaded, platform: createPlatform(loaded.config), context: testContext(), side: 'user', force: false, trace: new Trace(undefined) });
     lab.switches.targetDelayMs = { iwaBackup: timeoutMs + 1000 };
     for (let i = 0; i < runs; i++) {
       const t0 = performance.now();
-      const r = await runDiagnostics({ loaded, env, secrets: null, ntpPort: ntp.port, events: new EventLog(loaded.config.stateDir, 'bench', { sinks: [] }), recordOutcome: false });
+      const r = await runDiagnostics({ loaded, context: testContext(), env, secrets: null, ntpPort: ntp.port, events: new EventLog(loaded.config.stateDir, 'bench', { sinks: [] }), recordOutcome: false });
       const wall = performance.now() - t0;
       const slow = [...r.probes].sort((a, b) => b.ms - a.ms)[0]!;
       rows.push({ wall, slowest: slow.ms, sum: r.probes.reduce((n, p) => n + p.ms, 0), probes: r.probes.length, slowId: slow.id, slowStatus: slow.status });

@@ -14,6 +14,7 @@ import { startLabOrg } from '../../lab/org.js';
 import { tempDir } from '../support/agent.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { median, table, time } from './util.js';
+import { testContext } from '../support/context.js';
 
 async function keygenTable(): Promise<void> {
   const nativeEc = await time(50, () => generateLocalKey('P-256'));
@@ -50,7 +51,7 @@ async function enrollmentTable(): Promise<void> {
       for (let i = 0; i < runs; i++) {
         const trace = new Trace(undefined);
         const t0 = performance.now();
-        await runPass({ loaded, platform: createPlatform(loaded.config), side: 'user', force: true, trace });
+        await runPass({ loaded, platform: createPlatform(loaded.config), context: testContext(), side: 'user', force: true, trace });
         totals[alg].push(performance.now() - t0);
         const network = trace.steps.filter((s) => NETWORK.test(s.name)).reduce((a, s) => a + s.ms, 0);
         ratios[alg].push((performance.now() - t0) / network);

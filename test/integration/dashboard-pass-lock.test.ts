@@ -12,10 +12,10 @@ import { isAgentError } from '../../src-main/base/errors.js';
 import { loadConfig } from '../../src-main/core/config.js';
 import type { UiEvent } from '../../src-main/ipc/contract.js';
 import { DashboardService } from '../../src-main/ipc/service.js';
-import { createPlatform } from '../../src-main/platform/index.js';
 import { makeProfile, type Profile, writeRootCa } from '../support/agent.js';
 import { holdPassLock } from '../support/lock-holder.js';
 import { eventsText } from '../support/state.js';
+import { testContext } from '../support/context.js';
 
 describe('the dashboard service under the pass lock', () => {
   let lab: LabOrg;
@@ -30,7 +30,7 @@ describe('the dashboard service under the pass lock', () => {
     profile = makeProfile({ orgUrl: lab.orgUrl, rootCaFile: writeRootCa(lab.rootCaPem), extraEnv: { DTA_LAB_SIGN_IN: 'true', KRB5_CONFIG: '/dev/null', DTA_PLATFORM_LOG: 'off' } });
     svc = new DashboardService({
       loadConfig: () => loadConfig({ env: profile.env }),
-      platform: createPlatform,
+      context: testContext(),
       emit: (e) => emitted.push(e),
       saveExport: async () => null,
       env: { ...process.env, ...profile.env },

@@ -16,9 +16,9 @@ import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js
 import { DiagnoseReportSchema, type DiagnoseReport } from '../../src-main/core/diagnostics/types.js';
 import { EventLog } from '../../src-main/core/events.js';
 import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
-import { createPlatform } from '../../src-main/platform/index.js';
 import { interceptorCa, startInterceptor } from '../support/interceptor.js';
 import { readState } from '../support/state.js';
+import { testContext } from '../support/context.js';
 
 const skipReason = kerberosToolsAvailable() ? undefined : 'skipped: MIT Kerberos is not installed (apt install krb5-kdc krb5-admin-server krb5-user)';
 if (skipReason) console.log(`# diagnose ${skipReason}`);
@@ -37,7 +37,7 @@ describe('diagnose against the lab (real KDC, lab org, lab DC time source)', { s
   const diagnose = async (extra: Record<string, string> = {}, timeoutMs = TIMEOUT_MS): Promise<DiagnoseReport> => {
     const e = { ...env, ...extra };
     const report = await runDiagnostics({
-      loaded: loadConfig({ env: e }), env: e, policy: { ...DEFAULT_HEALTH_POLICY, timeoutMs }, secrets: null, ntpPort: ntp.port, platform: createPlatform,
+      loaded: loadConfig({ env: e }), env: e, policy: { ...DEFAULT_HEALTH_POLICY, timeoutMs }, secrets: null, ntpPort: ntp.port, context: testContext(),
       events: new EventLog(profile.stateDir, 'diagnose', { sinks: [] }),
     });
     return DiagnoseReportSchema.parse(report);

@@ -20,12 +20,12 @@ import { lookalikeCa, startFront, type Front } from '../support/hostile-front.js
 import { loadConfig } from '../../src-main/core/config.js';
 import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js';
 import { DashboardService } from '../../src-main/ipc/service.js';
-import { createPlatform } from '../../src-main/platform/index.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type AgentResult, type Profile } from '../support/agent.js';
 import { listenOnLoopback } from '../support/net.js';
 import { nssUserCerts } from '../support/nss.js';
 import { squidUnavailable, startSquid, type Squid } from '../support/squid.js';
 import { eventsText, readState } from '../support/state.js';
+import { testContext } from '../support/context.js';
 
 const skipReason = squidUnavailable();
 if (skipReason) console.log(`# field-proxy ${skipReason}`);
@@ -273,7 +273,7 @@ describe('field conditions with real squids: run, status --check, proxy-check an
     assert.equal(f.diagnose.code, 30);
     // The dashboard: the mTLS card and the finding name the interceptor.
     const env = { ...enrolled.env, DTA_HTTP_PROXY: bumpTrusted.url, DTA_TLS_CA_FILE: trustedCaFile, KRB5_CONFIG: '/dev/null', DTA_PLATFORM_LOG: 'off' };
-    const svc = new DashboardService({ loadConfig: () => loadConfig({ env }), platform: createPlatform, emit: () => undefined, saveExport: async () => null, env: { ...process.env, ...env },
+    const svc = new DashboardService({ loadConfig: () => loadConfig({ env }), context: testContext(), emit: () => undefined, saveExport: async () => null, env: { ...process.env, ...env },
       healthPolicy: { ...DEFAULT_HEALTH_POLICY, maxRetries: 0 } });
     const view = await svc.runDiagnostics();
     const mtlsCard = view.targets.find((t) => t.kind === 'mtls');

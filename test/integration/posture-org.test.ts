@@ -19,6 +19,7 @@ import { currentDeviceSigner } from '../../src-main/core/posture/pass.js';
 import { createPlatform } from '../../src-main/platform/index.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type Profile } from '../support/agent.js';
 import { readEvents, readState } from '../support/state.js';
+import { testContext } from '../support/context.js';
 
 describe('signed posture reports and the org\'s device-assurance policy', () => {
   let lab: LabOrg;
@@ -166,14 +167,14 @@ describe('signed posture reports and the org\'s device-assurance policy', () => 
 
   test('the daemon\'s pass reports a new certificate (renewal) even when no result changed, and nothing when nothing is new', async () => {
     const loaded = loadConfig({ env: { ...process.env, ...profile.env } });
-    await runPosturePass({ loaded, side: 'user', platform: createPlatform }); // settle: the last report is for the current certificate
+    await runPosturePass({ loaded, side: 'user', context: testContext() }); // settle: the last report is for the current certificate
     const oldSerial = lab.posture.latest(creds.deviceId)!.serialNumber;
     const renewed = await run(['run', '--forceRenewal']);
     assert.equal(renewed.code, 0, renewed.stderr);
-    const r = await runPosturePass({ loaded, side: 'user', platform: createPlatform });
+    const r = await runPosturePass({ loaded, side: 'user', context: testContext() });
     assert.deepEqual(r.reported, { ok: true });
     assert.notEqual(lab.posture.latest(creds.deviceId)!.serialNumber, oldSerial, 'the org holds a report signed for the new certificate');
-    const again = await runPosturePass({ loaded, side: 'user', platform: createPlatform });
+    const again = await runPosturePass({ loaded, side: 'user', context: testContext() });
     if (!again.changes.length) assert.equal(again.reported, undefined, 'nothing new: nothing sent');
   });
 

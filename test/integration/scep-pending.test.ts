@@ -52,7 +52,7 @@ describe('SCEP PENDING: polling within a run, and across runs with the same key'
     assert.deepEqual(nssUserCerts(p.nssDb), []);
     const status = JSON.parse((await runAgent(['status', '--json'], p.env)).stdout);
     assert.equal(status.state, 'PENDING');
-    const d = await diagnoseScep(loadConfig({ env: p.env }));
+    const d = await diagnoseScep(loadConfig({ env: p.env }), {});
     assert.ok(d.findings.some((f) => f.severity === 'warning' && /waiting for the CA administrator's approval \(PENDING\)/.test(f.title)), JSON.stringify(d.findings));
 
     ca.approve();

@@ -148,7 +148,7 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
 
     // Diagnostics read the CA live (without sending a request) and the last answer from the state.
     const pki = server.count('PKIOperation');
-    const d = await diagnoseScep(loadConfig({ env: p.env }));
+    const d = await diagnoseScep(loadConfig({ env: p.env }), {});
     const titles = d.findings.map((f) => `${f.severity}: ${f.title}`);
     assert.ok(titles.includes('ok: The SCEP CA is reachable'), titles.join('\n'));
     assert.ok(titles.includes('ok: The CA certificate matches the pinned fingerprint'), titles.join('\n'));
@@ -210,7 +210,7 @@ describe('SCEP backend against a real scepserver (micromdm), NSS and Chromium', 
       'only GetCACert was sent');
     assert.deepEqual(nssUserCerts(p.nssDb), []);
     assert.deepEqual(credentialDirs(p), []);
-    const d = await diagnoseScep(loadConfig({ env: p.env }));
+    const d = await diagnoseScep(loadConfig({ env: p.env }), {});
     const mismatch = d.findings.find((f) => /CA certificate mismatch/.test(f.title));
     assert.ok(mismatch && mismatch.severity === 'error', JSON.stringify(d.findings));
     assert.match(mismatch.evidence, new RegExp(server.caFingerprint.slice(0, 8).toUpperCase().match(/../g)!.join(':')));

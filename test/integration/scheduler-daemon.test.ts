@@ -21,6 +21,7 @@ import { labOrgForSuite } from '../support/lab-org.js';
 import { nssUserCerts } from '../support/nss.js';
 import { readEvents, readState } from '../support/state.js';
 import { waitFor } from '../support/wait.js';
+import { testContext } from '../support/context.js';
 
 /** Polls every 50 ms (the daemon's output and the scheduler's attempts change quickly). */
 const until = <T>(what: string, fn: () => T | undefined, timeoutMs = 20_000) => waitFor(what, fn, timeoutMs, 50);
@@ -37,7 +38,7 @@ describe('scheduler and daemon against the lab org', () => {
     const policy = policyWith({ renewalSpread: 0.02, tickMs: 250, backoffMs: [1000], backoffJitter: 0.1, coalesceMs: 0 });
     const p = profile();
     const loaded = () => loadConfig({ env: { ...process.env, ...p.env } });
-    const { engine, store } = createPassEngine({ loadConfig: loaded, platform: createPlatform, stateDir: p.stateDir, side: 'user', trace: () => new Trace(undefined), respectRenewalMoment: true, policy });
+    const { engine, store } = createPassEngine({ loadConfig: loaded, context: testContext(), stateDir: p.stateDir, side: 'user', trace: () => new Trace(undefined), respectRenewalMoment: true, policy });
     const attempts: AttemptResult[] = [];
     const sched = new Scheduler({ engine, store, clock: systemClock, policy, onAttempt: (r) => attempts.push(r) });
     try {

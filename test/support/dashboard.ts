@@ -16,10 +16,10 @@ import { createHandlers } from '../../src-main/ipc/handlers.js';
 import type { ServiceHost } from '../../src-main/ipc/host.js';
 import { DashboardService } from '../../src-main/ipc/service.js';
 import { REPO, tempDir } from './agent.js';
-import { createPlatform } from '../../src-main/platform/index.js';
 import { CHROMIUM } from './chromium.js';
 import type { SecretStore } from '../../src-main/core/secrets/index.js';
 import { axeViolations, describeViolations } from './axe.js';
+import { testContext } from './context.js';
 
 // Page-side code (page.evaluate) runs in the browser; the project's Node build has no DOM types.
 declare const document: any;
@@ -69,8 +69,7 @@ export async function openDashboard(browser: Browser, env: Record<string, string
   };
   const host: ServiceHost = {
     loadConfig: () => loadConfig({ env }),
-    platform: createPlatform,
-    ...(opts.secrets ? { secrets: opts.secrets } : {}),
+    context: testContext(opts.secrets ? { secrets: opts.secrets } : {}),
     // The test device signs in with the lab-only sign-in and has no Kerberos realm of its own.
     env: { ...process.env, KRB5_CONFIG: '/dev/null', ...env },
     emit: (event) => void emit(event),

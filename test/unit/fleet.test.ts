@@ -19,6 +19,7 @@ import { eventSinkCommands } from '../../src-main/platform/event-sinks.js';
 import { tempDir } from '../support/agent.js';
 import { LabPki } from '../../lab/ca.js';
 import { listenOnLoopback } from '../support/net.js';
+import { EventSinks } from '../../src-main/core/context.js';
 
 const haveCommand = (c: string) => spawnSync(c, ['--version'], { stdio: 'ignore' }).error === undefined;
 
@@ -140,18 +141,18 @@ test('metrics to a missing directory: the pass is not affected and the warning i
   const stateDir = tempDir('state');
   const env = { HOME: tempDir('home'), DTA_STATE_DIR: stateDir, DTA_METRICS_DIR: path.join(stateDir, 'no-such-dir'), DTA_MANAGED_CONFIG_DIR: tempDir('managed'), DTA_PLATFORM_LOG: 'off' };
   const loaded = loadConfig({ env });
-  const a = writeMetricsFile(loaded);
-  const b = writeMetricsFile(loaded);
+  const a = writeMetricsFile(loaded, EventSinks.none());
+  const b = writeMetricsFile(loaded, EventSinks.none());
   assert.ok('failed' in a && a.warnedNow && /does not exist/.test(a.failed));
   assert.ok('failed' in b && !b.warnedNow);
   const warnings = new EventLog(stateDir, undefined, { sinks: [] }).read().filter((e) => e.id === 1250);
   assert.equal(warnings.length, 1);
   assert.match(warnings[0]!.message, /DTA_METRICS_DIR/);
   fs.mkdirSync(env.DTA_METRICS_DIR);
-  const c = writeMetricsFile(loaded);
+  const c = writeMetricsFile(loaded, EventSinks.none());
   assert.ok('written' in c);
   assert.equal((fs.statSync(c.written).mode & 0o777).toString(8), '644', 'node_exporter (another user) can read it');
-  assert.ok('skipped' in writeMetricsFile(loadConfig({ env: { ...env, DTA_METRICS_DIR: 'off' } })));
+  assert.ok('skipped' in writeMetricsFile(loadConfig({ env: { ...env, DTA_METRICS_DIR: 'off' } }), EventSinks.none()));
 });
 
 test('the live signing test passes with the certificate\'s own key and fails with another key', async () => {

@@ -11,11 +11,11 @@ import { loadConfig } from '../../src-main/core/config.js';
 import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js';
 import { EventLog } from '../../src-main/core/events.js';
 import { ProxyResolver } from '../../src-main/core/proxy/resolver.js';
-import { useSystemProxy } from '../../src-main/core/proxy/system.js';
+import type { SystemProxySource } from '../../src-main/core/proxy/system.js';
 import type { UiEvent } from '../../src-main/ipc/contract.js';
 import { DashboardService } from '../../src-main/ipc/service.js';
 import { startLabOrg, type FailoverMode, type LabOrg } from '../../lab/org.js';
-import { createPlatform } from '../../src-main/platform/index.js';
+import { testContext } from '../support/context.js';
 import { makeProfile, type Profile, tempDir, writeRootCa } from '../support/agent.js';
 
 function service(lab: LabOrg): { svc: DashboardService; profile: Profile; emitted: UiEvent[] } {
@@ -25,7 +25,7 @@ function service(lab: LabOrg): { svc: DashboardService; profile: Profile; emitte
   const emitted: UiEvent[] = [];
   const svc = new DashboardService({
     loadConfig: () => loadConfig({ env: profile.env }),
-    platform: createPlatform,
+    context: testContext(),
     emit: (e) => emitted.push(e),
     saveExport: async () => null,
     env: { ...process.env, ...profile.env },
@@ -95,7 +95,7 @@ for (const mode of ['PRIMARY_ONLY', 'REDIRECT_TO_BACKUP'] as FailoverMode[]) {
       if (mode !== 'PRIMARY_ONLY') return;
       assert.equal((await healthOf(svc))['iwa:primary'], 'OFFLINE', 'one good check is not enough');
       assert.equal((await healthOf(svc))['iwa:primary'], 'OFFLINE', 'two good checks start the 360 s cool-down');
-      const log = new EventLog(profile.stateDir).read().map((e) => e.title);
+      const log = new EventLog(profile.stateDir, undefined, { sinks: [] }).read().map((e) => e.title);
       assert.ok(log.some((t) => /degraded/i.test(t)), log.join('; '));
       assert.ok(log.some((t) => /offline/i.test(t)), log.join('; '));
     });
@@ -118,12 +118,10 @@ describe('the tray\'s support bundle', () => {
 });
 
 describe('the system proxy source (Electron session.resolveProxy in the app)', () => {
-  const settings = { env: {}, ca: [], timeoutMs: 1000 };
-  after(() => useSystemProxy(undefined));
-
-  test('stands for the OS settings when registered; explicit settings and os:false still win', async () => {
+  test('stands for the OS settings when given; explicit settings and os:false still win', async () => {
     const asked: string[] = [];
-    useSystemProxy({ description: 'system settings (test source)', resolve: async (url) => (asked.push(url), 'PROXY proxy.corp.example:3128; DIRECT') });
+    const system: SystemProxySource = { description: 'system settings (test source)', resolve: async (url) => (asked.push(url), 'PROXY proxy.corp.example:3128; DIRECT') };
+    const settings = { env: {}, ca: [], timeoutMs: 1000, system };
     const d = await new ProxyResolver({ ...settings, os: async () => undefined }).decide('https://org.example.com/api/v1/x?y');
     assert.equal(d.source, 'os');
     assert.deepEqual(d.routes.map((r) => (r.kind === 'direct' ? 'DIRECT' : r.proxy.host)), ['proxy.corp.example:3128', 'DIRECT']);
@@ -134,7 +132,7 @@ describe('the system proxy source (Electron session.resolveProxy in the app)', (
   });
 
   test('a source that cannot answer falls back to reading the OS settings', async () => {
-    useSystemProxy({ description: 'broken', resolve: async () => { throw new Error('session gone'); } });
+    const settings = { env: {}, ca: [], timeoutMs: 1000, system: { description: 'broken', resolve: async () => { throw new Error('session gone'); } } };
     const d = await new ProxyResolver({ ...settings, os: async () => ({ source: 'GNOME settings', https: 'gnome-proxy:3128', bypass: [] }) }).decide('https://org.example.com/');
     assert.match(d.rule, /GNOME settings/);
   });

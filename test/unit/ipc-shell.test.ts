@@ -17,6 +17,7 @@ import { launchActions, parseLaunchArgs } from '../../src-main/electron/launch-a
 import { safeStorageProblem } from '../../src-main/electron/secret-policy.js';
 import { TRAY_ICONS, trayMenu, trayTooltip } from '../../src-main/electron/tray-model.js';
 import { REPO, tempDir } from '../support/agent.js';
+import { testContext } from '../support/context.js';
 
 const ELECTRON = ['electr', 'on'].join('');
 /** Module specifiers that load Electron: 'electron' and its subpaths, by import, dynamic import or require. */
@@ -165,8 +166,8 @@ describe('the tray app hosts the agent\'s scheduler', () => {
     const env = { HOME: home, DTA_MANAGED_CONFIG_DIR: path.join(home, 'managed') };
     const loadConfig = () => loadAgentConfig({ env, cli: { orgUrl: 'https://org.example.invalid', stateDir: path.join(home, 'state') } });
     const lines: string[] = [];
-    const first = new AgentSchedulerPort({ loadConfig, log: (l) => lines.push(l) });
-    const second = new AgentSchedulerPort({ loadConfig, log: (l) => lines.push(l) });
+    const first = new AgentSchedulerPort({ loadConfig, context: testContext(), log: (l) => lines.push(l) });
+    const second = new AgentSchedulerPort({ loadConfig, context: testContext(), log: (l) => lines.push(l) });
     first.start();
     try {
       assert.equal(first.busyWith, undefined);
@@ -177,7 +178,7 @@ describe('the tray app hosts the agent\'s scheduler', () => {
     } finally {
       await first.stopped();
     }
-    const third = new AgentSchedulerPort({ loadConfig, log: (l) => lines.push(l) });
+    const third = new AgentSchedulerPort({ loadConfig, context: testContext(), log: (l) => lines.push(l) });
     third.start();
     assert.equal(third.busyWith, undefined, 'the lock was released on stop');
     await third.stopped();

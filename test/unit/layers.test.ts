@@ -28,6 +28,11 @@ const ALLOWED: Record<string, string[]> = {
  * Implementations reach the core through `Platform` (types.ts), built by the composition roots.
  */
 export const PLATFORM_INTERFACES = ['platform/types.ts', 'platform/keystore.ts', 'platform/posture/contract.ts', 'platform/device-channel.ts'];
+/**
+ * The composition roots: each builds its process's AgentContext (core/context.ts), and they alone import
+ * platform/index.ts, the one place that picks implementations. Everything below is handed the context.
+ */
+export const COMPOSITION_ROOTS = ['cli/main.ts', 'electron/main.ts'];
 /** The one file of src-main the renderer may import. */
 const RENDERER_MAY_IMPORT = ['src-main/ipc/contract.ts'];
 
@@ -95,6 +100,10 @@ export function layerViolations(files: Map<string, string>): string[] {
       const fromInterface = PLATFORM_INTERFACES.includes(inMain);
       if ((from === 'core' || fromInterface) && to === 'platform' && !PLATFORM_INTERFACES.includes(tIn)) {
         violations.push(`${file} imports ${spec}: ${fromInterface ? 'an interface file' : 'the core'} may import only the platform's interfaces (${PLATFORM_INTERFACES.join(', ')}); put what it needs behind Platform`);
+        continue;
+      }
+      if (tIn === 'platform/index.ts' && !COMPOSITION_ROOTS.includes(inMain)) {
+        violations.push(`${file} imports ${spec}: only the composition roots (${COMPOSITION_ROOTS.join(', ')}) pick the platform; take it from the AgentContext you are handed`);
       }
     }
   }
@@ -154,7 +163,15 @@ test('the checker catches every form of import, and each platform implementation
   // What is allowed stays allowed; comments are not imports.
   assert.deepEqual(check('src-main/core/x.ts', "import type { Platform } from '../platform/types.js';\nimport { AttestationUnavailable } from '../platform/keystore.js';"), []);
   assert.deepEqual(check('src-main/core/x.ts', "// import { x } from '../platform/nss.js';\n/* require('../platform/nss.js') */"), []);
-  assert.deepEqual(check('src-main/ipc/x.ts', "import { createPlatform } from '../platform/index.js';"), []);
+  // platform/index.ts (the implementations' picker) is the composition roots' alone, in every layer and form.
+  for (const root of COMPOSITION_ROOTS) assert.deepEqual(check(`src-main/${root}`, "import { createPlatform } from '../platform/index.js';"), [], root);
+  for (const [file, line] of [
+    ['src-main/electron/agent-scheduler.ts', "import { createPlatform } from '../platform/index.js';"],
+    ['src-main/ipc/service.ts', "import { createPlatform } from '../platform/index.js';"],
+    ['src-main/cli/commands/status.ts', "const { createPlatform } = await import('../../platform/index.js');"],
+    ['src-main/core/events.ts', "import { platformSink } from '../platform/index.js';"],
+    ['src-main/platform/posture/index.ts', "import type { Platform } from '../index.js';"],
+  ] as const) assert.equal(check(file, line).length, 1, `not caught: ${file}: ${line}`);
   // Upward imports and lab/ are refused.
   assert.equal(check('src-main/core/x.ts', "import { DashboardService } from '../ipc/service.js';").length, 1);
   assert.equal(check('src-main/platform/x.ts', "import { loadConfig } from '../core/config.js';").length, 1);

@@ -21,6 +21,7 @@ import type { StatusView } from '../../src-main/ipc/contract.js';
 import { dispatch, type Handlers } from '../../src-main/ipc/guard.js';
 import { eventSinkCommands } from '../../src-main/platform/event-sinks.js';
 import { tempDir } from '../support/agent.js';
+import { testContext } from '../support/context.js';
 
 // eslint-disable-next-line no-control-regex
 const RAW_CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]/;
@@ -117,7 +118,7 @@ describe('every sink goes through the layer', () => {
     const loaded = loadConfig({ env: { HOME: dir, DTA_STATE_DIR: path.join(dir, 'state'), DTA_SCEP_CHALLENGE: 'bundle-Chal-123', DTA_HTTP_PROXY: 'http://u:bundleProxyPw@127.0.0.1:3128', DTA_MANAGED_CONFIG_DIR: path.join(dir, 'm') } });
     new EventLog(loaded.config.stateDir, 'user', { sinks: [] }).record('REJECTED', `server said ${HOSTILE} bundle-Chal-123`);
     const file = path.join(dir, 'b.zip');
-    await writeSupportBundle({ loaded, file, diagnose: false, secrets: null, platform: null, env: { HOME: dir }, version: 'test' });
+    await writeSupportBundle({ loaded, context: testContext(), file, diagnose: false, secrets: null, platform: null, env: { HOME: dir }, version: 'test' });
     const text = execFileSync('unzip', ['-p', file], { encoding: 'utf8' });
     assert.doesNotMatch(text, /bundle-Chal-123|bundleProxyPw/);
     assert.match(text, /"scepChallenge": "\[redacted\]"/);

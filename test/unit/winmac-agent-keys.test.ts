@@ -18,6 +18,7 @@ import { TPM_PROVIDER } from '../../src-main/platform/win32-store.js';
 import { tempDir } from '../support/agent.js';
 import { macStandIn } from '../support/darwin-keys.js';
 import { windowsStandIn } from '../support/win32-cng.js';
+import { EventSinks } from '../../src-main/core/context.js';
 
 let lab: LabOrg;
 before(async () => {
@@ -40,7 +41,7 @@ test('Windows: enrollment and renewal with the key in the TPM provider; the org 
   const win = windowsStandIn();
   const platform = createPlatform(loaded.config, 'win32', { run: win.run, env });
 
-  const first = await runPass({ loaded, platform, side: 'user', force: true, trace: new Trace(undefined) });
+  const first = await runPass({ loaded, platform, context: { events: EventSinks.none() }, side: 'user', force: true, trace: new Trace(undefined) });
   assert.equal(first.outcome, 'enrolled', first.message);
   assert.equal(win.keys.size, 1);
   const [name, key] = [...win.keys][0]!;
@@ -53,17 +54,17 @@ test('Windows: enrollment and renewal with the key in the TPM provider; the org 
   assert.ok(files.some((f) => path.basename(f) === 'key-ref.json' && fs.readFileSync(f, 'utf8').includes(`tpm:${name}`)), 'the state names the key by its CNG handle');
   for (const f of files) assert.doesNotMatch(fs.readFileSync(f, 'latin1'), /PRIVATE KEY/, `${f} holds no private key`);
 
-  const status = await getStatus(loaded, { platform });
+  const status = await getStatus(loaded, { platform, context: { events: EventSinks.none() } });
   assert.equal(status.state, 'ENROLLED');
   assert.deepEqual([status.keyProtection?.protection, status.keyProtection?.reason], ['tpm', 'TPM 2.0 through the Microsoft Platform Crypto Provider'], 'status says where the key is and why');
 
   const repairs = () => win.calls.filter((c) => c.args.includes('-repairstore')).length;
   const before = repairs();
-  const again = await runPass({ loaded, platform, side: 'user', force: false, trace: new Trace(undefined) });
+  const again = await runPass({ loaded, platform, context: { events: EventSinks.none() }, side: 'user', force: false, trace: new Trace(undefined) });
   assert.equal(again.outcome, 'nothing-to-do', again.message);
   assert.equal(repairs(), before, 'nothing re-attached on a pass with a valid certificate');
 
-  const second = await runPass({ loaded, platform, side: 'user', force: false, renewNow: true, trace: new Trace(undefined) });
+  const second = await runPass({ loaded, platform, context: { events: EventSinks.none() }, side: 'user', force: false, renewNow: true, trace: new Trace(undefined) });
   assert.equal(second.outcome, 'renewed', second.message);
   assert.equal(win.keys.size, 1, 'the previous key was deleted after the swap');
   assert.notEqual([...win.keys][0]![0], name, 'a new key');
@@ -82,7 +83,7 @@ test('macOS: enrollment and renewal with the key in a Secure Enclave identity, s
   const mac = macStandIn();
   const platform = createPlatform(loaded.config, 'darwin', { run: mac.run, env });
 
-  const first = await runPass({ loaded, platform, side: 'user', force: true, trace: new Trace(undefined) });
+  const first = await runPass({ loaded, platform, context: { events: EventSinks.none() }, side: 'user', force: true, trace: new Trace(undefined) });
   assert.equal(first.outcome, 'enrolled', first.message);
   assert.equal(mac.identities.size, 1, 'one Secure Enclave identity');
   const [hash, identity] = [...mac.identities][0]!;
@@ -94,17 +95,17 @@ test('macOS: enrollment and renewal with the key in a Secure Enclave identity, s
 
   const listed = await platform.store.list();
   assert.deepEqual(listed.map((c) => c.pem.trim()), [identity.cert!.trim()], 'the certificate store lists the Secure Enclave identity');
-  const status = await getStatus(loaded, { platform });
+  const status = await getStatus(loaded, { platform, context: { events: EventSinks.none() } });
   assert.equal(status.state, 'ENROLLED');
   assert.deepEqual([status.keyProtection?.protection, status.keyProtection?.reason], ['tpm', 'Secure Enclave through a CryptoTokenKit identity (sc_auth)'], 'status says where the key is and why');
 
   const imports = () => mac.calls.filter((c) => c.args[0] === 'import-ctk-certificate').length;
   const before = imports();
-  const again = await runPass({ loaded, platform, side: 'user', force: false, trace: new Trace(undefined) });
+  const again = await runPass({ loaded, platform, context: { events: EventSinks.none() }, side: 'user', force: false, trace: new Trace(undefined) });
   assert.equal(again.outcome, 'nothing-to-do', again.message);
   assert.equal(imports(), before, 'nothing re-attached: the Secure Enclave entry is seen as installed');
 
-  const second = await runPass({ loaded, platform, side: 'user', force: false, renewNow: true, trace: new Trace(undefined) });
+  const second = await runPass({ loaded, platform, context: { events: EventSinks.none() }, side: 'user', force: false, renewNow: true, trace: new Trace(undefined) });
   assert.equal(second.outcome, 'renewed', second.message);
   assert.equal(mac.identities.size, 1, 'the previous identity was deleted after the swap');
   assert.notEqual([...mac.identities][0]![0], hash, 'a new key');

@@ -1,6 +1,5 @@
 import { AgentError, ExitCode } from '../../base/errors.js';
 import { adminTokenStatus, MAX_ADMIN_TOKEN, removeAdminToken, storeAdminToken } from '../../core/secrets/admin-token.js';
-import { openSecretStore } from '../../core/secrets/index.js';
 import type { Command } from '../command.js';
 
 
@@ -33,15 +32,14 @@ A read-only administrator's API token is enough. It is never written to a plain 
       throw new AgentError('config', 'USAGE', 'Say what to do: admin-token set | status | remove.');
     }
     const loaded = ctx.config();
-    const store = openSecretStore();
     if (action === 'set') {
-      const r = await storeAdminToken(loaded, store, await readStdin(), 'admin-token');
+      const r = await storeAdminToken(loaded, ctx.context, await readStdin(), 'admin-token');
       ctx.io.out(ctx.json ? JSON.stringify({ ok: true, stored: true, store: r.store }) : `Stored in the ${r.store} for ${r.org}.`);
     } else if (action === 'status') {
-      const r = await adminTokenStatus(loaded, store);
+      const r = await adminTokenStatus(loaded, ctx.context);
       ctx.io.out(ctx.json ? JSON.stringify({ ok: true, stored: r.stored, store: r.store }) : r.stored ? `A token for ${r.org} is stored in the ${r.store}.` : `No token for ${r.org} in the ${r.store}.`);
     } else {
-      const removed = await removeAdminToken(loaded, store, 'admin-token');
+      const removed = await removeAdminToken(loaded, ctx.context, 'admin-token');
       ctx.io.out(ctx.json ? JSON.stringify({ ok: true, removed }) : removed ? 'Removed.' : 'There was none.');
     }
     return ExitCode.OK;

@@ -25,7 +25,7 @@ export const browserSetupCommand: Command = {
     const loaded = ctx.config();
     const { config } = loaded;
     if (ctx.values.remove) {
-      const res = await removeBrowserSetup(loaded, ctx.platform());
+      const res = await removeBrowserSetup(loaded, ctx.platform(), ctx.context.events);
       report(ctx, res, 'Removed');
       return res.skipped.length && !res.written.length ? ExitCode.LOCAL_ERROR : ExitCode.OK;
     }
@@ -33,7 +33,7 @@ export const browserSetupCommand: Command = {
     if (format !== undefined && !FORMATS.includes(format as Format)) {
       throw new AgentError('config', 'USAGE', `Unknown --print format "${format}".`, `Use one of: ${FORMATS.join(', ')}.`);
     }
-    const http = new HttpClient(httpOptionsFor(config));
+    const http = new HttpClient(httpOptionsFor(config, ctx.context));
     let m: model.BrowserPolicyModel;
     try {
       const org = await discoverOrg(http, requireOrgUrl(config));

@@ -41,7 +41,7 @@ export const daemonCommand: Command = {
     const channel = side === 'device' && !once ? await startDeviceChannel(ctx) : undefined;
     try {
       return await runDaemon({
-        platform: ctx.platformFactory,
+        context: ctx.context,
         loadConfig: () => ctx.freshConfig(),
         stateDir: stateDirOf(ctx),
         side,

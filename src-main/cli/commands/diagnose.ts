@@ -46,7 +46,7 @@ with a written-down class, which exits as run and status --check do for it (READ
     });
     const loaded = ctx.config();
     if (!ctx.values.watch) {
-      const report = await runDiagnostics({ loaded, policy, env: ctx.io.env, platform: ctx.platformFactory });
+      const report = await runDiagnostics({ loaded, policy, env: ctx.io.env, context: ctx.context });
       ctx.io.out(ctx.json ? JSON.stringify(report, null, 2) : renderReport(report));
       return report.exitCode;
     }
@@ -58,7 +58,7 @@ async function watch(ctx: CommandContext, policy: ReturnType<typeof HealthPolicy
   const loaded = ctx.config();
   const count = ctx.values.count !== undefined ? Number(ctx.values.count) : Infinity;
   if (!(count >= 1)) throw new AgentError('config', 'USAGE', `--count must be a positive whole number, not "${String(ctx.values.count)}".`);
-  const events = new EventLog(loaded.config.stateDir, 'diagnose');
+  const events = new EventLog(loaded.config.stateDir, 'diagnose', { sinks: ctx.context.events });
   const watch = new DiagnoseWatch(policy);
   let stop = false;
   const onSignal = () => (stop = true);
@@ -68,7 +68,7 @@ async function watch(ctx: CommandContext, policy: ReturnType<typeof HealthPolicy
   try {
     for (let i = 0; i < count && !stop; i++) {
       const started = Date.now();
-      const cycle = await watch.cycle(() => runDiagnostics({ loaded, policy, env: ctx.io.env, platform: ctx.platformFactory, events, recordOutcome: false }), events, { stop: () => stop });
+      const cycle = await watch.cycle(() => runDiagnostics({ loaded, policy, env: ctx.io.env, context: ctx.context, events, recordOutcome: false }), events, { stop: () => stop });
       report = cycle.report;
       if (ctx.json) ctx.io.out(JSON.stringify(report));
       else if (i === 0) ctx.io.out(renderReport(report));

@@ -115,7 +115,7 @@ export const installCommand: Command = {
         const l = ctx.freshConfig();
         return { ...l, config: { ...l.config, stateDir } };
       };
-      const { engine } = createPassEngine({ loadConfig, platform: ctx.platformFactory, stateDir, side: req.scope, trace: () => new Trace(ctx.debug ? ctx.io.err : undefined), respectRenewalMoment: true });
+      const { engine } = createPassEngine({ loadConfig, context: ctx.context, stateDir, side: req.scope, trace: () => new Trace(ctx.debug ? ctx.io.err : undefined), respectRenewalMoment: true });
       const r = await engine.attempt('install');
       passLine = `Install-time pass: ${describeAttempt(r)}`;
       pass = r.ran ? { trigger: r.trigger, outcome: r.report.outcome, code: r.report.code, message: r.report.message, state: r.state.state, stuck: r.state.stuck, next: r.state.next && new Date(r.state.next.at).toISOString() } : { skipped: r.why };

@@ -13,7 +13,7 @@ export const metricsCommand: Command = {
   async run(ctx) {
     const loaded = ctx.config();
     if (ctx.values.write) {
-      const r = writeMetricsFile(loaded);
+      const r = writeMetricsFile(loaded, ctx.context.events);
       if ('failed' in r) {
         ctx.io.err(`The metrics file could not be written: ${r.failed}`);
         return ExitCode.LOCAL_ERROR;

@@ -21,7 +21,7 @@ export const postureCommand: Command = {
     // As the device task, the installed device task's state directory (and so the shared file) unless one is given.
     const devDir = deviceStateDir();
     if (side === 'device' && devDir && typeof ctx.values['state-dir'] !== 'string' && !ctx.settings.stateDir && !ctx.io.env.DTA_STATE_DIR) loaded = { ...loaded, config: { ...loaded.config, stateDir: devDir } };
-    const r = await runPosturePass({ loaded, side, platform: ctx.platformFactory, report: ctx.values.report ? 'always' : 'never' });
+    const r = await runPosturePass({ loaded, side, context: ctx.context, report: ctx.values.report ? 'always' : 'never' });
     if (ctx.json) ctx.io.out(JSON.stringify({ ...r.file, file: r.path, ...(r.reported ? { reported: r.reported } : {}) }, null, 2));
     else {
       ctx.io.out(describePosture(r));

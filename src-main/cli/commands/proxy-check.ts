@@ -10,7 +10,7 @@ export const proxyCheckCommand: Command = {
   that decided the route (HttpProxy=, PAC file, HTTPS_PROXY/NO_PROXY, OS settings), the route (PROXY/DIRECT),
   and the time of each step (route decision, TCP or CONNECT tunnel, TLS handshake, HTTP answer).`,
   async run(ctx) {
-    const report = await proxyCheck(ctx.config().config, ctx.io.env, ctx.platform().keys, ctx.config().sources.serverTlsPins === 'managed');
+    const report = await proxyCheck(ctx.config().config, ctx.context, ctx.io.env, ctx.platform().keys, ctx.config().sources.serverTlsPins === 'managed');
     if (ctx.json) ctx.io.out(JSON.stringify(report, null, 2));
     else ctx.io.out(describe(report));
     if (report.ok) return ExitCode.OK;

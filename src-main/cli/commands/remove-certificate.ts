@@ -14,11 +14,11 @@ export const removeCertificateCommand: Command = {
   longer trusted until the next enrollment.`,
   async run(ctx) {
     const loaded = ctx.config();
-    const res = await removeCertificates(loaded, ctx.platform());
+    const res = await removeCertificates(loaded, ctx.platform(), ctx.context.events);
     const swept = sweepTempDirs(loaded.config.stateDir);
     if (swept.length) {
       try {
-        new EventLog(loaded.config.stateDir, 'user').record('TEMP_SWEPT', `Removed ${swept.length} temporary director${swept.length === 1 ? 'y' : 'ies'} (${swept.join(', ')}) left by an interrupted run; they could hold key material.`);
+        new EventLog(loaded.config.stateDir, 'user', { sinks: ctx.context.events }).record('TEMP_SWEPT', `Removed ${swept.length} temporary director${swept.length === 1 ? 'y' : 'ies'} (${swept.join(', ')}) left by an interrupted run; they could hold key material.`);
       } catch {
         /* the removal itself is done; the event log may be read-only */
       }

@@ -28,7 +28,7 @@ export const runCommand: Command = {
     // Under the state directory's lock, recorded in the schedule like any pass: a second concurrent pass
     // (the daemon, the UI, another run) is refused with "retry later" instead of racing this one.
     const loaded = ctx.config();
-    const { engine } = createPassEngine({ loadConfig: () => loaded, platform: ctx.platformFactory, stateDir: loaded.config.stateDir, side, trace: () => trace,
+    const { engine } = createPassEngine({ loadConfig: () => loaded, context: ctx.context, stateDir: loaded.config.stateDir, side, trace: () => trace,
       force: Boolean(v.forceRenewal || v['force-renewal']), respectRenewalMoment: false });
     const res = await engine.attempt('manual');
     if (!res.ran) throw res.why === 'busy' ? passRunningError(res) : new AgentError('internal', 'INTERNAL', res.detail);

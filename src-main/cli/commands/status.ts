@@ -31,9 +31,9 @@ export const statusCommand: Command = {
       if (!isAgentError(e) || e.failure !== 'config') throw e;
       configError = e;
       loaded = loadConfig({ cli: ctx.settings, env: ctx.io.env, skipFiles: true });
-      platform = ctx.platformFactory(loaded.config);
+      platform = ctx.context.platform(loaded.config);
     }
-    const report = await getDoctorStatus(loaded, { check: Boolean(ctx.values.check), platform, ...(configError ? { configError } : {}) });
+    const report = await getDoctorStatus(loaded, { check: Boolean(ctx.values.check), platform, context: ctx.context, ...(configError ? { configError } : {}) });
     if (ctx.json) ctx.io.out(JSON.stringify(report, null, 2));
     else ctx.io.out(describeStatus(report));
     // One fault, one exit code (base/errors.ts FAULT_CLASSES): interception 30, a PAC file or proxy

@@ -16,7 +16,7 @@ The zip holds a README.txt that explains each file. Tokens, keys and passwords a
     const file = ctx.args[0];
     if (!file || ctx.args.length > 1) throw new AgentError('config', 'USAGE', 'Name one file to write, e.g. device-trust-agent support-bundle bundle.zip');
     if (fs.existsSync(file) && !ctx.values.force) throw new AgentError('config', 'USAGE', `${file} exists; choose another name or add --force.`);
-    const r = await writeSupportBundle({ loaded: ctx.config(), platform: ctx.platformFactory, file, diagnose: !ctx.values['no-diagnose'], env: ctx.io.env, version: '0.1.0' });
+    const r = await writeSupportBundle({ loaded: ctx.config(), context: ctx.context, file, diagnose: !ctx.values['no-diagnose'], env: ctx.io.env, version: '0.1.0' });
     if (ctx.json) ctx.io.out(JSON.stringify({ ok: true, file: r.file, bytes: r.bytes, entries: r.entries, worst: r.report?.worst ?? null }, null, 2));
     else ctx.io.out(`Support bundle written to ${r.file} (${r.bytes} bytes): ${r.entries.join(', ')}.${r.report ? ` Diagnostics: ${r.report.worst}.` : ''}`);
     return ExitCode.OK;

@@ -62,9 +62,9 @@ export const uninstallCommand: Command = {
       try {
         const loaded = ctx.config();
         const cfg = { ...loaded, config: { ...loaded.config, stateDir } };
-        const certs = await removeCertificates(cfg, ctx.platform());
+        const certs = await removeCertificates(cfg, ctx.platform(), ctx.context.events);
         steps.push({ what: 'remove certificate', ok: true, detail: certs.removed.length ? `removed ${certs.removed.map((r) => r.serialNumber).join(', ')} from ${certs.store}` : `none in ${certs.store}` });
-        const policy = await removeBrowserSetup(cfg, ctx.platform());
+        const policy = await removeBrowserSetup(cfg, ctx.platform(), ctx.context.events);
         steps.push({ what: 'remove browser setup', ok: true, detail: `${policy.written.length ? `removed from ${policy.written.join(', ')}` : 'nothing of ours found'}${policy.skipped.length ? `; not removed: ${policy.skipped.map((x) => `${x.dir} (${x.reason})`).join(', ')}` : ''}` });
       } catch (e) {
         steps.push({ what: 'remove certificate and browser setup', ok: false, detail: (e as Error).message });

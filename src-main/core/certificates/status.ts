@@ -2,6 +2,7 @@ import type { Platform } from '../../platform/types.js';
 import { backendConfigured } from '../backends/configured.js';
 import type { CertInfo } from './certificate.js';
 import type { LoadedConfig } from '../config.js';
+import type { AgentContext } from '../context.js';
 import { CredentialFiles } from './credentials.js';
 import { isAgentError } from '../../base/errors.js';
 import { scheduleView, type ScheduleView } from '../scheduler/view.js';
@@ -48,7 +49,7 @@ export interface StatusReport {
 }
 
 /** What `status` shows: local facts always; with `check`, the org, revocation and the mTLS endpoint too. */
-export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; platform: Platform }): Promise<StatusReport> {
+export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; platform: Platform; context: Pick<AgentContext, 'events' | 'systemProxy'> }): Promise<StatusReport> {
   const { config } = loaded;
   const platform = opts.platform;
   const { state } = loadState(config.stateDir);
@@ -103,7 +104,7 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
 
   if (opts.check && config.backend === 'scep') {
     const { diagnoseScep } = await import('../scep/diagnose.js');
-    const { findings } = await diagnoseScep(loaded, { state });
+    const { findings } = await diagnoseScep(loaded, opts.context, { state });
     const problems = findings.filter((f) => f.severity === 'error');
     report.checks = { ca: { ok: problems.length === 0, detail: (problems.length ? problems : findings.filter((f) => f.severity === 'ok')).map((f) => f.title).join('; ') } };
   }
@@ -116,7 +117,7 @@ export async function getStatus(loaded: LoadedConfig, opts: { check?: boolean; p
     const { discoverOrg } = await import('../enrollment/discovery.js');
     const { checkMtlsPath, mtlsCredential } = await import('../net/mtls.js');
     const { checkRevocation } = await import('./revocation.js');
-    const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
+    const http = new HttpClient(httpOptionsFor(config, opts.context, { events: new EventLog(config.stateDir, undefined, { sinks: opts.context.events }) }));
     report.checks = {};
     try {
       const org = await discoverOrg(http, config.orgUrl.replace(/\/+$/, ''));

@@ -9,7 +9,8 @@ import { AgentError } from '../../base/errors.js';
 import { EventLog } from '../events.js';
 import { writeFileAtomic } from '../../base/fsutil.js';
 import { neutralizeJsonControls, redactUrl, safeText, SECRET_MIN_LENGTH } from '../../base/safe-text.js';
-import { adminTokenName, openSecretStore, type SecretStore } from '../secrets/index.js';
+import { adminTokenName, type SecretStore } from '../secrets/index.js';
+import type { AgentContext } from '../context.js';
 import type { PlatformFactory } from '../../platform/types.js';
 import { krb5ConfPath, readKrb5Conf } from './directory.js';
 import { platformOrNone, runDiagnostics, type DiagnoseOptions } from './run-diagnostics.js';
@@ -61,6 +62,9 @@ export interface BundleOptions {
   /** Run diagnostics and include the report (default true). */
   diagnose?: boolean;
   diagnoseOptions?: Partial<DiagnoseOptions>;
+  /** What the root wired: the platform, the secret store (the admin token is kept out) and the event sinks. */
+  context: AgentContext;
+  /** Overrides of the context's: null for none. */
   secrets?: SecretStore | null;
   platform?: PlatformFactory | null;
   env?: NodeJS.ProcessEnv;
@@ -97,7 +101,7 @@ export async function writeSupportBundle(opts: BundleOptions): Promise<BundleRes
   const { config } = opts.loaded;
   const stateDir = config.stateDir;
 
-  const secrets = opts.secrets === null ? undefined : (opts.secrets ?? openSecretStore());
+  const secrets = opts.secrets === null ? undefined : (opts.secrets ?? opts.context.secrets);
   // The secrets the configuration marks (challenge, proxy passwords) and the admin token: never in the bundle.
   const exact: string[] = secretValues(config, env).filter((s) => s.length >= SECRET_MIN_LENGTH);
   if (secrets && config.orgUrl) {
@@ -108,11 +112,11 @@ export async function writeSupportBundle(opts: BundleOptions): Promise<BundleRes
       /* no keyring: then the token cannot be in anything we read either */
     }
   }
-  const platform = platformOrNone(opts.platform, config);
+  const platform = platformOrNone(opts.platform === undefined ? opts.context.platform : opts.platform, config);
 
   let report: DiagnoseReport | undefined;
   if (opts.diagnose !== false) {
-    report = await runDiagnostics({ loaded: opts.loaded, env, ...(secrets ? { secrets } : { secrets: null }), platform: platform ? () => platform : null, ...opts.diagnoseOptions });
+    report = await runDiagnostics({ loaded: opts.loaded, context: opts.context, env, ...(secrets ? { secrets } : { secrets: null }), platform: platform ? () => platform : null, ...opts.diagnoseOptions });
   }
 
   const files: Record<string, string> = {};
@@ -187,6 +191,6 @@ export async function writeSupportBundle(opts: BundleOptions): Promise<BundleRes
   const data = Buffer.concat(chunks);
   const target = path.resolve(opts.file);
   writeFileAtomic(target, data, 0o600);
-  new EventLog(stateDir, 'support-bundle').record('SUPPORT_BUNDLE_WRITTEN', `Support bundle written to ${target} (${data.length} bytes).`, { entries });
+  new EventLog(stateDir, 'support-bundle', { sinks: opts.context.events }).record('SUPPORT_BUNDLE_WRITTEN', `Support bundle written to ${target} (${data.length} bytes).`, { entries });
   return { file: target, entries, bytes: data.length, report };
 }

@@ -6,7 +6,8 @@ import { EventLog } from '../events.js';
 import { runCommand, type CommandRunner } from '../../base/exec.js';
 import { HttpClient, rootCertificates } from '../net/http.js';
 import type { OrgConfig } from '../enrollment/protocol.js';
-import { openSecretStore, type SecretStore } from '../secrets/index.js';
+import type { SecretStore } from '../secrets/index.js';
+import type { AgentContext } from '../context.js';
 import { readKrb5Conf } from './directory.js';
 import { evaluateFindings, worstSeverity, type SignInRecord } from './findings.js';
 import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from './health.js';
@@ -21,11 +22,13 @@ import { chainFinding, pinsInForce } from '../net/server-chain.js';
 
 export interface DiagnoseOptions {
   loaded: LoadedConfig;
+  /** What the root wired: the platform, the secret store, the proxy source and the event sinks used by default. */
+  context: AgentContext;
   /** Its timeout bounds every probe (default 3 s). */
   policy?: HealthPolicy;
-  /** Where the admin API token is read from; null: do not read agent pools. Default: the OS keyring. */
+  /** Where the admin API token is read from; null: do not read agent pools. Default: the context's store. */
   secrets?: SecretStore | null;
-  /** Builds the certificate store to look at (from the composition root); none or null: skip the local certificate probe. */
+  /** Builds the certificate store to look at; null: skip the local certificate probe. Default: the context's. */
   platform?: PlatformFactory | null;
   /** KRB5_CONFIG, USER…; default process.env. */
   env?: NodeJS.ProcessEnv;
@@ -35,7 +38,7 @@ export interface DiagnoseOptions {
   /** The DCs' SNTP port (default 123). */
   ntpPort?: number;
   runner?: CommandRunner;
-  /** Where the run is recorded (events 1200–1202, 1220); default the state directory's log. */
+  /** Where the run is recorded (events 1200–1202, 1220); default the state directory's log, to the context's sinks. */
   events?: EventLog;
   /** Record the outcome as an event (default true; `--watch` records changes only). */
   recordOutcome?: boolean;
@@ -96,17 +99,16 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
   const orgUrl = config.orgUrl?.replace(/\/+$/, '');
   const policy = opts.policy ?? DEFAULT_HEALTH_POLICY;
   const env = opts.env ?? process.env;
-  const events = opts.events ?? new EventLog(config.stateDir, 'diagnose');
-  const platform = platformOrNone(opts.platform, config);
-  let secrets: SecretStore | undefined;
-  if (opts.secrets !== null) secrets = opts.secrets ?? openSecretStore();
+  const events = opts.events ?? new EventLog(config.stateDir, 'diagnose', { sinks: opts.context.events });
+  const platform = platformOrNone(opts.platform === undefined ? opts.context.platform : opts.platform, config);
+  const secrets = opts.secrets === null ? undefined : (opts.secrets ?? opts.context.secrets);
   // Each request gives up just before its probe's deadline, so the probe records why (a silent proxy, a PAC
   // file, a trickling body) rather than only that time ran out.
   // A PAC file gets the one documented budget (PAC_TIME_LIMIT_MS), as in `run` and `proxy-check`: the probes that
   // go through it get that long on top of their own timeout, so a valid but slow PAC is not called a loop.
   const pacMs = config.httpProxyPacLocation ? PAC_TIME_LIMIT_MS : 0;
   const routedMs = policy.timeoutMs + pacMs;
-  const http = new HttpClient({ ...httpOptionsFor(config, { env }), timeoutMs: policy.timeoutMs, deadlineMs: Math.max(100, routedMs - Math.min(500, policy.timeoutMs / 5)) });
+  const http = new HttpClient({ ...httpOptionsFor(config, opts.context, { env }), timeoutMs: policy.timeoutMs, deadlineMs: Math.max(100, routedMs - Math.min(500, policy.timeoutMs / 5)) });
   const ctx: ProbeContext = {
     config, orgUrl, http, roots: rootCertificates(config.tlsCaFile), timeoutMs: policy.timeoutMs, routedTimeoutMs: routedMs, env, platform, secrets,
     runner: opts.runner ?? runCommand, ...(opts.dnsServers ? { dnsServers: opts.dnsServers } : {}), ntpPort: opts.ntpPort ?? 123,
@@ -155,7 +157,7 @@ export async function runDiagnostics(opts: DiagnoseOptions): Promise<DiagnoseRep
     if (signedIn && auth && !fresh) {
       events.record('SIGN_IN_SEEN', `${auth.principal ?? 'The user'} signed in to the IWA web app ${signedIn.target} (${auth.via ?? 'Negotiate'}).`, { principal: auth.principal ?? null, iwa: signedIn.target });
     }
-    const scep = config.backend === 'scep' ? await scepFindings(opts.loaded) : [];
+    const scep = config.backend === 'scep' ? await scepFindings(opts.loaded, opts.context) : [];
     const findings = evaluateFindings({
       backend: config.backend, orgUrl, org: orgOutcome.org, orgFromCache: orgOutcome.fromCache, probes, pools: pools.pools, now: now(), lastSignIn: lastSignInFromEvents(events),
       rememberedPins: ctx.rememberedPins,
@@ -236,9 +238,9 @@ function attachInterceptions(probes: ProbeResult[], http: HttpClient): void {
 }
 
 /** The SCEP backend enrolls with its CA, not the org: the CA's own checks (scep/diagnose.ts) as findings. */
-async function scepFindings(loaded: LoadedConfig): Promise<DiagnoseReport['findings']> {
+async function scepFindings(loaded: LoadedConfig, context: AgentContext): Promise<DiagnoseReport['findings']> {
   const { diagnoseScep } = await import('../scep/diagnose.js');
-  const { findings } = await diagnoseScep(loaded);
+  const { findings } = await diagnoseScep(loaded, context);
   return findings.filter((f) => f.severity !== 'ok').map((f) => ({
     code: f.severity === 'error' ? 'SCEP_CA_PROBLEM' : 'SCEP_CA_NOTE', severity: f.severity as 'info' | 'warning' | 'error', title: f.title, evidence: [f.evidence],
     cause: f.cause ?? '', remedy: f.remedy ?? '', probes: [],

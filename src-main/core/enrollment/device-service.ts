@@ -17,6 +17,7 @@ import { HttpClient } from '../net/http.js';
 import { IwaClient } from '../auth/iwa.js';
 import { httpOptionsFor } from '../proxy/options.js';
 import { Trace } from '../../base/trace.js';
+import type { NetworkContext } from '../context.js';
 
 /** The machine keytab, checked before Kerberos sees it: unreadable or absent is the configuration's fault, said as such. */
 export function checkKeytabReadable(keytab: string): void {
@@ -47,6 +48,9 @@ export function checkKeytabReadable(keytab: string): void {
 interface Window {
   times: number[];
 }
+
+/** The device service runs as a system service, never inside the tray app: no host proxy answer, the OS settings are read. */
+const NO_HOST_PROXY: NetworkContext = {};
 
 export interface DeviceTokenServiceOptions {
   /** The device side's own configuration (root's: managed configuration, its own environment). */
@@ -138,7 +142,7 @@ export class DeviceTokenService {
   private async fetchToken(config: Config, req: DeviceTokenRequest): Promise<{ deviceToken: string; iwaUrl: string }> {
     const deadlineMs = Math.min(req.deadlineMs, MAX_REQUEST_DEADLINE_MS);
     const trace = new Trace(this.opts.log ? (l) => this.opts.log!(l) : undefined);
-    const http = new HttpClient({ ...httpOptionsFor(config, { log: (l) => trace.log(l) }), deadlineMs });
+    const http = new HttpClient({ ...httpOptionsFor(config, NO_HOST_PROXY, { log: (l) => trace.log(l) }), deadlineMs });
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new AgentError('retry-later', 'DEVICE_SERVICE_TIMEOUT', `The device service could not get a device token within the ${deadlineMs} ms the request allowed; nothing was changed.`,

@@ -18,6 +18,7 @@ import { checkPublishedChains, effectivePins, pinChangeFinding, pinsToRemember }
 import { httpOptionsFor } from '../proxy/options.js';
 import { checkRevocation } from '../certificates/revocation.js';
 import { assertCaContinuity, chainFingerprints } from '../certificates/ca-continuity.js';
+import type { AgentContext } from '../context.js';
 import { sayNothingChanged } from './refusal.js';
 import { isDeviceId, loadState, saveState, type AgentState } from '../state/state.js';
 import type { Trace } from '../../base/trace.js';
@@ -41,6 +42,8 @@ export interface RunOptions {
   trace: Trace;
   /** The OS store and browser setup, handed in by the composition root. */
   platform: Platform;
+  /** The root's event sinks and proxy source (core/context.ts). */
+  context: Pick<AgentContext, 'events' | 'systemProxy'>;
   now?: () => Date;
   /**
    * Scheduled passes: the moment inside the renewal window at which this certificate is renewed (the
@@ -115,14 +118,14 @@ export class EnrollmentPass {
     this.config = opts.loaded.config;
     this.trace = opts.trace;
     this.now = opts.now ?? (() => new Date());
-    this.http = new HttpClient(httpOptionsFor(this.config, { events: new EventLog(this.config.stateDir, opts.side), log: (line) => opts.trace.log(line) }));
+    this.http = new HttpClient(httpOptionsFor(this.config, opts.context, { events: new EventLog(this.config.stateDir, opts.side, { sinks: opts.context.events }), log: (line) => opts.trace.log(line) }));
     this.backend = createBackend(opts.loaded, { http: this.http, trace: this.trace, now: this.now, deviceChannel: opts.platform.deviceChannel });
     ensurePrivateDir(this.config.stateDir);
     this.platform = opts.platform;
     this.creds = new CredentialFiles(this.config.stateDir);
     // SCEP answers are encrypted to the device key: its key lives in the store only if the store can decrypt.
     this.keys = this.backend.kind === 'scep' && !opts.platform.keys?.decrypt ? undefined : opts.platform.keys;
-    this.events = new EventLog(this.config.stateDir, opts.side);
+    this.events = new EventLog(this.config.stateDir, opts.side, { sinks: opts.context.events });
   }
 
   async run(): Promise<RunResult> {

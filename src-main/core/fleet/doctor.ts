@@ -12,6 +12,7 @@ import { POLICY_FILE } from '../../platform/types.js';
 import type { Platform } from '../../platform/types.js';
 import type { LoadedConfig } from '../config.js';
 import { CredentialFiles, loadDeviceKey } from '../certificates/credentials.js';
+import type { AgentContext } from '../context.js';
 import { EventLog } from '../events.js';
 import { loadState } from '../state/state.js';
 import { getStatus, type StatusReport } from '../certificates/status.js';
@@ -83,7 +84,7 @@ const NOT_CHECKED = 'not checked: run "status --check" to ask the network';
  * configuration files could not be used and `loaded` is what the environment and command line give alone;
  * every other test still runs, and the configuration test FAILs with the error (which names the file and setting).
  */
-export async function getDoctorStatus(loaded: LoadedConfig, opts: { check?: boolean; platform: Platform; configError?: AgentError }): Promise<DoctorStatus> {
+export async function getDoctorStatus(loaded: LoadedConfig, opts: { check?: boolean; platform: Platform; context: Pick<AgentContext, 'events' | 'systemProxy'>; configError?: AgentError }): Promise<DoctorStatus> {
   const report = await getStatus(loaded, opts);
   const section = await doctor(loaded, report, opts);
   return { ...report, ...headline(report, section, opts.configError), ...section };
@@ -123,7 +124,7 @@ export function statusExitCode(r: DoctorStatus): number {
   return worstExitCode(codes);
 }
 
-export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: { check?: boolean; platform: Pick<Platform, "keys">; configError?: AgentError }): Promise<DoctorSection> {
+export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: { check?: boolean; platform: Pick<Platform, "keys">; context: Pick<AgentContext, 'events' | 'systemProxy'>; configError?: AgentError }): Promise<DoctorSection> {
   const { config } = loaded;
   const { state } = loadState(config.stateDir);
   const t = new Map<DoctorTestName, { result: TestResult; evidence: string }>();
@@ -152,7 +153,7 @@ export async function doctor(loaded: LoadedConfig, report: StatusReport, opts: {
     const { HttpClient } = await import('../net/http.js');
     const { discoverOrg } = await import('../enrollment/discovery.js');
     const { httpOptionsFor } = await import('../proxy/options.js');
-    const http = new HttpClient(httpOptionsFor(config, { events: new EventLog(config.stateDir) }));
+    const http = new HttpClient(httpOptionsFor(config, opts.context, { events: new EventLog(config.stateDir, undefined, { sinks: opts.context.events }) }));
     try {
       const org = await discoverOrg(http, config.orgUrl.replace(/\/+$/, ''));
       // The org answered, but status's own check of the route (interception of the org host) may have failed:

@@ -5,6 +5,7 @@ import { AGENT_VERSION } from '../../base/version.js';
 import type { LoadedConfig } from '../config.js';
 import { CredentialFiles } from '../certificates/credentials.js';
 import { EVENTS, EventLog } from '../events.js';
+import type { EventSinks } from '../context.js';
 import { namedState } from '../scheduler/plan.js';
 import { DEFAULT_POLICY } from '../scheduler/policy.js';
 import { emptyRecord } from '../scheduler/record.js';
@@ -15,17 +16,6 @@ import { renderAgentMetrics, type KeyProtection, type MetricsInput, type Outcome
 export const METRICS_FILE = 'device_trust_agent.prom';
 /** The writer's own small record in the state directory: when the state began, and what was warned about. */
 const SIDECAR = 'metrics-state.json';
-
-type PostureSource = () => PostureCheckResult[] | undefined;
-let postureSource: PostureSource | undefined;
-
-/**
- * For the posture checks: hand the metrics the latest results ({check, result}); they appear as
- * device_trust_agent_posture_check_result{check,result} and _posture_checks_failing from the next write.
- */
-export function registerPostureSource(source: PostureSource | undefined): void {
-  postureSource = source;
-}
 
 /** Reads state.json without side effects (loadState moves a corrupt file aside; metrics must not). */
 function readStateRaw(stateDir: string): { state?: AgentState; raw: Record<string, unknown> } {
@@ -148,7 +138,7 @@ export function collectMetrics(loaded: LoadedConfig, opts: { now?: number; persi
     /* no event log yet */
   }
   const lp = view.lastPass;
-  const posture = opts.posture ?? postureSource?.() ?? postureFrom(raw);
+  const posture = opts.posture ?? postureFrom(raw);
   return {
     version: AGENT_VERSION,
     backend: config.backend,
@@ -180,7 +170,7 @@ export type WriteOutcome = { written: string } | { skipped: 'off' } | { failed: 
  * node_exporter is not installed. A failure is reported once per directory and reason (event 1250), never
  * thrown.
  */
-export function writeMetricsFile(loaded: LoadedConfig, opts: { now?: number } = {}): WriteOutcome {
+export function writeMetricsFile(loaded: LoadedConfig, sinks: EventSinks, opts: { now?: number } = {}): WriteOutcome {
   const { config } = loaded;
   const dir = config.metricsDir;
   if (/^(off|none|false|no|0)$/i.test(dir)) return { skipped: 'off' };
@@ -207,7 +197,7 @@ export function writeMetricsFile(loaded: LoadedConfig, opts: { now?: number } = 
     if (warnedNow) {
       saveSidecar(config.stateDir, { ...s, warned: key });
       try {
-        new EventLog(config.stateDir, 'user').record('METRICS_UNWRITABLE',
+        new EventLog(config.stateDir, 'user', { sinks }).record('METRICS_UNWRITABLE',
           `The Prometheus metrics file could not be written to ${dir}: ${err.message}. Passes are not affected; set metricsDir (DTA_METRICS_DIR) to node_exporter's --collector.textfile.directory, make it writable for this user, or set it to "off". This is reported once.`,
           { dir, code: err.code ?? null });
       } catch {
@@ -219,9 +209,9 @@ export function writeMetricsFile(loaded: LoadedConfig, opts: { now?: number } = 
 }
 
 /** The engine's hook: never throws, never slows a pass noticeably (a few small file reads and one rename). */
-export function writeMetricsAfterPass(loadConfig: () => LoadedConfig, _stateDir: string): void {
+export function writeMetricsAfterPass(loadConfig: () => LoadedConfig, _stateDir: string, sinks: EventSinks): void {
   try {
-    writeMetricsFile(loadConfig());
+    writeMetricsFile(loadConfig(), sinks);
   } catch {
     /* configuration unreadable: nothing to write */
   }

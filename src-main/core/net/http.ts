@@ -18,6 +18,7 @@ import { describeRoute, type Route, type RouteDecision } from '../proxy/types.js
 import { runCommand } from '../../base/exec.js';
 import { newTraceId, requestIdsFor, serverErrorCode, type LastExchange } from '../fleet/correlation.js';
 import { withServerTime } from '../time/server-time.js';
+import type { SystemProxySource } from '../proxy/system.js';
 
 /** A hostile or broken server must not be able to make us buffer without bound. */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -39,6 +40,8 @@ export interface HttpOptions {
     httpProxyPacLocation?: string | undefined;
     env?: NodeJS.ProcessEnv;
     os?: OsProxyReader | false;
+    /** The host's own per-URL answer (Electron's session.resolveProxy), from the context. */
+    system?: SystemProxySource | undefined;
     pacTimeLimitMs?: number;
   };
   /** Where a detected TLS interception is recorded (event TLS_INTERCEPTED). */
@@ -122,6 +125,7 @@ export class HttpClient {
       httpProxyPacLocation: p.httpProxyPacLocation,
       env: p.env ?? process.env,
       os: p.os ?? osProxyReader(runCommand),
+      system: p.system,
       ca: this.roots,
       timeoutMs: opts.timeoutMs,
       // One PAC budget, the documented one, for every command: a valid PAC that `run` can use is never called

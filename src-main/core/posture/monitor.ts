@@ -1,16 +1,16 @@
 import type { Side } from '../enrollment/side.js';
 import type { LoadedConfig } from '../config.js';
 import { runPosturePass } from './pass.js';
-import type { PlatformFactory } from '../../platform/types.js';
+import type { AgentContext } from '../context.js';
 import { resolvePostureSettings } from './settings.js';
 
 export interface PostureMonitorOptions {
   loadConfig: () => LoadedConfig;
   side: Side;
   out: (line: string) => void;
-  /** Builds the platform: its key store (TPM, NSS, CNG, keychain) signs the posture report. Required: without
-   * it only a legacy key file could sign, and the report would silently never be sent. */
-  platform: PlatformFactory;
+  /** What the root wired. Its platform's key store (TPM, NSS, CNG, keychain) signs the posture report. Required:
+   * without it only a legacy key file could sign, and the report would silently never be sent. */
+  context: AgentContext;
   now?: () => number;
 }
 
@@ -69,7 +69,7 @@ export class PostureMonitor {
 
   private async pass(why: string): Promise<void> {
     try {
-      const r = await runPosturePass({ loaded: this.opts.loadConfig(), side: this.opts.side, platform: this.opts.platform });
+      const r = await runPosturePass({ loaded: this.opts.loadConfig(), side: this.opts.side, context: this.opts.context });
       const c = { PASS: 0, FAIL: 0, UNKNOWN: 0 };
       for (const x of r.file.results) c[x.status]++;
       this.opts.out(`${new Date(this.now).toISOString()} posture (${why}): ${c.PASS} pass, ${c.FAIL} fail, ${c.UNKNOWN} unknown${r.changes.length ? `; changed: ${r.changes.map((x) => `${x.check} → ${x.to}`).join(', ')}` : ''}${r.reported ? `; report ${r.reported.ok ? 'sent' : `not sent (${r.reported.error})`}` : ''}`);

@@ -4,7 +4,7 @@ import { isAgentError } from '../../base/errors.js';
 import type { LoadedConfig } from '../config.js';
 import { CredentialFiles, loadDeviceKey } from '../certificates/credentials.js';
 import type { DeviceKeyStore } from '../../platform/keystore.js';
-import type { PlatformFactory } from '../../platform/types.js';
+import type { AgentContext } from '../context.js';
 import { EventLog } from '../events.js';
 import { HttpClient } from '../net/http.js';
 import { keyFromPem } from '../keys/keys.js';
@@ -21,16 +21,17 @@ export interface PosturePassOptions {
   loaded: LoadedConfig;
   side: Side;
   /**
-   * Builds this configuration's platform: its posture checks run, its key store (TPM, NSS, CNG, keychain) signs
-   * the report. Required, so a caller cannot forget it: without it only a legacy key file could sign.
+   * What the root wired. Its platform's posture checks run and its key store (TPM, NSS, CNG, keychain) signs the
+   * report: required, so a caller cannot forget it (without it only a legacy key file could sign).
    */
-  platform: PlatformFactory;
+  context: AgentContext;
   /** Send the signed report (the CLI's --report; the daemon: when something changed or the last one failed). */
   report?: 'always' | 'on-change' | 'never';
   /** How the report is signed; default: the current certificate's device key in the platform's key store. */
   signer?: () => Promise<DeviceSigner | undefined>;
   events?: EventLog;
-  context?: Partial<PostureContext>;
+  /** Facts about the machine the checks would otherwise gather (tests). */
+  machine?: Partial<PostureContext>;
   now?: Date;
 }
 
@@ -64,9 +65,9 @@ function deviceIdOf(certPem: string): string {
 export async function runPosturePass(opts: PosturePassOptions): Promise<PosturePassResult> {
   const { config } = opts.loaded;
   const settings = resolvePostureSettings(config.posture);
-  const events = opts.events ?? new EventLog(config.stateDir, opts.side);
-  const platform = opts.platform(config);
-  const run = await evaluatePosture({ side: opts.side, stateDir: config.stateDir, settings, checks: platform.posture, events, ...(opts.context ? { context: opts.context } : {}), ...(opts.now ? { now: opts.now } : {}) });
+  const events = opts.events ?? new EventLog(config.stateDir, opts.side, { sinks: opts.context.events });
+  const platform = opts.context.platform(config);
+  const run = await evaluatePosture({ side: opts.side, stateDir: config.stateDir, settings, checks: platform.posture, events, ...(opts.machine ? { context: opts.machine } : {}), ...(opts.now ? { now: opts.now } : {}) });
   const mode = opts.report ?? 'on-change';
   if (opts.side !== 'user' || !settings.report || mode === 'never' || !config.orgUrl || config.backend !== 'idp') return run;
   const signer = await (opts.signer ? opts.signer() : currentDeviceSigner(config.stateDir, platform.keys));
@@ -75,7 +76,7 @@ export async function runPosturePass(opts: PosturePassOptions): Promise<PostureP
   const certificate = certificateSha256(signer.certificatePem);
   const wanted = mode === 'always' || run.changes.length > 0 || !run.file.report?.ok || run.file.report.certificate !== certificate;
   if (!wanted) return run;
-  const http = new HttpClient(httpOptionsFor(config, { events }));
+  const http = new HttpClient(httpOptionsFor(config, opts.context, { events }));
   const now = opts.now ?? new Date();
   let reported: PosturePassResult['reported'];
   try {

@@ -20,6 +20,7 @@ import type { DeviceKeyStore } from '../../platform/keystore.js';
 import { MtlsCheckAnswerSchema, type MtlsCheckAnswer } from '../enrollment/protocol.js';
 import { redactUserInfo } from './env.js';
 import { chainFinding, pinsInForce } from '../net/server-chain.js';
+import type { NetworkContext } from '../context.js';
 import { httpOptionsFor } from './options.js';
 import { describeRoute, type Route, type RouteDecision } from './types.js';
 
@@ -221,7 +222,7 @@ async function checkUrlSteps(what: string, url: string, http: HttpClient, tls: T
 }
 
 /** The URLs the agent uses: the org first, then what the org names (IWA primary and backups, CRL, mTLS). */
-export async function proxyCheck(config: Config, env: NodeJS.ProcessEnv = process.env, keys?: Pick<DeviceKeyStore, 'tlsPresenter'>, managedPins = false): Promise<ProxyCheckReport> {
+export async function proxyCheck(config: Config, net: NetworkContext, env: NodeJS.ProcessEnv = process.env, keys?: Pick<DeviceKeyStore, 'tlsPresenter'>, managedPins = false): Promise<ProxyCheckReport> {
   const environment: Record<string, string> = {};
   for (const n of ENV_NAMES) if (env[n]) environment[n] = redactUserInfo(env[n]!);
   const settings = {
@@ -233,7 +234,7 @@ export async function proxyCheck(config: Config, env: NodeJS.ProcessEnv = proces
     throw new AgentError('config', 'NOT_CONFIGURED', 'No org URL is configured, so there is nothing to check.', 'Set OktaURL= (orgUrl) first.');
   }
   const orgUrl = config.orgUrl.replace(/\/+$/, '');
-  const opts = httpOptionsFor(config, { env });
+  const opts = httpOptionsFor(config, net, { env });
   const http = new HttpClient(opts);
   // The chain each host presented, compared with the TLS issuers the org publishes once discovery answered.
   const seen = new Map<string, PresentedCertificate[]>();

@@ -12,7 +12,7 @@ import { envProxy, parseProxyUrl, redactUserInfo, type EnvProxy } from './env.js
 import type { OsProxyReader, OsProxySettings } from './os.js';
 import { fetchPac, PacScript, parsePacResult } from './pac.js';
 import { bypasses } from './bypass.js';
-import { systemProxy, type SystemProxySource } from './system.js';
+import type { SystemProxySource } from './system.js';
 import { describeRoute, proxyKey, stripCredentials, type ProxyCredentials, type Route, type RouteDecision } from './types.js';
 
 /** A PAC file is fetched again after this long (a long-running agent picks up an admin's change). */
@@ -28,6 +28,8 @@ export interface ProxySettings {
   env: NodeJS.ProcessEnv;
   /** The OS settings reader; `false` to ignore OS settings. */
   os: OsProxyReader | false;
+  /** The host's own per-URL answer (the context's, core/context.ts), asked before the OS settings are read. */
+  system?: SystemProxySource | undefined;
   /** Trust anchors and timeout for fetching a PAC file over https. */
   ca: string[];
   timeoutMs: number;
@@ -115,7 +117,7 @@ export class ProxyResolver {
     }
 
     // The host's own per-URL answer (Electron's session.resolveProxy in the tray app) stands for the OS step.
-    const system = this.settings.os === false ? undefined : systemProxy();
+    const system = this.settings.os === false ? undefined : this.settings.system;
     const fromSystem = system ? await this.fromSystem(system, u) : undefined;
     if (fromSystem) return fromSystem;
 

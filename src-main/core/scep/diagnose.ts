@@ -6,6 +6,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { scepSettings, type ScepSettings } from '../backends/scep.js';
 import type { LoadedConfig } from '../config.js';
+import type { NetworkContext } from '../context.js';
 import { isAgentError } from '../../base/errors.js';
 import { HttpClient } from '../net/http.js';
 import { loadState, type AgentState } from '../state/state.js';
@@ -36,7 +37,7 @@ export interface ScepDiagnosis {
 
 const describe = (c: X509Certificate) => c.subject.split('\n').join(', ') || '(no subject)';
 
-export async function diagnoseScep(loaded: LoadedConfig, opts: { http?: HttpClient; state?: AgentState; now?: Date } = {}): Promise<ScepDiagnosis> {
+export async function diagnoseScep(loaded: LoadedConfig, net: NetworkContext, opts: { http?: HttpClient; state?: AgentState; now?: Date } = {}): Promise<ScepDiagnosis> {
   const { config } = loaded;
   const findings: Finding[] = [];
   const out: ScepDiagnosis = { findings };
@@ -56,7 +57,7 @@ export async function diagnoseScep(loaded: LoadedConfig, opts: { http?: HttpClie
     findings.push({ severity: 'warning', title: 'No browser host patterns for the SCEP certificate', evidence: 'scepHostPatterns is empty.', cause: 'SCEP has no org discovery, so only the configuration says which sites want the certificate; browsers will ask the user instead of presenting it.', remedy: 'Set scepHostPatterns to the mTLS hosts, e.g. https://[*.]sso.example.com.' });
   }
 
-  const http = opts.http ?? new HttpClient(httpOptionsFor(config));
+  const http = opts.http ?? new HttpClient(httpOptionsFor(config, net));
   const client = new ScepClient({ http, url: config.scepUrl!, caFingerprint: settings?.caFingerprint ?? '', allowWeak: config.scepAllowWeak, trace: new Trace(undefined), pendingWaitMs: 0 });
   const host = new URL(config.scepUrl!).host;
   try {

@@ -5,8 +5,8 @@ import { AgentError } from '../../base/errors.js';
 import { EventLog } from '../events.js';
 import { describeHolder, passLockFile, tryAcquireLock } from '../state/lock.js';
 import type { Trace } from '../../base/trace.js';
-import type { PlatformFactory } from '../../platform/types.js';
 import { PassEngine, type AttemptResult, type PassLock } from './pass-engine.js';
+import type { AgentContext } from '../context.js';
 import type { NamedState } from './plan.js';
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';
@@ -20,8 +20,8 @@ export interface PassEngineOptions {
   /** The state directory is fixed for the life of the process: it holds the lock and the schedule. */
   stateDir: string;
   side: Side;
-  /** Builds the platform for each pass's configuration (handed in by the composition root). */
-  platform: PlatformFactory;
+  /** What the composition root wired: the platform for each pass's configuration, the event sinks, the proxy source. */
+  context: AgentContext;
   /** A trace per pass (the daemon makes a fresh one each time). */
   trace: () => Trace;
   force?: boolean;
@@ -63,7 +63,7 @@ export function stateEventMessage(from: string | undefined, to: NamedState): str
  */
 export function createPassEngine(opts: PassEngineOptions): { engine: PassEngine; store: StateFileStore; events: EventLog; policy: SchedulePolicy } {
   const policy = opts.policy ?? DEFAULT_POLICY;
-  const events = new EventLog(opts.stateDir, opts.side);
+  const events = new EventLog(opts.stateDir, opts.side, { sinks: opts.context.events });
   const store = new StateFileStore(opts.stateDir, () => probeConfig(opts.loadConfig), (aside) =>
     events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${aside}; it is rebuilt from the certificate store.`),
   policy.configCheckMs, opts.now ?? Date.now, policy);
@@ -74,7 +74,8 @@ export function createPassEngine(opts: PassEngineOptions): { engine: PassEngine;
     now: opts.now ?? Date.now,
     pass: (ctx) => { const loaded = opts.loadConfig(); return runPass({
       loaded,
-      platform: opts.platform(loaded.config),
+      platform: opts.context.platform(loaded.config),
+      context: opts.context,
       side: opts.side,
       force: Boolean(opts.force),
       ...(opts.renewNow ? { renewNow: true } : {}),
@@ -90,7 +91,7 @@ export function createPassEngine(opts: PassEngineOptions): { engine: PassEngine;
       events.record(to.stuck ? 'AGENT_STUCK' : 'STATE_CHANGED', stateEventMessage(from, to), data);
     },
     // Every pass refreshes node_exporter's textfile (the user side's: it holds the certificate).
-    ...(opts.side === 'user' ? { afterRecord: () => writeMetricsAfterPass(opts.loadConfig, opts.stateDir) } : {}),
+    ...(opts.side === 'user' ? { afterRecord: () => writeMetricsAfterPass(opts.loadConfig, opts.stateDir, opts.context.events) } : {}),
   });
   return { engine, store, events, policy };
 }

@@ -4,7 +4,7 @@ import { ExitCode, exitCodeFor } from '../../base/errors.js';
 import { daemonLockFile, describeHolder, tryAcquireLock, type HeldLock } from '../state/lock.js';
 import { Trace } from '../../base/trace.js';
 import { createPassEngine } from './create-pass-engine.js';
-import type { PlatformFactory } from '../../platform/types.js';
+import type { AgentContext } from '../context.js';
 import { systemClock, type Clock } from './clock.js';
 import type { AttemptResult, PassEngine, ScheduleStore } from './pass-engine.js';
 import { NetworkWatcher } from './network.js';
@@ -19,7 +19,8 @@ import { writeMetricsAfterPass } from '../fleet/metrics-writer.js';
 
 export interface DaemonOptions {
   loadConfig: () => LoadedConfig;
-  platform: PlatformFactory;
+  /** What the composition root wired (platform, event sinks, proxy source). */
+  context: AgentContext;
   stateDir: string;
   side: Side;
   /** Why the process was started: logon (a session's service or autostart), install, or a timer. */
@@ -60,7 +61,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   held = daemonLock.lock;
   const { engine, store } = createPassEngine({
     loadConfig: opts.loadConfig,
-    platform: opts.platform,
+    context: opts.context,
     stateDir: opts.stateDir,
     side: opts.side,
     trace: () => new Trace(opts.debug),
@@ -73,14 +74,14 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     if (opts.once) {
       const r = await engine.attempt(opts.initial);
       opts.out(describeAttempt(r, clock.now()));
-      await postureOnce({ loadConfig: opts.loadConfig, side: opts.side, out: opts.out, platform: opts.platform });
+      await postureOnce({ loadConfig: opts.loadConfig, side: opts.side, out: opts.out, context: opts.context });
       if (!r.ran) return r.why === 'busy' ? ExitCode.RETRY_LATER : ExitCode.NOTHING_TO_DO;
       if (r.error) return exitCodeFor(r.error);
       return r.report.ok ? (r.report.outcome === 'nothing-to-do' ? ExitCode.NOTHING_TO_DO : ExitCode.OK) : ExitCode.RETRY_LATER;
     }
     // The metrics file exists from the daemon's start, before its first pass (then every pass rewrites it).
-    if (opts.side === 'user') writeMetricsAfterPass(opts.loadConfig, opts.stateDir);
-    const posture = new PostureMonitor({ loadConfig: opts.loadConfig, side: opts.side, out: opts.out, platform: opts.platform });
+    if (opts.side === 'user') writeMetricsAfterPass(opts.loadConfig, opts.stateDir, opts.context.events);
+    const posture = new PostureMonitor({ loadConfig: opts.loadConfig, side: opts.side, out: opts.out, context: opts.context });
     const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: opts.watchNetwork, out: opts.out, onAttempt: (r) => opts.out(describeAttempt(r, clock.now())), onNetworkChange: () => posture.trigger('network') });
     const { scheduler, watcher } = hosted;
     watcher?.start();
@@ -140,7 +141,7 @@ export function hostScheduler(opts: {
  */
 export function startHostedAgentScheduler(opts: {
   loadConfig: () => LoadedConfig;
-  platform: PlatformFactory;
+  context: AgentContext;
   stateDir: string;
   side: Side;
   initial: Trigger;
@@ -152,10 +153,10 @@ export function startHostedAgentScheduler(opts: {
   const clock = systemClock;
   const policy = DEFAULT_POLICY;
   const { engine, store } = createPassEngine({
-    loadConfig: opts.loadConfig, platform: opts.platform, stateDir: opts.stateDir, side: opts.side, trace: () => new Trace(undefined), respectRenewalMoment: true, policy, now: () => clock.now(),
+    loadConfig: opts.loadConfig, context: opts.context, stateDir: opts.stateDir, side: opts.side, trace: () => new Trace(undefined), respectRenewalMoment: true, policy, now: () => clock.now(),
   });
   // The tray app hosting the scheduler re-checks posture too, as the daemon would.
-  const posture = new PostureMonitor({ loadConfig: opts.loadConfig, side: opts.side, out: opts.out, platform: opts.platform });
+  const posture = new PostureMonitor({ loadConfig: opts.loadConfig, side: opts.side, out: opts.out, context: opts.context });
   const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: true, out: opts.out, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}), onNetworkChange: () => posture.trigger('network') });
   hosted.watcher?.start();
   hosted.scheduler.start(opts.initial);

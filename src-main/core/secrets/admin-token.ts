@@ -11,7 +11,8 @@ import { runCommand } from '../../base/exec.js';
 import { EventLog } from '../events.js';
 import { HttpClient, rootCertificates } from '../net/http.js';
 import { httpOptionsFor } from '../proxy/options.js';
-import { adminTokenName, type SecretStore } from './types.js';
+import { adminTokenName } from './types.js';
+import type { AgentContext } from '../context.js';
 
 export const MAX_ADMIN_TOKEN = 4096;
 
@@ -36,30 +37,37 @@ export function validAdminToken(token: string): string {
   return t;
 }
 
-export async function adminTokenStatus(loaded: LoadedConfig, store: SecretStore): Promise<AdminTokenStatus> {
+/** The context's part these need: its secret store, and its sinks for the events that say what happened. */
+export type TokenContext = Pick<AgentContext, 'secrets' | 'events'>;
+
+export async function adminTokenStatus(loaded: LoadedConfig, { secrets: store }: Pick<AgentContext, 'secrets'>): Promise<AdminTokenStatus> {
   const { orgUrl, host } = orgHost(loaded);
   return { org: host, stored: Boolean(await store.get(adminTokenName(orgUrl))), store: store.description };
 }
 
-export async function storeAdminToken(loaded: LoadedConfig, store: SecretStore, token: string, task: string): Promise<AdminTokenStatus> {
+export async function storeAdminToken(loaded: LoadedConfig, context: TokenContext, token: string, task: string): Promise<AdminTokenStatus> {
   const { orgUrl, host } = orgHost(loaded);
-  await recordingKeyringTrouble(loaded, task, () => store.set(adminTokenName(orgUrl), validAdminToken(token)));
-  new EventLog(loaded.config.stateDir, task).record('ADMIN_TOKEN_STORED', `Admin API token for ${host} stored in the ${store.description}.`);
+  const store = context.secrets;
+  const events = new EventLog(loaded.config.stateDir, task, { sinks: context.events });
+  await recordingKeyringTrouble(events, () => store.set(adminTokenName(orgUrl), validAdminToken(token)));
+  events.record('ADMIN_TOKEN_STORED', `Admin API token for ${host} stored in the ${store.description}.`);
   return { org: host, stored: true, store: store.description };
 }
 
-export async function removeAdminToken(loaded: LoadedConfig, store: SecretStore, task: string): Promise<boolean> {
+export async function removeAdminToken(loaded: LoadedConfig, context: TokenContext, task: string): Promise<boolean> {
   const { orgUrl, host } = orgHost(loaded);
-  const removed = await recordingKeyringTrouble(loaded, task, () => store.delete(adminTokenName(orgUrl)));
-  if (removed) new EventLog(loaded.config.stateDir, task).record('ADMIN_TOKEN_REMOVED', `Admin API token for ${host} removed from the ${store.description}.`);
+  const store = context.secrets;
+  const events = new EventLog(loaded.config.stateDir, task, { sinks: context.events });
+  const removed = await recordingKeyringTrouble(events, () => store.delete(adminTokenName(orgUrl)));
+  if (removed) events.record('ADMIN_TOKEN_REMOVED', `Admin API token for ${host} removed from the ${store.description}.`);
   return removed;
 }
 
-async function recordingKeyringTrouble<T>(loaded: LoadedConfig, task: string, f: () => Promise<T>): Promise<T> {
+async function recordingKeyringTrouble<T>(events: EventLog, f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } catch (e) {
-    if (e instanceof AgentError && e.code === 'KEYRING_UNAVAILABLE') new EventLog(loaded.config.stateDir, task).record('KEYRING_UNAVAILABLE', e.message);
+    if (e instanceof AgentError && e.code === 'KEYRING_UNAVAILABLE') events.record('KEYRING_UNAVAILABLE', e.message);
     throw e;
   }
 }
@@ -73,14 +81,14 @@ export interface AdminTokenCheck {
 }
 
 /** Reads the agent pools with the stored token, as diagnostics will: the test behind the dashboard's "Test" button. */
-export async function checkAdminToken(loaded: LoadedConfig, store: SecretStore, env: NodeJS.ProcessEnv = process.env): Promise<AdminTokenCheck> {
+export async function checkAdminToken(loaded: LoadedConfig, context: Pick<AgentContext, 'secrets' | 'systemProxy'>, env: NodeJS.ProcessEnv = process.env): Promise<AdminTokenCheck> {
   const { config } = loaded;
   const { orgUrl, host } = orgHost(loaded);
   const timeoutMs = DEFAULT_HEALTH_POLICY.timeoutMs;
-  const http = new HttpClient({ ...httpOptionsFor(config, { env }), timeoutMs });
+  const http = new HttpClient({ ...httpOptionsFor(config, context, { env }), timeoutMs });
   try {
     const { result, pools } = await probeAgentPools({
-      config, orgUrl: orgUrl.replace(/\/+$/, ''), http, roots: rootCertificates(config.tlsCaFile), timeoutMs, env, platform: undefined, secrets: store,
+      config, orgUrl: orgUrl.replace(/\/+$/, ''), http, roots: rootCertificates(config.tlsCaFile), timeoutMs, env, platform: undefined, secrets: context.secrets,
       runner: runCommand, ntpPort: 123, direct: () => false, now: () => new Date(),
     });
     if (pools) return { ok: true, message: `${host} accepted the token: ${pools.length} agent pool(s) read.`, pools: pools.length };

@@ -1,18 +1,3 @@
-import { KeyringSecretStore } from './keyring.js';
-import type { SecretStore } from './types.js';
-
+// The store itself is handed in by the composition root (core/context.ts `AgentContext.secrets`): the OS keyring
+// (keyring.ts) under plain Node, Electron's safeStorage in the app. There is deliberately no file-backed fallback.
 export { adminTokenName, keyringUnavailable, type SecretStore } from './types.js';
-
-let override: SecretStore | undefined;
-
-/**
- * The Electron shell calls this once at start-up with a store built on `safeStorage`; plain Node (the CLI)
- * uses the OS keyring. There is deliberately no file-backed fallback.
- */
-export function useSecretStore(store: SecretStore | undefined): void {
-  override = store;
-}
-
-export function openSecretStore(): SecretStore {
-  return override ?? new KeyringSecretStore();
-}

@@ -3,7 +3,7 @@ import { AgentError } from '../../base/errors.js';
 /**
  * Where the agent keeps secrets it must reuse (today: the org admin API token that reads agent status).
  * Always the operating system's protected store — never a plain file. Under plain Node that is the OS keyring
- * (keyring.ts); the Electron shell can pass its own implementation (safeStorage) to `openSecretStore`.
+ * (keyring.ts); the Electron shell hands in its own (safeStorage). The root picks: core/context.ts.
  */
 export interface SecretStore {
   /** For messages: "the OS keyring (Secret Service)". */
