@@ -66,3 +66,18 @@ test("the CLI keeps V8's young generation at its first size (the daemon's memory
   const { newSpaceMiB } = loadedBy(['status']);
   assert.ok(newSpaceMiB <= 2, `young generation ${newSpaceMiB} MiB`);
 });
+
+test('the headless program finds the Public Suffix List it loads on first use (tldts beside the bundle)', async (t) => {
+  if (!fs.existsSync(HEADLESS)) return t.skip('dist/headless is not built (npm run build:headless)');
+  // A copy outside the checkout, as installed: there no node_modules above it holds tldts.
+  const installed = path.join(tempDir('lean-installed'), 'device-trust-agent');
+  fs.cpSync(path.dirname(HEADLESS), installed, { recursive: true, filter: (f) => !/[\\/]node(\.exe)?$/.test(f) });
+  const lib = path.join(installed, 'lib');
+  const chunk = fs.readdirSync(lib).find((f) => fs.readFileSync(path.join(lib, f), 'utf8').includes('function registrableDomain('));
+  assert.ok(chunk, 'a chunk holds base/public-suffix.ts');
+  const mod = (await import(pathToFileURL(path.join(lib, chunk)).href)) as Record<string, unknown>;
+  const fn = Object.values(mod).find((v): v is (h: string) => string | null => typeof v === 'function' && v.name === 'registrableDomain');
+  assert.ok(fn, 'the chunk exports registrableDomain');
+  assert.equal(fn('acme.okta.com'), 'okta.com');
+  assert.equal(fn('github.io'), null, 'a public suffix (private section) has no registrable domain');
+});
