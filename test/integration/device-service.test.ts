@@ -202,7 +202,7 @@ describe('device side and user side: the machine keytab stays with root (real KD
   });
 
   test('a keytab the device side cannot read is a configuration error naming the file, its owner and mode', () => {
-    const script = `import(${JSON.stringify(path.join(REPO, 'dist', 'src-main', 'core', 'device-service.js'))}).then((m) => { try { m.checkKeytabReadable(${JSON.stringify(kdc.deviceKeytab)}); console.log('readable'); } catch (e) { console.log(JSON.stringify({ failure: e.failure, code: e.code, message: e.message, remedy: e.remedy })); } })`;
+    const script = `import(${JSON.stringify(path.join(REPO, 'dist', 'src-main', 'core', 'enrollment', 'device-service.js'))}).then((m) => { try { m.checkKeytabReadable(${JSON.stringify(kdc.deviceKeytab)}); console.log('readable'); } catch (e) { console.log(JSON.stringify({ failure: e.failure, code: e.code, message: e.message, remedy: e.remedy })); } })`;
     const out = execFileSync('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', cwd: '/' });
     const e = JSON.parse(out);
     assert.equal(e.failure, 'config');
