@@ -82,7 +82,10 @@ function copyPackage(name, fromDir) {
     if (!only.every((p) => fs.existsSync(path.join(src, p)))) return; // not built here
     for (const p of only) fs.cpSync(path.join(src, p), path.join(dest, p), { recursive: true });
   } else {
-    fs.cpSync(src, dest, { recursive: true, filter: (f) => !/[\\/](test|docs?|\.github)$/.test(f) && !/\.(map|d\.ts|md)$/.test(f) });
+    // A library's own command-line tools (`bin/`, e.g. tldts's cli.js with `#!/usr/bin/env node`) are never run by
+    // the agent and would make packages depend on whatever `node` is on PATH (rpmlint: env-script-interpreter).
+    const ownBin = path.join(src, 'bin');
+    fs.cpSync(src, dest, { recursive: true, filter: (f) => f !== ownBin && !/[\\/](test|docs?|\.github)$/.test(f) && !/\.(map|d\.ts|md)$/.test(f) });
   }
   copied.push(name);
   const pkg = JSON.parse(fs.readFileSync(pkgJson, 'utf8'));
