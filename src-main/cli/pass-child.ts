@@ -13,12 +13,19 @@ export type ChildMessage = { attempt: unknown } | { posture: string };
  * runtime, script, command line and environment, so the same configuration, side and state directory), given
  * `deadlineMs()` to finish before it is killed: a hung pass never keeps the lock or the schedule waiting.
  */
-export function childPasses(opts: { argv: readonly string[]; deadlineMs: () => number; debug?: (line: string) => void }): PassIsolation {
+export function childPasses(opts: {
+  argv: readonly string[];
+  deadlineMs: () => number;
+  debug?: (line: string) => void;
+  /** The program and its first arguments (tests); this process's own runtime, flags and script otherwise. */
+  program?: readonly string[];
+}): PassIsolation {
+  const [exe, ...first] = opts.program ?? [process.execPath, ...process.execArgv, process.argv[1]!];
   const running = new Set<ChildProcess>();
   const run = (job: string): Promise<ChildMessage> =>
     new Promise((resolve, reject) => {
       const ms = opts.deadlineMs();
-      const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...opts.argv, `--${CHILD_OPTION}`, job], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const child = spawn(exe!, [...first, ...opts.argv, `--${CHILD_OPTION}`, job], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       running.add(child);
       opts.debug?.(`${job}: child process ${child.pid}, killed after ${Math.round(ms / 1000)} s`);
       let message: ChildMessage | undefined;
