@@ -27,6 +27,8 @@ export interface CommandContext {
   /** Positional arguments after the command name, minus Name=Value settings. */
   args: string[];
   io: Io;
+  /** This process's command line after the program (the daemon starts its pass children with it). */
+  argv: readonly string[];
   debug: boolean;
   json: boolean;
 }

@@ -157,7 +157,7 @@ export async function main(argv: string[], rawIo: Io): Promise<number> {
   };
   try {
     const platform = () => context.platform(config().config);
-    return await command.run({ config, freshConfig, platform, context, settings: cli, values: v, args, io, debug, json });
+    return await command.run({ config, freshConfig, platform, context, settings: cli, values: v, args, io, argv, debug, json });
   } catch (e) {
     return reportError(e, json, debug, io);
   }

@@ -4,7 +4,8 @@
  * schedules for this user, the app leaves it to that daemon instead of running a second schedule.
  */
 import type { LoadedConfig } from '../core/config.js';
-import { startHostedAgentScheduler, type HostedScheduler } from '../core/scheduler/daemon.js';
+import type { HostedScheduler } from '../core/scheduler/daemon.js';
+import { startHostedAgentScheduler } from '../core/scheduler/hosted.js';
 import type { AgentContext } from '../core/context.js';
 import type { SchedulerPort } from '../ipc/host.js';
 

@@ -1,6 +1,6 @@
 import type { Side } from '../enrollment/side.js';
 import type { LoadedConfig } from '../config.js';
-import { runPosturePass } from './pass.js';
+import type { PosturePassResult } from './pass.js';
 import type { AgentContext } from '../context.js';
 import { resolvePostureSettings } from './settings.js';
 
@@ -12,6 +12,22 @@ export interface PostureMonitorOptions {
    * without it only a legacy key file could sign, and the report would silently never be sent. */
   context: AgentContext;
   now?: () => number;
+  /** Runs one pass elsewhere (the daemon: in a child process) and gives its log line; in this process otherwise. */
+  isolated?: (why: string) => Promise<string>;
+}
+
+/** The log line of one posture pass (the daemon's output). */
+export function postureLine(why: string, r: Pick<PosturePassResult, 'file' | 'changes' | 'reported'>, now: number): string {
+  const c = { PASS: 0, FAIL: 0, UNKNOWN: 0 };
+  for (const x of r.file.results) c[x.status]++;
+  return `${new Date(now).toISOString()} posture (${why}): ${c.PASS} pass, ${c.FAIL} fail, ${c.UNKNOWN} unknown${r.changes.length ? `; changed: ${r.changes.map((x) => `${x.check} → ${x.to}`).join(', ')}` : ''}${r.reported ? `; report ${r.reported.ok ? 'sent' : `not sent (${r.reported.error})`}` : ''}`;
+}
+
+/** One posture pass in this process (the posture modules load on first use, never in an isolating daemon). */
+export async function postureInProcess(opts: Pick<PostureMonitorOptions, 'loadConfig' | 'side' | 'context'>, why: string, now: () => number): Promise<string> {
+  const { runPosturePass } = await import('./pass.js');
+  const r = await runPosturePass({ loaded: opts.loadConfig(), side: opts.side, context: opts.context });
+  return postureLine(why, r, now());
 }
 
 /**
@@ -69,10 +85,7 @@ export class PostureMonitor {
 
   private async pass(why: string): Promise<void> {
     try {
-      const r = await runPosturePass({ loaded: this.opts.loadConfig(), side: this.opts.side, context: this.opts.context });
-      const c = { PASS: 0, FAIL: 0, UNKNOWN: 0 };
-      for (const x of r.file.results) c[x.status]++;
-      this.opts.out(`${new Date(this.now).toISOString()} posture (${why}): ${c.PASS} pass, ${c.FAIL} fail, ${c.UNKNOWN} unknown${r.changes.length ? `; changed: ${r.changes.map((x) => `${x.check} → ${x.to}`).join(', ')}` : ''}${r.reported ? `; report ${r.reported.ok ? 'sent' : `not sent (${r.reported.error})`}` : ''}`);
+      this.opts.out(await (this.opts.isolated ? this.opts.isolated(why) : postureInProcess(this.opts, why, () => this.now)));
     } catch (e) {
       this.opts.out(`${new Date(this.now).toISOString()} posture (${why}) failed: ${(e as Error).message}`);
     }

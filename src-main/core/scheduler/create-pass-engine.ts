@@ -2,15 +2,15 @@ import { runPass } from '../enrollment/pass.js';
 import type { Side } from '../enrollment/side.js';
 import type { LoadedConfig } from '../config.js';
 import { AgentError } from '../../base/errors.js';
-import { EventLog } from '../events.js';
-import { describeHolder, passLockFile, tryAcquireLock } from '../state/lock.js';
+import type { EventLog } from '../events.js';
+import { describeHolder } from '../state/lock.js';
 import type { Trace } from '../../base/trace.js';
-import { PassEngine, type AttemptResult, type PassLock } from './pass-engine.js';
+import { PassEngine, type AttemptResult } from './pass-engine.js';
 import type { AgentContext } from '../context.js';
-import type { NamedState } from './plan.js';
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';
-import { probeConfig, StateFileStore } from './store.js';
+import type { StateFileStore } from './store.js';
+import { fileLock, recordStateChange, scheduleStore } from './engine-parts.js';
 import { writeMetricsAfterPass } from '../fleet/metrics-writer.js';
 import { describeAnomalies } from './anomaly.js';
 
@@ -35,38 +35,13 @@ export interface PassEngineOptions {
   onClockAnomaly?: (message: string) => void;
 }
 
-/** The lock of one state directory, as the engine wants it. */
-export function fileLock(stateDir: string): PassLock {
-  const file = passLockFile(stateDir);
-  return {
-    tryAcquire(purpose) {
-      let r: ReturnType<typeof tryAcquireLock>;
-      try {
-        r = tryAcquireLock(file, purpose);
-      } catch (e) {
-        throw new AgentError('local', 'STATE_DIR_UNWRITABLE', `The state directory ${stateDir} cannot be used (${(e as Error).message}), so no pass can run.`,
-          'Check that the directory exists, belongs to this user and the disk is not full, or choose another with --state-dir.', { cause: e });
-      }
-      return r.ok ? { ok: true, release: () => r.lock.release() } : { ok: false, holder: r.holder };
-    },
-  };
-}
-
-export function stateEventMessage(from: string | undefined, to: NamedState): string {
-  const next = to.next ? ` Next attempt: ${new Date(to.next.at).toISOString()} (${to.next.reason}).` : to.stuck ? ' No further attempt until a person acts.' : '';
-  return `${from ?? 'START'} → ${to.state}: ${to.why}.${next}${to.action ? ` What to do: ${to.action}` : ''}`;
-}
-
 /**
  * The real thing: the agent's pass (`runPass`) under the state directory's lock, recorded in state.json.
  * The one way a pass runs — CLI `run`, `install`, the daemon, the tray's scheduler and the dashboard.
  */
 export function createPassEngine(opts: PassEngineOptions): { engine: PassEngine; store: StateFileStore; events: EventLog; policy: SchedulePolicy } {
   const policy = opts.policy ?? DEFAULT_POLICY;
-  const events = new EventLog(opts.stateDir, opts.side, { sinks: opts.context.events });
-  const store = new StateFileStore(opts.stateDir, () => probeConfig(opts.loadConfig), (aside) =>
-    events.record('STATE_RECOVERED', `The state file was unreadable and was moved to ${aside}; it is rebuilt from the certificate store.`),
-  policy.configCheckMs, opts.now ?? Date.now, policy);
+  const { events, store } = scheduleStore({ ...opts, policy });
   const engine = new PassEngine({
     store,
     lock: fileLock(opts.stateDir),
@@ -86,10 +61,7 @@ export function createPassEngine(opts: PassEngineOptions): { engine: PassEngine;
       events.record('CLOCK_ANOMALY', describeAnomalies(found), { anomalies: found });
       opts.onClockAnomaly?.(describeAnomalies(found));
     },
-    onStateChange: (from, to) => {
-      const data = { from: from ?? null, to: to.state, stuck: to.stuck, ...(to.next ? { nextAttempt: new Date(to.next.at).toISOString(), nextReason: to.next.reason } : {}) };
-      events.record(to.stuck ? 'AGENT_STUCK' : 'STATE_CHANGED', stateEventMessage(from, to), data);
-    },
+    onStateChange: recordStateChange(events),
     // Every pass refreshes node_exporter's textfile (the user side's: it holds the certificate).
     ...(opts.side === 'user' ? { afterRecord: () => writeMetricsAfterPass(opts.loadConfig, opts.stateDir, opts.context.events) } : {}),
   });
@@ -103,3 +75,4 @@ export function passRunningError(res: Extract<AttemptResult, { why: 'busy' }>): 
 }
 
 export type { Trigger };
+export { fileLock, stateEventMessage } from './engine-parts.js';

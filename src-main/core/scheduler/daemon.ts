@@ -3,15 +3,17 @@ import type { LoadedConfig } from '../config.js';
 import { ExitCode, exitCodeFor } from '../../base/errors.js';
 import { daemonLockFile, describeHolder, tryAcquireLock, type HeldLock } from '../state/lock.js';
 import { Trace } from '../../base/trace.js';
-import { createPassEngine } from './create-pass-engine.js';
+import type { createPassEngine as CreatePassEngine } from './create-pass-engine.js';
+import { fileLock, recordStateChange, scheduleStore } from './engine-parts.js';
+import { isolatedEngine, type AttemptEngine, type PassIsolation } from './isolated.js';
 import type { AgentContext } from '../context.js';
 import { systemClock, type Clock } from './clock.js';
-import type { AttemptResult, PassEngine, ScheduleStore } from './pass-engine.js';
+import { PassEngine, type AttemptResult, type ScheduleStore } from './pass-engine.js';
 import { NetworkWatcher } from './network.js';
-import { PostureMonitor, postureOnce } from '../posture/monitor.js';
+import { PostureMonitor, postureInProcess, postureOnce } from '../posture/monitor.js';
 
 /** The posture monitor's first pass comes a minute after the daemon starts, behind its logon pass. */
-const POSTURE_START_DELAY_MS = 60_000;
+export const POSTURE_START_DELAY_MS = 60_000;
 import { DEFAULT_POLICY, type SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';
 import { Scheduler } from './scheduler.js';
@@ -35,6 +37,8 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Resolves when the daemon should stop (SIGTERM); the CLI wires signals to it. */
   stopSignal: Promise<string>;
+  /** Runs each pass and posture run of the long-running daemon in a child process (not with --once). */
+  isolate?: PassIsolation;
 }
 
 export function describeAttempt(r: AttemptResult, now = Date.now()): string {
@@ -59,17 +63,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     return opts.once ? ExitCode.NOTHING_TO_DO : ExitCode.OK;
   }
   held = daemonLock.lock;
-  const { engine, store } = createPassEngine({
-    loadConfig: opts.loadConfig,
-    context: opts.context,
-    stateDir: opts.stateDir,
-    side: opts.side,
-    trace: () => new Trace(opts.debug),
-    respectRenewalMoment: true,
-    policy,
-    now: () => clock.now(),
-    onClockAnomaly: (m) => opts.out(`${new Date(clock.now()).toISOString()} clock anomaly: ${m}`),
-  });
+  const engineOptions = engineOptionsOf(opts, policy, clock);
+  const isolate = opts.once ? undefined : opts.isolate;
+  // With passes in children, this process only plans: the pass itself (and what it loads) is never imported here.
+  const { engine, store } = isolate ? isolatedParts(isolate, opts, policy, clock) : (await import('./create-pass-engine.js')).createPassEngine(engineOptions);
   try {
     if (opts.once) {
       const r = await engine.attempt(opts.initial);
@@ -81,7 +78,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     }
     // The metrics file exists from the daemon's start, before its first pass (then every pass rewrites it).
     if (opts.side === 'user') writeMetricsAfterPass(opts.loadConfig, opts.stateDir, opts.context.events);
-    const posture = new PostureMonitor({ loadConfig: opts.loadConfig, side: opts.side, out: opts.out, context: opts.context });
+    const posture = new PostureMonitor({ loadConfig: opts.loadConfig, side: opts.side, out: opts.out, context: opts.context, ...(isolate ? { isolated: (why: string) => isolate.posture(why) } : {}) });
     const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: opts.watchNetwork, out: opts.out, onAttempt: (r) => opts.out(describeAttempt(r, clock.now())), onNetworkChange: () => posture.trigger('network') });
     const { scheduler, watcher } = hosted;
     watcher?.start();
@@ -89,6 +86,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     opts.out(`${new Date(clock.now()).toISOString()} ${opts.side} daemon started (pid ${process.pid}, state ${opts.stateDir}, network watch: ${watcher?.mode ?? 'off'}).`);
     scheduler.start(opts.initial);
     const signal = await opts.stopSignal;
+    isolate?.stop(signal);
     await hosted.stop();
     await posture.stop();
     opts.out(`${new Date(clock.now()).toISOString()} ${opts.side} daemon stopped (${signal}).`);
@@ -96,6 +94,44 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   } finally {
     held.release();
   }
+}
+
+function engineOptionsOf(opts: DaemonOptions, policy: SchedulePolicy, clock: Clock): Parameters<typeof CreatePassEngine>[0] {
+  return {
+    loadConfig: opts.loadConfig,
+    context: opts.context,
+    stateDir: opts.stateDir,
+    side: opts.side,
+    trace: () => new Trace(opts.debug),
+    respectRenewalMoment: true,
+    policy,
+    now: () => clock.now(),
+    onClockAnomaly: (m) => opts.out(`${new Date(clock.now()).toISOString()} clock anomaly: ${m}`),
+  };
+}
+
+/**
+ * The child's side of an isolated pass (PassIsolation): one scheduled pass, exactly as the daemon would run it in
+ * its own process (under the pass lock, recorded in state.json), or one posture run and its log line.
+ */
+export async function runIsolatedInChild(opts: Omit<DaemonOptions, 'initial' | 'once' | 'watchNetwork' | 'stopSignal' | 'isolate'>, job: { attempt: Trigger } | { posture: string }): Promise<AttemptResult | string> {
+  const clock = opts.clock ?? systemClock;
+  if ('posture' in job) return postureInProcess(opts, job.posture, () => clock.now());
+  const { createPassEngine } = await import('./create-pass-engine.js');
+  const full = { ...opts, initial: job.attempt, once: false, watchNetwork: false, stopSignal: new Promise<string>(() => {}) };
+  return createPassEngine(engineOptionsOf(full, opts.policy ?? DEFAULT_POLICY, clock)).engine.attempt(job.attempt);
+}
+
+/** The parent's side of isolated passes: the schedule store, and the engine that sends each pass to a child. */
+function isolatedParts(isolate: PassIsolation, opts: DaemonOptions, policy: SchedulePolicy, clock: Clock): { engine: AttemptEngine; store: ScheduleStore } {
+  const { events, store } = scheduleStore({ ...opts, policy, now: () => clock.now() });
+  const recorder = (failure: Error) => new PassEngine({
+    store, lock: fileLock(opts.stateDir), policy, now: () => clock.now(),
+    pass: () => Promise.reject(failure),
+    onStateChange: recordStateChange(events),
+    ...(opts.side === 'user' ? { afterRecord: () => writeMetricsAfterPass(opts.loadConfig, opts.stateDir, opts.context.events) } : {}),
+  });
+  return { engine: isolatedEngine(isolate, recorder), store };
 }
 
 export interface HostedScheduler {
@@ -106,7 +142,7 @@ export interface HostedScheduler {
 
 /** A scheduler with its network watcher, as the daemon and the tray app both host it (not yet started). */
 export function hostScheduler(opts: {
-  engine: PassEngine;
+  engine: AttemptEngine;
   store: ScheduleStore;
   clock: Clock;
   policy: SchedulePolicy;
@@ -133,33 +169,4 @@ export function hostScheduler(opts: {
       await scheduler.stop();
     },
   };
-}
-
-/**
- * The agent's scheduler inside a long-running host (the tray app): takes the per-state-directory daemon lock,
- * so a systemd/launchd daemon and the app never both schedule; undefined when another process holds it.
- */
-export function startHostedAgentScheduler(opts: {
-  loadConfig: () => LoadedConfig;
-  context: AgentContext;
-  stateDir: string;
-  side: Side;
-  initial: Trigger;
-  out: (line: string) => void;
-  onAttempt?: (r: AttemptResult) => void;
-}): (HostedScheduler & { release(): void }) | { busy: string } {
-  const lock = tryAcquireLock(daemonLockFile(opts.stateDir), `${opts.side} scheduler (tray app)`);
-  if (!lock.ok) return { busy: describeHolder(lock.holder) };
-  const clock = systemClock;
-  const policy = DEFAULT_POLICY;
-  const { engine, store } = createPassEngine({
-    loadConfig: opts.loadConfig, context: opts.context, stateDir: opts.stateDir, side: opts.side, trace: () => new Trace(undefined), respectRenewalMoment: true, policy, now: () => clock.now(),
-  });
-  // The tray app hosting the scheduler re-checks posture too, as the daemon would.
-  const posture = new PostureMonitor({ loadConfig: opts.loadConfig, side: opts.side, out: opts.out, context: opts.context });
-  const hosted = hostScheduler({ engine, store, clock, policy, watchNetwork: true, out: opts.out, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}), onNetworkChange: () => posture.trigger('network') });
-  hosted.watcher?.start();
-  hosted.scheduler.start(opts.initial);
-  posture.start(POSTURE_START_DELAY_MS);
-  return { ...hosted, stop: async () => { await hosted.stop(); await posture.stop(); }, release: () => lock.lock.release() };
 }

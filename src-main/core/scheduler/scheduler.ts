@@ -6,7 +6,8 @@ import type { SchedulePolicy } from './policy.js';
 import type { Trigger } from './record.js';
 
 export interface SchedulerDeps {
-  engine: PassEngine;
+  /** The in-process engine, or the daemon's that runs each pass in a child process. */
+  engine: Pick<PassEngine, 'attempt'>;
   store: ScheduleStore;
   clock: Clock;
   policy: SchedulePolicy;
