@@ -40,9 +40,12 @@ export interface Pkcs12Input {
   password: string;
 }
 
-/** A one-time password for a PKCS#12 that lives for a moment in a private directory. */
+/**
+ * A one-time password for a PKCS#12 that lives for a moment in a private directory. Hex: it goes on command lines
+ * (`certutil -p`), where a base64url value that began with "-" (one in 64) would be read as an option.
+ */
 export function oneTimePassword(): string {
-  return randomBytes(24).toString('base64url');
+  return randomBytes(24).toString('hex');
 }
 
 export async function buildPkcs12(input: Pkcs12Input): Promise<Buffer> {

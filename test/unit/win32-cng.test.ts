@@ -24,6 +24,7 @@ import { CNG_TIMEOUT_MS, cngPublicBlobToSpki, parseCngAnswer, spkiToCngPublicBlo
 import { tempDir } from '../support/agent.js';
 import { decodePowershell, fail, fixture, ok } from '../support/commands.js';
 import { windowsStandIn } from '../support/win32-cng.js';
+import { oneTimePassword } from '../../src-main/platform/pkcs12.js';
 
 test('command lines as data: PowerShell with the script encoded, inputs only in the environment, a deadline on each', () => {
   const create = win32CngCommands.create(TPM_PROVIDER, 'DeviceTrust-00112233445566778899aabbccddeeff', 'P-256');
@@ -297,4 +298,8 @@ test('issue 25.2: the CNG scripts ship as .ps1 files (AppLocker/WDAC run allowed
   const clm = windowsStandIn({ tpm: fixture('win32', 'cng-constrained-language.json') });
   await assert.rejects(new WindowsCngKeyStore({ skipTpm: false, workDir: tempDir('cng'), run: clm.run }).info(),
     (e: unknown) => isAgentError(e) && /dta-cng-\*\.ps1/.test(e.remedy ?? '') && /Set-AuthenticodeSignature/.test(e.remedy ?? ''));
+});
+
+test('one-time PKCS#12 passwords never look like a command-line option (they follow certutil -p)', () => {
+  for (let i = 0; i < 2000; i++) assert.match(oneTimePassword(), /^[0-9a-f]{48}$/);
 });

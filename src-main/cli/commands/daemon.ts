@@ -18,7 +18,8 @@ export const daemonCommand: Command = {
   --trigger WHY       why the process was started: logon (default), install, timer (default with --once),
                       network, manual
   --no-network-watch  do not watch for network changes
-  Stops cleanly on SIGTERM or SIGINT (a pass in progress finishes first). One daemon per state directory.`,
+  Stops cleanly on SIGTERM or SIGINT (a pass in progress finishes first). One daemon per state directory.
+  Each pass and posture run of the long-running daemon is a short-lived child process (the idle daemon stays small).`,
   options: {
     user: { type: 'boolean' },
     device: { type: 'boolean' },
