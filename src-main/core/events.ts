@@ -3,7 +3,6 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { EventSink } from '../platform/types.js';
 import { ensurePrivateDir, fsyncDir } from '../base/fsutil.js';
-import { redact } from '../base/safe-text.js';
 import { deviceContext, structuredData } from './fleet/syslog.js';
 import { safeJson, safeText } from '../base/safe-text.js';
 import { EventSinks } from './context.js';

@@ -18,7 +18,6 @@ import type { RouteDecision } from '../core/proxy/types.js';
 import { redact } from '../base/safe-text.js';
 import { adminTokenStatus, checkAdminToken, removeAdminToken, storeAdminToken } from '../core/secrets/admin-token.js';
 import { safeJson } from '../base/safe-text.js';
-import { getStatus } from '../core/certificates/status.js';
 import { getDoctorStatus } from '../core/fleet/doctor.js';
 import { Trace } from '../base/trace.js';
 import type { Activity, AdminTokenCheck, AdminTokenStatus, DiagnosticsReport, EventPage, EventQuery, ExportResult, PostureView, RunSummary, StatusView, UiEvent } from './contract.js';

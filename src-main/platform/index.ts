@@ -1,5 +1,4 @@
 import path from 'node:path';
-import type { IssuerFilter } from './types.js';
 
 import { AgentError } from '../base/errors.js';
 import { runCommand, type CommandRunner } from '../base/exec.js';

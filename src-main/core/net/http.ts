@@ -1,7 +1,5 @@
-import fs from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import net, { type Socket } from 'node:net';
-import tls from 'node:tls';
 import { request } from 'undici';
 import type { z } from 'zod';
 import { AgentError } from '../../base/errors.js';

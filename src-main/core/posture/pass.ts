@@ -7,7 +7,6 @@ import type { DeviceKeyStore } from '../../platform/keystore.js';
 import type { AgentContext } from '../context.js';
 import { EventLog } from '../events.js';
 import { HttpClient } from '../net/http.js';
-import { keyFromPem } from '../keys/keys.js';
 import { httpOptionsFor } from '../proxy/options.js';
 import { redact } from '../../base/safe-text.js';
 import { loadState } from '../state/state.js';

@@ -1,4 +1,4 @@
-import crypto, { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import type { HttpClient } from '../net/http.js';
 import type { LocalKey } from '../keys/keys.js';
