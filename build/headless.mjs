@@ -3,17 +3,23 @@
 //   device-trust-agent.mjs   the whole command line bundled by esbuild into one ES module
 //   node_modules/            the few packages that cannot be bundled: they read files beside their own code
 //                            (quickjs-wasi's .wasm) or are native add-ons (the OS keyring, optional kerberos)
+//   device-trust-agent.blob  the start-up snapshot `status` runs from (cli/snapshot-entry.ts), made by the
+//                            runtime below; device-trust-agent (sh) starts it, or the script when there is none
 //   node                     with --with-node: the Node runtime that runs it (the npm `node` package's
 //                            platform binary, i.e. the Node that runs this build), for packages
 // Scheduled tasks, services, package scripts and the tray app's device task run this, never Electron.
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
+import { builtinModules, createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import * as esbuild from 'esbuild';
+import { launcherScript } from './launcher.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const out = path.join(repo, 'dist', 'headless');
+// --out DIR: elsewhere than dist/headless (a test builds its own copy; the metafile then stays beside it).
+const outArg = process.argv.indexOf('--out');
+const out = outArg > 0 ? path.resolve(process.argv[outArg + 1]) : path.join(repo, 'dist', 'headless');
 const withNode = process.argv.includes('--with-node');
 
 /**
@@ -38,6 +44,26 @@ const zodEnglishOnly = {
       ({ contents: `export { default as en } from ${JSON.stringify(path.join(path.dirname(args.path), 'en.js'))};`, resolveDir: path.dirname(args.path) }));
   },
 };
+
+/**
+ * The snapshot holds `status` and what every command is wired with (cli/snapshot-entry.ts); the other commands'
+ * modules stay out of it (the launcher's snapshot hands them to the ES-module bundle, which loads them).
+ */
+const onlySnapshotCommands = {
+  name: 'only-snapshot-commands',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/[a-z-]+\.js$/ }, (args) =>
+      /[\\/]cli[\\/]commands[\\/]index\.ts$/.test(args.importer) && args.path !== './status.js' ? { path: args.path, external: true } : undefined);
+    // Of the libraries, only those plain `status` runs: every megabyte of a snapshot costs each start about 12 ms to
+    // deserialize (`status --check`, which loads the HTTP stack, X.509 and CMS, runs from the ES-module bundle).
+    build.onResolve({ filter: /^[@a-z]/ }, (args) => {
+      const pkg = /^(@[^/]+\/)?[^/]+/.exec(args.path)[0];
+      return pkg.startsWith('node:') || SNAPSHOT_PACKAGES.includes(pkg) || builtinModules.includes(pkg) ? undefined : { path: args.path, external: true };
+    });
+  },
+};
+/** The libraries the snapshot holds (a static import of any other fails the snapshot's build, naming it). */
+const SNAPSHOT_PACKAGES = ['zod', 'jose'];
 
 const t0 = performance.now();
 fs.rmSync(out, { recursive: true, force: true });
@@ -98,6 +124,63 @@ if (withNode) {
   fs.copyFileSync(process.execPath, path.join(out, process.platform === 'win32' ? 'node.exe' : 'node'));
   fs.chmodSync(path.join(out, process.platform === 'win32' ? 'node.exe' : 'node'), 0o755);
 }
+/**
+ * require() in the snapshot script. A package (not a Node built-in) comes from lib/ at run time, as for the chunks.
+ * A built-in Node does not support in a snapshot (tls, http, child_process, worker_threads…: their native state
+ * cannot be serialized) is a stand-in while the snapshot is built, loaded on first use at run time; a module that
+ * used one while being built fails the build, naming it.
+ */
+const SNAPSHOT_REQUIRE = `var __dtaBuiltinRequire = require;
+var __dtaSafe = new Set(${JSON.stringify(['fs', 'path', 'crypto', 'os', 'v8', 'fs/promises', 'stream', 'events', 'buffer', 'util', 'util/types', 'url', 'assert', 'string_decoder', 'zlib', 'timers', 'timers/promises', 'querystring', 'diagnostics_channel', 'dns'])});
+var __dtaLazy = (id) => {
+  let real;
+  const building = () => __dtaBuiltinRequire('v8').startupSnapshot.isBuildingSnapshot();
+  const load = () => { if (building()) throw new Error('node:' + id + ' was used while the start-up snapshot was built: use it only when called'); return (real ??= __dtaBuiltinRequire(id)); };
+  return new Proxy({}, {
+    get: (_, k) => (k === '__esModule' && !real ? undefined : Reflect.get(load(), k)),
+    has: (_, k) => k in load(),
+    ownKeys: () => (building() ? [] : Reflect.ownKeys(load())),
+    getOwnPropertyDescriptor: (_, k) => { const d = Reflect.getOwnPropertyDescriptor(load(), k); return d && { ...d, configurable: true }; },
+    getPrototypeOf: () => Object.prototype,
+  });
+};
+var require = (id) => {
+  if (!__dtaBuiltinRequire('module').isBuiltin(id)) return globalThis.__dtaRequire ? globalThis.__dtaRequire(id) : __dtaBuiltinRequire(id);
+  const bare = id.replace(/^node:/, '');
+  return __dtaSafe.has(bare) || !__dtaBuiltinRequire('v8').startupSnapshot.isBuildingSnapshot() ? __dtaBuiltinRequire(id) : __dtaLazy(id);
+};`;
+
+// The start-up snapshot (issue 27): the same sources as one CommonJS script, which `node --build-snapshot` runs once
+// so that each start deserializes `status`'s modules already loaded. A blob works only with the Node binary that
+// made it, so it is made by the runtime that runs it: the shipped one, else this one (named by the launcher).
+const runtime = withNode ? path.join(out, process.platform === 'win32' ? 'node.exe' : 'node') : process.execPath;
+const snapshotScript = path.join(out, 'lib', 'snapshot.cjs');
+await esbuild.build({
+  entryPoints: [path.join(repo, 'src-main', 'cli', 'snapshot-entry.ts')],
+  outfile: snapshotScript,
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: ['node20'],
+  external: EXTERNAL,
+  minifySyntax: true,
+  minifyWhitespace: true,
+  legalComments: 'none',
+  plugins: [zodEnglishOnly, onlySnapshotCommands],
+  // import.meta of the chunks in lib/, set when the snapshot starts; require() of a package (not a Node built-in,
+  // which the snapshot's own require serves) from lib/ too, as the ES-module chunks do.
+  define: { 'import.meta': 'globalThis.__dtaImportMeta' },
+  banner: { js: SNAPSHOT_REQUIRE },
+  logLevel: 'error',
+});
+const blob = path.join(out, 'device-trust-agent.blob');
+const built = spawnSync(runtime, ['--snapshot-blob', blob, '--build-snapshot', snapshotScript], { cwd: out, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+if (built.status !== 0) {
+  fs.rmSync(blob, { force: true });
+  console.warn(`warning: no start-up snapshot (the program runs without one, slower to start): ${(built.stderr || built.error?.message || '').trim().slice(0, 2000)}`);
+}
+fs.writeFileSync(path.join(out, 'device-trust-agent'), launcherScript({ node: withNode ? '"$here/node"' : JSON.stringify(runtime), lib: '"$here"', comment: 'The headless Device Trust Agent (build/headless.mjs): the start-up snapshot or the bundled script.' }), { mode: 0o755 });
+
 // The CNG key store's PowerShell scripts as files (issue 25.2): on AppLocker/WDAC machines only allowed or signed
 // script files run in FullLanguage. Generated from the compiled module (tsc ran first), byte for byte what the
 // agent checks before it runs one; sign them after this step (docs/VERIFY-WINDOWS.md).
@@ -110,4 +193,4 @@ fs.cpSync(path.join(repo, 'src-main', 'platform', 'helpers'), path.join(out, 'he
 void require;
 const size = fs.statSync(path.join(out, 'device-trust-agent.mjs')).size;
 console.log(`headless program: dist/headless/device-trust-agent.mjs (${(size / 1024).toFixed(0)} KiB), external packages: ${copied.join(', ') || 'none'}${withNode ? `, Node ${process.version}` : ''} (${(performance.now() - t0).toFixed(0)} ms)`);
-fs.writeFileSync(path.join(repo, 'dist', 'headless-meta.json'), JSON.stringify(result.metafile));
+fs.writeFileSync(outArg > 0 ? path.join(out, 'headless-meta.json') : path.join(repo, 'dist', 'headless-meta.json'), JSON.stringify(result.metafile));

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEPENDENCIES } from './linux-dependencies.mjs';
+import { launcherScript } from './launcher.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { version: { type: 'string' }, out: { type: 'string' }, 'skip-build': { type: 'boolean' }, 'no-rpm': { type: 'boolean' } } });
@@ -54,11 +55,8 @@ try {
   fs.cpSync(headless, path.join(stage, LIB), { recursive: true });
   fs.mkdirSync(path.join(stage, 'usr', 'bin'));
   // Relative to its own location, so the same launcher works from any root (dpkg --root, a chroot, a test).
-  fs.writeFileSync(path.join(stage, 'usr', 'bin', NAME), `#!/bin/sh
-# The headless Device Trust Agent: its own Node runtime and bundled script (${LIB}).
-here=$(dirname "$(readlink -f "$0")")
-exec "$here/../lib/${NAME}/node" "$here/../lib/${NAME}/device-trust-agent.mjs" "$@"
-`, { mode: 0o755 });
+  fs.writeFileSync(path.join(stage, 'usr', 'bin', NAME), launcherScript({ node: `"$here/../lib/${NAME}/node"`, lib: `"$here/../lib/${NAME}"`,
+    comment: `The headless Device Trust Agent: its own Node runtime and bundled script (${LIB}).` }), { mode: 0o755 });
 
   const { deviceUnits, userUnits } = await import(pathToFileURL(path.join(repo, 'dist', 'src-main', 'platform', 'tasks', 'linux.js')).href);
   const req = { scope: 'device', agent: [`${LIB}/node`, `${LIB}/device-trust-agent.mjs`], extraArgs: [], env: {} };

@@ -4,9 +4,9 @@
  * the process prints `DTA_TEST_PAUSED <point>` on stderr at that point and then blocks, holding whatever it
  * holds (the pass lock, half-written files), until the test kills it. Unset, it costs one comparison.
  */
-const PAUSE_AT = process.env.DTA_TEST_PAUSE_AT;
-
 export function testPausePoint(point: string): void {
+  // Read when asked, not at import: the start-up snapshot loads this module where it is built.
+  const PAUSE_AT = process.env.DTA_TEST_PAUSE_AT;
   if (!PAUSE_AT) return;
   const i = PAUSE_AT.indexOf(':');
   const when = PAUSE_AT.slice(0, i);

@@ -12,6 +12,18 @@ import { declareAgentCommand } from '../base/self.js';
 import { main } from './main.js';
 
 export async function runHeadless(entryUrl: string): Promise<number> {
+  leanV8();
+  zodWithoutJit();
+  declareAgentCommand([process.execPath, path.resolve(fileURLToPath(entryUrl))]);
+  return main(process.argv.slice(2), {
+    out: (s) => process.stdout.write(s + '\n'),
+    err: (s) => process.stderr.write(s + '\n'),
+    env: process.env,
+  });
+}
+
+/** V8 settings of the headless program; process state, so set in every process (the start-up snapshot holds none). */
+export function leanV8(): void {
   // V8 doubles its young generation each time it fills, up to 2 × 16 MiB that then stay resident: in the daemon
   // that is about a sixth of its memory all year (issue 27, `npm run bench`). Kept at its first size (1 MiB) the
   // scavenges come more often and stay cheap; the figure is read when the space would grow, so it applies here.
@@ -20,15 +32,14 @@ export async function runHeadless(entryUrl: string): Promise<number> {
   // background took about 35 MiB for a moment in every `run` pass (its peak, 116 → 82 MiB) and a few requests do
   // not repay that compile. Read at each compile, so it applies here too.
   v8.setFlagsFromString('--liftoff-only');
-  // zod compiles each object schema into generated code on its first parse (`new Function`): a one-shot command
-  // parses each schema once or twice, so compiling costs more than it saves, and the daemon keeps less code.
-  // zod keeps its configuration in this global and reads it when it builds a schema (when a command's modules load).
+}
+
+/**
+ * zod compiles each object schema into generated code on its first parse (`new Function`): a one-shot command
+ * parses each schema once or twice, so compiling costs more than it saves, and the daemon keeps less code. zod
+ * keeps its configuration in this global and reads it when it builds a schema (when a command's modules load).
+ */
+export function zodWithoutJit(): void {
   const g = globalThis as { __zod_globalConfig?: { jitless?: boolean } };
   (g.__zod_globalConfig ??= {}).jitless = true;
-  declareAgentCommand([process.execPath, path.resolve(fileURLToPath(entryUrl))]);
-  return main(process.argv.slice(2), {
-    out: (s) => process.stdout.write(s + '\n'),
-    err: (s) => process.stderr.write(s + '\n'),
-    env: process.env,
-  });
 }

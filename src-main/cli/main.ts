@@ -64,10 +64,32 @@ ${GLOBAL_HELP}
 `;
 }
 
+/** The sub-command an argument list asks for: its first word that is neither an option nor Name=Value; `run` by default. */
+export function commandNameOf(argv: string[]): string {
+  const first = argv.find((a) => !a.startsWith('-'));
+  return first && !first.includes('=') ? first : 'run';
+}
+
+/**
+ * What every command is wired with, loaded only once a command runs: `help` and `--version` never pay for
+ * configuration schemas, platforms or HTTP. One after another: on Node 20, concurrent import()s of graphs that
+ * share modules can fail to link at random ("request for 'node:fs' is not in cache", nodejs/node#52187), which
+ * ended a test's daemon with an internal error. The start-up snapshot (cli/snapshot-entry.ts) loads the same.
+ */
+export async function loadWiring() {
+  const config = await import('../core/config.js');
+  const safe = await import('../base/safe-text.js');
+  const platform = await import('../platform/index.js');
+  const forwarding = await import('../core/fleet/forwarding.js');
+  const context = await import('../core/context.js');
+  const keyring = await import('../core/secrets/keyring.js');
+  return { config, safe, platform, forwarding, context, keyring };
+}
+
 export async function main(argv: string[], rawIo: Io): Promise<number> {
   const io = safeIo(rawIo, argv.includes('--show-tokens') && argv.includes('--debug'));
   const first = argv.find((a) => !a.startsWith('-'));
-  const name = first && !first.includes('=') ? first : 'run';
+  const name = commandNameOf(argv);
   if (name === 'help') {
     const topic = argv.filter((a) => !a.startsWith('-'))[1];
     const entry = COMMANDS.find((c) => c.name === topic);
@@ -83,16 +105,14 @@ export async function main(argv: string[], rawIo: Io): Promise<number> {
     io.err(`Unknown command "${name}". Run "device-trust-agent help" for the list.`);
     return ExitCode.USAGE;
   }
-  // Loaded only now: `help` and `--version` never pay for configuration schemas, platforms or HTTP. One after
-  // another: on Node 20, concurrent import()s of graphs that share modules can fail to link at random ("request
-  // for 'node:fs' is not in cache", nodejs/node#52187), which ended a test's daemon with an internal error.
   const command = await entry.load();
-  const { loadConfig, printableSetting, describeManaged, readSettingsFile } = await import('../core/config.js');
-  const { redact } = await import('../base/safe-text.js');
-  const { createPlatform, createManagedConfigReader, platformSink } = await import('../platform/index.js');
-  const { configureEventForwarding } = await import('../core/fleet/forwarding.js');
-  const { EventSinks } = await import('../core/context.js');
-  const { KeyringSecretStore } = await import('../core/secrets/keyring.js');
+  const wiring = await loadWiring();
+  const { loadConfig, printableSetting, describeManaged, readSettingsFile } = wiring.config;
+  const { redact } = wiring.safe;
+  const { createPlatform, createManagedConfigReader, platformSink } = wiring.platform;
+  const { configureEventForwarding } = wiring.forwarding;
+  const { EventSinks } = wiring.context;
+  const { KeyringSecretStore } = wiring.keyring;
   // The one wiring point of this process: the core is handed its platform, this OS's log and managed
   // configuration, and the keyring; it never picks them.
   const context: AgentContext = { platform: createPlatform, managed: createManagedConfigReader(process.platform, io.env), secrets: new KeyringSecretStore(), events: new EventSinks(platformSink(), io.env) };

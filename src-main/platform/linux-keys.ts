@@ -72,7 +72,7 @@ export function provisionTpmToken(store: string): void {
   // tpm2_ptool takes PINs only as arguments, which every local user sees in `ps`: it runs inside a Python whose own
   // command line holds no PIN, its arguments read from standard input (helpers/tpm2-ptool-stdin.py).
   const fromStdin = helperScript('tpm2-ptool-stdin.py');
-  const run = (args: string[]) => execFileSync(PYTHON, ['-c', fromStdin, tool], { env, input: JSON.stringify(args), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 });
+  const run = (args: string[]) => execFileSync(python(), ['-c', fromStdin, tool], { env, input: JSON.stringify(args), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 });
   const pidOf = (out: string) => /id:\s*(\d+)/.exec(out)?.[1];
   const db = path.join(store, 'tpm2_pkcs11.sqlite3');
   const addToken = (pid: string) => run(['addtoken', `--pid=${pid}`, `--label=${TPM_TOKEN_LABEL}`, '--userpin=', `--sopin=${crypto.randomBytes(12).toString('hex')}`, '--path', store]);
@@ -121,7 +121,8 @@ export function tpmModuleEnv(env: NodeJS.ProcessEnv, store: string, home: string
 }
 
 const TPM2_PTOOL_PATHS = ['/usr/bin/tpm2_ptool', '/usr/local/bin/tpm2_ptool'];
-const PYTHON = firstExisting(['/usr/bin/python3', '/usr/local/bin/python3']) ?? 'python3';
+/** Looked up when needed, not at import (the start-up snapshot loads this module where it is built). */
+const python = () => firstExisting(['/usr/bin/python3', '/usr/local/bin/python3']) ?? 'python3';
 
 /** Whether a TPM is worth trying, and if not, why (for `status`). */
 export function tpmAvailability(s: LinuxKeySettings): { usable: true; library: string; via: string } | { usable: false; reason: string } {

@@ -1,5 +1,6 @@
 import crypto, { X509Certificate } from 'node:crypto';
 import type { LocalKey } from '../keys/keys.js';
+import { monotonicMs } from '../../base/trace.js';
 
 /**
  * The one place the live signing test reaches the device key: through the key's own `sign` (a PKCS#11 token,
@@ -32,9 +33,9 @@ export interface SigningTestResult {
  */
 export async function signingTest(opts: { key: LocalKey | DeviceSigner; certificatePem: string }): Promise<SigningTestResult> {
   const signer = 'describe' in opts.key ? opts.key : signerFromLocalKey(opts.key);
-  const t0 = performance.now();
+  const t0 = monotonicMs();
   const nonce = crypto.randomBytes(32);
-  const done = (ok: boolean, evidence: string): SigningTestResult => ({ ok, evidence, ms: Math.round((performance.now() - t0) * 10) / 10 });
+  const done = (ok: boolean, evidence: string): SigningTestResult => ({ ok, evidence, ms: Math.round((monotonicMs() - t0) * 10) / 10 });
   let signature: Buffer;
   try {
     signature = await signer.sign(nonce);

@@ -10,7 +10,7 @@ import type { NetworkContext } from '../context.js';
 import { isAgentError } from '../../base/errors.js';
 import { HttpClient } from '../net/http.js';
 import { loadState, type AgentState } from '../state/state.js';
-import { Trace } from '../../base/trace.js';
+import { Trace, monotonicMs } from '../../base/trace.js';
 import { colonHex, pinCaBundle, sha256Of } from './ca.js';
 import { chooseAlgorithms, type Capabilities } from './capabilities.js';
 import { ScepClient } from './client.js';
@@ -61,11 +61,11 @@ export async function diagnoseScep(loaded: LoadedConfig, net: NetworkContext, op
   const client = new ScepClient({ http, url: config.scepUrl!, caFingerprint: settings?.caFingerprint ?? '', allowWeak: config.scepAllowWeak, trace: new Trace(undefined), pendingWaitMs: 0 });
   const host = new URL(config.scepUrl!).host;
   try {
-    const t0 = performance.now();
+    const t0 = monotonicMs();
     let certs: X509Certificate[];
     try {
       certs = await client.fetchCaCertificates();
-      out.reachableMs = Math.round(performance.now() - t0);
+      out.reachableMs = Math.round(monotonicMs() - t0);
       findings.push({ severity: 'ok', title: 'The SCEP CA is reachable', evidence: `GetCACert at ${config.scepUrl} answered in ${out.reachableMs} ms with ${certs.length} certificate(s).` });
     } catch (e) {
       findings.push({

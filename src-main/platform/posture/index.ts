@@ -8,6 +8,7 @@ import { osVersion } from './os-version.js';
 import { screenLock } from './screen-lock.js';
 import { secureBoot } from './secure-boot.js';
 import { DEFAULT_POSTURE_OPTIONS, result, type PostureCheck, type PostureContext, type PostureOptions, type PostureResult, type TimedResult } from './types.js';
+import { monotonicMs } from '../../base/trace.js';
 
 export * from './types.js';
 
@@ -50,14 +51,14 @@ export function machineContext(opts: Partial<PostureOptions> = {}, overrides: Pa
 /** Runs every check (in parallel: each waits on its own tools); a check that throws is UNKNOWN, never a PASS. */
 export async function runPostureChecks(ctx: PostureContext): Promise<TimedResult[]> {
   const timed = async (id: string, title: string, f: () => Promise<PostureResult>): Promise<TimedResult> => {
-    const t0 = performance.now();
+    const t0 = monotonicMs();
     let r: PostureResult;
     try {
       r = await f();
     } catch (e) {
       r = result({ check: id as PostureResult['check'], title, status: 'UNKNOWN', summary: `The ${title.toLowerCase()} check failed.`, why: `internal error: ${(e as Error).message}`, evidence: [] });
     }
-    return { ...r, ms: Math.round((performance.now() - t0) * 10) / 10 };
+    return { ...r, ms: Math.round((monotonicMs() - t0) * 10) / 10 };
   };
   return Promise.all([
     ...POSTURE_CHECKS.map((c) => timed(c.id, c.title, () => c.run(ctx))),
