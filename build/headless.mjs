@@ -175,6 +175,8 @@ await esbuild.build({
 });
 const blob = path.join(out, 'device-trust-agent.blob');
 const built = spawnSync(runtime, ['--snapshot-blob', blob, '--build-snapshot', snapshotScript], { cwd: out, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+// The script is only the snapshot's input: the blob holds its code (its import.meta still names lib/).
+fs.rmSync(snapshotScript);
 if (built.status !== 0) {
   fs.rmSync(blob, { force: true });
   console.warn(`warning: no start-up snapshot (the program runs without one, slower to start): ${(built.stderr || built.error?.message || '').trim().slice(0, 2000)}`);
