@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SHARED_PRIMARY_HANDLE } from '../../src-main/platform/linux-keys.js';
 import { LINUX_NAMES, SYSTEM_UNIT_DIR } from '../../src-main/platform/tasks/linux.js';
-import { makeProfile, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { makeProfile, REPO, runAgent, tempDir, type Profile } from '../support/agent.js';
 import { readState } from '../support/state.js';
 import { scepUnavailable, startScepServer, type ScepServer } from '../support/scep.js';
 import { startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
@@ -53,6 +53,24 @@ describe('install --device sets up the TPM once for every user', { skip: skipRea
     if ([LINUX_NAMES.deviceService, LINUX_NAMES.deviceTimer].some((n) => fs.existsSync(path.join(SYSTEM_UNIT_DIR, n)))) await runAgent(['uninstall', '--device'], root ?? {}, SLOW);
     await server?.close();
     await tpm?.stop();
+  });
+
+  test('install --device --tpm-only, what the DEB/RPM postinst runs (their units are shipped): the primary and nothing else', async () => {
+    const t = await startSoftTpm();
+    try {
+      const r = await install(['--tpm-only'], { ...root, ...t.env });
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.match(r.stdout, new RegExp(`^TPM: created the shared storage primary key at ${SHARED_PRIMARY_HANDLE} \\(RSA 2048, tpm2_ptool init's template\\) in [\\d.]+ s; users' first TPM enrollment adds its token under it\\.$`, 'm'));
+      assert.deepEqual(handles(t), [SHARED_PRIMARY_HANDLE]);
+      assert.deepEqual([LINUX_NAMES.deviceService, LINUX_NAMES.deviceTimer].filter((n) => fs.existsSync(path.join(SYSTEM_UNIT_DIR, n))), [], 'no unit registered');
+      const user = await runAgent(['install', '--user', '--tpm-only'], { ...root, ...t.env });
+      assert.equal(user.code, 78, 'a usage error without --device (the configuration exit class, as the other option errors)');
+      assert.match(user.stderr, /--tpm-only is a part of install --device/);
+    } finally {
+      await t.stop();
+    }
+    const postinst = fs.readFileSync(path.join(REPO, 'build', 'linux', 'after-install.sh'), 'utf8');
+    assert.match(postinst, /if \[ -z "\$ROOT" \] && \[ -f \/usr\/lib\/systemd\/system\/device-trust-agent-device\.timer \]; then\n  agent install --device --tpm-only \|\| true\n/, 'the package\'s postinst runs it on the running system, never failing');
   });
 
   test('install creates the shared storage primary (and times it); re-install keeps it; a user\'s first enrollment goes under it; uninstall keeps it', async () => {

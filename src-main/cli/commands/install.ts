@@ -98,7 +98,7 @@ export function tpmSetupLine(t: SharedPrimarySetup): string {
 export const installCommand: Command = {
   name: 'install',
   summary: 'register the agent with the OS (logon, hourly, network change) and run the install-time pass',
-  usage: `device-trust-agent install [--user | --device] [--mode systemd|autostart] [--exec PATH] [--no-run] [--no-start] [--dry-run]
+  usage: `device-trust-agent install [--user | --device] [--mode systemd|autostart] [--exec PATH] [--no-run] [--no-start] [--dry-run] [--tpm-only]
   --user       the user task (default): Linux systemd user units (or XDG autostart without systemd),
                Windows Task Scheduler user task, macOS LaunchAgent
   --device     the device task (run as root/administrator): systemd system timer, Task Scheduler task as
@@ -108,6 +108,8 @@ export const installCommand: Command = {
   --no-run     do not run the install-time pass
   --no-start   do not start the daemon now (it starts at the next login)
   --dry-run    print the files and commands, change nothing
+  --tpm-only   with --device, Linux: only the TPM set-up (the shared storage primary key users' TPM tokens go
+               under, made once per machine; install --device does it too); the packages' postinst runs this
   Settings given here (OktaURL=…, --org-url, --state-dir, --config) are repeated in every registered command.`,
   options: {
     user: { type: 'boolean' },
@@ -117,9 +119,17 @@ export const installCommand: Command = {
     'no-run': { type: 'boolean' },
     'no-start': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
+    'tpm-only': { type: 'boolean' },
   },
   async run(ctx) {
     const req = taskRequest(ctx);
+    if (ctx.values['tpm-only']) {
+      if (req.scope !== 'device') throw new AgentError('config', 'USAGE', '--tpm-only is a part of install --device: give --device too.');
+      const t = process.platform === 'linux' ? deviceTpmSetup(ctx) : undefined;
+      if (ctx.json) ctx.io.out(JSON.stringify({ ok: true, scope: req.scope, ...(t ? { tpm: t } : {}) }, null, 2));
+      else ctx.io.out(t ? tpmSetupLine(t) : `TPM: nothing to set up on ${process.platform} (the OS's key storage provider keeps the TPM's keys).`);
+      return ExitCode.OK;
+    }
     const plan = tasksFor().install(req);
     if (ctx.values['dry-run']) {
       if (ctx.json) ctx.io.out(JSON.stringify({ ...plan, files: plan.files.map((f) => ({ ...f, content: String(f.content) })) }, null, 2));
