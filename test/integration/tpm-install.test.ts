@@ -130,7 +130,7 @@ describe('install --device sets up the TPM once for every user', { skip: skipRea
     }
   });
 
-  test('a TPM that does not answer, or the handle holding another object: a warning with what to do, exit 0, nothing changed', async () => {
+  test('a TPM that does not answer, or the handle holding another object: a warning with what to do, exit 0, nothing changed; users still enroll in the TPM', async () => {
     const dead = await install([], { ...root, TPM2_PKCS11_TCTI: 'swtpm:host=127.0.0.1,port=1', TPM2TOOLS_TCTI: 'swtpm:host=127.0.0.1,port=1' });
     assert.equal(dead.code, 0, dead.stderr + dead.stdout);
     assert.match(dead.stdout, /^warning: TPM: the TPM's persistent handles could not be read \(tpm2_getcap: .+\) \([\d.]+ s\)\. What to do: .*run install --device again/m);
@@ -150,6 +150,13 @@ describe('install --device sets up the TPM once for every user', { skip: skipRea
       assert.match(out.tpm.remedy, /tpm2_evictcontrol -C o -c 0x81000001/);
       assert.deepEqual(handles(t), [SHARED_PRIMARY_HANDLE]);
       assert.match(tools(['tpm2_readpublic', '-c', SHARED_PRIMARY_HANDLE], t), /\|sign\n/, 'left as it was');
+      // A user's first enrollment still gets its key in the TPM: its token under a primary of its own, as before.
+      const p = profile();
+      const enrolled = await runAgent(['run', '--user'], { ...p.env, ...t.env }, SLOW);
+      assert.equal(enrolled.code, 0, enrolled.stderr + enrolled.stdout);
+      assert.equal(readState(p).current.keyProtection, 'tpm');
+      assert.equal(handles(t).length, 2, 'the other object stays; the user\'s primary took one more handle');
+      assert.match(tools(['tpm2_readpublic', '-c', SHARED_PRIMARY_HANDLE], t), /\|sign\n/, 'still left as it was');
     } finally {
       await t.stop();
     }
