@@ -68,6 +68,12 @@ elif [ -z "$ROOT" ]; then
   fi
 fi
 
+# The TPM's shared storage primary key, once per machine, so that no user's first TPM enrollment creates one (the
+# tray app's package had it from install --device above). Never fails the package: the agent says what to do.
+if [ -z "$ROOT" ] && [ -f /usr/lib/systemd/system/device-trust-agent-device.timer ]; then
+  agent install --device --tpm-only || true
+fi
+
 # The task once, now: the device task writes the machine-wide browser policy. A failure (no network, org not yet
 # configured) must not fail the package: the scheduled task tries again.
 if ! agent run --device; then

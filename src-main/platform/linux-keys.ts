@@ -1,6 +1,7 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { childEnv } from '../base/exec.js';
 import { ensurePrivateDir } from '../base/fsutil.js';
@@ -46,61 +47,92 @@ function firstExisting(paths: string[]): string | undefined {
  */
 export const SHARED_PRIMARY_HANDLE = '0x81000001';
 
+/** The environment for tpm2-tools: they read their own TCTI variable, and the agent is usually given tpm2-pkcs11's. */
+export function tpm2ToolsEnv(base: Record<string, string>): Record<string, string> {
+  const tcti = base.TPM2TOOLS_TCTI || base.TPM2_PKCS11_TCTI || base.TSS2_TCTI;
+  return tcti ? { ...base, TPM2TOOLS_TCTI: tcti } : base;
+}
+
+/** The TPM's persistent handles (tpm2_getcap); throws when tpm2-tools cannot be run or the TPM does not answer. */
+function listPersistentHandles(env: NodeJS.ProcessEnv): string[] {
+  const out = execFileSync('tpm2_getcap', ['handles-persistent'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+  return [...out.matchAll(/0x[0-9a-fA-F]{8}/g)].map((m) => m[0].toLowerCase());
+}
+
 /** The TPM's persistent handles (tpm2_getcap); empty when tpm2-tools cannot be run (then nothing is reused or reclaimed). */
 export function persistentHandles(env: NodeJS.ProcessEnv): string[] {
   try {
-    const out = execFileSync('tpm2_getcap', ['handles-persistent'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 30_000 });
-    return [...out.matchAll(/0x[0-9a-fA-F]{8}/g)].map((m) => m[0].toLowerCase());
+    return listPersistentHandles(env);
   } catch {
     return [];
   }
 }
 
+interface PtoolStep {
+  args: string[];
+  /** Skipped once a step before reported a primary key id. */
+  ifNoId?: boolean;
+}
+
+/** What one run of tpm2_ptool steps did: the steps that ran, and the failure that ended it (if any). */
+interface PtoolRun {
+  ran: string[];
+  error?: Error;
+}
+
+/**
+ * Runs tpm2_ptool steps in ONE Python process (each start of tpm2_ptool is a Python start importing tpm2-pytss,
+ * about half a second): "{id}" in an argument is the primary key id an earlier step reported. tpm2_ptool takes PINs
+ * only as arguments, which every local user sees in `ps`: they reach it on standard input, never on a command line
+ * (helpers/tpm2-ptool-stdin.py).
+ */
+function runPtool(env: Record<string, string>, steps: PtoolStep[]): PtoolRun {
+  const tool = testTpm2Ptool() ?? firstExisting(TPM2_PTOOL_PATHS) ?? 'tpm2_ptool';
+  const r = spawnSync(python(), ['-c', helperScript('tpm2-ptool-stdin.py'), tool], { env, input: JSON.stringify(steps), encoding: 'utf8', timeout: 120_000 });
+  const results: { step: string; code: number; out: string }[] = [];
+  for (const line of (r.stdout ?? '').split('\n')) {
+    try {
+      if (line.trim()) results.push(JSON.parse(line));
+    } catch {
+      /* not one of the helper's lines */
+    }
+  }
+  const ran = results.map((x) => x.step);
+  if (r.status === 0 && !r.error) return { ran };
+  const failed = results.find((x) => x.code !== 0);
+  const said = [r.stderr ?? '', failed?.out ?? ''].join('\n').trim().split('\n').filter(Boolean);
+  const why = r.error ? r.error.message : said.length ? said[said.length - 1]!.trim() : `exit ${r.status ?? r.signal}`;
+  return { ran, error: new Error(`tpm2_ptool ${failed?.step ?? steps[0]?.args[0] ?? ''} failed: ${why}`) };
+}
+
 /**
  * Creates the agent's TPM token once: a token with an empty user PIN (browsers never prompt) under a storage
  * primary key, through tpm2_ptool (C_InitToken in tpm2-pkcs11 1.9 leaves no way to set an empty user PIN). The
- * primary is the store's own if it has one, else the shared persistent one at SHARED_PRIMARY_HANDLE, else a new one
- * (persisted there when it is free). A failed attempt gives back the handle it took and leaves no half store.
- * No key material passes through it; the SO PIN is random and not kept.
+ * primary is the store's own if it has one, else the shared persistent one at SHARED_PRIMARY_HANDLE (made by
+ * `install --device`, ensureSharedPrimary, or by the first store on this TPM), else a new one (persisted there when
+ * it is free). A failed attempt gives back the handle it took and leaves no half store. No key material passes
+ * through it; the SO PIN is random and not kept.
  */
 export function provisionTpmToken(store: string): void {
-  const base = childEnv({ TPM2_PKCS11_STORE: store });
-  // tpm2-tools read their own TCTI variable; the agent is usually given tpm2-pkcs11's.
-  const tcti = base.TPM2TOOLS_TCTI || base.TPM2_PKCS11_TCTI || base.TSS2_TCTI;
-  const env: Record<string, string> = tcti ? { ...base, TPM2TOOLS_TCTI: tcti } : base;
-  const tool = testTpm2Ptool() ?? firstExisting(TPM2_PTOOL_PATHS) ?? 'tpm2_ptool';
-  // tpm2_ptool takes PINs only as arguments, which every local user sees in `ps`: it runs inside a Python whose own
-  // command line holds no PIN, its arguments read from standard input (helpers/tpm2-ptool-stdin.py).
-  const fromStdin = helperScript('tpm2-ptool-stdin.py');
-  const run = (args: string[]) => execFileSync(python(), ['-c', fromStdin, tool], { env, input: JSON.stringify(args), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 });
-  const pidOf = (out: string) => /id:\s*(\d+)/.exec(out)?.[1];
+  const env = tpm2ToolsEnv(childEnv({ TPM2_PKCS11_STORE: store }));
   const db = path.join(store, 'tpm2_pkcs11.sqlite3');
-  const addToken = (pid: string) => run(['addtoken', `--pid=${pid}`, `--label=${TPM_TOKEN_LABEL}`, '--userpin=', `--sopin=${crypto.randomBytes(12).toString('hex')}`, '--path', store]);
-  const existing = pidOf(run(['listprimaries', '--path', store]));
-  if (existing) {
-    addToken(existing);
-    return;
-  }
+  const addToken: PtoolStep = { args: ['addtoken', '--pid={id}', `--label=${TPM_TOKEN_LABEL}`, '--userpin=', `--sopin=${crypto.randomBytes(12).toString('hex')}`, '--path', store] };
+  // A store without its database has no primary of its own: nothing to list.
+  const listed = (): PtoolStep[] => (fs.existsSync(db) ? [{ args: ['listprimaries', '--path', store] }] : []);
   const before = persistentHandles(env);
   if (before.includes(SHARED_PRIMARY_HANDLE)) {
-    try {
-      const pid = pidOf(run(['init', `--primary-handle=${SHARED_PRIMARY_HANDLE}`, '--path', store]));
-      if (pid) {
-        addToken(pid);
-        return;
-      }
-    } catch {
-      /* not a storage key we can use: make our own below, in a clean store */
-    }
+    const r = runPtool(env, [...listed(), { args: ['init', `--primary-handle=${SHARED_PRIMARY_HANDLE}`, '--path', store], ifNoId: true }, addToken]);
+    if (!r.error) return;
+    // The store's own primary was used and refused: nothing of ours to fall back to.
+    if (!r.ran.includes('init')) throw r.error;
+    /* else not a storage key we can use: make our own below, in a clean store */
     fs.rmSync(db, { force: true });
   }
-  const pid = pidOf(run(['init', '--path', store]));
-  const created = persistentHandles(env).filter((h) => !before.includes(h));
-  try {
-    if (!pid) throw new Error('tpm2_ptool init did not report a primary key id');
-    addToken(pid);
-  } catch (e) {
+  const r = runPtool(env, [...listed(), { args: ['init', '--path', store], ifNoId: true }, addToken]);
+  if (!r.error) return;
+  if (r.ran.includes('init')) {
     // Reclaimed: the handle this attempt persisted (nothing else can reference it) and the store that names it.
+    const created = persistentHandles(env).filter((h) => !before.includes(h));
     for (const h of created) {
       try {
         execFileSync('tpm2_evictcontrol', ['-C', 'o', '-c', h], { env, stdio: 'ignore', timeout: 30_000 });
@@ -109,8 +141,81 @@ export function provisionTpmToken(store: string): void {
       }
     }
     if (created.length) fs.rmSync(db, { force: true });
-    throw e;
   }
+  throw r.error;
+}
+
+/** What `install --device` did about the shared storage primary key (ensureSharedPrimary). */
+export interface SharedPrimarySetup {
+  /** created: made now; present: already there (kept); occupied: the handle holds something else (left); failed; skipped: no usable TPM. */
+  outcome: 'created' | 'present' | 'occupied' | 'failed' | 'skipped';
+  handle: string;
+  /** Wall time of the whole step (ms). */
+  ms: number;
+  detail: string;
+  /** What to do, for a warning (occupied, failed). */
+  remedy?: string;
+}
+
+/** Attributes of a storage primary (what tpm2_ptool init makes and what its tokens need as a parent). */
+const STORAGE_ATTRIBUTES = ['fixedtpm', 'fixedparent', 'restricted', 'decrypt', 'userwithauth'];
+
+/**
+ * The device side's once-per-machine TPM set-up (`install --device`, as root): the shared persistent storage
+ * primary at SHARED_PRIMARY_HANDLE, made with tpm2_ptool init's own template (tpm2_createprimary -C o -g sha256
+ * -G rsa, tpm2-tools' default attributes), so a user's first enrollment only adds its token under it
+ * (`tpm2_ptool init --primary-handle`) instead of creating a primary (an RSA prime search: seconds on real chips).
+ * Never throws: a failure is reported with what to do, and users' first enrollments then make it as before.
+ * Idempotent: an existing storage primary there is kept; anything else there is left alone and named.
+ */
+export function ensureSharedPrimary(s: Pick<LinuxKeySettings, 'skipTpm' | 'env'>): SharedPrimarySetup {
+  const t0 = performance.now();
+  const handle = SHARED_PRIMARY_HANDLE;
+  const done = (outcome: SharedPrimarySetup['outcome'], detail: string, remedy?: string): SharedPrimarySetup =>
+    ({ outcome, handle, ms: Math.round(performance.now() - t0), detail, ...(remedy ? { remedy } : {}) });
+  const tpm = tpmAvailability(s);
+  if (!tpm.usable) return done('skipped', `no TPM token will be used here: ${tpm.reason}`);
+  const env = tpm2ToolsEnv(childEnv({}, s.env));
+  const later = `users' first TPM enrollment makes its storage primary key itself (about a second each, seconds on a real TPM chip)`;
+  const why = (e: unknown) => {
+    const err = e as Error & { stderr?: string };
+    const text = (typeof err.stderr === 'string' && err.stderr.trim()) || err.message;
+    return text.trim().split('\n').filter(Boolean).pop() ?? 'no detail';
+  };
+  let handles: string[];
+  try {
+    handles = listPersistentHandles(env);
+  } catch (e) {
+    return done('failed', `the TPM's persistent handles could not be read (tpm2_getcap: ${why(e)})`, `Install tpm2-tools and check that the TPM answers (tpm2_getcap handles-persistent), then run install --device again; until then ${later}.`);
+  }
+  if (handles.includes(handle)) {
+    let pub: string;
+    try {
+      pub = execFileSync('tpm2_readpublic', ['-c', handle], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    } catch (e) {
+      return done('failed', `${handle} is in use but could not be read (tpm2_readpublic: ${why(e)})`, `Check the TPM (tpm2_readpublic -c ${handle}); until then ${later}.`);
+    }
+    const attrs = /^attributes:\s*\n\s*value:\s*(\S+)/m.exec(pub)?.[1]?.split('|') ?? [];
+    const type = /^type:\s*\n\s*value:\s*(\S+)/m.exec(pub)?.[1] ?? '?';
+    const bits = /^bits:\s*(\d+)/m.exec(pub)?.[1];
+    const what = `${type.toUpperCase()}${bits ? ` ${bits}` : ''}, ${attrs.join('|') || 'no attributes read'}`;
+    if (STORAGE_ATTRIBUTES.every((a) => attrs.includes(a)) && !attrs.includes('sign')) return done('present', `the shared storage primary key at ${handle} is already there (${what}): kept`);
+    return done('occupied', `${handle} holds another object (${what}), not a storage primary key: left as it is`,
+      `Nothing to do if that object is meant to be there: ${later}, at another persistent handle. To give ${handle} to the agent, evict that object (tpm2_evictcontrol -C o -c ${handle}) and run install --device again.`);
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dta-tpm-primary-'));
+  try {
+    const ctxFile = path.join(dir, 'primary.ctx');
+    // Real chips search for RSA primes here: seconds, sometimes tens of seconds.
+    execFileSync('tpm2_createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'rsa', '-c', ctxFile], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+    execFileSync('tpm2_evictcontrol', ['-C', 'o', '-c', ctxFile, handle], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+  } catch (e) {
+    return done('failed', `the shared storage primary key could not be created at ${handle} (${why(e)})`,
+      `Check that the TPM's owner hierarchy has no password and is not locked out (tpm2_getcap properties-variable), then run install --device again; until then ${later}.`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return done('created', `created the shared storage primary key at ${handle} (RSA 2048, tpm2_ptool init's template)`);
 }
 
 /** What tpm2-pkcs11 needs from the environment (TCTI, its store, tabrmd's D-Bus session) and nothing else. */
@@ -125,7 +230,7 @@ const TPM2_PTOOL_PATHS = ['/usr/bin/tpm2_ptool', '/usr/local/bin/tpm2_ptool'];
 const python = () => firstExisting(['/usr/bin/python3', '/usr/local/bin/python3']) ?? 'python3';
 
 /** Whether a TPM is worth trying, and if not, why (for `status`). */
-export function tpmAvailability(s: LinuxKeySettings): { usable: true; library: string; via: string } | { usable: false; reason: string } {
+export function tpmAvailability(s: Pick<LinuxKeySettings, 'skipTpm' | 'env'> & Partial<LinuxKeySettings>): { usable: true; library: string; via: string } | { usable: false; reason: string } {
   if (s.skipTpm) return { usable: false, reason: 'SkipTPM=true' };
   const library = firstExisting(TPM2_PKCS11_LIBRARIES);
   if (!library) return { usable: false, reason: 'tpm2-pkcs11 is not installed (libtpm2-pkcs11-1)' };

@@ -8,6 +8,7 @@ import { createPassEngine } from '../../core/scheduler/create-pass-engine.js';
 import { describeAttempt } from '../../core/scheduler/daemon.js';
 import { Trace } from '../../base/trace.js';
 import { applyInstall, defaultAgentCommand, tasksFor, type TaskRequest } from '../../platform/tasks/index.js';
+import { ensureSharedPrimary, SHARED_PRIMARY_HANDLE, type SharedPrimarySetup } from '../../platform/linux-keys.js';
 import type { Command, CommandContext } from '../command.js';
 import { sideOf, stateDirOf } from '../side-option.js';
 
@@ -65,10 +66,39 @@ export function taskRequest(ctx: CommandContext): TaskRequest & { secrets: Recor
   };
 }
 
+/**
+ * The device side's one-time TPM set-up on Linux (the shared storage primary key users' TPM tokens go under), so
+ * no user's first enrollment pays for creating it. Never fails the install: a problem is a warning with what to do.
+ */
+function deviceTpmSetup(ctx: CommandContext): SharedPrimarySetup {
+  let skipTpm = false;
+  try {
+    skipTpm = ctx.freshConfig().config.skipTpm;
+  } catch {
+    /* an unreadable configuration is the install-time pass's to report; the TPM step assumes the default */
+  }
+  return ensureSharedPrimary({ skipTpm, env: ctx.io.env });
+}
+
+/** The install output's line for the TPM step (a warning when something is wrong). */
+export function tpmSetupLine(t: SharedPrimarySetup): string {
+  const secs = `${(t.ms / 1000).toFixed(2)} s`;
+  switch (t.outcome) {
+    case 'created':
+      return `TPM: ${t.detail} in ${secs}; users' first TPM enrollment adds its token under it.`;
+    case 'present':
+      return `TPM: ${t.detail} (checked in ${secs}).`;
+    case 'skipped':
+      return `TPM: nothing to set up: ${t.detail}.`;
+    default:
+      return `warning: TPM: ${t.detail} (${secs}). What to do: ${t.remedy ?? ''}`;
+  }
+}
+
 export const installCommand: Command = {
   name: 'install',
   summary: 'register the agent with the OS (logon, hourly, network change) and run the install-time pass',
-  usage: `device-trust-agent install [--user | --device] [--mode systemd|autostart] [--exec PATH] [--no-run] [--no-start] [--dry-run]
+  usage: `device-trust-agent install [--user | --device] [--mode systemd|autostart] [--exec PATH] [--no-run] [--no-start] [--dry-run] [--tpm-only]
   --user       the user task (default): Linux systemd user units (or XDG autostart without systemd),
                Windows Task Scheduler user task, macOS LaunchAgent
   --device     the device task (run as root/administrator): systemd system timer, Task Scheduler task as
@@ -78,6 +108,8 @@ export const installCommand: Command = {
   --no-run     do not run the install-time pass
   --no-start   do not start the daemon now (it starts at the next login)
   --dry-run    print the files and commands, change nothing
+  --tpm-only   with --device, Linux: only the TPM set-up (the shared storage primary key users' TPM tokens go
+               under, made once per machine; install --device does it too); the packages' postinst runs this
   Settings given here (OktaURL=…, --org-url, --state-dir, --config) are repeated in every registered command.`,
   options: {
     user: { type: 'boolean' },
@@ -87,9 +119,17 @@ export const installCommand: Command = {
     'no-run': { type: 'boolean' },
     'no-start': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
+    'tpm-only': { type: 'boolean' },
   },
   async run(ctx) {
     const req = taskRequest(ctx);
+    if (ctx.values['tpm-only']) {
+      if (req.scope !== 'device') throw new AgentError('config', 'USAGE', '--tpm-only is a part of install --device: give --device too.');
+      const t = process.platform === 'linux' ? deviceTpmSetup(ctx) : undefined;
+      if (ctx.json) ctx.io.out(JSON.stringify({ ok: true, scope: req.scope, ...(t ? { tpm: t } : {}) }, null, 2));
+      else ctx.io.out(t ? tpmSetupLine(t) : `TPM: nothing to set up on ${process.platform} (the OS's key storage provider keeps the TPM's keys).`);
+      return ExitCode.OK;
+    }
     const plan = tasksFor().install(req);
     if (ctx.values['dry-run']) {
       if (ctx.json) ctx.io.out(JSON.stringify({ ...plan, files: plan.files.map((f) => ({ ...f, content: String(f.content) })) }, null, 2));
@@ -98,6 +138,7 @@ export const installCommand: Command = {
         if (Object.keys(req.secrets).length) ctx.io.out(`  write ${req.settingsFile}  (owner-only settings: ${Object.keys(req.secrets).join(', ')})`);
         for (const f of plan.files) ctx.io.out(`  write ${f.path}  (${f.what})`);
         for (const c of plan.commands) ctx.io.out(`  run   ${[c.file, ...c.args].join(' ')}  (${c.what}${c.optional ? '; may be skipped' : ''})`);
+        if (req.scope === 'device' && plan.platform === 'linux') ctx.io.out(`  tpm   create the shared TPM storage primary key at ${SHARED_PRIMARY_HANDLE} if a TPM is usable and the handle is free`);
       }
       return ExitCode.OK;
     }
@@ -108,6 +149,8 @@ export const installCommand: Command = {
         ? readSettingsFile(ctx.values['settings-file']) : {};
       writeInstallSecrets(req.settingsFile, { ...(given as Record<string, string>), ...req.secrets });
     }
+    // Before the install-time pass and the registration: whatever starts next finds the TPM set up.
+    const tpm = req.scope === 'device' && plan.platform === 'linux' ? deviceTpmSetup(ctx) : undefined;
     let pass: unknown;
     let passLine: string | undefined;
     if (!ctx.values['no-run']) {
@@ -123,6 +166,7 @@ export const installCommand: Command = {
     // Registered after the install-time pass, so that a daemon the registration starts finds it done.
     const steps = await applyInstall(plan);
     const lines = [`Registered the ${req.scope} task (${plan.platform}, ${plan.mode}):`, ...steps.map((s) => `  ✓ ${s.what}: ${s.detail}`), ...plan.notes.map((n) => `  note: ${n}`)];
+    if (tpm) lines.push(tpmSetupLine(tpm));
     if (passLine) lines.push(passLine);
     let started: number | undefined;
     if (req.scope === 'user' && plan.mode === 'autostart' && !ctx.values['no-start']) {
@@ -135,7 +179,7 @@ export const installCommand: Command = {
       started = child.pid;
       lines.push(`Started the daemon (pid ${child.pid}); it logs to ${path.join(stateDir, 'daemon.log')}.`);
     }
-    if (ctx.json) ctx.io.out(JSON.stringify({ ok: true, platform: plan.platform, scope: req.scope, mode: plan.mode, steps, notes: plan.notes, ...(pass ? { pass } : {}), ...(started ? { daemonPid: started } : {}) }, null, 2));
+    if (ctx.json) ctx.io.out(JSON.stringify({ ok: true, platform: plan.platform, scope: req.scope, mode: plan.mode, steps, notes: plan.notes, ...(tpm ? { tpm } : {}), ...(pass ? { pass } : {}), ...(started ? { daemonPid: started } : {}) }, null, 2));
     else ctx.io.out(lines.join('\n'));
     return ExitCode.OK;
   },

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { DEVICE_STATE_DIRS } from '../../base/paths.js';
 import os from 'node:os';
 import path from 'node:path';
+import { SHARED_PRIMARY_HANDLE } from '../linux-keys.js';
 import { NSSDB_MODULE_FILE, NSSDB_TOKEN_URI } from '../p11kit-bridge.js';
 import { deviceStateArgs, type InstallPlan, type PlannedCommand, type RemovalPlan, type TaskRegistrar, type TaskRequest } from './types.js';
 
@@ -217,7 +218,9 @@ export const linuxTasks: TaskRegistrar = {
   uninstall(req: TaskRequest): RemovalPlan {
     if (req.scope === 'device') {
       return {
-        platform: 'linux', scope: 'device', notes: [], dirs: [],
+        platform: 'linux', scope: 'device', dirs: [],
+        // Evicting it would make every user's TPM token (and device key) on this machine unusable.
+        notes: [`The TPM's shared storage primary key (persistent handle ${SHARED_PRIMARY_HANDLE}, made by install --device or a user's first TPM enrollment) is kept: users' TPM tokens are under it. Once no user's token needs it, an administrator may remove it: tpm2_evictcontrol -C o -c ${SHARED_PRIMARY_HANDLE}`],
         commands: [
           systemctl(false, ['stop', LINUX_NAMES.deviceTimer, LINUX_NAMES.deviceService], 'stop the device task', NO_MANAGER),
           systemctl(false, ['disable', LINUX_NAMES.deviceService, LINUX_NAMES.deviceTimer], 'disable the device service and timer', 'they were not enabled'),
