@@ -65,6 +65,9 @@ const onlySnapshotCommands = {
 /** The libraries the snapshot holds (a static import of any other fails the snapshot's build, naming it). */
 const SNAPSHOT_PACKAGES = ['zod', 'jose'];
 
+/** What both builds share: the bundle and the snapshot's script. */
+const COMMON = { bundle: true, platform: 'node', target: ['node20'], external: EXTERNAL, minifySyntax: true, minifyWhitespace: true, legalComments: 'none' };
+
 const t0 = performance.now();
 fs.rmSync(out, { recursive: true, force: true });
 fs.mkdirSync(out, { recursive: true });
@@ -75,14 +78,8 @@ const result = await esbuild.build({
   // Each command's code in a chunk of its own, loaded when that command runs (help and --version load none).
   splitting: true,
   chunkNames: 'lib/[name]-[hash]',
-  bundle: true,
+  ...COMMON,
   format: 'esm',
-  platform: 'node',
-  target: ['node20'],
-  external: EXTERNAL,
-  minifySyntax: true,
-  minifyWhitespace: true,
-  legalComments: 'none',
   metafile: true,
   plugins: [zodEnglishOnly],
   // Bundled CommonJS (undici, asn1js…) needs require(); an ES module has none of its own.
@@ -158,14 +155,8 @@ const snapshotScript = path.join(out, 'lib', 'snapshot.cjs');
 await esbuild.build({
   entryPoints: [path.join(repo, 'src-main', 'cli', 'snapshot-entry.ts')],
   outfile: snapshotScript,
-  bundle: true,
+  ...COMMON,
   format: 'cjs',
-  platform: 'node',
-  target: ['node20'],
-  external: EXTERNAL,
-  minifySyntax: true,
-  minifyWhitespace: true,
-  legalComments: 'none',
   plugins: [zodEnglishOnly, onlySnapshotCommands],
   // import.meta of the chunks in lib/, set when the snapshot starts; require() of a package (not a Node built-in,
   // which the snapshot's own require serves) from lib/ too, as the ES-module chunks do.

@@ -3,25 +3,36 @@
  * persistent storage primary key users' TPM tokens go under, so no user's first enrollment creates one. Real swtpm
  * behind tpm2-abrmd, tpm2-tools, tpm2-pkcs11, the agent's command line, a real SCEP CA (scepserver) for the user's
  * enrollment. Also the cases where it must not fail the install: no TPM, SkipTPM, a TPM that does not answer, the
- * handle holding something else. The test registers the device task for real (/etc/systemd/system, as root) and
- * unregisters it at the end.
+ * handle holding something else. The test registers the device task for real, as root, in a private mount namespace
+ * where a directory of its own is /etc/systemd/system: the machine's units, and other tests' views of /etc (the RPM
+ * test's overlay), never change.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SHARED_PRIMARY_HANDLE } from '../../src-main/platform/linux-keys.js';
-import { LINUX_NAMES, SYSTEM_UNIT_DIR } from '../../src-main/platform/tasks/linux.js';
-import { makeProfile, REPO, runAgent, tempDir, type Profile } from '../support/agent.js';
+import { SYSTEM_UNIT_DIR } from '../../src-main/platform/tasks/linux.js';
+import { AGENT_BIN, makeProfile, REPO, runAgent, tempDir, type AgentResult, type Profile } from '../support/agent.js';
 import { readState } from '../support/state.js';
 import { scepUnavailable, startScepServer, type ScepServer } from '../support/scep.js';
 import { startSoftTpm, tpmUnavailable, type SoftTpm } from '../support/tpm.js';
 
-const registered = [LINUX_NAMES.deviceService, LINUX_NAMES.deviceTimer].map((n) => path.join(SYSTEM_UNIT_DIR, n)).filter((f) => fs.existsSync(f));
+const unitDir = tempDir('systemd-system');
+const PRIVATE_UNITS = ['-m', '--propagation', 'private', 'sh', '-c', `mount --bind "$0" ${SYSTEM_UNIT_DIR} && exec "$@"`, unitDir];
+const namespace = process.getuid?.() === 0 && fs.existsSync(SYSTEM_UNIT_DIR) ? spawnSync('unshare', [...PRIVATE_UNITS, 'true'], { encoding: 'utf8' }) : undefined;
 const skipReason = scepUnavailable() ?? tpmUnavailable()
   ?? (process.getuid?.() !== 0 ? 'skipped: install --device needs root' : undefined)
-  ?? (registered.length ? `skipped: this machine has a device task registered (${registered.join(', ')}); the test would replace it` : undefined);
+  ?? (namespace?.status !== 0 ? `skipped: a private mount namespace over ${SYSTEM_UNIT_DIR} (unshare -m, root) is not available: ${namespace?.stderr ?? 'no such directory'}` : undefined);
+
+/** The agent as root with the device task's units in this test's directory (see above). */
+function asRoot(args: string[], env: Record<string, string>): Promise<AgentResult> {
+  return new Promise((resolve) => {
+    execFile('unshare', [...PRIVATE_UNITS, process.execPath, AGENT_BIN, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, encoding: 'utf8', timeout: 240_000 },
+      (e, stdout, stderr) => resolve({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, stdout, stderr }));
+  });
+}
 if (skipReason) console.log(`# tpm-install ${skipReason}`);
 
 const CHALLENGE = 'tpm-install-challenge';
@@ -35,7 +46,7 @@ describe('install --device sets up the TPM once for every user', { skip: skipRea
 
   const tools = (args: string[], t: SoftTpm = tpm) => execFileSync(args[0]!, args.slice(1), { env: { ...process.env, ...t.env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const handles = (t: SoftTpm = tpm) => tools(['tpm2_getcap', 'handles-persistent'], t).match(/0x[0-9a-f]{8}/gi) ?? [];
-  const install = (args: string[], env: Record<string, string>) => runAgent(['install', '--device', '--no-run', ...args], env, SLOW);
+  const install = (args: string[], env: Record<string, string>) => asRoot(['install', '--device', '--no-run', ...args], env);
   const profile = (): Profile => makeProfile({
     orgUrl: 'https://unused.invalid', rootCaFile: '/dev/null',
     extraEnv: { DTA_BACKEND: 'scep', DTA_SCEP_URL: server.url, DTA_SCEP_CA_FINGERPRINT: server.caFingerprint, DTA_SCEP_CHALLENGE: CHALLENGE },
@@ -49,8 +60,6 @@ describe('install --device sets up the TPM once for every user', { skip: skipRea
   });
 
   after(async () => {
-    // Unregistered whatever happened, so that the machine is left as it was found.
-    if ([LINUX_NAMES.deviceService, LINUX_NAMES.deviceTimer].some((n) => fs.existsSync(path.join(SYSTEM_UNIT_DIR, n)))) await runAgent(['uninstall', '--device'], root ?? {}, SLOW);
     await server?.close();
     await tpm?.stop();
   });
@@ -62,7 +71,7 @@ describe('install --device sets up the TPM once for every user', { skip: skipRea
       assert.equal(r.code, 0, r.stderr + r.stdout);
       assert.match(r.stdout, new RegExp(`^TPM: created the shared storage primary key at ${SHARED_PRIMARY_HANDLE} \\(RSA 2048, tpm2_ptool init's template\\) in [\\d.]+ s; users' first TPM enrollment adds its token under it\\.$`, 'm'));
       assert.deepEqual(handles(t), [SHARED_PRIMARY_HANDLE]);
-      assert.deepEqual([LINUX_NAMES.deviceService, LINUX_NAMES.deviceTimer].filter((n) => fs.existsSync(path.join(SYSTEM_UNIT_DIR, n))), [], 'no unit registered');
+      assert.deepEqual(fs.readdirSync(unitDir), [], 'no unit registered');
       const user = await runAgent(['install', '--user', '--tpm-only'], { ...root, ...t.env });
       assert.equal(user.code, 78, 'a usage error without --device (the configuration exit class, as the other option errors)');
       assert.match(user.stderr, /--tpm-only is a part of install --device/);
@@ -77,6 +86,7 @@ describe('install --device sets up the TPM once for every user', { skip: skipRea
     assert.deepEqual(handles(), [], 'a fresh TPM');
     const first = await install(['--json'], { ...root, ...tpm.env });
     assert.equal(first.code, 0, first.stderr + first.stdout);
+    assert.ok(fs.readdirSync(unitDir).includes('device-trust-agent-device.service'), `the device task is registered: ${fs.readdirSync(unitDir).join(', ')}`);
     const out = JSON.parse(first.stdout);
     assert.equal(out.tpm.outcome, 'created', first.stdout);
     assert.equal(out.tpm.handle, SHARED_PRIMARY_HANDLE);
@@ -107,7 +117,7 @@ describe('install --device sets up the TPM once for every user', { skip: skipRea
       assert.match(status.stdout, /PASS +Live signing test with the device key: TPM key/, status.stdout);
     }
 
-    const u = await runAgent(['uninstall', '--device'], { ...root, ...tpm.env }, SLOW);
+    const u = await asRoot(['uninstall', '--device'], { ...root, ...tpm.env });
     assert.equal(u.code, 0, u.stderr + u.stdout);
     assert.match(u.stdout, new RegExp(`note: The TPM's shared storage primary key \\(persistent handle ${SHARED_PRIMARY_HANDLE}.*is kept: users' TPM tokens are under it`));
     assert.deepEqual(handles(), [SHARED_PRIMARY_HANDLE], 'uninstall leaves the users\' tokens usable');
