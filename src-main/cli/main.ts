@@ -109,13 +109,17 @@ export async function main(argv: string[], rawIo: Io): Promise<number> {
   const wiring = await loadWiring();
   const { loadConfig, printableSetting, describeManaged, readSettingsFile } = wiring.config;
   const { redact } = wiring.safe;
-  const { createPlatform, createManagedConfigReader, platformSink } = wiring.platform;
+  const { loadPlatform, createManagedConfigReader, platformSink } = wiring.platform;
+  // An OS without an implementation fails where a command asks for the platform, as every other platform error does.
+  const platformFactory = await loadPlatform().catch((e: unknown) => () => {
+    throw e;
+  });
   const { configureEventForwarding } = wiring.forwarding;
   const { EventSinks } = wiring.context;
   const { KeyringSecretStore } = wiring.keyring;
   // The one wiring point of this process: the core is handed its platform, this OS's log and managed
   // configuration, and the keyring; it never picks them.
-  const context: AgentContext = { platform: createPlatform, managed: createManagedConfigReader(process.platform, io.env), secrets: new KeyringSecretStore(), events: new EventSinks(platformSink(), io.env) };
+  const context: AgentContext = { platform: platformFactory, managed: createManagedConfigReader(process.platform, io.env), secrets: new KeyringSecretStore(), events: new EventSinks(platformSink(), io.env) };
   const managed = context.managed;
   let parsed: { values: OptionValues; positionals: string[] };
   try {

@@ -36,7 +36,7 @@ async function preload(): Promise<void> {
   void globalThis.crypto.subtle;
   void parseArgs;
   for (const c of COMMANDS.filter((x) => FROM_SNAPSHOT.has(x.name))) await c.load();
-  await loadWiring();
+  await (await loadWiring()).platform.loadPlatform();
 }
 
 /** Where the bundle sits: beside the blob this process was started from (`--snapshot-blob FILE`). */

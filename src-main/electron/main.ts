@@ -26,7 +26,7 @@ import { launchActions, parseLaunchArgs, type LaunchRequest } from './launch-arg
 import { SafeStorageSecretStore } from './secret-store.js';
 import { TrayController } from './tray.js';
 import type { TrayCommand } from './tray-model.js';
-import { createManagedConfigReader, createPlatform, platformSink } from '../platform/index.js';
+import { createManagedConfigReader, loadPlatform, platformSink } from '../platform/index.js';
 
 import { DashboardWindow } from './window.js';
 import { safeText } from '../base/safe-text.js';
@@ -137,7 +137,7 @@ async function main(): Promise<void> {
   // The app's one wiring point (core/context.ts): everything the core does here uses this context — the
   // platform, this OS's log, secrets through safeStorage, the system's proxy answer per URL.
   const context: AgentContext = {
-    platform: createPlatform,
+    platform: await loadPlatform(),
     managed,
     secrets: (() => {
       try {

@@ -133,5 +133,5 @@ export interface ManagedConfigReader {
   read(): ManagedSource[];
 }
 
-/** Builds the platform for a configuration: the composition roots pass `createPlatform`; the core never picks one. */
+/** Builds the platform for a configuration: the composition roots pass this OS's (`loadPlatform`); the core never picks one. */
 export type PlatformFactory = (settings: PlatformSettings) => Platform;

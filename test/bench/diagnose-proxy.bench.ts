@@ -17,7 +17,7 @@ import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js
 import { EventLog } from '../../src-main/core/events.js';
 import { proxyCheck } from '../../src-main/core/proxy/check.js';
 import { Trace } from '../../src-main/base/trace.js';
-import { createPlatform } from '../../src-main/platform/index.js';
+import { createLinuxPlatform } from '../../src-main/platform/linux.js';
 import { AGENT_BIN, tempDir } from '../support/agent.js';
 import { median, table, time } from './util.js';
 import { testContext } from '../support/context.js';
@@ -55,7 +55,7 @@ export default async function bench(): Promise<void> {
   try {
     // Enrolled directly first: the org's answer is cached, so every probe runs at once behind the proxy.
     const direct = loadConfig({ env, cli: base });
-    await runPass({ loaded: direct, platform: createPlatform(direct.config), context: testContext(), side: 'user', force: false, trace: new Trace(undefined) });
+    await runPass({ loaded: direct, platform: createLinuxPlatform(direct.config), context: testContext(), side: 'user', force: false, trace: new Trace(undefined) });
     for (const [label, extra] of [['explicit proxy', { httpProxy: proxyUrl }], ['PAC file → proxy', { httpProxyPacLocation: pacUrl }]] as const) {
       const loaded = loadConfig({ env, cli: { ...base, ...extra } });
       const walls: number[] = [];

@@ -16,7 +16,7 @@ import { DEFAULT_HEALTH_POLICY } from '../../src-main/core/diagnostics/health.js
 import { EventLog } from '../../src-main/core/events.js';
 import { Trace } from '../../src-main/base/trace.js';
 import { tempDir } from '../support/agent.js';
-import { createPlatform } from '../../src-main/platform/index.js';
+import { createLinuxPlatform } from '../../src-main/platform/linux.js';
 import { median, table } from './util.js';
 import { testContext } from '../support/context.js';
 
@@ -46,7 +46,7 @@ export default async function bench(): Promise<void> {
   const runs = 4;
   const rows: { wall: number; slowest: number; sum: number; probes: number; slowId: string; slowStatus: string }[] = [];
   try {
-    await runPass({ loaded, platform: createPlatform(loaded.config), context: testContext(), side: 'user', force: false, trace: new Trace(undefined) });
+    await runPass({ loaded, platform: createLinuxPlatform(loaded.config), context: testContext(), side: 'user', force: false, trace: new Trace(undefined) });
     lab.switches.targetDelayMs = { iwaBackup: timeoutMs + 1000 };
     for (let i = 0; i < runs; i++) {
       const t0 = performance.now();

@@ -12,7 +12,7 @@ import { createCsr, generateLocalKey, type KeyAlgorithm } from '../../src-main/c
 import { Trace } from '../../src-main/base/trace.js';
 import { startLabOrg } from '../../lab/org.js';
 import { tempDir } from '../support/agent.js';
-import { createPlatform } from '../../src-main/platform/index.js';
+import { createLinuxPlatform } from '../../src-main/platform/linux.js';
 import { median, table, time } from './util.js';
 import { testContext } from '../support/context.js';
 
@@ -51,7 +51,7 @@ async function enrollmentTable(): Promise<void> {
       for (let i = 0; i < runs; i++) {
         const trace = new Trace(undefined);
         const t0 = performance.now();
-        await runPass({ loaded, platform: createPlatform(loaded.config), context: testContext(), side: 'user', force: true, trace });
+        await runPass({ loaded, platform: createLinuxPlatform(loaded.config), context: testContext(), side: 'user', force: true, trace });
         totals[alg].push(performance.now() - t0);
         const network = trace.steps.filter((s) => NETWORK.test(s.name)).reduce((a, s) => a + s.ms, 0);
         ratios[alg].push((performance.now() - t0) / network);

@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { DOCTOR_TESTS } from '../../src-main/core/fleet/doctor.js';
 import { startLabOrg, type LabOrg } from '../../lab/org.js';
-import { createPlatform } from '../../src-main/platform/index.js';
+import { createLinuxPlatform } from '../../src-main/platform/linux.js';
 import { loadConfig } from '../../src-main/core/config.js';
 import { CredentialFiles } from '../../src-main/core/certificates/credentials.js';
 import { makeProfile, runAgent, writeRootCa, type Profile } from '../support/agent.js';
@@ -54,7 +54,7 @@ describe('status as a doctor', () => {
   test('a key that no longer matches its certificate fails the signing test; the next pass enrolls afresh', async () => {
     const st = readState(p);
     // Another key in the same token, and the agent's record of the certificate's key pointed at it.
-    const keys = createPlatform(loadConfig({ env: p.env }).config, 'linux', { env: p.env }).keys!;
+    const keys = createLinuxPlatform(loadConfig({ env: p.env }).config, { env: p.env }).keys!;
     try {
       const other = await keys.generate('P-256', 'device-trust-other');
       new CredentialFiles(p.stateDir).writeKeyRef(st.current.thumbprint, other.id);

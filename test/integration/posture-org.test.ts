@@ -16,7 +16,7 @@ import { keyFromPem } from '../../src-main/core/keys/keys.js';
 import { runPosturePass } from '../../src-main/core/posture/pass.js';
 import { signPostureReport } from '../../src-main/core/posture/report.js';
 import { currentDeviceSigner } from '../../src-main/core/posture/pass.js';
-import { createPlatform } from '../../src-main/platform/index.js';
+import { createLinuxPlatform } from '../../src-main/platform/linux.js';
 import { makeProfile, runAgent, tempDir, writeRootCa, type Profile } from '../support/agent.js';
 import { readEvents, readState } from '../support/state.js';
 import { testContext } from '../support/context.js';
@@ -145,7 +145,7 @@ describe('signed posture reports and the org\'s device-assurance policy', () => 
 
   test('the org refuses forged reports: altered claims, another key, another device', async () => {
     // The device's own signer: its key in the NSS token, reached through the platform's key store.
-    const keys = createPlatform(loadConfig({ env: profile.env }).config, 'linux', { env: profile.env }).keys!;
+    const keys = createLinuxPlatform(loadConfig({ env: profile.env }).config, { env: profile.env }).keys!;
     const signer = (await currentDeviceSigner(profile.stateDir, keys))!;
     const claims = { device: creds.deviceId, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600, posture: { checkedAt: new Date().toISOString(), platform: 'linux', results: [{ check: 'firewall', status: 'PASS', summary: 'ok', evidence: [] }] } };
     const good = await signPostureReport(signer, claims);

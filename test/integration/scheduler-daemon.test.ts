@@ -16,7 +16,6 @@ import { policyWith } from '../../src-main/core/scheduler/policy.js';
 import { Scheduler } from '../../src-main/core/scheduler/scheduler.js';
 import { Trace } from '../../src-main/base/trace.js';
 import { type Profile, runAgent, spawnAgent } from '../support/agent.js';
-import { createPlatform } from '../../src-main/platform/index.js';
 import { labOrgForSuite } from '../support/lab-org.js';
 import { nssUserCerts } from '../support/nss.js';
 import { readEvents, readState } from '../support/state.js';

@@ -4,11 +4,12 @@
  */
 import { EventSinks, type AgentContext } from '../../src-main/core/context.js';
 import { KeyringSecretStore } from '../../src-main/core/secrets/keyring.js';
-import { createPlatform } from '../../src-main/platform/index.js';
+import { createLinuxPlatform } from '../../src-main/platform/linux.js';
 
 export function testContext(parts: Partial<AgentContext> = {}): AgentContext {
   return {
-    platform: createPlatform,
+    // The tests run on Linux: its platform, as cli/main.ts would load it here.
+    platform: createLinuxPlatform,
     managed: { description: 'none (test)', read: () => [] },
     secrets: new KeyringSecretStore(),
     events: EventSinks.none(),

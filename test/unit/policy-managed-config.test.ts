@@ -144,13 +144,14 @@ test('unknown settings are still refused in the agent\'s own profiles (only the 
     (e: unknown) => isAgentError(e) && /Unknown setting "OktaUrll"/.test(e.message) && e.message.includes('com.example.devicetrustagent.plist'));
 });
 
-test('createPlatform picks each platform\'s store and refuses a PEM export where keys are non-exportable', async () => {
-  const { createPlatform } = await import('../../src-main/platform/index.js');
+test('loadPlatform picks each platform\'s store and refuses a PEM export where keys are non-exportable', async () => {
+  const { loadPlatform } = await import('../../src-main/platform/index.js');
+  const createPlatform = async (c: typeof config, os: NodeJS.Platform, deps = {}) => (await loadPlatform(os))(c, deps);
   const { config } = loadConfig({ env: env(), managed: createManagedConfigReader('linux', { DTA_MANAGED_CONFIG_DIR: '/nonexistent' }) });
-  assert.match(createPlatform(config, 'win32').store.description, /CurrentUser\\My/);
-  assert.match(createPlatform(config, 'darwin', { env: { HOME: '/Users/alice' } }).store.description, /login keychain \/Users\/alice\/Library\/Keychains\/login\.keychain-db/);
-  assert.match(createPlatform(config, 'linux').store.description, /NSS database/);
-  assert.match(createPlatform({ ...config, exportPemDir: '/tmp/x' }, 'linux').store.description, /PEM copy in \/tmp\/x/);
-  assert.throws(() => createPlatform({ ...config, exportPemDir: '/tmp/x' }, 'win32'), (e: unknown) => isAgentError(e) && e.code === 'EXPORT_PEM_UNSUPPORTED');
-  assert.throws(() => createPlatform(config, 'freebsd'), (e: unknown) => isAgentError(e) && e.code === 'PLATFORM_UNSUPPORTED');
+  assert.match((await createPlatform(config, 'win32')).store.description, /CurrentUser\\My/);
+  assert.match((await createPlatform(config, 'darwin', { env: { HOME: '/Users/alice' } })).store.description, /login keychain \/Users\/alice\/Library\/Keychains\/login\.keychain-db/);
+  assert.match((await createPlatform(config, 'linux')).store.description, /NSS database/);
+  assert.match((await createPlatform({ ...config, exportPemDir: '/tmp/x' }, 'linux')).store.description, /PEM copy in \/tmp\/x/);
+  await assert.rejects(createPlatform({ ...config, exportPemDir: '/tmp/x' }, 'win32'), (e: unknown) => isAgentError(e) && e.code === 'EXPORT_PEM_UNSUPPORTED');
+  await assert.rejects(loadPlatform('freebsd'), (e: unknown) => isAgentError(e) && e.code === 'PLATFORM_UNSUPPORTED');
 });

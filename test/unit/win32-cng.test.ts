@@ -17,7 +17,8 @@ import { runCommand } from '../../src-main/base/exec.js';
 import { isAgentError } from '../../src-main/base/errors.js';
 import { createCsr, keyInStore } from '../../src-main/core/keys/keys.js';
 import { signRenewalToken } from '../../src-main/core/auth/renewal-token.js';
-import { createPlatform } from '../../src-main/platform/index.js';
+import { createDarwinPlatform } from '../../src-main/platform/darwin.js';
+import { createWin32Platform } from '../../src-main/platform/win32.js';
 import { clmViolations } from '../../src-main/platform/win32-powershell.js';
 import { SOFTWARE_PROVIDER, TPM_PROVIDER, win32Scripts } from '../../src-main/platform/win32-store.js';
 import { CNG_TIMEOUT_MS, cngPublicBlobToSpki, parseCngAnswer, spkiToCngPublicBlob, win32CngCommands, win32CngScripts, WindowsCngKeyStore } from '../../src-main/platform/win32-cng.js';
@@ -192,10 +193,10 @@ test('a command past its deadline is killed and answers 124 (the base runner)', 
   assert.ok(Date.now() - t0 < 3000);
 });
 
-test('createPlatform hands Windows and macOS a key store, so no key.pem is written there', () => {
+test('the Windows and macOS platforms hand a key store, so no key.pem is written there', () => {
   const config = { stateDir: tempDir('st'), nssDbDir: tempDir('nss'), browserPolicyDirs: [], firefoxPolicyDirs: [] };
-  assert.ok(createPlatform(config, 'win32').keys instanceof WindowsCngKeyStore);
-  assert.equal(createPlatform(config, 'darwin', { env: { HOME: '/Users/alice' } }).keys?.constructor.name, 'MacKeyStore');
+  assert.ok(createWin32Platform(config).keys instanceof WindowsCngKeyStore);
+  assert.equal(createDarwinPlatform(config, { env: { HOME: '/Users/alice' } }).keys?.constructor.name, 'MacKeyStore');
 });
 
 test('issue 25.1: the TPM probe makes a NAMED key and deletes it (an unnamed one is ephemeral, which the Platform Crypto Provider refuses)', async () => {

@@ -13,7 +13,8 @@ import { runPass } from '../../src-main/core/enrollment/pass.js';
 import { loadConfig } from '../../src-main/core/config.js';
 import { getStatus } from '../../src-main/core/certificates/status.js';
 import { Trace } from '../../src-main/base/trace.js';
-import { createPlatform } from '../../src-main/platform/index.js';
+import { createDarwinPlatform } from '../../src-main/platform/darwin.js';
+import { createWin32Platform } from '../../src-main/platform/win32.js';
 import { TPM_PROVIDER } from '../../src-main/platform/win32-store.js';
 import { tempDir } from '../support/agent.js';
 import { macStandIn } from '../support/darwin-keys.js';
@@ -39,7 +40,7 @@ test('Windows: enrollment and renewal with the key in the TPM provider; the org 
   const env = { HOME: home, DTA_MANAGED_CONFIG_DIR: path.join(home, 'managed'), USER: 'alice' };
   const loaded = loadConfig({ env, cli: { orgUrl: lab.orgUrl, tlsCaFile: rootCa, labSignIn: 'true', browserPolicyDirs: [path.join(home, 'policy')] } });
   const win = windowsStandIn();
-  const platform = createPlatform(loaded.config, 'win32', { run: win.run, env });
+  const platform = createWin32Platform(loaded.config, { run: win.run, env });
 
   const first = await runPass({ loaded, platform, context: { events: EventSinks.none() }, side: 'user', force: true, trace: new Trace(undefined) });
   assert.equal(first.outcome, 'enrolled', first.message);
@@ -81,7 +82,7 @@ test('macOS: enrollment and renewal with the key in a Secure Enclave identity, s
   const env = { HOME: home, DTA_MANAGED_CONFIG_DIR: path.join(home, 'managed'), USER: 'alice' };
   const loaded = loadConfig({ env, cli: { orgUrl: lab.orgUrl, tlsCaFile: rootCa, labSignIn: 'true', browserPolicyDirs: [path.join(home, 'policy')] } });
   const mac = macStandIn();
-  const platform = createPlatform(loaded.config, 'darwin', { run: mac.run, env });
+  const platform = createDarwinPlatform(loaded.config, { run: mac.run, env });
 
   const first = await runPass({ loaded, platform, context: { events: EventSinks.none() }, side: 'user', force: true, trace: new Trace(undefined) });
   assert.equal(first.outcome, 'enrolled', first.message);
