@@ -140,7 +140,7 @@ async function coldStart(enrolledEnv: NodeJS.ProcessEnv): Promise<void> {
       comparison ? '' : verdict(m / base <= 2 && (!isStatus || rss <= 60))]);
   }
   table(`Cold start to first line of output (ms, median of ${N}, interleaved; peak RSS by GNU time; runtime ${path.relative(REPO, RUNTIME) || RUNTIME})`, ['what', 'median ms', '× node -e 0', 'peak RSS MiB', 'goal', ''], rows);
-  console.log('status reads the NSS database in-process (softokn) and with certutil (a child process, not counted in the RSS).');
+  console.log('status reads the NSS database in-process (softokn through pkcs11js) and starts no other process.');
 }
 
 /** Peak RSS of one `run` pass: an enrollment against the lab org, then a forced renewal, per program. */
