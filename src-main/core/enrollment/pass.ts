@@ -583,6 +583,9 @@ export class EnrollmentPass {
     const cur = this.state.current;
     const due = !cur || Date.parse(cur.renewFrom ?? cur.notAfter) <= this.now().getTime();
     if (this.opts.side !== 'user' || (!this.opts.force && !due) || (this.state.pending && !this.opts.force)) return;
+    // A request will be made: its CSR (and SCEP's signer certificate) need @peculiar/x509, loaded now while the
+    // org is asked rather than at start-up (a pass with nothing to do never loads it) or on the request's path.
+    import('../certificates/x509.js').catch(() => undefined);
     if (this.keys) {
       // A held request is not sent before the hold ends (checkHold): no key is made for it.
       const hold = this.state.hold;
