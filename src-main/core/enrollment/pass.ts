@@ -591,8 +591,12 @@ export class EnrollmentPass {
       const hold = this.state.hold;
       if (!this.opts.force && hold && Date.parse(hold.until) > this.now().getTime()) return;
       // Only where the store makes it off the main thread; an unused one is removed when the pass ends.
-      this.earlyStoreKey = this.keys.generateInBackground?.(this.backend.keyAlgorithm, newKeyLabel(Date.now()));
-      this.earlyStoreKey?.catch(() => undefined);
+      try {
+        this.earlyStoreKey = this.keys.generateInBackground?.(this.backend.keyAlgorithm, newKeyLabel(Date.now()));
+        this.earlyStoreKey?.catch(() => undefined);
+      } catch {
+        // The store's own failure is reported where the key is needed (newKey), in its step.
+      }
       return;
     }
     this.earlyKey = generateLocalKey(this.backend.keyAlgorithm);
