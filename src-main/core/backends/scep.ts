@@ -38,7 +38,7 @@ export function scepSettings(loaded: LoadedConfig): ScepSettings {
 }
 
 async function issuerFilterOf(pem: string): Promise<IssuerFilter> {
-  // Loaded on first use (the client started loading it while GetCACert was on the wire), not at start-up.
+  // Not loaded at start-up: the pass (when it will make a request) or the client has started loading it.
   const { x509 } = await import('../certificates/x509.js');
   const name = new x509.X509Certificate(pem).subjectName;
   const first = (field: string) => name.getField(field)[0];

@@ -129,7 +129,8 @@ export class ScepClient {
   async connect(): Promise<ScepSession> {
     if (this.session) return this.session;
     const { trace } = this.opts;
-    // The request needs @peculiar/x509 (selfSigned, createCsr): loaded while the CA answers, not at start-up.
+    // The request needs @peculiar/x509 (selfSigned, createCsr): a client used on its own loads it while the CA answers
+    // (the enrollment pass has loaded it already when it will make a request).
     import('../certificates/x509.js').catch(() => undefined);
     const ca = await trace.step('Get the CA certificate (GetCACert) and check it against the pinned fingerprint', () => this.getCaCert(),
       (b) => `pinned ${b.pinned.subject.split('\n').join(', ') || '(no subject)'}${b.ra.length ? `, ${b.ra.length} RA certificate(s)` : ''}${b.ignored.length ? `, ${b.ignored.length} unchained certificate(s) ignored` : ''}`);
@@ -167,7 +168,7 @@ export class ScepClient {
   private async selfSigned(key: LocalKey, subject: string): Promise<X509Certificate> {
     const { keys, signingAlgorithm } = await webCryptoKeyPair(key);
     const now = Date.now();
-    // Loaded on first use, while the CA answers GetCACert/GetCACaps (connect() starts it), not at start-up.
+    // Not loaded at start-up (connect() or the pass has started loading it).
     const { x509 } = await import('../certificates/x509.js');
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: crypto.randomBytes(8).toString('hex').replace(/^[89a-f]/, '1'),
