@@ -71,9 +71,17 @@ function tokenLabel(raw: string): string {
 export class Pkcs11Token {
   private mod!: Module;
   private session!: Handle;
+  private slot!: Handle;
   private p!: P11;
   private opened = false;
+  /** Background generations still running on a worker thread: the module is not finalized under them. */
+  private readonly inFlight = new Set<Promise<unknown>>();
   label = '';
+
+  /** Resolves once no background generation is running (close() must not finalize the module under one). */
+  async idle(): Promise<void> {
+    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+  }
 
   constructor(readonly opts: TokenOptions) {}
 
@@ -99,7 +107,7 @@ export class Pkcs11Token {
     entry.users++;
     this.mod = entry.mod;
     try {
-      const slot = this.findSlot();
+      const slot = (this.slot = this.findSlot());
       const info = this.mod.C_GetTokenInfo(slot);
       this.label = tokenLabel(info.label);
       this.session = this.mod.C_OpenSession(slot, p.CKF_RW_SESSION | p.CKF_SERIAL_SESSION);
@@ -227,19 +235,57 @@ export class Pkcs11Token {
     }
   }
 
-  generate(algorithm: KeyAlgorithmName, label: string): StoreKey {
+  /** The key-pair generation's mechanism and templates (token objects, sensitive, never extractable). */
+  private keyPairRequest(algorithm: KeyAlgorithmName, label: string): [{ mechanism: number; parameter: never }, { type: number; value: unknown }[], { type: number; value: unknown }[]] {
     const p = this.p;
     // The pair has an id from the moment it exists (a random one until its NSS-style id is known): a pass killed in
     // between leaves a key the orphan sweep can find and remove, never one without an id that stays for good.
     const provisional = crypto.randomBytes(20);
     const common = [{ type: p.CKA_TOKEN, value: true }, { type: p.CKA_LABEL, value: label }, { type: p.CKA_ID, value: provisional }];
     const priv = [...common, { type: p.CKA_PRIVATE, value: true }, { type: p.CKA_SENSITIVE, value: true }, { type: p.CKA_EXTRACTABLE, value: false }, { type: p.CKA_SIGN, value: true }];
-    const kp = this.write('make a key pair', () => algorithm === 'P-256'
-      ? this.mod.C_GenerateKeyPair(this.session, { mechanism: p.CKM_EC_KEY_PAIR_GEN, parameter: null as never }, [...common, { type: p.CKA_VERIFY, value: true }, { type: p.CKA_EC_PARAMS, value: P256_OID }], priv)
+    return algorithm === 'P-256'
+      ? [{ mechanism: p.CKM_EC_KEY_PAIR_GEN, parameter: null as never }, [...common, { type: p.CKA_VERIFY, value: true }, { type: p.CKA_EC_PARAMS, value: P256_OID }], priv]
       // RSA keys also decrypt: a SCEP CA encrypts its answer to the device key.
-      : this.mod.C_GenerateKeyPair(this.session, { mechanism: p.CKM_RSA_PKCS_KEY_PAIR_GEN, parameter: null as never },
+      : [{ mechanism: p.CKM_RSA_PKCS_KEY_PAIR_GEN, parameter: null as never },
         [...common, { type: p.CKA_VERIFY, value: true }, { type: p.CKA_ENCRYPT, value: true }, { type: p.CKA_MODULUS_BITS, value: 2048 }, { type: p.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) }],
-        [...priv, { type: p.CKA_DECRYPT, value: true }]));
+        [...priv, { type: p.CKA_DECRYPT, value: true }]];
+  }
+
+  generate(algorithm: KeyAlgorithmName, label: string): StoreKey {
+    const [mechanism, pub, priv] = this.keyPairRequest(algorithm, label);
+    const kp = this.write('make a key pair', () => this.mod.C_GenerateKeyPair(this.session, mechanism, pub as never, priv as never));
+    return this.fileUnderId(kp, algorithm);
+  }
+
+  /**
+   * The same key, made on a libuv worker thread in a session of its own, so that the pass goes on with the network
+   * meanwhile (the NSS software token's generation is two SQLite write transactions, and RSA's prime search). Only
+   * for modules that lock internally (NSS softokn does); the final id is filed on the main thread as in generate().
+   */
+  async generateInBackground(algorithm: KeyAlgorithmName, label: string): Promise<StoreKey> {
+    const [mechanism, pub, priv] = this.keyPairRequest(algorithm, label);
+    const session = this.mod.C_OpenSession(this.slot, this.p.CKF_RW_SESSION | this.p.CKF_SERIAL_SESSION);
+    let kp: { publicKey: Handle; privateKey: Handle };
+    const made = this.mod.C_GenerateKeyPairAsync(session, mechanism, pub as never, priv as never);
+    this.inFlight.add(made);
+    try {
+      kp = await made;
+    } finally {
+      this.inFlight.delete(made);
+      // Token objects outlive the session that made them.
+      try {
+        this.mod.C_CloseSession(session);
+      } catch {
+        /* closed with the module */
+      }
+    }
+    if (!this.opened) throw new AgentError('local', 'TOKEN_CLOSED', `The token "${this.label}" was closed while a key was being made in it.`);
+    return this.fileUnderId(kp, algorithm);
+  }
+
+  /** Files a new pair under NSS's id for it (SHA-1 of the public point or modulus), where NSS pairs certificates with keys. */
+  private fileUnderId(kp: { publicKey: Handle; privateKey: Handle }, algorithm: KeyAlgorithmName): StoreKey {
+    const p = this.p;
     testPausePoint('log:key pair made in the token, before its final CKA_ID');
     const { spki, idSource } = this.publicOf(kp.publicKey, algorithm);
     const id = crypto.createHash('sha1').update(idSource).digest();

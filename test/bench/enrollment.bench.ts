@@ -75,7 +75,24 @@ async function enrollmentTable(): Promise<void> {
   }
   // In-process (the lab org shares this process): the run pass's own peak as a program is in the startup section.
   console.log(`Peak RSS of this bench process (lab org + ${runs * 2} passes in it): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+  if (process.env.NODE_EXTRA_CA_CERTS) console.log('NODE_EXTRA_CA_CERTS is set for this process: its TLS contexts are built from the exact anchor list (the slower path), as the agent would in such an environment.');
+  console.log('\nFindings (--debug step timings, --cpu-prof of these passes, strace -f -tt -T of fsync/fdatasync and child processes):');
+  for (const [where, what] of FINDINGS) console.log(`- ${where}: ${what}`);
 }
+
+const FINDINGS = [
+  ['device key in the NSS token', 'four SQLite write transactions (the pair, then its CKA_ID on each half; each an fdatasync of journal, database and directory): 30–100 ms for P-256, 150–350 ms for RSA-2048. Now made on a libuv worker thread in its own PKCS#11 session while discovery is on the wire (C_GenerateKeyPairAsync); the step then takes a few ms. A key the pass does not use (offline, read-only org) is removed when the pass ends; one left by a kill is the orphan sweep\'s (kept)'],
+  ['fewer key writes, tried', 'a session key pair copied into the token with its final CKA_ID (C_CopyObject: two writes instead of four) works in NSS, but the copies lose CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE (reset by the copy, read-only in its template): the evidence that the key never left the token would be gone (not kept). NSS does not derive CKA_ID itself at generation (checked), so the two id writes stay'],
+  ['state writes', 'a forced enrollment wrote state.json five times (atomic: fsync of the file and of the directory each): the "event logged" mark and the first-use TLS pins now go with the outcome\'s write, three remain, each where a crash must find it (kept)'],
+  ['TLS trust anchors', "each pass's TLS context parsed the 145 bundled roots plus tlsCaFile from PEM (≈75–110 ms in a fresh process here): Node's root store plus the extra anchors gives the same anchors in ≈40–60 ms (kept; this counts inside \"Discover\", a network step, so it shortens the pass without improving the ratio)"],
+  ['@peculiar/x509 at start-up', 'it was loaded by every pass (150–800 ms to import in a fresh Node here): now loaded before the first request only when a request will be made, else on first use (CRL check) — a pass with nothing to do and no CRL never loads it (kept). Loading it during the exchange instead (overlapping the network) raised the peak RSS of a `run` pass by 4–6 MiB: not kept'],
+  ['after install', "the interception check presents the new key through openssl s_client + libp11 in a child (NSS initialised again there): 50–190 ms, plus a plain look at the mTLS host. It is not one of this bench's network steps, so it counts as overhead. Starting it before the previous pair's removal was tried: the token calls block the event loop, so the child starts only after them — no gain (not kept)"],
+  ['memory', 'the worker thread of the background key has its own glibc malloc arena: peak RSS of a `run` pass +2–4 MiB (source checkout; gone with MALLOC_ARENA_MAX=1, see the scep section)'],
+  ['removing the previous pair', 'three C_DestroyObject writes (15–60 ms), after the new certificate is recorded (the crash-safety order): unchanged'],
+  ['browser policy and Firefox files', 'already rewritten only when their content changes; no chmod or re-read to save'],
+  ['proxy decision', "every pass spawns gsettings list-recursively org.gnome.system.proxy (30–50 ms) inside \"Discover\" (core/proxy, not changed here)"],
+  ['measuring', 'the lab org runs in this process on a shared 2-core machine: work moved under a network step (the background key) competes with the server for the cores and lengthens that step, so the ratio flatters the change somewhat; the one-pass totals are the measure of record'],
+];
 
 export default async function bench(): Promise<void> {
   await keygenTable();

@@ -5,7 +5,6 @@ import { colonHex } from '../scep/ca.js';
 import { keyedSettingsHash } from '../state/settings-key.js';
 import { ScepClient } from '../scep/client.js';
 import { scepRenewalRefusal } from '../scep/renewal-refusal.js';
-import { x509 } from '../certificates/x509.js';
 import type { BackendDeps } from './idp.js';
 import type { Authority, EnrollmentBackend, IssuerFilter, IssueRequest, Issued, RenewRequest } from './types.js';
 
@@ -38,7 +37,9 @@ export function scepSettings(loaded: LoadedConfig): ScepSettings {
   return { url: config.scepUrl, caFingerprint: config.scepCaFingerprint, challenge: config.scepChallenge, keyAlgorithm: 'RSA-2048' };
 }
 
-function issuerFilterOf(pem: string): IssuerFilter {
+async function issuerFilterOf(pem: string): Promise<IssuerFilter> {
+  // Not loaded at start-up: the pass (when it will make a request) or the client has started loading it.
+  const { x509 } = await import('../certificates/x509.js');
   const name = new x509.X509Certificate(pem).subjectName;
   const first = (field: string) => name.getField(field)[0];
   const cn = first('CN');
@@ -86,7 +87,7 @@ export class ScepBackend implements EnrollmentBackend {
     const issuing = ca.issuingCa;
     const issuerDn = issuing.subject.split('\n').join(', ');
     const chainPem = ca.chain.map((c) => c.toString());
-    const filter = issuerFilterOf(issuing.toString());
+    const filter = await issuerFilterOf(issuing.toString());
     const hostPatterns = this.deps.config.scepHostPatterns;
     if (hostPatterns.length === 0) {
       this.deps.trace.log('note: scepHostPatterns is empty, so no browser is told where to present the certificate (there is no org discovery with SCEP).');

@@ -1,10 +1,9 @@
 import { X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { Certificate } from '@peculiar/asn1-x509';
+import { BasicConstraints, Certificate, id_ce_basicConstraints, id_ce_keyUsage, KeyUsage, KeyUsageFlags } from '@peculiar/asn1-x509';
 import { AgentError } from '../../base/errors.js';
 import { serverText } from '../../base/safe-text.js';
 import type { LocalKey } from '../keys/keys.js';
-import { x509 } from './x509.js';
 
 export const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 /** Kerberos tolerates 5 minutes of clock skew; we allow a certificate that early too. */
@@ -124,12 +123,12 @@ export interface CheckOptions {
   now?: Date;
 }
 
-/** What the leaf's extensions say about its use (read with @peculiar/x509: node:crypto does not expose key usage bits). */
+/** What the leaf's extensions say about its use (read with @peculiar/asn1-x509: node:crypto does not expose key usage bits). */
 function leafProfile(der: Buffer): { ca: boolean; keyUsage: number | undefined } {
-  const cert = new x509.X509Certificate(der);
-  const bc = cert.getExtension(x509.BasicConstraintsExtension);
-  const ku = cert.getExtension(x509.KeyUsagesExtension);
-  return { ca: Boolean(bc?.ca), keyUsage: ku ? ku.usages : undefined };
+  const extensions = AsnConvert.parse(der, Certificate).tbsCertificate.extensions ?? [];
+  const bc = extensions.find((e) => e.extnID === id_ce_basicConstraints);
+  const ku = extensions.find((e) => e.extnID === id_ce_keyUsage);
+  return { ca: Boolean(bc && AsnConvert.parse(bc.extnValue.buffer, BasicConstraints).cA), keyUsage: ku ? AsnConvert.parse(ku.extnValue.buffer, KeyUsage).toNumber() : undefined };
 }
 
 const REMEDY: Record<string, string> = {
@@ -152,7 +151,7 @@ const DEFAULT_REMEDY = 'Try again later; if it repeats, give the --debug output 
  * not a CA, key usage digitalSignature without keyCertSign/cRLSign, our key, the expected issuer, a chain to the
  * org's CA, clientAuth, and currently valid. Nothing is installed before this passes.
  */
-export function checkIssuedCertificate(pem: string, opts: CheckOptions): CertInfo {
+export async function checkIssuedCertificate(pem: string, opts: CheckOptions): Promise<CertInfo> {
   const refuse = (code: string, why: string) =>
     new AgentError('bad-answer', code, `${cap(opts.issuedBy ?? 'the org')} issued a certificate that cannot be used: ${why}. Nothing was installed; the previous certificate (if any) is kept and still used.`,
       REMEDY[code] ?? DEFAULT_REMEDY);
@@ -177,10 +176,10 @@ export function checkIssuedCertificate(pem: string, opts: CheckOptions): CertInf
   if (cert.ca || profile.ca) throw refuse('CERT_IS_CA', 'it is a certificate authority (basicConstraints CA:TRUE), not a device certificate');
   if (profile.keyUsage !== undefined) {
     const u = profile.keyUsage;
-    if (u & (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign)) {
+    if (u & (KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign)) {
       throw refuse('CERT_CA_KEY_USAGE', 'its key usage allows signing certificates or revocation lists (keyCertSign/cRLSign), which a device certificate must not');
     }
-    if (!(u & x509.KeyUsageFlags.digitalSignature)) throw refuse('CERT_NO_DIGITAL_SIGNATURE', 'its key usage lacks digitalSignature, which TLS client authentication needs');
+    if (!(u & KeyUsageFlags.digitalSignature)) throw refuse('CERT_NO_DIGITAL_SIGNATURE', 'its key usage lacks digitalSignature, which TLS client authentication needs');
   }
   if (!cert.publicKey.equals(opts.key.publicKey)) throw refuse('CERT_KEY_MISMATCH', 'it is for a different key than the one this device generated');
   if (info.issuerCN !== opts.issuerCN) throw refuse('CERT_WRONG_ISSUER', `it was issued by "${info.issuerCN}", not by "${opts.issuerCN}"`);
@@ -189,7 +188,7 @@ export function checkIssuedCertificate(pem: string, opts: CheckOptions): CertInf
     throw refuse('CERT_UNTRUSTED_CHAIN', "it does not chain to the org's certificate authority (the issuer's name matches, but its signature does not verify with the org's CA key)");
   }
   if (!(cert.keyUsage ?? []).includes(EKU_CLIENT_AUTH)) throw refuse('CERT_NO_CLIENT_AUTH', 'it is not valid for client authentication (no clientAuth extended key usage)');
-  const wrongName = identityProblem(cert.raw, opts.identity);
+  const wrongName = await identityProblem(cert.raw, opts.identity);
   if (wrongName) throw refuse('CERT_WRONG_IDENTITY', `it names ${wrongName}, but this device asked for a certificate for its own ID ${opts.identity}`);
   for (const c of [cert, ...anchors]) {
     const why = weakness(c);
@@ -216,7 +215,9 @@ function days(ms: number): string {
  * Whether the certificate names exactly the identity asked for: one subject CN equal to it, and no SAN entry
  * naming anything else (a SAN may repeat the ID, or say urn:uuid:<id>). Undefined when it does; else what it names.
  */
-export function identityProblem(der: Buffer | ArrayBuffer, identity: string): string | undefined {
+export async function identityProblem(der: Buffer | ArrayBuffer, identity: string): Promise<string | undefined> {
+  // @peculiar/x509 (its names and SAN types, as the messages show them) is loaded on first use, not at start-up.
+  const { x509 } = await import('./x509.js');
   const c = new x509.X509Certificate(der);
   const cns = c.subjectName.getField('CN');
   if (cns.length !== 1 || cns[0] !== identity) return cns.length ? `the subject CN "${serverText(cns.join('", "'), 200)}"` : 'a subject without a CN';

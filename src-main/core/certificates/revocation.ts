@@ -1,6 +1,6 @@
 import { AgentError } from '../../base/errors.js';
 import type { HttpClient } from '../net/http.js';
-import { x509 } from './x509.js';
+import type { x509 } from './x509.js';
 
 function normSerial(s: string): string {
   return s.toLowerCase().replace(/^0+(?=.)/, '');
@@ -21,6 +21,8 @@ export async function checkRevocation(http: HttpClient, crlUrl: string, caChainP
   if (res.status !== 200) {
     throw new AgentError('retry-later', 'CRL_UNAVAILABLE', `The revocation list at ${crlUrl} is unavailable (HTTP ${res.status}).`);
   }
+  // @peculiar/x509 is loaded when first needed (not at start-up: most passes check no CRL).
+  const { x509 } = await import('./x509.js');
   let crl: x509.X509Crl;
   try {
     crl = new x509.X509Crl(new Uint8Array(res.body));

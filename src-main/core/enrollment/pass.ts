@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { Platform } from '../../platform/types.js';
 import type { PolicyResult } from '../../platform/types.js';
-import type { DeviceKeyStore, StoredCertificate } from '../../platform/types.js';
+import type { DeviceKeyStore, StoreKey, StoredCertificate } from '../../platform/types.js';
 import { createBackend, PENDING_CODE, type Authority, type EnrollmentBackend } from '../backends/index.js';
 import type { BackendKind, Issued } from '../backends/types.js';
 import { assertStrongChain, checkIssuedCertificate, describeCertificate, parseCertificate, type CertInfo } from '../certificates/certificate.js';
@@ -113,6 +113,13 @@ export class EnrollmentPass {
   private readonly faults: NonNullable<RunResult['faults']> = [];
   /** A key being generated while the store and the CA are asked (RSA for SCEP takes longer than both). */
   private earlyKey: Promise<LocalKey> | undefined;
+  /**
+   * A key being made in the key store (NSS software token) while the org is asked; not yet referenced (a pass killed
+   * now leaves it to the next pass's orphan sweep), and removed at the end of a pass that did not use it.
+   */
+  private earlyStoreKey: Promise<StoreKey> | undefined;
+  /** The modules a request needs, loading (startEarlyKey). */
+  private requestCode: Promise<void> | undefined;
 
   constructor(private readonly opts: RunOptions) {
     this.config = opts.loaded.config;
@@ -148,8 +155,19 @@ export class EnrollmentPass {
       throw err;
     } finally {
       pass.clear();
+      await this.discardEarlyStoreKey();
       await this.http.close();
     }
+  }
+
+  /** A key made ahead in the key store that the pass did not use (offline, refused, nothing due after all) is removed. */
+  private async discardEarlyStoreKey(): Promise<void> {
+    const early = this.earlyStoreKey;
+    if (!early || !this.keys) return;
+    this.earlyStoreKey = undefined;
+    const k = await early.catch(() => undefined);
+    if (!k) return;
+    await this.keys.remove(k.id).catch((e) => this.trace.log(`The key made ahead (${k.id.slice(0, 12)}) could not be removed now (${(e as Error).message}); the next pass's orphan sweep removes it.`));
   }
 
   /** A refusal about time as a clock finding, with the org's offset (its Date header) and the DC's (SNTP) measured now. */
@@ -205,6 +223,7 @@ export class EnrollmentPass {
     if (orphans.removed.length) this.events.record('ORPHAN_KEYS_REMOVED', orphanSweepMessage(orphans.removed, (await this.keys!.info()).description));
     this.trace.log(`Side: ${this.opts.side}; backend ${this.backend.kind} (${this.backend.target}); store: ${this.platform.store.description}; state: ${this.config.stateDir}`);
     this.startEarlyKey();
+    await this.requestCode;
   }
 
   /** The org's CA: strong enough, and the one the current certificate was issued under (or vouched for by it). */
@@ -566,8 +585,24 @@ export class EnrollmentPass {
   private startEarlyKey(): void {
     const cur = this.state.current;
     const due = !cur || Date.parse(cur.renewFrom ?? cur.notAfter) <= this.now().getTime();
-    // A key in the store is made only when it is used: an unneeded one would stay behind in the token.
-    if (this.keys || this.opts.side !== 'user' || (!this.opts.force && !due) || (this.state.pending && !this.opts.force)) return;
+    if (this.opts.side !== 'user' || (!this.opts.force && !due) || (this.state.pending && !this.opts.force)) return;
+    // A request will be made: its CSR (and SCEP's signer certificate) need @peculiar/x509. Loaded here, before the
+    // first request (prepare awaits it), not at start-up: a pass with nothing to do never loads it. Loading it while
+    // the org is asked overlaps the network but raised the pass's peak RSS by 4–6 MiB (bench enrollment findings).
+    this.requestCode = import('../certificates/x509.js').then(() => undefined, () => undefined);
+    if (this.keys) {
+      // A held request is not sent before the hold ends (checkHold): no key is made for it.
+      const hold = this.state.hold;
+      if (!this.opts.force && hold && Date.parse(hold.until) > this.now().getTime()) return;
+      // Only where the store makes it off the main thread; an unused one is removed when the pass ends.
+      try {
+        this.earlyStoreKey = this.keys.generateInBackground?.(this.backend.keyAlgorithm, newKeyLabel(Date.now()));
+        this.earlyStoreKey?.catch(() => undefined);
+      } catch {
+        // The store's own failure is reported where the key is needed (newKey), in its step.
+      }
+      return;
+    }
     this.earlyKey = generateLocalKey(this.backend.keyAlgorithm);
     this.earlyKey.catch(() => undefined);
   }
@@ -579,14 +614,16 @@ export class EnrollmentPass {
     const keys = this.keys;
     if (keys) {
       const info = await keys.info();
+      const ahead = this.earlyStoreKey;
+      this.earlyStoreKey = undefined;
       // The reference is written at once, inside the step: a pass killed later still knows the key and removes it.
       return this.trace.step(`Generate the device key (${algorithm}) inside the ${info.description}`, async () => {
-        const k = await keyInStore(keys, await keys.generate(algorithm, newKeyLabel(Date.now())));
+        const k = await keyInStore(keys, await (ahead ?? keys.generate(algorithm, newKeyLabel(Date.now()))));
         // Killed right here, the key has no reference yet: the next pass's orphan sweep removes it (orphan-keys.ts).
         this.trace.log(`Device key ${k.storeId!.slice(0, 12)} made in the key store; recording it`);
         this.creds.writeKeyRef(k.thumbprint, k.storeId!);
         return k;
-      }, (k) => `key thumbprint ${k.thumbprint}, protection ${info.protection} (${info.reason})`);
+      }, (k) => `key thumbprint ${k.thumbprint}, protection ${info.protection} (${info.reason})${ahead ? ' (made while the org was asked)' : ''}`);
     }
     const key = await this.trace.step(`Generate the device key (${algorithm}) on this machine`, () => early ?? generateLocalKey(algorithm),
       (k) => `key thumbprint ${k.thumbprint}${early ? ' (generated while the CA was asked)' : ''}`);
@@ -706,10 +743,9 @@ export class EnrollmentPass {
     const event = how === 'enrolled' ? 'ENROLLED' : 'RENEWED';
     this.events.record(event, `Certificate ${info.serialNumber} ${how} for device ${info.subjectCN}, valid until ${info.notAfter}, installed in ${this.platform.store.description}.`,
       { serialNumber: info.serialNumber, notAfter: info.notAfter, store: this.platform.store.description, ...(previous ? { replaced: previous.info.serialNumber } : {}), correlationId: this.http.traceId });
-    if (this.state.current) {
-      this.state = { ...this.state, current: { ...this.state.current, eventLogged: true } };
-      try { saveState(this.config.stateDir, this.state); } catch { /* reconciliation looks in the event log instead */ }
-    }
+    // Written with the pass's outcome (recordLastRun, one write less); a pass killed before that is
+    // reconciled from the event log instead (ensureEnrollmentEvent).
+    if (this.state.current) this.state = { ...this.state, current: { ...this.state.current, eventLogged: true } };
     return {
       outcome: how,
       backend: this.backend.kind,
@@ -786,8 +822,8 @@ export class EnrollmentPass {
     const mtlsHost = new URL(authority.mtlsUrl).host;
     const next = pinsToRemember(published, remembered, { [orgHost]: this.http.presentedChain(orgHost), [mtlsHost]: this.http.presentedChain(mtlsHost) }, this.now());
     if (next) {
+      // Written with the pass's outcome (recordLastRun): pins lost to a kill are simply learned again next pass.
       this.state = { ...this.state, serverTls: next };
-      saveState(this.config.stateDir, this.state);
       this.trace.log(`Server TLS pins remembered (${next.source === 'published' ? 'published by the org' : `first use: ${next.hosts.join(', ')}`}).`);
     }
   }

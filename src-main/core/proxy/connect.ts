@@ -8,7 +8,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls';
 import { Agent, buildConnector, Pool, ProxyAgent, type Dispatcher } from 'undici';
 import { KerberosError, negotiateAuthorization } from '../auth/negotiate.js';
 import type { ProxyResolver } from './resolver.js';
@@ -126,9 +126,27 @@ export function secureContextFor(tls: TlsSettings): SecureContext {
   const id = tls.cert && tls.key ? `${tls.cert}\0${tls.key}` : '';
   let ctx = byIdentity.get(id);
   if (!ctx) {
-    ctx = createSecureContext({ ca: tls.ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) });
+    ctx = buildSecureContext(tls.ca, tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {});
     byIdentity.set(id, ctx);
   }
+  return ctx;
+}
+
+/**
+ * `ca: [...tls.rootCertificates, extra]` makes Node parse all ~145 PEM roots again for each context (≈ 50 ms of
+ * a pass's CPU, bench "enrollment"). When the anchors are exactly Node's bundled roots plus extra PEMs, Node's
+ * own root store (parsed once per process) is copied instead and only the extras are added: the same anchors.
+ * Node's default store differs from the bundled list when NODE_EXTRA_CA_CERTS or --use-openssl-ca is in
+ * effect; then the exact list is built as before.
+ */
+function buildSecureContext(ca: string[], identity: { cert?: string; key?: string }): SecureContext {
+  const bundled = rootCertificates;
+  const defaultIsBundled = !process.env.NODE_EXTRA_CA_CERTS && !/--use-openssl-ca/.test(`${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`);
+  if (!defaultIsBundled || ca.length < bundled.length || bundled.some((r, i) => ca[i] !== r)) return createSecureContext({ ca, ...identity });
+  const ctx = createSecureContext(identity);
+  // addCACert on a context using the shared root store gives the context its own copy first (Node's
+  // SecureContext::GetCertStoreOwnedByThisSecureContext): other contexts do not gain these anchors.
+  for (const extra of ca.slice(bundled.length)) (ctx.context as { addCACert(pem: string): void }).addCACert(extra);
   return ctx;
 }
 

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { AgentError } from '../../base/errors.js';
-import { x509 } from '../certificates/x509.js';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { Certificate, id_ce_keyUsage, KeyUsage, KeyUsageFlags } from '@peculiar/asn1-x509';
 import { CmsError, parseCertsOnly } from './cms.js';
 
 /** What GetCACert gave us, after the pin: whom to encrypt to, whose signatures to accept, the CA chain. */
@@ -51,8 +52,10 @@ export function parseGetCaCert(body: Buffer, contentType: string): X509Certifica
   }
 }
 
+/** The keyUsage bits (read with the ASN.1 schema @peculiar/x509 uses; node:crypto does not expose them). */
 function keyUsage(cert: X509Certificate): number | undefined {
-  return new x509.X509Certificate(cert.raw).getExtension(x509.KeyUsagesExtension)?.usages;
+  const ext = AsnConvert.parse(cert.raw, Certificate).tbsCertificate.extensions?.find((e) => e.extnID === id_ce_keyUsage);
+  return ext ? AsnConvert.parse(ext.extnValue.buffer, KeyUsage).toNumber() : undefined;
 }
 
 /**
@@ -84,7 +87,7 @@ export function pinCaBundle(certs: X509Certificate[], fingerprint: string, host:
   const ra = trusted.filter((c) => !c.ca);
   // The issuing CA is the CA that issued no other CA in the chain (the bottom of the chain).
   const issuingCa = cas.find((c) => !cas.some((o) => o !== c && o.checkIssued(c) && o.verify(c.publicKey))) ?? pinned;
-  const KEY_ENCIPHERMENT = x509.KeyUsageFlags.keyEncipherment;
+  const KEY_ENCIPHERMENT = KeyUsageFlags.keyEncipherment;
   const raEncrypt = ra.find((c) => ((keyUsage(c) ?? KEY_ENCIPHERMENT) & KEY_ENCIPHERMENT) !== 0) ?? ra[0];
   const chain = [issuingCa, ...cas.filter((c) => c !== issuingCa)];
   return {

@@ -8,7 +8,6 @@ import { AgentError, isAgentError } from '../../base/errors.js';
 import type { HttpClient, HttpResponse } from '../net/http.js';
 import { createCsr, storeCrypto, webCryptoKeyPair, type LocalKey } from '../keys/keys.js';
 import type { Trace } from '../../base/trace.js';
-import { x509 } from '../certificates/x509.js';
 import { pinCaBundle, parseGetCaCert, type CaBundle } from './ca.js';
 import { chooseAlgorithms, parseCapabilities, type Algorithms, type Capabilities } from './capabilities.js';
 import { buildRequestWith, issuerAndSubject, parseCertRepWith, transactionIdFor, type CertRep, type RequestType } from './message.js';
@@ -130,6 +129,9 @@ export class ScepClient {
   async connect(): Promise<ScepSession> {
     if (this.session) return this.session;
     const { trace } = this.opts;
+    // The request needs @peculiar/x509 (selfSigned, createCsr): a client used on its own loads it while the CA answers
+    // (the enrollment pass has loaded it already when it will make a request).
+    import('../certificates/x509.js').catch(() => undefined);
     const ca = await trace.step('Get the CA certificate (GetCACert) and check it against the pinned fingerprint', () => this.getCaCert(),
       (b) => `pinned ${b.pinned.subject.split('\n').join(', ') || '(no subject)'}${b.ra.length ? `, ${b.ra.length} RA certificate(s)` : ''}${b.ignored.length ? `, ${b.ignored.length} unchained certificate(s) ignored` : ''}`);
     const caps = await trace.step('Ask the CA what it supports (GetCACaps)', () => this.getCaCaps(), (c) => c.raw.join(', ') || '(nothing advertised)');
@@ -166,6 +168,8 @@ export class ScepClient {
   private async selfSigned(key: LocalKey, subject: string): Promise<X509Certificate> {
     const { keys, signingAlgorithm } = await webCryptoKeyPair(key);
     const now = Date.now();
+    // Not loaded at start-up (connect() or the pass has started loading it).
+    const { x509 } = await import('../certificates/x509.js');
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: crypto.randomBytes(8).toString('hex').replace(/^[89a-f]/, '1'),
       name: subject,
