@@ -94,6 +94,10 @@ function refuseRandomness(): void {
 
 if (v8.startupSnapshot.isBuildingSnapshot()) {
   refuseRandomness();
-  void preload();
+  // A module that cannot be in the snapshot fails the build here, naming itself (the build then ships no blob).
+  preload().catch((e: unknown) => {
+    process.stderr.write(`The start-up snapshot could not load status's modules: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  });
   v8.startupSnapshot.setDeserializeMainFunction(startFromSnapshot);
 }
