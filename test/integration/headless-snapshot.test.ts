@@ -52,6 +52,16 @@ describe('status from the start-up snapshot reads as status from the source chec
     assert.ok(fs.existsSync(path.join(installed, 'device-trust-agent.blob')), 'the blob is beside the launcher');
   });
 
+  test('without a blob the launcher starts the bundled script', async () => {
+    const dir = path.join(tempDir('headless-noblob'), 'device-trust-agent');
+    fs.cpSync(path.dirname(launcher), dir, { recursive: true });
+    fs.rmSync(path.join(dir, 'device-trust-agent.blob'));
+    const p = makeProfile({ orgUrl: 'https://org.example.invalid', rootCaFile: '/dev/null' });
+    const traced = await run(['sh', '-x', path.join(dir, 'device-trust-agent')], ['status', '--json'], p);
+    assert.equal(JSON.parse(traced.out).state, 'NOT_ENROLLED', traced.err);
+    assert.match(traced.err, /exec \S+ \S+device-trust-agent\.mjs status --json/);
+  });
+
   const source = [process.execPath, AGENT_BIN];
   const same = async (args: string[], p: Profile) => {
     const fromSnapshot = await run([launcher], args, p);
@@ -94,12 +104,3 @@ describe('status from the start-up snapshot reads as status from the source chec
   });
 });
 
-test('without a blob the launcher starts the bundled script', async () => {
-  const dir = path.join(tempDir('headless-noblob'), 'device-trust-agent');
-  const b = spawnSync(process.execPath, [path.join(REPO, 'build', 'headless.mjs'), '--out', dir], { cwd: REPO, encoding: 'utf8', timeout: 180_000 });
-  assert.equal(b.status, 0, b.stderr);
-  fs.rmSync(path.join(dir, 'device-trust-agent.blob'));
-  const p = makeProfile({ orgUrl: 'https://org.example.invalid', rootCaFile: '/dev/null' });
-  const r = await run([path.join(dir, 'device-trust-agent')], ['status', '--json'], p);
-  assert.equal(JSON.parse(r.out).state, 'NOT_ENROLLED', r.err);
-});
