@@ -132,7 +132,11 @@ var __dtaSafe = new Set(${JSON.stringify(['fs', 'path', 'crypto', 'os', 'v8', 'f
 var __dtaLazy = (id) => {
   let real;
   const building = () => __dtaBuiltinRequire('v8').startupSnapshot.isBuildingSnapshot();
-  const load = () => { if (building()) throw new Error('node:' + id + ' was used while the start-up snapshot was built: use it only when called'); return (real ??= __dtaBuiltinRequire(id)); };
+  const load = () => {
+    if (real) return real;
+    if (building()) throw new Error('node:' + id + ' was used while the start-up snapshot was built: use it only when called');
+    return (real = __dtaBuiltinRequire(id));
+  };
   return new Proxy({}, {
     get: (_, k) => (k === '__esModule' && !real ? undefined : Reflect.get(load(), k)),
     has: (_, k) => k in load(),

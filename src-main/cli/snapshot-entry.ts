@@ -2,8 +2,8 @@
  * The headless program's start-up snapshot (issue 27: `status` as fast as Node starts). build/headless.mjs bundles
  * this file as one CommonJS script and runs it under `node --build-snapshot`: the modules `status` uses are then
  * loaded, compiled and their schemas built once, at build time, and every start deserializes them instead. The
- * launcher starts `node --snapshot-blob device-trust-agent.blob -- <args>`; the main function below runs `status`
- * from the snapshot and hands any other command to the ES-module bundle beside it, exactly as without a snapshot.
+ * launcher starts `node --snapshot-blob device-trust-agent.blob -- status …` for plain `status`, and the ES-module
+ * bundle beside it for every other command, exactly as without a snapshot.
  *
  * Nothing read at build time may leak into a run: the modules here read environment, paths and clocks only when
  * called, and nothing may ask for a random value while it is built (refuseRandomness below).
@@ -15,14 +15,13 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
-import vm from 'node:vm';
 import { COMMANDS } from './commands/index.js';
 import { runHeadless, zodWithoutJit } from './headless.js';
 import { commandNameOf, loadWiring } from './main.js';
 
 /**
- * The commands the snapshot runs itself; any other (and `status --check`, which asks the network with libraries the
- * snapshot leaves out) loads the ES-module bundle as a run without the snapshot would.
+ * The commands the snapshot runs (build/launcher.mjs chooses the same); `status --check` asks the network with
+ * libraries the snapshot leaves out, so the bundle runs it.
  */
 const FROM_SNAPSHOT = new Set(['status']);
 const servedHere = (args: string[]) => FROM_SNAPSHOT.has(commandNameOf(args)) && !args.includes('--check');
@@ -58,16 +57,9 @@ function startFromSnapshot(): void {
   (globalThis as { __dtaImportMeta?: unknown }).__dtaImportMeta = { url: here, resolve: (s: string) => pathToFileURL(requireHere.resolve(s)).href };
   (globalThis as { __dtaRequire?: unknown }).__dtaRequire = requireHere;
   if (!servedHere(process.argv.slice(2))) {
-    // A deserialized main has no module loader of its own for import(): Node's main-context loader is asked for it
-    // (experimental in Node 20, which says so once on stderr: that one notice is not the user's business).
-    const emitWarning = process.emitWarning;
-    process.emitWarning = ((w: string | Error, ...rest: unknown[]) => {
-      if (!String(typeof w === 'string' ? w : w.message).includes('USE_MAIN_CONTEXT_DEFAULT_LOADER')) (emitWarning as (...a: unknown[]) => void).call(process, w, ...rest);
-    }) as typeof process.emitWarning;
-    const load = new vm.Script('(url) => import(url)', { importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER }).runInThisContext() as (u: string) => Promise<unknown>;
-    void load(pathToFileURL(entry).href).finally(() => {
-      process.emitWarning = emitWarning;
-    });
+    // The launcher starts only plain `status` from the snapshot; anything else belongs to the bundle.
+    process.stderr.write(`This start-up snapshot runs "status" only: run the launcher (device-trust-agent) or ${entry}.\n`);
+    process.exitCode = 64;
     return;
   }
   void runHeadless(pathToFileURL(entry).href).then((code) => {

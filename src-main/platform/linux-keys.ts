@@ -8,6 +8,7 @@ import { ensurePrivateDir } from '../base/fsutil.js';
 import { AgentError } from '../base/errors.js';
 import { storeWriteFault } from '../base/test-faults.js';
 import { testTpm2Ptool } from '../base/test-hooks.js';
+import { monotonicMs } from '../base/trace.js';
 import { helperScript } from './helper-scripts.js';
 import type { DeviceKeyStore, KeyAlgorithmName, KeyStoreInfo, OwnKeyEntry, SignHash, StoreKey } from './keystore.js';
 import { Pkcs11Token } from './pkcs11.js';
@@ -169,10 +170,10 @@ const STORAGE_ATTRIBUTES = ['fixedtpm', 'fixedparent', 'restricted', 'decrypt', 
  * Idempotent: an existing storage primary there is kept; anything else there is left alone and named.
  */
 export function ensureSharedPrimary(s: Pick<LinuxKeySettings, 'skipTpm' | 'env'>): SharedPrimarySetup {
-  const t0 = performance.now();
+  const t0 = monotonicMs();
   const handle = SHARED_PRIMARY_HANDLE;
   const done = (outcome: SharedPrimarySetup['outcome'], detail: string, remedy?: string): SharedPrimarySetup =>
-    ({ outcome, handle, ms: Math.round(performance.now() - t0), detail, ...(remedy ? { remedy } : {}) });
+    ({ outcome, handle, ms: Math.round(monotonicMs() - t0), detail, ...(remedy ? { remedy } : {}) });
   const tpm = tpmAvailability(s);
   if (!tpm.usable) return done('skipped', `no TPM token will be used here: ${tpm.reason}`);
   const env = tpm2ToolsEnv(childEnv({}, s.env));
