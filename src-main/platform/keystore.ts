@@ -73,11 +73,6 @@ export interface DeviceKeyStore {
   info(): Promise<KeyStoreInfo>;
   /** Creates a new non-extractable key inside the store. `label` is what the store shows (NSS nickname). */
   generate(algorithm: KeyAlgorithmName, label: string): Promise<StoreKey>;
-  /**
-   * Starts `generate` off the main thread, where the store can (the NSS software token): the pass makes the key
-   * while the org is asked. Undefined when this store cannot; the pass then generates when it needs the key.
-   */
-  generateInBackground?(algorithm: KeyAlgorithmName, label: string): Promise<StoreKey> | undefined;
   /** The key with this id, or undefined when the store no longer has it. */
   find(id: string): Promise<StoreKey | undefined>;
   /**

@@ -350,12 +350,6 @@ export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
     return this.choose().token.generate(algorithm, label);
   }
 
-  /** The NSS software token only: tpm2-pkcs11 stays on the main thread (its writes are retried on a busy store). */
-  generateInBackground(algorithm: KeyAlgorithmName, label: string): Promise<StoreKey> | undefined {
-    const { token } = this.choose();
-    return token.opts.tag === 'nss' ? token.generateInBackground(algorithm, label) : undefined;
-  }
-
   async find(id: string): Promise<StoreKey | undefined> {
     return this.choose().token.findKey(id);
   }
@@ -401,7 +395,6 @@ export class LinuxKeyStore implements DeviceKeyStore, CertificateStore {
   }
 
   async close(): Promise<void> {
-    await this.chosen?.token.idle();
     this.chosen?.token.close();
     if (this.nss !== this.chosen?.token) this.nss?.close();
     this.chosen = undefined;

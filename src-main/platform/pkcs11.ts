@@ -71,17 +71,9 @@ function tokenLabel(raw: string): string {
 export class Pkcs11Token {
   private mod!: Module;
   private session!: Handle;
-  private slot!: Handle;
   private p!: P11;
   private opened = false;
-  /** Background generations still running on a worker thread: the module is not finalized under them. */
-  private readonly inFlight = new Set<Promise<unknown>>();
   label = '';
-
-  /** Resolves once no background generation is running (close() must not finalize the module under one). */
-  async idle(): Promise<void> {
-    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
-  }
 
   constructor(readonly opts: TokenOptions) {}
 
@@ -107,7 +99,7 @@ export class Pkcs11Token {
     entry.users++;
     this.mod = entry.mod;
     try {
-      const slot = (this.slot = this.findSlot());
+      const slot = this.findSlot();
       const info = this.mod.C_GetTokenInfo(slot);
       this.label = tokenLabel(info.label);
       this.session = this.mod.C_OpenSession(slot, p.CKF_RW_SESSION | p.CKF_SERIAL_SESSION);
@@ -254,32 +246,6 @@ export class Pkcs11Token {
   generate(algorithm: KeyAlgorithmName, label: string): StoreKey {
     const [mechanism, pub, priv] = this.keyPairRequest(algorithm, label);
     const kp = this.write('make a key pair', () => this.mod.C_GenerateKeyPair(this.session, mechanism, pub as never, priv as never));
-    return this.fileUnderId(kp, algorithm);
-  }
-
-  /**
-   * The same key, made on a libuv worker thread in a session of its own, so that the pass goes on with the network
-   * meanwhile (the NSS software token's generation is two SQLite write transactions, and RSA's prime search). Only
-   * for modules that lock internally (NSS softokn does); the final id is filed on the main thread as in generate().
-   */
-  async generateInBackground(algorithm: KeyAlgorithmName, label: string): Promise<StoreKey> {
-    const [mechanism, pub, priv] = this.keyPairRequest(algorithm, label);
-    const session = this.mod.C_OpenSession(this.slot, this.p.CKF_RW_SESSION | this.p.CKF_SERIAL_SESSION);
-    let kp: { publicKey: Handle; privateKey: Handle };
-    const made = this.mod.C_GenerateKeyPairAsync(session, mechanism, pub as never, priv as never);
-    this.inFlight.add(made);
-    try {
-      kp = await made;
-    } finally {
-      this.inFlight.delete(made);
-      // Token objects outlive the session that made them.
-      try {
-        this.mod.C_CloseSession(session);
-      } catch {
-        /* closed with the module */
-      }
-    }
-    if (!this.opened) throw new AgentError('local', 'TOKEN_CLOSED', `The token "${this.label}" was closed while a key was being made in it.`);
     return this.fileUnderId(kp, algorithm);
   }
 

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { Platform } from '../../platform/types.js';
 import type { PolicyResult } from '../../platform/types.js';
-import type { DeviceKeyStore, StoreKey, StoredCertificate } from '../../platform/types.js';
+import type { DeviceKeyStore, StoredCertificate } from '../../platform/types.js';
 import { createBackend, PENDING_CODE, type Authority, type EnrollmentBackend } from '../backends/index.js';
 import type { BackendKind, Issued } from '../backends/types.js';
 import { assertStrongChain, checkIssuedCertificate, describeCertificate, parseCertificate, type CertInfo } from '../certificates/certificate.js';
@@ -113,11 +113,6 @@ export class EnrollmentPass {
   private readonly faults: NonNullable<RunResult['faults']> = [];
   /** A key being generated while the store and the CA are asked (RSA for SCEP takes longer than both). */
   private earlyKey: Promise<LocalKey> | undefined;
-  /**
-   * A key being made in the key store (NSS software token) while the org is asked; not yet referenced (a pass killed
-   * now leaves it to the next pass's orphan sweep), and removed at the end of a pass that did not use it.
-   */
-  private earlyStoreKey: Promise<StoreKey> | undefined;
   /** The modules a request needs, loading (startEarlyKey). */
   private requestCode: Promise<void> | undefined;
 
@@ -155,19 +150,8 @@ export class EnrollmentPass {
       throw err;
     } finally {
       pass.clear();
-      await this.discardEarlyStoreKey();
       await this.http.close();
     }
-  }
-
-  /** A key made ahead in the key store that the pass did not use (offline, refused, nothing due after all) is removed. */
-  private async discardEarlyStoreKey(): Promise<void> {
-    const early = this.earlyStoreKey;
-    if (!early || !this.keys) return;
-    this.earlyStoreKey = undefined;
-    const k = await early.catch(() => undefined);
-    if (!k) return;
-    await this.keys.remove(k.id).catch((e) => this.trace.log(`The key made ahead (${k.id.slice(0, 12)}) could not be removed now (${(e as Error).message}); the next pass's orphan sweep removes it.`));
   }
 
   /** A refusal about time as a clock finding, with the org's offset (its Date header) and the DC's (SNTP) measured now. */
@@ -590,19 +574,9 @@ export class EnrollmentPass {
     // first request (prepare awaits it), not at start-up: a pass with nothing to do never loads it. Loading it while
     // the org is asked overlaps the network but raised the pass's peak RSS by 4–6 MiB (bench enrollment findings).
     this.requestCode = import('../certificates/x509.js').then(() => undefined, () => undefined);
-    if (this.keys) {
-      // A held request is not sent before the hold ends (checkHold): no key is made for it.
-      const hold = this.state.hold;
-      if (!this.opts.force && hold && Date.parse(hold.until) > this.now().getTime()) return;
-      // Only where the store makes it off the main thread; an unused one is removed when the pass ends.
-      try {
-        this.earlyStoreKey = this.keys.generateInBackground?.(this.backend.keyAlgorithm, newKeyLabel(Date.now()));
-        this.earlyStoreKey?.catch(() => undefined);
-      } catch {
-        // The store's own failure is reported where the key is needed (newKey), in its step.
-      }
-      return;
-    }
+    // A key in the store is made only when it is used, on the main thread: made on a worker thread while the pass
+    // signed with the current key in the same NSS database, a renewal hung under load (key-crash test, CI).
+    if (this.keys) return;
     this.earlyKey = generateLocalKey(this.backend.keyAlgorithm);
     this.earlyKey.catch(() => undefined);
   }
@@ -614,16 +588,14 @@ export class EnrollmentPass {
     const keys = this.keys;
     if (keys) {
       const info = await keys.info();
-      const ahead = this.earlyStoreKey;
-      this.earlyStoreKey = undefined;
       // The reference is written at once, inside the step: a pass killed later still knows the key and removes it.
       return this.trace.step(`Generate the device key (${algorithm}) inside the ${info.description}`, async () => {
-        const k = await keyInStore(keys, await (ahead ?? keys.generate(algorithm, newKeyLabel(Date.now()))));
+        const k = await keyInStore(keys, await keys.generate(algorithm, newKeyLabel(Date.now())));
         // Killed right here, the key has no reference yet: the next pass's orphan sweep removes it (orphan-keys.ts).
         this.trace.log(`Device key ${k.storeId!.slice(0, 12)} made in the key store; recording it`);
         this.creds.writeKeyRef(k.thumbprint, k.storeId!);
         return k;
-      }, (k) => `key thumbprint ${k.thumbprint}, protection ${info.protection} (${info.reason})${ahead ? ' (made while the org was asked)' : ''}`);
+      }, (k) => `key thumbprint ${k.thumbprint}, protection ${info.protection} (${info.reason})`);
     }
     const key = await this.trace.step(`Generate the device key (${algorithm}) on this machine`, () => early ?? generateLocalKey(algorithm),
       (k) => `key thumbprint ${k.thumbprint}${early ? ' (generated while the CA was asked)' : ''}`);
